@@ -1,0 +1,486 @@
+"""IR → Polars expressions, with Elasticsearch's EQL semantics.
+
+Semantics (shared/docs/research/eql-conformance.md §3):
+* A predicate on a multi-valued field is true when any value satisfies it; nulls inside
+  arrays are ignored and an empty array is a missing field.
+* Three-valued logic: comparisons and functions on null yield null, a null filter result
+  does not match, `x == null` / `x != null` are IS NULL / IS NOT NULL.
+* Negation follows what Elasticsearch pushes down to Lucene. A predicate between a field and
+  constants (`==`, `in`, `:`, `like`, `regex`) is a term-level query, two-valued: a missing
+  field does not match it, so `!=`, `not in` and `not :` match documents without the field.
+  A negated range becomes the opposite range (`not x > 1` is `x <= 1`), which a missing field
+  does not match. Predicates over functions or arithmetic are scripts and keep three-valued
+  logic (their negation on a missing field is null, so no match).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Callable
+
+import polars as pl
+
+from ..lang import ir
+from ..lang.errors import EqlSemanticError
+from . import functions as F
+from .patterns import lucene_to_regex, plan_wildcard
+from .schema import FieldInfo, Schema
+
+_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+Bind = dict[str, pl.Expr]
+
+
+class Value:
+    """A compiled value expression and its kind (string/int/float/bool/date/ip/version/null)."""
+
+    __slots__ = ("expr", "kind", "const")
+
+    def __init__(self, expr: pl.Expr, kind: str, const: object = ...) -> None:
+        self.expr = expr
+        self.kind = kind
+        self.const = const  # the Python value when known at compile time
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not ...
+
+
+def _lit(v: object) -> Value:
+    if v is None:
+        return Value(pl.lit(None), "null", None)
+    if isinstance(v, bool):
+        return Value(pl.lit(v, dtype=pl.Boolean), "bool", v)
+    if isinstance(v, int):
+        return Value(pl.lit(v, dtype=pl.Int64), "int", v)
+    if isinstance(v, float):
+        return Value(pl.lit(v, dtype=pl.Float64), "float", v)
+    return Value(pl.lit(str(v), dtype=pl.String), "string", v)
+
+
+# ---- type coercion of constants --------------------------------------------------------
+
+
+def parse_date_ns(v: object, nanos: bool) -> int | None:
+    """A date literal (ISO string or epoch millis) as epoch nanoseconds, at the field's precision."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return int(v) * 1_000_000
+    s = str(v).strip()
+    if re.fullmatch(r"-?\d+", s):
+        return int(s) * 1_000_000
+    m = re.fullmatch(r"(.*?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", s)
+    if not m:
+        return None
+    base, frac, tz = m.group(1), m.group(2) or "", m.group(3) or "Z"
+    try:
+        dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
+    if not nanos:
+        ns -= ns % 1_000_000
+    return ns
+
+
+def version_key(v: object) -> str | None:
+    """A string whose byte order is ES's `version` field order (invalid versions last)."""
+    if v is None:
+        return None
+    s = str(v)
+    m = re.fullmatch(r"(\d+(?:\.\d+)*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?", s)
+    if not m:
+        return "1" + s
+    nums = ".".join(f"{int(p):012d}" for p in m.group(1).split("."))
+    pre = m.group(2)
+    return "0" + nums + ("!" + pre if pre else "~")
+
+
+def coerce_const(v: object, kind: str, info: FieldInfo | None = None) -> object:
+    """A constant converted to a field's kind, as ES converts query values; ... if impossible."""
+    if v is None:
+        return None
+    if kind == "string" or kind == "ip":
+        return F.to_string(v)
+    if kind in ("int", "float"):
+        if isinstance(v, bool):
+            return ...
+        if isinstance(v, (int, float)):
+            return v
+        n = F.number(v)
+        return ... if n is None else n
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v in ("true", "false"):
+            return v == "true"
+        return ...
+    if kind == "date":
+        ns = parse_date_ns(v, nanos=bool(info and info.es_type == "date_nanos"))
+        return ... if ns is None else ns
+    if kind == "version":
+        return version_key(v)
+    return v
+
+
+class PolarsCompiler:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+
+    # ---- boolean structure ---------------------------------------------------------------
+
+    def predicate(self, e: ir.Expr) -> pl.Expr:
+        """A boolean expression; null means "no match" to the caller."""
+        return self._bool(e, negated=False)
+
+    def _bool(self, e: ir.Expr, negated: bool) -> pl.Expr:
+        if isinstance(e, ir.Not):
+            return self._bool(e.operand, not negated)
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self._bool(t, negated) for t in e.terms]
+            conj = isinstance(e, ir.And) != negated  # De Morgan under negation
+            out = parts[0]
+            for p in parts[1:]:
+                out = (out & p) if conj else (out | p)
+            return out
+        return self._atom(e, negated)
+
+    def _atom(self, e: ir.Expr, negated: bool) -> pl.Expr:
+        if isinstance(e, ir.Compare) and e.op == "!=" and _is_pushable(e):
+            e, negated = replace(e, op="=="), not negated
+        if negated and isinstance(e, ir.Compare) and e.op in _FLIP and _is_pushable(e):
+            e, negated = replace(e, op=_FLIP[e.op]), False
+        pushable = _is_pushable(e)
+        core = self._any_element(e)
+        if pushable:
+            core = core.fill_null(False)
+        return ~core if negated else core
+
+    def _any_element(self, e: ir.Expr) -> pl.Expr:
+        """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
+        multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
+        if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:
+            col = pl.col(e.operand.path)
+            return col.is_null() | (col.list.len() == col.list.null_count())
+        if not multi:
+            return self._scalar_atom(e, {})
+        others = {f.path for f in ir.fields_of(e)} - set(multi)
+        if len(multi) > 1 or others:
+            raise EqlSemanticError(
+                f"this condition combines the multi-valued field {multi[0]!r} with other fields "
+                f"({', '.join(sorted(set(multi[1:]) | others))}), which Trailhound cannot evaluate yet"
+            )
+        path = multi[0]
+        col = pl.col(path)
+        any_true = col.list.eval(self._scalar_atom(e, {path: pl.element()})).list.any()
+        if _is_pushable(e):
+            return any_true
+        # a script on an array with no values sees null, like a missing field
+        as_missing = self._scalar_atom(e, {path: pl.lit(None, dtype=self.schema.get(path).inner)})
+        no_values = col.is_null() | (col.list.len() == col.list.null_count())
+        return pl.when(no_values).then(as_missing).otherwise(any_true)
+
+    # ---- atoms ---------------------------------------------------------------------------
+
+    def _scalar_atom(self, e: ir.Expr, bind: Bind) -> pl.Expr:
+        if isinstance(e, ir.Compare):
+            return self._compare(e, bind)
+        if isinstance(e, ir.InSet):
+            return self._in(e, bind)
+        if isinstance(e, ir.Match):
+            return self._match(e, bind)
+        if isinstance(e, ir.IsNull):
+            return self.value(e.operand, bind).expr.is_null()
+        v = self.value(e, bind)
+        if v.kind in ("bool", "null"):
+            return v.expr.cast(pl.Boolean)
+        # ES: a non-boolean condition is a verification error
+        raise EqlSemanticError(f"condition {_show(e)} is not a boolean")
+
+    def _compare(self, e: ir.Compare, bind: Bind) -> pl.Expr:
+        left, right = self.value(e.left, bind), self.value(e.right, bind)
+        op = e.op
+        if not left.is_const and not right.is_const:
+            # the parser let this through because an optional field is involved; it is
+            # only legal when that field is unmapped (it then reads as the null literal)
+            raise EqlSemanticError(f"comparisons against fields are not supported: {_show(e)}")
+        for a, b in ((left, right), (right, left)):
+            if a.is_const and a.const is None and op in ("==", "!="):
+                # ES rewrites `x == null` to IS NULL, also once an unmapped ?field became null
+                test = b.expr.is_null() if not b.is_const else pl.lit(b.const is None)
+                return test if op == "==" else ~test
+        if left.is_const and not right.is_const:
+            left, right, op = right, left, _SWAP[op]
+        left, right = self._unify(left, right, e.left if not left.is_const else e.right)
+        if right.is_const and right.const is ...:
+            return pl.lit(None, dtype=pl.Boolean)  # a constant that cannot be this field's type
+        a, b = left.expr, right.expr
+        if left.kind == "version":
+            a = a.map_elements(version_key, return_dtype=pl.String)
+        return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+    def _unify(self, left: Value, right: Value, field_expr: ir.Expr) -> tuple[Value, Value]:
+        """Convert a constant to the other side's kind (ES parses query values per mapping)."""
+        info = self.schema.get(field_expr.path) if isinstance(field_expr, ir.Field) else None
+        if right.is_const and left.kind == "int" and right.kind == "float":
+            return Value(left.expr.cast(pl.Float64), "float"), right  # 4.5 must not become 4
+        if right.is_const and left.kind not in ("null",) and right.kind != left.kind and right.const is not None:
+            c = coerce_const(right.const, left.kind, info)
+            if c is ...:
+                return left, Value(pl.lit(None), "null", ...)
+            return left, Value(_typed_lit(c, left.kind), left.kind, c)
+        if left.kind == "version" and right.is_const:
+            c = version_key(right.const)
+            return left, Value(pl.lit(c, dtype=pl.String), "version", c)
+        if not right.is_const and left.kind != right.kind:
+            if "string" in (left.kind, right.kind):
+                return (Value(left.expr.cast(pl.String), "string"), Value(right.expr.cast(pl.String), "string"))
+        return left, right
+
+    def _in(self, e: ir.InSet, bind: Bind) -> pl.Expr:
+        v = self.value(e.value, bind)
+        opts = [self.value(o, bind) for o in e.options]
+        if not all(o.is_const for o in opts):
+            # `"x" in (field, ...)`: membership is equality with each option
+            terms = [self._compare(ir.Compare("==", e.value, o), bind) for o in e.options]
+            out = terms[0]
+            for t in terms[1:]:
+                out = out | t
+            return out
+        consts = []
+        info = self.schema.get(e.value.path) if isinstance(e.value, ir.Field) else None
+        for o in opts:
+            if o.const is None:
+                continue
+            c = coerce_const(o.const, v.kind, info) if v.kind not in ("null",) else o.const
+            if c is not ...:
+                consts.append(c)
+        expr = v.expr
+        if v.kind == "version":
+            expr = expr.map_elements(version_key, return_dtype=pl.String)
+        if e.case_insensitive and v.kind == "string":
+            expr = expr.str.to_lowercase()
+            consts = [c.lower() for c in consts]
+        if not consts:
+            return pl.when(expr.is_null()).then(None).otherwise(False)
+        if len(consts) == 1:
+            return expr == _typed_lit(consts[0], v.kind)
+        return expr.is_in(pl.Series(consts, dtype=_dtype_of_kind(v.kind)))
+
+    def _match(self, e: ir.Match, bind: Bind) -> pl.Expr:
+        v = self.value(e.value, bind)
+        s = v.expr if v.kind == "string" else v.expr.cast(pl.String)
+        ci = e.case_insensitive
+        if e.kind == "regex":
+            parts = [s.str.contains(lucene_to_regex(p, ci)) for p in e.patterns]
+            return _any_of(parts)
+        if ci:
+            s = s.str.to_lowercase()
+        patterns = [p.lower() if ci else p for p in e.patterns]
+        plans = [plan_wildcard(p) for p in patterns]
+        contains = [p.text for p in plans if p.kind == "contains"]
+        parts = []
+        if len(contains) > 1:
+            # one Aho-Corasick pass for all `*literal*` patterns
+            parts.append(s.str.contains_any(contains))
+            plans = [p for p in plans if p.kind != "contains"]
+        equals = [p.text for p in plans if p.kind == "equals"]
+        if len(equals) > 1:
+            parts.append(s.is_in(pl.Series(equals, dtype=pl.String)))
+            plans = [p for p in plans if p.kind != "equals"]
+        for p in plans:
+            if p.kind == "equals":
+                parts.append(s == p.text)
+            elif p.kind == "prefix":
+                parts.append(s.str.starts_with(p.text))
+            elif p.kind == "suffix":
+                parts.append(s.str.ends_with(p.text))
+            elif p.kind == "contains":
+                parts.append(s.str.contains(p.text, literal=True))
+            elif p.kind == "exists":
+                parts.append(s.is_not_null())
+            else:
+                parts.append(s.str.contains(p.text))
+        return _any_of(parts)
+
+    # ---- values --------------------------------------------------------------------------
+
+    def value(self, e: ir.Expr, bind: Bind) -> Value:
+        if isinstance(e, ir.Literal):
+            return _lit(e.value)
+        if isinstance(e, ir.Field):
+            info = self.schema.get(e.path)
+            if e.path in bind:
+                return Value(bind[e.path], info.kind)
+            if info.dtype is None:
+                return Value(pl.lit(None), "null", None)
+            return Value(pl.col(e.path), info.kind)
+        if isinstance(e, ir.Negate):
+            v = self.value(e.operand, bind)
+            if v.is_const:
+                return _lit(F.multiply(v.const, -1) if v.const is not None else None)
+            return Value(-v.expr, v.kind)
+        if isinstance(e, ir.Arith):
+            return self._arith(e.op, self.value(e.left, bind), self.value(e.right, bind))
+        if isinstance(e, ir.Call):
+            return self._call(e, bind)
+        # a boolean sub-expression used as a value, e.g. `null == (x > 1)`
+        if isinstance(e, (ir.Compare, ir.InSet, ir.Match, ir.IsNull, ir.And, ir.Or, ir.Not)):
+            return Value(self._bool_value(e, bind), "bool")
+        raise EqlSemanticError(f"cannot evaluate {_show(e)}")
+
+    def _bool_value(self, e: ir.Expr, bind: Bind) -> pl.Expr:
+        """Three-valued truth of a nested condition (no pushdown: it sits inside a script)."""
+        if isinstance(e, ir.Not):
+            return ~self._bool_value(e.operand, bind)
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self._bool_value(t, bind) for t in e.terms]
+            out = parts[0]
+            for p in parts[1:]:
+                out = (out & p) if isinstance(e, ir.And) else (out | p)
+            return out
+        return self._scalar_atom(e, bind)
+
+    def _arith(self, op: str, a: Value, b: Value) -> Value:
+        if a.is_const and b.is_const:
+            fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
+            return _lit(fn(a.const, b.const))
+        for v in (a, b):
+            if v.kind not in ("int", "float", "null"):
+                raise EqlSemanticError(f"arithmetic needs numbers, found a {v.kind} value")
+        kind = "float" if "float" in (a.kind, b.kind) else "int"
+        x, y = a.expr, b.expr
+        if op == "+":
+            return Value(x + y, kind)
+        if op == "-":
+            return Value(x - y, kind)
+        if op == "*":
+            return Value(x * y, kind)
+        safe_y = pl.when(y == 0).then(None).otherwise(y)
+        if op == "/":
+            if kind == "int":  # Java: integer division truncates toward zero
+                q = (x.abs() // safe_y.abs())
+                return Value(pl.when((x < 0) != (y < 0)).then(-q).otherwise(q), "int")
+            return Value(x / safe_y, "float")
+        # %: Java's remainder takes the sign of the dividend
+        if kind == "int":
+            r = x.abs() % safe_y.abs()
+            return Value(pl.when(x < 0).then(-r).otherwise(r), "int")
+        return Value(x - safe_y * (x / safe_y).cast(pl.Int64).cast(pl.Float64), "float")
+
+    def _call(self, e: ir.Call, bind: Bind) -> Value:
+        args = [self.value(a, bind) for a in e.args]
+        name, ci = e.name, e.case_insensitive
+        if all(a.is_const for a in args):
+            return _lit(F.call(name, [a.const for a in args], ci))
+        arith = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "modulo": "%"}
+        if name in arith:
+            return self._arith(arith[name], args[0], args[1])
+        s = args[0]
+        if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
+            needle = args[1].const
+            if needle is None:
+                return Value(pl.lit(None, dtype=pl.Boolean), "bool")
+            x = _as_string(s)
+            if ci:
+                x, needle = x.str.to_lowercase(), str(needle).lower()
+            if name == "startsWith":
+                return Value(x.str.starts_with(needle), "bool")
+            if name == "endsWith":
+                return Value(x.str.ends_with(needle), "bool")
+            if needle == "":
+                return Value(pl.when(x.is_null()).then(None).otherwise(False), "bool")
+            return Value(x.str.contains(needle, literal=True), "bool")
+        if name == "length":
+            return Value(_as_string(s).str.len_chars().cast(pl.Int64), "int")
+        if name == "string":
+            return Value(_as_string(s), "string")
+        if name == "concat":
+            return Value(pl.concat_str([_as_string(a) for a in args]), "string")
+        if name == "cidrMatch" and all(a.is_const for a in args[1:]):
+            cidrs = [a.const for a in args[1:]]
+            return Value(_per_value(lambda ip: F.cidr_match(ip, *cidrs), [_as_string(s)], pl.Boolean), "bool")
+        # the rest run the reference implementation per value (they are rare in rules)
+        kinds = {"startsWith": ("bool", pl.Boolean), "endsWith": ("bool", pl.Boolean),
+                 "stringContains": ("bool", pl.Boolean), "between": ("string", pl.String), "indexOf": ("int", pl.Int64), "substring": ("string", pl.String),
+                 "number": ("float", pl.Float64), "cidrMatch": ("bool", pl.Boolean)}
+        kind, dtype = kinds[name]
+        fn = lambda *vals: F.call(name, list(vals), ci)  # noqa: E731
+        if name == "number":
+            fn = lambda *vals: _float(F.call(name, list(vals), ci))  # noqa: E731
+        return Value(_per_value(fn, [a.expr for a in args], dtype), kind)
+
+    # ---- categories ----------------------------------------------------------------------
+
+    def category(self, category: str | None, field: str) -> pl.Expr:
+        if category is None:
+            return pl.lit(True)
+        info = self.schema.get(field)
+        if info.dtype is None:
+            return pl.lit(False)
+        col = pl.col(field)
+        if info.multi:
+            return col.list.contains(pl.lit(category, dtype=info.inner)).fill_null(False)
+        return (col == category).fill_null(False)
+
+
+def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:
+    if len(exprs) == 1:
+        return exprs[0].map_elements(fn, return_dtype=dtype, skip_nulls=False)
+    packed = pl.struct([x.alias(f"a{i}") for i, x in enumerate(exprs)])
+    return packed.map_elements(lambda d: fn(*d.values()), return_dtype=dtype, skip_nulls=False)
+
+
+def _float(v: object) -> float | None:
+    return None if v is None else float(v)
+
+
+def _as_string(v: Value) -> pl.Expr:
+    return v.expr if v.kind == "string" else v.expr.cast(pl.String)
+
+
+def _dtype_of_kind(kind: str) -> pl.DataType:
+    return {"int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "date": pl.Int64}.get(kind, pl.String)
+
+
+def _typed_lit(v: object, kind: str) -> pl.Expr:
+    if kind == "float" and isinstance(v, int):
+        v = float(v)
+    return pl.lit(v, dtype=_dtype_of_kind(kind))
+
+
+def _any_of(parts: list[pl.Expr]) -> pl.Expr:
+    out = parts[0]
+    for p in parts[1:]:
+        out = out | p
+    return out
+
+
+def _is_pushable(e: ir.Expr) -> bool:
+    """A field-vs-constants predicate, which ES runs as a two-valued Lucene query."""
+    if isinstance(e, ir.Compare):
+        sides = (e.left, e.right)
+        return any(isinstance(s, ir.Field) for s in sides) and any(isinstance(s, ir.Literal) for s in sides)
+    if isinstance(e, (ir.InSet, ir.Match)):
+        return isinstance(e.value, ir.Field) and all(isinstance(o, ir.Literal) for o in getattr(e, "options", ()))
+    if isinstance(e, ir.IsNull):
+        return True
+    return False
+
+
+def _show(e: ir.Expr) -> str:
+    if isinstance(e, ir.Field):
+        return str(e)
+    if isinstance(e, ir.Literal):
+        return str(e)
+    if isinstance(e, ir.Compare):
+        return f"{_show(e.left)} {e.op} {_show(e.right)}"
+    return type(e).__name__

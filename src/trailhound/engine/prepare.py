@@ -1,0 +1,109 @@
+"""Turn a loaded event frame into what the evaluator expects.
+
+* field aliases resolved (ES mapping `alias` fields, e.g. event.category → event_type);
+* date fields (the timestamp field and any field typed date/date_nanos) as Int64 epoch ns,
+  truncated to ms for `date` as Elasticsearch stores them;
+* `__ts` (the ordering timestamp) and `__tb` (the tiebreaker) columns.
+The event order is (`__ts`, `__tb` with nulls last, `__row`), as ES orders hits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import polars as pl
+
+from ..compile.polars import parse_date_ns
+from ..compile.schema import DATE_TYPES
+
+ISO_RE = r"^\s*-?\d+(\.\d+)?\s*$"
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    timestamp_field: str = "@timestamp"
+    tiebreaker_field: str | None = None
+    event_category_field: str = "event.category"
+    #: field → Elasticsearch type where the data alone cannot tell (date, date_nanos, ip, version)
+    es_types: Mapping[str, str] = field(default_factory=dict)
+    #: alias field → the field it reads (ES mapping aliases)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def types(self) -> dict[str, str]:
+        t = dict(self.es_types)
+        t.setdefault(self.timestamp_field, "date")
+        return t
+
+
+def date_to_ns(expr: pl.Expr, dtype: pl.DataType, nanos: bool) -> pl.Expr:
+    """Epoch-ms numbers, numeric strings and ISO-8601 strings → Int64 epoch nanoseconds."""
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(date_to_ns(pl.element(), dtype.inner, nanos))
+    if dtype.is_numeric():
+        ns = (expr.cast(pl.Float64) * 1_000_000).cast(pl.Int64) if dtype.is_float() else expr.cast(pl.Int64) * 1_000_000
+        return ns
+    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+        ns = expr.dt.cast_time_unit("ns").cast(pl.Int64)
+    elif dtype in (pl.String, pl.Utf8):
+        ns = expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64)
+        return ns
+    else:
+        return pl.lit(None, dtype=pl.Int64)
+    if not nanos:
+        ns = ns - ns % 1_000_000
+    return ns
+
+
+def _parse_dates(s: pl.Series, nanos: bool) -> pl.Series:
+    # fast path: one vectorized parse for the common ISO layout; slow path per odd value
+    numeric = s.str.contains(ISO_RE)
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.Int64)
+    parsed = s.str.to_datetime(format=None, strict=False, time_unit="ns", time_zone="UTC", ambiguous="null")
+    out = parsed.dt.epoch("ns")
+    needs_slow = (out.is_null() & s.is_not_null()) | numeric.fill_null(False)
+    if needs_slow.any():
+        idx = needs_slow.arg_true()
+        slow = [parse_date_ns(v, nanos) for v in s.gather(idx).to_list()]
+        out = out.scatter(idx, pl.Series(slow, dtype=pl.Int64))
+    if not nanos:
+        out = out - out % 1_000_000
+    return out
+
+
+def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str]) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """The frame with aliases, converted dates, `__ts` and `__tb`; and the ES types in force."""
+    types = options.types()
+    lf = frame.lazy()
+    schema = frame.schema
+    exprs: list[pl.Expr] = []
+    resolved: dict[str, pl.DataType] = dict(schema)
+    for alias, target in options.aliases.items():
+        if alias not in schema and target in schema:
+            exprs.append(pl.col(target).alias(alias))
+            resolved[alias] = schema[target]
+            if target in types and alias not in types:
+                types[alias] = types[target]
+    if exprs:
+        lf = lf.with_columns(exprs)
+    conv = []
+    for name, es_type in types.items():
+        if es_type in DATE_TYPES and name in resolved and (name in needed or name == options.timestamp_field):
+            conv.append(date_to_ns(pl.col(name), resolved[name], es_type == "date_nanos").alias(name))
+    if conv:
+        lf = lf.with_columns(conv)
+    ts = options.timestamp_field
+    extra = [pl.col(ts).alias("__ts") if ts in resolved else pl.lit(None, dtype=pl.Int64).alias("__ts")]
+    tb = options.tiebreaker_field
+    if tb and tb in resolved:
+        extra.append(pl.col(tb).alias("__tb"))
+    else:
+        extra.append(pl.lit(None, dtype=pl.Int64).alias("__tb"))
+    return lf.with_columns(extra), types
+
+
+ORDER = ["__ts", "__tb", "__row"]
+
+
+def sort_events(lf: pl.LazyFrame) -> pl.LazyFrame:
+    return lf.sort(ORDER, nulls_last=True)

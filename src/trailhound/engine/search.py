@@ -1,0 +1,265 @@
+"""Run one parsed EQL query over an event frame: vectorized filters, then correlation.
+
+Filters for every stage are evaluated in one Polars pass; only rows matching some stage
+(candidates) reach the Python correlators, after a vectorized semi-join on join keys has
+dropped stage-k rows whose key never occurs at stage k-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import polars as pl
+
+from ..compile.polars import PolarsCompiler
+from ..compile.schema import DATE_TYPES, Schema
+from ..lang import ir
+from .missing import MissingIndex, keep_candidate
+from .prepare import ORDER, FrameOptions, prepare
+from .sample import build_samples
+from .sequence import run_sequence
+
+
+@dataclass(frozen=True)
+class SearchOptions(FrameOptions):
+    size: int | None = None  # None: every result
+    result_position: Literal["head", "tail"] = "head"
+    max_samples_per_key: int = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the `__row` ids of its events (None for a missing-event placeholder)."""
+
+    rows: tuple[int | None, ...]
+    join_keys: tuple[Any, ...] | None = None
+
+
+@dataclass
+class SearchResult:
+    kind: Literal["events", "sequences", "samples"]
+    hits: list[Hit]
+    warnings: list[str] = field(default_factory=list)
+    candidates: int = 0  # rows that reached correlation
+
+
+def needed_fields(query: ir.Query, options: FrameOptions) -> list[str]:
+    names = [f.path for f in ir.query_fields(query)]
+    names += [options.timestamp_field, options.event_category_field]
+    if options.tiebreaker_field:
+        names.append(options.tiebreaker_field)
+    out = []
+    for n in names:
+        out.append(options.aliases.get(n, n))
+        out.append(n)
+    return list(dict.fromkeys(out))
+
+
+def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = SearchOptions()) -> SearchResult:
+    needed = set(needed_fields(query, options))
+    lf, types = prepare(frame, options, needed)
+    schema = Schema.of_frame(lf, types)
+    compiler = PolarsCompiler(schema)
+    warnings = _unknown_field_warnings(query, schema)
+
+    if isinstance(query, ir.EventQuery):
+        result = _events(query, lf, compiler, options)
+    elif isinstance(query, ir.SequenceQuery):
+        result = _sequences(query, lf, compiler, schema, options)
+    else:
+        result = _samples(query, lf, compiler, schema, options)
+    result.warnings[:0] = warnings
+    return result
+
+
+def _unknown_field_warnings(query: ir.Query, schema: Schema) -> list[str]:
+    missing = [f.path for f in ir.query_fields(query) if not f.optional and f.path not in schema]
+    if not missing:
+        return []
+    return [f"field {name!r} occurs in no event; it reads as null" for name in missing]
+
+
+def _stage_filter(compiler: PolarsCompiler, f: ir.EventFilter, options: FrameOptions) -> pl.Expr:
+    cond = compiler.predicate(f.condition)
+    return (compiler.category(f.category, options.event_category_field) & cond).fill_null(False)
+
+
+def _limit(items: list, pipes: tuple[ir.Pipe, ...], options: SearchOptions) -> list:
+    for p in pipes:
+        items = items[: p.count] if p.kind == "head" else items[len(items) - p.count:] if p.count else []
+    if options.size is not None:
+        n = options.size
+        items = items[:n] if options.result_position == "head" else (items[len(items) - n:] if n else [])
+    return items
+
+
+# ---- event queries -----------------------------------------------------------------------
+
+
+def _events(q: ir.EventQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, options: SearchOptions) -> SearchResult:
+    warnings = []
+    keep = _stage_filter(compiler, q.filter, options)
+    out = lf.filter(keep).select(ORDER).sort(ORDER, nulls_last=True).collect()
+    no_ts = out.filter(pl.col("__ts").is_null()).height
+    if no_ts:
+        warnings.append(f"{no_ts} matching events have no {options.timestamp_field!r}; they are listed last")
+    rows = out["__row"].to_list()
+    return SearchResult("events", [Hit((r,)) for r in _limit(rows, q.pipes, options)], warnings, len(rows))
+
+
+# ---- join keys ---------------------------------------------------------------------------
+
+
+def _key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[pl.DataType]:
+    """One dtype per key position; positions whose fields disagree compare as strings."""
+    n = len(stages[0].keys)
+    out = []
+    for i in range(n):
+        dts = {schema.get(s.keys[i].path).inner for s in stages} - {None, pl.Null}
+        out.append(dts.pop() if len(dts) == 1 else pl.String)
+    return out
+
+
+def _keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[pl.DataType], cols: list[str]) -> pl.DataFrame:
+    """Rows of one stage, one per distinct join-key combination (cartesian over arrays)."""
+    exprs = []
+    for i, key in enumerate(stage.keys):
+        info = schema.get(key.path)
+        base = pl.col(key.path) if info.dtype is not None else pl.lit(None)
+        if info.multi:
+            base = base.list.eval(pl.element().cast(dtypes[i])).list.drop_nulls().list.unique()
+            # an empty array is a missing key
+            base = pl.when(base.list.len() > 0).then(base).otherwise(None)
+        else:
+            base = base.cast(dtypes[i])
+        exprs.append(base.alias(f"__k{i}"))
+    keyed = df.select([pl.col(c) for c in cols] + exprs)
+    for i, key in enumerate(stage.keys):
+        if schema.get(key.path).multi:
+            keyed = keyed.explode(f"__k{i}")
+    required = [f"__k{i}" for i, k in enumerate(stage.keys) if not k.optional]
+    if required:
+        keyed = keyed.drop_nulls(required)
+    return keyed.unique(maintain_order=True)
+
+
+def _semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    if not keys:
+        return df if other.height else df.clear()
+    return df.join(other.select(keys).unique(), on=keys, how="semi", nulls_equal=True)
+
+
+def _render_key(v: Any, es_type: str | None, for_sample: bool) -> Any:
+    if es_type in DATE_TYPES and isinstance(v, int):
+        if for_sample:
+            return v // 1_000_000
+        dt = datetime.fromtimestamp(v / 1e9, tz=timezone.utc)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(v // 1_000_000) % 1000:03d}Z"
+    return v
+
+
+# ---- sequences ---------------------------------------------------------------------------
+
+
+def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
+               options: SearchOptions) -> SearchResult:
+    stages = list(q.expanded())
+    filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
+    if q.until is not None:
+        filters.append(_stage_filter(compiler, q.until.filter, options).alias("__until"))
+    flags = [f"__s{i}" for i in range(len(stages))] + (["__until"] if q.until is not None else [])
+    key_fields = sorted({k.path for s in stages + ([q.until] if q.until else []) for k in s.keys} & set(
+        lf.collect_schema().names()))
+    cand = (
+        lf.select(ORDER + key_fields + filters)
+        .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
+        .sort(ORDER, nulls_last=True)
+        .with_row_index("__ord")
+        .collect()
+    )
+    all_stages = stages + ([q.until] if q.until is not None else [])
+    dtypes = _key_dtypes(all_stages, schema)
+    key_cols = [f"__k{i}" for i in range(len(dtypes))]
+    base_cols = ["__ord", "__ts", "__row"]
+    keyed = [_keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, base_cols) for i, s in enumerate(stages)]
+
+    positive = [i for i, s in enumerate(stages) if not s.missing]
+    # prune: a positive stage's rows need a key seen at the previous positive stage
+    for a, b in zip(positive, positive[1:]):
+        keyed[b] = _semi(keyed[b], keyed[a], key_cols)
+    parts = [keyed[i].with_columns(pl.lit(j, dtype=pl.Int32).alias("__stage")) for j, i in enumerate(positive)]
+    if q.until is not None:
+        until_rows = _keyed(cand.filter(pl.col("__until")), q.until, schema, dtypes, base_cols)
+        until_rows = _semi(until_rows, keyed[positive[0]], key_cols)
+        parts.append(until_rows.with_columns(pl.lit(-1, dtype=pl.Int32).alias("__stage")))
+    stream = (
+        pl.concat(parts)
+        .group_by(["__ord"] + key_cols, maintain_order=True)
+        .agg(pl.col("__ts").first(), pl.col("__stage"))
+        .sort("__ord", maintain_order=True)
+    )
+    maxspan_ns = q.maxspan_ms * 1_000_000 if q.maxspan_ms is not None else None
+    nkeys = len(key_cols)
+    events = (
+        (o, ts, tuple(row[1:1 + nkeys]), [s for s in st if s >= 0], -1 in st)
+        for row in stream.iter_rows()
+        for o, ts, st in [(row[0], row[1 + nkeys], row[2 + nkeys])]
+    )
+    done = run_sequence(events, len(positive), maxspan_ns)
+
+    ord_to_row = cand["__row"].to_list()
+    ord_to_ts = cand["__ts"].to_list()
+    missing = [s.missing for s in stages]
+    if any(missing):
+        index = MissingIndex({
+            i: {
+                tuple(r[:nkeys]): sorted(r[nkeys])
+                for r in keyed[i].group_by(key_cols, maintain_order=True).agg(pl.col("__ts")).iter_rows()
+            }
+            for i, m in enumerate(missing) if m
+        })
+        assert maxspan_ns is not None
+        done = [c for c in done if keep_candidate(missing, [ord_to_ts[o] for o in c.events], c.key, index, maxspan_ns)]
+
+    done.sort(key=lambda c: (c.events[-1], _sort_key(c.key)))
+    key_types = [schema.get(k.path).es_type for k in stages[0].keys]
+    hits = []
+    for c in _limit(done, q.pipes, options):
+        it = iter(c.events)
+        rows = tuple(None if m else ord_to_row[next(it)] for m in missing)
+        keys = tuple(_render_key(v, t, False) for v, t in zip(c.key, key_types))
+        hits.append(Hit(rows, keys))
+    return SearchResult("sequences", hits, [], cand.height)
+
+
+def _sort_key(key: tuple) -> tuple:
+    return tuple((0, "") if v is None else (1, v) if isinstance(v, str) else (1, str(v)) for v in key)
+
+
+# ---- samples -----------------------------------------------------------------------------
+
+
+def _samples(q: ir.SampleQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
+             options: SearchOptions) -> SearchResult:
+    stages = list(q.stages)
+    filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
+    flags = [f"__s{i}" for i in range(len(stages))]
+    key_fields = sorted({k.path for s in stages for k in s.keys} & set(lf.collect_schema().names()))
+    cand = lf.select(["__row"] + key_fields + filters).filter(pl.any_horizontal(flags)).sort("__row").collect()
+    dtypes = _key_dtypes(stages, schema)
+    key_cols = [f"__k{i}" for i in range(len(dtypes))]
+    keyed = [_keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, ["__row"]) for i, s in enumerate(stages)]
+    for i in range(len(keyed)):
+        for j in range(len(keyed)):
+            if i != j:
+                keyed[i] = _semi(keyed[i], keyed[j], key_cols)
+    per_stage = []
+    for k in keyed:
+        groups = k.group_by(key_cols, maintain_order=True).agg(pl.col("__row"))
+        per_stage.append({tuple(r[:-1]): r[-1] for r in groups.iter_rows()})
+    key_types = [schema.get(k.path).es_type for k in stages[0].keys]
+    samples = build_samples(per_stage, options.max_samples_per_key)
+    hits = [Hit(tuple(rows), tuple(_render_key(v, t, True) for v, t in zip(key, key_types))) for key, rows in samples]
+    return SearchResult("samples", _limit(hits, (), options), [], cand.height)

@@ -1,0 +1,115 @@
+"""Sequence matching as Elasticsearch does it, as an explicit state object.
+
+Per join key there is one pending partial sequence per stage; a newer one replaces the
+older (ES SequenceMatcher + OrdinalGroup.trimBefore: the latest pending sequence at stage
+k-1 is taken and every older one discarded). Events arrive in ordinal order, so the state
+can be fed batch by batch and snapshotted between batches (follow mode). Memory is bounded
+by (number of live keys × stages); `expire()` drops partial sequences past maxspan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable, Sequence
+
+Key = tuple[Hashable, ...]
+
+
+@dataclass(frozen=True)
+class Partial:
+    events: tuple[int, ...]  # ordinals of the matched events, one per stage so far
+    start_ts: int  # timestamp (ns) of the first event
+    last_ts: int
+
+
+@dataclass(frozen=True)
+class Completed:
+    events: tuple[int, ...]
+    key: Key
+    start_ts: int
+    last_ts: int
+
+
+@dataclass
+class SequenceState:
+    """State of one sequence query over the positive (non-missing) stages."""
+
+    stages: int
+    maxspan_ns: int | None = None
+    pending: dict[Key, list[Partial | None]] = field(default_factory=dict)
+    completed: list[Completed] = field(default_factory=list)
+
+    def feed(self, ordinal: int, ts: int, key: Key, stages: Sequence[int], until: bool = False) -> None:
+        """One event (for one of its join keys) matching `stages` (and/or the until filter)."""
+        if until:
+            # the until event may still complete a sequence; it then cuts every sequence of
+            # its key still pending, including any it just extended (ES: inclusive bound)
+            self._advance(ordinal, ts, key, stages)
+            self.pending.pop(key, None)
+            return
+        self._advance(ordinal, ts, key, stages)
+
+    def _advance(self, ordinal: int, ts: int, key: Key, stages: Sequence[int]) -> None:
+        slots = self.pending.get(key)
+        n = self.stages
+        if slots is None:
+            if 0 not in stages:
+                return
+            slots = self.pending[key] = [None] * max(1, n - 1)
+        # higher stages first, so one event can extend a sequence and start another,
+        # but never extend a sequence it started itself
+        for k in sorted(stages, reverse=True):
+            if k == 0:
+                if n == 1:
+                    self.completed.append(Completed((ordinal,), key, ts, ts))
+                else:
+                    slots[0] = Partial((ordinal,), ts, ts)
+                continue
+            prev = slots[k - 1]
+            if prev is None:
+                continue
+            slots[k - 1] = None
+            if self.maxspan_ns is not None and ts - prev.start_ts > self.maxspan_ns:
+                continue
+            grown = Partial(prev.events + (ordinal,), prev.start_ts, ts)
+            if k == n - 1:
+                self.completed.append(Completed(grown.events, key, grown.start_ts, ts))
+            else:
+                slots[k] = grown
+        if all(s is None for s in slots):
+            del self.pending[key]
+
+    def expire(self, now_ts: int) -> None:
+        """Forget partial sequences that can no longer complete within maxspan."""
+        if self.maxspan_ns is None:
+            return
+        horizon = now_ts - self.maxspan_ns
+        for key in list(self.pending):
+            slots = self.pending[key]
+            for i, p in enumerate(slots):
+                if p is not None and p.start_ts < horizon:
+                    slots[i] = None
+            if all(s is None for s in slots):
+                del self.pending[key]
+
+    def take_completed(self) -> list[Completed]:
+        out, self.completed = self.completed, []
+        return out
+
+
+def run_sequence(
+    events: Iterable[tuple[int, int, Key, Sequence[int], bool]],
+    stages: int,
+    maxspan_ns: int | None,
+    expire_every: int = 4096,
+) -> list[Completed]:
+    """Feed (ordinal, ts, key, stages, is_until) tuples, already in ordinal order."""
+    state = SequenceState(stages, maxspan_ns)
+    done: list[Completed] = []
+    for i, (ordinal, ts, key, st, until) in enumerate(events):
+        state.feed(ordinal, ts, key, st, until)
+        if maxspan_ns is not None and i % expire_every == expire_every - 1:
+            state.expire(ts)
+            done.extend(state.take_completed())
+    done.extend(state.take_completed())
+    return done

@@ -1,0 +1,57 @@
+"""Errors a rule author can act on: what, where (line, column, caret) and a hint."""
+
+from __future__ import annotations
+
+import difflib
+
+
+class QueryError(ValueError):
+    """A query that cannot run. `line`/`column` are 1-based; `end_column` is exclusive."""
+
+    def __init__(
+        self,
+        message: str,
+        text: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        end_column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.text = text
+        self.line = line
+        self.column = column
+        self.end_column = end_column
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        if self.line is None or self.column is None:
+            head = self.message
+        else:
+            head = f"line {self.line}, column {self.column}: {self.message}"
+        parts = [head]
+        lines = self.text.splitlines()
+        if self.line is not None and self.column is not None and 0 < self.line <= len(lines):
+            src = lines[self.line - 1]
+            width = max(1, (self.end_column or self.column + 1) - self.column)
+            width = min(width, max(1, len(src) - self.column + 1))
+            parts.append("  " + src)
+            parts.append("  " + " " * (self.column - 1) + "^" * width)
+        if self.hint:
+            parts.append("hint: " + self.hint)
+        return "\n".join(parts)
+
+
+class EqlSyntaxError(QueryError):
+    """The text is not valid EQL."""
+
+
+class EqlSemanticError(QueryError):
+    """Valid EQL syntax that Elasticsearch would reject (or that cannot run)."""
+
+
+def nearest(word: str, candidates: list[str]) -> str | None:
+    lowered = {c.lower(): c for c in candidates}
+    hit = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[hit[0]] if hit else None

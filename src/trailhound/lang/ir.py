@@ -1,0 +1,232 @@
+"""Typed intermediate representation of EQL queries.
+
+The IR keeps everything Elasticsearch's semantics depend on: the operator's case
+sensitivity (`:` vs `==`, `in~`, `fn~`), optional fields (`?f`), raw patterns,
+stage keys by position, `runs`, missing stages. Backends (compile/) and the
+correlators (engine/) consume it; nothing here knows about Polars or SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Literal as Lit, Union
+
+Scalar = Union[str, int, float, bool, None]
+
+
+# ---- expressions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    path: str
+    optional: bool = False
+
+    def __str__(self) -> str:
+        return ("?" if self.optional else "") + self.path
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: Scalar
+
+    def __str__(self) -> str:
+        if isinstance(self.value, str):
+            return '"' + self.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if self.value is None:
+            return "null"
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class And:
+    terms: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    terms: tuple["Expr", ...]
+
+
+CompareOp = Lit["==", "!=", "<", "<=", ">", ">="]
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`left op right`; `x == null` / `x != null` are IsNull, never Compare."""
+
+    op: CompareOp
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class InSet:
+    """`value in (...)` (exact membership; `in~` compares case-insensitively)."""
+
+    value: "Expr"
+    options: tuple["Expr", ...]
+    case_insensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Match:
+    """`:`, `like`, `like~`, `regex`, `regex~`, each with one or more patterns (any of)."""
+
+    value: "Expr"
+    kind: Lit["wildcard", "regex"]
+    patterns: tuple[str, ...]
+    case_insensitive: bool
+
+
+@dataclass(frozen=True)
+class IsNull:
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: Lit["+", "-", "*", "/", "%"]
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function call; `name` is the canonical ES name, `case_insensitive` its `~` form."""
+
+    name: str
+    args: tuple["Expr", ...]
+    case_insensitive: bool = False
+
+
+Expr = Union[Field, Literal, Not, And, Or, Compare, InSet, Match, IsNull, Arith, Negate, Call]
+
+#: Predicates: the units to which any-element (array) semantics applies.
+ATOMS = (Compare, InSet, Match, IsNull, Call, Field, Literal)
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, (Not, Negate, IsNull)):
+        return (e.operand,)
+    if isinstance(e, (And, Or)):
+        return e.terms
+    if isinstance(e, (Compare, Arith)):
+        return (e.left, e.right)
+    if isinstance(e, InSet):
+        return (e.value, *e.options)
+    if isinstance(e, Match):
+        return (e.value,)
+    if isinstance(e, Call):
+        return e.args
+    return ()
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    yield e
+    for c in children(e):
+        yield from walk(c)
+
+
+def fields_of(e: Expr) -> list[Field]:
+    return [n for n in walk(e) if isinstance(n, Field)]
+
+
+# ---- queries --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    category: str | None  # None: `any`
+    condition: Expr
+
+
+@dataclass(frozen=True)
+class Stage:
+    filter: EventFilter
+    keys: tuple[Expr, ...] = ()  # sequence-level keys first, then the stage's own
+    missing: bool = False  # `![...]`
+    runs: int = 1  # `with runs=N`: N copies of this stage
+
+
+@dataclass(frozen=True)
+class Pipe:
+    kind: Lit["head", "tail"]
+    count: int
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    filter: EventFilter
+    pipes: tuple[Pipe, ...] = ()
+
+
+@dataclass(frozen=True)
+class SequenceQuery:
+    stages: tuple[Stage, ...]
+    maxspan_ms: int | None = None
+    until: Stage | None = None
+    pipes: tuple[Pipe, ...] = ()
+
+    def expanded(self) -> tuple[Stage, ...]:
+        """Stages with `runs=N` unrolled: runs is a pure macro in ES."""
+        out: list[Stage] = []
+        for s in self.stages:
+            out.extend([Stage(s.filter, s.keys, s.missing, 1)] * s.runs)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class SampleQuery:
+    stages: tuple[Stage, ...]
+    pipes: tuple[Pipe, ...] = ()
+
+
+Query = Union[EventQuery, SequenceQuery, SampleQuery]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed query with the source text it came from (for messages)."""
+
+    query: Query
+    text: str
+    fields: tuple[Field, ...] = field(default=())
+
+
+def query_filters(q: Query) -> list[EventFilter]:
+    if isinstance(q, EventQuery):
+        return [q.filter]
+    stages = list(q.stages)
+    if isinstance(q, SequenceQuery) and q.until is not None:
+        stages.append(q.until)
+    return [s.filter for s in stages]
+
+
+def query_fields(q: Query) -> list[Field]:
+    """Every field the query reads, in first-use order, without duplicates."""
+    seen: dict[str, Field] = {}
+    exprs: list[Expr] = [f.condition for f in query_filters(q)]
+    if not isinstance(q, EventQuery):
+        stages = list(q.stages) + ([q.until] if isinstance(q, SequenceQuery) and q.until else [])
+        for s in stages:
+            exprs.extend(s.keys)
+    for e in exprs:
+        for f in fields_of(e):
+            prev = seen.get(f.path)
+            # a field used both ways is required: `?` only relaxes the unknown-field check
+            if prev is None or (prev.optional and not f.optional):
+                seen[f.path] = f
+    return list(seen.values())
