@@ -168,8 +168,7 @@ class PolarsCompiler:
         """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
         multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
         if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:
-            col = pl.col(e.operand.path)
-            return col.is_null() | (col.list.len() == col.list.null_count())
+            return _no_values(pl.col(e.operand.path))
         if not multi:
             return self._scalar_atom(e, {})
         others = {f.path for f in ir.fields_of(e)} - set(multi)
@@ -185,8 +184,7 @@ class PolarsCompiler:
             return any_true
         # a script on an array with no values sees null, like a missing field
         as_missing = self._scalar_atom(e, {path: pl.lit(None, dtype=self.schema.get(path).inner)})
-        no_values = col.is_null() | (col.list.len() == col.list.null_count())
-        return pl.when(no_values).then(as_missing).otherwise(any_true)
+        return pl.when(_no_values(col)).then(as_missing).otherwise(any_true)
 
     # ---- atoms ---------------------------------------------------------------------------
 
@@ -273,7 +271,7 @@ class PolarsCompiler:
             return pl.when(expr.is_null()).then(None).otherwise(False)
         if len(consts) == 1:
             return expr == _typed_lit(consts[0], v.kind)
-        return expr.is_in(pl.Series(consts, dtype=_dtype_of_kind(v.kind)))
+        return expr.is_in(pl.Series(consts, dtype=_dtype_of_kind(v.kind)).implode())
 
     def _match(self, e: ir.Match, bind: Bind) -> pl.Expr:
         v = self.value(e.value, bind)
@@ -294,7 +292,7 @@ class PolarsCompiler:
             plans = [p for p in plans if p.kind != "contains"]
         equals = [p.text for p in plans if p.kind == "equals"]
         if len(equals) > 1:
-            parts.append(s.is_in(pl.Series(equals, dtype=pl.String)))
+            parts.append(s.is_in(pl.Series(equals, dtype=pl.String).implode()))
             plans = [p for p in plans if p.kind != "equals"]
         for p in plans:
             if p.kind == "equals":
@@ -430,6 +428,11 @@ class PolarsCompiler:
         if info.multi:
             return col.list.contains(pl.lit(category, dtype=info.inner)).fill_null(False)
         return (col == category).fill_null(False)
+
+
+def _no_values(col: pl.Expr) -> pl.Expr:
+    """An array with no non-null value: ES sees a missing field."""
+    return col.is_null() | (col.list.drop_nulls().list.len() == 0)
 
 
 def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:

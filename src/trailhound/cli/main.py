@@ -1,0 +1,132 @@
+"""The `trailhound` command."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..lang.errors import QueryError
+from ..sources import SourceError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run Elastic Security detections anywhere.")
+err = Console(stderr=True, highlight=False)
+
+
+@app.callback()
+def main() -> None:
+    """Trailhound: EQL (and soon KQL, Sigma) detections over Linux telemetry, with Elasticsearch's semantics."""
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    ndjson = "ndjson"
+
+
+def _get(doc: dict | None, path: str):
+    """A dotted field from a document with nested and/or dotted keys."""
+    if doc is None:
+        return None
+    if path in doc:
+        return doc[path]
+    head, _, rest = path.partition(".")
+    while rest:
+        if head in doc and isinstance(doc[head], dict):
+            return _get(doc[head], rest)
+        nxt, _, rest = rest.partition(".")
+        head = head + "." + nxt
+    return doc.get(head)
+
+
+_COLUMNS = ("@timestamp", "host.name", "event.category", "event.action", "user.name", "process.pid",
+            "process.command_line", "file.path", "source.ip", "destination.ip")
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return ", ".join(_cell(x) for x in v)
+    return str(v)
+
+
+@app.command()
+def query(
+    eql: str = typer.Argument(..., help="The EQL query."),
+    files: list[Path] = typer.Argument(..., help="ECS NDJSON files (.gz too) or JSON array files."),
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    size: Optional[int] = typer.Option(None, "--size", "-n", min=0, help="Return at most N results."),
+    tail: bool = typer.Option(False, "--tail", help="With --size: the last N results instead of the first N."),
+    tiebreaker: Optional[str] = typer.Option(None, "--tiebreaker", help="Field that orders events with equal timestamps."),
+    timestamp_field: str = typer.Option("@timestamp", "--timestamp-field", help="The event time field."),
+) -> None:
+    """Print the events, sequences or samples that an EQL query matches.
+
+    NDJSON output: one JSON object per line; an event query prints each event document;
+    a sequence or sample prints {"sequence": [documents, null for a missing event], "join_keys": [...]}.
+    """
+    from ..api import search
+
+    started = time.perf_counter()
+    try:
+        result = search(eql, files, size=size, tail=tail, tiebreaker=tiebreaker, timestamp_field=timestamp_field)
+    except QueryError as e:
+        err.print(f"[red]error in query[/red]\n{e.render()}", markup=True)
+        raise typer.Exit(2)
+    except SourceError as e:
+        err.print(f"[red]error reading input[/red]: {e}")
+        raise typer.Exit(2)
+    elapsed = time.perf_counter() - started
+
+    out = sys.stdout.buffer
+    if format is OutputFormat.ndjson:
+        for hit in result.hits:
+            docs = result.documents(hit)
+            if result.kind == "events":
+                out.write(orjson.dumps(docs[0]) + b"\n")
+            else:
+                out.write(orjson.dumps({"sequence": docs, "join_keys": list(hit.join_keys or ())}) + b"\n")
+        out.flush()
+    else:
+        _print_table(result)
+
+    report = result.table.report
+    for w in result.warnings:
+        err.print(f"[yellow]warning[/yellow]: {w}")
+    for s in report.skipped[:20]:
+        err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
+    if report.skipped_count > 20:
+        err.print(f"[yellow]... {report.skipped_count - 20} more skipped lines[/yellow]")
+    err.print(
+        f"{len(result.hits)} {result.kind} from {report.events} events in {len(report.files)} file(s)"
+        f"{f', {report.skipped_count} bad lines skipped' if report.skipped_count else ''} in {elapsed:.2f}s"
+    )
+
+
+def _print_table(result) -> None:
+    console = Console()
+    table = Table(show_lines=result.kind != "events")
+    if result.kind != "events":
+        table.add_column("#", justify="right")
+        table.add_column("join keys")
+    for c in _COLUMNS:
+        table.add_column(c, overflow="fold")
+    for i, hit in enumerate(result.hits, 1):
+        for j, doc in enumerate(result.documents(hit)):
+            cells = ["(missing event)"] + [""] * (len(_COLUMNS) - 1) if doc is None else [_cell(_get(doc, c)) for c in _COLUMNS]
+            if result.kind != "events":
+                head = [str(i), _cell(list(hit.join_keys or ()))] if j == 0 else ["", ""]
+                cells = head + cells
+            table.add_row(*cells)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
