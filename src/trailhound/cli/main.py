@@ -17,7 +17,7 @@ from ..lang.errors import QueryError
 from ..sources import SourceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run Elastic Security detections anywhere.")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -104,23 +104,27 @@ def query(
         err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
     if report.skipped_count > 20:
         err.print(f"[yellow]... {report.skipped_count - 20} more skipped lines[/yellow]")
+    kind = result.kind if len(result.hits) != 1 else result.kind[:-1]
     err.print(
-        f"{len(result.hits)} {result.kind} from {report.events} events in {len(report.files)} file(s)"
+        f"{len(result.hits)} {kind} from {report.events} events in {len(report.files)} file(s)"
         f"{f', {report.skipped_count} bad lines skipped' if report.skipped_count else ''} in {elapsed:.2f}s"
     )
 
 
 def _print_table(result) -> None:
     console = Console()
+    hits = [(hit, result.documents(hit)) for hit in result.hits]
+    # only the columns some result fills, so the table stays readable in a terminal
+    columns = [c for c in _COLUMNS if any(_get(d, c) is not None for _, docs in hits for d in docs if d)]
     table = Table(show_lines=result.kind != "events")
     if result.kind != "events":
         table.add_column("#", justify="right")
         table.add_column("join keys")
-    for c in _COLUMNS:
+    for c in columns:
         table.add_column(c, overflow="fold")
-    for i, hit in enumerate(result.hits, 1):
-        for j, doc in enumerate(result.documents(hit)):
-            cells = ["(missing event)"] + [""] * (len(_COLUMNS) - 1) if doc is None else [_cell(_get(doc, c)) for c in _COLUMNS]
+    for i, (hit, docs) in enumerate(hits, 1):
+        for j, doc in enumerate(docs):
+            cells = ["(missing event)"] + [""] * (len(columns) - 1) if doc is None else [_cell(_get(doc, c)) for c in columns]
             if result.kind != "events":
                 head = [str(i), _cell(list(hit.join_keys or ()))] if j == 0 else ["", ""]
                 cells = head + cells

@@ -15,9 +15,7 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Callable
 
 import polars as pl
@@ -26,10 +24,9 @@ from ..lang import ir
 from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
-from .schema import FieldInfo, Schema
+from .schema import Schema
+from .semantics import FLIP, SWAP, coerce_const, is_pushable, version_key
 
-_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 Bind = dict[str, pl.Expr]
 
@@ -61,76 +58,6 @@ def _lit(v: object) -> Value:
     return Value(pl.lit(str(v), dtype=pl.String), "string", v)
 
 
-# ---- type coercion of constants --------------------------------------------------------
-
-
-def parse_date_ns(v: object, nanos: bool) -> int | None:
-    """A date literal (ISO string or epoch millis) as epoch nanoseconds, at the field's precision."""
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return int(v) * 1_000_000
-    s = str(v).strip()
-    if re.fullmatch(r"-?\d+", s):
-        return int(s) * 1_000_000
-    m = re.fullmatch(r"(.*?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", s)
-    if not m:
-        return None
-    base, frac, tz = m.group(1), m.group(2) or "", m.group(3) or "Z"
-    try:
-        dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
-    if not nanos:
-        ns -= ns % 1_000_000
-    return ns
-
-
-def version_key(v: object) -> str | None:
-    """A string whose byte order is ES's `version` field order (invalid versions last)."""
-    if v is None:
-        return None
-    s = str(v)
-    m = re.fullmatch(r"(\d+(?:\.\d+)*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?", s)
-    if not m:
-        return "1" + s
-    nums = ".".join(f"{int(p):012d}" for p in m.group(1).split("."))
-    pre = m.group(2)
-    return "0" + nums + ("!" + pre if pre else "~")
-
-
-def coerce_const(v: object, kind: str, info: FieldInfo | None = None) -> object:
-    """A constant converted to a field's kind, as ES converts query values; ... if impossible."""
-    if v is None:
-        return None
-    if kind == "string" or kind == "ip":
-        return F.to_string(v)
-    if kind in ("int", "float"):
-        if isinstance(v, bool):
-            return ...
-        if isinstance(v, (int, float)):
-            return v
-        n = F.number(v)
-        return ... if n is None else n
-    if kind == "bool":
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, str) and v in ("true", "false"):
-            return v == "true"
-        return ...
-    if kind == "date":
-        ns = parse_date_ns(v, nanos=bool(info and info.es_type == "date_nanos"))
-        return ... if ns is None else ns
-    if kind == "version":
-        return version_key(v)
-    return v
-
-
 class PolarsCompiler:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -154,11 +81,11 @@ class PolarsCompiler:
         return self._atom(e, negated)
 
     def _atom(self, e: ir.Expr, negated: bool) -> pl.Expr:
-        if isinstance(e, ir.Compare) and e.op == "!=" and _is_pushable(e):
+        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
             e, negated = replace(e, op="=="), not negated
-        if negated and isinstance(e, ir.Compare) and e.op in _FLIP and _is_pushable(e):
-            e, negated = replace(e, op=_FLIP[e.op]), False
-        pushable = _is_pushable(e)
+        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
+            e, negated = replace(e, op=FLIP[e.op]), False
+        pushable = is_pushable(e)
         core = self._any_element(e)
         if pushable:
             core = core.fill_null(False)
@@ -180,7 +107,7 @@ class PolarsCompiler:
         path = multi[0]
         col = pl.col(path)
         any_true = col.list.eval(self._scalar_atom(e, {path: pl.element()})).list.any()
-        if _is_pushable(e):
+        if is_pushable(e):
             return any_true
         # a script on an array with no values sees null, like a missing field
         as_missing = self._scalar_atom(e, {path: pl.lit(None, dtype=self.schema.get(path).inner)})
@@ -216,7 +143,7 @@ class PolarsCompiler:
                 test = b.expr.is_null() if not b.is_const else pl.lit(b.const is None)
                 return test if op == "==" else ~test
         if left.is_const and not right.is_const:
-            left, right, op = right, left, _SWAP[op]
+            left, right, op = right, left, SWAP[op]
         left, right = self._unify(left, right, e.left if not left.is_const else e.right)
         if right.is_const and right.const is ...:
             return pl.lit(None, dtype=pl.Boolean)  # a constant that cannot be this field's type
@@ -465,18 +392,6 @@ def _any_of(parts: list[pl.Expr]) -> pl.Expr:
     for p in parts[1:]:
         out = out | p
     return out
-
-
-def _is_pushable(e: ir.Expr) -> bool:
-    """A field-vs-constants predicate, which ES runs as a two-valued Lucene query."""
-    if isinstance(e, ir.Compare):
-        sides = (e.left, e.right)
-        return any(isinstance(s, ir.Field) for s in sides) and any(isinstance(s, ir.Literal) for s in sides)
-    if isinstance(e, (ir.InSet, ir.Match)):
-        return isinstance(e.value, ir.Field) and all(isinstance(o, ir.Literal) for o in getattr(e, "options", ()))
-    if isinstance(e, ir.IsNull):
-        return True
-    return False
 
 
 def _show(e: ir.Expr) -> str:

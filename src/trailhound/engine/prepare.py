@@ -14,7 +14,7 @@ from typing import Mapping
 
 import polars as pl
 
-from ..compile.polars import parse_date_ns
+from ..compile.semantics import parse_date_ns
 from ..compile.schema import DATE_TYPES
 
 ISO_RE = r"^\s*-?\d+(\.\d+)?\s*$"
@@ -46,7 +46,8 @@ def date_to_ns(expr: pl.Expr, dtype: pl.DataType, nanos: bool) -> pl.Expr:
     if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
         ns = expr.dt.cast_time_unit("ns").cast(pl.Int64)
     elif dtype in (pl.String, pl.Utf8):
-        ns = expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64)
+        # elementwise: lets Polars filter rows before parsing their timestamps
+        ns = expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64, is_elementwise=True)
         return ns
     else:
         return pl.lit(None, dtype=pl.Int64)

@@ -1,0 +1,371 @@
+"""IR → SQL (a sqlglot tree), for DuckDB locally and Spark SQL at scale.
+
+The same semantics as compile/polars.py (see its docstring), over a table with the same
+columns: dotted field names, LIST columns for multi-valued fields, dates as Int64 ns. The
+shared rules (pushdown, range flips, constant coercion, patterns) come from semantics.py and
+patterns.py, so the two backends differ only in how they spell things. Tests run both on the
+same data and require the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sqlglot.expressions as exp
+
+from ..lang import ir
+from ..lang.errors import EqlSemanticError
+from . import functions as F
+from .patterns import lucene_to_regex, plan_wildcard
+from .schema import Schema
+from .semantics import FLIP, SWAP, coerce_const, is_pushable
+
+_X = "__x"  # the lambda variable for one element of an array
+
+
+class SqlValue:
+    __slots__ = ("expr", "kind", "const")
+
+    def __init__(self, expr: exp.Expression, kind: str, const: object = ...) -> None:
+        self.expr, self.kind, self.const = expr, kind, const
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not ...
+
+
+def _lit(v: object) -> SqlValue:
+    if v is None:
+        return SqlValue(exp.Null(), "null", None)
+    if isinstance(v, bool):
+        return SqlValue(exp.Boolean(this=v), "bool", v)
+    if isinstance(v, int):
+        return SqlValue(exp.Literal.number(v), "int", v)
+    if isinstance(v, float):
+        return SqlValue(exp.Literal.number(repr(v)), "float", v)
+    return SqlValue(exp.Literal.string(str(v)), "string", v)
+
+
+def column(name: str) -> exp.Column:
+    return exp.Column(this=exp.Identifier(this=name, quoted=True))
+
+
+def _or(parts: list[exp.Expression]) -> exp.Expression:
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.Or(this=exp.Paren(this=out), expression=exp.Paren(this=p))
+    return out
+
+
+def _and(parts: list[exp.Expression]) -> exp.Expression:
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.And(this=exp.Paren(this=out), expression=exp.Paren(this=p))
+    return out
+
+
+def _not(e: exp.Expression) -> exp.Expression:
+    return exp.Not(this=exp.Paren(this=e))
+
+
+def _coalesce_false(e: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=e, expressions=[exp.false()])
+
+
+class SqlCompiler:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+
+    def where(self, e: ir.Expr, dialect: str = "duckdb") -> str:
+        return self.predicate(e).sql(dialect)
+
+    def predicate(self, e: ir.Expr) -> exp.Expression:
+        return self._bool(e, False)
+
+    def category(self, category: str | None, field: str) -> exp.Expression:
+        if category is None:
+            return exp.true()
+        info = self.schema.get(field)
+        if info.dtype is None:
+            return exp.false()
+        if info.multi:
+            return _coalesce_false(exp.ArrayContains(this=column(field), expression=exp.Literal.string(category)))
+        return _coalesce_false(exp.EQ(this=column(field), expression=exp.Literal.string(category)))
+
+    # ---- boolean structure (mirrors PolarsCompiler) --------------------------------------
+
+    def _bool(self, e: ir.Expr, negated: bool) -> exp.Expression:
+        if isinstance(e, ir.Not):
+            return self._bool(e.operand, not negated)
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self._bool(t, negated) for t in e.terms]
+            return _and(parts) if isinstance(e, ir.And) != negated else _or(parts)
+        return self._atom(e, negated)
+
+    def _atom(self, e: ir.Expr, negated: bool) -> exp.Expression:
+        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
+            e, negated = replace(e, op="=="), not negated
+        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
+            e, negated = replace(e, op=FLIP[e.op]), False
+        core = self._any_element(e)
+        if is_pushable(e):
+            core = _coalesce_false(core)
+        return _not(core) if negated else core
+
+    def _any_element(self, e: ir.Expr) -> exp.Expression:
+        multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
+        if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:
+            return _no_values(column(e.operand.path))
+        if not multi:
+            return self._scalar_atom(e, {})
+        others = {f.path for f in ir.fields_of(e)} - set(multi)
+        if len(multi) > 1 or others:
+            raise EqlSemanticError(
+                f"this condition combines the multi-valued field {multi[0]!r} with other fields, "
+                "which Trailhound cannot evaluate yet"
+            )
+        path = multi[0]
+        x = exp.Column(this=exp.Identifier(this=_X))
+        inner = self._scalar_atom(e, {path: x})
+        hits = exp.ArrayFilter(
+            this=column(path), expression=exp.Lambda(this=inner, expressions=[exp.Identifier(this=_X)])
+        )
+        any_true = exp.GT(this=exp.ArraySize(this=hits), expression=exp.Literal.number(0))
+        if is_pushable(e):
+            return any_true
+        as_missing = self._scalar_atom(e, {path: exp.Null()})
+        return exp.Case(ifs=[exp.If(this=_no_values(column(path)), true=as_missing)], default=any_true)
+
+    # ---- atoms ---------------------------------------------------------------------------
+
+    def _scalar_atom(self, e: ir.Expr, bind: dict[str, exp.Expression]) -> exp.Expression:
+        if isinstance(e, ir.Compare):
+            return self._compare(e, bind)
+        if isinstance(e, ir.InSet):
+            return self._in(e, bind)
+        if isinstance(e, ir.Match):
+            return self._match(e, bind)
+        if isinstance(e, ir.IsNull):
+            return exp.Is(this=self.value(e.operand, bind).expr, expression=exp.Null())
+        v = self.value(e, bind)
+        if v.kind in ("bool", "null"):
+            return exp.Cast(this=v.expr, to=exp.DataType.build("BOOLEAN"))
+        raise EqlSemanticError("a condition is not a boolean")
+
+    def _compare(self, e: ir.Compare, bind) -> exp.Expression:
+        left, right = self.value(e.left, bind), self.value(e.right, bind)
+        op = e.op
+        if not left.is_const and not right.is_const:
+            raise EqlSemanticError("comparisons against fields are not supported")
+        for a, b in ((left, right), (right, left)):
+            if a.is_const and a.const is None and op in ("==", "!="):
+                test = exp.Is(this=b.expr, expression=exp.Null()) if not b.is_const else exp.Boolean(this=b.const is None)
+                return test if op == "==" else _not(test)
+        if left.is_const:
+            left, right, op = right, left, SWAP[op]
+        field = e.left if isinstance(e.left, ir.Field) else e.right if isinstance(e.right, ir.Field) else None
+        info = self.schema.get(field.path) if field is not None else None
+        a = left.expr
+        c = right.const
+        if left.kind == "version":
+            a = exp.Anonymous(this="th_version_key", expressions=[a])
+        if c is not None and right.kind != left.kind and left.kind != "null":
+            if left.kind == "int" and right.kind == "float":
+                a = exp.Cast(this=a, to=exp.DataType.build("DOUBLE"))
+            else:
+                c = coerce_const(c, left.kind, info)
+                if c is ...:
+                    return exp.Null()
+        b = _lit(c).expr
+        cls = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[op]
+        return cls(this=a, expression=b)
+
+    def _in(self, e: ir.InSet, bind) -> exp.Expression:
+        v = self.value(e.value, bind)
+        opts = [self.value(o, bind) for o in e.options]
+        if not all(o.is_const for o in opts):
+            return _or([self._compare(ir.Compare("==", e.value, o), bind) for o in e.options])
+        info = self.schema.get(e.value.path) if isinstance(e.value, ir.Field) else None
+        consts = []
+        for o in opts:
+            if o.const is None:
+                continue
+            c = coerce_const(o.const, v.kind, info) if v.kind != "null" else o.const
+            if c is not ...:
+                consts.append(c)
+        a = v.expr
+        if e.case_insensitive and v.kind == "string":
+            a = exp.Lower(this=a)
+            consts = [c.lower() for c in consts]
+        if not consts:
+            return exp.Case(ifs=[exp.If(this=exp.Is(this=a, expression=exp.Null()), true=exp.Null())], default=exp.false())
+        return exp.In(this=a, expressions=[_lit(c).expr for c in consts])
+
+    def _match(self, e: ir.Match, bind) -> exp.Expression:
+        v = self.value(e.value, bind)
+        s = v.expr if v.kind == "string" else exp.Cast(this=v.expr, to=exp.DataType.build("VARCHAR"))
+        if e.kind == "regex":
+            return _or([exp.RegexpLike(this=s, expression=exp.Literal.string(lucene_to_regex(p, e.case_insensitive)))
+                        for p in e.patterns])
+        if e.case_insensitive:
+            s = exp.Lower(this=s)
+        parts = []
+        for p in e.patterns:
+            plan = plan_wildcard(p.lower() if e.case_insensitive else p)
+            lit = exp.Literal.string(plan.text)
+            if plan.kind == "equals":
+                parts.append(exp.EQ(this=s, expression=lit))
+            elif plan.kind == "prefix":
+                parts.append(exp.StartsWith(this=s, expression=lit))
+            elif plan.kind == "suffix":
+                parts.append(exp.EndsWith(this=s, expression=lit))
+            elif plan.kind == "contains":
+                parts.append(exp.Contains(this=s, expression=lit))
+            elif plan.kind == "exists":
+                parts.append(exp.Not(this=exp.Is(this=s, expression=exp.Null())))
+            else:
+                parts.append(exp.RegexpLike(this=s, expression=lit))
+        return _or(parts)
+
+    # ---- values --------------------------------------------------------------------------
+
+    def value(self, e: ir.Expr, bind) -> SqlValue:
+        if isinstance(e, ir.Literal):
+            return _lit(e.value)
+        if isinstance(e, ir.Field):
+            info = self.schema.get(e.path)
+            if e.path in bind:
+                return SqlValue(bind[e.path], info.kind)
+            if info.dtype is None:
+                return SqlValue(exp.Null(), "null", None)
+            return SqlValue(column(e.path), info.kind)
+        if isinstance(e, ir.Negate):
+            v = self.value(e.operand, bind)
+            if v.is_const:
+                return _lit(None if v.const is None else F.multiply(v.const, -1))
+            return SqlValue(exp.Neg(this=exp.Paren(this=v.expr)), v.kind)
+        if isinstance(e, ir.Arith):
+            return self._arith(e.op, self.value(e.left, bind), self.value(e.right, bind))
+        if isinstance(e, ir.Call):
+            return self._call(e, bind)
+        if isinstance(e, ir.Not):
+            return SqlValue(_not(self.value(e.operand, bind).expr), "bool")
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self.value(t, bind).expr for t in e.terms]
+            return SqlValue(_and(parts) if isinstance(e, ir.And) else _or(parts), "bool")
+        if isinstance(e, (ir.Compare, ir.InSet, ir.Match, ir.IsNull)):
+            return SqlValue(self._scalar_atom(e, bind), "bool")
+        raise EqlSemanticError(f"cannot evaluate {type(e).__name__}")
+
+    def _arith(self, op: str, a: SqlValue, b: SqlValue) -> SqlValue:
+        if a.is_const and b.is_const:
+            fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
+            return _lit(fn(a.const, b.const))
+        kind = "float" if "float" in (a.kind, b.kind) else "int"
+        x, y = exp.Paren(this=a.expr), exp.Paren(this=b.expr)
+        if op in "+-*":
+            cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[op]
+            return SqlValue(cls(this=x, expression=y), kind)
+        safe_y = exp.Nullif(this=y, expression=exp.Literal.number(0))
+        if op == "/":
+            q = exp.Div(this=exp.Cast(this=x, to=exp.DataType.build("DOUBLE")), expression=safe_y)
+            if kind == "int":  # Java: truncate toward zero
+                return SqlValue(exp.Cast(this=exp.Trunc(this=q), to=exp.DataType.build("BIGINT")), "int")
+            return SqlValue(q, "float")
+        # SQL's % takes the sign of the dividend, as Java's does
+        return SqlValue(exp.Mod(this=x, expression=safe_y), kind)
+
+    def _call(self, e: ir.Call, bind) -> SqlValue:
+        args = [self.value(a, bind) for a in e.args]
+        name, ci = e.name, e.case_insensitive
+        if all(a.is_const for a in args):
+            return _lit(F.call(name, [a.const for a in args], ci))
+        arith = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "modulo": "%"}
+        if name in arith:
+            return self._arith(arith[name], args[0], args[1])
+        if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
+            needle = args[1].const
+            if needle is None:
+                return SqlValue(exp.Null(), "bool")
+            s = _as_string(args[0])
+            if ci:
+                s, needle = exp.Lower(this=s), str(needle).lower()
+            lit = exp.Literal.string(str(needle))
+            if name == "startsWith":
+                return SqlValue(exp.StartsWith(this=s, expression=lit), "bool")
+            if name == "endsWith":
+                return SqlValue(exp.EndsWith(this=s, expression=lit), "bool")
+            if needle == "":
+                return SqlValue(exp.Case(ifs=[exp.If(this=exp.Is(this=s, expression=exp.Null()), true=exp.Null())],
+                                         default=exp.false()), "bool")
+            return SqlValue(exp.Contains(this=s, expression=lit), "bool")
+        if name == "length":
+            return SqlValue(exp.Length(this=_as_string(args[0])), "int")
+        if name == "string":
+            return SqlValue(_as_string(args[0]), "string")
+        if name == "concat":
+            out = _as_string(args[0])
+            for a in args[1:]:
+                out = exp.DPipe(this=out, expression=_as_string(a), safe=False)  # null-propagating ||
+            return SqlValue(out, "string")
+        # the rest call the reference implementation as a UDF (see register_udfs)
+        kind = UDF_KINDS[name]
+        call = exp.Anonymous(this=udf_name(name, len(args), ci), expressions=[_as_string(a) for a in args])
+        return SqlValue(call, kind)
+
+
+#: functions run as UDFs, with the kind of value they return
+UDF_KINDS = {"between": "string", "cidrMatch": "bool", "indexOf": "int", "number": "float", "substring": "string",
+             "startsWith": "bool", "endsWith": "bool", "stringContains": "bool"}
+_UDF_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE"}
+_MAX_UDF_ARGS = {"between": 4, "cidrMatch": 16, "indexOf": 3, "number": 2, "substring": 3,
+                 "startsWith": 2, "endsWith": 2, "stringContains": 2}
+
+
+def udf_name(name: str, arity: int, ci: bool) -> str:
+    return f"th_{name.lower()}{'_ci' if ci else ''}_{arity}"
+
+
+def _from_text(name: str, i: int, v: str | None):
+    """UDF arguments travel as text; give numeric and boolean ones back their type."""
+    if v is None:
+        return None
+    if (name == "substring" and i > 0) or (name == "indexOf" and i == 2) or (name == "number" and i == 1):
+        return int(float(v))
+    if name == "between" and i == 3:
+        return v == "true"
+    return v
+
+
+def register_udfs(con) -> None:
+    """Register the reference implementations as DuckDB functions (the SQL backend's fallback)."""
+    from .semantics import version_key
+
+    con.create_function("th_version_key", version_key, ["VARCHAR"], "VARCHAR", null_handling="special")
+    for name, kind in UDF_KINDS.items():
+        for ci in (False, True):
+            for arity in range(1, _MAX_UDF_ARGS[name] + 1):
+                con.create_function(udf_name(name, arity, ci), _udf(name, ci, arity), ["VARCHAR"] * arity,
+                                    _UDF_TYPES[kind], null_handling="special", side_effects=False)
+
+
+def _udf(name: str, ci: bool, arity: int):
+    def call(vals: tuple) -> object:
+        out = F.call(name, [_from_text(name, i, v) for i, v in enumerate(vals)], ci)
+        return float(out) if name == "number" and out is not None else out
+
+    # DuckDB binds UDFs by their exact positional signature, so build one with `arity` params
+    params = ", ".join(f"a{i}" for i in range(arity))
+    return eval(f"lambda {params}: call(({params},))", {"call": call})  # noqa: S307 - fixed text
+
+
+def _as_string(v: SqlValue) -> exp.Expression:
+    return v.expr if v.kind == "string" else exp.Cast(this=v.expr, to=exp.DataType.build("VARCHAR"))
+
+
+def _no_values(col: exp.Expression) -> exp.Expression:
+    x = exp.Column(this=exp.Identifier(this=_X))
+    non_null = exp.ArrayFilter(this=col, expression=exp.Lambda(
+        this=exp.Not(this=exp.Is(this=x, expression=exp.Null())), expressions=[exp.Identifier(this=_X)]))
+    return exp.Or(this=exp.Is(this=col, expression=exp.Null()),
+                  expression=exp.EQ(this=exp.ArraySize(this=non_null), expression=exp.Literal.number(0)))

@@ -1,0 +1,89 @@
+"""The Polars and SQL (DuckDB) backends must select the same events for every filter."""
+
+import duckdb
+import polars as pl
+import pytest
+
+import es_eql
+from test_semantics import DOCS
+from trailhound.compile.polars import PolarsCompiler
+from trailhound.compile.schema import Schema
+from trailhound.compile.sql import SqlCompiler, register_udfs
+from trailhound.engine.prepare import FrameOptions, prepare
+from trailhound.engine.search import needed_fields
+from trailhound.lang import ir
+from trailhound.lang.errors import QueryError
+from trailhound.lang.parser import parse
+from trailhound.sources import events_from_documents
+
+
+_CON = None
+
+
+def _connection():
+    global _CON
+    if _CON is None:  # registering the UDFs once keeps this test fast
+        _CON = duckdb.connect()
+        register_udfs(_CON)
+    return _CON
+
+
+def both(query: ir.Query, frame: pl.DataFrame, options: FrameOptions):
+    """Per filter of the query: (rows by Polars, rows by DuckDB), or None where SQL declines."""
+    lf, types = prepare(frame, options, set(needed_fields(query, options)))
+    prepared = lf.collect()
+    schema = Schema.of_frame(prepared, types)
+    pc, sc = PolarsCompiler(schema), SqlCompiler(schema)
+    con = _connection()
+    con.register("events", prepared.to_arrow())
+    out = []
+    for f in ir.query_filters(query):
+        want = prepared.filter((pc.category(f.category, options.event_category_field) & pc.predicate(f.condition))
+                               .fill_null(False))["__row"].to_list()
+        try:
+            where = f"({sc.category(f.category, options.event_category_field).sql('duckdb')}) AND ({sc.where(f.condition)})"
+        except QueryError as e:
+            out.append((want, None, str(e)))
+            continue
+        got = [r[0] for r in con.sql(f'SELECT "__row" FROM events WHERE {where} ORDER BY "__row"').fetchall()]
+        out.append((sorted(want), got, where))
+    return out
+
+
+FIXTURE_QUERIES = [
+    'process where process.name == "ssh"', 'process where process.name : "SS?"', 'process where process.name like~ "S*"',
+    'process where process.name regex~ "s+h"', 'process where process.name in~ ("SSH", "cp")',
+    'process where process.args : ("-i", "*key*")', 'process where process.args != "-i"',
+    'process where not process.pid > 5', 'process where process.pid / 2 == -1 or process.pid % 2 == -1',
+    'process where not startsWith(process.name, "s")', 'process where process.args == null',
+    'process where length(process.args) == 2', 'process where concat(process.name, "-", process.pid) : "ssh-*"',
+    'process where null == (process.pid > 5)', 'process where stringContains~(process.name, "SH")',
+    'any where file.path : "*/.ssh/*" and not process.name in ("sh", "bash")',
+    'process where between(process.name, "s", "h") == "s" or indexOf~(process.name, "H") == 2',
+    'process where substring(process.name, -2) == "sh" and number(string(process.pid)) > 0',
+]
+
+
+@pytest.mark.parametrize("query", FIXTURE_QUERIES)
+def test_backends_agree_on_fixtures(query):
+    for want, got, where in both(parse(query), events_from_documents(DOCS).frame, FrameOptions()):
+        assert got is not None, where
+        assert got == want, where
+
+
+@pytest.mark.skipif(not es_eql.available(), reason="ES EQL suite not found (../shared absent)")
+def test_backends_agree_on_the_es_suite():
+    compared = declined = 0
+    reasons = set()
+    for cls, spec in es_eql.all_cases():
+        table, types, aliases = es_eql.dataset(cls.name)
+        options = FrameOptions(tiebreaker_field=cls.tiebreaker, es_types=types, aliases=aliases)
+        for want, got, where in both(parse(spec.query), table.frame, options):
+            if got is None:
+                declined += 1
+                reasons.add(where.splitlines()[0])
+                continue
+            compared += 1
+            assert got == want, f"{spec.file}::{spec.name}: {where}"
+    assert declined == 0, reasons
+    assert compared > 700
