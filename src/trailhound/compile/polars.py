@@ -15,7 +15,6 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import polars as pl
@@ -25,7 +24,7 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import FLIP, SWAP, coerce_const, is_pushable, version_key
+from .semantics import SWAP, ConditionCompiler, coerce_const, is_pushable, version_key
 
 
 Bind = dict[str, pl.Expr]
@@ -58,40 +57,25 @@ def _lit(v: object) -> Value:
     return Value(pl.lit(str(v), dtype=pl.String), "string", v)
 
 
-class PolarsCompiler:
+class PolarsCompiler(ConditionCompiler[pl.Expr]):
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
 
-    # ---- boolean structure ---------------------------------------------------------------
+    # ---- backend hooks for the shared boolean skeleton --------------------------------------
 
-    def predicate(self, e: ir.Expr) -> pl.Expr:
-        """A boolean expression; null means "no match" to the caller."""
-        return self._bool(e, negated=False)
+    def all_of(self, parts: list[pl.Expr]) -> pl.Expr:
+        return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
 
-    def _bool(self, e: ir.Expr, negated: bool) -> pl.Expr:
-        if isinstance(e, ir.Not):
-            return self._bool(e.operand, not negated)
-        if isinstance(e, (ir.And, ir.Or)):
-            parts = [self._bool(t, negated) for t in e.terms]
-            conj = isinstance(e, ir.And) != negated  # De Morgan under negation
-            out = parts[0]
-            for p in parts[1:]:
-                out = (out & p) if conj else (out | p)
-            return out
-        return self._atom(e, negated)
+    def any_of(self, parts: list[pl.Expr]) -> pl.Expr:
+        return _any_of(parts)
 
-    def _atom(self, e: ir.Expr, negated: bool) -> pl.Expr:
-        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
-            e, negated = replace(e, op="=="), not negated
-        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
-            e, negated = replace(e, op=FLIP[e.op]), False
-        pushable = is_pushable(e)
-        core = self._any_element(e)
-        if pushable:
-            core = core.fill_null(False)
-        return ~core if negated else core
+    def negate(self, e: pl.Expr) -> pl.Expr:
+        return ~e
 
-    def _any_element(self, e: ir.Expr) -> pl.Expr:
+    def false_if_null(self, e: pl.Expr) -> pl.Expr:
+        return e.fill_null(False)
+
+    def any_element(self, e: ir.Expr) -> pl.Expr:
         """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
         multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
         if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:

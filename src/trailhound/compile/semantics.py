@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Generic, TypeVar
 
 from ..lang import ir
 from . import functions as F
@@ -93,3 +95,53 @@ def coerce_const(v: object, kind: str, info: FieldInfo | None = None) -> object:
     if kind == "version":
         return version_key(v)
     return v
+
+
+E = TypeVar("E")
+
+
+class ConditionCompiler(Generic[E]):
+    """The boolean skeleton every backend shares: De Morgan, and ES's pushdown negation.
+
+    A backend supplies how to spell conjunction, disjunction, negation, "null is false" and
+    the evaluation of one atom (with any-element semantics over arrays).
+    """
+
+    def predicate(self, e: ir.Expr) -> E:
+        """A boolean; null means "no match" to the caller."""
+        return self._bool(e, False)
+
+    def _bool(self, e: ir.Expr, negated: bool) -> E:
+        if isinstance(e, ir.Not):
+            return self._bool(e.operand, not negated)
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self._bool(t, negated) for t in e.terms]
+            conj = isinstance(e, ir.And) != negated  # De Morgan under negation
+            return self.all_of(parts) if conj else self.any_of(parts)
+        return self._atom(e, negated)
+
+    def _atom(self, e: ir.Expr, negated: bool) -> E:
+        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
+            e, negated = replace(e, op="=="), not negated  # Lucene: must_not(term)
+        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
+            e, negated = replace(e, op=FLIP[e.op]), False  # the opposite range
+        core = self.any_element(e)
+        if is_pushable(e):
+            core = self.false_if_null(core)  # a term query never matches a missing field
+        return self.negate(core) if negated else core
+
+    # backend hooks
+    def all_of(self, parts: list[E]) -> E:
+        raise NotImplementedError
+
+    def any_of(self, parts: list[E]) -> E:
+        raise NotImplementedError
+
+    def negate(self, e: E) -> E:
+        raise NotImplementedError
+
+    def false_if_null(self, e: E) -> E:
+        raise NotImplementedError
+
+    def any_element(self, e: ir.Expr) -> E:
+        raise NotImplementedError

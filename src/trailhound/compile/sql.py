@@ -9,8 +9,6 @@ same data and require the same rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import sqlglot.expressions as exp
 
 from ..lang import ir
@@ -18,7 +16,7 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import FLIP, SWAP, coerce_const, is_pushable
+from .semantics import SWAP, ConditionCompiler, coerce_const, is_pushable
 
 _X = "__x"  # the lambda variable for one element of an array
 
@@ -72,15 +70,12 @@ def _coalesce_false(e: exp.Expression) -> exp.Expression:
     return exp.Coalesce(this=e, expressions=[exp.false()])
 
 
-class SqlCompiler:
+class SqlCompiler(ConditionCompiler[exp.Expression]):
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
 
     def where(self, e: ir.Expr, dialect: str = "duckdb") -> str:
         return self.predicate(e).sql(dialect)
-
-    def predicate(self, e: ir.Expr) -> exp.Expression:
-        return self._bool(e, False)
 
     def category(self, category: str | None, field: str) -> exp.Expression:
         if category is None:
@@ -92,27 +87,21 @@ class SqlCompiler:
             return _coalesce_false(exp.ArrayContains(this=column(field), expression=exp.Literal.string(category)))
         return _coalesce_false(exp.EQ(this=column(field), expression=exp.Literal.string(category)))
 
-    # ---- boolean structure (mirrors PolarsCompiler) --------------------------------------
+    # ---- backend hooks for the shared boolean skeleton --------------------------------------
 
-    def _bool(self, e: ir.Expr, negated: bool) -> exp.Expression:
-        if isinstance(e, ir.Not):
-            return self._bool(e.operand, not negated)
-        if isinstance(e, (ir.And, ir.Or)):
-            parts = [self._bool(t, negated) for t in e.terms]
-            return _and(parts) if isinstance(e, ir.And) != negated else _or(parts)
-        return self._atom(e, negated)
+    def all_of(self, parts: list[exp.Expression]) -> exp.Expression:
+        return _and(parts)
 
-    def _atom(self, e: ir.Expr, negated: bool) -> exp.Expression:
-        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
-            e, negated = replace(e, op="=="), not negated
-        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
-            e, negated = replace(e, op=FLIP[e.op]), False
-        core = self._any_element(e)
-        if is_pushable(e):
-            core = _coalesce_false(core)
-        return _not(core) if negated else core
+    def any_of(self, parts: list[exp.Expression]) -> exp.Expression:
+        return _or(parts)
 
-    def _any_element(self, e: ir.Expr) -> exp.Expression:
+    def negate(self, e: exp.Expression) -> exp.Expression:
+        return _not(e)
+
+    def false_if_null(self, e: exp.Expression) -> exp.Expression:
+        return _coalesce_false(e)
+
+    def any_element(self, e: ir.Expr) -> exp.Expression:
         multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
         if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:
             return _no_values(column(e.operand.path))
