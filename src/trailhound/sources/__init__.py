@@ -1,0 +1,21 @@
+"""Event sources: loaders that turn event files into frames for the engine."""
+
+from trailhound.sources.ecs_json import (
+    MAX_SKIPPED_KEPT,
+    EventTable,
+    LoadReport,
+    Skipped,
+    SourceError,
+    events_from_documents,
+    load_events,
+)
+
+__all__ = [
+    "MAX_SKIPPED_KEPT",
+    "EventTable",
+    "LoadReport",
+    "Skipped",
+    "SourceError",
+    "events_from_documents",
+    "load_events",
+]

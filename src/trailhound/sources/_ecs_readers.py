@@ -1,0 +1,553 @@
+"""The two readers behind `ecs_json`, and where each loaded row came from.
+
+* **DuckDB** (`read_json` with explicit ``columns=``). Fields guessed String are declared VARCHAR;
+  every other field is declared ``JSON``, which accepts any value and yields its JSON text, and
+  converted in the same query next to a per-row does-not-fit flag. A flagged field is read again
+  as JSON text. Any DuckDB error means the file needs the Python reader.
+* **orjson, line by line**: small files, in-memory documents and fallbacks. It reports each bad
+  line with its number, and only it follows Elasticsearch through arrays of objects.
+
+Both give a `Part`: columns that are typed or still JSON text, for `ecs_json` to unify.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import json
+import logging
+import os
+import zlib
+from array import array
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailhound.sources._ecs_values import (
+    JSON_KIND,
+    MISSING,
+    STRING,
+    ColumnType,
+    FieldPath,
+    Stats,
+    convert_sql,
+    ident,
+    leaf_names,
+    literal,
+    lookup,
+    misfit_sql,
+)
+
+log = logging.getLogger("trailhound.sources.ecs_json")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+# Sample used to guess column types for the DuckDB reader: the head of the file plus, for
+# uncompressed files, chunks spread over it (cheap with seek).
+_SAMPLE_HEAD_BYTES = 256 * 1024
+_SAMPLE_CHUNKS = 8
+_SAMPLE_CHUNK_BYTES = 64 * 1024
+
+
+class SourceError(ValueError):
+    """An input file is missing or cannot be read at all."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass
+class Source:
+    """An input file as sniffed from its first bytes (gzip is recognised by its magic bytes)."""
+
+    path: str
+    size: int
+    gzip: bool
+    array: bool  # the content is one JSON array of objects
+    bom: bool
+
+    @classmethod
+    def open(cls, path: str) -> Source:
+        try:
+            size = os.stat(path).st_size
+            with open(path, "rb") as fh:
+                raw = fh.read(64 * 1024)
+        except FileNotFoundError:
+            raise SourceError(path, "no such file") from None
+        except IsADirectoryError:
+            raise SourceError(path, "is a directory, not a file") from None
+        except OSError as e:
+            raise SourceError(path, f"cannot read: {e.strerror or e}") from None
+        compressed = raw.startswith(_GZIP_MAGIC)
+        head = raw
+        if compressed:
+            try:  # a partial decompression is enough to see how the content starts
+                head = zlib.decompressobj(wbits=31).decompress(raw, 4096)
+            except zlib.error as e:
+                raise SourceError(path, f"not a readable gzip file ({e})") from None
+        bom = head.startswith(_BOM)
+        first = (head[3:] if bom else head).lstrip()
+        return cls(path, size, compressed, first.startswith(b"["), bom)
+
+    def open_binary(self):
+        return gzip.open(self.path, "rb") if self.gzip else open(self.path, "rb")
+
+    def read_all(self) -> tuple[bytes, str | None]:
+        """The whole (decompressed) content and, if the gzip stream is damaged, why."""
+        with open(self.path, "rb") as fh:
+            raw = fh.read()
+        if not self.gzip:
+            return raw, None
+        out, error = [], None
+        while raw:  # member by member: a gzip file may be a concatenation
+            d = zlib.decompressobj(wbits=31)
+            try:
+                out.append(d.decompress(raw))
+            except zlib.error as e:
+                error = f"corrupt gzip data ({e})"
+                break
+            if not d.eof:
+                error = "gzip data is truncated"
+                break
+            raw = d.unused_data
+        return b"".join(out), error
+
+    def sample_lines(self) -> Iterator[bytes]:
+        """Whole lines from the head of the file and, if uncompressed, from across it."""
+        with self.open_binary() as fh:
+            try:
+                head = fh.read(_SAMPLE_HEAD_BYTES)
+            except (EOFError, OSError, zlib.error):
+                return  # the real read reports the damage
+            yield from head.split(b"\n")[:-1]
+            if self.gzip or self.size < 4 * _SAMPLE_HEAD_BYTES:
+                return
+            step = self.size // (_SAMPLE_CHUNKS + 1)
+            for k in range(1, _SAMPLE_CHUNKS + 1):
+                fh.seek(k * step)
+                yield from fh.read(_SAMPLE_CHUNK_BYTES).split(b"\n")[1:-1]
+
+
+class SkipLog:
+    """Bad lines as (file, line, reason): the first `keep` in full, all of them counted."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.kept: list[tuple[str, int, str]] = []
+        self.count = 0
+
+    def add(self, file: str, line: int, reason: str) -> None:
+        self.count += 1
+        if len(self.kept) < self.keep:
+            self.kept.append((file, line, reason))
+
+
+# ----------------------------------------------------------------------------------------------
+# Where rows came from, for EventTable.documents() and locations()
+
+
+class Origin:
+    """The rows of one input; `start` (first global row) is set when the frame is assembled."""
+
+    name: str
+    file_no: int
+    rows: int
+    start: int = 0
+
+    def documents(self, local: list[int]) -> list[dict]:
+        """The documents at these sorted row numbers within this input."""
+        raise NotImplementedError
+
+    def lines(self, local: list[int]) -> list[int]:
+        raise NotImplementedError
+
+
+class NdjsonOrigin(Origin):
+    """Document k is the k-th non-blank line (the DuckDB reader fails on anything else).
+
+    Byte offsets come from the Python reader, or from one scan of the file on first use.
+    """
+
+    def __init__(self, src: Source, file_no: int, rows: int, offsets: array | None = None,
+                 line_numbers: array | None = None) -> None:
+        self.src, self.name, self.file_no, self.rows = src, src.path, file_no, rows
+        self._offsets, self._lines = offsets, line_numbers
+
+    def _index(self) -> tuple[array, array]:
+        if self._offsets is None:
+            offsets, lines, pos = array("q"), array("q"), 0
+            with self.src.open_binary() as fh:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        offsets.append(pos)
+                        lines.append(n)
+                    pos += len(line)
+            if len(offsets) != self.rows:
+                raise RuntimeError(f"{self.name}: the file changed after it was loaded")
+            self._offsets, self._lines = offsets, lines
+        return self._offsets, self._lines
+
+    def documents(self, local: list[int]) -> list[dict]:
+        offsets, _ = self._index()
+        docs = []
+        with self.src.open_binary() as fh:  # `local` is sorted: a gzip stream only seeks forward
+            for k in local:
+                fh.seek(offsets[k])
+                line = fh.readline()
+                docs.append(orjson.loads(line[3:] if offsets[k] == 0 and self.src.bom else line))
+        return docs
+
+    def lines(self, local: list[int]) -> list[int]:
+        _, lines = self._index()
+        return [lines[k] for k in local]
+
+
+class ArrayOrigin(Origin):
+    """Rows of a JSON-array file; `numbers` holds each row's element number (None: all rows)."""
+
+    def __init__(self, src: Source, file_no: int, rows: int, numbers: array | None) -> None:
+        self.src, self.name, self.file_no, self.rows = src, src.path, file_no, rows
+        self.numbers = numbers
+
+    def lines(self, local: list[int]) -> list[int]:
+        return [self.numbers[k] if self.numbers is not None else k + 1 for k in local]
+
+    def documents(self, local: list[int]) -> list[dict]:
+        text, _ = self.src.read_all()
+        elements, _ = array_elements(text[3:] if self.src.bom else text)
+        return [elements[n - 1] for n in self.lines(local)]
+
+
+class MemoryOrigin(Origin):
+    def __init__(self, name: str, docs: list, numbers: array) -> None:
+        self.name, self.file_no, self.rows = name, 0, len(docs)
+        self.docs, self.numbers = docs, numbers
+
+    def documents(self, local: list[int]) -> list[dict]:
+        return [self.docs[k] for k in local]
+
+    def lines(self, local: list[int]) -> list[int]:
+        return [self.numbers[k] for k in local]
+
+
+@dataclass
+class Part:
+    """One input's columns, each typed with `types[name]` or JSON text when that is None."""
+
+    origin: Origin
+    columns: dict[str, pa.Array | pa.ChunkedArray]
+    types: dict[str, ColumnType | None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Python reader
+
+
+class Rows:
+    """JSON text columns of the given fields, one `add` per document."""
+
+    def __init__(self, paths: list[FieldPath]) -> None:
+        self.paths = paths
+        self.columns: list[list] = [[] for _ in paths]
+
+    def add(self, doc: dict) -> None:
+        dumps = orjson.dumps
+        for path, column in zip(self.paths, self.columns):
+            value = lookup(doc, path.keys)
+            column.append(None if value is None or value is MISSING else dumps(value).decode())
+
+    def part(self, origin: Origin) -> Part:
+        columns = {p.name: pa.array(c, pa.string()) for p, c in zip(self.paths, self.columns)}
+        return Part(origin, columns, dict.fromkeys(columns))
+
+
+def describe(value) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _bad_line_reason(line: bytes, error: orjson.JSONDecodeError, last: bool) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"invalid UTF-8 at byte {e.start + 1}"
+    reason = f"invalid JSON: {error.msg} (at character {error.pos + 1})"
+    return f"truncated last line (no newline at end of file); {reason}" if last else reason
+
+
+def _ndjson_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]:
+    """(document, byte offset, line number) of each usable line; bad lines go to `skips`."""
+    pos, line_no = 0, 0
+    loads = orjson.loads
+    with src.open_binary() as fh:
+        try:
+            for line_no, line in enumerate(fh, 1):
+                start, pos = pos, pos + len(line)
+                if line_no == 1 and src.bom and line.startswith(_BOM):
+                    line = line[3:]
+                if not line.strip():
+                    continue
+                try:
+                    doc = loads(line)
+                except orjson.JSONDecodeError as e:
+                    skips.add(src.path, line_no, _bad_line_reason(line, e, not line.endswith(b"\n")))
+                    continue
+                if isinstance(doc, dict):
+                    yield doc, start, line_no
+                else:
+                    skips.add(src.path, line_no, f"not a JSON object (found {describe(doc)})")
+        except (EOFError, OSError, zlib.error) as e:  # damaged gzip stream: keep what came before
+            skips.add(src.path, line_no + 1,
+                      f"gzip data is truncated or corrupt ({e}); the rest of the file is lost")
+
+
+def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
+    """Elements of a JSON array document; on a syntax error, those before it and (element, why)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if isinstance(value, list):
+            return value, None
+        return [], (1, f"the file starts with '[' but is not a JSON array (found {describe(value)})")
+    # Broken files only: decode element by element to keep what precedes the error.
+    decoder = json.JSONDecoder()
+    s = text.decode("utf-8", errors="replace")
+    elements: list = []
+    i = s.index("[") + 1
+    while True:
+        while i < len(s) and s[i] in " \t\r\n":
+            i += 1
+        if s.startswith("]", i) and not elements:
+            return elements, None
+        try:
+            value, i = decoder.raw_decode(s, i)
+        except json.JSONDecodeError as e:
+            return elements, (len(elements) + 1, f"invalid JSON at line {e.lineno} column {e.colno}: "
+                                                 f"{e.msg}; the rest of the file is lost")
+        elements.append(value)
+        while i < len(s) and s[i] in " \t\r\n":
+            i += 1
+        if s.startswith("]", i):
+            return elements, None
+        if not s.startswith(",", i):
+            return elements, (len(elements) + 1, f"invalid JSON at line {s.count(chr(10), 0, i) + 1}: "
+                                                 "expected ',' or ']'; the rest of the file is lost")
+        i += 1
+
+
+def _array_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]:
+    """(document, 0, element number) of each object element; the rest goes to `skips`."""
+    text, gzip_error = src.read_all()
+    elements, error = array_elements(text[3:] if src.bom else text)
+    for n, doc in enumerate(elements, 1):
+        if isinstance(doc, dict):
+            yield doc, 0, n
+        else:
+            skips.add(src.path, n, f"array element is not a JSON object (found {describe(doc)})")
+    if error:
+        skips.add(src.path, error[0], f"{gzip_error}; {error[1]}" if gzip_error else error[1])
+
+
+@contextmanager
+def no_gc():
+    # Millions of small objects make the cyclic GC rescan them over and over; none are cyclic.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def py_read(src: Source, file_no: int, paths: list[FieldPath], skips: SkipLog) -> Part:
+    rows, offsets, lines = Rows(paths), array("q"), array("q")
+    with no_gc():
+        for doc, offset, line in (_array_docs if src.array else _ndjson_docs)(src, skips):
+            rows.add(doc)
+            offsets.append(offset)
+            lines.append(line)
+    origin = (ArrayOrigin(src, file_no, len(lines), lines) if src.array
+              else NdjsonOrigin(src, file_no, len(lines), offsets, lines))
+    return rows.part(origin)
+
+
+def py_leaf_names(src: Source) -> set[str]:
+    names: set[str] = set()
+    with no_gc():  # bad lines are reported by the read that follows, not here
+        for doc, _, _ in (_array_docs if src.array else _ndjson_docs)(src, SkipLog(0)):
+            leaf_names(doc, "", names)
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# DuckDB reader
+
+
+class Declaration:
+    """The ``columns=`` map for read_json covering every spelling of every field.
+
+    Leaves are JSON (or VARCHAR, see `columns`), the levels above them STRUCTs. `expr[name]` is
+    the SQL for the field: the coalesce of its spellings, nested first as in `lookup`.
+    """
+
+    def __init__(self, paths: list[FieldPath]) -> None:
+        self.tree: dict = {}  # key -> subtree, or the field name at a leaf
+        self.expr: dict[str, str] = {}
+        for path in paths:
+            exprs = []
+            for keys in path.variants():
+                node = self.tree
+                for key in keys[:-1]:
+                    node = node.setdefault(key, {})
+                    if not isinstance(node, dict):
+                        raise ValueError(f"{path.name} runs through another requested field")
+                if node.setdefault(keys[-1], path.name) != path.name:
+                    raise ValueError(f"{path.name} is also the parent of a requested field")
+                expr = ident(keys[0])
+                for key in keys[1:]:
+                    expr = f"struct_extract({expr}, {literal(key)})"
+                exprs.append(expr)
+            self.expr[path.name] = exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
+        self._check_case(self.tree)
+
+    def columns(self, varchar: Collection[str] = ()) -> dict[str, str]:
+        """The map, with the fields in `varchar` declared VARCHAR instead of JSON."""
+        def declare(node) -> str:
+            if isinstance(node, str):
+                return "VARCHAR" if node in varchar else "JSON"
+            return "STRUCT(" + ", ".join(f"{ident(k)} {declare(v)}" for k, v in node.items()) + ")"
+
+        # read_json needs a column: "." is no field's key (see FieldPath) and JSON takes anything.
+        return {key: declare(node) for key, node in self.tree.items()} or {".": "JSON"}
+
+    def _check_case(self, node: dict) -> None:
+        # DuckDB names are case-insensitive: "Name" and "name" cannot be declared side by side.
+        if len({k.casefold() for k in node}) != len(node):
+            raise ValueError("keys differing only in case")
+        for child in node.values():
+            if isinstance(child, dict):
+                self._check_case(child)
+
+    def fits(self, doc: dict, node: dict | None = None) -> bool:
+        """False if DuckDB would fail on this document: a declared object level is not an object."""
+        for key, child in (self.tree if node is None else node).items():
+            if isinstance(child, str) or key not in doc:
+                continue
+            value = doc[key]
+            if value is not None and not (isinstance(value, dict) and self.fits(value, child)):
+                return False
+        return True
+
+
+def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):
+    return con.read_json(src.path, columns=columns,
+                         format="array" if src.array else "newline_delimited",
+                         records=records, compression="gzip" if src.gzip else "none")
+
+
+def duck_read(con: duckdb.DuckDBPyConnection, src: Source, file_no: int, decl: Declaration,
+              guesses: dict[str, ColumnType | None]) -> Part:
+    """Read one file with DuckDB; raises duckdb.Error when the file needs the Python reader.
+
+    Fields guessed String are declared VARCHAR, the cheapest read: DuckDB then renders numbers,
+    booleans and objects exactly as `convert_sql` does, but an array as its JSON text, which
+    `_holds_array` looks for. Other guessed fields are converted from JSON text in the query,
+    next to a does-not-fit flag. Fields that do not fit are read again as JSON text.
+    """
+    strings = [name for name in decl.expr if guesses.get(name) == STRING]
+    rel = _relation(con, src, decl.columns(strings), "true")
+    select, checks = [], {}
+    for name, x in decl.expr.items():
+        t = guesses.get(name)
+        if t is None or t == STRING:
+            select.append(f"{x} AS {ident(name)}")
+        else:
+            checks[name] = f"{name}..misfit"  # no field name has an empty part
+            select.append(f"{convert_sql(x, t)} AS {ident(name)}, "
+                          f"{misfit_sql(x, t)} AS {ident(checks[name])}")
+    table = rel.query("src", f"SELECT {', '.join(select) or 'NULL'} FROM src").to_arrow_table()
+    columns = {name: table.column(name) for name in decl.expr}
+    types = {name: guesses.get(name) for name in decl.expr}
+
+    def misfit(name: str) -> bool:
+        if name in checks:
+            return bool(pc.any(table.column(checks[name])).as_py())
+        return name in strings and _holds_array(columns[name])
+
+    misfits = [name for name in decl.expr if misfit(name)]
+    if misfits:  # values the sample did not foresee: read those fields again as JSON text
+        log.info("%s: %s do not fit the sampled types; reading them again", src.path, misfits)
+        raw = _relation(con, src, decl.columns(), "true").query(
+            "src", "SELECT " + ", ".join(decl.expr[n] for n in misfits) + " FROM src").to_arrow_table()
+        for k, name in enumerate(misfits):
+            columns[name] = raw.column(k)
+            types[name] = None
+    rows = table.num_rows
+    origin = ArrayOrigin(src, file_no, rows, None) if src.array else NdjsonOrigin(src, file_no, rows)
+    return Part(origin, columns, types)
+
+
+def _holds_array(values: pa.ChunkedArray) -> bool:
+    """Whether a column read as VARCHAR got an array, which DuckDB renders as its JSON text.
+
+    A string that starts with '[' and is valid JSON, like "[1]", counts too: it only costs a
+    re-read. Strings like "[kworker/0:1]" are not valid JSON.
+    """
+    for text in values.filter(pc.starts_with(values, "[")).to_pylist():
+        try:
+            orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        return True
+    return False
+
+
+def duck_discover(con: duckdb.DuckDBPyConnection, src: Source) -> Stats:
+    """Every leaf of the file with its exact kinds, from the distinct per-document structures.
+
+    Raises duckdb.Error, or ValueError when only the Python reader can handle the file (a line
+    that is not an object, arrays of objects or of mixed values).
+    """
+    leaves: Stats = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            name = prefix + key
+            is_list = isinstance(value, list)
+            if is_list:
+                value = value[0]
+                if not isinstance(value, str) or value == "JSON":
+                    raise ValueError(f"{name}: an array of objects, arrays or mixed values")
+            if isinstance(value, dict):
+                walk(value, name + ".")
+                continue
+            if value == "UBIGINT":
+                value = "BIGINT"  # a guess: the reader's misfit check catches ints beyond Int64
+            if value not in JSON_KIND:
+                raise ValueError(f"{name}: values of type {value}")
+            kinds, was_list = leaves.get(name, (set(), False))
+            kind = JSON_KIND[value]
+            leaves[name] = (kinds | {kind} if kind else kinds, was_list or is_list)
+
+    rel = _relation(con, src, {"json": "JSON"}, "false")
+    for (structure,) in rel.query("src", "SELECT DISTINCT json_structure(json) FROM src").fetchall():
+        node = orjson.loads(structure)
+        if not isinstance(node, dict):
+            raise ValueError("a line is not a JSON object")
+        walk(node, "")
+    return leaves

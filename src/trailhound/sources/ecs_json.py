@@ -1,0 +1,353 @@
+"""Load ECS events from NDJSON or JSON-array files (optionally gzip) into one Polars frame.
+
+Each file is read by one of two readers (`_ecs_readers`): DuckDB for files of some size, orjson
+line by line for small files and whenever DuckDB fails (a bad line, a field under an array of
+objects, a BOM, ...). Column types are decided over all values of all files (`_ecs_values`):
+
+1. Plan: the field list (given, or for ``fields=None`` every leaf, from an exact structure scan)
+   and, from a sample of each file, a guessed type per field.
+2. Read: DuckDB converts guessed fields in its query and flags values that do not fit the guess;
+   those fields, unguessed ones and everything the Python reader reads stay JSON text.
+3. Census: the kinds of the JSON text columns (``json_type`` in DuckDB) join with the guesses
+   into one type per field; every file's columns are converted or cast to it in DuckDB.
+
+Field presence follows Elasticsearch's dynamic mapping: a field whose values are all null, ``[]``
+or ``[null]`` gets no mapping there, so it is not in `EventTable.present` and has no column.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+from array import array
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailhound.sources._ecs_readers import (
+    Declaration,
+    MemoryOrigin,
+    Origin,
+    Part,
+    Rows,
+    SkipLog,
+    Source,
+    SourceError,
+    describe,
+    duck_discover,
+    duck_read,
+    no_gc,
+    py_leaf_names,
+    py_read,
+)
+from trailhound.sources._ecs_values import (
+    JSON_KIND,
+    MISSING,
+    ColumnType,
+    FieldPath,
+    Stats,
+    cast_sql,
+    convert_sql,
+    guess,
+    ident,
+    join_kinds,
+    kind_sql,
+    leaf_names,
+    lookup,
+    merge_stats,
+    py_kinds,
+)
+
+__all__ = [
+    "MAX_SKIPPED_KEPT",
+    "EventTable",
+    "LoadReport",
+    "Skipped",
+    "SourceError",
+    "events_from_documents",
+    "load_events",
+]
+
+_log = logging.getLogger(__name__)
+
+MAX_SKIPPED_KEPT = 1000
+"""Bad lines kept in full in `LoadReport.skipped`; `LoadReport.skipped_count` counts them all."""
+
+# Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
+_SMALL_FILE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One input line (or array element) that could not be used."""
+
+    file: str
+    line: int  # 1-based line number; 1-based element number in a JSON-array file
+    reason: str
+
+
+@dataclass
+class LoadReport:
+    files: list[str]
+    events: int
+    skipped: list[Skipped]  # the first MAX_SKIPPED_KEPT bad lines
+    skipped_count: int  # all bad lines
+
+
+class EventTable:
+    """Loaded events; `frame` has one row per event, in input order.
+
+    Columns: one per field in `present`, named by dotted path, then ``__row`` (Int64, global
+    input order) and ``__file`` (Int32, index into ``report.files``).
+    """
+
+    def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
+                 origins: list[Origin]) -> None:
+        self.frame = frame
+        self.present = present
+        self.report = report
+        self._origins = origins
+        self._starts = [o.start for o in origins]
+
+    def documents(self, rows: Sequence[int]) -> list[dict]:
+        """The original documents (parsed JSON, unchanged) for these ``__row`` values, in order.
+
+        Re-reads just those lines; the first call on a file read by DuckDB scans the file once
+        for line offsets.
+        """
+        return self._per_origin(rows, lambda origin, local: origin.documents(local))
+
+    def locations(self, rows: Sequence[int]) -> list[tuple[str, int]]:
+        """(file, line) of each of these ``__row`` values; line as in `Skipped.line`."""
+        return self._per_origin(
+            rows, lambda origin, local: [(origin.name, n) for n in origin.lines(local)])
+
+    def _per_origin(self, rows: Sequence[int], fetch) -> list:
+        rows = [int(r) for r in rows]
+        groups: dict[int, list[int]] = {}
+        for r in rows:
+            if not 0 <= r < self.frame.height:
+                raise IndexError(f"row {r} out of range (the table has {self.frame.height} rows)")
+            # The last input starting at or before r: inputs without rows share a start.
+            groups.setdefault(bisect.bisect_right(self._starts, r) - 1, []).append(r)
+        found: dict[int, object] = {}
+        for i, group in groups.items():
+            origin = self._origins[i]
+            wanted = sorted(set(group))
+            found.update(zip(wanted, fetch(origin, [r - origin.start for r in wanted])))
+        return [found[r] for r in rows]
+
+
+def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | None = None
+                ) -> EventTable:
+    """Load event files (NDJSON, or one JSON array of objects; optionally gzip) in order.
+
+    `fields` are dotted ECS paths; None loads every leaf field in the data. Raises `SourceError`
+    if a file is missing or unreadable; bad lines are reported in `EventTable.report`.
+    """
+    sources = [Source.open(os.fspath(p)) for p in paths]
+    with duckdb.connect() as con:
+        return _Loader(con, fields).load_files(sources)
+
+
+def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | None = None, *,
+                          source: str = "<memory>") -> EventTable:
+    """`load_events` for documents already in memory; `source` names them in the report, and
+    their lines are their 1-based positions in `docs`."""
+    with duckdb.connect() as con:
+        return _Loader(con, fields).load_documents(docs, source)
+
+
+class _Loader:
+    def __init__(self, con: duckdb.DuckDBPyConnection, fields: Collection[str] | None) -> None:
+        self.con = con
+        self.paths = None if fields is None else [FieldPath(f) for f in dict.fromkeys(fields)]
+        self.skips = SkipLog(MAX_SKIPPED_KEPT)
+
+    def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
+        kept, numbers = [], array("q")
+        for n, doc in enumerate(docs, 1):
+            if isinstance(doc, Mapping):
+                kept.append(doc)
+                numbers.append(n)
+            else:
+                self.skips.add(source, n, f"not a JSON object (found {describe(doc)})")
+        dicts = [doc if isinstance(doc, dict) else dict(doc) for doc in kept]
+        if self.paths is None:
+            names: set[str] = set()
+            for doc in dicts:
+                leaf_names(doc, "", names)
+            self.paths = _field_paths(names)
+        rows = Rows(self.paths)
+        with no_gc():
+            for doc in dicts:
+                rows.add(doc)
+        part = rows.part(MemoryOrigin(source, kept, numbers))
+        return self._finish([source], [part], [self._census(part)[0]])
+
+    def load_files(self, sources: list[Source]) -> EventTable:
+        decl, guesses, duck = self._plan(sources)
+        parts, stats = [], []
+        for file_no, src in enumerate(sources):
+            part = None
+            if id(src) in duck:
+                try:
+                    part = duck_read(self.con, src, file_no, decl, guesses)
+                except duckdb.Error as e:
+                    _log.info("%s: the DuckDB reader failed (%s); reading line by line",
+                              src.path, str(e).splitlines()[0])
+            if part is not None:
+                part_stats, nested = self._census(part)
+                if nested:  # Elasticsearch flattens nested arrays; only the Python reader does
+                    _log.info("%s: nested arrays; reading line by line", src.path)
+                    part = None
+            if part is None:
+                part = py_read(src, file_no, self.paths, self.skips)
+                part_stats, _ = self._census(part)
+            parts.append(part)
+            stats.append(part_stats)
+        return self._finish([s.path for s in sources], parts, stats)
+
+    def _plan(self, sources: list[Source]
+              ) -> tuple[Declaration | None, dict[str, ColumnType | None], set[int]]:
+        """Fix the field list; return the DuckDB declaration, the type guesses and the ids of the
+        files for the DuckDB reader."""
+        duck = {id(s) for s in sources if s.size >= _SMALL_FILE_BYTES and not s.bom}
+        stats: Stats = {}
+        sample = self.paths is not None
+        if self.paths is None:
+            # Every leaf of every file before any value is read: a field that is an object in
+            # one document and a scalar in another must be read as JSON text everywhere.
+            names: set[str] = set()
+            for src in sources:
+                if id(src) in duck:
+                    try:  # exact field list and kinds from a structure scan
+                        found = duck_discover(self.con, src)
+                        merge_stats(stats, found)
+                        names |= found.keys()
+                        continue
+                    except (duckdb.Error, ValueError) as e:
+                        _log.info("%s: %s; reading line by line", src.path, str(e).splitlines()[0])
+                        duck.discard(id(src))
+                names |= py_leaf_names(src)
+            self.paths = _field_paths(names)
+        try:
+            decl = Declaration(self.paths)
+        except ValueError as e:
+            _log.info("the fields cannot be declared to DuckDB (%s); reading line by line", e)
+            return None, {}, set()
+        if sample:  # array files are not sampled: their fields are read as JSON text
+            for src in sources:
+                if id(src) in duck and not src.array and not self._sample(src, decl, stats):
+                    duck.discard(id(src))
+        return decl, {name: guess(*stat) for name, stat in stats.items()}, duck
+
+    def _sample(self, src: Source, decl: Declaration, stats: Stats) -> bool:
+        """Add the kinds seen in a sample of the file; False if DuckDB cannot read it."""
+        for line in src.sample_lines():
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # the real read reports it
+            if not isinstance(doc, dict):
+                continue
+            if not decl.fits(doc):
+                _log.info("%s: a field runs through an array or a scalar; reading line by line",
+                          src.path)
+                return False
+            for path in self.paths:
+                value = lookup(doc, path.keys)
+                if value is not MISSING and value is not None:
+                    kinds, is_list = stats.get(path.name, (set(), False))
+                    stats[path.name] = (kinds, py_kinds(value, kinds) or is_list)
+        return True
+
+    def _census(self, part: Part) -> tuple[Stats, bool]:
+        """Kinds and list-ness of each column of a part, and whether an array holds an array."""
+        out: Stats = {}
+        nested = False
+        raw = [name for name, t in part.types.items() if t is None]
+        if raw:
+            rel = self.con.from_arrow(pa.table({f"c{k}": part.columns[n] for k, n in enumerate(raw)}))
+            sql = ", ".join(f"list(DISTINCT {kind_sql(f'c{k}')})" for k in range(len(raw)))
+            for k, (name, found) in enumerate(zip(raw, rel.query("t", f"SELECT {sql} FROM t")
+                                                  .fetchall()[0])):
+                kinds = {JSON_KIND[j] for j in found or ()} - {None}
+                is_list = "arr" in kinds
+                if is_list:
+                    (found,) = rel.query("t", f"SELECT list(DISTINCT {kind_sql('e')}) FROM (SELECT "
+                                              f"unnest(from_json(c{k}, '[\"JSON\"]')) AS e FROM t "
+                                              f"WHERE starts_with(c{k}, '['))").fetchall()[0]
+                    elements = {JSON_KIND[j] for j in found or ()} - {None}
+                    nested = nested or "arr" in elements
+                    kinds = (kinds - {"arr"}) | elements
+                out[name] = (kinds, is_list)
+        for name, t in part.types.items():
+            if t is not None:
+                values = pc.list_flatten(part.columns[name]) if t.is_list else part.columns[name]
+                out[name] = ({t.base} if values.null_count < len(values) else set(), t.is_list)
+        return out, nested
+
+    def _finish(self, files: list[str], parts: list[Part], stats: list[Stats]) -> EventTable:
+        merged: Stats = {}
+        for part_stats in stats:
+            merge_stats(merged, part_stats)
+        final = {}
+        for path in self.paths:
+            if path.name in merged and (t := join_kinds(*merged[path.name])) is not None:
+                final[path.name] = t
+        frames, start = [], 0
+        for part in parts:
+            part.origin.start = start
+            start += part.origin.rows
+            frames.append(self._convert(part, final))
+        schema = {**{name: _polars_type(t) for name, t in final.items()}, "__file": pl.Int32}
+        frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+        frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
+                             "__file")
+        report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
+                            self.skips.count)
+        return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
+
+    def _convert(self, part: Part, final: dict[str, ColumnType]) -> pl.DataFrame:
+        """The part's columns in their final types, plus ``__file``."""
+        rows = part.origin.rows
+        file_col = pl.repeat(part.origin.file_no, rows, dtype=pl.Int32, eager=True).alias("__file")
+        if not final:
+            return pl.DataFrame([file_col])
+        columns, select = {}, []
+        for k, (name, want) in enumerate(final.items()):
+            x, have = f"c{k}", part.types.get(name)
+            columns[x] = part.columns.get(name, pa.nulls(rows, pa.string()))
+            expr = x if have == want else (
+                convert_sql(x, want) if have is None else cast_sql(x, have, want))
+            select.append(f"{expr} AS {ident(name)}")
+        if all(part.types.get(name) == want for name, want in final.items()):
+            table = pa.table(list(columns.values()), names=list(final))  # already final
+        else:
+            table = self.con.from_arrow(pa.table(columns)).query(
+                "t", f"SELECT {', '.join(select)} FROM t").to_arrow_table()
+        frame = pl.from_arrow(table).cast({name: _polars_type(t) for name, t in final.items()})
+        return frame.with_columns(file_col)
+
+
+def _field_paths(names: set[str]) -> list[FieldPath]:
+    """Discovered leaf names as fields, sorted; names no field can have are left out."""
+    paths = []
+    for name in sorted(names):
+        try:
+            paths.append(FieldPath(name))
+        except ValueError as e:
+            _log.warning("not loaded: %s", e)
+    return paths
+
+
+def _polars_type(t: ColumnType) -> pl.DataType:
+    base = {"bool": pl.Boolean, "int": pl.Int64, "float": pl.Float64, "str": pl.String}[t.base]
+    return pl.List(base) if t.is_list else base
