@@ -1,4 +1,4 @@
-"""The Python API: run an EQL query over event files.
+"""The Python API: run an EQL (or KQL) query over event files.
 
     from trailhound.api import search
     result = search('process where process.name == "ssh"', ["events.ndjson"])
@@ -14,6 +14,7 @@ from typing import Sequence
 from .engine.search import Hit, SearchOptions, needed_fields
 from .engine.search import search as search_frame
 from .lang import ir
+from .lang.kql import parse_kql_query
 from .lang.parser import parse
 from .sources import EventTable, load_events
 
@@ -42,9 +43,13 @@ def search(
     timestamp_field: str = "@timestamp",
     event_category_field: str = "event.category",
     max_samples_per_key: int = 1,
+    language: str = "eql",
 ) -> QueryResult:
-    """Parse `query`, load only the fields it needs from `paths`, and run it."""
-    q = parse(query) if isinstance(query, str) else query
+    """Parse `query` (EQL, or KQL with language="kuery"), load only the fields it needs, run it."""
+    if isinstance(query, str):
+        q = parse_kql_query(query) if language == "kuery" else parse(query)
+    else:
+        q = query
     options = SearchOptions(
         timestamp_field=timestamp_field,
         tiebreaker_field=tiebreaker,

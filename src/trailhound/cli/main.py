@@ -25,6 +25,11 @@ def main() -> None:
     """Trailhound: EQL (and soon KQL, Sigma) detections over Linux telemetry, with Elasticsearch's semantics."""
 
 
+class Language(str, Enum):
+    eql = "eql"
+    kuery = "kuery"
+
+
 class OutputFormat(str, Enum):
     table = "table"
     ndjson = "ndjson"
@@ -59,15 +64,16 @@ def _cell(v) -> str:
 
 @app.command()
 def query(
-    eql: str = typer.Argument(..., help="The EQL query."),
+    eql: str = typer.Argument(..., help="The query (EQL, or KQL with --language kuery)."),
     files: list[Path] = typer.Argument(..., help="ECS NDJSON files (.gz too) or JSON array files."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     size: Optional[int] = typer.Option(None, "--size", "-n", min=0, help="Return at most N results."),
     tail: bool = typer.Option(False, "--tail", help="With --size: the last N results instead of the first N."),
     tiebreaker: Optional[str] = typer.Option(None, "--tiebreaker", help="Field that orders events with equal timestamps."),
     timestamp_field: str = typer.Option("@timestamp", "--timestamp-field", help="The event time field."),
+    language: Language = typer.Option(Language.eql, "--language", "-l", help="Query language."),
 ) -> None:
-    """Print the events, sequences or samples that an EQL query matches.
+    """Print the events, sequences or samples that an EQL (or KQL) query matches.
 
     NDJSON output: one JSON object per line; an event query prints each event document;
     a sequence or sample prints {"sequence": [documents, null for a missing event], "join_keys": [...]}.
@@ -76,7 +82,8 @@ def query(
 
     started = time.perf_counter()
     try:
-        result = search(eql, files, size=size, tail=tail, tiebreaker=tiebreaker, timestamp_field=timestamp_field)
+        result = search(eql, files, size=size, tail=tail, tiebreaker=tiebreaker, timestamp_field=timestamp_field,
+                        language=language.value)
     except QueryError as e:
         err.print(f"[red]error in query[/red]\n{e.render()}", markup=True)
         raise typer.Exit(2)

@@ -26,6 +26,9 @@ def is_pushable(e: ir.Expr) -> bool:
         return isinstance(e.value, ir.Field) and all(isinstance(o, ir.Literal) for o in getattr(e, "options", ()))
     if isinstance(e, ir.IsNull):
         return True
+    if isinstance(e, ir.Call) and e.name == "cidrMatch":
+        # ES turns cidrMatch(field, constants) into a term query on the ip field
+        return isinstance(e.args[0], ir.Field) and all(isinstance(a, ir.Literal) for a in e.args[1:])
     return False
 
 

@@ -1,0 +1,36 @@
+"""Every EQL and KQL query of Elastic's Linux and cross-platform rules parses (corpus in ../shared)."""
+
+import tomllib
+
+import pytest
+
+import es_eql
+from trailhound.lang.kql import parse_kql
+from trailhound.lang.parser import parse
+
+RULES = es_eql.SUITE.parent.parent / "corpora" / "detection-rules" / "rules"
+
+
+def _queries():
+    if not RULES.is_dir():
+        return []
+    out = []
+    for sub in ("linux", "cross-platform"):
+        for path in sorted((RULES / sub).rglob("*.toml")):
+            rule = tomllib.loads(path.read_text()).get("rule", {})
+            if rule.get("language") in ("eql", "kuery") and "query" in rule:
+                out.append(pytest.param(rule["language"], rule["query"], id=f"{sub}/{path.name}"))
+    return out
+
+
+QUERIES = _queries()
+
+
+@pytest.mark.skipif(not RULES.is_dir(), reason=f"detection-rules corpus not found at {RULES}")
+def test_corpus_is_there():
+    assert len(QUERIES) > 400
+
+
+@pytest.mark.parametrize("language, query", QUERIES)
+def test_rule_query_parses(language, query):
+    (parse_kql if language == "kuery" else parse)(query)
