@@ -139,5 +139,49 @@ def _print_table(result) -> None:
     console.print(table)
 
 
+rules_app = typer.Typer(no_args_is_help=True, help="Work with detection-rules TOML files.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("validate")
+def rules_validate(
+    paths: list[Path] = typer.Argument(..., help="Rule files or directories (searched for *.toml)."),
+    show_warnings: bool = typer.Option(False, "--warnings", help="List each field warning."),
+) -> None:
+    """Parse and check every rule: ok, unsupported (with the reason) or error (with the position).
+
+    Exit code: 0 when no rule has an error (unsupported rules are reported, not failures), 1 otherwise.
+    """
+    from ..rules.check import check_rule
+    from ..rules.errors import RuleError
+    from ..rules.loader import load_rules
+
+    try:
+        rules, load_errors = load_rules(paths)
+    except RuleError as e:
+        err.print(f"[red]error[/red]: {e}")
+        raise typer.Exit(2)
+    checks = [check_rule(r) for r in rules]
+    table = Table(show_lines=False)
+    for c in ("rule", "type", "status", "detail"):
+        table.add_column(c, overflow="fold")
+    style = {"ok": "green", "unsupported": "yellow", "error": "red"}
+    for c in checks:
+        detail = c.reason
+        if c.warnings:
+            detail = (detail + "\n" if detail else "") + (
+                "\n".join(c.warnings) if show_warnings else f"{len(c.warnings)} field warning(s): not in ECS")
+        lang = f"{c.rule.type}/{c.rule.language}" if c.rule.language else c.rule.type
+        table.add_row(c.rule.name, lang, f"[{style[c.status]}]{c.status}[/]", detail)
+    for e in load_errors:
+        table.add_row(e.source or "", "", "[red]error[/]", f"{'[rule] ' + e.key + ': ' if e.key else ''}{e.message}")
+    Console().print(table)
+    counts = {s: sum(c.status == s for c in checks) for s in ("ok", "unsupported", "error")}
+    counts["error"] += len(load_errors)
+    err.print(f"{len(checks) + len(load_errors)} rules: {counts['ok']} ok, {counts['unsupported']} unsupported, "
+              f"{counts['error']} errors")
+    raise typer.Exit(1 if counts["error"] else 0)
+
+
 if __name__ == "__main__":
     app()

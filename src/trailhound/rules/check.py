@@ -1,0 +1,123 @@
+"""Decide, per rule, whether Trailhound can run it: ok, unsupported (with the exact reason), or error."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+import polars as pl
+
+from ..compile.polars import PolarsCompiler
+from ..compile.schema import FieldInfo, Schema
+from ..compile.sql import SqlCompiler
+from ..lang import ir
+from ..lang.errors import QueryError
+from ..lang.kql import parse_kql_query
+from ..lang.parser import parse
+from .model import Rule
+
+Status = Literal["ok", "unsupported", "error"]
+
+_POLARS_TYPE = {"long": pl.Int64, "integer": pl.Int64, "short": pl.Int64, "byte": pl.Int64, "unsigned_long": pl.Int64,
+                "double": pl.Float64, "float": pl.Float64, "half_float": pl.Float64, "scaled_float": pl.Float64,
+                "boolean": pl.Boolean, "date": pl.Int64, "date_nanos": pl.Int64}
+
+#: rule types that Trailhound runs end to end
+RUNNABLE_TYPES = ("eql", "query")
+#: why the others are not run (never skipped silently: `hunt` and `validate` print this)
+UNSUPPORTED_TYPES = {
+    "esql": "ES|QL rules need an ES|QL engine, which Trailhound does not have",
+    "machine_learning": "machine-learning rules need Elastic's anomaly-detection jobs",
+    "threat_match": "indicator-match rules need a threat-intelligence index to match against",
+    "saved_query": "saved-query rules refer to a query stored in Kibana",
+    "new_terms": "new_terms correlation is not implemented yet (its query parses)",
+    "threshold": "threshold correlation is not implemented yet (its query parses)",
+}
+
+
+@dataclass(frozen=True)
+class EcsSchema:
+    version: str
+    types: dict[str, str]
+    arrays: frozenset[str]
+
+    def schema(self, names: list[str]) -> Schema:
+        """The engine's view of these fields as ECS types them (arrays as lists)."""
+        fields = {}
+        for n in names:
+            t = self.types.get(n)
+            if t is None:
+                continue
+            dt = _POLARS_TYPE.get(t, pl.String)
+            fields[n] = FieldInfo(n, pl.List(dt) if n in self.arrays else dt, t)
+        return Schema(fields)
+
+    def es_types(self) -> dict[str, str]:
+        """ECS types that change comparison semantics (dates, ip, version) for the engine."""
+        return {k: v for k, v in self.types.items() if v in ("date", "date_nanos", "ip", "version")}
+
+
+@functools.lru_cache(maxsize=1)
+def ecs() -> EcsSchema:
+    data = json.loads(resources.files(__package__).joinpath("ecs_types.json").read_text())
+    return EcsSchema(data["ecs_version"], data["types"], frozenset(data["arrays"]))
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    rule: Rule
+    status: Status
+    reason: str = ""
+    query: ir.Query | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+def parse_rule_query(rule: Rule) -> ir.Query:
+    """The rule's query as IR; raises QueryError (with position) when it does not parse."""
+    if rule.language == "eql":
+        return parse(rule.query or "")
+    if rule.language == "kuery":
+        return parse_kql_query(rule.query or "")
+    raise QueryError(f"query language {rule.language!r} is not supported"
+                     + (" (Lucene query syntax)" if rule.language == "lucene" else ""))
+
+
+def check_rule(rule: Rule) -> RuleCheck:
+    if rule.type == "query" and rule.language == "lucene":
+        return RuleCheck(rule, "unsupported", "Lucene query syntax is not supported; KQL (kuery) and EQL are")
+    if rule.type in ("esql", "machine_learning", "threat_match", "saved_query"):
+        return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type])
+    try:
+        query = parse_rule_query(rule)
+    except QueryError as e:
+        return RuleCheck(rule, "error", e.render())
+    warnings = tuple(_field_warnings(query))
+    try:
+        _compile(query, rule)
+    except QueryError as e:
+        return RuleCheck(rule, "error", e.render(), query, warnings)
+    if rule.type not in RUNNABLE_TYPES:
+        return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
+    return RuleCheck(rule, "ok", "", query, warnings)
+
+
+def _compile(query: ir.Query, rule: Rule) -> None:
+    """Compile every filter with both backends against ECS's field types."""
+    category_field = rule.event_category_override or "event.category"
+    schema = ecs().schema([f.path for f in ir.query_fields(query)] + [category_field])
+    for backend in (PolarsCompiler(schema), SqlCompiler(schema)):
+        for f in ir.query_filters(query):
+            backend.category(f.category, category_field)
+            backend.predicate(f.condition)
+
+
+def _field_warnings(query: ir.Query) -> list[str]:
+    schema = ecs()
+    out = []
+    for f in ir.query_fields(query):
+        if f.path not in schema.types and not f.optional:
+            out.append(f"field {f.path!r} is not in ECS {schema.version}")
+    return out

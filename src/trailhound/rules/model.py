@@ -1,0 +1,93 @@
+"""Detection rules in Elastic's detection-rules shape (the `[rule]` table of their TOML files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: keys every rule must have, and what Kibana requires of their values
+REQUIRED = ("rule_id", "name", "type", "severity", "risk_score", "description")
+SEVERITIES = ("low", "medium", "high", "critical")
+QUERY_TYPES = ("eql", "query", "new_terms", "threshold", "threat_match", "esql", "saved_query")
+KNOWN_TYPES = QUERY_TYPES + ("machine_learning",)
+
+_FIELDS = (
+    "rule_id", "name", "type", "language", "query", "severity", "risk_score", "description", "tags", "threat",
+    "index", "from", "interval", "timestamp_override", "event_category_override", "tiebreaker_field",
+    "timestamp_field", "building_block_type", "max_signals", "new_terms", "threshold", "alert_suppression",
+    "note", "setup", "references", "false_positives", "author", "license", "exceptions_list",
+    "severity_mapping", "risk_score_mapping", "rule_name_override",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule. Keys Trailhound does not use are kept in `extra`, never dropped."""
+
+    rule_id: str
+    name: str
+    type: str
+    severity: str
+    risk_score: int
+    description: str
+    language: str | None = None
+    query: str | None = None
+    tags: tuple[str, ...] = ()
+    threat: tuple[dict, ...] = ()
+    index: tuple[str, ...] = ()
+    lookback: str | None = None  # `from`, e.g. "now-9m"
+    interval: str | None = None
+    timestamp_override: str | None = None
+    event_category_override: str | None = None
+    tiebreaker_field: str | None = None
+    timestamp_field: str | None = None
+    building_block_type: str | None = None
+    max_signals: int = 100  # Kibana's default
+    new_terms: dict | None = None
+    threshold: dict | None = None
+    alert_suppression: dict | None = None
+    note: str | None = None
+    setup: str | None = None
+    references: tuple[str, ...] = ()
+    false_positives: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    source: str | None = None  # the file it came from
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], metadata: dict | None = None, source: str | None = None) -> "Rule":
+        """Build from a `[rule]` table; raises RuleError naming the key on a missing or wrong value."""
+        from .errors import RuleError
+
+        for key in REQUIRED:
+            if key not in table:
+                raise RuleError(source, key, "required key is missing")
+        if table["type"] not in KNOWN_TYPES:
+            raise RuleError(source, "type", f"unknown rule type {table['type']!r} (known: {', '.join(KNOWN_TYPES)})")
+        if table["severity"] not in SEVERITIES:
+            raise RuleError(source, "severity", f"{table['severity']!r} is not one of {', '.join(SEVERITIES)}")
+        risk = table["risk_score"]
+        if not isinstance(risk, int) or isinstance(risk, bool) or not 0 <= risk <= 100:
+            raise RuleError(source, "risk_score", f"{risk!r} is not a whole number from 0 to 100")
+        if table["type"] in QUERY_TYPES and not isinstance(table.get("query"), str):
+            raise RuleError(source, "query", f"a {table['type']} rule needs a query string")
+        for key in ("tags", "index", "references", "false_positives"):
+            if key in table and not (isinstance(table[key], list) and all(isinstance(v, str) for v in table[key])):
+                raise RuleError(source, key, "must be a list of strings")
+        max_signals = table.get("max_signals", 100)
+        if not isinstance(max_signals, int) or max_signals < 1:
+            raise RuleError(source, "max_signals", f"{max_signals!r} is not a whole number ≥ 1")
+        return cls(
+            rule_id=str(table["rule_id"]), name=str(table["name"]), type=table["type"], severity=table["severity"],
+            risk_score=risk, description=str(table["description"]), language=table.get("language"),
+            query=table.get("query"), tags=tuple(table.get("tags", ())), threat=tuple(table.get("threat", ())),
+            index=tuple(table.get("index", ())), lookback=table.get("from"), interval=table.get("interval"),
+            timestamp_override=table.get("timestamp_override"),
+            event_category_override=table.get("event_category_override"),
+            tiebreaker_field=table.get("tiebreaker_field"), timestamp_field=table.get("timestamp_field"),
+            building_block_type=table.get("building_block_type"), max_signals=max_signals,
+            new_terms=table.get("new_terms"), threshold=table.get("threshold"),
+            alert_suppression=table.get("alert_suppression"), note=table.get("note"), setup=table.get("setup"),
+            references=tuple(table.get("references", ())), false_positives=tuple(table.get("false_positives", ())),
+            metadata=dict(metadata or {}), extra={k: v for k, v in table.items() if k not in _FIELDS}, source=source,
+        )
