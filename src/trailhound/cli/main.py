@@ -139,6 +139,89 @@ def _print_table(result) -> None:
     console.print(table)
 
 
+@app.command()
+def hunt(
+    files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON (.gz too) or JSON arrays."),
+    rules: list[Path] = typer.Option(..., "--rules", "-r", help="Rule files or directories (detection-rules TOML)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write alerts as NDJSON (Kibana alert schema)."),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts."),
+) -> None:
+    """Run detection rules over event files and report the alerts they raise.
+
+    Exit codes: 0 no alerts, 1 alerts raised, 2 usage or input errors (bad rule files, unreadable input).
+    Rules that cannot run are listed with the reason; none is skipped silently.
+    """
+    from ..alerts.build import alerts_for_event, alerts_for_sequence, utc_now
+    from ..engine.hunt import hunt as run_hunt
+    from ..rules.check import check_rule
+    from ..rules.errors import RuleError
+    from ..rules.loader import load_rules
+
+    started = time.perf_counter()
+    try:
+        loaded, load_errors = load_rules(rules)
+    except RuleError as e:
+        err.print(f"[red]error[/red]: {e}")
+        raise typer.Exit(2)
+    for e in load_errors:
+        err.print(f"[red]rule error[/red]: {e}")
+    checks = [check_rule(r) for r in loaded]
+    try:
+        result = run_hunt(checks, files)
+    except SourceError as e:
+        err.print(f"[red]error reading input[/red]: {e}")
+        raise typer.Exit(2)
+
+    now = utc_now()
+    total_alerts = 0
+    sink = out.open("wb") if out else None
+    table = Table(title="alerts by rule")
+    for c in ("rule", "severity", "hits", "alerts", "note"):
+        table.add_column(c, overflow="fold")
+    try:
+        for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
+            rule = run.check.rule
+            alerts = []
+            if run.hits:
+                rows = sorted({r for h in run.hits for r in h.rows if r is not None})
+                docs = dict(zip(rows, result.table.documents(rows)))
+                for h in run.hits:
+                    if run.kind == "events":
+                        alerts.extend(alerts_for_event(rule, docs[h.rows[0]], now))
+                    else:
+                        alerts.extend(alerts_for_sequence(rule, [None if r is None else docs[r] for r in h.rows], now))
+            total_alerts += len(alerts)
+            if sink:
+                for a in alerts:
+                    sink.write(orjson.dumps(a, default=str) + b"\n")
+            note = run.error or "; ".join(run.warnings)
+            if run.hits or run.error:
+                table.add_row(rule.name, rule.severity, str(len(run.hits)), str(len(alerts)), note)
+    finally:
+        if sink:
+            sink.close()
+    Console().print(table)
+    unsupported = [c for c in checks if c.status == "unsupported"]
+    errors = [c for c in checks if c.status == "error"]
+    for c in unsupported:
+        err.print(f"[yellow]not run[/yellow] {c.rule.name}: {c.reason}")
+    for c in errors:
+        err.print(f"[red]not run (error)[/red] {c.rule.name}: {c.reason.splitlines()[0]}")
+    report = result.table.report
+    for s in report.skipped[:20]:
+        err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
+    err.print(
+        f"{total_alerts} alerts from {sum(bool(r.hits) for r in result.runs)} rules; "
+        f"{len(result.runs)} rules run, {len(unsupported)} unsupported, {len(errors) + len(load_errors)} errors; "
+        f"{report.events} events read, {report.skipped_count} bad lines; "
+        f"{time.perf_counter() - started:.2f}s (load {result.load_seconds:.2f}s)"
+        + (f"; alerts written to {out}" if out else "")
+    )
+    if load_errors:
+        raise typer.Exit(2)
+    raise typer.Exit(0 if exit_zero or total_alerts == 0 else 1)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="Work with detection-rules TOML files.")
 app.add_typer(rules_app, name="rules")
 

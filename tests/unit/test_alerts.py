@@ -1,0 +1,115 @@
+"""Kibana-schema alerts from rules and matched documents, and the hunt command."""
+
+import json
+
+from typer.testing import CliRunner
+
+from trailhound.alerts.build import alerts_for_event, alerts_for_sequence, event_id
+from trailhound.cli.main import app
+from trailhound.rules.loader import rule_from_toml
+
+RULE = rule_from_toml('''
+[rule]
+name = "Key then SSH"
+description = "d"
+risk_score = 73
+rule_id = "r-1"
+severity = "high"
+type = "eql"
+language = "eql"
+tags = ["OS: Linux"]
+query = "sequence [file where true] [process where true]"
+''')
+
+FILE = {"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": ["file"], "type": ["change"], "id": "e1"},
+        "host": {"name": "h1"}, "user": {"name": "deploy"}, "file": {"name": "authorized_keys"}, "tags": ["a", "b"]}
+PROC = {"@timestamp": "2026-01-01T00:00:05Z", "event": {"category": ["process"], "type": ["start"], "id": "e2"},
+        "host": {"name": "h1"}, "user": {"name": "deploy"}, "process": {"name": "ssh"}, "tags": ["b", "c"]}
+
+
+def test_event_alert_fields():
+    [a] = alerts_for_event(RULE, PROC, now="2026-02-02T00:00:00.000Z")
+    assert a["event"]["kind"] == "signal" and a["@timestamp"] == "2026-02-02T00:00:00.000Z"
+    assert a["kibana.alert.original_time"] == "2026-01-01T00:00:05Z"
+    assert a["kibana.alert.original_event.category"] == ["process"]
+    assert a["kibana.alert.rule.rule_id"] == "r-1" and a["kibana.alert.rule.tags"] == ["OS: Linux"]
+    assert (a["kibana.alert.severity"], a["kibana.alert.risk_score"]) == ("high", 73.0)
+    assert a["kibana.alert.workflow_status"] == "open" and a["kibana.alert.depth"] == 1
+    assert a["kibana.alert.ancestors"] == [{"id": "e2", "type": "event", "depth": 0, "index": ""}]
+    assert a["kibana.alert.reason"] == "process event, with process ssh, by deploy on h1 created high alert Key then SSH."
+    assert a["process"] == {"name": "ssh"}
+
+
+def test_alert_ids_are_deterministic_across_runs():
+    first = alerts_for_event(RULE, PROC)[0]["kibana.alert.uuid"]
+    assert alerts_for_event(RULE, PROC)[0]["kibana.alert.uuid"] == first
+    assert alerts_for_event(RULE, FILE)[0]["kibana.alert.uuid"] != first
+    no_id = {"message": "x"}
+    assert event_id(no_id) == event_id(dict(no_id))
+
+
+def test_sequence_building_blocks_and_shell_intersection():
+    alerts = alerts_for_sequence(RULE, [FILE, None, PROC])  # the None is a missing-event step
+    blocks, shell = alerts[:-1], alerts[-1]
+    assert len(blocks) == 2
+    assert [b["kibana.alert.group.index"] for b in blocks] == [0, 1]
+    assert all(b["kibana.alert.building_block_type"] == "default" for b in blocks)
+    assert {b["kibana.alert.group.id"] for b in blocks} == {shell["kibana.alert.uuid"]}
+    assert "kibana.alert.building_block_type" not in shell
+    # the shell keeps what all events agree on; arrays are intersected
+    assert shell["host"] == {"name": "h1"} and shell["user"] == {"name": "deploy"} and shell["tags"] == ["b"]
+    assert "process" not in shell and "file" not in shell
+    assert [a["id"] for a in shell["kibana.alert.ancestors"]] == ["e1", "e2"]
+
+
+def _write(tmp_path, events, rules):
+    data = tmp_path / "events.ndjson"
+    data.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rdir = tmp_path / "rules"
+    rdir.mkdir()
+    for name, text in rules.items():
+        (rdir / name).write_text(text)
+    return data, rdir
+
+
+SEQ_RULE = '''
+[rule]
+name = "Key then SSH"
+description = "d"
+risk_score = 73
+rule_id = "r-1"
+severity = "high"
+type = "eql"
+language = "eql"
+query = "sequence by host.name with maxspan=1m [file where file.name == \\"authorized_keys\\"] [process where process.name == \\"ssh\\"]"
+'''
+ESQL_RULE = '''
+[rule]
+name = "ES|QL rule"
+description = "d"
+risk_score = 21
+rule_id = "r-2"
+severity = "low"
+type = "esql"
+language = "esql"
+query = "from logs-*"
+'''
+
+
+def test_hunt_writes_alerts_and_uses_exit_codes(tmp_path):
+    data, rdir = _write(tmp_path, [FILE, PROC], {"seq.toml": SEQ_RULE, "esql.toml": ESQL_RULE})
+    out = tmp_path / "alerts.ndjson"
+    runner = CliRunner()
+    res = runner.invoke(app, ["hunt", "--rules", str(rdir), str(data), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(alerts) == 3 and alerts[-1]["kibana.alert.group.id"] == alerts[-1]["kibana.alert.uuid"]
+    assert "not run ES|QL rule: ES|QL rules need an ES|QL engine" in res.output
+    assert "1 unsupported" in res.output
+    assert runner.invoke(app, ["hunt", "--rules", str(rdir), str(data), "--exit-zero"]).exit_code == 0
+    (tmp_path / "q").mkdir()
+    quiet, _ = _write(tmp_path / "q", [PROC], {})
+    assert runner.invoke(app, ["hunt", "--rules", str(rdir), str(quiet)]).exit_code == 0
+    (rdir / "broken.toml").write_text("[rule]\nname = 'x'\n")
+    res = runner.invoke(app, ["hunt", "--rules", str(rdir), str(data)])
+    assert res.exit_code == 2 and "rule_id: required key is missing" in res.output
