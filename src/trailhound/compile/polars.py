@@ -348,7 +348,15 @@ def _no_values(col: pl.Expr) -> pl.Expr:
 
 def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:
     if len(exprs) == 1:
-        return exprs[0].map_elements(fn, return_dtype=dtype, skip_nulls=False)
+        def by_distinct_value(s: pl.Series) -> pl.Series:
+            # values repeat a lot in telemetry: call the Python function once per distinct value
+            keys = s.drop_nulls().unique()
+            mapped = s.replace_strict(keys, pl.Series([fn(v) for v in keys.to_list()], dtype=dtype),
+                                      default=None, return_dtype=dtype)
+            null_value = fn(None)
+            return mapped if null_value is None else mapped.fill_null(s.is_null() & null_value)
+
+        return exprs[0].map_batches(by_distinct_value, return_dtype=dtype, is_elementwise=True)
     packed = pl.struct([x.alias(f"a{i}") for i, x in enumerate(exprs)])
     return packed.map_elements(lambda d: fn(*d.values()), return_dtype=dtype, skip_nulls=False)
 

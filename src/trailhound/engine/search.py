@@ -86,6 +86,21 @@ def _stage_filter(compiler: PolarsCompiler, f: ir.EventFilter, options: FrameOpt
     return (compiler.category(f.category, options.event_category_field) & cond).fill_null(False)
 
 
+def _distinct_filters(compiler: PolarsCompiler, filters: list[ir.EventFilter],
+                      options: FrameOptions) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """`__s{i}` columns with each distinct filter evaluated once (`runs=N` repeats one filter
+    N times): the evaluated columns, and the copies to add after them."""
+    first: dict[ir.EventFilter, int] = {}
+    evaluated, copies = [], []
+    for i, f in enumerate(filters):
+        if f in first:
+            copies.append(pl.col(f"__s{first[f]}").alias(f"__s{i}"))
+        else:
+            first[f] = i
+            evaluated.append(_stage_filter(compiler, f, options).alias(f"__s{i}"))
+    return evaluated, copies
+
+
 def _limit(items: list, pipes: tuple[ir.Pipe, ...], options: SearchOptions) -> list:
     for p in pipes:
         items = items[: p.count] if p.kind == "head" else items[len(items) - p.count:] if p.count else []
@@ -166,7 +181,7 @@ def _render_key(v: Any, es_type: str | None, for_sample: bool) -> Any:
 def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
                options: SearchOptions) -> SearchResult:
     stages = list(q.expanded())
-    filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
+    filters, copies = _distinct_filters(compiler, [s.filter for s in stages], options)
     if q.until is not None:
         filters.append(_stage_filter(compiler, q.until.filter, options).alias("__until"))
     flags = [f"__s{i}" for i in range(len(stages))] + (["__until"] if q.until is not None else [])
@@ -174,6 +189,7 @@ def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, 
         lf.collect_schema().names()))
     cand = (
         lf.select(ORDER + key_fields + filters)
+        .with_columns(copies)
         .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
         .sort(ORDER, nulls_last=True)
         .with_row_index("__ord")
