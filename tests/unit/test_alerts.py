@@ -8,7 +8,13 @@ from trailhound.alerts.build import alerts_for_event, alerts_for_sequence, event
 from trailhound.cli.main import app
 from trailhound.rules.loader import rule_from_toml
 
-RULE = rule_from_toml('''
+FILE = {"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": ["file"], "type": ["change"], "id": "e1"},
+        "host": {"name": "h1"}, "user": {"name": "deploy"}, "file": {"name": "authorized_keys"}, "tags": ["a", "b"]}
+PROC = {"@timestamp": "2026-01-01T00:00:05Z", "event": {"category": ["process"], "type": ["start"], "id": "e2"},
+        "host": {"name": "h1"}, "user": {"name": "deploy"}, "process": {"name": "ssh"}, "tags": ["b", "c"]}
+
+
+SEQ_RULE = '''
 [rule]
 name = "Key then SSH"
 description = "d"
@@ -18,13 +24,10 @@ severity = "high"
 type = "eql"
 language = "eql"
 tags = ["OS: Linux"]
-query = "sequence [file where true] [process where true]"
-''')
+query = "sequence by host.name with maxspan=1m [file where file.name == \\"authorized_keys\\"] [process where process.name == \\"ssh\\"]"
+'''
 
-FILE = {"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": ["file"], "type": ["change"], "id": "e1"},
-        "host": {"name": "h1"}, "user": {"name": "deploy"}, "file": {"name": "authorized_keys"}, "tags": ["a", "b"]}
-PROC = {"@timestamp": "2026-01-01T00:00:05Z", "event": {"category": ["process"], "type": ["start"], "id": "e2"},
-        "host": {"name": "h1"}, "user": {"name": "deploy"}, "process": {"name": "ssh"}, "tags": ["b", "c"]}
+RULE = rule_from_toml(SEQ_RULE)
 
 
 def test_event_alert_fields():
@@ -72,17 +75,6 @@ def _write(tmp_path, events, rules):
     return data, rdir
 
 
-SEQ_RULE = '''
-[rule]
-name = "Key then SSH"
-description = "d"
-risk_score = 73
-rule_id = "r-1"
-severity = "high"
-type = "eql"
-language = "eql"
-query = "sequence by host.name with maxspan=1m [file where file.name == \\"authorized_keys\\"] [process where process.name == \\"ssh\\"]"
-'''
 ESQL_RULE = '''
 [rule]
 name = "ES|QL rule"

@@ -55,3 +55,15 @@ def nearest(word: str, candidates: list[str]) -> str | None:
     lowered = {c.lower(): c for c in candidates}
     hit = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     return lowered[hit[0]] if hit else None
+
+
+def transform(transformer, tree):
+    """Run a Lark transformer, surfacing our own errors instead of Lark's VisitError wrapper."""
+    from lark.exceptions import VisitError
+
+    try:
+        return transformer.transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, QueryError):
+            raise e.orig_exc from None
+        raise

@@ -18,10 +18,10 @@ import re
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedEOF, UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
 from . import ir
-from .errors import QueryError
+from .errors import QueryError, transform
 
 
 class KqlSyntaxError(QueryError):
@@ -50,12 +50,7 @@ def parse_kql(text: str) -> ir.Expr:
         found = str(token or text[e.pos_in_stream:e.pos_in_stream + 1])
         hint = "escape special characters with a backslash, or quote the value" if found in '():<>"{}\\' else None
         raise KqlSyntaxError(f"unexpected {found!r}", text, e.line, e.column, e.column + max(1, len(found)), hint) from None
-    try:
-        return _ToIR(text).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, QueryError):
-            raise e.orig_exc from None
-        raise
+    return transform(_ToIR(text), tree)
 
 
 def parse_kql_query(text: str) -> ir.EventQuery:

@@ -8,10 +8,10 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ir
-from .errors import EqlSemanticError, EqlSyntaxError, QueryError, nearest
+from .errors import EqlSemanticError, EqlSyntaxError, nearest, transform
 from .functions import FUNCTIONS, UNSUPPORTED, canonical_names, literal_kind
 
 TIME_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -32,12 +32,7 @@ def parse(text: str) -> ir.Query:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(text, e) from None
-    try:
-        return _ToIR(text).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, QueryError):
-            raise e.orig_exc from None
-        raise
+    return transform(_ToIR(text), tree)
 
 
 # ---- syntax errors ----------------------------------------------------------------
