@@ -94,7 +94,9 @@ def test_statuses_say_exactly_why():
     esql = check_rule(rule(type="esql", language="esql", query="from logs-*"))
     assert esql.status == "unsupported" and "ES|QL" in esql.reason
     nt = check_rule(rule(type="new_terms", language="kuery", query="event.category:process"))
-    assert nt.status == "unsupported" and "new_terms" in nt.reason and nt.query is not None
+    assert nt.status == "error" and "needs value = [fields...]" in nt.reason
+    th = check_rule(rule(type="threshold", language="kuery", query="event.category:process"))
+    assert th.status == "unsupported" and "threshold" in th.reason and th.query is not None
     bad = check_rule(rule(query="process where process.name = 'x'"))
     assert bad.status == "error" and "line 1, column" in bad.reason and "^" in bad.reason
 

@@ -129,10 +129,13 @@ def _ancestor(doc: dict) -> dict:
     return {"id": event_id(doc), "type": "event", "depth": 0, "index": doc.get("_index", "")}
 
 
-def alerts_for_event(rule: Rule, doc: dict, now: str | None = None) -> list[dict]:
+def alerts_for_event(rule: Rule, doc: dict, now: str | None = None, new_terms: list | None = None) -> list[dict]:
     now = now or utc_now()
     uid = str(uuid.uuid5(_NAMESPACE, f"{rule.rule_id}|{event_id(doc)}"))
-    return [_alert(rule, doc, uid, [_ancestor(doc)], now)]
+    alert = _alert(rule, doc, uid, [_ancestor(doc)], now)
+    if new_terms is not None:
+        alert["kibana.alert.new_terms"] = new_terms
+    return [alert]
 
 
 def alerts_for_sequence(rule: Rule, docs: Iterable[dict | None], now: str | None = None) -> list[dict]:

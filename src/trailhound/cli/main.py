@@ -187,7 +187,8 @@ def hunt(
                 docs = dict(zip(rows, result.table.documents(rows)))
                 for h in run.hits:
                     if run.kind == "events":
-                        alerts.extend(alerts_for_event(rule, docs[h.rows[0]], now))
+                        terms = list(h.join_keys or ()) if rule.type == "new_terms" else None
+                        alerts.extend(alerts_for_event(rule, docs[h.rows[0]], now, terms))
                     else:
                         alerts.extend(alerts_for_sequence(rule, [None if r is None else docs[r] for r in h.rows], now))
             total_alerts += len(alerts)

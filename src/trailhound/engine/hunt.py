@@ -14,7 +14,8 @@ from typing import Sequence
 
 from ..rules.check import RuleCheck, ecs
 from ..sources import EventTable, load_events
-from .search import Hit, SearchOptions, needed_fields, search
+from .new_terms import date_math_span_ms
+from .search import Hit, SearchOptions, needed_fields, search, search_new_terms
 
 
 @dataclass
@@ -59,6 +60,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
                              event_category_field=c.rule.event_category_override or "event.category")
         fields.update(needed_fields(c.query, base))
         fields.add("@timestamp")
+        if c.rule.type == "new_terms":
+            fields.update(c.rule.new_terms_spec()[0])
     started = time.perf_counter()
     table = load_events(paths, sorted(fields))
     load_seconds = time.perf_counter() - started
@@ -68,7 +71,11 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
         t0 = time.perf_counter()
         run = RuleRun(c, warnings=warnings)
         try:
-            result = search(c.query, table.frame, options)
+            if c.rule.type == "new_terms":
+                terms, history = c.rule.new_terms_spec()
+                result = search_new_terms(c.query, table.frame, terms, date_math_span_ms(history), options)
+            else:
+                result = search(c.query, table.frame, options)
             run.kind, run.hits = result.kind, result.hits
             run.warnings.extend(result.warnings)
         except ValueError as e:  # a rule that cannot run on this data says why

@@ -17,6 +17,7 @@ from ..compile.polars import PolarsCompiler
 from ..compile.schema import DATE_TYPES, Schema
 from ..lang import ir
 from .missing import MissingIndex, keep_candidate
+from .new_terms import NewTermsState
 from .prepare import ORDER, FrameOptions, prepare
 from .sample import build_samples
 from .sequence import run_sequence
@@ -279,3 +280,36 @@ def _samples(q: ir.SampleQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, sche
     samples = build_samples(per_stage, options.max_samples_per_key)
     hits = [Hit(tuple(rows), tuple(_render_key(v, t, True) for v, t in zip(key, key_types))) for key, rows in samples]
     return SearchResult("samples", _limit(hits, (), options), [], cand.height)
+
+
+# ---- new_terms ---------------------------------------------------------------------------
+
+
+def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str], history_ms: int,
+                     options: SearchOptions = SearchOptions()) -> SearchResult:
+    """Events matching `query` that bring a combination of `fields` values not seen within
+    `history_ms` before them; each hit's join_keys are its new terms (flattened)."""
+    needed = set(needed_fields(query, options)) | set(fields)
+    lf, types = prepare(frame, options, needed)
+    schema = Schema.of_frame(lf, types)
+    compiler = PolarsCompiler(schema)
+    keep = _stage_filter(compiler, query.filter, options)
+    present = [f for f in fields if f in schema]
+    cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
+            .sort(ORDER, nulls_last=True).with_row_index("__ord").collect())
+    stage = ir.Stage(query.filter, tuple(ir.Field(f) for f in fields))
+    dtypes = _key_dtypes([stage], schema)
+    key_cols = [f"__k{i}" for i in range(len(fields))]
+    keyed = _keyed(cand, stage, schema, dtypes, ["__ord", "__ts", "__row"])
+    per_event = keyed.group_by(["__ord", "__ts", "__row"], maintain_order=True).agg(
+        pl.struct(key_cols).alias("__terms")).sort("__ord")
+    state = NewTermsState(history_ms * 1_000_000)
+    hits = []
+    for i, (_, ts, row, terms) in enumerate(per_event.iter_rows()):
+        new = state.feed(ts, [tuple(t[c] for c in key_cols) for t in terms])
+        if new:
+            hits.append(Hit((row,), tuple(v for t in new for v in t)))
+        if i % 4096 == 4095:
+            state.expire(ts)
+    warnings = _unknown_field_warnings(query, schema)
+    return SearchResult("events", _limit(hits, query.pipes, options), warnings, cand.height)

@@ -17,6 +17,8 @@ from ..lang import ir
 from ..lang.errors import QueryError
 from ..lang.kql import parse_kql_query
 from ..lang.parser import parse
+from ..engine.new_terms import date_math_span_ms
+from .errors import RuleError
 from .model import Rule
 
 Status = Literal["ok", "unsupported", "error"]
@@ -26,14 +28,13 @@ _POLARS_TYPE = {"long": pl.Int64, "integer": pl.Int64, "short": pl.Int64, "byte"
                 "boolean": pl.Boolean, "date": pl.Int64, "date_nanos": pl.Int64}
 
 #: rule types that Trailhound runs end to end
-RUNNABLE_TYPES = ("eql", "query")
+RUNNABLE_TYPES = ("eql", "query", "new_terms")
 #: why the others are not run (never skipped silently: `hunt` and `validate` print this)
 UNSUPPORTED_TYPES = {
     "esql": "ES|QL rules need an ES|QL engine, which Trailhound does not have",
     "machine_learning": "machine-learning rules need Elastic's anomaly-detection jobs",
     "threat_match": "indicator-match rules need a threat-intelligence index to match against",
     "saved_query": "saved-query rules refer to a query stored in Kibana",
-    "new_terms": "new_terms correlation is not implemented yet (its query parses)",
     "threshold": "threshold correlation is not implemented yet (its query parses)",
 }
 
@@ -99,6 +100,12 @@ def check_rule(rule: Rule) -> RuleCheck:
         _compile(query, rule)
     except QueryError as e:
         return RuleCheck(rule, "error", e.render(), query, warnings)
+    if rule.type == "new_terms":
+        try:
+            _, history = rule.new_terms_spec()
+            date_math_span_ms(history)
+        except (RuleError, ValueError) as e:
+            return RuleCheck(rule, "error", getattr(e, "message", str(e)), query, warnings)
     if rule.type not in RUNNABLE_TYPES:
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
     return RuleCheck(rule, "ok", "", query, warnings)

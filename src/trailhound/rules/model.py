@@ -54,6 +54,19 @@ class Rule:
     extra: dict = field(default_factory=dict)
     source: str | None = None  # the file it came from
 
+    def new_terms_spec(self) -> tuple[list[str], str]:
+        """(fields, history_window_start) of a new_terms rule; raises RuleError when malformed."""
+        from .errors import RuleError
+
+        spec = self.new_terms or {}
+        fields = spec.get("value")
+        if not (isinstance(fields, list) and fields and all(isinstance(f, str) for f in fields)):
+            raise RuleError(self.source, "new_terms", "needs value = [fields...]")
+        history = [h.get("value") for h in spec.get("history_window_start", []) if isinstance(h, dict)]
+        if not history or not isinstance(history[0], str):
+            raise RuleError(self.source, "new_terms", "needs [[rule.new_terms.history_window_start]] value = \"now-...\"")
+        return fields, history[0]
+
     @classmethod
     def from_table(cls, table: dict[str, Any], metadata: dict | None = None, source: str | None = None) -> "Rule":
         """Build from a `[rule]` table; raises RuleError naming the key on a missing or wrong value."""

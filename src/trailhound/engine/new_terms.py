@@ -1,0 +1,49 @@
+"""new_terms rules: alert on an event whose combination of term values was not seen recently.
+
+Kibana runs the rule on a schedule and calls a term "new" when it does not occur in the
+history window before the execution's own window. Replayed in event order, that is: an
+event raises an alert when one of its term combinations was last seen more than the history
+window before it (or never). Later events with the same combination inside the window do not
+alert again. Multi-valued fields give one combination per value (cartesian over fields).
+The state (term → last seen) is explicit and bounded by `expire()`, so a stream can checkpoint it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable
+
+Term = tuple[Hashable, ...]
+
+
+@dataclass
+class NewTermsState:
+    history_ns: int
+    last_seen: dict[Term, int] = field(default_factory=dict)
+
+    def feed(self, ts: int, terms: Iterable[Term]) -> list[Term]:
+        """Record one event's term combinations; return those that are new."""
+        new = []
+        for t in terms:
+            prev = self.last_seen.get(t)
+            if prev is None or ts - prev > self.history_ns:
+                new.append(t)
+            self.last_seen[t] = ts
+        return new
+
+    def expire(self, now_ts: int) -> None:
+        """Forget terms last seen before the history window: they would be new again anyway."""
+        horizon = now_ts - self.history_ns
+        self.last_seen = {t: s for t, s in self.last_seen.items() if s >= horizon}
+
+
+_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000,
+             "M": 30 * 86_400_000, "y": 365 * 86_400_000}
+
+
+def date_math_span_ms(expr: str) -> int:
+    """The span of Kibana date math like "now-14d" (how far back it reaches from now)."""
+    text = expr.strip()
+    if not text.startswith("now-") or len(text) < 6 or text[-1] not in _UNITS_MS or not text[4:-1].isdigit():
+        raise ValueError(f"unsupported date math {expr!r}; expected now-<n><unit> with unit s, m, h, d, w, M or y")
+    return int(text[4:-1]) * _UNITS_MS[text[-1]]

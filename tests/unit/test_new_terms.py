@@ -1,0 +1,84 @@
+"""new_terms rules: first-seen term combinations within the history window."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import ev
+from trailhound.cli.main import app
+from trailhound.engine.new_terms import NewTermsState, date_math_span_ms
+from trailhound.engine.search import search_new_terms
+from trailhound.lang.kql import parse_kql_query
+from trailhound.sources import events_from_documents
+
+DAY = 86_400_000
+
+
+def login(i, day, ip, user="root", outcome="success"):
+    return ev(i, day * DAY, "authentication", source={"ip": ip}, user={"name": user},
+              event={"category": ["authentication"], "outcome": outcome})
+
+
+def run(docs, fields, history_ms, kql="event.outcome:success"):
+    table = events_from_documents(docs)
+    result = search_new_terms(parse_kql_query(kql), table.frame, fields, history_ms)
+    return [(docs[h.rows[0]]["id"], list(h.join_keys)) for h in result.hits]
+
+
+def test_first_seen_and_seen_again_after_the_history_window():
+    docs = [login(1, 0, "10.0.0.1"), login(2, 1, "10.0.0.1"), login(3, 2, "10.0.0.2"),
+            login(4, 9, "10.0.0.1"), login(5, 10, "10.0.0.3", outcome="failure")]
+    # 10.0.0.1 last seen on day 1, again on day 9: more than 5 days later, so new again
+    assert run(docs, ["source.ip"], 5 * DAY) == [(1, ["10.0.0.1"]), (3, ["10.0.0.2"]), (4, ["10.0.0.1"])]
+    assert run(docs, ["source.ip"], 10 * DAY) == [(1, ["10.0.0.1"]), (3, ["10.0.0.2"])]
+
+
+def test_combinations_and_array_values():
+    docs = [login(1, 0, "10.0.0.1", "root"), login(2, 1, "10.0.0.1", "alice"), login(3, 2, "10.0.0.1", "root"),
+            ev(4, 3 * DAY, "authentication", event={"outcome": "success"}, related={"ip": ["10.0.0.1", "10.0.0.9"]})]
+    assert run(docs, ["source.ip", "user.name"], 30 * DAY) == [(1, ["10.0.0.1", "root"]), (2, ["10.0.0.1", "alice"])]
+    assert run(docs, ["related.ip"], 30 * DAY) == [(4, ["10.0.0.1", "10.0.0.9"])]
+
+
+def test_state_is_bounded():
+    state = NewTermsState(history_ns=10)
+    for t in range(100):
+        state.feed(t, [(t,)])
+    state.expire(100)
+    assert sorted(state.last_seen) == [(t,) for t in range(90, 100)]
+
+
+@pytest.mark.parametrize("text, ms", [("now-5d", 5 * DAY), ("now-14d", 14 * DAY), ("now-30m", 1_800_000)])
+def test_history_window_date_math(text, ms):
+    assert date_math_span_ms(text) == ms
+
+
+def test_hunt_runs_new_terms_rules(tmp_path):
+    data = tmp_path / "auth.ndjson"
+    data.write_text("".join(json.dumps(d) + "\n" for d in [login(1, 0, "10.0.0.1"), login(2, 1, "10.0.0.1")]))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "nt.toml").write_text('''
+[rule]
+name = "SSH login from unusual IP"
+description = "d"
+risk_score = 21
+rule_id = "nt-1"
+severity = "low"
+type = "new_terms"
+language = "kuery"
+query = "event.category:authentication and event.outcome:success"
+
+[rule.new_terms]
+field = "new_terms_fields"
+value = ["source.ip"]
+
+[[rule.new_terms.history_window_start]]
+field = "history_window_start"
+value = "now-5d"
+''')
+    out = tmp_path / "alerts.ndjson"
+    res = CliRunner().invoke(app, ["hunt", "--rules", str(tmp_path / "r"), str(data), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    [alert] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert alert["kibana.alert.new_terms"] == ["10.0.0.1"] and alert["kibana.alert.rule.type"] == "new_terms"
