@@ -105,3 +105,46 @@ def test_hunt_writes_alerts_and_uses_exit_codes(tmp_path):
     (rdir / "broken.toml").write_text("[rule]\nname = 'x'\n")
     res = runner.invoke(app, ["hunt", "--rules", str(rdir), str(data)])
     assert res.exit_code == 2 and "rule_id: required key is missing" in res.output
+
+
+KQL_RULE = '''
+[rule]
+name = "SSH client"
+description = "d"
+risk_score = 21
+rule_id = "r-3"
+severity = "low"
+type = "query"
+language = "kuery"
+query = "process.name:ssh"
+'''
+EQL_EVENT_RULE = '''
+[rule]
+name = "Key file written"
+description = "d"
+risk_score = 47
+rule_id = "r-4"
+severity = "medium"
+type = "eql"
+language = "eql"
+query = "file where file.name == \\"authorized_keys\\""
+'''
+
+
+def test_hunt_batches_event_rules_and_matches_single_searches(tmp_path):
+    from trailhound.engine.hunt import hunt
+    from trailhound.engine.search import SearchOptions, search
+    from trailhound.rules.check import check_rule, ecs
+    from trailhound.sources import events_from_documents
+
+    data, rdir = _write(tmp_path, [FILE, PROC], {"k.toml": KQL_RULE, "e.toml": EQL_EVENT_RULE, "s.toml": SEQ_RULE})
+    from trailhound.rules.loader import load_rules
+
+    checks = [check_rule(r) for r in load_rules([rdir])[0]]
+    result = hunt(checks, [data])
+    got = {r.check.rule.name: [h.rows for h in r.hits] for r in result.runs}
+    frame = events_from_documents([FILE, PROC]).frame
+    for c in checks:
+        single = search(c.query, frame, SearchOptions(es_types=ecs().es_types()))
+        assert got[c.rule.name] == [h.rows for h in single.hits], c.rule.name
+    assert got == {"SSH client": [(1,)], "Key file written": [(0,)], "Key then SSH": [(0, 1)]}

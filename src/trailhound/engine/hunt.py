@@ -15,7 +15,8 @@ from typing import Sequence
 from ..rules.check import RuleCheck, ecs
 from ..sources import EventTable, load_events
 from .new_terms import date_math_span_ms
-from .search import Hit, SearchOptions, needed_fields, search, search_new_terms
+from ..lang import ir
+from .search import Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms
 
 
 @dataclass
@@ -65,21 +66,42 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
     started = time.perf_counter()
     table = load_events(paths, sorted(fields))
     load_seconds = time.perf_counter() - started
-    runs = []
-    for c in runnable:
+    runs: dict[int, RuleRun] = {}
+    # event-query rules that share frame options run together in one vectorized pass
+    batches: dict[tuple, list[int]] = {}
+    batch_options: dict[tuple, SearchOptions] = {}
+    for i, c in enumerate(runnable):
         options, warnings = _options(c, table.present)
+        runs[i] = RuleRun(c, warnings=warnings)
+        if c.rule.type in ("eql", "query") and isinstance(c.query, ir.EventQuery):
+            key = (options.timestamp_field, options.tiebreaker_field, options.event_category_field)
+            batches.setdefault(key, []).append(i)
+            batch_options[key] = options
+            continue
         t0 = time.perf_counter()
-        run = RuleRun(c, warnings=warnings)
         try:
             if c.rule.type == "new_terms":
                 terms, history = c.rule.new_terms_spec()
                 result = search_new_terms(c.query, table.frame, terms, date_math_span_ms(history), options)
             else:
                 result = search(c.query, table.frame, options)
-            run.kind, run.hits = result.kind, result.hits
-            run.warnings.extend(result.warnings)
+            _record(runs[i], result)
         except ValueError as e:  # a rule that cannot run on this data says why
-            run.error = str(e)
-        run.seconds = time.perf_counter() - t0
-        runs.append(run)
-    return Hunt(table, runs, load_seconds)
+            runs[i].error = str(e)
+        runs[i].seconds = time.perf_counter() - t0
+    for key, members in batches.items():
+        t0 = time.perf_counter()
+        results = search_events_batch([runnable[i].query for i in members], table.frame, batch_options[key])
+        share = (time.perf_counter() - t0) / len(members)
+        for i, result in zip(members, results):
+            if isinstance(result, Exception):
+                runs[i].error = str(result)
+            else:
+                _record(runs[i], result)
+            runs[i].seconds = share
+    return Hunt(table, [runs[i] for i in range(len(runnable))], load_seconds)
+
+
+def _record(run: RuleRun, result) -> None:
+    run.kind, run.hits = result.kind, result.hits
+    run.warnings.extend(result.warnings)

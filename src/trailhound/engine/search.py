@@ -16,6 +16,7 @@ import polars as pl
 from ..compile.polars import PolarsCompiler
 from ..compile.schema import DATE_TYPES, Schema
 from ..lang import ir
+from ..lang.errors import QueryError
 from .missing import MissingIndex, keep_candidate
 from .new_terms import NewTermsState
 from .prepare import ORDER, FrameOptions, prepare
@@ -115,14 +116,51 @@ def _limit(items: list, pipes: tuple[ir.Pipe, ...], options: SearchOptions) -> l
 
 
 def _events(q: ir.EventQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, options: SearchOptions) -> SearchResult:
-    warnings = []
     keep = _stage_filter(compiler, q.filter, options)
     out = lf.filter(keep).select(ORDER).sort(ORDER, nulls_last=True).collect()
-    no_ts = out.filter(pl.col("__ts").is_null()).height
+    return _event_result(q, out, options)
+
+
+def _event_result(q: ir.EventQuery, matched: pl.DataFrame, options: SearchOptions) -> SearchResult:
+    """Hits from a query's matching rows (already in event order)."""
+    warnings = []
+    no_ts = matched.filter(pl.col("__ts").is_null()).height
     if no_ts:
         warnings.append(f"{no_ts} matching events have no {options.timestamp_field!r}; they are listed last")
-    rows = out["__row"].to_list()
+    rows = matched["__row"].to_list()
     return SearchResult("events", [Hit((r,)) for r in _limit(rows, q.pipes, options)], warnings, len(rows))
+
+
+def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
+                        options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
+    """Many event queries in one pass: every filter becomes a boolean column of one select, so
+    the frame is prepared once and Polars shares common sub-expressions across queries."""
+    needed: set[str] = set()
+    for q in queries:
+        needed.update(needed_fields(q, options))
+    lf, types = prepare(frame, options, needed)
+    schema = Schema.of_frame(lf, types)
+    compiler = PolarsCompiler(schema)
+    columns: list[pl.Expr] = []
+    outcome: list[SearchResult | QueryError | None] = []
+    for i, q in enumerate(queries):
+        try:
+            columns.append(_stage_filter(compiler, q.filter, options).alias(f"__q{i}"))
+            outcome.append(None)
+        except QueryError as e:  # one rule that cannot compile does not stop the others
+            outcome.append(e)
+    names = [c.meta.output_name() for c in columns]
+    matched = pl.DataFrame()
+    if names:
+        matched = (lf.select(ORDER + columns).filter(pl.any_horizontal(names))
+                   .sort(ORDER, nulls_last=True).collect())
+    for i, q in enumerate(queries):
+        if outcome[i] is None:
+            rows = matched.filter(pl.col(f"__q{i}")).select(ORDER)
+            result = _event_result(q, rows, options)
+            result.warnings[:0] = _unknown_field_warnings(q, schema)
+            outcome[i] = result
+    return outcome  # type: ignore[return-value]
 
 
 # ---- join keys ---------------------------------------------------------------------------
