@@ -15,7 +15,7 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import polars as pl
 
@@ -33,12 +33,13 @@ Bind = dict[str, pl.Expr]
 class Value:
     """A compiled value expression and its kind (string/int/float/bool/date/ip/version/null)."""
 
-    __slots__ = ("expr", "kind", "const")
+    __slots__ = ("expr", "kind", "const", "lowered")
 
-    def __init__(self, expr: pl.Expr, kind: str, const: object = ...) -> None:
+    def __init__(self, expr: pl.Expr, kind: str, const: object = ..., lowered: bool = False) -> None:
         self.expr = expr
         self.kind = kind
         self.const = const  # the Python value when known at compile time
+        self.lowered = lowered  # already lower-cased (read from a companion column)
 
     @property
     def is_const(self) -> bool:
@@ -58,8 +59,11 @@ def _lit(v: object) -> Value:
 
 
 class PolarsCompiler(ConditionCompiler[pl.Expr]):
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, lowered: frozenset[str] = frozenset()) -> None:
         self.schema = schema
+        #: fields whose lower-cased companion column (LOWER_PREFIX + name) is in the frame
+        self.lowered = lowered
+        self._pre: str | None = None  # the field the atom being compiled reads lower-cased
 
     # ---- backend hooks for the shared boolean skeleton --------------------------------------
 
@@ -77,6 +81,13 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
 
     def any_element(self, e: ir.Expr) -> pl.Expr:
         """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
+        self._pre = _insensitive_field(e) if _insensitive_field(e) in self.lowered else None
+        try:
+            return self._any_element(e)
+        finally:
+            self._pre = None
+
+    def _any_element(self, e: ir.Expr) -> pl.Expr:
         multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})
         if isinstance(e, ir.IsNull) and isinstance(e.operand, ir.Field) and multi:
             return _no_values(pl.col(e.operand.path))
@@ -89,7 +100,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
                 f"({', '.join(sorted(set(multi[1:]) | others))}), which Trailhound cannot evaluate yet"
             )
         path = multi[0]
-        col = pl.col(path)
+        col = pl.col(LOWER_PREFIX + path if self._pre == path else path)
         any_true = col.list.eval(self._scalar_atom(e, {path: pl.element()})).list.any()
         if is_pushable(e):
             return any_true
@@ -176,7 +187,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         if v.kind == "version":
             expr = expr.map_elements(version_key, return_dtype=pl.String)
         if e.case_insensitive and v.kind == "string":
-            expr = expr.str.to_lowercase()
+            expr = expr if v.lowered else expr.str.to_lowercase()
             consts = [c.lower() for c in consts]
         if not consts:
             return pl.when(expr.is_null()).then(None).otherwise(False)
@@ -191,7 +202,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         if e.kind == "regex":
             parts = [s.str.contains(lucene_to_regex(p, ci)) for p in e.patterns]
             return _any_of(parts)
-        if ci:
+        if ci and not v.lowered:
             s = s.str.to_lowercase()
         patterns = [p.lower() if ci else p for p in e.patterns]
         plans = [plan_wildcard(p) for p in patterns]
@@ -227,11 +238,12 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return _lit(e.value)
         if isinstance(e, ir.Field):
             info = self.schema.get(e.path)
+            lowered = e.path == self._pre
             if e.path in bind:
-                return Value(bind[e.path], info.kind)
+                return Value(bind[e.path], info.kind, lowered=lowered)
             if info.dtype is None:
                 return Value(pl.lit(None), "null", None)
-            return Value(pl.col(e.path), info.kind)
+            return Value(pl.col(LOWER_PREFIX + e.path if lowered else e.path), info.kind, lowered=lowered)
         if isinstance(e, ir.Negate):
             v = self.value(e.operand, bind)
             if v.is_const:
@@ -339,6 +351,34 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         if info.multi:
             return col.list.contains(pl.lit(category, dtype=info.inner)).fill_null(False)
         return (col == category).fill_null(False)
+
+
+LOWER_PREFIX = "__lower:"
+
+
+def _insensitive_field(e: ir.Expr) -> str | None:
+    """The field a case-insensitive `:`/`like~`/`in~` reads directly (it can read it lower-cased)."""
+    if isinstance(e, ir.Match) and e.kind == "wildcard" and e.case_insensitive and isinstance(e.value, ir.Field):
+        return e.value.path
+    if isinstance(e, ir.InSet) and e.case_insensitive and isinstance(e.value, ir.Field):
+        return e.value.path
+    return None
+
+
+def lowered_columns(exprs: Iterable[ir.Expr], schema: Schema) -> dict[str, pl.Expr]:
+    """Lower-cased companions of the string fields that case-insensitive matches read, so each
+    is lower-cased once per frame rather than once per pattern and rule."""
+    out: dict[str, pl.Expr] = {}
+    for e in exprs:
+        for node in ir.walk(e):
+            path = _insensitive_field(node)
+            info = schema.get(path) if path else None
+            if info is None or info.inner not in (pl.String, pl.Utf8) or path in out:
+                continue
+            col = pl.col(path)
+            lower = col.list.eval(pl.element().str.to_lowercase()) if info.multi else col.str.to_lowercase()
+            out[path] = lower.alias(LOWER_PREFIX + path)
+    return out
 
 
 def _no_values(col: pl.Expr) -> pl.Expr:

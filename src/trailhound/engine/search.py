@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from ..compile.polars import PolarsCompiler
+from ..compile.polars import PolarsCompiler, lowered_columns
 from ..compile.schema import DATE_TYPES, Schema
 from ..lang import ir
 from ..lang.errors import QueryError
@@ -62,8 +62,7 @@ def needed_fields(query: ir.Query, options: FrameOptions) -> list[str]:
 def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = SearchOptions()) -> SearchResult:
     needed = set(needed_fields(query, options))
     lf, types = prepare(frame, options, needed)
-    schema = Schema.of_frame(lf, types)
-    compiler = PolarsCompiler(schema)
+    lf, schema, compiler = _compiler(lf, types, [query])
     warnings = _unknown_field_warnings(query, schema)
 
     if isinstance(query, ir.EventQuery):
@@ -74,6 +73,15 @@ def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = Search
         result = _samples(query, lf, compiler, schema, options)
     result.warnings[:0] = warnings
     return result
+
+
+def _compiler(lf: pl.LazyFrame, types: dict[str, str], queries: list[ir.Query]) -> tuple[pl.LazyFrame, Schema, PolarsCompiler]:
+    """A compiler for these queries, and the frame with the lower-cased companions it reads."""
+    schema = Schema.of_frame(lf, types)
+    lower = lowered_columns([f.condition for q in queries for f in ir.query_filters(q)], schema)
+    if lower:
+        lf = lf.with_columns(list(lower.values()))
+    return lf, schema, PolarsCompiler(schema, frozenset(lower))
 
 
 def _unknown_field_warnings(query: ir.Query, schema: Schema) -> list[str]:
@@ -139,8 +147,7 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
     for q in queries:
         needed.update(needed_fields(q, options))
     lf, types = prepare(frame, options, needed)
-    schema = Schema.of_frame(lf, types)
-    compiler = PolarsCompiler(schema)
+    lf, schema, compiler = _compiler(lf, types, list(queries))
     columns: list[pl.Expr] = []
     outcome: list[SearchResult | QueryError | None] = []
     for i, q in enumerate(queries):
@@ -329,8 +336,7 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
     `history_ms` before them; each hit's join_keys are its new terms (flattened)."""
     needed = set(needed_fields(query, options)) | set(fields)
     lf, types = prepare(frame, options, needed)
-    schema = Schema.of_frame(lf, types)
-    compiler = PolarsCompiler(schema)
+    lf, schema, compiler = _compiler(lf, types, [query])
     keep = _stage_filter(compiler, query.filter, options)
     present = [f for f in fields if f in schema]
     cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
