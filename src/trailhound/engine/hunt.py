@@ -16,7 +16,8 @@ from ..rules.check import RuleCheck, ecs
 from ..sources import EventTable, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
-from .search import Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms
+from .search import (Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms,
+                     search_sequences_batch)
 
 
 @dataclass
@@ -67,14 +68,15 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
     table = load_events(paths, sorted(fields))
     load_seconds = time.perf_counter() - started
     runs: dict[int, RuleRun] = {}
-    # event-query rules that share frame options run together in one vectorized pass
+    # event and sequence rules that share frame options run together, one vectorized pass per kind
     batches: dict[tuple, list[int]] = {}
     batch_options: dict[tuple, SearchOptions] = {}
     for i, c in enumerate(runnable):
         options, warnings = _options(c, table.present)
         runs[i] = RuleRun(c, warnings=warnings)
-        if c.rule.type in ("eql", "query") and isinstance(c.query, ir.EventQuery):
-            key = (options.timestamp_field, options.tiebreaker_field, options.event_category_field)
+        if c.rule.type in ("eql", "query") and isinstance(c.query, (ir.EventQuery, ir.SequenceQuery)):
+            kind = "events" if isinstance(c.query, ir.EventQuery) else "sequences"
+            key = (kind, options.timestamp_field, options.tiebreaker_field, options.event_category_field)
             batches.setdefault(key, []).append(i)
             batch_options[key] = options
             continue
@@ -91,7 +93,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
         runs[i].seconds = time.perf_counter() - t0
     for key, members in batches.items():
         t0 = time.perf_counter()
-        results = search_events_batch([runnable[i].query for i in members], table.frame, batch_options[key])
+        batch = search_events_batch if key[0] == "events" else search_sequences_batch
+        results = batch([runnable[i].query for i in members], table.frame, batch_options[key])
         share = (time.perf_counter() - t0) / len(members)
         for i, result in zip(members, results):
             if isinstance(result, Exception):

@@ -96,18 +96,18 @@ def _stage_filter(compiler: PolarsCompiler, f: ir.EventFilter, options: FrameOpt
     return (compiler.category(f.category, options.event_category_field) & cond).fill_null(False)
 
 
-def _distinct_filters(compiler: PolarsCompiler, filters: list[ir.EventFilter],
-                      options: FrameOptions) -> tuple[list[pl.Expr], list[pl.Expr]]:
-    """`__s{i}` columns with each distinct filter evaluated once (`runs=N` repeats one filter
-    N times): the evaluated columns, and the copies to add after them."""
+def _distinct_filters(compiler: PolarsCompiler, filters: list[ir.EventFilter], options: FrameOptions,
+                      prefix: str = "__") -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """`{prefix}s{i}` columns with each distinct filter evaluated once (`runs=N` repeats one
+    filter N times): the evaluated columns, and the copies to add after them."""
     first: dict[ir.EventFilter, int] = {}
     evaluated, copies = [], []
     for i, f in enumerate(filters):
         if f in first:
-            copies.append(pl.col(f"__s{first[f]}").alias(f"__s{i}"))
+            copies.append(pl.col(f"{prefix}s{first[f]}").alias(f"{prefix}s{i}"))
         else:
             first[f] = i
-            evaluated.append(_stage_filter(compiler, f, options).alias(f"__s{i}"))
+            evaluated.append(_stage_filter(compiler, f, options).alias(f"{prefix}s{i}"))
     return evaluated, copies
 
 
@@ -224,15 +224,21 @@ def _render_key(v: Any, es_type: str | None, for_sample: bool) -> Any:
 # ---- sequences ---------------------------------------------------------------------------
 
 
+def _sequence_columns(q: ir.SequenceQuery, compiler: PolarsCompiler, options: FrameOptions, names: list[str],
+                      prefix: str = "__") -> tuple[list[pl.Expr], list[pl.Expr], list[str], list[str]]:
+    """The stage (and until) filter columns of a sequence, their names, and its key fields."""
+    stages = list(q.expanded())
+    filters, copies = _distinct_filters(compiler, [s.filter for s in stages], options, prefix)
+    if q.until is not None:
+        filters.append(_stage_filter(compiler, q.until.filter, options).alias(f"{prefix}until"))
+    flags = [f"{prefix}s{i}" for i in range(len(stages))] + ([f"{prefix}until"] if q.until is not None else [])
+    key_fields = sorted({k.path for s in stages + ([q.until] if q.until else []) for k in s.keys} & set(names))
+    return filters, copies, flags, key_fields
+
+
 def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
                options: SearchOptions) -> SearchResult:
-    stages = list(q.expanded())
-    filters, copies = _distinct_filters(compiler, [s.filter for s in stages], options)
-    if q.until is not None:
-        filters.append(_stage_filter(compiler, q.until.filter, options).alias("__until"))
-    flags = [f"__s{i}" for i in range(len(stages))] + (["__until"] if q.until is not None else [])
-    key_fields = sorted({k.path for s in stages + ([q.until] if q.until else []) for k in s.keys} & set(
-        lf.collect_schema().names()))
+    filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, lf.collect_schema().names())
     cand = (
         lf.select(ORDER + key_fields + filters)
         .with_columns(copies)
@@ -241,6 +247,54 @@ def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, 
         .with_row_index("__ord")
         .collect()
     )
+    return _correlate(q, cand, schema, options)
+
+
+def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
+                           options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
+    """Many sequence queries with one vectorized pass for all their stage filters; each query
+    then correlates only the rows that match one of its own stages."""
+    needed: set[str] = set()
+    for q in queries:
+        needed.update(needed_fields(q, options))
+    lf, types = prepare(frame, options, needed)
+    lf, schema, compiler = _compiler(lf, types, list(queries))
+    names = lf.collect_schema().names()
+    columns, copies, keys = [], [], set()
+    parts: dict[int, tuple[list[str], list[str]]] = {}
+    outcome: list[SearchResult | QueryError | None] = []
+    for j, q in enumerate(queries):
+        try:
+            f, c, flags, key_fields = _sequence_columns(q, compiler, options, names, prefix=f"__q{j}_")
+        except QueryError as e:
+            outcome.append(e)
+            continue
+        columns.extend(f)
+        copies.extend(c)
+        keys.update(key_fields)
+        parts[j] = (flags, key_fields)
+        outcome.append(None)
+    all_flags = [flag for flags, _ in parts.values() for flag in flags]
+    matched = pl.DataFrame()
+    if all_flags:
+        matched = (lf.select(ORDER + sorted(keys) + columns).with_columns(copies)
+                   .filter(pl.any_horizontal(all_flags) & pl.col("__ts").is_not_null())
+                   .sort(ORDER, nulls_last=True).collect())
+    for j, (flags, key_fields) in parts.items():
+        prefix = f"__q{j}_"
+        cand = (matched.filter(pl.any_horizontal(flags))
+                .select(ORDER + key_fields + [pl.col(fl).alias("__" + fl[len(prefix):]) for fl in flags])
+                .with_row_index("__ord"))
+        try:
+            outcome[j] = _correlate(queries[j], cand, schema, options)
+        except QueryError as e:
+            outcome[j] = e
+    return outcome  # type: ignore[return-value]
+
+
+def _correlate(q: ir.SequenceQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
+    """Sequences from the candidate rows (in event order, with `__ord`, `__s{i}`, `__until`)."""
+    stages = list(q.expanded())
     all_stages = stages + ([q.until] if q.until is not None else [])
     dtypes = _key_dtypes(all_stages, schema)
     key_cols = [f"__k{i}" for i in range(len(dtypes))]
