@@ -72,8 +72,12 @@ def _parse_dates(s: pl.Series, nanos: bool) -> pl.Series:
     return out
 
 
-def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str]) -> tuple[pl.LazyFrame, dict[str, str]]:
-    """The frame with aliases, converted dates, `__ts` and `__tb`; and the ES types in force."""
+def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],
+            derived: list[pl.Expr] = ()) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """The frame with aliases, converted dates, `__ts` and `__tb`; and the ES types in force.
+
+    `derived` columns (e.g. lower-cased companions) are added before the date conversions, so
+    that filters reading them can still be pushed below the (costly) timestamp parsing."""
     types = options.types()
     lf = frame.lazy()
     schema = frame.schema
@@ -87,6 +91,8 @@ def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str]) -> tup
                 types[alias] = types[target]
     if exprs:
         lf = lf.with_columns(exprs)
+    if derived:
+        lf = lf.with_columns(derived)
     conv = []
     for name, es_type in types.items():
         if es_type in DATE_TYPES and name in resolved and (name in needed or name == options.timestamp_field):

@@ -60,9 +60,7 @@ def needed_fields(query: ir.Query, options: FrameOptions) -> list[str]:
 
 
 def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = SearchOptions()) -> SearchResult:
-    needed = set(needed_fields(query, options))
-    lf, types = prepare(frame, options, needed)
-    lf, schema, compiler = _compiler(lf, types, [query])
+    lf, schema, compiler = _prepared(frame, options, [query])
     warnings = _unknown_field_warnings(query, schema)
 
     if isinstance(query, ir.EventQuery):
@@ -75,12 +73,18 @@ def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = Search
     return result
 
 
-def _compiler(lf: pl.LazyFrame, types: dict[str, str], queries: list[ir.Query]) -> tuple[pl.LazyFrame, Schema, PolarsCompiler]:
-    """A compiler for these queries, and the frame with the lower-cased companions it reads."""
+def _prepared(frame: pl.DataFrame, options: FrameOptions, queries: list[ir.Query],
+              extra_fields: set[str] = frozenset()) -> tuple[pl.LazyFrame, Schema, PolarsCompiler]:
+    """The prepared frame for these queries, its schema, and a compiler that reads the
+    lower-cased companion columns added for their case-insensitive matches."""
+    needed = set(extra_fields)
+    for q in queries:
+        needed.update(needed_fields(q, options))
+    lf, types = prepare(frame, options, needed)
     schema = Schema.of_frame(lf, types)
     lower = lowered_columns([f.condition for q in queries for f in ir.query_filters(q)], schema)
     if lower:
-        lf = lf.with_columns(list(lower.values()))
+        lf, _ = prepare(frame, options, needed, list(lower.values()))
     return lf, schema, PolarsCompiler(schema, frozenset(lower))
 
 
@@ -143,11 +147,7 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
                         options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
     """Many event queries in one pass: every filter becomes a boolean column of one select, so
     the frame is prepared once and Polars shares common sub-expressions across queries."""
-    needed: set[str] = set()
-    for q in queries:
-        needed.update(needed_fields(q, options))
-    lf, types = prepare(frame, options, needed)
-    lf, schema, compiler = _compiler(lf, types, list(queries))
+    lf, schema, compiler = _prepared(frame, options, list(queries))
     columns: list[pl.Expr] = []
     outcome: list[SearchResult | QueryError | None] = []
     for i, q in enumerate(queries):
@@ -254,11 +254,7 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
                            options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
     """Many sequence queries with one vectorized pass for all their stage filters; each query
     then correlates only the rows that match one of its own stages."""
-    needed: set[str] = set()
-    for q in queries:
-        needed.update(needed_fields(q, options))
-    lf, types = prepare(frame, options, needed)
-    lf, schema, compiler = _compiler(lf, types, list(queries))
+    lf, schema, compiler = _prepared(frame, options, list(queries))
     names = lf.collect_schema().names()
     columns, copies, keys = [], [], set()
     parts: dict[int, tuple[list[str], list[str]]] = {}
@@ -388,9 +384,7 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
                      options: SearchOptions = SearchOptions()) -> SearchResult:
     """Events matching `query` that bring a combination of `fields` values not seen within
     `history_ms` before them; each hit's join_keys are its new terms (flattened)."""
-    needed = set(needed_fields(query, options)) | set(fields)
-    lf, types = prepare(frame, options, needed)
-    lf, schema, compiler = _compiler(lf, types, [query])
+    lf, schema, compiler = _prepared(frame, options, [query], set(fields))
     keep = _stage_filter(compiler, query.filter, options)
     present = [f for f in fields if f in schema]
     cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
