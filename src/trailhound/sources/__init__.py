@@ -1,11 +1,11 @@
 """Event sources: loaders that turn event files into frames for the engine."""
 
+from trailhound.sources._ecs_readers import SourceError
 from trailhound.sources.ecs_json import (
     MAX_SKIPPED_KEPT,
     EventTable,
     LoadReport,
     Skipped,
-    SourceError,
     events_from_documents,
     load_events,
 )

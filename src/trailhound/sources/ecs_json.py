@@ -38,7 +38,6 @@ from trailhound.sources._ecs_readers import (
     Rows,
     SkipLog,
     Source,
-    SourceError,
     describe,
     duck_discover,
     duck_read,
@@ -64,15 +63,6 @@ from trailhound.sources._ecs_values import (
     py_kinds,
 )
 
-__all__ = [
-    "MAX_SKIPPED_KEPT",
-    "EventTable",
-    "LoadReport",
-    "Skipped",
-    "SourceError",
-    "events_from_documents",
-    "load_events",
-]
 
 _log = logging.getLogger(__name__)
 
