@@ -96,7 +96,7 @@ def test_statuses_say_exactly_why():
     nt = check_rule(rule(type="new_terms", language="kuery", query="event.category:process"))
     assert nt.status == "error" and "needs value = [fields...]" in nt.reason
     th = check_rule(rule(type="threshold", language="kuery", query="event.category:process"))
-    assert th.status == "unsupported" and "threshold" in th.reason and th.query is not None
+    assert th.status == "error" and "whole-number value" in th.reason
     bad = check_rule(rule(query="process where process.name = 'x'"))
     assert bad.status == "error" and "line 1, column" in bad.reason and "^" in bad.reason
 

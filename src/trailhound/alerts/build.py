@@ -159,6 +159,24 @@ def alerts_for_sequence(rule: Rule, docs: Iterable[dict | None], now: str | None
     return blocks + [shell]
 
 
+def alerts_for_threshold(rule: Rule, group: tuple, count: int, first_time: str | None, docs: list[dict],
+                         now: str | None = None) -> list[dict]:
+    """One alert for a group that reached the threshold: its terms, the count and the events' span."""
+    now = now or utc_now()
+    spec = rule.threshold_spec()
+    terms = [{"field": f, "value": v} for f, v in zip(spec.fields, group)]
+    source = _unflatten({f: v for f, v in zip(spec.fields, group)})
+    source["@timestamp"] = first_time
+    ids = [event_id(d) for d in docs]
+    uid = str(uuid.uuid5(_NAMESPACE, f"{rule.rule_id}|threshold|{'|'.join(ids)}"))
+    alert = _alert(rule, source, uid, [_ancestor(d) for d in docs], now)
+    result = {"terms": terms, "count": count, "from": first_time}
+    if spec.cardinality:
+        result["cardinality"] = [{"field": f, "value": n} for f, n in spec.cardinality]
+    alert["kibana.alert.threshold_result"] = result
+    return [alert]
+
+
 def _intersection(flats: list[dict]) -> dict:
     """Keys on which all documents agree; arrays are intersected (order of the first kept)."""
     if not flats:

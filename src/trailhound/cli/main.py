@@ -151,7 +151,7 @@ def hunt(
     Exit codes: 0 no alerts, 1 alerts raised, 2 usage or input errors (bad rule files, unreadable input).
     Rules that cannot run are listed with the reason; none is skipped silently.
     """
-    from ..alerts.build import alerts_for_event, alerts_for_sequence, utc_now
+    from ..alerts.build import alerts_for_event, alerts_for_sequence, alerts_for_threshold, utc_now
     from ..engine.hunt import hunt as run_hunt
     from ..rules.check import check_rule
     from ..rules.errors import RuleError
@@ -186,7 +186,12 @@ def hunt(
                 rows = sorted({r for h in run.hits for r in h.rows if r is not None})
                 docs = dict(zip(rows, result.table.documents(rows)))
                 for h in run.hits:
-                    if run.kind == "events":
+                    if run.kind == "threshold":
+                        group_docs = [docs[r] for r in h.rows]
+                        first = group_docs[0].get("@timestamp") if group_docs else None
+                        alerts.extend(alerts_for_threshold(rule, tuple(h.join_keys or ()), len(h.rows), first,
+                                                           group_docs, now))
+                    elif run.kind == "events":
                         terms = list(h.join_keys or ()) if rule.type == "new_terms" else None
                         alerts.extend(alerts_for_event(rule, docs[h.rows[0]], now, terms))
                     else:

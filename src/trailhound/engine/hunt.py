@@ -17,7 +17,7 @@ from ..sources import EventTable, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
 from .search import (Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms,
-                     search_sequences_batch)
+                     search_sequences_batch, search_threshold)
 
 
 @dataclass
@@ -64,6 +64,10 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
         fields.add("@timestamp")
         if c.rule.type == "new_terms":
             fields.update(c.rule.new_terms_spec()[0])
+        elif c.rule.type == "threshold":
+            spec = c.rule.threshold_spec()
+            fields.update(spec.fields)
+            fields.update(f for f, _ in spec.cardinality)
     started = time.perf_counter()
     table = load_events(paths, sorted(fields))
     load_seconds = time.perf_counter() - started
@@ -85,6 +89,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
             if c.rule.type == "new_terms":
                 terms, history = c.rule.new_terms_spec()
                 result = search_new_terms(c.query, table.frame, terms, date_math_span_ms(history), options)
+            elif c.rule.type == "threshold":
+                result = search_threshold(c.query, table.frame, c.rule.threshold_spec(), options)
             else:
                 result = search(c.query, table.frame, options)
             _record(runs[i], result)

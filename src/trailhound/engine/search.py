@@ -19,6 +19,7 @@ from ..lang import ir
 from ..lang.errors import QueryError
 from .missing import MissingIndex, keep_candidate
 from .new_terms import NewTermsState
+from .threshold import ThresholdSpec, run_threshold
 from .prepare import ORDER, FrameOptions, prepare
 from .sample import build_samples
 from .sequence import run_sequence
@@ -405,3 +406,33 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
             state.expire(ts)
     warnings = _unknown_field_warnings(query, schema)
     return SearchResult("events", _limit(hits, query.pipes, options), warnings, cand.height)
+
+
+# ---- threshold ---------------------------------------------------------------------------
+
+
+def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdSpec,
+                     options: SearchOptions = SearchOptions()) -> SearchResult:
+    """Groups of events matching `query` that reach the threshold on Kibana's schedule; each hit's
+    rows are the events counted and its join_keys the group's values."""
+    card_fields = [f for f, _ in spec.cardinality]
+    lf, schema, compiler = _prepared(frame, options, [query], set(spec.fields) | set(card_fields))
+    keep = _stage_filter(compiler, query.filter, options)
+    present = sorted((set(spec.fields) | set(card_fields)) & set(lf.collect_schema().names()))
+    cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
+            .sort(ORDER, nulls_last=True).with_row_index("__ord").collect())
+    stage = ir.Stage(query.filter, tuple(ir.Field(f) for f in spec.fields))
+    keyed = _keyed(cand, stage, schema, _key_dtypes([stage], schema), ["__ord", "__ts", "__row"] + [
+        f for f in card_fields if f in present])
+    key_cols = [f"__k{i}" for i in range(len(spec.fields))]
+    events = []
+    for row in keyed.sort("__ord").iter_rows(named=True):
+        card = tuple(_scalar(row.get(f)) for f in card_fields)
+        events.append((row["__ts"], row["__row"], tuple(row[k] for k in key_cols), card))
+    hits = [Hit(h.rows, h.group) for h in run_threshold(events, spec)]
+    return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),
+                        cand.height)
+
+
+def _scalar(v):
+    return tuple(v) if isinstance(v, list) else v

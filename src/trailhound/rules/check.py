@@ -28,14 +28,13 @@ _POLARS_TYPE = {"long": pl.Int64, "integer": pl.Int64, "short": pl.Int64, "byte"
                 "boolean": pl.Boolean, "date": pl.Int64, "date_nanos": pl.Int64}
 
 #: rule types that Trailhound runs end to end
-RUNNABLE_TYPES = ("eql", "query", "new_terms")
+RUNNABLE_TYPES = ("eql", "query", "new_terms", "threshold")
 #: why the others are not run (never skipped silently: `hunt` and `validate` print this)
 UNSUPPORTED_TYPES = {
     "esql": "ES|QL rules need an ES|QL engine, which Trailhound does not have",
     "machine_learning": "machine-learning rules need Elastic's anomaly-detection jobs",
     "threat_match": "indicator-match rules need a threat-intelligence index to match against",
     "saved_query": "saved-query rules refer to a query stored in Kibana",
-    "threshold": "threshold correlation is not implemented yet (its query parses)",
 }
 
 
@@ -100,12 +99,13 @@ def check_rule(rule: Rule) -> RuleCheck:
         _compile(query, rule)
     except QueryError as e:
         return RuleCheck(rule, "error", e.render(), query, warnings)
-    if rule.type == "new_terms":
-        try:
-            _, history = rule.new_terms_spec()
-            date_math_span_ms(history)
-        except (RuleError, ValueError) as e:
-            return RuleCheck(rule, "error", getattr(e, "message", str(e)), query, warnings)
+    try:
+        if rule.type == "new_terms":
+            date_math_span_ms(rule.new_terms_spec()[1])
+        elif rule.type == "threshold":
+            rule.threshold_spec()
+    except (RuleError, ValueError) as e:
+        return RuleCheck(rule, "error", getattr(e, "message", str(e)), query, warnings)
     if rule.type not in RUNNABLE_TYPES:
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
     return RuleCheck(rule, "ok", "", query, warnings)

@@ -67,6 +67,26 @@ class Rule:
             raise RuleError(self.source, "new_terms", "needs [[rule.new_terms.history_window_start]] value = \"now-...\"")
         return fields, history[0]
 
+    def threshold_spec(self):
+        """The ThresholdSpec of a threshold rule; raises RuleError when malformed."""
+        from ..engine.new_terms import date_math_span_ms
+        from ..engine.threshold import ThresholdSpec
+        from .errors import RuleError
+
+        spec = self.threshold or {}
+        fields = spec.get("field", [])
+        fields = [fields] if isinstance(fields, str) else fields
+        value = spec.get("value")
+        if not isinstance(value, int) or value < 1 or not all(isinstance(f, str) for f in fields):
+            raise RuleError(self.source, "threshold", "needs field = [fields...] and a whole-number value ≥ 1")
+        card = tuple((c["field"], int(c["value"])) for c in spec.get("cardinality", []) if "field" in c and "value" in c)
+        try:
+            interval = date_math_span_ms("now-" + (self.interval or "5m"))
+            lookback = date_math_span_ms(self.lookback or "now-6m")
+        except ValueError as e:
+            raise RuleError(self.source, "interval", str(e)) from None
+        return ThresholdSpec(tuple(fields), value, card, interval * 1_000_000, lookback * 1_000_000)
+
     @classmethod
     def from_table(cls, table: dict[str, Any], metadata: dict | None = None, source: str | None = None) -> "Rule":
         """Build from a `[rule]` table; raises RuleError naming the key on a missing or wrong value."""
