@@ -26,9 +26,8 @@ _NAMESPACE = uuid.UUID("8f2b9c1e-5d3a-4e6f-9a7b-2c1d0e3f4a5b")  # Trailhound's u
 
 def event_id(doc: dict) -> str:
     """A stable id for a source event: its `_id` or `event.id`, else a hash of its content."""
-    for key in ("_id",):
-        if isinstance(doc.get(key), str):
-            return doc[key]
+    if isinstance(doc.get("_id"), str):
+        return doc["_id"]
     ev = doc.get("event")
     if isinstance(ev, dict) and isinstance(ev.get("id"), str):
         return ev["id"]

@@ -81,7 +81,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
 
     def any_element(self, e: ir.Expr) -> pl.Expr:
         """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
-        self._pre = _insensitive_field(e) if _insensitive_field(e) in self.lowered else None
+        path = _insensitive_field(e)
+        self._pre = path if path in self.lowered else None
         try:
             return self._any_element(e)
         finally:

@@ -17,7 +17,8 @@ import polars as pl
 from ..compile.semantics import parse_date_ns
 from ..compile.schema import DATE_TYPES
 
-ISO_RE = r"^\s*-?\d+(\.\d+)?\s*$"
+#: a date given as epoch milliseconds in a string ("11", "1516116808349")
+EPOCH_RE = r"^\s*-?\d+(\.\d+)?\s*$"
 
 
 @dataclass(frozen=True)
@@ -40,29 +41,24 @@ def date_to_ns(expr: pl.Expr, dtype: pl.DataType, nanos: bool) -> pl.Expr:
     """Epoch-ms numbers, numeric strings and ISO-8601 strings → Int64 epoch nanoseconds."""
     if isinstance(dtype, pl.List):
         return expr.list.eval(date_to_ns(pl.element(), dtype.inner, nanos))
+    if dtype.is_float():
+        return (expr * 1_000_000).cast(pl.Int64)
     if dtype.is_numeric():
-        ns = (expr.cast(pl.Float64) * 1_000_000).cast(pl.Int64) if dtype.is_float() else expr.cast(pl.Int64) * 1_000_000
-        return ns
-    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+        return expr.cast(pl.Int64) * 1_000_000
+    if isinstance(dtype, pl.Datetime):
         ns = expr.dt.cast_time_unit("ns").cast(pl.Int64)
-    elif dtype in (pl.String, pl.Utf8):
+        return ns if nanos else ns - ns % 1_000_000
+    if dtype == pl.String:
         # elementwise: lets Polars filter rows before parsing their timestamps
-        ns = expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64, is_elementwise=True)
-        return ns
-    else:
-        return pl.lit(None, dtype=pl.Int64)
-    if not nanos:
-        ns = ns - ns % 1_000_000
-    return ns
+        return expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64, is_elementwise=True)
+    return pl.lit(None, dtype=pl.Int64)
 
 
 def _parse_dates(s: pl.Series, nanos: bool) -> pl.Series:
     # fast path: one vectorized parse for the common ISO layout; slow path per odd value
-    numeric = s.str.contains(ISO_RE)
-    out = pl.Series(s.name, [None] * len(s), dtype=pl.Int64)
     parsed = s.str.to_datetime(format=None, strict=False, time_unit="ns", time_zone="UTC", ambiguous="null")
     out = parsed.dt.epoch("ns")
-    needs_slow = (out.is_null() & s.is_not_null()) | numeric.fill_null(False)
+    needs_slow = (out.is_null() & s.is_not_null()) | s.str.contains(EPOCH_RE).fill_null(False)
     if needs_slow.any():
         idx = needs_slow.arg_true()
         slow = [parse_date_ns(v, nanos) for v in s.gather(idx).to_list()]
