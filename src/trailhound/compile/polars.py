@@ -111,20 +111,11 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
 
     # ---- atoms ---------------------------------------------------------------------------
 
-    def _scalar_atom(self, e: ir.Expr, bind: Bind) -> pl.Expr:
-        if isinstance(e, ir.Compare):
-            return self._compare(e, bind)
-        if isinstance(e, ir.InSet):
-            return self._in(e, bind)
-        if isinstance(e, ir.Match):
-            return self._match(e, bind)
-        if isinstance(e, ir.IsNull):
-            return self.value(e.operand, bind).expr.is_null()
-        v = self.value(e, bind)
-        if v.kind in ("bool", "null"):
-            return v.expr.cast(pl.Boolean)
-        # ES: a non-boolean condition is a verification error
-        raise EqlSemanticError(f"condition {_show(e)} is not a boolean")
+    def is_null(self, value: pl.Expr) -> pl.Expr:
+        return value.is_null()
+
+    def as_boolean(self, value: pl.Expr) -> pl.Expr:
+        return value.cast(pl.Boolean)
 
     def _compare(self, e: ir.Compare, bind: Bind) -> pl.Expr:
         left, right = self.value(e.left, bind), self.value(e.right, bind)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Generic, TypeVar
 
 from ..lang import ir
+from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .schema import FieldInfo
 
@@ -133,6 +134,22 @@ class ConditionCompiler(Generic[E]):
             core = self.false_if_null(core)  # a term query never matches a missing field
         return self.negate(core) if negated else core
 
+    def _scalar_atom(self, e: ir.Expr, bind: dict) -> E:
+        """One predicate on scalar values (`bind` maps array fields to their element)."""
+        if isinstance(e, ir.Compare):
+            return self._compare(e, bind)
+        if isinstance(e, ir.InSet):
+            return self._in(e, bind)
+        if isinstance(e, ir.Match):
+            return self._match(e, bind)
+        if isinstance(e, ir.IsNull):
+            return self.is_null(self.value(e.operand, bind).expr)
+        v = self.value(e, bind)
+        if v.kind in ("bool", "null"):
+            return self.as_boolean(v.expr)
+        # ES: a non-boolean condition is a verification error
+        raise EqlSemanticError(f"condition {type(e).__name__} is not a boolean")
+
     # backend hooks
     def all_of(self, parts: list[E]) -> E:
         raise NotImplementedError
@@ -147,4 +164,22 @@ class ConditionCompiler(Generic[E]):
         raise NotImplementedError
 
     def any_element(self, e: ir.Expr) -> E:
+        raise NotImplementedError
+
+    def is_null(self, value: E) -> E:
+        raise NotImplementedError
+
+    def as_boolean(self, value: E) -> E:
+        raise NotImplementedError
+
+    def value(self, e: ir.Expr, bind: dict):
+        raise NotImplementedError
+
+    def _compare(self, e: ir.Compare, bind: dict) -> E:
+        raise NotImplementedError
+
+    def _in(self, e: ir.InSet, bind: dict) -> E:
+        raise NotImplementedError
+
+    def _match(self, e: ir.Match, bind: dict) -> E:
         raise NotImplementedError

@@ -127,19 +127,11 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
 
     # ---- atoms ---------------------------------------------------------------------------
 
-    def _scalar_atom(self, e: ir.Expr, bind: dict[str, exp.Expression]) -> exp.Expression:
-        if isinstance(e, ir.Compare):
-            return self._compare(e, bind)
-        if isinstance(e, ir.InSet):
-            return self._in(e, bind)
-        if isinstance(e, ir.Match):
-            return self._match(e, bind)
-        if isinstance(e, ir.IsNull):
-            return exp.Is(this=self.value(e.operand, bind).expr, expression=exp.Null())
-        v = self.value(e, bind)
-        if v.kind in ("bool", "null"):
-            return exp.Cast(this=v.expr, to=exp.DataType.build("BOOLEAN"))
-        raise EqlSemanticError("a condition is not a boolean")
+    def is_null(self, value: exp.Expression) -> exp.Expression:
+        return exp.Is(this=value, expression=exp.Null())
+
+    def as_boolean(self, value: exp.Expression) -> exp.Expression:
+        return exp.Cast(this=value, to=exp.DataType.build("BOOLEAN"))
 
     def _compare(self, e: ir.Compare, bind) -> exp.Expression:
         left, right = self.value(e.left, bind), self.value(e.right, bind)
