@@ -1,5 +1,10 @@
 """Run a query over in-memory documents and return their `id`s, for the unit tests."""
 
+import json
+
+from typer.testing import CliRunner
+
+from trailhound.cli.main import app
 from trailhound.engine.search import SearchOptions, search
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
@@ -17,3 +22,23 @@ def run(query: str, docs: list[dict], **options):
 def ev(i: int, ts: int, category: str = "process", **fields) -> dict:
     """A document with id i, @timestamp i ms (epoch), and event.category."""
     return {"id": i, "@timestamp": ts, "event": {"category": category}, **fields}
+
+
+def write_case(tmp_path, events: list[dict], rules: dict[str, str]):
+    """An NDJSON file of `events` and a rules folder with `rules` (file name → TOML)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "events.ndjson"
+    data.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir(exist_ok=True)
+    for name, text in rules.items():
+        (rules_dir / name).write_text(text)
+    return data, rules_dir
+
+
+def hunt_cli(data, rules_dir, *extra: str):
+    """Run `trailhound hunt` and return (CLI result, alerts written)."""
+    out = data.parent / "alerts.ndjson"
+    res = CliRunner().invoke(app, ["hunt", "--rules", str(rules_dir), str(data), "--out", str(out), *extra])
+    alerts = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return res, alerts

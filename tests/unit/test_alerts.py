@@ -1,9 +1,9 @@
 """Kibana-schema alerts from rules and matched documents, and the hunt command."""
 
-import json
 
 from typer.testing import CliRunner
 
+from helpers import hunt_cli, write_case
 from trailhound.alerts.build import alerts_for_event, alerts_for_sequence, event_id
 from trailhound.cli.main import app
 from trailhound.rules.loader import rule_from_toml
@@ -65,16 +65,6 @@ def test_sequence_building_blocks_and_shell_intersection():
     assert [a["id"] for a in shell["kibana.alert.ancestors"]] == ["e1", "e2"]
 
 
-def _write(tmp_path, events, rules):
-    data = tmp_path / "events.ndjson"
-    data.write_text("".join(json.dumps(e) + "\n" for e in events))
-    rdir = tmp_path / "rules"
-    rdir.mkdir()
-    for name, text in rules.items():
-        (rdir / name).write_text(text)
-    return data, rdir
-
-
 ESQL_RULE = '''
 [rule]
 name = "ES|QL rule"
@@ -89,18 +79,15 @@ query = "from logs-*"
 
 
 def test_hunt_writes_alerts_and_uses_exit_codes(tmp_path):
-    data, rdir = _write(tmp_path, [FILE, PROC], {"seq.toml": SEQ_RULE, "esql.toml": ESQL_RULE})
-    out = tmp_path / "alerts.ndjson"
+    data, rdir = write_case(tmp_path, [FILE, PROC], {"seq.toml": SEQ_RULE, "esql.toml": ESQL_RULE})
     runner = CliRunner()
-    res = runner.invoke(app, ["hunt", "--rules", str(rdir), str(data), "--out", str(out)])
+    res, alerts = hunt_cli(data, rdir)
     assert res.exit_code == 1, res.output
-    alerts = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(alerts) == 3 and alerts[-1]["kibana.alert.group.id"] == alerts[-1]["kibana.alert.uuid"]
     assert "not run ES|QL rule: ES|QL rules need an ES|QL engine" in res.output
     assert "1 unsupported" in res.output
     assert runner.invoke(app, ["hunt", "--rules", str(rdir), str(data), "--exit-zero"]).exit_code == 0
-    (tmp_path / "q").mkdir()
-    quiet, _ = _write(tmp_path / "q", [PROC], {})
+    quiet, _ = write_case(tmp_path / "q", [PROC], {})
     assert runner.invoke(app, ["hunt", "--rules", str(rdir), str(quiet)]).exit_code == 0
     (rdir / "broken.toml").write_text("[rule]\nname = 'x'\n")
     res = runner.invoke(app, ["hunt", "--rules", str(rdir), str(data)])
@@ -137,7 +124,7 @@ def test_hunt_batches_event_rules_and_matches_single_searches(tmp_path):
     from trailhound.rules.check import check_rule, ecs
     from trailhound.sources import events_from_documents
 
-    data, rdir = _write(tmp_path, [FILE, PROC], {"k.toml": KQL_RULE, "e.toml": EQL_EVENT_RULE, "s.toml": SEQ_RULE})
+    data, rdir = write_case(tmp_path, [FILE, PROC], {"k.toml": KQL_RULE, "e.toml": EQL_EVENT_RULE, "s.toml": SEQ_RULE})
     from trailhound.rules.loader import load_rules
 
     checks = [check_rule(r) for r in load_rules([rdir])[0]]

@@ -1,12 +1,9 @@
 """new_terms rules: first-seen term combinations within the history window."""
 
-import json
 
 import pytest
-from typer.testing import CliRunner
 
-from helpers import ev
-from trailhound.cli.main import app
+from helpers import ev, hunt_cli, write_case
 from trailhound.engine.new_terms import NewTermsState, date_math_span_ms
 from trailhound.engine.search import search_new_terms
 from trailhound.lang.kql import parse_kql_query
@@ -55,10 +52,7 @@ def test_history_window_date_math(text, ms):
 
 
 def test_hunt_runs_new_terms_rules(tmp_path):
-    data = tmp_path / "auth.ndjson"
-    data.write_text("".join(json.dumps(d) + "\n" for d in [login(1, 0, "10.0.0.1"), login(2, 1, "10.0.0.1")]))
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "nt.toml").write_text('''
+    data, rules = write_case(tmp_path, [login(1, 0, "10.0.0.1"), login(2, 1, "10.0.0.1")], {"nt.toml": '''
 [rule]
 name = "SSH login from unusual IP"
 description = "d"
@@ -76,9 +70,7 @@ value = ["source.ip"]
 [[rule.new_terms.history_window_start]]
 field = "history_window_start"
 value = "now-5d"
-''')
-    out = tmp_path / "alerts.ndjson"
-    res = CliRunner().invoke(app, ["hunt", "--rules", str(tmp_path / "r"), str(data), "--out", str(out)])
+'''})
+    res, [alert] = hunt_cli(data, rules)
     assert res.exit_code == 1, res.output
-    [alert] = [json.loads(line) for line in out.read_text().splitlines()]
     assert alert["kibana.alert.new_terms"] == ["10.0.0.1"] and alert["kibana.alert.rule.type"] == "new_terms"

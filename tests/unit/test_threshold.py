@@ -1,11 +1,8 @@
 """threshold rules on Kibana's schedule: per-group counts, cardinality and signal history."""
 
-import json
 
-from typer.testing import CliRunner
 
-from helpers import ev
-from trailhound.cli.main import app
+from helpers import ev, hunt_cli, write_case
 from trailhound.engine.search import search_threshold
 from trailhound.engine.threshold import ThresholdSpec
 from trailhound.lang.kql import parse_kql_query
@@ -49,10 +46,7 @@ def test_cardinality_condition():
 
 
 def test_hunt_threshold_alert(tmp_path):
-    data = tmp_path / "auth.ndjson"
-    data.write_text("".join(json.dumps(fail(i, i * 0.2, "203.0.113.7")) + "\n" for i in range(1, 6)))
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "th.toml").write_text('''
+    data, rules = write_case(tmp_path, [fail(i, i * 0.2, "203.0.113.7") for i in range(1, 6)], {"th.toml": '''
 [rule]
 name = "SSH brute force"
 description = "d"
@@ -66,11 +60,9 @@ query = "event.category:authentication and event.outcome:failure"
 [rule.threshold]
 field = ["source.ip"]
 value = 5
-''')
-    out = tmp_path / "alerts.ndjson"
-    res = CliRunner().invoke(app, ["hunt", "--rules", str(tmp_path / "r"), str(data), "--out", str(out)])
+'''})
+    res, [alert] = hunt_cli(data, rules)
     assert res.exit_code == 1, res.output
-    [alert] = [json.loads(line) for line in out.read_text().splitlines()]
     result = alert["kibana.alert.threshold_result"]
     assert result["count"] == 5 and result["terms"] == [{"field": "source.ip", "value": "203.0.113.7"}]
     assert alert["source"] == {"ip": "203.0.113.7"} and len(alert["kibana.alert.ancestors"]) == 5
