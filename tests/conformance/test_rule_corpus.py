@@ -41,7 +41,8 @@ def test_linux_and_cross_platform_rules_validate():
     from trailhound.rules.check import check_rule
     from trailhound.rules.loader import load_rules
 
-    rules, errors = load_rules([RULES / "linux", RULES / "cross-platform"])
+    loaded = load_rules([RULES / "linux", RULES / "cross-platform"])
+    rules, errors = loaded.rules, loaded.errors
     assert errors == []
     checks = [check_rule(r) for r in rules if r.type in ("eql", "query", "new_terms", "threshold")]
     failed = [(c.rule.name, c.reason) for c in checks if c.status == "error"]

@@ -127,7 +127,7 @@ def test_hunt_batches_event_rules_and_matches_single_searches(tmp_path):
     data, rdir = write_case(tmp_path, [FILE, PROC], {"k.toml": KQL_RULE, "e.toml": EQL_EVENT_RULE, "s.toml": SEQ_RULE})
     from trailhound.rules.loader import load_rules
 
-    checks = [check_rule(r) for r in load_rules([rdir])[0]]
+    checks = [check_rule(r) for r in load_rules([rdir]).rules]
     result = hunt(checks, [data])
     got = {r.check.rule.name: [h.rows for h in r.hits] for r in result.runs}
     frame = events_from_documents([FILE, PROC]).frame

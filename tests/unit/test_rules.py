@@ -82,7 +82,8 @@ def test_bad_rules_name_the_file_and_key(text, key, words):
 def test_invalid_toml_is_an_error_not_a_crash(tmp_path):
     (tmp_path / "ok.toml").write_text(FULL)
     (tmp_path / "broken.toml").write_text("[rule\nname=")
-    rules, errors = load_rules([tmp_path])
+    loaded = load_rules([tmp_path])
+    rules, errors = loaded.rules, loaded.errors
     assert [r.name for r in rules] == ["SSH key from tmp"]
     assert len(errors) == 1 and "invalid TOML" in errors[0].message and errors[0].source.endswith("broken.toml")
 

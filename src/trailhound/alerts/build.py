@@ -7,18 +7,24 @@
   are those all building blocks agree on; they are linked by `kibana.alert.group.id` (the
   shell's uuid) and `kibana.alert.group.index`. Missing-event steps produce nothing.
 * Alert ids are deterministic (rule id + source event ids), so a re-run does not duplicate.
+* `severity_mapping`, `risk_score_mapping` and `rule_name_override` read the source document.
+* `alerts_for_hits` replays a run's hits on the rule's schedule (one execution per `interval`
+  of event time): alert suppression, then at most `max_signals` hits per execution.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 
-from ..rules.model import Rule
+from ..compile.semantics import parse_date_ns
+from ..rules.model import SEVERITIES, Rule
+from .suppression import SuppressionState
 
 ECS_VERSION = "8.11.0"
 _NAMESPACE = uuid.UUID("8f2b9c1e-5d3a-4e6f-9a7b-2c1d0e3f4a5b")  # Trailhound's uuid5 namespace
@@ -52,7 +58,7 @@ def _get(flat: dict, key: str) -> Any:
     return v[0] if isinstance(v, list) and v else v
 
 
-def reason(rule: Rule, flat: dict) -> str:
+def reason(rule: Rule, flat: dict, severity: str | None = None) -> str:
     """Kibana's reason text; parts whose fields are missing are left out."""
     parts = []
     category = _get(flat, "event.category")
@@ -71,7 +77,7 @@ def reason(rule: Rule, flat: dict) -> str:
         text += f", by {_get(flat, 'user.name')}"
     if _get(flat, "host.name") is not None:
         text += f" on {_get(flat, 'host.name')}"
-    return f"{text} created {rule.severity} alert {rule.name}."
+    return f"{text} created {severity or rule.severity} alert {rule.name}."
 
 
 def _rule_fields(rule: Rule) -> dict[str, Any]:
@@ -89,6 +95,14 @@ def _rule_fields(rule: Rule) -> dict[str, Any]:
         "kibana.alert.rule.max_signals": rule.max_signals,
         "kibana.alert.rule.parameters": {"language": rule.language, "query": rule.query, "index": list(rule.index)},
     }
+    params = fields["kibana.alert.rule.parameters"]
+    for key in ("severity_mapping", "risk_score_mapping", "exceptions_list"):
+        if getattr(rule, key):
+            params[key] = list(getattr(rule, key))
+    if rule.alert_suppression:
+        params["alert_suppression"] = rule.alert_suppression
+    if rule.exceptions_list:
+        fields["kibana.alert.rule.exceptions_list"] = list(rule.exceptions_list)
     for key, value in (("note", rule.note), ("from", rule.lookback), ("interval", rule.interval),
                        ("timestamp_override", rule.timestamp_override),
                        ("building_block_type", rule.building_block_type)):
@@ -97,8 +111,40 @@ def _rule_fields(rule: Rule) -> dict[str, Any]:
     return fields
 
 
+def _values(flat: dict, key: str) -> list:
+    v = flat.get(key)
+    return v if isinstance(v, list) else [] if v is None else [v]
+
+
+def _text(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def mapped_severity(rule: Rule, flat: dict) -> str:
+    """Kibana tries the mappings from lowest to highest severity; the last that matches wins."""
+    severity = rule.severity
+    for m in sorted(rule.severity_mapping, key=lambda m: SEVERITIES.index(m["severity"])):
+        if any(_text(v) == _text(m["value"]) for v in _values(flat, m["field"])):
+            severity = m["severity"]
+    return severity
+
+
+def mapped_risk_score(rule: Rule, flat: dict) -> float:
+    """The first mapped field holding a number from 0 to 100, else the rule's risk_score."""
+    for m in rule.risk_score_mapping:
+        for v in _values(flat, m["field"])[:1]:
+            try:
+                score = float(v)
+            except (TypeError, ValueError):
+                continue
+            if not isinstance(v, bool) and 0 <= score <= 100:
+                return score
+    return float(rule.risk_score)
+
+
 def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
     flat = flatten(doc)
+    severity = mapped_severity(rule, flat) if rule.severity_mapping else rule.severity
     out = {k: v for k, v in doc.items() if k != "@timestamp"}
     out.update({
         "@timestamp": now,
@@ -109,13 +155,17 @@ def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: s
         "kibana.alert.workflow_status": "open",
         "kibana.alert.depth": 1,
         "kibana.alert.ancestors": ancestors,
-        "kibana.alert.severity": rule.severity,
-        "kibana.alert.risk_score": float(rule.risk_score),
-        "kibana.alert.reason": reason(rule, flat),
+        "kibana.alert.severity": severity,
+        "kibana.alert.risk_score": mapped_risk_score(rule, flat),
+        "kibana.alert.reason": reason(rule, flat, severity),
         "kibana.alert.original_time": flat.get("@timestamp"),
         **{f"kibana.alert.original_event.{k[len('event.'):]}": v for k, v in flat.items() if k.startswith("event.")},
         **_rule_fields(rule),
     })
+    if rule.rule_name_override:
+        name = _get(flat, rule.rule_name_override)
+        if isinstance(name, str) and name:
+            out["kibana.alert.rule.name"] = name
     if rule.building_block_type:
         out["kibana.alert.building_block_type"] = rule.building_block_type
     if isinstance(out.get("event"), dict):
@@ -174,6 +224,66 @@ def alerts_for_threshold(rule: Rule, group: tuple, count: int, first_time: str |
         result["cardinality"] = [{"field": f, "value": n} for f, n in spec.cardinality]
     alert["kibana.alert.threshold_result"] = result
     return [alert]
+
+
+@dataclass
+class AlertBatch:
+    alerts: list[dict] = field(default_factory=list)
+    suppressed: int = 0  # hits folded into an earlier alert
+    over_max_signals: int = 0  # hits past max_signals in their execution
+
+
+def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict], timestamp_field: str = "@timestamp",
+                    now: str | None = None, max_signals: int | None = None) -> AlertBatch:
+    """The alerts of one rule's hits (engine `Hit`s, in event order; `docs` maps rows to source
+    documents), replayed on the rule's schedule: executions every `interval` of event time, alert
+    suppression, then at most `max_signals` (the rule's unless given; 0: no limit) per execution."""
+    now = now or utc_now()
+    limit = rule.max_signals if max_signals is None else max_signals
+    spec = rule.suppression_spec()
+    state = SuppressionState(spec) if spec else None
+    interval = rule.interval_ns()
+    out = AlertBatch()
+    per_execution: dict[int, int] = {}
+    for hit in hits:
+        present = [docs[r] for r in hit.rows if r is not None]
+        if kind == "threshold":
+            first = present[0].get("@timestamp") if present else None
+            alerts = alerts_for_threshold(rule, tuple(hit.join_keys or ()), len(hit.rows), first, present, now)
+        elif kind == "events":
+            terms = list(hit.join_keys or ()) if rule.type == "new_terms" else None
+            alerts = alerts_for_event(rule, present[0], now, terms)
+        else:
+            alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
+        time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))
+        execution = time_ns // interval
+        primary = alerts[-1]  # the event alert, or a sequence's shell
+        if state is not None:
+            flat = flatten(primary)
+            values = tuple(_group_value(flat, f) for f in spec.group_by)
+            if state.fold(values, time_ns, when, execution):
+                out.suppressed += 1
+                continue
+        if limit and per_execution.get(execution, 0) >= limit:
+            out.over_max_signals += 1
+            continue
+        if state is not None:
+            state.start(primary, values, time_ns, when, execution)
+        per_execution[execution] = per_execution.get(execution, 0) + 1
+        out.alerts.extend(alerts)
+    return out
+
+
+def _group_value(flat: dict, key: str) -> Any:
+    v = flat.get(key)
+    return None if v is None or v == [] else v
+
+
+def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:
+    flat = flatten(doc)
+    value = flat.get(timestamp_field, flat.get("@timestamp"))
+    value = value[0] if isinstance(value, list) and value else value
+    return parse_date_ns(value, nanos=True) or 0, None if value is None else str(value)
 
 
 def _intersection(flats: list[dict]) -> dict:

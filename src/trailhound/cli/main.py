@@ -143,31 +143,48 @@ def _print_table(result) -> None:
 def hunt(
     files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON (.gz too) or JSON arrays."),
     rules: list[Path] = typer.Option(..., "--rules", "-r", help="Rule files or directories (detection-rules TOML)."),
+    exceptions: list[Path] = typer.Option([], "--exceptions", "-x", help="Exception lists: detection-rules "
+                                          "exception TOML or Kibana's export NDJSON (files or directories)."),
+    value_lists: list[Path] = typer.Option([], "--value-lists", help="Directories of value lists (one value "
+                                           "per line, file named by list id) for `list` exception entries."),
+    max_signals: Optional[int] = typer.Option(None, "--max-signals", min=0, help="Alerts per rule execution for "
+                                              "every rule (default: each rule's max_signals; 0: no limit)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write alerts as NDJSON (Kibana alert schema)."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts."),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 
-    Exit codes: 0 no alerts, 1 alerts raised, 2 usage or input errors (bad rule files, unreadable input).
-    Rules that cannot run are listed with the reason; none is skipped silently.
+    Exit codes: 0 no alerts, 1 alerts raised, 2 usage or input errors (bad rule or exception
+    files, unreadable input). Rules that cannot run are listed with the reason; none is skipped
+    silently. Exception lists sitting among the rule files apply to the rules they name.
     """
-    from ..alerts.build import alerts_for_event, alerts_for_sequence, alerts_for_threshold, utc_now
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..alerts.build import alerts_for_hits, utc_now
     from ..engine.hunt import hunt as run_hunt
     from ..rules.check import check_rule
     from ..rules.errors import RuleError
+    from ..rules.exceptions import unattached
     from ..rules.loader import load_rules
 
     started = time.perf_counter()
     try:
-        loaded, load_errors = load_rules(rules)
+        loaded = load_rules(rules, exceptions, value_lists)
     except RuleError as e:
         err.print(f"[red]error[/red]: {e}")
         raise typer.Exit(2)
-    for e in load_errors:
+    for e in loaded.errors:
         err.print(f"[red]rule error[/red]: {e}")
-    checks = [check_rule(r) for r in loaded]
+    for lst in unattached(loaded.rules, loaded.exceptions):
+        err.print(f"[yellow]exception list {lst.list_id!r}[/yellow] ({lst.source}) names none of the loaded rules")
+    checks = [check_rule(r) for r in loaded.rules]
+    bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                   transient=True, disable=not err.is_terminal)
     try:
-        result = run_hunt(checks, files)
+        with bar:
+            task = bar.add_task("rules", total=None)
+            result = run_hunt(checks, files, loaded.exceptions,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {e}")
         raise typer.Exit(2)
@@ -178,35 +195,40 @@ def hunt(
     table = Table(title="alerts by rule")
     for c in ("rule", "severity", "hits", "alerts", "note"):
         table.add_column(c, overflow="fold")
+    excepted = Table(title="events excepted")
+    for c in ("rule", "exception", "events"):
+        excepted.add_column(c, overflow="fold")
     try:
         for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
             rule = run.check.rule
+            for label, n in sorted(run.excepted.items()):
+                excepted.add_row(rule.name, label, str(n))
+            notes = [run.error] if run.error else list(run.warnings)
             alerts = []
             if run.hits:
                 rows = sorted({r for h in run.hits for r in h.rows if r is not None})
                 docs = dict(zip(rows, result.table.documents(rows)))
-                for h in run.hits:
-                    if run.kind == "threshold":
-                        group_docs = [docs[r] for r in h.rows]
-                        first = group_docs[0].get("@timestamp") if group_docs else None
-                        alerts.extend(alerts_for_threshold(rule, tuple(h.join_keys or ()), len(h.rows), first,
-                                                           group_docs, now))
-                    elif run.kind == "events":
-                        terms = list(h.join_keys or ()) if rule.type == "new_terms" else None
-                        alerts.extend(alerts_for_event(rule, docs[h.rows[0]], now, terms))
-                    else:
-                        alerts.extend(alerts_for_sequence(rule, [None if r is None else docs[r] for r in h.rows], now))
+                batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
+                alerts = batch.alerts
+                if batch.suppressed:
+                    notes.append(f"{batch.suppressed} suppressed into earlier alerts")
+                if batch.over_max_signals:
+                    notes.append(f"{batch.over_max_signals} hits over max_signals "
+                                 f"({rule.max_signals if max_signals is None else max_signals} per execution); "
+                                 "see --max-signals")
             total_alerts += len(alerts)
             if sink:
                 for a in alerts:
                     sink.write(orjson.dumps(a, default=str) + b"\n")
-            note = run.error or "; ".join(run.warnings)
             if run.hits or run.error:
-                table.add_row(rule.name, rule.severity, str(len(run.hits)), str(len(alerts)), note)
+                table.add_row(rule.name, rule.severity, str(len(run.hits)), str(len(alerts)), "; ".join(notes))
     finally:
         if sink:
             sink.close()
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if excepted.row_count:
+        console.print(excepted)
     unsupported = [c for c in checks if c.status == "unsupported"]
     errors = [c for c in checks if c.status == "error"]
     for c in unsupported:
@@ -218,12 +240,12 @@ def hunt(
         err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
     err.print(
         f"{total_alerts} alerts from {sum(bool(r.hits) for r in result.runs)} rules; "
-        f"{len(result.runs)} rules run, {len(unsupported)} unsupported, {len(errors) + len(load_errors)} errors; "
+        f"{len(result.runs)} rules run, {len(unsupported)} unsupported, {len(errors) + len(loaded.errors)} errors; "
         f"{report.events} events read, {report.skipped_count} bad lines; "
         f"{time.perf_counter() - started:.2f}s (load {result.load_seconds:.2f}s)"
         + (f"; alerts written to {out}" if out else "")
     )
-    if load_errors:
+    if loaded.errors:
         raise typer.Exit(2)
     raise typer.Exit(0 if exit_zero or total_alerts == 0 else 1)
 
@@ -246,11 +268,12 @@ def rules_validate(
     from ..rules.loader import load_rules
 
     try:
-        rules, load_errors = load_rules(paths)
+        loaded = load_rules(paths)
     except RuleError as e:
         err.print(f"[red]error[/red]: {e}")
         raise typer.Exit(2)
-    checks = [check_rule(r) for r in rules]
+    load_errors = loaded.errors
+    checks = [check_rule(r) for r in loaded.rules]
     table = Table(show_lines=False)
     for c in ("rule", "type", "status", "detail"):
         table.add_column(c, overflow="fold")
@@ -267,8 +290,9 @@ def rules_validate(
     Console().print(table)
     counts = {s: sum(c.status == s for c in checks) for s in ("ok", "unsupported", "error")}
     counts["error"] += len(load_errors)
+    lists = f"; {len(loaded.exceptions)} exception lists" if loaded.exceptions else ""
     err.print(f"{len(checks) + len(load_errors)} rules: {counts['ok']} ok, {counts['unsupported']} unsupported, "
-              f"{counts['error']} errors")
+              f"{counts['error']} errors{lists}")
     raise typer.Exit(1 if counts["error"] else 0)
 
 

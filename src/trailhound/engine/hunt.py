@@ -3,6 +3,9 @@
 `timestamp_override` (Elastic rules use `event.ingested`) orders a rule's events when the data
 carries that field; where no event does, the rule falls back to `@timestamp` and says so, as
 Kibana's query rules do (replayed telemetry rarely has `event.ingested`).
+
+A rule's exception items narrow every filter of its query (Kibana sends them as the search's
+filter); each item's count is the events that matched one of the rule's filters and the item.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..rules.check import RuleCheck, ecs
+from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..sources import EventTable, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
@@ -28,6 +32,9 @@ class RuleRun:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    timestamp_field: str = "@timestamp"
+    exceptions: list[ExceptionItem] = field(default_factory=list)
+    excepted: dict[str, int] = field(default_factory=dict)  # item label → events it excepted
 
 
 @dataclass
@@ -53,14 +60,19 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
     return options, warnings
 
 
-def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hunt:
+def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
+         exceptions: Sequence[ExceptionList] = (), progress=None) -> Hunt:
+    """Run every runnable rule; `progress(done, total)` (if given) hears as rules finish."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
+    items = [items_for(c.rule, exceptions) for c in runnable]
+    queries = [ir.restrict(c.query, ir.Not(_any([i.condition for i in its]))) if its else c.query
+               for c, its in zip(runnable, items)]
     fields: set[str] = set()
-    for c in runnable:
+    for c, q in zip(runnable, queries):
         base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
                              tiebreaker_field=c.rule.tiebreaker_field,
                              event_category_field=c.rule.event_category_override or "event.category")
-        fields.update(needed_fields(c.query, base))
+        fields.update(needed_fields(q, base))
         fields.add("@timestamp")
         if c.rule.type == "new_terms":
             fields.update(c.rule.new_terms_spec()[0])
@@ -71,13 +83,21 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
     started = time.perf_counter()
     table = load_events(paths, sorted(fields))
     load_seconds = time.perf_counter() - started
+    done = 0
+
+    def tick(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, len(runnable))
+
     runs: dict[int, RuleRun] = {}
     # event and sequence rules that share frame options run together, one vectorized pass per kind
     batches: dict[tuple, list[int]] = {}
     batch_options: dict[tuple, SearchOptions] = {}
     for i, c in enumerate(runnable):
         options, warnings = _options(c, table.present)
-        runs[i] = RuleRun(c, warnings=warnings)
+        runs[i] = RuleRun(c, warnings=warnings, timestamp_field=options.timestamp_field, exceptions=items[i])
         if c.rule.type in ("eql", "query") and isinstance(c.query, (ir.EventQuery, ir.SequenceQuery)):
             kind = "events" if isinstance(c.query, ir.EventQuery) else "sequences"
             key = (kind, options.timestamp_field, options.tiebreaker_field, options.event_category_field)
@@ -88,19 +108,20 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
         try:
             if c.rule.type == "new_terms":
                 terms, history = c.rule.new_terms_spec()
-                result = search_new_terms(c.query, table.frame, terms, date_math_span_ms(history), options)
+                result = search_new_terms(queries[i], table.frame, terms, date_math_span_ms(history), options)
             elif c.rule.type == "threshold":
-                result = search_threshold(c.query, table.frame, c.rule.threshold_spec(), options)
+                result = search_threshold(queries[i], table.frame, c.rule.threshold_spec(), options)
             else:
-                result = search(c.query, table.frame, options)
+                result = search(queries[i], table.frame, options)
             _record(runs[i], result)
         except ValueError as e:  # a rule that cannot run on this data says why
             runs[i].error = str(e)
         runs[i].seconds = time.perf_counter() - t0
+        tick()
     for key, members in batches.items():
         t0 = time.perf_counter()
         batch = search_events_batch if key[0] == "events" else search_sequences_batch
-        results = batch([runnable[i].query for i in members], table.frame, batch_options[key])
+        results = batch([queries[i] for i in members], table.frame, batch_options[key])
         share = (time.perf_counter() - t0) / len(members)
         for i, result in zip(members, results):
             if isinstance(result, Exception):
@@ -108,7 +129,37 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]) -> Hun
             else:
                 _record(runs[i], result)
             runs[i].seconds = share
+        tick(len(members))
+    _count_exceptions([runs[i] for i in range(len(runnable))], table)
     return Hunt(table, [runs[i] for i in range(len(runnable))], load_seconds)
+
+
+def _any(conditions: list[ir.Expr]) -> ir.Expr:
+    return conditions[0] if len(conditions) == 1 else ir.Or(tuple(conditions))
+
+
+def _count_exceptions(runs: list[RuleRun], table: EventTable) -> None:
+    """Per rule and item: the events that matched one of the rule's filters and the item."""
+    by_options: dict[tuple, tuple[SearchOptions, list[tuple[RuleRun, ExceptionItem, ir.EventQuery]]]] = {}
+    for run in runs:
+        if not run.exceptions or run.error:
+            continue
+        options, _ = _options(run.check, table.present)
+        key = (options.timestamp_field, options.tiebreaker_field, options.event_category_field)
+        group = by_options.setdefault(key, (options, []))[1]
+        for item in run.exceptions:
+            for f in ir.query_filters(run.check.query):
+                group.append((run, item, ir.EventQuery(ir.EventFilter(f.category, ir.And((f.condition, item.condition))))))
+    for options, group in by_options.values():
+        results = search_events_batch([q for _, _, q in group], table.frame, options)
+        rows: dict[tuple[int, str], set] = {}
+        for (run, item, _), result in zip(group, results):
+            seen = rows.setdefault((id(run), item.label), set())
+            if isinstance(result, Exception):
+                run.warnings.append(f"exception {item.label} could not be counted: {result}")
+                continue
+            seen.update(h.rows[0] for h in result.hits)
+            run.excepted[item.label] = len(seen)
 
 
 def _record(run: RuleRun, result) -> None:

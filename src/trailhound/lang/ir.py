@@ -8,7 +8,7 @@ correlators (engine/) consume it; nothing here knows about Polars or SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal as Lit, Union
 
 Scalar = Union[str, int, float, bool, None]
@@ -230,3 +230,18 @@ def query_fields(q: Query) -> list[Field]:
             if prev is None or (prev.optional and not f.optional):
                 seen[f.path] = f
     return list(seen.values())
+
+
+def restrict(q: Query, cond: Expr) -> Query:
+    """`q` run over only the events matching `cond`, as ES applies a search's `filter` to every
+    event it reads: each stage, `until` and missing-event step gets `and cond`."""
+    def narrowed(f: EventFilter) -> EventFilter:
+        return replace(f, condition=And((f.condition, cond)))
+
+    if isinstance(q, EventQuery):
+        return replace(q, filter=narrowed(q.filter))
+    stages = tuple(replace(s, filter=narrowed(s.filter)) for s in q.stages)
+    if isinstance(q, SequenceQuery):
+        until = replace(q.until, filter=narrowed(q.until.filter)) if q.until else None
+        return replace(q, stages=stages, until=until)
+    return replace(q, stages=stages)

@@ -170,13 +170,25 @@ def _term(v: _Value, field: ir.Field) -> ir.Expr:
         if not v.quoted and "/" in text and _is_cidr(text):
             return ir.Call("cidrMatch", (field, ir.Literal(text)))
         return ir.Compare("==", field, ir.Literal(text))
-    if all(w for _, w in v.pieces):
+    return wildcard_query(field, [(t, "*" if w else "") for t, w in v.pieces])
+
+
+def wildcard_query(field: ir.Field, pieces: list[tuple[str, str]]) -> ir.Expr:
+    """Lucene's wildcard query. `pieces` are (text, wild): wild is "*", "?" or "" for literal text."""
+    if not any(w for _, w in pieces):
+        return ir.Compare("==", field, ir.Literal("".join(t for t, _ in pieces)))
+    if all(w == "*" for _, w in pieces):
         return ir.Not(ir.IsNull(field))  # `f:*`: the field exists
-    if any(t == "?" and not w for t, w in v.pieces):
-        # EQL wildcards treat `?` as one character; say it as an anchored Lucene regex instead
-        regex = "".join(".*" if w else ("\\" + t if t in _LUCENE_SPECIAL else t) for t, w in v.pieces)
+    if any(not w and ("*" in t or "?" in t) for t, w in pieces):
+        # EQL wildcards cannot hold a literal `*` or `?`: say it as an anchored Lucene regex instead
+        regex = "".join(".*" if w == "*" else "." if w == "?" else lucene_quote(t) for t, w in pieces)
         return ir.Match(field, "regex", (regex,), False)
-    return ir.Match(field, "wildcard", (v.text,), False)
+    return ir.Match(field, "wildcard", ("".join(w or t for t, w in pieces),), False)
+
+
+def lucene_quote(text: str) -> str:
+    """`text` as literal characters of a Lucene regex."""
+    return "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in text)
 
 
 def _is_cidr(text: str) -> bool:

@@ -90,6 +90,9 @@ def check_rule(rule: Rule) -> RuleCheck:
         return RuleCheck(rule, "unsupported", "Lucene query syntax is not supported; KQL (kuery) and EQL are")
     if rule.type in ("esql", "machine_learning", "threat_match", "saved_query"):
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type])
+    if rule.extra.get("filters"):
+        # ignoring them would widen the rule: better not run it than raise alerts Kibana would not
+        return RuleCheck(rule, "unsupported", "query-DSL `filters` are not supported; fold them into the query")
     try:
         query = parse_rule_query(rule)
     except QueryError as e:
@@ -104,6 +107,8 @@ def check_rule(rule: Rule) -> RuleCheck:
             date_math_span_ms(rule.new_terms_spec()[1])
         elif rule.type == "threshold":
             rule.threshold_spec()
+        rule.suppression_spec()
+        rule.interval_ns()
     except (RuleError, ValueError) as e:
         return RuleCheck(rule, "error", getattr(e, "message", str(e)), query, warnings)
     if rule.type not in RUNNABLE_TYPES:

@@ -1,13 +1,16 @@
-"""Read detection-rules TOML files (whole files, or a bare pasted `[rule]` body)."""
+"""Read detection-rules TOML files (whole files, or a bare pasted `[rule]` body), and the
+exception lists that sit among them or are given apart."""
 
 from __future__ import annotations
 
 import os
 import tomllib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RuleError
+from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
 
 
@@ -38,15 +41,42 @@ def rule_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def load_rules(paths: Iterable[str | os.PathLike]) -> tuple[list[Rule], list[RuleError]]:
-    """Every rule that loads, and an error for every file that does not."""
-    rules: list[Rule] = []
-    errors: list[RuleError] = []
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    exceptions: list[ExceptionList] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)  # one per file that did not load
+
+
+def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str | os.PathLike] = (),
+               value_list_dirs: Iterable[str | os.PathLike] = ()) -> RuleSet:
+    """Every rule and exception list that loads, and an error for every file that does not.
+
+    A TOML file among the rules that holds `[[exceptions]]` is an exceptions file; files in
+    `exception_paths` may also be Kibana's exception-list export (NDJSON)."""
+    out = RuleSet()
+    dirs = [Path(d) for d in value_list_dirs]
     for path in rule_files(paths):
         try:
-            rules.append(rule_from_toml(path.read_text(encoding="utf-8"), str(path)))
+            text = path.read_text(encoding="utf-8")
+            try:
+                doc = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                doc = {}  # rule_from_toml reports it
+            if is_exceptions_document(doc):
+                out.exceptions.extend(lists_from_toml(doc, str(path), dirs))
+            else:
+                out.rules.append(rule_from_toml(text, str(path)))
         except RuleError as e:
-            errors.append(e)
+            out.errors.append(e)
         except (OSError, UnicodeDecodeError) as e:
-            errors.append(RuleError(str(path), None, f"cannot read: {e}"))
-    return rules, errors
+            out.errors.append(RuleError(str(path), None, f"cannot read: {e}"))
+    for p in exception_paths:
+        files = sorted(x for x in Path(p).rglob("*") if x.suffix in (".toml", ".ndjson", ".json")) \
+            if Path(p).is_dir() else [Path(p)]
+        for path in files:
+            try:
+                out.exceptions.extend(load_exception_file(path, dirs))
+            except RuleError as e:
+                out.errors.append(e)
+    return out

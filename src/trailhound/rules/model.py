@@ -21,6 +21,19 @@ _FIELDS = (
 
 
 @dataclass(frozen=True)
+class SuppressionSpec:
+    """`[rule.alert_suppression]`: alerts with the same group_by values fold into one, per
+    rule execution or, with a duration, for that long after the first."""
+
+    group_by: tuple[str, ...]
+    duration_ns: int | None  # None: per rule execution
+    missing_fields_strategy: str = "suppress"  # or "doNotSuppress"
+
+
+_UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+@dataclass(frozen=True)
 class Rule:
     """One rule. Keys Trailhound does not use are kept in `extra`, never dropped."""
 
@@ -50,6 +63,12 @@ class Rule:
     setup: str | None = None
     references: tuple[str, ...] = ()
     false_positives: tuple[str, ...] = ()
+    author: tuple[str, ...] = ()
+    license: str | None = None
+    exceptions_list: tuple[dict, ...] = ()  # [{id, list_id, namespace_type, type}]
+    severity_mapping: tuple[dict, ...] = ()  # [{field, operator, value, severity}]
+    risk_score_mapping: tuple[dict, ...] = ()  # [{field, operator, value}]
+    rule_name_override: str | None = None
     metadata: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     source: str | None = None  # the file it came from
@@ -81,11 +100,53 @@ class Rule:
             raise RuleError(self.source, "threshold", "needs field = [fields...] and a whole-number value ≥ 1")
         card = tuple((c["field"], int(c["value"])) for c in spec.get("cardinality", []) if "field" in c and "value" in c)
         try:
-            interval = date_math_span_ms("now-" + (self.interval or "5m"))
             lookback = date_math_span_ms(self.lookback or "now-6m")
         except ValueError as e:
+            raise RuleError(self.source, "from", str(e)) from None
+        return ThresholdSpec(tuple(fields), value, card, self.interval_ns(), lookback * 1_000_000)
+
+    def interval_ns(self) -> int:
+        """The schedule's interval (Kibana's default 5m)."""
+        from ..engine.new_terms import date_math_span_ms
+        from .errors import RuleError
+
+        try:
+            return date_math_span_ms("now-" + (self.interval or "5m")) * 1_000_000
+        except ValueError as e:
             raise RuleError(self.source, "interval", str(e)) from None
-        return ThresholdSpec(tuple(fields), value, card, interval * 1_000_000, lookback * 1_000_000)
+
+    def suppression_spec(self) -> SuppressionSpec | None:
+        """The rule's alert suppression, or None; raises RuleError when malformed."""
+        from .errors import RuleError
+
+        spec = self.alert_suppression
+        if spec is None:
+            return None
+        if not isinstance(spec, dict):
+            raise RuleError(self.source, "alert_suppression", "must be a table")
+        group_by = spec.get("group_by", [])
+        if self.type == "threshold":
+            if group_by:
+                raise RuleError(self.source, "alert_suppression",
+                                "threshold rules group by their threshold fields; only duration is allowed")
+            group_by = self.threshold_spec().fields
+        elif not (isinstance(group_by, list) and 1 <= len(group_by) <= 3 and all(isinstance(g, str) for g in group_by)):
+            raise RuleError(self.source, "alert_suppression", "group_by must list 1 to 3 fields")
+        duration = spec.get("duration")
+        duration_ns = None
+        if duration is not None:
+            if not (isinstance(duration, dict) and duration.get("unit") in _UNIT_NS
+                    and isinstance(duration.get("value"), int) and duration["value"] > 0):
+                raise RuleError(self.source, "alert_suppression",
+                                "duration needs a whole value > 0 and a unit of s, m or h")
+            duration_ns = duration["value"] * _UNIT_NS[duration["unit"]]
+        elif self.type == "threshold":
+            raise RuleError(self.source, "alert_suppression", "a threshold rule's suppression needs a duration")
+        strategy = spec.get("missing_fields_strategy", "suppress")
+        if strategy not in ("suppress", "doNotSuppress"):
+            raise RuleError(self.source, "alert_suppression",
+                            f"missing_fields_strategy {strategy!r} is not suppress or doNotSuppress")
+        return SuppressionSpec(tuple(group_by), duration_ns, strategy)
 
     @classmethod
     def from_table(cls, table: dict[str, Any], metadata: dict | None = None, source: str | None = None) -> "Rule":
@@ -107,6 +168,14 @@ class Rule:
         for key in ("tags", "index", "references", "false_positives"):
             if key in table and not (isinstance(table[key], list) and all(isinstance(v, str) for v in table[key])):
                 raise RuleError(source, key, "must be a list of strings")
+        for key, needs in (("exceptions_list", ("list_id",)), ("severity_mapping", ("field", "value", "severity")),
+                           ("risk_score_mapping", ("field",))):
+            items = table.get(key, [])
+            if not (isinstance(items, list) and all(isinstance(i, dict) and all(n in i for n in needs) for i in items)):
+                raise RuleError(source, key, f"must be a list of tables with {', '.join(needs)}")
+        for item in table.get("severity_mapping", []):
+            if item["severity"] not in SEVERITIES:
+                raise RuleError(source, "severity_mapping", f"{item['severity']!r} is not one of {', '.join(SEVERITIES)}")
         max_signals = table.get("max_signals", 100)
         if not isinstance(max_signals, int) or max_signals < 1:
             raise RuleError(source, "max_signals", f"{max_signals!r} is not a whole number ≥ 1")
@@ -122,5 +191,10 @@ class Rule:
             new_terms=table.get("new_terms"), threshold=table.get("threshold"),
             alert_suppression=table.get("alert_suppression"), note=table.get("note"), setup=table.get("setup"),
             references=tuple(table.get("references", ())), false_positives=tuple(table.get("false_positives", ())),
+            author=tuple(table.get("author", ())), license=table.get("license"),
+            exceptions_list=tuple(table.get("exceptions_list", ())),
+            severity_mapping=tuple(table.get("severity_mapping", ())),
+            risk_score_mapping=tuple(table.get("risk_score_mapping", ())),
+            rule_name_override=table.get("rule_name_override"),
             metadata=dict(metadata or {}), extra={k: v for k, v in table.items() if k not in _FIELDS}, source=source,
         )
