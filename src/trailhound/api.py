@@ -16,7 +16,7 @@ from .engine.search import search as search_frame
 from .lang import ir
 from .lang.kql import parse_kql_query
 from .lang.parser import parse
-from .sources import EventTable, load_events
+from .sources import EventTable, ReadOptions, load_events
 
 
 @dataclass
@@ -44,8 +44,13 @@ def search(
     event_category_field: str = "event.category",
     max_samples_per_key: int = 1,
     language: str = "eql",
+    input_format: str | None = None,
+    read_options: ReadOptions | None = None,
 ) -> QueryResult:
-    """Parse `query` (EQL, or KQL with language="kuery"), load only the fields it needs, run it."""
+    """Parse `query` (EQL, or KQL with language="kuery"), load only the fields it needs, run it.
+
+    Input files are ECS JSON or any format `trailhound normalize` reads (detected per file, or
+    `input_format` for all)."""
     if isinstance(query, str):
         q = parse_kql_query(query) if language == "kuery" else parse(query)
     else:
@@ -58,6 +63,6 @@ def search(
         result_position="tail" if tail else "head",
         max_samples_per_key=max_samples_per_key,
     )
-    table = load_events(paths, needed_fields(q, options))
+    table = load_events(paths, needed_fields(q, options), format=input_format, options=read_options)
     result = search_frame(q, table.frame, options)
     return QueryResult(result.kind, result.hits, table, result.warnings)

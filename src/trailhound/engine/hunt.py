@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..rules.check import RuleCheck, ecs
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
-from ..sources import EventTable, load_events
+from ..sources import EventTable, ReadOptions, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
 from .search import (Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms,
@@ -61,7 +61,8 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
 
 
 def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
-         exceptions: Sequence[ExceptionList] = (), progress=None) -> Hunt:
+         exceptions: Sequence[ExceptionList] = (), progress=None, input_format: str | None = None,
+         read_options: ReadOptions | None = None) -> Hunt:
     """Run every runnable rule; `progress(done, total)` (if given) hears as rules finish."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
     items = [items_for(c.rule, exceptions) for c in runnable]
@@ -81,7 +82,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             fields.update(spec.fields)
             fields.update(f for f, _ in spec.cardinality)
     started = time.perf_counter()
-    table = load_events(paths, sorted(fields))
+    table = load_events(paths, sorted(fields), format=input_format, options=read_options)
     load_seconds = time.perf_counter() - started
     done = 0
 

@@ -1,6 +1,7 @@
 """Event sources: loaders that turn event files into frames for the engine."""
 
 from trailhound.sources._ecs_readers import SourceError
+from trailhound.sources.formats import ReadOptions
 from trailhound.sources.ecs_json import (
     MAX_SKIPPED_KEPT,
     EventTable,
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_SKIPPED_KEPT",
     "EventTable",
     "LoadReport",
+    "ReadOptions",
     "Skipped",
     "SourceError",
     "events_from_documents",

@@ -226,8 +226,8 @@ class ArrayOrigin(Origin):
 
 
 class MemoryOrigin(Origin):
-    def __init__(self, name: str, docs: list, numbers: array) -> None:
-        self.name, self.file_no, self.rows = name, 0, len(docs)
+    def __init__(self, name: str, docs: list, numbers: array, file_no: int = 0) -> None:
+        self.name, self.file_no, self.rows = name, file_no, len(docs)
         self.docs, self.numbers = docs, numbers
 
     def documents(self, local: list[int]) -> list[dict]:

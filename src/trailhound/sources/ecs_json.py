@@ -18,11 +18,12 @@ or ``[null]`` gets no mapping there, so it is not in `EventTable.present` and ha
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import orjson
@@ -45,6 +46,8 @@ from trailhound.sources._ecs_readers import (
     py_leaf_names,
     py_read,
 )
+from trailhound.sources.formats import Format, ReadOptions
+from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources._ecs_values import (
     JSON_KIND,
     MISSING,
@@ -88,6 +91,7 @@ class LoadReport:
     events: int
     skipped: list[Skipped]  # the first MAX_SKIPPED_KEPT bad lines
     skipped_count: int  # all bad lines
+    notes: list[str] = field(default_factory=list)  # how files were read, where it is a guess
 
 
 class EventTable:
@@ -134,16 +138,19 @@ class EventTable:
         return [found[r] for r in rows]
 
 
-def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | None = None
-                ) -> EventTable:
+def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | None = None, *,
+                format: str | None = None, options: ReadOptions | None = None) -> EventTable:
     """Load event files (NDJSON, or one JSON array of objects; optionally gzip) in order.
 
-    `fields` are dotted ECS paths; None loads every leaf field in the data. Raises `SourceError`
-    if a file is missing or unreadable; bad lines are reported in `EventTable.report`.
+    Files in another format (auditd, syslog, ... detected per file, or all read as `format`) go
+    through their reader (`formats`) first. `fields` are dotted ECS paths; None loads every leaf
+    field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
+    reported in `EventTable.report`.
     """
     sources = [Source.open(os.fspath(p)) for p in paths]
+    formats = [format_of(src, format) for src in sources]
     with duckdb.connect() as con:
-        return _Loader(con, fields).load_files(sources)
+        return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
 
 
 def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | None = None, *,
@@ -159,6 +166,7 @@ class _Loader:
         self.con = con
         self.paths = None if fields is None else [FieldPath(f) for f in dict.fromkeys(fields)]
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
+        self.notes: list[str] = []
 
     def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
         kept, numbers = [], array("q")
@@ -181,11 +189,37 @@ class _Loader:
         part = rows.part(MemoryOrigin(source, kept, numbers))
         return self._finish([source], [part], [self._census(part)[0]])
 
-    def load_files(self, sources: list[Source]) -> EventTable:
-        decl, guesses, duck = self._plan(sources)
+    def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
+        normalized: dict[int, tuple[list[dict], array]] = {}
+        for src, fmt in zip(sources, formats):
+            if fmt is not None:
+                if note := year_note(src, fmt, options):
+                    self.notes.append(note)
+                docs, numbers = [], array("q")
+                skip = functools.partial(self.skips.add, src.path)
+                for doc, line in documents(src, fmt, options, skip):
+                    docs.append(doc)
+                    numbers.append(line)
+                normalized[id(src)] = (docs, numbers)
+        extra: set[str] = set()
+        if self.paths is None:
+            for docs, _ in normalized.values():
+                for doc in docs:
+                    leaf_names(doc, "", extra)
+        decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
         parts, stats = [], []
         for file_no, src in enumerate(sources):
             part = None
+            if id(src) in normalized:
+                docs, numbers = normalized[id(src)]
+                rows = Rows(self.paths)
+                with no_gc():
+                    for doc in docs:
+                        rows.add(doc)
+                part = rows.part(MemoryOrigin(src.path, docs, numbers, file_no))
+                parts.append(part)
+                stats.append(self._census(part)[0])
+                continue
             if id(src) in duck:
                 try:
                     part = duck_read(self.con, src, file_no, decl, guesses)
@@ -204,17 +238,17 @@ class _Loader:
             stats.append(part_stats)
         return self._finish([s.path for s in sources], parts, stats)
 
-    def _plan(self, sources: list[Source]
+    def _plan(self, sources: list[Source], extra: set[str]
               ) -> tuple[Declaration | None, dict[str, ColumnType | None], set[int]]:
-        """Fix the field list; return the DuckDB declaration, the type guesses and the ids of the
-        files for the DuckDB reader."""
+        """Fix the field list (adding `extra` names); return the DuckDB declaration, the type
+        guesses and the ids of the files for the DuckDB reader."""
         duck = {id(s) for s in sources if s.size >= _SMALL_FILE_BYTES and not s.bom}
         stats: Stats = {}
         sample = self.paths is not None
         if self.paths is None:
             # Every leaf of every file before any value is read: a field that is an object in
             # one document and a scalar in another must be read as JSON text everywhere.
-            names: set[str] = set()
+            names: set[str] = set(extra)
             for src in sources:
                 if id(src) in duck:
                     try:  # exact field list and kinds from a structure scan
@@ -302,7 +336,7 @@ class _Loader:
         frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
-                            self.skips.count)
+                            self.skips.count, self.notes)
         return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
     def _convert(self, part: Part, final: dict[str, ColumnType]) -> pl.DataFrame:

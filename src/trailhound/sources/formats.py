@@ -1,0 +1,54 @@
+"""Input formats other than ECS JSON, and how a file's format is recognised.
+
+A reader is pure logic: it gets the numbered text lines of one file and yields
+`(ECS document, line number)` pairs, in file order, reporting every line it cannot use through
+`skip(line, reason)`. Its state is bounded (a reader never holds a whole file), so the same
+reader serves batch loads, `trailhound normalize` and, later, follow mode. The loader does the
+I/O: opening, gzip, UTF-8 decoding, and building the engine's table from the documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+Skip = Callable[[int, str], None]
+Lines = Iterable[tuple[int, str]]  # (1-based line number, text without the line break)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    year: int | None = None  # the year of syslog timestamps, which carry none
+    file_time: datetime | None = None  # the file's modification time, the fallback for `year`
+    timezone: str | None = None  # IANA name for zone-less timestamps; None: UTC
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    description: str
+    sniff: Callable[[list[str]], bool]  # true when these first lines (up to 50) look like this format
+    read: Callable[[Lines, Skip, ReadOptions], Iterator[tuple[dict, int]]]
+    undated_years: bool = False  # its timestamps may lack the year (syslog's RFC 3164)
+
+
+def registry() -> dict[str, Format]:
+    """Every reader, in the order detection tries them."""
+    from . import syslog
+
+    formats = [syslog.FORMAT]
+    return {f.name: f for f in formats}
+
+
+def detect(head: list[str]) -> Format | None:
+    """The format of a file whose first lines are `head`; None for ECS JSON (or unknown)."""
+    stripped = [line for line in head if line.strip()]
+    if not stripped or stripped[0].lstrip().startswith(("{", "[")):
+        json_format = registry().get("syslog")
+        # journald's JSON export is syslog in JSON clothing; the syslog reader takes it
+        return json_format if json_format and json_format.sniff(stripped) else None
+    for fmt in registry().values():
+        if fmt.sniff(stripped):
+            return fmt
+    return None

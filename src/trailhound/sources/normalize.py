@@ -1,0 +1,81 @@
+"""Reading a non-ECS file through its format's reader: format detection, decoding, and the
+documents it yields. Used by the loader (`load_events`) and by `trailhound normalize`."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+import os
+
+from ._ecs_readers import Source, SourceError
+from .formats import Format, ReadOptions, Skip, detect, registry
+
+MAX_LINE_BYTES = 1 << 20
+"""Longer lines are reported and skipped: no log format here has records that long."""
+
+_HEAD_LINES = 50
+
+
+def format_of(src: Source, name: str | None) -> Format | None:
+    """The reader for `src`: the named one, or the detected one; None for ECS JSON."""
+    if name is not None:
+        if name == "ecs":
+            return None
+        formats = registry()
+        if name not in formats:
+            raise SourceError(src.path, f"unknown format {name!r} (known: ecs, {', '.join(formats)})")
+        return formats[name]
+    if src.array:
+        return None
+    head = []
+    with src.open_binary() as fh:
+        try:
+            for raw in fh:
+                head.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                if len(head) >= _HEAD_LINES:
+                    break
+        except (EOFError, OSError, zlib.error):
+            pass  # the real read reports the damage
+    return detect(head)
+
+
+def file_options(src: Source, options: ReadOptions) -> ReadOptions:
+    """`options` with the file's modification time, for the year of syslog timestamps."""
+    if options.file_time is not None or options.year is not None:
+        return options
+    return replace(options, file_time=datetime.fromtimestamp(os.stat(src.path).st_mtime, timezone.utc))
+
+
+def year_note(src: Source, fmt: Format, options: ReadOptions) -> str | None:
+    """Where the year of this file's timestamps comes from, when they may have none."""
+    if not fmt.undated_years or options.year is not None:
+        return None
+    when = file_options(src, options).file_time
+    return (f"{src.path}: syslog timestamps carry no year; using {when.year} from the file's modification time "
+            "(a later date goes to the year before); set it with --year")
+
+
+def text_lines(src: Source, skip: Skip) -> Iterator[tuple[int, str]]:
+    """Numbered lines of text; invalid UTF-8 is replaced (and said), over-long lines skipped."""
+    n = 0
+    with src.open_binary() as fh:
+        try:
+            for raw in fh:
+                n += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    skip(n, f"line of {len(raw)} bytes, over the {MAX_LINE_BYTES}-byte limit")
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    text = raw.decode("utf-8", "replace")
+                    skip(n, f"invalid UTF-8 at byte {e.start}: kept with U+FFFD in its place")
+                yield n, text.rstrip("\r\n")
+        except (EOFError, OSError, zlib.error) as e:
+            skip(n + 1, f"gzip data is damaged or truncated ({e}); the rest of the file is unread")
+
+
+def documents(src: Source, fmt: Format, options: ReadOptions, skip: Skip) -> Iterator[tuple[dict, int]]:
+    yield from fmt.read(text_lines(src, skip), skip, file_options(src, options))
