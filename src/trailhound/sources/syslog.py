@@ -1,5 +1,6 @@
-"""Syslog files (RFC 3164, RFC 3339 "high precision", RFC 5424) and journald's JSON export,
-framed into ECS events; the message itself is interpreted by `auth` (sshd, sudo, PAM, ...).
+"""Syslog files (RFC 3164, RFC 3339 "high precision", RFC 5424), journald's JSON export and
+Azure Monitor's Syslog records (JSON lines with `SyslogMessage`), framed into ECS events; the
+message itself is interpreted by `sysmon` (Sysmon for Linux XML) or `auth` (sshd, sudo, PAM...).
 
 * RFC 3164 timestamps carry no year: it comes from `ReadOptions.year`, else from the file's
   modification time (a date after it belongs to the year before: logs do not come from the
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from . import auth
+from . import auth, sysmon
 from .formats import Format, Lines, ReadOptions, Skip
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -41,7 +42,8 @@ def sniff(head: list[str]) -> bool:
             first = orjson.loads(head[0])
         except orjson.JSONDecodeError:
             return False
-        return isinstance(first, dict) and "MESSAGE" in first and "__REALTIME_TIMESTAMP" in first
+        return isinstance(first, dict) and (("MESSAGE" in first and "__REALTIME_TIMESTAMP" in first)
+                                            or "SyslogMessage" in first)
     framed = sum(bool(_RFC5424.match(x) or _RFC3339.match(x) or _RFC3164.match(x)) for x in head)
     return framed > 0 and framed >= len(head) / 2
 
@@ -91,6 +93,8 @@ def _journal(line: str, n: int, skip: Skip) -> dict | None:
     except orjson.JSONDecodeError as e:
         skip(n, f"invalid JSON: {e}")
         return None
+    if isinstance(entry, dict) and "SyslogMessage" in entry:
+        return _azure(entry, n, skip)
     if not isinstance(entry, dict) or "__REALTIME_TIMESTAMP" not in entry:
         skip(n, "not a journald entry (no __REALTIME_TIMESTAMP)")
         return None
@@ -112,6 +116,19 @@ def _journal(line: str, n: int, skip: Skip) -> dict | None:
     return doc
 
 
+def _azure(record: dict, n: int, skip: Skip) -> dict | None:
+    """One row of Azure Monitor's Syslog table (as exported to JSON)."""
+    when = record.get("EventTime") or record.get("TimeGenerated")
+    try:
+        iso = _iso(datetime.fromisoformat(str(when).replace("Z", "+00:00")))
+    except ValueError:
+        skip(n, f"bad EventTime {when!r}")
+        return None
+    pid = record.get("ProcessID")
+    return _event(iso, record.get("HostName") or record.get("Computer") or "", record.get("ProcessName"),
+                  int(pid) if str(pid).isdigit() else None, str(record.get("SyslogMessage", "")), "+0000", None)
+
+
 def _event(when: str, host: str, prog: str | None, pid: int | None, message: str, offset: str,
            pri: str | None) -> dict:
     doc: dict = {"@timestamp": when, "event": {"kind": "event", "timezone": offset}, "message": message}
@@ -123,7 +140,8 @@ def _event(when: str, host: str, prog: str | None, pid: int | None, message: str
     if pri is not None and int(pri) < 192:
         doc["log"] = {"syslog": {"priority": int(pri), "facility": {"code": int(pri) // 8},
                                  "severity": {"code": int(pri) % 8}}}
-    auth.interpret(doc, prog or "", message)
+    if prog != "sysmon" or not sysmon.interpret(doc, message):
+        auth.interpret(doc, prog or "", message)
     return doc
 
 
@@ -166,5 +184,5 @@ class _Clock:
         return _iso(dt)
 
 
-FORMAT = Format("syslog", "syslog files (RFC 3164/3339/5424, auth.log, secure) and journalctl -o json",
+FORMAT = Format("syslog", "syslog files (RFC 3164/3339/5424: auth.log, secure, Sysmon for Linux), journalctl -o json",
                 sniff, read, undated_years=True)
