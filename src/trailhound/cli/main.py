@@ -288,15 +288,19 @@ def normalize(
     year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
     tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
 ) -> None:
-    """Write the ECS events of log files as NDJSON, one event per line, as the rules see them.
+    """Write the ECS events of log files as NDJSON, one event per line, as the rules see them
+    (with the process tree's parent and leader fields).
 
-    Streams: memory does not grow with the input. Lines that cannot be read are reported as
+    Streams: memory is bounded, whatever the input's size. Lines that cannot be read are reported as
     file:line: reason, and counted. Exit code: 0, or 2 when a file cannot be read at all.
     """
     from ..sources._ecs_readers import Source, SkipLog
     from ..sources.normalize import documents, format_of, year_note
 
+    from ..enrich import ProcessTree
+
     options = _input_options(year, tz)
+    tree = ProcessTree()  # parents and leaders, as the loader adds them
     skips = SkipLog(20)
     produced = 0
     sink = out.open("wb") if out else sys.stdout.buffer
@@ -321,6 +325,7 @@ def normalize(
             if note := year_note(src, fmt, options):
                 err.print(f"[dim]{note}[/dim]")
             for doc, _ in documents(src, fmt, options, lambda n, reason, p=str(path): skips.add(p, n, reason)):
+                tree.apply(doc)
                 sink.write(orjson.dumps(doc) + b"\n")
                 produced += 1
     finally:

@@ -46,6 +46,7 @@ from trailhound.sources._ecs_readers import (
     py_leaf_names,
     py_read,
 )
+from trailhound.enrich import ProcessTree
 from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources._ecs_values import (
@@ -143,7 +144,8 @@ def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | No
     """Load event files (NDJSON, or one JSON array of objects; optionally gzip) in order.
 
     Files in another format (auditd, syslog, ... detected per file, or all read as `format`) go
-    through their reader (`formats`) first. `fields` are dotted ECS paths; None loads every leaf
+    through their reader (`formats`) first, then through the process tree (`enrich`), which
+    adds the parent and leader fields they lack. `fields` are dotted ECS paths; None loads every leaf
     field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
     reported in `EventTable.report`.
     """
@@ -191,6 +193,7 @@ class _Loader:
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
         normalized: dict[int, tuple[list[dict], array]] = {}
+        tree = ProcessTree()  # one across files: rotated logs of a host continue each other
         for src, fmt in zip(sources, formats):
             if fmt is not None:
                 if note := year_note(src, fmt, options):
@@ -198,6 +201,7 @@ class _Loader:
                 docs, numbers = [], array("q")
                 skip = functools.partial(self.skips.add, src.path)
                 for doc, line in documents(src, fmt, options, skip):
+                    tree.apply(doc)
                     docs.append(doc)
                     numbers.append(line)
                 normalized[id(src)] = (docs, numbers)

@@ -1,0 +1,161 @@
+"""The process tree: the parent, session and entry-leader fields Elastic Defend reports, rebuilt
+from exec history for sources that lack them (auditd, Sysmon for Linux).
+
+Each host has a table of its processes by pid, filled from process-start events in event
+order: a pid's latest image wins (exec replaces the image; a pid reused after an exit is a new
+process). For every event of a known process:
+
+* `process.parent.*` (name, executable, args, command line, pid, entity id, working directory,
+  user) come from the parent pid's latest image, when the event does not carry them. Sure when
+  the parent's exec was seen; absent otherwise (never guessed).
+* `process.entry_leader.*` is the process that entered the system, found by walking up the
+  ancestry to the first process whose parent is a boundary:
+    sshd / sshd-session → "sshd"; a container runtime (runc, crun, containerd-shim*, conmon,
+    docker-init) → "container"; login / getty → "terminal"; kubelet, teleport, ssm → theirs;
+    pid 1 → "init". `entry_meta.source.ip` is the client of the audit login session.
+  Inferred: "unknown" type when the walk reaches a process whose parent was never seen.
+* `process.session_leader.*` is the entry leader too: audit and Sysmon do not report setsid, so
+  nested sessions (tmux, screen) are not told apart. `process.group_leader` is not set.
+
+State is explicit and bounded (at most `max_processes` per host, least recently started
+dropped first) so a stream can run forever and checkpoint it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+BOUNDARIES = {
+    "sshd": "sshd", "sshd-session": "sshd",
+    "runc": "container", "crun": "container", "conmon": "container", "docker-init": "container",
+    "containerd-shim": "container",  # also containerd-shim-runc-v2, whose comm is cut to 15 characters
+    "login": "terminal", "agetty": "terminal", "getty": "terminal", "mingetty": "terminal",
+    "kubelet": "kubelet", "teleport": "teleport", "ssm-agent-worker": "ssm", "ssm-session-worker": "ssm",
+}
+_COPIED = ("pid", "name", "executable", "args", "args_count", "command_line", "entity_id", "working_directory")
+_MAX_WALK = 64  # ancestry depth limit (and a guard against pid cycles from reuse)
+
+
+@dataclass
+class Proc:
+    info: dict[str, Any]  # the ECS process fields copied to relatives
+    ppid: int | None
+    session: str | None  # audit login session (`auditd.session`)
+    user: dict | None = None
+
+
+@dataclass
+class ProcessTree:
+    max_processes: int = 100_000
+    hosts: dict[str, OrderedDict[int, Proc]] = field(default_factory=dict)
+    logins: dict[tuple[str, str], str] = field(default_factory=dict)  # (host, session) → client ip
+
+    def apply(self, doc: dict) -> None:
+        """Learn from `doc`, then fill its missing relatives (in place). Call in event order."""
+        process = doc.get("process")
+        host = _host(doc)
+        self._learn_login(doc, host)
+        if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
+            return
+        table = self.hosts.setdefault(host, OrderedDict())
+        if _is_start(doc):
+            parent = process.get("parent") if isinstance(process.get("parent"), dict) else {}
+            ppid = parent.get("pid") if isinstance(parent.get("pid"), int) else None
+            info = {k: process[k] for k in _COPIED if k in process}
+            table.pop(process["pid"], None)
+            table[process["pid"]] = Proc(info, ppid, _session(doc), doc.get("user") if isinstance(doc.get("user"), dict)
+                                         else None)
+            while len(table) > self.max_processes:
+                table.popitem(last=False)
+        me = table.get(process["pid"])
+        if me is None:
+            return
+        self._fill_parent(process, table, me)
+        self._fill_leaders(process, table, me, host)
+
+    def _fill_parent(self, process: dict, table: OrderedDict[int, Proc], me: Proc) -> None:
+        parent = table.get(me.ppid) if me.ppid is not None else None
+        if parent is None:
+            return
+        out = process.setdefault("parent", {})
+        for key, value in parent.info.items():
+            out.setdefault(key, value)
+        if parent.user and "id" in parent.user:
+            out.setdefault("user", {"id": parent.user["id"], **({"name": parent.user["name"]}
+                                                                  if "name" in parent.user else {})})
+
+    def _fill_leaders(self, process: dict, table: OrderedDict[int, Proc], me: Proc, host: str) -> None:
+        if "entry_leader" in process:
+            return
+        pid, node, kind = process["pid"], me, None
+        for _ in range(_MAX_WALK):
+            if node.ppid is None:
+                break
+            if node.ppid == 1:
+                kind = "init"
+                break
+            parent = table.get(node.ppid)
+            if parent is None:
+                kind = "unknown"
+                break
+            boundary = _boundary(parent.info)
+            if boundary and _boundary(node.info) != boundary:
+                kind = boundary
+                break
+            pid, node = node.ppid, parent
+        if kind is None:
+            return
+        leader = dict(node.info)
+        meta: dict[str, Any] = {"type": kind}
+        ip = self.logins.get((host, node.session)) if node.session else None
+        if ip and kind == "sshd":
+            meta["source"] = {"ip": ip}
+        leader["entry_meta"] = meta
+        if node.user and "id" in node.user:
+            leader["user"] = {k: node.user[k] for k in ("id", "name") if k in node.user}
+        process["entry_leader"] = leader
+        process.setdefault("session_leader", {k: v for k, v in leader.items() if k != "entry_meta"})
+        if pid == process["pid"]:
+            process["entry_leader"]["same_as_process"] = True
+
+    def _learn_login(self, doc: dict, host: str) -> None:
+        session = _session(doc)
+        source = doc.get("source")
+        if session and isinstance(source, dict) and isinstance(source.get("ip"), str):
+            categories = (doc.get("event") or {}).get("category") or []
+            if "authentication" in categories or "session" in categories:
+                self.logins[(host, session)] = source["ip"]
+
+
+def _boundary(info: dict) -> str | None:
+    for name in (info.get("name"), str(info.get("executable") or "").rsplit("/", 1)[-1]):
+        if name:
+            if name.startswith("containerd-shim"):
+                return "container"
+            if name in BOUNDARIES:
+                return BOUNDARIES[name]
+    return None
+
+
+def _host(doc: dict) -> str:
+    host = doc.get("host")
+    if isinstance(host, dict):
+        return str(host.get("id") or host.get("name") or host.get("hostname") or "")
+    return ""
+
+
+def _session(doc: dict) -> str | None:
+    auditd = doc.get("auditd")
+    value = auditd.get("session") if isinstance(auditd, dict) else None
+    return None if value in (None, "unset") else str(value)
+
+
+def _is_start(doc: dict) -> bool:
+    event = doc.get("event") or {}
+    types = event.get("type") or []
+    categories = event.get("category") or []
+    types = [types] if isinstance(types, str) else types
+    categories = [categories] if isinstance(categories, str) else categories
+    return "process" in categories and "start" in types
