@@ -69,7 +69,7 @@ _TYPE_BY_NUMBER = {n: name for name, n in KERNEL_RECORD_TYPES.items()}
 _AUXILIARY = frozenset((
     "SYSCALL", "PATH", "CWD", "EXECVE", "SOCKADDR", "PROCTITLE", "IPC", "IPC_SET_PERM", "MQ_OPEN", "MQ_SENDRECV",
     "MQ_NOTIFY", "MQ_GETSETATTR", "SOCKETCALL", "FD_PAIR", "OBJ_PID", "BPRM_FCAPS", "CAPSET", "MMAP", "KERNEL_OTHER",
-    "OPENAT2", "URINGOP", "TIME_INJOFFSET", "TIME_ADJNTPVAL", "EOE",
+    "OPENAT2", "URINGOP", "EOE",
 ))
 _UNSET = ("4294967295", "-1")
 _SIGNALS = ("", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
@@ -144,24 +144,24 @@ def _sockaddr(saddr: str) -> dict | None:
         family = int(saddr[2:4] + saddr[0:2], 16)
         if family == 1:
             raw = bytes.fromhex(saddr[4:])
-            return {"address_family": "unix", "path": raw.split(b"\x00", 1)[0].decode("utf-8", "replace")}
+            return {"family": "unix", "path": raw.split(b"\x00", 1)[0].decode("utf-8", "replace")}
         if family == 2:
             port = int(saddr[4:8], 16)
             ip = ".".join(str(int(saddr[i:i + 2], 16)) for i in range(8, 16, 2))
             if len(saddr) < 16:
                 return None
-            return {"address_family": "ipv4", "addr": ip, "port": str(port)}
+            return {"family": "ipv4", "addr": ip, "port": str(port)}
         if family == 10:
             port = int(saddr[4:8], 16)
             flow = int(saddr[8:16], 16)
             addr = ipaddress.IPv6Address(bytes.fromhex(saddr[16:48]))
-            out = {"address_family": "ipv6", "addr": str(addr.ipv4_mapped or addr), "port": str(port)}
+            out = {"family": "ipv6", "addr": str(addr.ipv4_mapped or addr), "port": str(port)}
             if flow > 0:
                 out["flow"] = str(flow)
             return out
         if family == 16:
-            return {"address_family": "netlink", "saddr": saddr}
-        return {"address_family": str(family), "saddr": saddr}
+            return {"family": "netlink", "saddr": saddr}
+        return {"family": str(family), "saddr": saddr}
     except ValueError:
         return None
 
@@ -266,6 +266,12 @@ class Record:
         elif rtype == "USER_LOGIN":
             if "acct" in data:
                 self._decode(data, orig, "acct")
+        elif rtype == "EXECVE":
+            for key, value in orig.items():
+                if key[0] == "a" and key[1:].isdigit():
+                    decoded = _hex_string(value)
+                    if decoded is not None:
+                        data[key] = decoded
 
     @staticmethod
     def _decode(data: dict, orig: dict, key: str) -> None:
@@ -310,9 +316,8 @@ def _execve_args(records: list[Record]) -> tuple[str | None, list[str]]:
         return argc, args
     for i in range(int(argc)):
         key = f"a{i}"
-        if key in origs:
-            decoded = _hex_string(origs[key])
-            args.append(decoded if decoded is not None else merged[key])
+        if key in merged:
+            args.append(merged[key])
             continue
         if f"{key}_len" not in merged:
             break
@@ -435,8 +440,7 @@ def _set_file_object(event: _Event, index_hint: int) -> None:
         except ValueError:
             mode = None
         if mode is not None:
-            perm = mode & 0o777
-            file["mode"] = ("0" + format(perm, "o") if perm else "0").rjust(4, "0")
+            file["mode"] = format(mode & 0o7777, "04o")  # permission, setuid/setgid and sticky bits
             # Go's os.FileMode(raw unix mode).IsRegular() holds for any unix mode: always "file"
             event.obj["type"] = "file"
     if "ouid" in path:
