@@ -35,9 +35,9 @@ class Format:
 
 def registry() -> dict[str, Format]:
     """Every reader, in the order detection tries them."""
-    from . import syslog
+    from . import auditd, syslog
 
-    formats = [syslog.FORMAT]
+    formats = [auditd.FORMAT, syslog.FORMAT]
     return {f.name: f for f in formats}
 
 
