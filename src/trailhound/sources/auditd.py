@@ -115,7 +115,8 @@ def _hex_string(orig: str) -> str | None:
 
 def _extract(text: str, data: dict, orig: dict, enriched: dict) -> None:
     for key, value in _KV.findall(text):
-        stripped = value.strip("'\" ")
+        # an unquoted value cannot start or end with a quote or a space: only quoted ones need trimming
+        stripped = value.strip("'\" ") if value[0] in "'\"" else value
         if stripped in _DROP:
             continue
         if key == "msg":  # user-space records nest their fields in msg='...'
@@ -355,8 +356,16 @@ def _put(doc: dict, path: tuple, value) -> None:
     doc[path[-1]] = value
 
 
+_SECONDS: dict[int, str] = {}
+
+
 def _timestamp(sec: int, msec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{msec:03d}Z"
+    text = _SECONDS.get(sec)
+    if text is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        text = _SECONDS[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{text}.{msec:03d}Z"
 
 
 class _Event:
@@ -854,7 +863,8 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
             group.records.append(rec)
             if _standalone(rec):
                 group.complete = True
-        yield from drain(False)
+        if pending and (len(pending) > MAX_IN_FLIGHT or next(iter(pending.values())).complete):
+            yield from drain(False)
     yield from drain(True)
 
 
