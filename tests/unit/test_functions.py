@@ -72,6 +72,17 @@ def test_vectorized_string_functions_match_reference(name, ci):
         assert got == want, (name, needle)
 
 
+@pytest.mark.parametrize("name", ["startsWith", "endsWith", "stringContains"])
+@pytest.mark.parametrize("ci", [False, True])
+def test_string_functions_with_a_field_needle_match_reference(name, ci):
+    pairs = [(s, n) for s in STRINGS for n in NEEDLES]
+    frame = pl.DataFrame({"s": [s for s, _ in pairs], "n": [n for _, n in pairs]}, schema={"s": pl.String, "n": pl.String})
+    compiler = PolarsCompiler(Schema.of_frame(frame))
+    call = ir.Call(name, (ir.Field("s"), ir.Field("n")), ci)
+    got = frame.with_columns(compiler.value(call, {}).expr.alias("v"))["v"].to_list()
+    assert got == [F.call(name, [s, n], ci) for s, n in pairs]
+
+
 @pytest.mark.parametrize("name", ["length", "string", "number"])
 def test_vectorized_unary_functions_match_reference(name):
     frame = pl.DataFrame({"s": pl.Series(STRINGS, dtype=pl.String)})
@@ -99,3 +110,14 @@ def test_cidr_match_ipv4_and_ipv6():
     assert F.cidr_match("fe80::1", "fe80::/10") is True
     assert F.cidr_match("fe80::1", "10.0.0.0/8") is False
     assert F.cidr_match(None, "10.0.0.0/8") is None
+
+
+def test_vectorized_cidr_match_matches_reference():
+    ips = ["10.1.2.3", "192.168.1.1", "8.8.8.8", "fe80::1", "::1", "2001:db8::5", "not-an-ip", "", None, "10.1.2.3",
+           "172.31.255.255", "172.32.0.0", "::ffff:10.0.0.1", "0.0.0.0"]
+    cidrs = ["10.0.0.0/8", "172.16.0.0/12", "FE80::/10", "::1", "192.168.1.1/32"]
+    frame = pl.DataFrame({"ip": pl.Series(ips, dtype=pl.String)})
+    compiler = PolarsCompiler(Schema.of_frame(frame))
+    call = ir.Call("cidrMatch", (ir.Field("ip"),) + tuple(ir.Literal(c) for c in cidrs))
+    got = frame.with_columns(compiler.value(call, {}).expr.alias("v"))["v"].to_list()
+    assert got == [F.cidr_match(ip, *cidrs) for ip in ips]

@@ -15,8 +15,11 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 
 from __future__ import annotations
 
+import ipaddress
+from functools import lru_cache
 from typing import Callable, Iterable
 
+import numpy as np
 import polars as pl
 
 from ..lang import ir
@@ -312,6 +315,18 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             if needle == "":
                 return Value(pl.when(x.is_null()).then(None).otherwise(False), "bool")
             return Value(x.str.contains(needle, literal=True), "bool")
+        if name in ("startsWith", "endsWith", "stringContains") and s.kind == args[1].kind == "string":
+            # needle read from another field: vectorized too (rules compare process.name with command_line)
+            x, needle = s.expr, args[1].expr
+            if ci:
+                x, needle = x.str.to_lowercase(), needle.str.to_lowercase()
+            if name == "startsWith":
+                return Value(x.str.starts_with(needle), "bool")
+            if name == "endsWith":
+                return Value(x.str.ends_with(needle), "bool")
+            return Value(pl.when(x.is_null() | needle.is_null()).then(None)
+                         .when(needle == "").then(False)  # ES: an empty substring is not "contained"
+                         .otherwise(x.str.contains(needle, literal=True)), "bool")
         if name == "length":
             return Value(_as_string(s).str.len_chars().cast(pl.Int64), "int")
         if name == "string":
@@ -320,7 +335,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return Value(pl.concat_str([_as_string(a) for a in args]), "string")
         if name == "cidrMatch" and all(a.is_const for a in args[1:]):
             cidrs = [a.const for a in args[1:]]
-            return Value(_per_value(lambda ip: F.cidr_match(ip, *cidrs), [_as_string(s)], pl.Boolean), "bool")
+            return Value(_as_string(s).map_batches(lambda ips: _cidr_match(ips, cidrs), return_dtype=pl.Boolean,
+                                                   is_elementwise=True), "bool")
         # the rest run the reference implementation per value (they are rare in rules)
         kinds = {"startsWith": ("bool", pl.Boolean), "endsWith": ("bool", pl.Boolean),
                  "stringContains": ("bool", pl.Boolean), "between": ("string", pl.String), "indexOf": ("int", pl.Int64), "substring": ("string", pl.String),
@@ -391,6 +407,41 @@ def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: pl.DataType) -> pl.Exp
         return exprs[0].map_batches(by_distinct_value, return_dtype=dtype, is_elementwise=True)
     packed = pl.struct([x.alias(f"a{i}") for i, x in enumerate(exprs)])
     return packed.map_elements(lambda d: fn(*d.values()), return_dtype=dtype, skip_nulls=False)
+
+
+@lru_cache(maxsize=1 << 17)
+def _ip_number(text: str) -> tuple[int, int] | None:
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return a.version, int(a)
+
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: exactly the dotted quads Python's ipaddress accepts (ASCII digits, no leading zeros)
+_IPV4 = r"^" + r"\.".join([_OCTET] * 4) + r"$"
+
+
+def _cidr_match(ips: pl.Series, cidrs: list) -> pl.Series:
+    """F.cidr_match over a column: each distinct address once, dotted quads parsed and tested
+    against every IPv4 network by Polars and numpy, anything else parsed by ipaddress (cached)."""
+    nets = [F._network(str(c)) for c in cidrs if c is not None]
+    keys = ips.drop_nulls().unique()
+    octets = keys.str.extract_groups(_IPV4).struct.unnest().cast(pl.UInt64)
+    quad = octets.select(pl.all().fill_null(0)).to_numpy()
+    v4 = octets.select(pl.all_horizontal(pl.all().is_not_null())).to_series().to_numpy()
+    v4_ints = (quad[:, 0] << 24) | (quad[:, 1] << 16) | (quad[:, 2] << 8) | quad[:, 3]
+    hit = np.zeros(len(keys), dtype=bool)
+    for net in nets:
+        if net.version == 4:
+            hit |= v4 & ((v4_ints & np.uint64(int(net.netmask))) == np.uint64(int(net.network_address)))
+    for i in np.flatnonzero(~v4):
+        p = _ip_number(keys[int(i)])
+        hit[i] = p is not None and any(
+            net.version == p[0] and (p[1] & int(net.netmask)) == int(net.network_address) for net in nets)
+    # a value that is not an address never matches; a null address stays null
+    return ips.replace_strict(keys, pl.Series(hit, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
 
 
 def _float(v: object) -> float | None:

@@ -7,10 +7,12 @@ dropped stage-k rows whose key never occurs at stage k-1.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from ..compile.polars import PolarsCompiler, lowered_columns
@@ -23,6 +25,7 @@ from .threshold import ThresholdSpec, run_threshold
 from .prepare import ORDER, FrameOptions, prepare
 from .sample import build_samples
 from .sequence import run_sequence
+from .shared import SharedFilters
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,52 @@ def _limit(items: list, pipes: tuple[ir.Pipe, ...], options: SearchOptions) -> l
     return items
 
 
+# ---- many queries over one frame ----------------------------------------------------------
+
+#: per live frame (by id; frames are not hashable), the SharedFilters of each set of frame options,
+#: so that hunt's event, sequence and new_terms batches over one load share their work
+_SHARED: dict[int, tuple[weakref.ref, dict[tuple, SharedFilters]]] = {}
+
+
+def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
+    """The SharedFilters for this frame and these options (made on first use)."""
+    key = (options.event_category_field, options.timestamp_field, tuple(sorted(options.types().items())),
+           tuple(sorted(options.aliases.items())))
+    entry = _SHARED.get(id(frame))
+    if entry is None or entry[0]() is not frame:
+        entry = _SHARED[id(frame)] = (weakref.ref(frame), {})
+        weakref.finalize(frame, _SHARED.pop, id(frame), None)
+    per_frame = entry[1]
+    if key not in per_frame:
+        per_frame[key] = SharedFilters(frame, options)
+    return per_frame[key]
+
+
+def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
+                  fields: set[str] = frozenset()) -> pl.DataFrame:
+    """These rows (by position, kept as `__pos`) prepared with ORDER and `fields`, in event order."""
+    wanted = set(fields) | {options.timestamp_field}
+    if options.tiebreaker_field:
+        wanted.add(options.tiebreaker_field)
+    wanted |= {options.aliases[a] for a in wanted if a in options.aliases}
+    base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+    lf, _ = prepare(base.with_columns(pl.Series("__pos", positions, dtype=pl.Int64)), options, set(fields))
+    return lf.sort(ORDER, nulls_last=True).collect()
+
+
+def _add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError | None:
+    try:
+        for f in filters:
+            shared.add(f)
+    except QueryError as e:
+        return e
+    return None
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
 # ---- event queries -----------------------------------------------------------------------
 
 
@@ -146,28 +195,21 @@ def _event_result(q: ir.EventQuery, matched: pl.DataFrame, options: SearchOption
 
 def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
                         options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
-    """Many event queries in one pass: every filter becomes a boolean column of one select, so
-    the frame is prepared once and Polars shares common sub-expressions across queries."""
-    lf, schema, compiler = _prepared(frame, options, list(queries))
-    columns: list[pl.Expr] = []
-    outcome: list[SearchResult | QueryError | None] = []
-    for i, q in enumerate(queries):
-        try:
-            columns.append(_stage_filter(compiler, q.filter, options).alias(f"__q{i}"))
-            outcome.append(None)
-        except QueryError as e:  # one rule that cannot compile does not stop the others
-            outcome.append(e)
-    names = [c.meta.output_name() for c in columns]
-    matched = pl.DataFrame()
-    if names:
-        matched = (lf.select(ORDER + columns).filter(pl.any_horizontal(names))
-                   .sort(ORDER, nulls_last=True).collect())
-    for i, q in enumerate(queries):
-        if outcome[i] is None:
-            rows = matched.filter(pl.col(f"__q{i}")).select(ORDER)
-            result = _event_result(q, rows, options)
-            result.warnings[:0] = _unknown_field_warnings(q, schema)
-            outcome[i] = result
+    """Many event queries over one frame; each filter is evaluated on distinct values and on
+    its candidate rows only (see engine/shared.py), and the matches are ordered together."""
+    shared = shared_filters(frame, options)
+    schema = shared.schema
+    outcome: list[SearchResult | QueryError | None] = [_add_all(shared, [q.filter]) for q in queries]
+    matches = {i: shared.rows(q.filter) for i, q in enumerate(queries) if outcome[i] is None}
+    union = _union(list(matches.values()))
+    ordered = _ordered_rows(frame, options, union).select(ORDER + ["__pos"])
+    rank = np.empty(len(union), dtype=np.int64)
+    rank[np.searchsorted(union, ordered["__pos"].to_numpy())] = np.arange(len(union))
+    for i, rows in matches.items():
+        q = queries[i]
+        result = _event_result(q, ordered[np.sort(rank[np.searchsorted(union, rows)])], options)
+        result.warnings[:0] = _unknown_field_warnings(q, schema)
+        outcome[i] = result
     return outcome  # type: ignore[return-value]
 
 
@@ -253,37 +295,33 @@ def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, 
 
 def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
                            options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
-    """Many sequence queries with one vectorized pass for all their stage filters; each query
-    then correlates only the rows that match one of its own stages."""
-    lf, schema, compiler = _prepared(frame, options, list(queries))
-    names = lf.collect_schema().names()
-    columns, copies, keys = [], [], set()
-    parts: dict[int, tuple[list[str], list[str]]] = {}
+    """Many sequence queries with their stage filters evaluated together (engine/shared.py);
+    each query then correlates only the rows that match one of its own stages."""
+    shared = shared_filters(frame, options)
+    schema = shared.schema
     outcome: list[SearchResult | QueryError | None] = []
+    parts: dict[int, list[ir.EventFilter]] = {}
+    keys: set[str] = set()
     for j, q in enumerate(queries):
+        filters = [s.filter for s in q.expanded()] + ([q.until.filter] if q.until is not None else [])
+        outcome.append(_add_all(shared, filters))
+        if outcome[j] is None:
+            parts[j] = filters
+            stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
+            keys.update(k.path for s in stages for k in s.keys if k.path in schema)
+    union = _union([shared.rows(f) for filters in parts.values() for f in filters])
+    ordered = _ordered_rows(frame, options, union, keys).filter(pl.col("__ts").is_not_null())
+    positions = ordered["__pos"].to_numpy()
+    for j, filters in parts.items():
+        q = queries[j]
+        names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
+        flags = [pl.Series(n, np.isin(positions, shared.rows(f), assume_unique=True)) for n, f in zip(names, filters)]
+        key_fields = sorted({k.path for s in list(q.expanded()) + ([q.until] if q.until else []) for k in s.keys}
+                            & set(ordered.columns))
+        cand = (ordered.select(ORDER + key_fields).with_columns(flags)
+                .filter(pl.any_horizontal(names)).with_row_index("__ord"))
         try:
-            f, c, flags, key_fields = _sequence_columns(q, compiler, options, names, prefix=f"__q{j}_")
-        except QueryError as e:
-            outcome.append(e)
-            continue
-        columns.extend(f)
-        copies.extend(c)
-        keys.update(key_fields)
-        parts[j] = (flags, key_fields)
-        outcome.append(None)
-    all_flags = [flag for flags, _ in parts.values() for flag in flags]
-    matched = pl.DataFrame()
-    if all_flags:
-        matched = (lf.select(ORDER + sorted(keys) + columns).with_columns(copies)
-                   .filter(pl.any_horizontal(all_flags) & pl.col("__ts").is_not_null())
-                   .sort(ORDER, nulls_last=True).collect())
-    for j, (flags, key_fields) in parts.items():
-        prefix = f"__q{j}_"
-        cand = (matched.filter(pl.any_horizontal(flags))
-                .select(ORDER + key_fields + [pl.col(fl).alias("__" + fl[len(prefix):]) for fl in flags])
-                .with_row_index("__ord"))
-        try:
-            outcome[j] = _correlate(queries[j], cand, schema, options)
+            outcome[j] = _correlate(q, cand, schema, options)
         except QueryError as e:
             outcome[j] = e
     return outcome  # type: ignore[return-value]
@@ -390,6 +428,43 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
     present = [f for f in fields if f in schema]
     cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
             .sort(ORDER, nulls_last=True).with_row_index("__ord").collect())
+    return _new_terms(query, cand, fields, history_ms, schema, options)
+
+
+@dataclass(frozen=True)
+class NewTermsRule:
+    query: ir.EventQuery
+    fields: tuple[str, ...]
+    history_ms: int
+
+
+def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
+                           options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
+    """Many new_terms rules: their filters evaluated together with the frame's other filters
+    (engine/shared.py), then each rule's first-seen replay over its own matching rows."""
+    shared = shared_filters(frame, options)
+    schema = shared.schema
+    outcome: list[SearchResult | QueryError | None] = [_add_all(shared, [r.query.filter]) for r in rules]
+    ok = [i for i, o in enumerate(outcome) if o is None]
+    union = _union([shared.rows(rules[i].query.filter) for i in ok])
+    terms = {f for i in ok for f in rules[i].fields if f in schema}
+    ordered = _ordered_rows(frame, options, union, terms).filter(pl.col("__ts").is_not_null())
+    positions = ordered["__pos"].to_numpy()
+    for i in ok:
+        r = rules[i]
+        mine = np.isin(positions, shared.rows(r.query.filter), assume_unique=True)
+        present = [f for f in r.fields if f in schema]
+        cand = ordered.filter(pl.Series(mine)).select(ORDER + present).with_row_index("__ord")
+        try:
+            outcome[i] = _new_terms(r.query, cand, list(r.fields), r.history_ms, schema, options)
+        except QueryError as e:
+            outcome[i] = e
+    return outcome  # type: ignore[return-value]
+
+
+def _new_terms(query: ir.EventQuery, cand: pl.DataFrame, fields: list[str], history_ms: int, schema: Schema,
+               options: SearchOptions) -> SearchResult:
+    """The new-terms replay over a rule's matching rows (with a timestamp, in event order, `__ord`)."""
     stage = ir.Stage(query.filter, tuple(ir.Field(f) for f in fields))
     dtypes = _key_dtypes([stage], schema)
     key_cols = [f"__k{i}" for i in range(len(fields))]

@@ -1,0 +1,362 @@
+"""Many rules' filters over one frame, with the work they have in common done once.
+
+Telemetry repeats itself: a million events carry a few dozen process names and tens of
+thousands of command lines. So each field is dictionary-encoded once (its distinct values,
+and per row the index of its value), and every predicate that reads a single field (an
+"atom": `process.name in (...)`, `process.args : "-i"`, `startsWith(file.path, ...)`) is
+evaluated once over that field's distinct values, whichever rules use it.
+
+A rule's filter is then:
+* narrowed to candidate rows: one conjunct (or disjunction of conjuncts) that must hold for
+  the filter to hold, the most selective one, whose rows come from an inverted index;
+* evaluated exactly on those rows only: the shared ConditionCompiler skeleton (De Morgan, ES's
+  pushdown negation) over Kleene truth arrays, each atom read from its distinct-value result
+  (computed by the Polars backend) and the few multi-field atoms computed by Polars on the rows.
+
+Most rules match nothing and most candidate sets are tiny, so the cost per rule is small and
+does not grow with the number of events beyond the index lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import polars as pl
+
+from ..compile.polars import PolarsCompiler
+from ..compile.schema import DATE_TYPES, Schema
+from ..compile.semantics import FLIP, ConditionCompiler, is_pushable
+from ..lang import ir
+from .prepare import FrameOptions, date_to_ns, prepare
+
+#: above this many true distinct values, a mask over all rows beats gathering index slices
+_SLICE_LIMIT = 256
+
+
+class FieldValues:
+    """One field dictionary-encoded: its distinct values (null included) and each row's code."""
+
+    def __init__(self, values: pl.DataFrame, codes: np.ndarray) -> None:
+        self.values = values  # one column, named after the field, values as the compiler reads them
+        self.codes = codes  # uint32, one per row
+        self.counts = np.bincount(codes, minlength=values.height)
+        self._order: np.ndarray | None = None
+        self._starts: np.ndarray | None = None
+
+    def rows_with(self, true_codes: np.ndarray) -> np.ndarray:
+        """Row positions (sorted) whose value is one of `true_codes`."""
+        if len(true_codes) == 0:
+            return np.empty(0, dtype=np.int64)
+        if len(true_codes) > _SLICE_LIMIT:
+            mask = np.zeros(len(self.counts), dtype=bool)
+            mask[true_codes] = True
+            return np.flatnonzero(mask[self.codes])
+        if self._order is None:
+            self._order = np.argsort(self.codes, kind="stable")
+            self._starts = np.concatenate(([0], np.cumsum(self.counts)))
+        starts = self._starts
+        parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return np.sort(out) if len(parts) > 1 else out
+
+
+def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of a column (null last when present) and each row's index into them."""
+    if series.dtype == pl.String:
+        cats = series.drop_nulls().unique()
+        codes = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
+        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if codes.null_count() else cats
+        return values, codes.fill_null(len(cats)).to_numpy()
+    groups = (pl.DataFrame({"v": series}).with_row_index("__i")
+              .group_by("v").agg(pl.col("__i")))
+    codes = np.empty(series.len(), dtype=np.uint32)
+    idx = groups["__i"].explode().to_numpy()
+    codes[idx] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["__i"].list.len().to_numpy())
+    return groups["v"], codes
+
+
+@dataclass
+class _Atom:
+    expr: pl.Expr  # evaluated over the field's distinct values (or its distinct array elements)
+    field: str | None  # None: a constant (its arrays have one value)
+    element_wise: bool  # true for a value when one of its array elements satisfies `expr`
+    true: np.ndarray | None = None  # per distinct value: definitely true
+    false: np.ndarray | None = None  # per distinct value: definitely false (neither: null)
+    count: int = 0  # rows where it is true
+
+
+@dataclass(frozen=True)
+class _Any:
+    """Candidate rows: those of any part (a disjunction of necessary conditions)."""
+
+    parts: tuple
+    count: int
+
+
+#: a filter compiled to a tree over Kleene truth arrays:
+#: ("atom", _Atom) | ("expr", pl.Expr) | ("const", bool | None) | ("and"|"or", parts) | ("not"|"known", part)
+Node = tuple
+
+
+class _Planner(ConditionCompiler[Node]):
+    """The shared boolean skeleton, with atoms as leaves: shared single-field atoms, and Polars
+    expressions (over the rows' real columns) for the others."""
+
+    def __init__(self, owner: "SharedFilters") -> None:
+        self.owner = owner
+        self.polars = PolarsCompiler(owner.schema)
+        self.fallback_fields: set[str] = set()
+
+    def all_of(self, parts: list[Node]) -> Node:
+        return ("and", parts) if len(parts) > 1 else parts[0]
+
+    def any_of(self, parts: list[Node]) -> Node:
+        return ("or", parts) if len(parts) > 1 else parts[0]
+
+    def negate(self, e: Node) -> Node:
+        return ("not", e)
+
+    def false_if_null(self, e: Node) -> Node:
+        return ("known", e)
+
+    def any_element(self, e: ir.Expr) -> Node:
+        atom = self.owner._atom_for(e)
+        if atom is not None:
+            return ("atom", atom)
+        self.fallback_fields.update(f.path for f in ir.fields_of(e))
+        return ("expr", self.polars.any_element(e))
+
+    def category(self, category: str | None, field: str) -> Node:
+        if category is None:
+            return ("const", True)
+        if self.owner.schema.get(field).dtype is None:
+            return ("const", False)
+        return ("atom", self.owner._category_atom(category, field))
+
+
+def _truth(node: Node, rows: np.ndarray, owner: "SharedFilters", exprs: dict[int, pl.Series]) -> tuple:
+    """(definitely true, definitely false) over `rows`, with Kleene's and/or/not."""
+    kind = node[0]
+    if kind == "atom":
+        atom = node[1]
+        if atom.field is None:
+            return np.full(len(rows), atom.true[0]), np.full(len(rows), atom.false[0])
+        codes = owner.field(atom.field).codes[rows]
+        return atom.true[codes], atom.false[codes]
+    if kind == "expr":
+        s = exprs[id(node)]
+        return s.fill_null(False).to_numpy(), (~s).fill_null(False).to_numpy()
+    if kind == "const":
+        n = len(rows)
+        return np.full(n, node[1] is True), np.full(n, node[1] is False)
+    if kind == "not":
+        t, f = _truth(node[1], rows, owner, exprs)
+        return f, t
+    if kind == "known":
+        t, _ = _truth(node[1], rows, owner, exprs)
+        return t, ~t
+    parts = [_truth(p, rows, owner, exprs) for p in node[1]]
+    t, f = parts[0]
+    for pt, pf in parts[1:]:
+        t, f = (t & pt, f | pf) if kind == "and" else (t | pt, f & pf)
+    return t, f
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    return [x for p in node[1] for x in _conjuncts(p)] if node[0] == "and" else [node]
+
+
+def _expr_nodes(node: Node) -> list[Node]:
+    if node[0] == "expr":
+        return [node]
+    if node[0] in ("and", "or"):
+        return [x for p in node[1] for x in _expr_nodes(p)]
+    if node[0] in ("not", "known"):
+        return _expr_nodes(node[1])
+    return []
+
+
+class SharedFilters:
+    """Row sets of event filters over one frame, sharing dictionaries and atoms across filters."""
+
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions) -> None:
+        self.frame = frame
+        self.options = options
+        self.height = frame.height
+        self.types = options.types()
+        names = set(frame.columns)
+        self.source: dict[str, str] = {n: n for n in names}
+        for alias, target in options.aliases.items():
+            if alias not in names and target in names:
+                self.source[alias] = target
+                if target in self.types and alias not in self.types:
+                    self.types[alias] = self.types[target]
+        lf, _ = prepare(frame.head(0), options, set(self.source))
+        self.schema = Schema.of_frame(lf, self.types)
+        self._fields: dict[str, FieldValues] = {}
+        self._atoms: dict[str, _Atom] = {}
+        self._pending: dict[str, list[_Atom]] = {}
+        self._rows: dict[str, np.ndarray] = {}
+        self._plans: dict[str, tuple[Node, _Planner]] = {}
+        self._values = PolarsCompiler(self.schema)
+
+    # ---- atoms ---------------------------------------------------------------------------
+
+    def _atom_for(self, e: ir.Expr) -> _Atom | None:
+        """The shared atom for this predicate if it reads exactly one field, which the frame has,
+        or no field the frame has (a constant: rules name many fields the data lacks).
+        Its expression is compiled now, so that a query error belongs to the filter being added."""
+        paths = {f.path for f in ir.fields_of(e)}
+        present = {p for p in paths if self.schema.get(p).dtype is not None}
+        if not present:
+            return self._constant_atom(e)
+        if len(paths) != 1:
+            return None
+        (path,) = paths
+        info = self.schema.get(path)
+        key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
+        atom = self._atoms.get(key)
+        if atom is None:
+            # on an array, a pushable predicate is true when one element satisfies it, so each
+            # distinct element is tested once; other predicates see the whole array
+            element_wise = info.multi and is_pushable(e) and not isinstance(e, ir.IsNull)
+            expr = (self._values._scalar_atom(e, {path: pl.col(path)}) if element_wise
+                    else self._values.any_element(e))
+            atom = self._atoms[key] = _Atom(expr, path, element_wise)
+            self._pending.setdefault(path, []).append(atom)
+        return atom
+
+    def _constant_atom(self, e: ir.Expr) -> _Atom:
+        key = repr(e)
+        atom = self._atoms.get(key)
+        if atom is None:
+            value = pl.select(self._values.any_element(e).alias("v")).to_series()[0]
+            atom = self._atoms[key] = _Atom(pl.lit(value), None, False, np.array([value is True]),
+                                            np.array([value is False]), self.height if value is True else 0)
+        return atom
+
+    def _category_atom(self, category: str, field: str) -> _Atom:
+        key = f"category:{field}:{category!r}"
+        atom = self._atoms.get(key)
+        if atom is None:
+            atom = self._atoms[key] = _Atom(self._values.category(category, field), field, False)
+            self._pending.setdefault(field, []).append(atom)
+        return atom
+
+    def field(self, path: str) -> FieldValues:
+        fv = self._fields.get(path)
+        if fv is None:
+            values, codes = encode(self.frame[self.source[path]])
+            es_type = self.types.get(path)
+            if es_type in DATE_TYPES:
+                values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
+            fv = self._fields[path] = FieldValues(values.alias(path).to_frame(), codes)
+        return fv
+
+    def _evaluate_pending(self) -> None:
+        for path, atoms in self._pending.items():
+            fv = self.field(path)
+            whole = [a for a in atoms if not a.element_wise]
+            if whole:
+                # with_columns: a constant atom still gets one value per distinct value
+                out = fv.values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).drop(path)
+                true = out.select(pl.all().fill_null(False)).to_numpy()
+                false = out.select((~pl.all()).fill_null(False)).to_numpy()
+                for j, a in enumerate(whole):
+                    a.true, a.false = true[:, j].copy(), false[:, j].copy()
+            element_wise = [a for a in atoms if a.element_wise]
+            if element_wise:
+                self._evaluate_elements(path, fv, element_wise)
+            for a in atoms:
+                a.count = int(fv.counts[a.true].sum())
+        self._pending = {}
+
+    def _evaluate_elements(self, path: str, fv: FieldValues, atoms: list[_Atom]) -> None:
+        """Each distinct element tested once, then any() per distinct array (null and empty
+        arrays have no element, so no atom is true for them; pushdown makes that false)."""
+        pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
+        elements, elem_codes = encode(pairs[path])
+        vids = pairs["__v"].to_numpy()
+        mat = elements.to_frame(path).with_columns(
+            a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).drop(path).to_numpy()
+        for j, a in enumerate(atoms):
+            a.true = np.zeros(fv.values.height, dtype=bool)
+            a.true[vids[mat[elem_codes, j]]] = True
+            a.false = ~a.true
+
+    # ---- filters -------------------------------------------------------------------------
+
+    def add(self, f: ir.EventFilter) -> None:
+        """Compile a filter (raising its QueryError) and register its atoms for evaluation."""
+        key = repr(f)
+        if key not in self._rows and key not in self._plans:
+            planner = _Planner(self)
+            cond = planner.predicate(f.condition)
+            root = ("known", ("and", [planner.category(f.category, self.options.event_category_field), cond]))
+            self._plans[key] = (root, planner)
+
+    def rows(self, f: ir.EventFilter) -> np.ndarray:
+        """The sorted row positions where an added filter holds."""
+        key = repr(f)
+        if key not in self._rows:
+            self._evaluate_pending()
+            self._rows[key] = self._run(f, *self._plans.pop(key))
+        return self._rows[key]
+
+    def _run(self, f: ir.EventFilter, root: Node, planner: _Planner) -> np.ndarray:
+        need = self._necessary(f.condition, False)
+        if f.category is not None and self.schema.get(self.options.event_category_field).dtype is not None:
+            cat = self._category_atom(f.category, self.options.event_category_field)
+            need = cat if need is None or cat.count < need.count else need
+        rows = self._candidates(need) if need is not None else np.arange(self.height, dtype=np.int64)
+        if len(rows) == 0:
+            return rows
+        # the filter is a conjunction: test its parts one by one, cheapest first, each on the
+        # rows that passed the previous ones (Polars-evaluated parts last, on the fewest rows)
+        parts = _conjuncts(root[1])
+        parts.sort(key=lambda n: bool(_expr_nodes(n)))
+        for part in parts:
+            exprs = {}
+            nodes = _expr_nodes(part)
+            if nodes:
+                present = [p for p in planner.fallback_fields if p in self.source]
+                base = self.frame.select(sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
+                sub, _ = prepare(base, self.options, set(present))
+                out = sub.with_columns(n[1].alias(f"e{i}") for i, n in enumerate(nodes)).collect()
+                exprs = {id(n): out[f"e{i}"] for i, n in enumerate(nodes)}
+            true, _ = _truth(part, rows, self, exprs)
+            rows = rows[true]
+            if len(rows) == 0:
+                break
+        return rows
+
+    def _necessary(self, e: ir.Expr, negated: bool):
+        """A condition every row matching `e` satisfies: an atom, or an _Any of them; None if
+        none is cheap to find. Mirrors ConditionCompiler._bool/_atom (De Morgan, pushdown)."""
+        if isinstance(e, ir.Not):
+            return self._necessary(e.operand, not negated)
+        if isinstance(e, (ir.And, ir.Or)):
+            parts = [self._necessary(t, negated) for t in e.terms]
+            if isinstance(e, ir.And) != negated:
+                known = [p for p in parts if p is not None]
+                return min(known, key=lambda p: p.count) if known else None
+            if any(p is None for p in parts):
+                return None
+            return _Any(tuple(parts), sum(p.count for p in parts))
+        if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
+            e, negated = replace(e, op="=="), not negated
+        if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
+            e, negated = replace(e, op=FLIP[e.op]), False
+        if negated:
+            return None
+        atom = self._atoms.get(repr(e))
+        return atom if atom is not None and atom.true is not None else None
+
+    def _candidates(self, need) -> np.ndarray:
+        if isinstance(need, _Any):
+            parts = [self._candidates(p) for p in need.parts]
+            return np.unique(np.concatenate(parts))
+        if need.field is None:
+            return np.arange(self.height, dtype=np.int64) if need.true[0] else np.empty(0, dtype=np.int64)
+        return self.field(need.field).rows_with(np.flatnonzero(need.true))
