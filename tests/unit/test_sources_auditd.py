@@ -123,6 +123,16 @@ def test_open_that_creates_a_file_and_failed_syscall_errno():
     assert denied["auditd"]["data"]["exit"] == "EACCES"
 
 
+def test_open_of_an_existing_file_for_writing_is_a_change():
+    def opened(seq, flags):
+        return "\n".join([
+            sys_line(seq, 257, exit_="3").replace("a2=0", f"a2={flags}"),
+            f'type=PATH msg=audit(1700000000.250:{seq}): item=0 name="/root/.ssh/authorized_keys" nametype=NORMAL',
+            f"type=EOE msg=audit(1700000000.250:{seq}):"])
+    docs = run("\n".join([opened(20, "401"), opened(21, "8000"), opened(22, "241")]))[0]
+    assert [d["event"]["type"] for d, _ in docs] == [["info", "change"], ["info"], ["info", "change"]]
+
+
 def test_network_connect_and_accept():
     v4 = "0200" + "0016" + "0A000001" + "0" * 16  # 10.0.0.1:22
     v6 = "0A00" + "01BB" + "00000000" + "20010DB8000000000000000000000001" + "00000000"

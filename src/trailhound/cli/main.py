@@ -11,6 +11,7 @@ from typing import Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..lang.errors import QueryError
@@ -35,7 +36,7 @@ class OutputFormat(str, Enum):
     ndjson = "ndjson"
 
 
-def _input_options(year: Optional[int], tz: Optional[str]):
+def _input_options(year: Optional[int], tz: Optional[str], host: Optional[str] = None):
     from ..sources import ReadOptions
 
     if tz is not None:
@@ -46,12 +47,13 @@ def _input_options(year: Optional[int], tz: Optional[str]):
         except (ZoneInfoNotFoundError, ValueError):
             err.print(f"[red]error[/red]: unknown time zone {tz!r} (use an IANA name such as Europe/Paris)")
             raise typer.Exit(2)
-    return ReadOptions(year=year, timezone=tz)
+    return ReadOptions(year=year, timezone=tz, host=host)
 
 
 INPUT_FORMAT_HELP = "Input format for every file: ecs, auditd or syslog (default: detected per file)."
 YEAR_HELP = "Year of syslog timestamps, which carry none (default: from each file's modification time)."
 TZ_HELP = "Time zone of zone-less syslog timestamps (IANA name; default UTC)."
+HOST_HELP = "host.name for events whose log names none (audit.log without node=; default: the file's name)."
 
 
 def _get(doc: dict | None, path: str):
@@ -94,6 +96,7 @@ def query(
     input_format: Optional[str] = typer.Option(None, "--input-format", "-i", help=INPUT_FORMAT_HELP),
     year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
     tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
 ) -> None:
     """Print the events, sequences or samples that an EQL (or KQL) query matches.
 
@@ -105,12 +108,12 @@ def query(
     started = time.perf_counter()
     try:
         result = search(eql, files, size=size, tail=tail, tiebreaker=tiebreaker, timestamp_field=timestamp_field,
-                        language=language.value, input_format=input_format, read_options=_input_options(year, tz))
+                        language=language.value, input_format=input_format, read_options=_input_options(year, tz, host))
     except QueryError as e:
         err.print(f"[red]error in query[/red]\n{e.render()}", markup=True)
         raise typer.Exit(2)
     except SourceError as e:
-        err.print(f"[red]error reading input[/red]: {e}")
+        err.print(f"[red]error reading input[/red]: {escape(str(e))}")
         raise typer.Exit(2)
     elapsed = time.perf_counter() - started
 
@@ -128,11 +131,11 @@ def query(
 
     report = result.table.report
     for w in result.warnings:
-        err.print(f"[yellow]warning[/yellow]: {w}")
+        err.print(f"[yellow]warning[/yellow]: {escape(str(w))}")
     for note in report.notes:
-        err.print(f"[dim]{note}[/dim]")
+        err.print(f"[dim]{escape(str(note))}[/dim]")
     for s in report.skipped[:20]:
-        err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
+        err.print(f"[yellow]skipped[/yellow] {escape(str(s.file))}:{s.line}: {escape(str(s.reason))}")
     if report.skipped_count > 20:
         err.print(f"[yellow]... {report.skipped_count - 20} more skipped lines[/yellow]")
     kind = result.kind if len(result.hits) != 1 else result.kind[:-1]
@@ -166,7 +169,8 @@ def _print_table(result) -> None:
 @app.command()
 def hunt(
     files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too)."),
-    rules: list[Path] = typer.Option(..., "--rules", "-r", help="Rule files or directories (detection-rules TOML)."),
+    rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML; "
+                                     "default: Trailhound's SSH pack)."),
     exceptions: list[Path] = typer.Option([], "--exceptions", "-x", help="Exception lists: detection-rules "
                                           "exception TOML or Kibana's export NDJSON (files or directories)."),
     value_lists: list[Path] = typer.Option([], "--value-lists", help="Directories of value lists (one value "
@@ -178,6 +182,7 @@ def hunt(
     input_format: Optional[str] = typer.Option(None, "--input-format", "-i", help=INPUT_FORMAT_HELP),
     year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
     tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 
@@ -194,16 +199,19 @@ def hunt(
     from ..rules.exceptions import unattached
     from ..rules.loader import load_rules
 
+    from ..pack import DIR as PACK
+
     started = time.perf_counter()
     try:
-        loaded = load_rules(rules, exceptions, value_lists)
+        loaded = load_rules(rules or [PACK], exceptions, value_lists)
     except RuleError as e:
-        err.print(f"[red]error[/red]: {e}")
+        err.print(f"[red]error[/red]: {escape(str(e))}")
         raise typer.Exit(2)
     for e in loaded.errors:
-        err.print(f"[red]rule error[/red]: {e}")
+        err.print(f"[red]rule error[/red]: {escape(str(e))}")
     for lst in unattached(loaded.rules, loaded.exceptions):
-        err.print(f"[yellow]exception list {lst.list_id!r}[/yellow] ({lst.source}) names none of the loaded rules")
+        err.print(f"[yellow]exception list {escape(repr(lst.list_id))}[/yellow] ({escape(str(lst.source))}) "
+                  "names none of the loaded rules")
     checks = [check_rule(r) for r in loaded.rules]
     bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                    transient=True, disable=not err.is_terminal)
@@ -212,9 +220,9 @@ def hunt(
             task = bar.add_task("rules", total=None)
             result = run_hunt(checks, files, loaded.exceptions,
                               progress=lambda done, total: bar.update(task, completed=done, total=total),
-                              input_format=input_format, read_options=_input_options(year, tz))
+                              input_format=input_format, read_options=_input_options(year, tz, host))
     except SourceError as e:
-        err.print(f"[red]error reading input[/red]: {e}")
+        err.print(f"[red]error reading input[/red]: {escape(str(e))}")
         raise typer.Exit(2)
 
     now = utc_now()
@@ -260,14 +268,14 @@ def hunt(
     unsupported = [c for c in checks if c.status == "unsupported"]
     errors = [c for c in checks if c.status == "error"]
     for c in unsupported:
-        err.print(f"[yellow]not run[/yellow] {c.rule.name}: {c.reason}")
+        err.print(f"[yellow]not run[/yellow] {escape(str(c.rule.name))}: {escape(str(c.reason))}")
     for c in errors:
-        err.print(f"[red]not run (error)[/red] {c.rule.name}: {c.reason.splitlines()[0]}")
+        err.print(f"[red]not run (error)[/red] {escape(str(c.rule.name))}: {escape(str(c.reason.splitlines()[0]))}")
     report = result.table.report
     for note in report.notes:
-        err.print(f"[dim]{note}[/dim]")
+        err.print(f"[dim]{escape(str(note))}[/dim]")
     for s in report.skipped[:20]:
-        err.print(f"[yellow]skipped[/yellow] {s.file}:{s.line}: {s.reason}")
+        err.print(f"[yellow]skipped[/yellow] {escape(str(s.file))}:{s.line}: {escape(str(s.reason))}")
     err.print(
         f"{total_alerts} alerts from {sum(bool(r.hits) for r in result.runs)} rules; "
         f"{len(result.runs)} rules run, {len(unsupported)} unsupported, {len(errors) + len(loaded.errors)} errors; "
@@ -287,6 +295,7 @@ def normalize(
     input_format: Optional[str] = typer.Option(None, "--input-format", "-i", help=INPUT_FORMAT_HELP),
     year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
     tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
 ) -> None:
     """Write the ECS events of log files as NDJSON, one event per line, as the rules see them
     (with the process tree's parent and leader fields).
@@ -299,7 +308,7 @@ def normalize(
 
     from ..enrich import ProcessTree
 
-    options = _input_options(year, tz)
+    options = _input_options(year, tz, host)
     tree = ProcessTree()  # parents and leaders, as the loader adds them
     skips = SkipLog(20)
     produced = 0
@@ -310,7 +319,7 @@ def normalize(
                 src = Source.open(str(path))
                 fmt = format_of(src, input_format)
             except SourceError as e:
-                err.print(f"[red]error reading input[/red]: {e}")
+                err.print(f"[red]error reading input[/red]: {escape(str(e))}")
                 raise typer.Exit(2)
             if fmt is None:  # ECS already: each JSON object as it is
                 from ..sources import load_events
@@ -323,7 +332,7 @@ def normalize(
                     skips.add(s.file, s.line, s.reason)
                 continue
             if note := year_note(src, fmt, options):
-                err.print(f"[dim]{note}[/dim]")
+                err.print(f"[dim]{escape(str(note))}[/dim]")
             for doc, _ in documents(src, fmt, options, lambda n, reason, p=str(path): skips.add(p, n, reason)):
                 tree.apply(doc)
                 sink.write(orjson.dumps(doc) + b"\n")
@@ -334,9 +343,83 @@ def normalize(
         else:
             sink.flush()
     for file, line, reason in skips.kept:
-        err.print(f"[yellow]skipped[/yellow] {file}:{line}: {reason}")
+        err.print(f"[yellow]skipped[/yellow] {escape(str(file))}:{line}: {escape(str(reason))}")
     err.print(f"{produced} events from {len(files)} files; {skips.count} lines skipped or repaired"
               + (f"; written to {out}" if out else ""))
+
+
+@app.command("test")
+def test_rules(
+    paths: list[Path] = typer.Argument(None, help="Rules and their <rule>.test.toml files, or directories "
+                                       "(default: Trailhound's SSH pack)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show what fired for passing cases too."),
+) -> None:
+    """Run rule unit tests: each case's events through its rule, against the hits it expects.
+
+    Exit codes: 0 all cases pass, 1 a case fails, 2 a rule or test file cannot be loaded or run.
+    """
+    from ..pack import DIR as PACK
+    from ..rules.check import check_rule
+    from ..rules.errors import RuleError
+    from ..rules.loader import load_rules
+    from ..rules.testing import load_test_files, run_case
+
+    paths = paths or [PACK]
+    try:
+        loaded = load_rules(paths)
+        files, test_errors = load_test_files(paths)
+    except RuleError as e:
+        err.print(f"[red]error[/red]: {escape(str(e))}")
+        raise typer.Exit(2)
+    errors = [str(e) for e in loaded.errors + test_errors]
+    by_id = {r.rule_id: r for r in loaded.rules}
+    by_path = {str(Path(r.source).resolve()): r for r in loaded.rules if r.source}
+    tested: dict[str, list[int]] = {}
+    failed = passed = 0
+    for tf in files:
+        rule = by_id.get(tf.rule_ref) or by_path.get(str(Path(tf.rule_ref).resolve()))
+        if rule is None:
+            errors.append(f"{tf.path}: no loaded rule {tf.rule_ref!r}")
+            continue
+        check = check_rule(rule)
+        if check.status != "ok":
+            errors.append(f"{tf.path}: rule {rule.name!r} cannot run ({check.status}): {check.reason.splitlines()[0]}")
+            continue
+        for case in tf.cases:
+            result = run_case(check, case)
+            tested.setdefault(rule.rule_id, []).append(case.hits)
+            mark = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
+            err.print(f"{mark} {escape(rule.name)} :: {escape(case.name)} ({result.hits} hits)")
+            for p in result.problems:
+                err.print(f"     [red]{escape(p)}[/red]")
+            if not result.passed or verbose:
+                for a in result.alerts:
+                    block = "kibana.alert.group.index" in a
+                    err.print(f"     {'  step' if block else 'fired'}: {escape(_alert_line(a))}")
+            passed += result.passed
+            failed += not result.passed
+    for r in loaded.rules:
+        kinds = tested.get(r.rule_id, [])
+        if not any(kinds) or 0 not in kinds:
+            missing = " and ".join(k for k, ok in (("a positive", any(kinds)), ("a negative", 0 in kinds)) if not ok)
+            err.print(f"[yellow]untested[/yellow] {escape(r.name)}: needs {missing} case")
+    for e in errors:
+        err.print(f"[red]error[/red] {escape(e)}")
+    err.print(f"{passed} passed, {failed} failed, {len(errors)} errors; {len(loaded.rules)} rules, "
+              f"{sum(len(f.cases) for f in files)} cases")
+    raise typer.Exit(2 if errors else 1 if failed else 0)
+
+
+def _alert_line(alert: dict) -> str:
+    from ..alerts.build import flatten
+
+    flat = flatten(alert)
+    parts = [str(flat.get("kibana.alert.original_time") or "")]
+    for key in ("host.name", "user.name", "process.name", "process.command_line", "file.path", "source.ip"):
+        value = flat.get(key)
+        if value not in (None, "", []):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="Work with detection-rules TOML files.")
@@ -359,7 +442,7 @@ def rules_validate(
     try:
         loaded = load_rules(paths)
     except RuleError as e:
-        err.print(f"[red]error[/red]: {e}")
+        err.print(f"[red]error[/red]: {escape(str(e))}")
         raise typer.Exit(2)
     load_errors = loaded.errors
     checks = [check_rule(r) for r in loaded.rules]

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import RuleError
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
+from .testing import SUFFIX as TEST_SUFFIX
 
 
 def rule_from_toml(text: str, source: str | None = None) -> Rule:
@@ -57,6 +58,8 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
     out = RuleSet()
     dirs = [Path(d) for d in value_list_dirs]
     for path in rule_files(paths):
+        if path.name.endswith(TEST_SUFFIX):
+            continue  # rule unit tests (`testing`), not rules
         try:
             text = path.read_text(encoding="utf-8")
             try:

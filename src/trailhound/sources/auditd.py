@@ -31,7 +31,9 @@ Fields beyond Auditbeat (each is what Elastic Defend or the rules expect, derive
   `connection_accepted` (accept/accept4), `uid_change` (set*uid). It is then a list, e.g.
   `["executed", "exec"]`, so rules written for either source match.
 * An open/openat/openat2/creat whose PATH record says `nametype=CREATE` created the file: it gets
-  `event.type` `creation` and action `creation` as well (Auditbeat says `info` for openat).
+  `event.type` `creation` and action `creation` as well (Auditbeat says `info` for openat). An
+  open/openat of an existing file for writing (access mode, O_TRUNC or O_APPEND in its flags) gets
+  `event.type` `change` too, so "file changed" rules see an append to authorized_keys.
 * Names come from ENRICHED fields (`UID="root"`, `AUID=`, `OUID=`...). There is no id lookup
   (Auditbeat's resolve_ids reads the local passwd, which a file reader must not).
 * `host.os.type: linux`, `event.module`/`service.type: auditd`; `host.name` from `node=`.
@@ -700,6 +702,8 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
             extra = "creation"
             if "creation" not in types:
                 types = types + ["creation"]
+        elif rtype == "SYSCALL" and _opened_for_writing(data) and event.result == "success" and "change" not in types:
+            types = types + ["change"]
         if action:
             summary["action"] = action
             ev["action"] = [action, extra] if extra else action
@@ -716,6 +720,21 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
     if not user:
         del doc["user"]
     return doc
+
+
+# open(2) flags: the access mode, and the bits that alter content (same on x86_64 and aarch64)
+_O_ACCMODE, _O_TRUNC, _O_APPEND = 0o3, 0o1000, 0o2000
+_FLAGS_ARG = {"open": "a1", "openat": "a2"}  # openat2 passes them in a struct the record does not show
+
+
+def _opened_for_writing(data: dict) -> bool:
+    """An open that can change the file's content (write or read-write access, truncate, append)."""
+    arg = _FLAGS_ARG.get(data.get("syscall", ""))
+    try:
+        flags = int(data[arg], 16) if arg and arg in data else None
+    except ValueError:
+        return False
+    return flags is not None and bool(flags & _O_ACCMODE or flags & (_O_TRUNC | _O_APPEND))
 
 
 def _apply_mappings(doc: dict, event: _Event, norm: dict) -> None:

@@ -22,6 +22,7 @@ class ReadOptions:
     year: int | None = None  # the year of syslog timestamps, which carry none
     file_time: datetime | None = None  # the file's modification time, the fallback for `year`
     timezone: str | None = None  # IANA name for zone-less timestamps; None: UTC
+    host: str | None = None  # host.name / host.id for events whose log names no host (audit.log without node=)
 
 
 @dataclass(frozen=True)

@@ -78,4 +78,15 @@ def text_lines(src: Source, skip: Skip) -> Iterator[tuple[int, str]]:
 
 
 def documents(src: Source, fmt: Format, options: ReadOptions, skip: Skip) -> Iterator[tuple[dict, int]]:
-    yield from fmt.read(text_lines(src, skip), skip, file_options(src, options))
+    """The file's ECS events. Events whose log names no host (an audit.log without `node=`) get
+    `host.name`/`host.id` from `options.host`, else the file's name: rules that correlate by
+    host need one, and two files must not pass for one host."""
+    fallback = options.host or os.path.basename(src.path)
+    for doc, line in fmt.read(text_lines(src, skip), skip, file_options(src, options)):
+        host = doc.get("host")
+        if not isinstance(host, dict):
+            host = doc["host"] = {}
+        if not host.get("name"):
+            host["name"] = fallback
+            host.setdefault("id", fallback)
+        yield doc, line

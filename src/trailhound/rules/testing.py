@@ -1,0 +1,156 @@
+"""Rule unit tests: cases that live beside a rule and say what it must (and must not) fire on.
+
+A test file is TOML named `<rule file stem>.test.toml` next to the rule (or naming the rule with
+`rule_id = "..."` at the top), holding `[[case]]` tables:
+
+    [[case]]
+    name = "ssh -D opens a SOCKS proxy"
+    hits = 1                              # how many hits the rule must have (0: a negative case)
+    fields = { process.name = "ssh" }     # optional: values one of the first hit's alerts must carry
+    [[case.event]]                        # ECS events, one table each (dotted keys nest)...
+    "@timestamp" = "2026-01-01T00:00:00Z"
+    event.category = "process"
+    process.name = "ssh"
+
+Instead of `[[case.event]]`, a case may give `ndjson = '''...'''` (ECS documents, one per line)
+or `log = '''...'''` (raw auditd or syslog lines, read as `trailhound hunt` reads files; `format`
+and `year` as the CLI's `--input-format` and `--year`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import RuleError
+
+SUFFIX = ".test.toml"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    hits: int
+    data: str  # file content: NDJSON or a raw log
+    format: str | None = None
+    year: int | None = None
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: str
+    rule_ref: str  # a rule_id, or the path of the rule file beside it
+    cases: tuple[Case, ...]
+
+
+def is_test_document(doc: dict) -> bool:
+    return "case" in doc and "rule" not in doc
+
+
+def parse_test_file(doc: dict, path: str) -> CaseFile:
+    cases = doc.get("case")
+    if not isinstance(cases, list) or not cases:
+        raise RuleError(path, None, "a test file needs [[case]] tables")
+    if doc.get("rule_id"):
+        ref = str(doc["rule_id"])
+    elif path.endswith(SUFFIX):
+        ref = str(Path(path).with_name(Path(path).name[: -len(SUFFIX)] + ".toml"))
+    else:
+        raise RuleError(path, None, f"name the file <rule>{SUFFIX} or give rule_id = \"...\"")
+    return CaseFile(path, ref, tuple(_case(c, path, i) for i, c in enumerate(cases)))
+
+
+def _case(c: Any, path: str, i: int) -> Case:
+    where = f"case[{i}]"
+    if not isinstance(c, dict):
+        raise RuleError(path, None, f"{where} must be a table")
+    name = str(c.get("name", where))
+    hits = c.get("hits")
+    if not isinstance(hits, int) or hits < 0:
+        raise RuleError(path, None, f"{where} ({name}): needs hits = N (N ≥ 0)")
+    given = [k for k in ("event", "ndjson", "log") if k in c]
+    if len(given) != 1:
+        raise RuleError(path, None, f"{where} ({name}): give exactly one of [[case.event]], ndjson or log")
+    if "event" in c:
+        if not isinstance(c["event"], list) or not all(isinstance(e, dict) for e in c["event"]):
+            raise RuleError(path, None, f"{where} ({name}): [[case.event]] must be tables")
+        data = "".join(json.dumps(e, default=str) + "\n" for e in c["event"])
+        fmt = "ecs"
+    else:
+        data = str(c[given[0]])
+        fmt = c.get("format", "ecs" if given[0] == "ndjson" else None)
+    fields = c.get("fields", {})
+    if not isinstance(fields, dict):
+        raise RuleError(path, None, f"{where} ({name}): fields must be a table")
+    return Case(name, hits, data, fmt, c.get("year"), fields)
+
+
+def load_test_files(paths: Iterable[str | os.PathLike]) -> tuple[list[CaseFile], list[RuleError]]:
+    from .loader import rule_files
+
+    out, errors = [], []
+    for path in rule_files(paths):
+        if not path.name.endswith(SUFFIX):
+            continue
+        try:
+            out.append(parse_test_file(tomllib.loads(path.read_text(encoding="utf-8")), str(path)))
+        except tomllib.TOMLDecodeError as e:
+            errors.append(RuleError(str(path), None, f"invalid TOML: {e}"))
+        except RuleError as e:
+            errors.append(e)
+    return out, errors
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    passed: bool
+    hits: int
+    alerts: list[dict]
+    problems: list[str]
+
+
+def run_case(check, case: Case) -> CaseResult:
+    """Run one rule (a `RuleCheck` that is ok) over the case's events, as `hunt` would."""
+    from ..alerts.build import alerts_for_hits, flatten
+    from ..engine.hunt import hunt
+    from ..sources import ReadOptions
+
+    with tempfile.TemporaryDirectory(prefix="trailhound-test-") as tmp:
+        data = Path(tmp) / ("events.ndjson" if case.format == "ecs" else "events.log")
+        data.write_text(case.data, encoding="utf-8")
+        result = hunt([check], [data], input_format=case.format, read_options=ReadOptions(year=case.year, host="lab"))
+        run = result.runs[0]
+        problems = []
+        if run.error:
+            problems.append(f"the rule failed: {run.error}")
+        report = result.table.report
+        problems.extend(f"input line {s.line}: {s.reason}" for s in report.skipped)
+        alerts: list[dict] = []
+        if run.hits:
+            rows = sorted({r for h in run.hits for r in h.rows if r is not None})
+            docs = dict(zip(rows, result.table.documents(rows)))
+            alerts = alerts_for_hits(check.rule, run.kind, run.hits, docs, run.timestamp_field, max_signals=0).alerts
+    if len(run.hits) != case.hits:
+        problems.append(f"expected {case.hits} hits, got {len(run.hits)}")
+    if case.fields and alerts:
+        first = [flatten(a) for a in _first_hit(alerts)]
+        for key, want in flatten(case.fields).items():
+            if not any(a.get(key) == want for a in first):
+                seen = sorted({repr(a.get(key)) for a in first})
+                problems.append(f"{key}: expected {want!r}, the first hit's alerts have {', '.join(seen)}")
+    return CaseResult(case, not problems, len(run.hits), alerts, problems)
+
+
+def _first_hit(alerts: list[dict]) -> list[dict]:
+    """The alerts of the first hit: an event's alert, or a sequence's building blocks and shell."""
+    for i, a in enumerate(alerts):
+        if "kibana.alert.group.index" not in a:
+            return alerts[: i + 1]
+    return alerts
