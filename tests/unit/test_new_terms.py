@@ -5,7 +5,7 @@ import pytest
 
 from helpers import ev, hunt_cli, write_case
 from trailhound.engine.new_terms import NewTermsState, date_math_span_ms
-from trailhound.engine.search import search_new_terms
+from trailhound.engine.search import NewTermsRule, search_new_terms, search_new_terms_batch
 from trailhound.lang.kql import parse_kql_query
 from trailhound.sources import events_from_documents
 
@@ -36,6 +36,27 @@ def test_combinations_and_array_values():
             ev(4, 3 * DAY, "authentication", event={"outcome": "success"}, related={"ip": ["10.0.0.1", "10.0.0.9"]})]
     assert run(docs, ["source.ip", "user.name"], 30 * DAY) == [(1, ["10.0.0.1", "root"]), (2, ["10.0.0.1", "alice"])]
     assert run(docs, ["related.ip"], 30 * DAY) == [(4, ["10.0.0.1", "10.0.0.9"])]
+
+
+def test_batched_new_terms_equal_single_searches():
+    """hunt's shared pass (filters evaluated together, then each rule's replay) changes no result."""
+    docs = [login(1, 0, "10.0.0.1", "root"), login(2, 1, "10.0.0.1", "alice"), login(3, 2, "10.0.0.2", "root"),
+            login(4, 9, "10.0.0.1", "Root"), login(5, 10, "10.0.0.3", outcome="failure"),
+            ev(6, 11 * DAY, "authentication", event={"outcome": "success", "category": ["authentication"]},
+               related={"ip": ["10.0.0.1", "10.0.0.9"]}), login(7, 12, None, "bob")]
+    table = events_from_documents(docs)
+    cases = [("event.outcome:success", ("source.ip",), 5 * DAY),
+             ("event.outcome:success", ("source.ip", "user.name"), 30 * DAY),
+             ("user.name:root and not source.ip:10.0.0.2", ("user.name",), DAY),
+             ("event.category:authentication", ("related.ip",), 30 * DAY),
+             ("not event.outcome:failure", ("source.ip",), 2 * DAY),
+             ("event.outcome:(success or failure) and user.name:r*", ("user.name",), 3 * DAY)]
+    rules = [NewTermsRule(parse_kql_query(kql), fields, ms) for kql, fields, ms in cases]
+    got = search_new_terms_batch(rules, table.frame)
+    for rule, result in zip(rules, got):
+        want = search_new_terms(rule.query, table.frame, list(rule.fields), rule.history_ms)
+        assert [(h.rows, h.join_keys) for h in result.hits] == [(h.rows, h.join_keys) for h in want.hits]
+        assert result.warnings == want.warnings
 
 
 def test_state_is_bounded():

@@ -151,14 +151,15 @@ def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
 
 def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
                   fields: set[str] = frozenset()) -> pl.DataFrame:
-    """These rows (by position, kept as `__pos`) prepared with ORDER and `fields`, in event order."""
-    wanted = set(fields) | {options.timestamp_field}
-    if options.tiebreaker_field:
-        wanted.add(options.tiebreaker_field)
-    wanted |= {options.aliases[a] for a in wanted if a in options.aliases}
+    """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
+    The order keys come from the SharedFilters, which parses the timestamps once per frame."""
+    keys, rank = shared_filters(frame, options).order()
+    positions = positions[np.argsort(rank[positions], kind="stable")]
+    wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
     base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
-    lf, _ = prepare(base.with_columns(pl.Series("__pos", positions, dtype=pl.Int64)), options, set(fields))
-    return lf.sort(ORDER, nulls_last=True).collect()
+    prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()
+    return pl.concat([prepared, keys[positions]], how="horizontal").with_columns(
+        pl.Series("__pos", positions, dtype=pl.Int64))
 
 
 def _add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError | None:
@@ -170,8 +171,18 @@ def _add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError
     return None
 
 
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+def _union(parts: list[np.ndarray], height: int) -> np.ndarray:
+    mask = np.zeros(height, dtype=bool)
+    for p in parts:
+        mask[p] = True
+    return np.flatnonzero(mask)
+
+
+def _flag(rows: np.ndarray, positions: np.ndarray, height: int) -> np.ndarray:
+    """Which of `positions` are among `rows`."""
+    mask = np.zeros(height, dtype=bool)
+    mask[rows] = True
+    return mask[positions]
 
 
 # ---- event queries -----------------------------------------------------------------------
@@ -201,7 +212,7 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
     schema = shared.schema
     outcome: list[SearchResult | QueryError | None] = [_add_all(shared, [q.filter]) for q in queries]
     matches = {i: shared.rows(q.filter) for i, q in enumerate(queries) if outcome[i] is None}
-    union = _union(list(matches.values()))
+    union = _union(list(matches.values()), frame.height)
     ordered = _ordered_rows(frame, options, union).select(ORDER + ["__pos"])
     rank = np.empty(len(union), dtype=np.int64)
     rank[np.searchsorted(union, ordered["__pos"].to_numpy())] = np.arange(len(union))
@@ -309,13 +320,13 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             parts[j] = filters
             stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
             keys.update(k.path for s in stages for k in s.keys if k.path in schema)
-    union = _union([shared.rows(f) for filters in parts.values() for f in filters])
+    union = _union([shared.rows(f) for filters in parts.values() for f in filters], frame.height)
     ordered = _ordered_rows(frame, options, union, keys).filter(pl.col("__ts").is_not_null())
     positions = ordered["__pos"].to_numpy()
     for j, filters in parts.items():
         q = queries[j]
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
-        flags = [pl.Series(n, np.isin(positions, shared.rows(f), assume_unique=True)) for n, f in zip(names, filters)]
+        flags = [pl.Series(n, _flag(shared.rows(f), positions, frame.height)) for n, f in zip(names, filters)]
         key_fields = sorted({k.path for s in list(q.expanded()) + ([q.until] if q.until else []) for k in s.keys}
                             & set(ordered.columns))
         cand = (ordered.select(ORDER + key_fields).with_columns(flags)
@@ -446,13 +457,13 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
     schema = shared.schema
     outcome: list[SearchResult | QueryError | None] = [_add_all(shared, [r.query.filter]) for r in rules]
     ok = [i for i, o in enumerate(outcome) if o is None]
-    union = _union([shared.rows(rules[i].query.filter) for i in ok])
+    union = _union([shared.rows(rules[i].query.filter) for i in ok], frame.height)
     terms = {f for i in ok for f in rules[i].fields if f in schema}
     ordered = _ordered_rows(frame, options, union, terms).filter(pl.col("__ts").is_not_null())
     positions = ordered["__pos"].to_numpy()
     for i in ok:
         r = rules[i]
-        mine = np.isin(positions, shared.rows(r.query.filter), assume_unique=True)
+        mine = _flag(shared.rows(r.query.filter), positions, frame.height)
         present = [f for f in r.fields if f in schema]
         cand = ordered.filter(pl.Series(mine)).select(ORDER + present).with_row_index("__ord")
         try:

@@ -200,6 +200,7 @@ class SharedFilters:
         self._rows: dict[str, np.ndarray] = {}
         self._plans: dict[str, tuple[Node, _Planner]] = {}
         self._values = PolarsCompiler(self.schema)
+        self._order: tuple[pl.DataFrame, np.ndarray] | None = None
 
     # ---- atoms ---------------------------------------------------------------------------
 
@@ -284,6 +285,21 @@ class SharedFilters:
             a.true = np.zeros(fv.values.height, dtype=bool)
             a.true[vids[mat[elem_codes, j]]] = True
             a.false = ~a.true
+
+    # ---- event order ---------------------------------------------------------------------
+
+    def order(self) -> tuple[pl.DataFrame, np.ndarray]:
+        """`__ts` and `__tb` of every row, and each row's rank in event order (made once)."""
+        if self._order is None:
+            ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
+            wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb)}
+            base = self.frame.select(sorted((wanted & set(self.frame.columns)) | {"__row"}))
+            keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
+            by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
+            rank = np.empty(self.height, dtype=np.int64)
+            rank[by_order.to_numpy()] = np.arange(self.height)
+            self._order = (keys.select("__ts", "__tb"), rank)
+        return self._order
 
     # ---- filters -------------------------------------------------------------------------
 
