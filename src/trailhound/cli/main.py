@@ -31,6 +31,10 @@ class Language(str, Enum):
     kuery = "kuery"
 
 
+class NormalizedFormat(str, Enum):
+    ndjson = "ndjson"  # the one format for now: what hunt, query and Elasticsearch's bulk loaders read
+
+
 class OutputFormat(str, Enum):
     table = "table"
     ndjson = "ndjson"
@@ -292,6 +296,7 @@ def hunt(
 def normalize(
     files: list[Path] = typer.Argument(..., help="auditd or syslog logs (.gz too); ECS JSON passes through."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output."),
+    to: NormalizedFormat = typer.Option(NormalizedFormat.ndjson, "--to", help="Output format."),
     input_format: Optional[str] = typer.Option(None, "--input-format", "-i", help=INPUT_FORMAT_HELP),
     year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
     tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
