@@ -69,6 +69,9 @@ CASES = {
     },
 }
 DEFAULT_EQL_CASES = ("event", "sequence2")
+#: the `hunt` case: Elastic's Linux detection rules, all run over the file by `trailhound hunt`'s engine
+HUNT_RULES = os.path.join(os.environ.get("TRAILHOUND_SHARED", os.path.join(REPO, "..", "shared")),
+                          "corpora", "detection-rules", "rules", "linux")
 EQL_DIALECT_NOTE = ("eql 1.0.1's PythonEngine never matches a value inside an array, so array comparisons "
                     "(process.args, event.type) are rewritten with arrayContains(); its ==, in and : are all "
                     "case-insensitive (ES: == and in are case-sensitive), and it cannot parse @timestamp "
@@ -104,6 +107,68 @@ def child_trailhound(case, path):
         return
     sec = time.perf_counter() - t0
     _emit({"status": "ok", "seconds": sec, "results": n, "import_seconds": import_s})
+
+
+def child_hunt(path, rules_dir):
+    """Load and check the rules (timed apart), then engine.hunt.hunt over the file: one load and
+    every runnable rule. Seconds per rule type are hunt's own per-rule figures, summed."""
+    t = time.perf_counter()
+    from trailhound.engine.hunt import hunt
+    from trailhound.lang import ir
+    from trailhound.rules.check import check_rule
+    from trailhound.rules.loader import load_rules
+    import_s = time.perf_counter() - t
+    t = time.perf_counter()
+    loaded = load_rules([rules_dir])
+    rules = loaded.rules if hasattr(loaded, "rules") else loaded[0]
+    checks = [check_rule(r) for r in rules]
+    check_s = time.perf_counter() - t
+    t = time.perf_counter()
+    result = hunt(checks, [path])
+    sec = time.perf_counter() - t
+    kinds = {}
+    for run in result.runs:
+        kind = run.check.rule.type
+        if kind in ("eql", "query"):
+            q = run.check.query
+            kind += ":" + ("event" if isinstance(q, ir.EventQuery) else
+                           "sequence" if isinstance(q, ir.SequenceQuery) else "sample")
+        k = kinds.setdefault(kind, {"rules": 0, "seconds": 0.0, "hits": 0, "errors": 0})
+        k["rules"] += 1
+        k["seconds"] += run.seconds
+        k["hits"] += len(run.hits)
+        k["errors"] += run.error is not None
+    _emit({"status": "ok", "seconds": sec, "load_seconds": result.load_seconds, "check_seconds": check_s,
+           "import_seconds": import_s, "rules": len(result.runs), "results": sum(len(r.hits) for r in result.runs),
+           "kinds": kinds})
+
+
+def run_hunt_case(a, data, n_events, env):
+    """The `hunt` case, printed and written on its own (it has no eql or reference counterpart)."""
+    if not os.path.isdir(HUNT_RULES):
+        print("== case hunt: skipped, the Linux rules are not at %s" % HUNT_RULES, flush=True)
+        return None
+    print("== case hunt: every runnable rule of %s over %s" % (HUNT_RULES, data), flush=True)
+    runs, best = [], None
+    for _ in range(max(1, a.repeat)):
+        res, wall, rss, _ = run_child(["--_child", "hunt", "--data", data], env)
+        res["wall_seconds"], res["peak_rss_mb"] = round(wall, 3), round(rss, 1)
+        runs.append(res)
+        if res["status"] != "ok":
+            print("   hunt: %s %s" % (res["status"], res.get("error", "")), flush=True)
+            break
+        print("   run: total %.2f s (load %.2f s), rules checked in %.2f s, %d hits, peak RSS %.0f MB" % (
+            res["seconds"], res["load_seconds"], res["check_seconds"], res["results"], res["peak_rss_mb"]), flush=True)
+        if best is None or res["seconds"] < best["seconds"]:
+            best = res
+    if best is not None:
+        print("   best of %d: %d events, %d rules: total %.2f s = load %.2f s + rules %.2f s" % (
+            len(runs), n_events, best["rules"], best["seconds"], best["load_seconds"],
+            best["seconds"] - best["load_seconds"]))
+        for kind, k in sorted(best["kinds"].items()):
+            print("     %-16s %4d rules  %6.2f s  %6d hits  %d errors" % (kind, k["rules"], k["seconds"], k["hits"],
+                                                                         k["errors"]))
+    return {"case": "hunt", "rules_dir": HUNT_RULES, "events": n_events, "runs": runs, "best": best}
 
 
 def child_eql(case, path, limit, gc_off, materialize=False):
@@ -378,7 +443,7 @@ def main(argv=None):
     ap.add_argument("--events", type=int, default=1_000_000, help="events to generate when --data is missing")
     ap.add_argument("--seed", type=int, default=1, help="generator seed when --data is missing")
     ap.add_argument("--cases", nargs="+", default=[",".join(CASES)],
-                    help="cases to run, comma- or space-separated, from: " + ", ".join(CASES))
+                    help="cases to run, comma- or space-separated, from: " + ", ".join(CASES) + ", hunt")
     ap.add_argument("--no-eql", action="store_true", help="skip the eql 1.0.1 comparison")
     ap.add_argument("--eql-cases", default=",".join(DEFAULT_EQL_CASES), help="cases also run on eql (default event,sequence2)")
     ap.add_argument("--eql-events", type=int, default=200_000,
@@ -392,7 +457,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=1, help="fresh-process runs per measurement; the best is reported")
     ap.add_argument("--json", default=None, help="where to write the machine-readable run (default bench/data/last_run.json)")
     # internal
-    ap.add_argument("--_child", choices=["trailhound", "eql"], help=argparse.SUPPRESS)
+    ap.add_argument("--_child", choices=["trailhound", "eql", "hunt"], help=argparse.SUPPRESS)
     ap.add_argument("--_case", help=argparse.SUPPRESS)
     ap.add_argument("--_limit", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--_gc_off", action="store_true", help=argparse.SUPPRESS)
@@ -403,8 +468,12 @@ def main(argv=None):
         return child_trailhound(a._case, a.data)
     if a._child == "eql":
         return child_eql(a._case, a.data, a._limit, a._gc_off, a._materialize)
+    if a._child == "hunt":
+        return child_hunt(a.data, HUNT_RULES)
 
     cases = [c.strip() for c in ",".join(a.cases).split(",") if c.strip()]
+    want_hunt = "hunt" in cases
+    cases = [c for c in cases if c != "hunt"]
     for c in cases:
         if c not in CASES:
             ap.error("unknown case %r (known: %s)" % (c, ", ".join(CASES)))
@@ -428,7 +497,7 @@ def main(argv=None):
 
     # 1. expected counts
     ref = None
-    if not a.no_reference:
+    if not a.no_reference and cases:
         t = time.perf_counter()
         ref, cached = cached_reference(data, eql_limit)
         print("== expected counts (hand-written ES-semantics reference, %s): full file %s; first %d lines %s" % (
@@ -440,6 +509,7 @@ def main(argv=None):
     rows = []
     th_state = {"available": not a.no_trailhound, "why": "skipped (--no-trailhound)" if a.no_trailhound else None}
     prefix_path = None
+    hunt_result = run_hunt_case(a, data, n_events, env) if want_hunt and not a.no_trailhound else None
 
     def measure(engine, case, path, n, limit=0):
         runs = []
@@ -567,7 +637,7 @@ def main(argv=None):
                     "eql_gc_disabled": a.eql_gc_off, "eql_materialize": a.eql_materialize},
         "queries": {c: {"es": CASES[c]["query"], "eql": CASES[c]["eql"]} for c in cases},
         "expected": ref, "trailhound_available": th_state["available"], "trailhound_unavailable_reason": th_state["why"],
-        "rows": rows, "ratios": ratios,
+        "rows": rows, "ratios": ratios, "hunt": hunt_result,
     }
     os.makedirs(os.path.dirname(json_out), exist_ok=True)
     with open(json_out, "w") as fh:
