@@ -20,8 +20,8 @@ from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..sources import EventTable, ReadOptions, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
-from .search import (Hit, SearchOptions, needed_fields, search, search_events_batch, search_new_terms,
-                     search_sequences_batch, search_threshold)
+from .search import (Hit, NewTermsRule, SearchOptions, needed_fields, search, search_events_batch,
+                     search_new_terms_batch, search_sequences_batch, search_threshold)
 
 
 @dataclass
@@ -96,21 +96,30 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     # event and sequence rules that share frame options run together, one vectorized pass per kind
     batches: dict[tuple, list[int]] = {}
     batch_options: dict[tuple, SearchOptions] = {}
+    new_terms: dict[int, NewTermsRule] = {}
     for i, c in enumerate(runnable):
         options, warnings = _options(c, table.present)
         runs[i] = RuleRun(c, warnings=warnings, timestamp_field=options.timestamp_field, exceptions=items[i])
+        kind = None
         if c.rule.type in ("eql", "query") and isinstance(c.query, (ir.EventQuery, ir.SequenceQuery)):
             kind = "events" if isinstance(c.query, ir.EventQuery) else "sequences"
+        elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
+            terms, history = c.rule.new_terms_spec()
+            try:
+                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_span_ms(history))
+            except ValueError as e:  # a bad history_window_start: the rule says why
+                runs[i].error = str(e)
+                tick()
+                continue
+            kind = "new_terms"
+        if kind is not None:
             key = (kind, options.timestamp_field, options.tiebreaker_field, options.event_category_field)
             batches.setdefault(key, []).append(i)
             batch_options[key] = options
             continue
         t0 = time.perf_counter()
         try:
-            if c.rule.type == "new_terms":
-                terms, history = c.rule.new_terms_spec()
-                result = search_new_terms(queries[i], table.frame, terms, date_math_span_ms(history), options)
-            elif c.rule.type == "threshold":
+            if c.rule.type == "threshold":
                 result = search_threshold(queries[i], table.frame, c.rule.threshold_spec(), options)
             else:
                 result = search(queries[i], table.frame, options)
@@ -119,10 +128,14 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             runs[i].error = str(e)
         runs[i].seconds = time.perf_counter() - t0
         tick()
-    for key, members in batches.items():
+    # new_terms last: it reuses the filter work the event and sequence batches cached on the frame
+    for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()
-        batch = search_events_batch if key[0] == "events" else search_sequences_batch
-        results = batch([queries[i] for i in members], table.frame, batch_options[key])
+        if key[0] == "new_terms":
+            results = search_new_terms_batch([new_terms[i] for i in members], table.frame, batch_options[key])
+        else:
+            batch = search_events_batch if key[0] == "events" else search_sequences_batch
+            results = batch([queries[i] for i in members], table.frame, batch_options[key])
         share = (time.perf_counter() - t0) / len(members)
         for i, result in zip(members, results):
             if isinstance(result, Exception):
