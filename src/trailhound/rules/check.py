@@ -18,6 +18,7 @@ from ..lang.errors import QueryError
 from ..lang.kql import parse_kql_query
 from ..lang.parser import parse
 from ..engine.new_terms import date_math_span_ms
+from . import cache
 from .errors import RuleError
 from .model import Rule
 
@@ -93,15 +94,12 @@ def check_rule(rule: Rule) -> RuleCheck:
     if rule.extra.get("filters"):
         # ignoring them would widen the rule: better not run it than raise alerts Kibana would not
         return RuleCheck(rule, "unsupported", "query-DSL `filters` are not supported; fold them into the query")
-    try:
-        query = parse_rule_query(rule)
-    except QueryError as e:
-        return RuleCheck(rule, "error", e.render())
+    query, error = _parsed_and_compiled(rule)
+    if query is None:
+        return RuleCheck(rule, "error", error)
     warnings = tuple(_field_warnings(query))
-    try:
-        _compile(query, rule)
-    except QueryError as e:
-        return RuleCheck(rule, "error", e.render(), query, warnings)
+    if error is not None:
+        return RuleCheck(rule, "error", error, query, warnings)
     try:
         if rule.type == "new_terms":
             date_math_span_ms(rule.new_terms_spec()[1])
@@ -114,6 +112,26 @@ def check_rule(rule: Rule) -> RuleCheck:
     if rule.type not in RUNNABLE_TYPES:
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
     return RuleCheck(rule, "ok", "", query, warnings)
+
+
+def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None]:
+    """(query, None) when it parses and compiles; (None, why) or (query, why) when not. Cached."""
+    key = (rule.language, rule.query, rule.event_category_override)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    try:
+        query = parse_rule_query(rule)
+    except QueryError as e:
+        outcome = (None, e.render())
+    else:
+        try:
+            _compile(query, rule)
+            outcome = (query, None)
+        except QueryError as e:
+            outcome = (query, e.render())
+    cache.put(key, outcome)
+    return outcome
 
 
 def _compile(query: ir.Query, rule: Rule) -> None:
