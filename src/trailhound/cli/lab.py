@@ -1,0 +1,126 @@
+"""`trailhound lab`: the SSH attack lab (real sshd, ssh and auditd in network namespaces)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+lab_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                      help="Run SSH attack scenarios for real (root; auditd, openssh-server, sshpass) and "
+                           "check which rules fire.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _log(msg: str) -> None:
+    err.print(f"[dim]lab:[/dim] {msg}", markup=True)
+
+
+@lab_app.command("run")
+def run_cmd(
+    rules: Optional[list[Path]] = typer.Option(None, "--rules", "-r", help="Rule files or directories "
+                                               "(default: the bundled pack, src/trailhound/pack)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Also write the capture as test fixtures "
+                                          "here (e.g. tests/fixtures/lab)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory for the capture "
+                                       "(default: ./lab-out-<time>)."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the lab running (for debugging); undo later "
+                              "with `trailhound lab cleanup`."),
+    scenarios: Optional[str] = typer.Option(None, "--scenarios", "-s", help="Comma-separated scenario "
+                                            "names (default: all). See `trailhound lab list`."),
+) -> None:
+    """Set up the lab, run the scenarios, capture audit.log and the sshd log, restore the machine,
+    then run the rules over the capture and print scenario × rule.
+
+    Exit codes: 0 done, 1 a scenario failed or teardown left something behind, 2 refused (not root,
+    no kernel audit, packages missing, ...).
+    """
+    from ..lab import matrix as mx
+    from ..lab import preflight
+    from ..lab.runner import Interrupted, Lab, select, write_capture
+    from ..lab.system import LabError
+
+    try:
+        chosen = select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
+        needs = {t for s in chosen for t in s.needs} if scenarios else set()  # all: optional ones skip
+        preflight.check(tuple(sorted(needs)))
+    except preflight.Refusal as e:
+        err.print(f"[red]refused[/red]: {e}")
+        raise typer.Exit(2)
+    out = out or Path(f"lab-out-{time.strftime('%Y%m%d-%H%M%S')}")
+    windows = []
+    failed = False
+    try:
+        with Lab(chosen, log=_log, keep=keep) as lab:
+            for s in chosen:
+                _log(f"scenario {s.name}: {s.title}")
+                w = lab.run_scenario(s)
+                windows.append(w)
+                if w.skipped:
+                    _log(f"  skipped: {w.skipped}")
+                elif w.exit_code != 0:
+                    failed = True
+                    _log(f"  exit {w.exit_code}: {w.output.strip()[-600:]}")
+            cap = lab.collect(windows, stop=not keep)
+        problems = lab.problems
+    except preflight.Refusal as e:
+        err.print(f"[red]refused[/red]: {e}")
+        raise typer.Exit(2)
+    except LabError as e:
+        err.print(f"[red]lab error[/red]: {e}")
+        raise typer.Exit(1)
+    except (KeyboardInterrupt, Interrupted):
+        err.print("[yellow]interrupted[/yellow]; the machine was restored")
+        raise typer.Exit(130)
+    write_capture(cap, out)
+    for note in cap.notes:
+        _log(note)
+    _log(f"capture written to {out}/ (audit.log, auth.log, per-scenario directories, scenarios.json)")
+    if record:
+        write_capture(cap, record, whole=False)
+        _log(f"recorded as fixtures in {record}/")
+    rule_paths = rules or [mx.default_rules_dir()]
+    if all(Path(p).exists() for p in rule_paths):
+        m = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
+        (out / "matrix.json").write_text(json.dumps(m.as_dict(), indent=1) + "\n")
+        mx.render_matrix(m)
+        for n in m.notes:
+            _log(n)
+    else:
+        _log(f"no rules at {', '.join(map(str, rule_paths))}: matrix not computed (use --rules)")
+    if problems:
+        err.print("[red]teardown left:[/red] " + "; ".join(problems))
+    raise typer.Exit(1 if failed or problems else 0)
+
+
+@lab_app.command("list")
+def list_cmd() -> None:
+    """The scenarios, with their ATT&CK techniques."""
+    from ..lab.scenarios import SCENARIOS
+
+    for s in SCENARIOS:
+        tag = " [benign]" if s.benign else (" [atomic]" if s.atomic else "")
+        print(f"{s.name:16} {','.join(s.techniques) or '-':28} {s.title}{tag}")
+
+
+@lab_app.command("cleanup")
+def cleanup_cmd() -> None:
+    """Undo what a crashed or --keep run left (audit rules and auditd, namespaces, users, processes)."""
+    from ..lab import preflight
+    from ..lab.runner import recover
+    from ..lab.system import LabError
+
+    try:
+        recover(_log)
+    except (preflight.Refusal, LabError) as e:
+        err.print(f"[red]cleanup failed[/red]: {e}")
+        raise typer.Exit(1)
+    _log("nothing left to undo")
+
+
+if __name__ == "__main__":
+    lab_app()

@@ -1,0 +1,127 @@
+"""Run a rule pack over a capture and attribute each alert to the scenario whose window holds its
+source events (a sequence: its last event). Alerts in the baseline's window are false positives."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+OUTSIDE = "(outside the windows)"
+
+
+@dataclass
+class Matrix:
+    scenarios: list[str]
+    benign: set[str]
+    rules: dict[str, str] = field(default_factory=dict)  # rule name → severity
+    cells: dict[tuple[str, str], int] = field(default_factory=dict)  # (scenario, rule) → alerts
+    notes: list[str] = field(default_factory=list)
+    rules_run: int = 0
+
+    def fired(self, scenario: str) -> dict[str, int]:
+        return {r: n for (s, r), n in self.cells.items() if s == scenario}
+
+    def false_positives(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for (s, r), n in self.cells.items():
+            if s in self.benign:
+                out[r] += n
+        return dict(out)
+
+    def as_dict(self) -> dict:
+        return {"rules": self.rules, "rules_run": self.rules_run,
+                "cells": [{"scenario": s, "rule": r, "alerts": n} for (s, r), n in sorted(self.cells.items())],
+                "false_positives": self.false_positives(), "notes": self.notes}
+
+
+def _epoch(value) -> float | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def default_rules_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "pack"
+
+
+def run_matrix(rules: list[str | os.PathLike], files: list[str | os.PathLike], windows) -> Matrix:
+    """`windows`: objects with name, start, end, benign, skipped (the runner's `Window`s)."""
+    from ..alerts.build import alerts_for_hits, utc_now
+    from ..engine.hunt import hunt
+    from ..rules.check import check_rule
+    from ..rules.loader import load_rules
+
+    ran = [w for w in windows if not w.skipped]
+    m = Matrix([w.name for w in ran], {w.name for w in ran if w.benign})
+    loaded = load_rules(rules)
+    m.notes += [f"rule error: {e}" for e in loaded.errors]
+    checks = [check_rule(r) for r in loaded.rules]
+    m.notes += [f"not run: {c.rule.name}: {c.reason.splitlines()[0]}" for c in checks if c.status != "ok"]
+    result = hunt(checks, files, loaded.exceptions)
+    m.rules_run = len(result.runs)
+    m.notes += [f"{s.file}:{s.line}: {s.reason}" for s in result.table.report.skipped[:20]]
+    now = utc_now()
+    for run in result.runs:
+        rule = run.check.rule
+        m.rules[rule.name] = rule.severity
+        if run.error:
+            m.notes.append(f"{rule.name}: {run.error}")
+        if not run.hits:
+            continue
+        rows = sorted({r for h in run.hits for r in h.rows if r is not None})
+        docs = dict(zip(rows, result.table.documents(rows)))
+        batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now)
+        group_time: dict[str, float] = {}
+        for a in batch.alerts:  # a sequence's shell takes its last building block's time
+            if a.get("kibana.alert.building_block_type") and a.get("kibana.alert.group.id"):
+                t = _epoch(a.get("kibana.alert.original_time"))
+                if t is not None:
+                    gid = a["kibana.alert.group.id"]
+                    group_time[gid] = max(group_time.get(gid, t), t)
+        for a in batch.alerts:
+            if a.get("kibana.alert.building_block_type"):
+                continue
+            t = group_time.get(a.get("kibana.alert.group.id")) or _epoch(a.get("kibana.alert.original_time"))
+            where = next((w.name for w in ran if t is not None and w.start - 0.001 <= t <= w.end), OUTSIDE)
+            m.cells[(where, rule.name)] = m.cells.get((where, rule.name), 0) + 1
+    return m
+
+
+def render_matrix(m: Matrix, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    fired = sorted({r for (_, r) in m.cells}, key=lambda r: (-_sev(m.rules.get(r, "")), r))
+    t = Table(title=f"scenario × rule (alerts; {m.rules_run} rules run)")
+    t.add_column("scenario")
+    for i, r in enumerate(fired, 1):
+        t.add_column(f"R{i}", justify="right")
+    t.add_column("rules fired", justify="right")
+    for s in m.scenarios + ([OUTSIDE] if any(k[0] == OUTSIDE for k in m.cells) else []):
+        label = s + (" (benign: FP)" if s in m.benign else "")
+        row = [str(m.cells.get((s, r), "")) or "·" for r in fired]
+        t.add_row(label, *row, str(sum(1 for r in fired if (s, r) in m.cells)))
+    console.print(t)
+    legend = Table(title="rules")
+    for c in ("", "rule", "severity", "false positives"):
+        legend.add_column(c)
+    fps = m.false_positives()
+    for i, r in enumerate(fired, 1):
+        legend.add_row(f"R{i}", r, m.rules.get(r, "?"), str(fps.get(r, 0)))
+    console.print(legend)
+    silent = [s for s in m.scenarios if s not in m.benign and not m.fired(s)]
+    if silent:
+        console.print(f"no rule fired for: {', '.join(silent)}")
+
+
+def _sev(s: str) -> int:
+    return {"critical": 4, "high": 3, "medium": 2, "low": 1}.get(s, 0)
