@@ -438,6 +438,25 @@ def test_nested_arrays_late_in_a_file_are_flattened(tmp_path, monkeypatch, caplo
     assert col(t, "other")[-2:] == [["x"], ["1", "2"]]
 
 
+def test_string_lists_read_as_lists_with_late_scalars_and_odd_elements(tmp_path, monkeypatch, caplog):
+    # lists of strings are declared VARCHAR[]; a scalar past the sample makes DuckDB refuse that,
+    # and the fields are read again as JSON text, not line by line
+    monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 0)
+    lines = [{"args": ["ssh", "-i"], "n": 1} for _ in range(12_000)]
+    lines += [{"args": [1, True, None, {"k": "v"}]}, {"args": "scalar"}, {"args": []}, {"n": 2}]
+    f = write(tmp_path / "e.ndjson", lines)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        t = load_events([f], ["args", "n"])
+    assert "reading list fields as JSON" in caplog.text and "line by line" not in caplog.text
+    assert col(t, "args")[-5:] == [["ssh", "-i"], ["1", "true", None, '{"k":"v"}'], ["scalar"], [], None]
+    clean = write(tmp_path / "c.ndjson", lines[:12_000] + [{"args": ["x", 2]}])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        t = load_events([clean], ["args"])
+    assert "reading" not in caplog.text  # the typed read took it all
+    assert col(t, "args")[-1] == ["x", "2"]
+
+
 def test_guess_from_one_file_widened_by_another(tmp_path, monkeypatch):
     # a.ndjson is read by DuckDB with types guessed from itself; b.ndjson, small, line by line.
     monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 1000)

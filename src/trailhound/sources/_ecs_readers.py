@@ -32,6 +32,7 @@ from trailhound.sources._ecs_values import (
     JSON_KIND,
     MISSING,
     STRING,
+    STRING_LIST,
     ColumnType,
     FieldPath,
     Stats,
@@ -425,11 +426,12 @@ class Declaration:
             self.expr[path.name] = exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
         self._check_case(self.tree)
 
-    def columns(self, varchar: Collection[str] = ()) -> dict[str, str]:
-        """The map, with the fields in `varchar` declared VARCHAR instead of JSON."""
+    def columns(self, varchar: Collection[str] = (), lists: Collection[str] = ()) -> dict[str, str]:
+        """The map, with the fields in `varchar` declared VARCHAR and those in `lists` VARCHAR[]
+        instead of JSON."""
         def declare(node) -> str:
             if isinstance(node, str):
-                return "VARCHAR" if node in varchar else "JSON"
+                return "VARCHAR" if node in varchar else "VARCHAR[]" if node in lists else "JSON"
             return "STRUCT(" + ", ".join(f"{ident(k)} {declare(v)}" for k, v in node.items()) + ")"
 
         # read_json needs a column: "." is no field's key (see FieldPath) and JSON takes anything.
@@ -470,11 +472,22 @@ def duck_read(con: duckdb.DuckDBPyConnection, src: Source, file_no: int, decl: D
     next to a does-not-fit flag. Fields that do not fit are read again as JSON text.
     """
     strings = [name for name in decl.expr if guesses.get(name) == STRING]
-    rel = _relation(con, src, decl.columns(strings), "true")
+    lists = [name for name in decl.expr if guesses.get(name) == STRING_LIST]
+    try:
+        return _duck_read(con, src, file_no, decl, guesses, strings, lists)
+    except duckdb.Error as e:
+        # a scalar where VARCHAR[] was declared: read the lists as JSON text and convert them
+        log.info("%s: %s; reading list fields as JSON", src.path, str(e).splitlines()[0])
+        return _duck_read(con, src, file_no, decl, guesses, strings, [])
+
+
+def _duck_read(con, src: Source, file_no: int, decl: Declaration, guesses: dict[str, ColumnType | None],
+               strings: list[str], lists: list[str]) -> Part:
+    rel = _relation(con, src, decl.columns(strings, lists), "true")
     select, checks = [], {}
     for name, x in decl.expr.items():
         t = guesses.get(name)
-        if t is None or t == STRING:
+        if t is None or t == STRING or name in lists:
             select.append(f"{x} AS {ident(name)}")
         else:
             checks[name] = f"{name}..misfit"  # no field name has an empty part
@@ -487,6 +500,8 @@ def duck_read(con: duckdb.DuckDBPyConnection, src: Source, file_no: int, decl: D
     def misfit(name: str) -> bool:
         if name in checks:
             return bool(pc.any(table.column(checks[name])).as_py())
+        if name in lists:  # a nested array arrives as an element holding its JSON text
+            return _holds_array(pc.list_flatten(columns[name]))
         return name in strings and _holds_array(columns[name])
 
     misfits = [name for name in decl.expr if misfit(name)]

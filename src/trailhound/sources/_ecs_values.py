@@ -131,6 +131,7 @@ class ColumnType(NamedTuple):
 
 
 STRING = ColumnType("str", False)
+STRING_LIST = ColumnType("str", True)
 DUCK_TYPE = {"bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR"}
 # DuckDB json_type() (as refined by `kind_sql`) -> kind. As an array element, ARRAY is a nested
 # array; NULL and SQL NULL are null values, which have no kind.
