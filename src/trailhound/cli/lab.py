@@ -111,11 +111,11 @@ def list_cmd() -> None:
 def cleanup_cmd() -> None:
     """Undo what a crashed or --keep run left (audit rules and auditd, namespaces, users, processes)."""
     from ..lab import preflight
-    from ..lab.runner import recover
+    from ..lab.runner import cleanup_leftovers
     from ..lab.system import LabError
 
     try:
-        recover(_log)
+        cleanup_leftovers(_log)
     except (preflight.Refusal, LabError) as e:
         err.print(f"[red]cleanup failed[/red]: {e}")
         raise typer.Exit(1)

@@ -517,6 +517,16 @@ def recover(log) -> None:
     STATE_PATH.unlink(missing_ok=True)
 
 
+def cleanup_leftovers(log) -> None:
+    """`trailhound lab cleanup`: under the lab's lock, undo what a crashed or --keep run left."""
+    holder = Lab([], log=log)
+    holder._lock()
+    try:
+        recover(log)
+    finally:
+        holder._unlock()
+
+
 def _cmd(pid: int) -> list[str]:
     from .system import cmdline
     return cmdline(pid)

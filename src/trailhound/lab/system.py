@@ -242,6 +242,10 @@ def cleanup(state: State, log) -> list[str]:
     if state.workdir:
         for pid in pids_mentioning(state.workdir):
             _stop_any(pid, state.workdir, log)
+    for name in state.netns:  # whatever still runs in the lab's hosts (a tunnel left by a crashed run)
+        if name in netns_list():
+            for pid in run(["ip", "netns", "pids", name], check=False).stdout.split():
+                stop_pid(int(pid), "", log)
     for name in state.users:
         remove_user(name, log)
     for name in state.netns:
