@@ -79,7 +79,7 @@ def run_cmd(
     write_capture(cap, out)
     for note in cap.notes:
         _log(note)
-    _log(f"capture written to {out}/ (audit.log, auth.log, per-scenario directories, scenarios.json)")
+    _log(f"capture written to {out}/ (audit.log, auth.log, per-scenario directories, scenarios.json; matrix.json and matrix.md after the hunt)")
     if record:
         write_capture(cap, record, whole=False)
         _log(f"recorded as fixtures in {record}/")
@@ -87,6 +87,7 @@ def run_cmd(
     if all(Path(p).exists() for p in rule_paths):
         m = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
         (out / "matrix.json").write_text(json.dumps(m.as_dict(), indent=1) + "\n")
+        (out / "matrix.md").write_text(mx.markdown(m))
         mx.render_matrix(m)
         for n in m.notes:
             _log(n)

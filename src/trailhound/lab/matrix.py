@@ -96,31 +96,45 @@ def run_matrix(rules: list[str | os.PathLike], files: list[str | os.PathLike], w
 
 
 def render_matrix(m: Matrix, console=None) -> None:
+    """One row per scenario with the rules it fired (R-numbers, ×alerts), then the rule legend."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
     fired = sorted({r for (_, r) in m.cells}, key=lambda r: (-_sev(m.rules.get(r, "")), r))
-    t = Table(title=f"scenario × rule (alerts; {m.rules_run} rules run)")
-    t.add_column("scenario")
-    for i, r in enumerate(fired, 1):
-        t.add_column(f"R{i}", justify="right")
-    t.add_column("rules fired", justify="right")
+    ids = {r: f"R{i}" for i, r in enumerate(fired, 1)}
+    t = Table(title=f"scenario × rule ({m.rules_run} rules run)")
+    for c, j in (("scenario", "left"), ("alerts", "right"), ("rules fired (×alerts)", "left")):
+        t.add_column(c, justify=j, overflow="fold")
     for s in m.scenarios + ([OUTSIDE] if any(k[0] == OUTSIDE for k in m.cells) else []):
-        label = s + (" (benign: FP)" if s in m.benign else "")
-        row = [str(m.cells.get((s, r), "")) or "·" for r in fired]
-        t.add_row(label, *row, str(sum(1 for r in fired if (s, r) in m.cells)))
+        hits = [(r, m.cells[(s, r)]) for r in fired if (s, r) in m.cells]
+        label = s + (" (benign: false positives)" if s in m.benign else "")
+        t.add_row(label, str(sum(n for _, n in hits)),
+                  ", ".join(ids[r] + (f"×{n}" if n > 1 else "") for r, n in hits) or "-")
     console.print(t)
     legend = Table(title="rules")
-    for c in ("", "rule", "severity", "false positives"):
-        legend.add_column(c)
+    for c in ("", "rule", "severity", "scenarios", "false positives"):
+        legend.add_column(c, overflow="fold")
     fps = m.false_positives()
-    for i, r in enumerate(fired, 1):
-        legend.add_row(f"R{i}", r, m.rules.get(r, "?"), str(fps.get(r, 0)))
+    for r in fired:
+        where = sorted({s for (s, rr) in m.cells if rr == r and s not in m.benign})
+        legend.add_row(ids[r], r, m.rules.get(r, "?"), str(len(where)), str(fps.get(r, 0)))
     console.print(legend)
     silent = [s for s in m.scenarios if s not in m.benign and not m.fired(s)]
     if silent:
         console.print(f"no rule fired for: {', '.join(silent)}")
+
+
+def markdown(m: Matrix) -> str:
+    """The matrix as a Markdown table: per scenario, its alerts and the rules (severity) that fired."""
+    fired = sorted({r for (_, r) in m.cells}, key=lambda r: (-_sev(m.rules.get(r, "")), r))
+    rows = ["| scenario | alerts | rules fired (severity, ×alerts) |", "|---|---|---|"]
+    for s in m.scenarios + ([OUTSIDE] if any(k[0] == OUTSIDE for k in m.cells) else []):
+        hits = [(r, m.cells[(s, r)]) for r in fired if (s, r) in m.cells]
+        label = s + (" (benign: false positives)" if s in m.benign else "")
+        text = "; ".join(f"{r} ({m.rules.get(r, '?')}" + (f", ×{n})" if n > 1 else ")") for r, n in hits)
+        rows.append(f"| {label} | {sum(n for _, n in hits)} | {text or '-'} |")
+    return "\n".join(rows) + "\n"
 
 
 def _sev(s: str) -> int:
