@@ -66,3 +66,24 @@ def test_enriched_records_keep_their_separator(tmp_path):
     p.write_bytes(b"type=USER_LOGIN msg=audit(1.000:1): pid=1 res=success\x1dUID=\"root\"\ntype=EOE msg=audit(1.000:1): \n")
     assert capture.read_lines(p) == ['type=USER_LOGIN msg=audit(1.000:1): pid=1 res=success\x1dUID="root"',
                                      "type=EOE msg=audit(1.000:1): "]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="the lab's lock lives in /run (root)")
+def test_a_second_run_is_refused_and_touches_nothing():
+    from trailhound.lab.runner import Lab
+    from trailhound.lab.system import STATE_PATH
+
+    holder = Lab([], log=lambda m: None)
+    try:
+        holder._lock()
+    except preflight.Refusal:
+        pytest.skip("a lab run is in progress")
+    try:
+        state_before = STATE_PATH.exists()
+        with pytest.raises(preflight.Refusal, match="another lab run holds the lock"):
+            with Lab([], log=lambda m: None):
+                pass
+        assert STATE_PATH.exists() == state_before
+    finally:
+        holder._unlock()

@@ -71,13 +71,17 @@ def audit_events(lines: list[str]) -> list[AuditEvent]:
     return list(events.values())
 
 
-def lab_events(events: list[AuditEvent], ses_floor: int, sshd_pids: set[int]) -> list[AuditEvent]:
+def lab_events(events: list[AuditEvent], ses_floor: int, sshd_pids: set[int],
+               exclude: set[int] = frozenset()) -> list[AuditEvent]:
+    """The lab's events; `exclude`: pids of the lab's own launchers (plumbing, not scenario)."""
     tracked = set(sshd_pids)
     kept = []
     for ev in sorted(events, key=lambda e: e.serial):
         if ev.types and all(t in ("DAEMON_START", "DAEMON_END", "CONFIG_CHANGE") for t in ev.types):
             continue  # the lab's auditd and auditctl, not the scenarios
         pid, ppid, ses = ev.pid, ev.ppid, ev.ses
+        if pid in exclude:
+            continue
         ours = (ses is not None and ses != UNSET and ses >= ses_floor) or pid in tracked or ppid in tracked
         if ours:
             if pid is not None and (pid in tracked or ppid in tracked):

@@ -114,7 +114,9 @@ for f in wtmp btmp lastlog; do
   if [ -e /var/log/$f ]; then : > {d}/$f; mount --bind {d}/$f /var/log/$f; fi
 done
 unset LIBMOUNT_UTAB
-exec /usr/sbin/sshd -D -f {d}/sshd_config
+# a child, not exec: the kernel caches a task's audit PROCTITLE at its first audited syscall, so an
+# exec'd sshd would carry this launcher's (Python's) command line in every record
+/usr/sbin/sshd -D -f {d}/sshd_config
 """
 
 # Run in the attacker network namespace and a private mount namespace: the attacker host's own /root, /home and /tmp, then a login uid
@@ -128,7 +130,7 @@ mount --bind {a}/tmp /tmp
 unset LIBMOUNT_UTAB
 cd {home}
 echo {uid} > /proc/self/loginuid
-exec {become}sh -c "$0"
+{become}sh -c "$0"  # a child (fresh task, own PROCTITLE), see SSHD_LAUNCH
 """
 
 
@@ -178,7 +180,9 @@ class Lab:
         self.keep = keep
         self.state = State(owner_pid=os.getpid())
         self.password = "Lab-" + secrets.token_urlsafe(9)
-        self.sshd: subprocess.Popen | None = None
+        self.sshd: subprocess.Popen | None = None  # its launcher shell
+        self.sshd_pid = 0  # the listening sshd (from its PidFile)
+        self.launchers: set[int] = set()  # scenario launcher shells: plumbing, left out of the capture
         self.syslog: SyslogReceiver | None = None
         self.auditd: subprocess.Popen | None = None
         self.ses_floor = capture.UNSET
@@ -191,11 +195,16 @@ class Lab:
     def __enter__(self) -> "Lab":
         self._old_handlers = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            self._lock()
+            self._lock()  # refused when another run holds it: then nothing here is ours to undo
+        except BaseException:
+            self._restore_handlers()
+            raise
+        try:
             recover(self.log)
             self._setup()
         except BaseException:
             self._teardown()
+            self._restore_handlers()
             raise
         return self
 
@@ -205,6 +214,9 @@ class Lab:
             self._unlock()
         else:
             self._teardown()
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
         for s, h in self._old_handlers.items():
             signal.signal(s, h)
 
@@ -246,10 +258,16 @@ class Lab:
 
     def _stop_services(self) -> None:
         from .system import stop_pid
+        if self.sshd_pid:
+            stop_pid(self.sshd_pid, "sshd", self.log)
+            self.sshd_pid = 0
         if self.sshd is not None:
-            stop_pid(self.sshd.pid, "sshd", self.log)
+            try:
+                self.sshd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                stop_pid(self.sshd.pid, "sh", self.log)
             self.sshd = None
-        for ns in NETNS.values():  # whatever a scenario left running in the lab's hosts (tunnels...)
+        for ns in self.state.netns:  # whatever a scenario left running in our hosts (tunnels...)
             if ns in netns_list():
                 for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
                     stop_pid(int(pid), "", self.log)
@@ -281,7 +299,7 @@ class Lab:
         self._start_sshd()
         if any(s.name == "container_ssh" for s in self.scenarios):
             self._setup_container()
-        self.log(f"lab ready: sshd {ADDR['target']} (pid {self.sshd.pid}), auditd pid {self.auditd.pid}, "
+        self.log(f"lab ready: sshd {ADDR['target']} (pid {self.sshd_pid}), auditd pid {self.auditd.pid}, "
                  f"work dir {self.w}")
 
     def _setup_audit(self) -> None:
@@ -397,6 +415,9 @@ class Lab:
             if self.sshd.poll() is not None or time.monotonic() > deadline:
                 raise LabError(f"sshd did not start: {(d / 'sshd.stderr').read_text().strip()[-800:]}")
             time.sleep(0.1)
+        self.sshd_pid = int((d / "sshd.pid").read_text().split()[0])
+        self.state.pids.append(self.sshd_pid)
+        self.state.save()
 
     def _setup_container(self) -> None:
         bundle = self.w / "container"
@@ -465,6 +486,7 @@ class Lab:
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=clean_env(home, user), start_new_session=True)
         self.state.pids.append(p.pid)
+        self.launchers.add(p.pid)
         try:
             out, _ = p.communicate(timeout=120)
         except subprocess.TimeoutExpired:
@@ -482,14 +504,15 @@ class Lab:
     def collect(self, windows: list[Window], stop: bool = True) -> Capture:
         """Stop sshd and auditd (so both logs are complete; not with `stop=False`, for --keep) and
         cut out the lab's events."""
-        sshd_pid = self.sshd.pid if self.sshd else None
+        sshd_pid = self.sshd_pid
         ran = [w for w in windows if w.skipped is None]
         run_start = min((w.start for w in ran), default=time.time())
         run_end = max((w.end for w in ran), default=run_start)
         if stop:
             self._stop_services()
         raw = capture.read_lines(self.w / "audit/audit.log")
-        events = capture.lab_events(capture.audit_events(raw), self.ses_floor, {sshd_pid} if sshd_pid else set())
+        events = capture.lab_events(capture.audit_events(raw), self.ses_floor, {sshd_pid} if sshd_pid else set(),
+                                    exclude=self.launchers)
         audit_lines = capture.audit_lines_between(events, run_start, run_end)
         auth = capture.syslog_lines_between(
             capture.read_lines(self.w / "auth.log"), run_start, run_end)
