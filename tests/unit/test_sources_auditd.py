@@ -133,6 +133,26 @@ def test_open_of_an_existing_file_for_writing_is_a_change():
     assert [d["event"]["type"] for d, _ in docs] == [["info", "change"], ["info"], ["info", "change"]]
 
 
+def test_empty_execve_arguments_are_kept_and_renames_report_the_destination():
+    text = "\n".join([
+        sys_line(30, 59),
+        'type=EXECVE msg=audit(1700000000.250:30): argc=5 a0="ssh-keygen" a1="-N" a2="" a3="-f" a4="/dev/shm/k"',
+        "type=EOE msg=audit(1700000000.250:30):",
+        sys_line(31, 82),
+        'type=CWD msg=audit(1700000000.250:31): cwd="/home/kim"',
+        'type=PATH msg=audit(1700000000.250:31): item=0 name="/tmp/" nametype=PARENT',
+        'type=PATH msg=audit(1700000000.250:31): item=1 name=".ssh/" nametype=PARENT',
+        'type=PATH msg=audit(1700000000.250:31): item=2 name="/tmp/k.pub" nametype=DELETE',
+        'type=PATH msg=audit(1700000000.250:31): item=3 name=".ssh/authorized_keys" nametype=CREATE',
+        "type=EOE msg=audit(1700000000.250:31):",
+    ])
+    (keygen, _), (moved, _) = run(text)[0]
+    assert keygen["process"]["args"] == ["ssh-keygen", "-N", "", "-f", "/dev/shm/k"]
+    assert moved["file"]["path"] == "/home/kim/.ssh/authorized_keys" and moved["file"]["name"] == "authorized_keys"
+    assert moved["file"]["Ext"]["original"]["path"] == "/tmp/k.pub"
+    assert "rename" in moved["event"]["action"]
+
+
 def test_network_connect_and_accept():
     v4 = "0200" + "0016" + "0A000001" + "0" * 16  # 10.0.0.1:22
     v6 = "0A00" + "01BB" + "00000000" + "20010DB8000000000000000000000001" + "00000000"

@@ -26,6 +26,9 @@ Fields beyond Auditbeat (each is what Elastic Defend or the rules expect, derive
   several EXECVE records) are reassembled; go-libaudit drops the whole EXECVE record then.
 * `file.path` is made absolute with the event's CWD when PATH gives a relative name (Auditbeat keeps
   it relative; `auditd.paths` keeps the raw name), plus `file.name`, `file.directory`, `file.extension`.
+  A rename is reported by its destination, the source in `file.Ext.original.path`, as Defend does
+  (Auditbeat reports the source), so "key moved into authorized_keys" is seen.
+* Empty EXECVE arguments (`-N ""`) are kept; go-libaudit drops them and loses the arguments after.
 * `event.action` also carries Defend's action where the syscall means the same thing: `exec`
   (execve/execveat), `rename`, `deletion` (unlink/unlinkat), `connection_attempted` (connect),
   `connection_accepted` (accept/accept4), `uid_change` (set*uid). It is then a list, e.g.
@@ -66,6 +69,7 @@ _UNKNOWN_TYPE = re.compile(r"UNKNOWN\[(\d+)\]")
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*(.*)\s*\}\s+for\s+")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
 _DROP = frozenset(("", "?", "?,", "(null)"))
+_DROP_IN_EXECVE = _DROP - {""}
 _TYPE_BY_NUMBER = {n: name for name, n in KERNEL_RECORD_TYPES.items()}
 # records the kernel writes after the SYSCALL record of the same event (audit_log_exit)
 _AUXILIARY = frozenset((
@@ -115,14 +119,14 @@ def _hex_string(orig: str) -> str | None:
     return raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
 
 
-def _extract(text: str, data: dict, orig: dict, enriched: dict) -> None:
+def _extract(text: str, data: dict, orig: dict, enriched: dict, drop: frozenset = _DROP) -> None:
     for key, value in _KV.findall(text):
         # an unquoted value cannot start or end with a quote or a space: only quoted ones need trimming
         stripped = value.strip("'\" ") if value[0] in "'\"" else value
-        if stripped in _DROP:
+        if stripped in drop:
             continue
         if key == "msg":  # user-space records nest their fields in msg='...'
-            _extract(stripped, data, orig, enriched)
+            _extract(stripped, data, orig, enriched, drop)
         elif key[0].isupper():
             enriched[key] = stripped
         else:
@@ -200,7 +204,10 @@ class Record:
         orig: dict = {}
         enriched: dict = {}
         body, _, names = self.body.partition("\x1d")
-        _extract(_normalize_body(self.rtype, body), data, orig, enriched)
+        # an EXECVE argument may be empty (`ssh-keygen -N ""`); go-libaudit drops it, and every
+        # argument after it, so keep "" there
+        drop = _DROP_IN_EXECVE if self.rtype == "EXECVE" else _DROP
+        _extract(_normalize_body(self.rtype, body), data, orig, enriched, drop)
         if names:
             _extract(names, {}, {}, enriched)
         self._data, self.orig, self.enriched = data, orig, enriched
@@ -426,6 +433,12 @@ def _get_value(event: _Event, key: str):
     return event.ids.get(key)
 
 
+def _absolute(path: str | None, cwd: str) -> str | None:
+    if path is None or path.startswith("/") or not cwd.startswith("/"):
+        return path
+    return cwd.rstrip("/") + "/" + (path[2:] if path.startswith("./") else path)
+
+
 def _set_file_object(event: _Event, index_hint: int) -> None:
     if not event.paths:
         return
@@ -631,12 +644,16 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
     doc["user"] = user
     if event.file is not None:
         file = dict(event.file)
-        path = file.get("path")
+        cwd = process.get("working_directory", "")
+        path = _absolute(file.get("path"), cwd)
+        if data.get("syscall", "").startswith("rename"):
+            # Defend reports a rename by its destination, with the source as the original path
+            created = [p["name"] for p in event.paths if p.get("nametype") == "CREATE" and "name" in p]
+            if created and path is not None:
+                file.setdefault("Ext", {})["original"] = {"path": path}
+                path = _absolute(created[-1], cwd)
         if path is not None:
-            if not path.startswith("/") and process.get("working_directory", "").startswith("/"):
-                cwd = process["working_directory"]
-                path = cwd.rstrip("/") + "/" + (path[2:] if path.startswith("./") else path)
-                file["path"] = path
+            file["path"] = path
             slash = path.rfind("/")
             name = path[slash + 1:]
             if name:
