@@ -1,5 +1,6 @@
-"""The bundled rule pack over the recorded lab capture: every alert falls in a scenario's window.
-Which rule must fire for which scenario is the pack's own tests' business; this prints the matrix."""
+"""The bundled rule pack over the recorded lab capture, and what the issue asks of it: every
+Atomic-style scenario detected by a pack rule with severity, the benign baseline free of high and
+critical alerts, every alert inside a scenario's window. Prints the matrix."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from evidence import FIXTURES
 from trailhound.lab.matrix import OUTSIDE, default_rules_dir, markdown, render_matrix, run_matrix
+from trailhound.lab.scenarios import ATOMIC, SCENARIOS
 
 PACK = default_rules_dir()
 pytestmark = pytest.mark.skipif(not (FIXTURES / "scenarios.json").exists() or not any(PACK.glob("*.toml")),
@@ -28,3 +30,14 @@ def test_pack_over_the_recorded_lab(capsys):
     assert m.rules_run > 0
     assert not [k for k in m.cells if k[0] == OUTSIDE], "an alert outside every scenario window"
     assert not [n for n in m.notes if n.startswith("rule error")]
+
+    for name in ATOMIC:
+        fired = m.fired(name)
+        assert fired, f"no pack rule fired on the {name} scenario"
+        assert any(m.rules[r] in ("medium", "high", "critical") for r in fired), (name, fired)
+    baseline = {r: n for r, n in m.false_positives().items() if m.rules[r] in ("high", "critical")}
+    assert baseline == {}, f"the benign baseline raised high or critical alerts: {baseline}"
+    # every scenario that was not skipped and is not benign is detected by some rule
+    missed = [s.name for s in SCENARIOS if s.name not in m.benign and any(w.name == s.name and not w.skipped
+                                                                              for w in windows) and not m.fired(s.name)]
+    assert missed == []

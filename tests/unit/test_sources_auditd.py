@@ -153,6 +153,24 @@ def test_empty_execve_arguments_are_kept_and_renames_report_the_destination():
     assert "rename" in moved["event"]["action"]
 
 
+def test_a_login_record_and_its_syscall_make_two_events_and_dirfd_paths_stay_relative():
+    text = "\n".join([
+        'type=LOGIN msg=audit(1700000000.250:40): pid=5 uid=0 old-auid=4294967295 auid=0 tty=(none) '
+        'old-ses=4294967295 ses=9 res=1',
+        sys_line(40, 1),
+        f"type=PROCTITLE msg=audit(1700000000.250:40): proctitle={_hex('sh')}",
+        "type=EOE msg=audit(1700000000.250:40):",
+        sys_line(41, 257, exit_="8").replace("a0=3", "a0=7"),
+        'type=CWD msg=audit(1700000000.250:41): cwd="/root"',
+        'type=PATH msg=audit(1700000000.250:41): item=0 name=".ssh" nametype=NORMAL',
+        "type=EOE msg=audit(1700000000.250:41):",
+    ])
+    docs, skipped = run(text)
+    assert skipped == []
+    assert [d["auditd"]["message_type"] for d, _ in docs] == ["login", "syscall", "syscall"]
+    assert docs[2][0]["file"]["path"] == ".ssh"  # opened relative to descriptor 7, not to /root
+
+
 def test_network_connect_and_accept():
     v4 = "0200" + "0016" + "0A000001" + "0" * 16  # 10.0.0.1:22
     v6 = "0A00" + "01BB" + "00000000" + "20010DB8000000000000000000000001" + "00000000"

@@ -166,3 +166,12 @@ def test_hunt_and_normalize_cli_on_an_auth_log(tmp_path):
     assert [d["event"]["outcome"] for d in docs] == ["failure"] * 3 + ["success"]
     res = CliRunner().invoke(app, ["normalize", str(log), "-i", "nope"])
     assert res.exit_code == 2 and "unknown format 'nope'" in res.output
+
+
+def test_the_year_note_only_for_year_less_timestamps(tmp_path):
+    legacy, iso = tmp_path / "legacy.log", tmp_path / "iso.log"
+    legacy.write_text(AUTH[0] + "\n")
+    iso.write_text("2026-03-03T10:00:01+00:00 web1 sshd[1]: Accepted password for a from 10.0.0.1 port 1 ssh2\n")
+    notes = load_events([legacy, iso], None).report.notes
+    assert len(notes) == 1 and "legacy.log" in notes[0] and "--year" in notes[0]
+    assert load_events([legacy], None, options=ReadOptions(year=2026)).report.notes == []

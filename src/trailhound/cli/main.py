@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..lang.errors import QueryError
 from ..sources import SourceError
+from .lab import lab_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run Elastic Security detections anywhere.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -429,6 +430,7 @@ def _alert_line(alert: dict) -> str:
 
 rules_app = typer.Typer(no_args_is_help=True, help="Work with detection-rules TOML files.")
 app.add_typer(rules_app, name="rules")
+app.add_typer(lab_app, name="lab")
 
 
 @rules_app.command("validate")

@@ -433,6 +433,13 @@ def _get_value(event: _Event, key: str):
     return event.ids.get(key)
 
 
+_AT_FDCWD = ("ffffff9c", "ffffffffffffff9c")  # -100 as the record shows a 32/64-bit argument
+# the *at syscalls' directory-descriptor argument (for renames and links, the one of the name reported)
+_DIRFD_ARG = {name: "a0" for name in ("openat", "openat2", "unlinkat", "mkdirat", "mknodat", "fchmodat", "fchownat",
+                                       "readlinkat", "newfstatat", "faccessat", "faccessat2", "utimensat")}
+_DIRFD_ARG.update({"renameat": "a2", "renameat2": "a2", "linkat": "a2", "symlinkat": "a1"})
+
+
 def _absolute(path: str | None, cwd: str) -> str | None:
     if path is None or path.startswith("/") or not cwd.startswith("/"):
         return path
@@ -645,6 +652,9 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
     if event.file is not None:
         file = dict(event.file)
         cwd = process.get("working_directory", "")
+        dirfd = _DIRFD_ARG.get(data.get("syscall", ""))
+        if dirfd and data.get(dirfd, "ffffff9c").lower() not in _AT_FDCWD:
+            cwd = ""  # relative to a directory descriptor, not to the working directory: leave it relative
         path = _absolute(file.get("path"), cwd)
         if data.get("syscall", "").startswith("rename"):
             # Defend reports a rename by its destination, with the source as the original path
@@ -843,10 +853,13 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
     done: OrderedDict = OrderedDict()  # keys of emitted events (bounded)
 
     def finish(key, group: _Group, closed: bool):
-        done[key] = None
-        if len(done) > RECENT_DONE:
-            done.popitem(last=False)
         records = group.records
+        # a user-space record (LOGIN...) stands alone, and the kernel may log the syscall that
+        # produced it under the same serial: those records make an event of their own
+        if not (len(records) == 1 and _standalone(records[0])):
+            done[key] = None
+            if len(done) > RECENT_DONE:
+                done.popitem(last=False)
         if not closed:
             if not any(r.rtype == "SYSCALL" for r in records) and not (
                     len(records) == 1 and records[0].rtype not in _AUXILIARY):
@@ -897,7 +910,7 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
                 skip(number, f"audit event {rec.seq} has more than {MAX_RECORDS} records")
                 continue
             group.records.append(rec)
-            if _standalone(rec):
+            if _standalone(rec) and len(group.records) == 1:
                 group.complete = True
         if pending and (len(pending) > MAX_IN_FLIGHT or next(iter(pending.values())).complete):
             yield from drain(False)

@@ -31,7 +31,7 @@ class Format:
     description: str
     sniff: Callable[[list[str]], bool]  # true when these first lines (up to 50) look like this format
     read: Callable[[Lines, Skip, ReadOptions], Iterator[tuple[dict, int]]]
-    undated_years: bool = False  # its timestamps may lack the year (syslog's RFC 3164)
+    undated: Callable[[list[str]], bool] | None = None  # whether these first lines have year-less timestamps
 
 
 def registry() -> dict[str, Format]:

@@ -29,7 +29,11 @@ def format_of(src: Source, name: str | None) -> Format | None:
         return formats[name]
     if src.array:
         return None
-    head = []
+    return detect(head_lines(src))
+
+
+def head_lines(src: Source) -> list[str]:
+    head: list[str] = []
     with src.open_binary() as fh:
         try:
             for raw in fh:
@@ -38,7 +42,7 @@ def format_of(src: Source, name: str | None) -> Format | None:
                     break
         except (EOFError, OSError, zlib.error):
             pass  # the real read reports the damage
-    return detect(head)
+    return head
 
 
 def file_options(src: Source, options: ReadOptions) -> ReadOptions:
@@ -50,7 +54,7 @@ def file_options(src: Source, options: ReadOptions) -> ReadOptions:
 
 def year_note(src: Source, fmt: Format, options: ReadOptions) -> str | None:
     """Where the year of this file's timestamps comes from, when they may have none."""
-    if not fmt.undated_years or options.year is not None:
+    if fmt.undated is None or options.year is not None or not fmt.undated(head_lines(src)):
         return None
     when = file_options(src, options).file_time
     return (f"{src.path}: syslog timestamps carry no year; using {when.year} from the file's modification time "

@@ -185,4 +185,4 @@ class _Clock:
 
 
 FORMAT = Format("syslog", "syslog files (RFC 3164/3339/5424: auth.log, secure, Sysmon for Linux), journalctl -o json",
-                sniff, read, undated_years=True)
+                sniff, read, undated=lambda head: any(_RFC3164.match(x) and not _RFC3339.match(x) for x in head))
