@@ -58,6 +58,7 @@ def _input_options(year: Optional[int], tz: Optional[str], host: Optional[str] =
 INPUT_FORMAT_HELP = "Input format for every file: ecs, auditd or syslog (default: detected per file)."
 YEAR_HELP = "Year of syslog timestamps, which carry none (default: from each file's modification time)."
 TZ_HELP = "Time zone of zone-less syslog timestamps (IANA name; default UTC)."
+TIMESTAMP_FALLBACK = "no event has timestamp_override"  # engine.hunt's warning
 HOST_HELP = "host.name for events whose log names none (audit.log without node=; default: the file's name)."
 
 
@@ -236,6 +237,7 @@ def hunt(
     table = Table(title="alerts by rule")
     for c in ("rule", "severity", "hits", "alerts", "note"):
         table.add_column(c, overflow="fold")
+    fallbacks: dict[str, int] = {}  # said once for all rules, not on every row
     excepted = Table(title="events excepted")
     for c in ("rule", "exception", "events"):
         excepted.add_column(c, overflow="fold")
@@ -244,7 +246,10 @@ def hunt(
             rule = run.check.rule
             for label, n in sorted(run.excepted.items()):
                 excepted.add_row(rule.name, label, str(n))
-            notes = [run.error] if run.error else list(run.warnings)
+            fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
+            if fallback:
+                fallbacks[fallback[0]] = fallbacks.get(fallback[0], 0) + 1
+            notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
             alerts = []
             if run.hits:
                 rows = sorted({r for h in run.hits for r in h.rows if r is not None})
@@ -270,6 +275,8 @@ def hunt(
     console.print(table)
     if excepted.row_count:
         console.print(excepted)
+    for warning, n in fallbacks.items():
+        err.print(f"[yellow]{n} rules[/yellow]: {escape(warning)}")
     unsupported = [c for c in checks if c.status == "unsupported"]
     errors = [c for c in checks if c.status == "error"]
     for c in unsupported:
