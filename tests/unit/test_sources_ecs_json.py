@@ -457,6 +457,19 @@ def test_string_lists_read_as_lists_with_late_scalars_and_odd_elements(tmp_path,
     assert col(t, "args")[-1] == ["x", "2"]
 
 
+def test_dotted_keys_anywhere_in_a_file_are_read_and_their_absence_is_detected(tmp_path, monkeypatch):
+    from trailhound.sources._ecs_readers import Source, has_dotted_keys
+
+    monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 0)
+    lines = [{"process": {"name": "ssh", "args": ["a.b"]}, "message": "k.v: 1"} for _ in range(12_000)]
+    nested = write(tmp_path / "n.ndjson", lines)
+    late = write(tmp_path / "d.ndjson", lines + [{"process.name": "scp", "process": {"parent.name": "sh"}}])
+    assert not has_dotted_keys(Source.open(str(nested))) and has_dotted_keys(Source.open(str(late)))
+    t = load_events([nested, late], ["process.name", "process.parent.name"])
+    assert col(t, "process.name")[-1] == "scp" and col(t, "process.parent.name")[-1] == "sh"
+    assert col(t, "process.name")[:2] == ["ssh", "ssh"] and t.frame.height == 24_001
+
+
 def test_guess_from_one_file_widened_by_another(tmp_path, monkeypatch):
     # a.ndjson is read by DuckDB with types guessed from itself; b.ndjson, small, line by line.
     monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 1000)

@@ -16,7 +16,9 @@ import gc
 import gzip
 import json
 import logging
+import mmap
 import os
+import re
 import zlib
 from array import array
 from collections.abc import Collection, Iterator
@@ -406,12 +408,14 @@ class Declaration:
     the SQL for the field: the coalesce of its spellings, nested first as in `lookup`.
     """
 
-    def __init__(self, paths: list[FieldPath]) -> None:
+    def __init__(self, paths: list[FieldPath], nested_only: bool = False) -> None:
+        self.paths = paths
         self.tree: dict = {}  # key -> subtree, or the field name at a leaf
         self.expr: dict[str, str] = {}
         for path in paths:
             exprs = []
-            for keys in path.variants():
+            variants = path.variants()
+            for keys in [next(variants)] if nested_only else variants:
                 node = self.tree
                 for key in keys[:-1]:
                     node = node.setdefault(key, {})
@@ -425,6 +429,11 @@ class Declaration:
                 exprs.append(expr)
             self.expr[path.name] = exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
         self._check_case(self.tree)
+
+    def nested_only(self) -> "Declaration":
+        """The declaration of the nested spellings alone: for a file where no key has a dot,
+        it reads the same values at half the cost (DuckDB pays for every declared key)."""
+        return Declaration(self.paths, nested_only=True)
 
     def columns(self, varchar: Collection[str] = (), lists: Collection[str] = ()) -> dict[str, str]:
         """The map, with the fields in `varchar` declared VARCHAR and those in `lists` VARCHAR[]
@@ -454,6 +463,20 @@ class Declaration:
             if value is not None and not (isinstance(value, dict) and self.fits(value, child)):
                 return False
         return True
+
+
+# A JSON key holding a dot: a dot, then key characters, then the closing quote and a colon. A string
+# value is never followed by a colon, so values with dots do not match; keys of ECS names always do.
+_DOTTED_KEY = re.compile(rb'\.[^"\\\n:,{}\[\]]*"[ \t\r]*:')
+
+
+def has_dotted_keys(src: Source) -> bool:
+    """Whether any key in the file is spelled with a dot (e.g. `"process.name":`). A compressed
+    file is not scanned: it may have some."""
+    if src.gzip or src.size == 0:
+        return src.gzip
+    with open(src.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return _DOTTED_KEY.search(mm) is not None
 
 
 def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):

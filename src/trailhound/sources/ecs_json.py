@@ -42,6 +42,7 @@ from trailhound.sources._ecs_readers import (
     describe,
     duck_discover,
     duck_read,
+    has_dotted_keys,
     no_gc,
     py_leaf_names,
     py_read,
@@ -226,7 +227,8 @@ class _Loader:
                 continue
             if id(src) in duck:
                 try:
-                    part = duck_read(self.con, src, file_no, decl, guesses)
+                    file_decl = decl if has_dotted_keys(src) else decl.nested_only()
+                    part = duck_read(self.con, src, file_no, file_decl, guesses)
                 except duckdb.Error as e:
                     _log.info("%s: the DuckDB reader failed (%s); reading line by line",
                               src.path, str(e).splitlines()[0])
