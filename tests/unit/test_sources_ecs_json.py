@@ -464,7 +464,13 @@ def test_dotted_keys_anywhere_in_a_file_are_read_and_their_absence_is_detected(t
     lines = [{"process": {"name": "ssh", "args": ["a.b"]}, "message": "k.v: 1"} for _ in range(12_000)]
     nested = write(tmp_path / "n.ndjson", lines)
     late = write(tmp_path / "d.ndjson", lines + [{"process.name": "scp", "process": {"parent.name": "sh"}}])
-    assert not has_dotted_keys(Source.open(str(nested))) and has_dotted_keys(Source.open(str(late)))
+    import duckdb
+
+    with duckdb.connect() as con:
+        assert not has_dotted_keys(con, Source.open(str(nested))) and has_dotted_keys(con, Source.open(str(late)))
+        ctrl = tmp_path / "ctrl.ndjson"  # a \x01 byte: DuckDB cannot split it, Python scans
+        ctrl.write_text('{"a": "x\u0001"}\n{"b": "\x01", "c.d": 1}\n')
+        assert has_dotted_keys(con, Source.open(str(ctrl)))
     t = load_events([nested, late], ["process.name", "process.parent.name"])
     assert col(t, "process.name")[-1] == "scp" and col(t, "process.parent.name")[-1] == "sh"
     assert col(t, "process.name")[:2] == ["ssh", "ssh"] and t.frame.height == 24_001

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from ..compile.polars import PolarsCompiler
+from ..compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, lowered_columns
 from ..compile.schema import DATE_TYPES, Schema
 from ..compile.semantics import FLIP, ConditionCompiler, is_pushable
 from ..lang import ir
@@ -84,6 +84,30 @@ class _Atom:
     true: np.ndarray | None = None  # per distinct value: definitely true
     false: np.ndarray | None = None  # per distinct value: definitely false (neither: null)
     count: int = 0  # rows where it is true
+    lowered: bool = False  # reads the field's lower-cased companion (LOWER_PREFIX + field)
+    lookup: frozenset | None = None  # an exact match: the (lower-cased if `lowered`) strings that make it true
+
+
+def _lookup(e: ir.Expr, info) -> tuple[frozenset, bool] | None:
+    """For an exact match on a string field (`==`, `in`, `in~`, `:` without wildcards): the
+    strings that satisfy it, and whether they are compared lower-cased. Hundreds of rules test
+    process.args and process.name this way: one dictionary probe per distinct value serves them all."""
+    if info.inner not in (pl.String, pl.Utf8):
+        return None
+    if isinstance(e, ir.Compare) and e.op == "==":
+        lit = e.right if isinstance(e.left, ir.Field) else e.left if isinstance(e.right, ir.Field) else None
+        if isinstance(lit, ir.Literal) and isinstance(lit.value, str):
+            return frozenset((lit.value,)), False
+        return None
+    if isinstance(e, ir.InSet) and isinstance(e.value, ir.Field) and e.options and all(
+            isinstance(o, ir.Literal) and isinstance(o.value, str) for o in e.options):
+        ci = e.case_insensitive
+        return frozenset(o.value.lower() if ci else o.value for o in e.options), ci
+    if (isinstance(e, ir.Match) and e.kind == "wildcard" and isinstance(e.value, ir.Field) and e.patterns
+            and not any("*" in p or "?" in p for p in e.patterns)):
+        ci = e.case_insensitive
+        return frozenset(p.lower() if ci else p for p in e.patterns), ci
+    return None
 
 
 @dataclass(frozen=True)
@@ -200,6 +224,7 @@ class SharedFilters:
         self._rows: dict[str, np.ndarray] = {}
         self._plans: dict[str, tuple[Node, _Planner]] = {}
         self._values = PolarsCompiler(self.schema)
+        self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
 
     # ---- atoms ---------------------------------------------------------------------------
@@ -222,9 +247,25 @@ class SharedFilters:
             # on an array, a pushable predicate is true when one element satisfies it, so each
             # distinct element is tested once; other predicates see the whole array
             element_wise = info.multi and is_pushable(e) and not isinstance(e, ir.IsNull)
-            expr = (self._values._scalar_atom(e, {path: pl.col(path)}) if element_wise
-                    else self._values.any_element(e))
-            atom = self._atoms[key] = _Atom(expr, path, element_wise)
+            # case-insensitive matches read a lower-cased companion, made once per field rather
+            # than once per pattern (hundreds of patterns read process.args, file.path...)
+            lowered = _insensitive_field(e) == path and info.inner in (pl.String, pl.Utf8)
+            if element_wise:
+                self._values._pre = path if lowered else None
+                try:
+                    expr = self._values._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
+                finally:
+                    self._values._pre = None
+            else:
+                compiler = self._values
+                if lowered:
+                    compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
+                        path, PolarsCompiler(self.schema, lowered=frozenset({path})))
+                expr = compiler.any_element(e)
+            exact = _lookup(e, info)
+            atom = self._atoms[key] = _Atom(expr, path, element_wise, lowered=lowered)
+            if exact is not None:
+                atom.lookup, atom.lowered = exact
             self._pending.setdefault(path, []).append(atom)
         return atom
 
@@ -258,20 +299,63 @@ class SharedFilters:
     def _evaluate_pending(self) -> None:
         for path, atoms in self._pending.items():
             fv = self.field(path)
-            whole = [a for a in atoms if not a.element_wise]
+            exact = [a for a in atoms if a.lookup is not None]
+            if exact:
+                self._evaluate_lookups(path, fv, exact)
+            whole = [a for a in atoms if not a.element_wise and a.lookup is None]
             if whole:
+                values = fv.values
+                if any(a.lowered for a in whole):
+                    values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
+                                                                 self.schema).values())
                 # with_columns: a constant atom still gets one value per distinct value
-                out = fv.values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).drop(path)
+                out = values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).select(
+                    f"a{j}" for j in range(len(whole)))
                 true = out.select(pl.all().fill_null(False)).to_numpy()
                 false = out.select((~pl.all()).fill_null(False)).to_numpy()
                 for j, a in enumerate(whole):
                     a.true, a.false = true[:, j].copy(), false[:, j].copy()
-            element_wise = [a for a in atoms if a.element_wise]
+            element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
             if element_wise:
                 self._evaluate_elements(path, fv, element_wise)
             for a in atoms:
                 a.count = int(fv.counts[a.true].sum())
         self._pending = {}
+
+    def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[_Atom]) -> None:
+        """Exact-match atoms by dictionary probes: each distinct value (or array element), as
+        it is and lower-cased, is looked up once among all the atoms' strings."""
+        column = fv.values[path]
+        multi = column.dtype == pl.List(pl.String)
+        if multi:  # distinct elements, and for each the distinct values (arrays) holding it
+            pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
+            items, codes = encode(pairs[path])
+            owners = pairs["__v"].to_numpy()[np.argsort(codes, kind="stable")]
+            starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=items.len()))))
+        else:
+            items, owners, starts = column, np.arange(column.len()), np.arange(column.len() + 1)
+        texts = {False: items.to_list()}
+        if any(a.lowered for a in atoms):
+            texts[True] = items.str.to_lowercase().to_list()
+        for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
+            if not group:
+                continue
+            index: dict[str, list[int]] = {}
+            for j, a in enumerate(group):
+                for value in a.lookup:
+                    index.setdefault(value, []).append(j)
+            hits = np.zeros((len(group), fv.values.height), dtype=bool)
+            for k, text in enumerate(texts[lowered]):
+                found = index.get(text) if text is not None else None
+                if found:
+                    own = owners[starts[k]:starts[k + 1]]
+                    for j in found:
+                        hits[j, own] = True
+            for j, a in enumerate(group):
+                a.true = hits[j]
+                # a missing value (or an array without values) is unknown for a whole atom, and false
+                # element-wise (pushdown); a scalar value that did not match is false
+                a.false = ~hits[j] if a.element_wise or multi else (~hits[j] & column.is_not_null().to_numpy())
 
     def _evaluate_elements(self, path: str, fv: FieldValues, atoms: list[_Atom]) -> None:
         """Each distinct element tested once, then any() per distinct array (null and empty
@@ -279,8 +363,11 @@ class SharedFilters:
         pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
         elements, elem_codes = encode(pairs[path])
         vids = pairs["__v"].to_numpy()
-        mat = elements.to_frame(path).with_columns(
-            a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).drop(path).to_numpy()
+        frame = elements.to_frame(path)
+        if any(a.lowered for a in atoms):
+            frame = frame.with_columns(pl.col(path).str.to_lowercase().alias(LOWER_PREFIX + path))
+        mat = frame.with_columns(a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).select(
+            f"a{j}" for j in range(len(atoms))).to_numpy()
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
             a.true[vids[mat[elem_codes, j]]] = True

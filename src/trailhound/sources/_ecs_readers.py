@@ -470,13 +470,21 @@ class Declaration:
 _DOTTED_KEY = re.compile(rb'\.[^"\\\n:,{}\[\]]*"[ \t\r]*:')
 
 
-def has_dotted_keys(src: Source) -> bool:
+def has_dotted_keys(con: duckdb.DuckDBPyConnection, src: Source) -> bool:
     """Whether any key in the file is spelled with a dot (e.g. `"process.name":`). A compressed
-    file is not scanned: it may have some."""
+    file is not scanned: it may have some. DuckDB scans the lines with RE2 on every core; where
+    it cannot split them (a control byte, a huge line), Python's regex scans the file."""
     if src.gzip or src.size == 0:
         return src.gzip
-    with open(src.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return _DOTTED_KEY.search(mm) is not None
+    try:
+        (found,), = con.execute(
+            "SELECT bool_or(regexp_matches(l, ?)) FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', "
+            "quote='', escape='', header=false, auto_detect=false)",
+            [_DOTTED_KEY.pattern.decode(), src.path]).fetchall()
+        return bool(found)
+    except duckdb.Error:
+        with open(src.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return _DOTTED_KEY.search(mm) is not None
 
 
 def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):

@@ -227,7 +227,7 @@ class _Loader:
                 continue
             if id(src) in duck:
                 try:
-                    file_decl = decl if has_dotted_keys(src) else decl.nested_only()
+                    file_decl = decl if has_dotted_keys(self.con, src) else decl.nested_only()
                     part = duck_read(self.con, src, file_no, file_decl, guesses)
                 except duckdb.Error as e:
                     _log.info("%s: the DuckDB reader failed (%s); reading line by line",
