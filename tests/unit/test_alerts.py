@@ -135,3 +135,14 @@ def test_hunt_batches_event_rules_and_matches_single_searches(tmp_path):
         single = search(c.query, frame, SearchOptions(es_types=ecs().es_types()))
         assert got[c.rule.name] == [h.rows for h in single.hits], c.rule.name
     assert got == {"SSH client": [(1,)], "Key file written": [(0,)], "Key then SSH": [(0, 1)]}
+
+
+def test_alert_times_keep_nanoseconds_and_zones():
+    from trailhound.alerts.build import _time
+    from trailhound.compile.semantics import parse_date_ns
+
+    for value in ("2026-01-01T00:00:05Z", "2026-01-01T00:00:05.123456Z", "2026-01-01T00:00:05.123456789Z",
+                  "2026-01-01T02:00:05+02:00", "2026-01-01T00:00:05", 1767225605000, "1767225605000"):
+        assert _time({"event": {"ingested": value}}, "event.ingested")[0] == parse_date_ns(value, nanos=True)
+    assert _time({"@timestamp": "2026-01-01T00:00:05.1Z"}, "event.ingested") == (1767225605100000000,
+                                                                                "2026-01-01T00:00:05.1Z")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 import orjson
@@ -65,18 +65,18 @@ def reason(rule: Rule, flat: dict, severity: str | None = None) -> str:
     parts.append(f"{category} event" if category else "event")
     for label, key in (("with process", "process.name"), ("parent process", "process.parent.name"),
                        ("file", "file.name")):
-        if _get(flat, key) is not None:
-            parts.append(f"{label} {_get(flat, key)}")
+        if (value := _get(flat, key)) is not None:
+            parts.append(f"{label} {value}")
     for label, side in (("source", "source"), ("destination", "destination")):
         addr = _get(flat, f"{side}.address") or _get(flat, f"{side}.ip")
         if addr is not None:
             port = _get(flat, f"{side}.port")
             parts.append(f"{label} {addr}" + (f":{port}" if port is not None else ""))
     text = ", ".join(parts)
-    if _get(flat, "user.name") is not None:
-        text += f", by {_get(flat, 'user.name')}"
-    if _get(flat, "host.name") is not None:
-        text += f" on {_get(flat, 'host.name')}"
+    if (user := _get(flat, "user.name")) is not None:
+        text += f", by {user}"
+    if (host := _get(flat, "host.name")) is not None:
+        text += f" on {host}"
     return f"{text} created {severity or rule.severity} alert {rule.name}."
 
 
@@ -142,8 +142,31 @@ def mapped_risk_score(rule: Rule, flat: dict) -> float:
     return float(rule.risk_score)
 
 
+class _View:
+    """Field lookups on a document with nested and/or dotted keys, without flattening all of it
+    (the mappings and the reason read a handful of fields)."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = field_value(self.doc, key)
+        return default if value is None else value
+
+
+def _event_fields(doc: dict) -> dict[str, Any]:
+    """The document's `event.*` fields, flattened, without the `event.` prefix."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "event" and isinstance(value, dict):
+            out.update(flatten(value))
+        elif key.startswith("event."):
+            out.update(flatten(value, key[6:] + ".") if isinstance(value, dict) else {key[6:]: value})
+    return out
+
+
 def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
-    flat = flatten(doc)
+    flat = _View(doc)
     severity = mapped_severity(rule, flat) if rule.severity_mapping else rule.severity
     out = {k: v for k, v in doc.items() if k != "@timestamp"}
     out.update({
@@ -159,7 +182,7 @@ def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: s
         "kibana.alert.risk_score": mapped_risk_score(rule, flat),
         "kibana.alert.reason": reason(rule, flat, severity),
         "kibana.alert.original_time": flat.get("@timestamp"),
-        **{f"kibana.alert.original_event.{k[len('event.'):]}": v for k, v in flat.items() if k.startswith("event.")},
+        **{f"kibana.alert.original_event.{k}": v for k, v in _event_fields(doc).items()},
         **_rule_fields(rule),
     })
     if rule.rule_name_override:
@@ -279,10 +302,45 @@ def _group_value(flat: dict, key: str) -> Any:
     return None if v is None or v == [] else v
 
 
+def field_value(doc: dict, path: str):
+    """A dotted field of a document whose keys may be nested, dotted, or a mix of both."""
+    if path in doc:
+        return doc[path]
+    head, _, rest = path.partition(".")
+    while rest:
+        node = doc.get(head)
+        if isinstance(node, dict):
+            found = field_value(node, rest)
+            if found is not None:
+                return found
+        nxt, _, rest = rest.partition(".")
+        head = f"{head}.{nxt}"
+    return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _at_most_micro(text: str) -> bool:
+    """No more than six fraction digits: datetime would silently drop nanoseconds."""
+    dot = text.find(".")
+    return dot < 0 or not text[dot + 7:dot + 8].isdigit()
+
+
 def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:
-    flat = flatten(doc)
-    value = flat.get(timestamp_field, flat.get("@timestamp"))
+    value = field_value(doc, timestamp_field)
+    if value is None:
+        value = field_value(doc, "@timestamp")
     value = value[0] if isinstance(value, list) and value else value
+    if isinstance(value, str) and _at_most_micro(value):
+        try:  # the common ISO form, to the microsecond; anything else takes the general parser
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            dt = None
+        if dt is not None:
+            dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+            return (dt - _EPOCH) // _MICROSECOND * 1000, value
     return parse_date_ns(value, nanos=True) or 0, None if value is None else str(value)
 
 

@@ -63,18 +63,9 @@ HOST_HELP = "host.name for events whose log names none (audit.log without node=;
 
 
 def _get(doc: dict | None, path: str):
-    """A dotted field from a document with nested and/or dotted keys."""
-    if doc is None:
-        return None
-    if path in doc:
-        return doc[path]
-    head, _, rest = path.partition(".")
-    while rest:
-        if head in doc and isinstance(doc[head], dict):
-            return _get(doc[head], rest)
-        nxt, _, rest = rest.partition(".")
-        head = head + "." + nxt
-    return doc.get(head)
+    from ..alerts.build import field_value
+
+    return None if doc is None else field_value(doc, path)
 
 
 _COLUMNS = ("@timestamp", "host.name", "event.category", "event.action", "user.name", "process.pid",
