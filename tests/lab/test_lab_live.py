@@ -145,3 +145,15 @@ def test_capture_is_the_labs_own(live):
     assert events
     foreign = [e for e in events if e.ses is not None and e.ses != capture.UNSET and e.ses < live.lab.ses_floor]
     assert not foreign
+
+
+def test_the_pack_detects_each_atomic_scenario_live(live):
+    # the same check as over the recorded fixtures (test_lab_matrix), on what this machine just did
+    from trailhound.lab.matrix import default_rules_dir, run_matrix
+
+    files = [live.out / "audit.log", live.out / "auth.log"]
+    m = run_matrix([default_rules_dir()], files, list(live.windows.values()))
+    assert not [n for n in m.notes if n.startswith("rule error")]
+    for name in live.windows:
+        fired = m.fired(name)
+        assert any(m.rules[r] in ("medium", "high", "critical") for r in fired), (name, fired)
