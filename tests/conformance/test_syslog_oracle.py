@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import es_eql  # noqa: E402
 
-from trailhound.alerts.build import flatten  # noqa: E402
+from oracle import Agreement  # noqa: E402
 from trailhound.sources._ecs_readers import Source  # noqa: E402
 from trailhound.sources.formats import ReadOptions  # noqa: E402
 from trailhound.sources.normalize import documents, format_of  # noqa: E402
@@ -48,24 +48,11 @@ def compare(name: str) -> tuple[int, int, int, list[tuple]]:
     assert skipped == []
     expected = json.loads((AUTH / f"{name}-expected.json").read_text())["expected"]
     assert [line for _, line in got] == list(range(1, len(expected) + 1))
-    equal = common = total = 0
-    problems = []
+    agreement = Agreement()
     for (doc, line), want in zip(got, expected):
-        ours, theirs = flatten(doc), flatten(want)
-        for key, value in theirs.items():
-            if key.startswith(IGNORED):
-                continue
-            total += 1
-            if key in ours:
-                common += 1
-                same = ours[key] == value or (isinstance(value, list) and sorted(map(str, ours[key] or [])) ==
-                                              sorted(map(str, value)))
-                equal += same
-                if not same and (name, line, key) not in INTENTIONAL:
-                    problems.append((line, key, ours[key], value))
-            elif (name, line, key) not in INTENTIONAL:
-                problems.append((line, key, None, value))
-    return equal, common, total, problems
+        agreement.add(line, doc, want, IGNORED, lambda line, key: (name, line, key) in INTENTIONAL)
+    a = agreement
+    return a.equal, a.common, a.total, a.problems
 
 
 @pytest.mark.parametrize("name", FILES)

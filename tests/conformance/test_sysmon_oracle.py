@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import es_eql  # noqa: E402
 
-from trailhound.alerts.build import flatten  # noqa: E402
+from oracle import Agreement  # noqa: E402
 from trailhound.sources.sysmon import fill  # noqa: E402
 
 CASES = es_eql.SUITE.parent.parent / "corpora" / "integrations" / "sysmon_linux" / "log"
@@ -43,23 +43,12 @@ def _xml_fields(event: dict) -> tuple[dict, dict]:
 def test_sysmon_matches_elastic_pipeline():
     inputs = json.loads((CASES / "test-sysmon.json").read_text())["events"]
     expected = json.loads((CASES / "test-sysmon.json-expected.json").read_text())["expected"]
-    equal = common = total = 0
-    problems = []
+    a = Agreement()
     for event, want in zip(inputs, expected, strict=True):
         doc = {"host": {"hostname": event["log"]["syslog"]["hostname"]}}
         fill(doc, *_xml_fields(event))
-        ours, theirs = flatten(doc), flatten(want)
-        for key, value in theirs.items():
-            if key.startswith(IGNORED):
-                continue
-            total += 1
-            if key in ours:
-                common += 1
-                equal += ours[key] == value
-                if ours[key] != value and key not in INTENTIONAL:
-                    problems.append((key, ours[key], value))
-            else:
-                problems.append((key, None, value))
+        a.add(event["winlog"]["record_id"], doc, want, IGNORED, lambda _, key: key in INTENTIONAL)
+    equal, common, total, problems = a.equal, a.common, a.total, a.problems
     print(f"sysmon_linux: agreement {equal}/{common}, coverage {common}/{total}")
     assert problems == []
     assert equal == common - sum(1 for _ in inputs) * len(INTENTIONAL)
