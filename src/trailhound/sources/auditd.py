@@ -65,6 +65,12 @@ RECENT_DONE = 4096  # emitted event keys remembered, to recognise late EOEs
 _HEADER = re.compile(r"(?:node=(\S*) )?type=([A-Za-z0-9_]+(?:\[\d+\])?) msg=audit\((\d+)\.(\d+):(\d+)\):?")
 # go-libaudit's kvRegex, widened to ENRICHED upper-case keys and to the `aN[i]` chunks of EXECVE
 _KV = re.compile(r"""([A-Za-z0-9_-]+(?:\[\d+\])?)=((?:[^"'\s]+)|'(?:\\'|[^'])*'|"(?:\\"|[^"])*")""")
+# Most kernel records are plain ` key=value key="value"` runs (the kernel hex-encodes any value with a
+# space, quote or control character). When a text is only such pairs, with lower-case keys, no `msg`,
+# and no `=`, backslash or inner quote in values, _KV's matches are exactly its space-separated tokens:
+# _extract_simple splits them in C. Anything else goes through _extract.
+_SIMPLE = re.compile(r"""(?: (?!msg=)[a-z0-9_-][A-Za-z0-9_-]*+(?:\[\d++\])?+=(?>[^"'\s=]++|"[^"'\s\\=]*+"))++""")
+_QUOTED = re.compile(r' ([^= ]+)=("[^"]*")')
 _UNKNOWN_TYPE = re.compile(r"UNKNOWN\[(\d+)\]")
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*(.*)\s*\}\s+for\s+")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
@@ -134,6 +140,23 @@ def _extract(text: str, data: dict, orig: dict, enriched: dict, drop: frozenset 
             orig[key] = value
 
 
+def _extract_simple(text: str, drop: frozenset) -> tuple[dict, dict] | None:
+    """(data, orig) as _extract fills them, or None when `text` needs _extract."""
+    if not _SIMPLE.fullmatch(text):
+        return None
+    quoted = '"' in text
+    parts = text[1:].replace('"', "").replace("=", " ") if quoted else text[1:].replace("=", " ")
+    parts = parts.split(" ")
+    data = dict(zip(parts[::2], parts[1::2]))
+    # a repeated key, or a value to drop: _extract's rules for them apply
+    if len(data) * 2 != len(parts) or not drop.isdisjoint(data.values()):
+        return None
+    orig = data.copy()
+    if quoted:
+        orig.update(_QUOTED.findall(text))
+    return data, orig
+
+
 def _normalize_body(rtype: str, body: str) -> str:
     if rtype == "AVC":
         m = _AVC.search(body)
@@ -200,14 +223,18 @@ class Record:
         return self._data
 
     def _parse(self) -> None:
-        data: dict = {}
-        orig: dict = {}
         enriched: dict = {}
         body, _, names = self.body.partition("\x1d")
         # an EXECVE argument may be empty (`ssh-keygen -N ""`); go-libaudit drops it, and every
         # argument after it, so keep "" there
         drop = _DROP_IN_EXECVE if self.rtype == "EXECVE" else _DROP
-        _extract(_normalize_body(self.rtype, body), data, orig, enriched, drop)
+        text = _normalize_body(self.rtype, body)
+        simple = _extract_simple(text, drop)
+        if simple is None:
+            data, orig = {}, {}
+            _extract(text, data, orig, enriched, drop)
+        else:
+            data, orig = simple
         if names:
             _extract(names, {}, {}, enriched)
         self._data, self.orig, self.enriched = data, orig, enriched
