@@ -66,11 +66,10 @@ _HEADER = re.compile(r"(?:node=(\S*) )?type=([A-Za-z0-9_]+(?:\[\d+\])?) msg=audi
 # go-libaudit's kvRegex, widened to ENRICHED upper-case keys and to the `aN[i]` chunks of EXECVE
 _KV = re.compile(r"""([A-Za-z0-9_-]+(?:\[\d+\])?)=((?:[^"'\s]+)|'(?:\\'|[^'])*'|"(?:\\"|[^"])*")""")
 # Most kernel records are plain ` key=value key="value"` runs (the kernel hex-encodes any value with a
-# space, quote or control character). When a text is only such pairs, with lower-case keys, no `msg`,
-# and no `=`, backslash or inner quote in values, _KV's matches are exactly its space-separated tokens:
-# _extract_simple splits them in C. Anything else goes through _extract.
-_SIMPLE = re.compile(r"""(?: (?!msg=)[a-z0-9_-][A-Za-z0-9_-]*+(?:\[\d++\])?+=(?>[^"'\s=]++|"[^"'\s\\=]*+"))++""")
-_QUOTED = re.compile(r' ([^= ]+)=("[^"]*")')
+# space, quote or control character). When a text is only such pairs, with lower-case keys other than
+# `msg` and printable ASCII values without `=`, backslash or inner quotes, _KV's matches are exactly its
+# space-separated tokens: _extract_simple splits them in C. Anything else goes through _extract.
+_SIMPLE = re.compile(r"""(?: [a-z0-9_-][A-Za-z0-9_-]*+(?:\[[0-9]++\])?+=(?:[!#-&(-<>-\[\]-~]++|"[!#-&(-<>-\[\]-~]*+"))++""")
 _UNKNOWN_TYPE = re.compile(r"UNKNOWN\[(\d+)\]")
 _AVC = re.compile(r"avc:\s+(\w+)\s+\{\s*(.*)\s*\}\s+for\s+")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
@@ -142,18 +141,19 @@ def _extract(text: str, data: dict, orig: dict, enriched: dict, drop: frozenset 
 
 def _extract_simple(text: str, drop: frozenset) -> tuple[dict, dict] | None:
     """(data, orig) as _extract fills them, or None when `text` needs _extract."""
-    if not _SIMPLE.fullmatch(text):
+    if not _SIMPLE.fullmatch(text) or " msg=" in text:
         return None
     quoted = '"' in text
-    parts = text[1:].replace('"', "").replace("=", " ") if quoted else text[1:].replace("=", " ")
-    parts = parts.split(" ")
-    data = dict(zip(parts[::2], parts[1::2]))
+    tokens = iter((text[1:].replace('"', "") if quoted else text[1:]).replace("=", " ").split(" "))
+    data = dict(zip(tokens, tokens))
     # a repeated key, or a value to drop: _extract's rules for them apply
-    if len(data) * 2 != len(parts) or not drop.isdisjoint(data.values()):
+    if len(data) != text.count(" ") or not drop.isdisjoint(data.values()):
         return None
     orig = data.copy()
-    if quoted:
-        orig.update(_QUOTED.findall(text))
+    if quoted:  # the key before each `="`
+        for head in text.split('="')[:-1]:
+            key = head.rpartition(" ")[2]
+            orig[key] = f'"{data[key]}"'
     return data, orig
 
 
@@ -244,7 +244,8 @@ class Record:
         for key in ("auid", "old-auid", "ses"):
             if data.get(key) in _UNSET:
                 data[key] = "unset"
-        _selinux(data, "subj")
+        if "subj" in data:
+            _selinux(data, "subj")
         result = data.pop("success", None)
         if result is None:
             result = data.pop("res", None)
@@ -324,12 +325,13 @@ def parse_record(text: str, line: int = 0) -> Record | None:
         return None
     node, rtype, sec, msec, seq = m.groups()
     number = KERNEL_RECORD_TYPES.get(rtype)
-    unknown = _UNKNOWN_TYPE.fullmatch(rtype)
-    if unknown:
-        number = int(unknown.group(1))
-        rtype = _TYPE_BY_NUMBER.get(number, rtype)
-    elif number is None:
-        number = 0  # a user-space or daemon type: a standalone event
+    if number is None:
+        unknown = _UNKNOWN_TYPE.fullmatch(rtype)
+        if unknown:
+            number = int(unknown.group(1))
+            rtype = _TYPE_BY_NUMBER.get(number, rtype)
+        else:
+            number = 0  # a user-space or daemon type: a standalone event
     return Record(rtype, number, node, int(sec), int(msec), int(seq), text[m.end():], text, line)
 
 
@@ -386,12 +388,6 @@ def _entity_set(value: str | None, source: str | None, enriched: dict) -> dict:
     return {"name": value}
 
 
-def _put(doc: dict, path: tuple, value) -> None:
-    for part in path[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[path[-1]] = value
-
-
 _SECONDS: dict[int, str] = {}
 
 
@@ -430,28 +426,46 @@ class _Event:
         self.file_names: dict = {}
 
 
+_ID, _SUBJ = 1, 2
+_KEY_KINDS: dict[str, int] = {}  # key -> _ID, _SUBJ or 0 (event data); the same few keys recur
+
+
+def _key_kind(key: str) -> int:
+    """Classifies a key not yet in _KEY_KINDS."""
+    if len(_KEY_KINDS) > 4096:
+        _KEY_KINDS.clear()
+    kind = _KEY_KINDS[key] = _ID if key.endswith(("uid", "gid")) else _SUBJ if key.startswith("subj_") else 0
+    return kind
+
+
 def _new_event(event: _Event, rec: Record) -> None:
-    data = dict(rec.data)
-    event.enriched = rec.enriched
+    data = rec.data
+    enriched = event.enriched = rec.enriched
     if "result" in data:
-        event.result = data.pop("result")
+        event.result = data["result"]
     if "ses" in data:
-        event.session = data.pop("ses")
+        event.session = data["ses"]
     if "auid" in data:
         event.actor[0], event.actor_src[0] = data["auid"], "auid"
     if "uid" in data:
         event.actor[1], event.actor_src[1] = data["uid"], "uid"
     event.tags = rec.tags
+    ids, event_data = event.ids, event.data
     for key, value in data.items():
-        if key.endswith(("uid", "gid")):
-            event.ids[key] = value
-            name = rec.enriched.get(key.upper())
+        kind = _KEY_KINDS.get(key)
+        if kind is None:
+            kind = _key_kind(key)
+        if not kind:
+            event_data[key] = value
+        elif kind == _ID:
+            ids[key] = value
+            name = enriched.get(key.upper())
             if name:
                 event.id_names[key] = name
-        elif key.startswith("subj_"):
-            event.selinux[key[5:]] = value
         else:
-            event.data[key] = value
+            event.selinux[key[5:]] = value
+    event_data.pop("result", None)
+    event_data.pop("ses", None)
 
 
 def _get_value(event: _Event, key: str):
@@ -669,10 +683,16 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
         if value == "unset":
             continue
         path = _USER_IDS.get(key, (key, "id"))
-        _put(user, path, value)
+        node = user
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = value
         name = event.id_names.get(key)
         if name and not name.startswith("unknown("):
-            _put(user, path[:-1] + ("name",), name)
+            node["name"] = name
     if event.ids and event.selinux:
         user["selinux"] = event.selinux
     doc["user"] = user
@@ -725,12 +745,16 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
         summary["object"] = obj
     if event.how:
         summary["how"] = event.how
-    out_data: dict = {}
-    for key, value in data.items():
-        if key.startswith("socket_"):
-            out_data.setdefault("socket", {})[key[7:]] = value
-        else:
-            out_data[key] = value
+    # one C-level search spares the per-key loop when no key can start with socket_
+    if "socket_" in " ".join(data):
+        out_data: dict = {}
+        for key, value in data.items():
+            if key.startswith("socket_"):
+                out_data.setdefault("socket", {})[key[7:]] = value
+            else:
+                out_data[key] = value
+    else:
+        out_data = dict(data)
     auditd["data"] = out_data
     if summary:
         auditd["summary"] = summary
