@@ -83,6 +83,8 @@ _AUXILIARY = frozenset((
     "OPENAT2", "URINGOP", "EOE",
 ))
 _UNSET = ("4294967295", "-1")
+# the keys Record._enrich_common reads
+_COMMON_KEYS = frozenset(("auid", "old-auid", "ses", "subj", "success", "res", "exit", "key", "cwd"))
 _SIGNALS = ("", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
             "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
             "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF",
@@ -241,31 +243,8 @@ class Record:
         self._enrich(data, orig)
 
     def _enrich(self, data: dict, orig: dict) -> None:
-        for key in ("auid", "old-auid", "ses"):
-            if data.get(key) in _UNSET:
-                data[key] = "unset"
-        if "subj" in data:
-            _selinux(data, "subj")
-        result = data.pop("success", None)
-        if result is None:
-            result = data.pop("res", None)
-        if result is not None:
-            result = result.lower()
-            data["result"] = "success" if result in ("yes", "1") or result.startswith("suc") else "fail"
-        exit_code = data.get("exit")
-        if exit_code and exit_code[0] == "-" and exit_code[1:].isdigit():
-            name = ERRNO.get(int(exit_code[1:]))
-            if name:
-                data["exit"] = name
-        if "key" in data:
-            value = data.pop("key")
-            raw = _hex_bytes(orig["key"])
-            if raw is not None:
-                self.tags = raw.decode("utf-8", "replace").split("\x01")
-            else:
-                self.tags = [value.split("=", 1)[-1]]
-        if "cwd" in data:
-            self._decode(data, orig, "cwd")
+        if not data.keys().isdisjoint(_COMMON_KEYS):  # PATH, PROCTITLE, EXECVE... have none of them
+            self._enrich_common(data, orig)
         rtype = self.rtype
         if rtype in ("SYSCALL", "SECCOMP"):
             if rtype == "SECCOMP" and data.get("sig", "").isdigit() and 0 < int(data["sig"]) < len(_SIGNALS):
@@ -310,6 +289,32 @@ class Record:
                     decoded = _hex_string(value)
                     if decoded is not None:
                         data[key] = decoded
+
+    def _enrich_common(self, data: dict, orig: dict) -> None:
+        for key in ("auid", "old-auid", "ses"):
+            if data.get(key) in _UNSET:
+                data[key] = "unset"
+        _selinux(data, "subj")
+        result = data.pop("success", None)
+        if result is None:
+            result = data.pop("res", None)
+        if result is not None:
+            result = result.lower()
+            data["result"] = "success" if result in ("yes", "1") or result.startswith("suc") else "fail"
+        exit_code = data.get("exit")
+        if exit_code and exit_code[0] == "-" and exit_code[1:].isdigit():
+            name = ERRNO.get(int(exit_code[1:]))
+            if name:
+                data["exit"] = name
+        if "key" in data:
+            value = data.pop("key")
+            raw = _hex_bytes(orig["key"])
+            if raw is not None:
+                self.tags = raw.decode("utf-8", "replace").split("\x01")
+            else:
+                self.tags = [value.split("=", 1)[-1]]
+        if "cwd" in data:
+            self._decode(data, orig, "cwd")
 
     @staticmethod
     def _decode(data: dict, orig: dict, key: str) -> None:
@@ -403,6 +408,17 @@ def _timestamp(sec: int, msec: int) -> str:
 class _Event:
     """aucoalesce.Event, reduced to what the ECS document needs."""
 
+    # immutable defaults live on the class: an event sets only what it has
+    tags = None
+    result = "unknown"
+    session = None
+    how = None
+    source = None
+    dest = None
+    direction = None
+    args = None
+    file = None
+
     def __init__(self):
         self.data: dict = {}
         self.ids: dict = {}
@@ -410,20 +426,10 @@ class _Event:
         self.selinux: dict = {}
         self.paths: list[dict] = []
         self.path_records: list[Record] = []
-        self.tags = None
-        self.result = "unknown"
-        self.session = None
         self.actor = [None, None]  # (value, source key) pairs as lists
         self.actor_src = [None, None]
         self.obj = {"type": None, "primary": None, "secondary": None}
         self.obj_src = {"primary": None, "secondary": None}
-        self.how = None
-        self.source = None
-        self.dest = None
-        self.direction = None
-        self.args = None
-        self.file = None
-        self.file_names: dict = {}
 
 
 _ID, _SUBJ = 1, 2
@@ -459,9 +465,10 @@ def _new_event(event: _Event, rec: Record) -> None:
             event_data[key] = value
         elif kind == _ID:
             ids[key] = value
-            name = enriched.get(key.upper())
-            if name:
-                event.id_names[key] = name
+            if enriched:  # RAW logs have no names
+                name = enriched.get(key.upper())
+                if name:
+                    event.id_names[key] = name
         else:
             event.selinux[key[5:]] = value
     event_data.pop("result", None)
@@ -961,7 +968,7 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
                 skip(number, f"audit event {rec.seq} has more than {MAX_RECORDS} records")
                 continue
             group.records.append(rec)
-            if _standalone(rec) and len(group.records) == 1:
+            if len(group.records) == 1 and _standalone(rec):
                 group.complete = True
         if pending and (len(pending) > MAX_IN_FLIGHT or next(iter(pending.values())).complete):
             yield from drain(False)
