@@ -323,14 +323,19 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
     union = _union([shared.rows(f) for filters in parts.values() for f in filters], frame.height)
     ordered = _ordered_rows(frame, options, union, keys).filter(pl.col("__ts").is_not_null())
     positions = ordered["__pos"].to_numpy()
+    # each row's place in `ordered` (-1: not there), so a query takes just its own rows, in order
+    place = np.full(frame.height, -1, dtype=np.int64)
+    place[positions] = np.arange(len(positions))
     for j, filters in parts.items():
         q = queries[j]
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
-        flags = [pl.Series(n, _flag(shared.rows(f), positions, frame.height)) for n, f in zip(names, filters)]
+        rows = [shared.rows(f) for f in filters]
+        mine = place[_union(rows, frame.height)]
+        mine = np.sort(mine[mine >= 0])
+        flags = [pl.Series(n, _flag(r, positions[mine], frame.height)) for n, r in zip(names, rows)]
         key_fields = sorted({k.path for s in list(q.expanded()) + ([q.until] if q.until else []) for k in s.keys}
                             & set(ordered.columns))
-        cand = (ordered.select(ORDER + key_fields).with_columns(flags)
-                .filter(pl.any_horizontal(names)).with_row_index("__ord"))
+        cand = ordered.select(ORDER + key_fields).gather(mine).with_columns(flags).with_row_index("__ord")
         try:
             outcome[j] = _correlate(q, cand, schema, options)
         except QueryError as e:
