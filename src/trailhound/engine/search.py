@@ -162,6 +162,13 @@ def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndar
         pl.Series("__pos", positions, dtype=pl.Int64))
 
 
+def _places(ordered: pl.DataFrame, height: int) -> np.ndarray:
+    """Each frame row's place in `ordered` (rows by `__pos`), -1 where it is not there."""
+    place = np.full(height, -1, dtype=np.int64)
+    place[ordered["__pos"].to_numpy()] = np.arange(ordered.height)
+    return place
+
+
 def _add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError | None:
     try:
         for f in filters:
@@ -323,9 +330,7 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
     union = _union([shared.rows(f) for filters in parts.values() for f in filters], frame.height)
     ordered = _ordered_rows(frame, options, union, keys).filter(pl.col("__ts").is_not_null())
     positions = ordered["__pos"].to_numpy()
-    # each row's place in `ordered` (-1: not there), so a query takes just its own rows, in order
-    place = np.full(frame.height, -1, dtype=np.int64)
-    place[positions] = np.arange(len(positions))
+    place = _places(ordered, frame.height)  # so that a query takes just its own rows, in order
     for j, filters in parts.items():
         q = queries[j]
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
@@ -465,12 +470,12 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
     union = _union([shared.rows(rules[i].query.filter) for i in ok], frame.height)
     terms = {f for i in ok for f in rules[i].fields if f in schema}
     ordered = _ordered_rows(frame, options, union, terms).filter(pl.col("__ts").is_not_null())
-    positions = ordered["__pos"].to_numpy()
+    place = _places(ordered, frame.height)
     for i in ok:
         r = rules[i]
-        mine = _flag(shared.rows(r.query.filter), positions, frame.height)
+        mine = place[shared.rows(r.query.filter)]
         present = [f for f in r.fields if f in schema]
-        cand = ordered.filter(pl.Series(mine)).select(ORDER + present).with_row_index("__ord")
+        cand = ordered.select(ORDER + present).gather(np.sort(mine[mine >= 0])).with_row_index("__ord")
         try:
             outcome[i] = _new_terms(r.query, cand, list(r.fields), r.history_ms, schema, options)
         except QueryError as e:
