@@ -89,9 +89,10 @@ _SIGNALS = ("", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "
             "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
             "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF",
             "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS")
-_USER_IDS = {"uid": ("id",), "gid": ("group", "id"), "euid": ("effective", "id"), "egid": ("effective", "group", "id"),
-             "suid": ("saved", "id"), "sgid": ("saved", "group", "id"), "fsuid": ("filesystem", "id"),
-             "fsgid": ("filesystem", "group", "id"), "auid": ("audit", "id")}
+# id key -> (the user.* objects it nests in, its field)
+_USER_IDS = {"uid": ((), "id"), "gid": (("group",), "id"), "euid": (("effective",), "id"),
+             "egid": (("effective", "group"), "id"), "suid": (("saved",), "id"), "sgid": (("saved", "group"), "id"),
+             "fsuid": (("filesystem",), "id"), "fsgid": (("filesystem", "group"), "id"), "auid": (("audit",), "id")}
 # Defend's event.action for syscalls that mean the same as its event (see the module docstring)
 _DEFEND_ACTIONS = {"execve": "exec", "execveat": "exec", "rename": "rename", "renameat": "rename",
                    "renameat2": "rename", "unlink": "deletion", "unlinkat": "deletion",
@@ -159,6 +160,9 @@ def _extract_simple(text: str, drop: frozenset) -> tuple[dict, dict] | None:
     return data, orig
 
 
+_ODD_BODIES = frozenset(("AVC", "LOGIN", "CRED_DISP", "USER_START", "USER_END"))  # the types _normalize_body changes
+
+
 def _normalize_body(rtype: str, body: str) -> str:
     if rtype == "AVC":
         m = _AVC.search(body)
@@ -208,15 +212,22 @@ def _selinux(data: dict, key: str) -> None:
 class Record:
     """One audit record: header fields now, key=value data parsed on first use."""
 
-    __slots__ = ("rtype", "number", "node", "sec", "msec", "seq", "body", "raw", "line", "_data", "orig",
-                 "enriched", "tags")
+    __slots__ = ("rtype", "number", "key", "body", "raw", "line", "_data", "orig", "enriched", "tags")
 
-    def __init__(self, rtype, number, node, sec, msec, seq, body, raw, line):
-        self.rtype, self.number, self.node = rtype, number, node
-        self.sec, self.msec, self.seq = sec, msec, seq
+    def __init__(self, rtype, number, key, body, raw, line):
+        # key: (node, seconds, milliseconds, serial), what identifies the record's event
+        self.rtype, self.number, self.key = rtype, number, key
         self.body, self.raw, self.line = body, raw, line
         self._data = None
         self.tags = None
+
+    @property
+    def node(self) -> str | None:
+        return self.key[0]
+
+    @property
+    def seq(self) -> int:
+        return self.key[3]
 
     @property
     def data(self) -> dict:
@@ -230,7 +241,7 @@ class Record:
         # an EXECVE argument may be empty (`ssh-keygen -N ""`); go-libaudit drops it, and every
         # argument after it, so keep "" there
         drop = _DROP_IN_EXECVE if self.rtype == "EXECVE" else _DROP
-        text = _normalize_body(self.rtype, body)
+        text = _normalize_body(self.rtype, body) if self.rtype in _ODD_BODIES else body
         simple = _extract_simple(text, drop)
         if simple is None:
             data, orig = {}, {}
@@ -337,7 +348,7 @@ def parse_record(text: str, line: int = 0) -> Record | None:
             rtype = _TYPE_BY_NUMBER.get(number, rtype)
         else:
             number = 0  # a user-space or daemon type: a standalone event
-    return Record(rtype, number, node, int(sec), int(msec), int(seq), text[m.end():], text, line)
+    return Record(rtype, number, (node, int(sec), int(msec), int(seq)), text[m.end():], text, line)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,8 +430,9 @@ class _Event:
     args = None
     file = None
 
+    data: dict  # set by _new_event
+
     def __init__(self):
-        self.data: dict = {}
         self.ids: dict = {}
         self.id_names: dict = {}
         self.selinux: dict = {}
@@ -432,16 +444,18 @@ class _Event:
         self.obj_src = {"primary": None, "secondary": None}
 
 
-_ID, _SUBJ = 1, 2
-_KEY_KINDS: dict[str, int] = {}  # key -> _ID, _SUBJ or 0 (event data); the same few keys recur
+# a record's keys, in order -> its user-id keys and its subj_ keys: the same few layouts recur
+_LAYOUTS: dict[tuple, tuple[tuple, tuple]] = {}
 
 
-def _key_kind(key: str) -> int:
-    """Classifies a key not yet in _KEY_KINDS."""
-    if len(_KEY_KINDS) > 4096:
-        _KEY_KINDS.clear()
-    kind = _KEY_KINDS[key] = _ID if key.endswith(("uid", "gid")) else _SUBJ if key.startswith("subj_") else 0
-    return kind
+def _layout(keys: tuple) -> tuple[tuple, tuple]:
+    """Classifies the keys of a layout not yet in _LAYOUTS."""
+    if len(_LAYOUTS) > 4096:
+        _LAYOUTS.clear()
+    ids = tuple(key for key in keys if key.endswith(("uid", "gid")))
+    subj = tuple(key for key in keys if key.startswith("subj_") and key not in ids)
+    layout = _LAYOUTS[keys] = (ids, subj)
+    return layout
 
 
 def _new_event(event: _Event, rec: Record) -> None:
@@ -456,21 +470,20 @@ def _new_event(event: _Event, rec: Record) -> None:
     if "uid" in data:
         event.actor[1], event.actor_src[1] = data["uid"], "uid"
     event.tags = rec.tags
-    ids, event_data = event.ids, event.data
-    for key, value in data.items():
-        kind = _KEY_KINDS.get(key)
-        if kind is None:
-            kind = _key_kind(key)
-        if not kind:
-            event_data[key] = value
-        elif kind == _ID:
-            ids[key] = value
-            if enriched:  # RAW logs have no names
-                name = enriched.get(key.upper())
-                if name:
-                    event.id_names[key] = name
-        else:
-            event.selinux[key[5:]] = value
+    keys = tuple(data)
+    id_keys, subj_keys = _LAYOUTS.get(keys) or _layout(keys)
+    # the record's data less its ids and subj_ fields, in the record's order
+    event_data = event.data = data.copy()
+    ids = event.ids
+    for key in id_keys:
+        ids[key] = event_data.pop(key)
+    if enriched:  # RAW logs have no names
+        for key in id_keys:
+            name = enriched.get(key.upper())
+            if name:
+                event.id_names[key] = name
+    for key in subj_keys:
+        event.selinux[key[5:]] = event_data.pop(key)
     event_data.pop("result", None)
     event_data.pop("ses", None)
 
@@ -530,9 +543,10 @@ def _set_file_object(event: _Event, index_hint: int) -> None:
         file["gid"] = path["ogid"]
         if enriched.get("OGID"):
             file["group"] = enriched["OGID"]
-    selinux = {k[4:]: v for k, v in path.items() if k.startswith("obj_")}
-    if selinux:
-        file["selinux"] = selinux
+    if "obj_" in " ".join(path):  # one C-level search spares the per-key loop
+        selinux = {k[4:]: v for k, v in path.items() if k.startswith("obj_")}
+        if selinux:
+            file["selinux"] = selinux
     event.file = file
 
 
@@ -659,8 +673,9 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
     data = event.data
     result = event.result
     outcome = "failure" if result == "fail" else result
-    ev: dict = {"kind": "event", "module": "auditd", "outcome": outcome, "sequence": special.seq}
-    doc: dict = {"@timestamp": _timestamp(special.sec, special.msec), "event": ev}
+    host_name, sec, msec, seq = special.key
+    ev: dict = {"kind": "event", "module": "auditd", "outcome": outcome, "sequence": seq}
+    doc: dict = {"@timestamp": _timestamp(sec, msec), "event": ev}
     # process (aucoalesce addProcess + Auditbeat's integer pids)
     process: dict = {}
     for key, field in (("pid", "pid"), ("ppid", "ppid")):
@@ -689,14 +704,14 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
     for key, value in event.ids.items():
         if value == "unset":
             continue
-        path = _USER_IDS.get(key, (key, "id"))
+        parents, field = _USER_IDS.get(key) or ((key,), "id")
         node = user
-        for part in path[:-1]:
+        for part in parents:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             node = child
-        node[path[-1]] = value
+        node[field] = value
         name = event.id_names.get(key)
         if name and not name.startswith("unknown("):
             node["name"] = name
@@ -740,7 +755,7 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
         doc["tags"] = list(event.tags)
     ev["original"] = [r.raw for r in records]
     # auditd.* module fields
-    auditd: dict = {"message_type": rtype.lower(), "sequence": special.seq, "result": result}
+    auditd: dict = {"message_type": rtype.lower(), "sequence": seq, "result": result}
     if event.session is not None and event.session != "unset":
         auditd["session"] = event.session
     summary: dict = {}
@@ -767,15 +782,15 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
         auditd["summary"] = summary
     if event.paths:
         auditd["paths"] = event.paths
-    if special.node:
-        auditd["node"] = special.node
+    if host_name:
+        auditd["node"] = host_name
     doc["auditd"] = auditd
     doc["service"] = {"type": "auditd"}
     host: dict = {"os": {"type": "linux"}}
     if "arch" in data:
         host["architecture"] = data["arch"]
-    if special.node:
-        host["name"] = special.node
+    if host_name:
+        host["name"] = host_name
     doc["host"] = host
     if normalized is not None:
         norm = normalized["norm"]
@@ -951,26 +966,29 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
             if text.strip():
                 skip(number, "not an audit record (expected [node=N ]type=T msg=audit(SECONDS.MS:SERIAL):)")
             continue
-        key = (rec.node, rec.sec, rec.msec, rec.seq)
+        key = rec.key
         group = pending.get(key)
         if rec.rtype == "EOE":
-            if group is not None:
-                group.complete = True
-            elif key not in done:
-                skip(number, f"EOE for audit event {rec.seq}, which has no record")
+            if group is None:
+                if key not in done:
+                    skip(number, f"EOE for audit event {rec.seq}, which has no record")
+                continue
+            group.complete = True
         elif key in done:
             skip(number, f"record for audit event {rec.seq}, which was already emitted")
             continue
-        else:
-            if group is None:
-                group = pending[key] = _Group()
-            if len(group.records) >= MAX_RECORDS:
-                skip(number, f"audit event {rec.seq} has more than {MAX_RECORDS} records")
-                continue
+        elif group is None:
+            group = pending[key] = _Group()
             group.records.append(rec)
-            if len(group.records) == 1 and _standalone(rec):
-                group.complete = True
-        if pending and (len(pending) > MAX_IN_FLIGHT or next(iter(pending.values())).complete):
+            group.complete = _standalone(rec)
+        elif len(group.records) >= MAX_RECORDS:
+            skip(number, f"audit event {rec.seq} has more than {MAX_RECORDS} records")
+            continue
+        else:
+            group.records.append(rec)
+            continue
+        # only a new event or a completed one can make the oldest events ready to go
+        if len(pending) > MAX_IN_FLIGHT or next(iter(pending.values())).complete:
             yield from drain(False)
     yield from drain(True)
 
