@@ -209,6 +209,13 @@ def _selinux(data: dict, key: str) -> None:
             data[key + name] = part
 
 
+# (type, body) -> (data, orig, enriched, tags) of records already parsed; orig, enriched and tags are
+# only read once parsed, so records share them
+_PARSED: dict[tuple[str, str], tuple] = {}
+_PARSED_SIZE = 1024
+_PARSED_BODY = 1024  # longer bodies are not kept: the cache stays within ~10 MB
+
+
 class Record:
     """One audit record: header fields now, key=value data parsed on first use."""
 
@@ -236,6 +243,23 @@ class Record:
         return self._data
 
     def _parse(self) -> None:
+        rtype, body = self.rtype, self.body
+        # PATH, CWD, PROCTITLE, EXECVE... records recur verbatim (the same binaries, directories and
+        # command lines: over half of them in the lab captures); a SYSCALL record, with its pid, does not
+        memo = rtype != "SYSCALL" and len(body) <= _PARSED_BODY
+        if memo:
+            parsed = _PARSED.get((rtype, body))
+            if parsed is not None:
+                data, self.orig, self.enriched, self.tags = parsed
+                self._data = data.copy()  # documents hold the dicts (auditd.paths): one per record
+                return
+        self._parse_body()
+        if memo:
+            if len(_PARSED) >= _PARSED_SIZE:
+                _PARSED.clear()
+            _PARSED[(rtype, body)] = (self._data.copy(), self.orig, self.enriched, self.tags)
+
+    def _parse_body(self) -> None:
         enriched: dict = {}
         body, _, names = self.body.partition("\x1d")
         # an EXECVE argument may be empty (`ssh-keygen -N ""`); go-libaudit drops it, and every
