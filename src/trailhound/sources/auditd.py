@@ -29,6 +29,8 @@ Fields beyond Auditbeat (each is what Elastic Defend or the rules expect, derive
   A rename is reported by its destination, the source in `file.Ext.original.path`, as Defend does
   (Auditbeat reports the source), so "key moved into authorized_keys" is seen.
 * Empty EXECVE arguments (`-N ""`) are kept; go-libaudit drops them and loses the arguments after.
+* A USER_CMD record (sudo) gets `process.args` from its command split on spaces, as the integration's
+  per-line pipeline does, so rules on sudo'd commands see them (`auditd.data.cmd` keeps the text).
 * `event.action` also carries Defend's action where the syscall means the same thing: `exec`
   (execve/execveat), `rename`, `deletion` (unlink/unlinkat), `connection_attempted` (connect),
   `connection_accepted` (accept/accept4), `uid_change` (set*uid). It is then a list, e.g.
@@ -721,6 +723,11 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
         process["args"] = event.args
         process["args_count"] = len(event.args)
         process["command_line"] = " ".join(event.args)
+    elif rtype == "USER_CMD" and data.get("cmd"):
+        # sudo's command, split on spaces as the integration's pipeline does (its quoting is lost)
+        process["args"] = data["cmd"].split()
+        process["args_count"] = len(process["args"])
+        process["command_line"] = data["cmd"]
     if process:
         doc["process"] = process
     # user ids (Auditbeat addUser), names from ENRICHED
