@@ -1,0 +1,581 @@
+"""One audit event: its records coalesced, as go-libaudit's aucoalesce and Auditbeat do, into an ECS
+document (with the additions the `auditd` module docstring lists)."""
+
+from __future__ import annotations
+
+import time
+
+from .auditd_records import UNSET, Record, hex_string
+from .auditd_tables import RECORD_NORMS, SYSCALL_NORMS
+
+# records the kernel writes after the SYSCALL record of the same event (audit_log_exit)
+AUXILIARY = frozenset((
+    "SYSCALL", "PATH", "CWD", "EXECVE", "SOCKADDR", "PROCTITLE", "IPC", "IPC_SET_PERM", "MQ_OPEN", "MQ_SENDRECV",
+    "MQ_NOTIFY", "MQ_GETSETATTR", "SOCKETCALL", "FD_PAIR", "OBJ_PID", "BPRM_FCAPS", "CAPSET", "MMAP", "KERNEL_OTHER",
+    "OPENAT2", "URINGOP", "EOE",
+))
+# id key -> (the user.* objects it nests in, its field)
+_USER_IDS = {"uid": ((), "id"), "gid": (("group",), "id"), "euid": (("effective",), "id"),
+             "egid": (("effective", "group"), "id"), "suid": (("saved",), "id"), "sgid": (("saved", "group"), "id"),
+             "fsuid": (("filesystem",), "id"), "fsgid": (("filesystem", "group"), "id"), "auid": (("audit",), "id")}
+# Defend's event.action for syscalls that mean the same as its event (see the module docstring)
+_DEFEND_ACTIONS = {"execve": "exec", "execveat": "exec", "rename": "rename", "renameat": "rename",
+                   "renameat2": "rename", "unlink": "deletion", "unlinkat": "deletion",
+                   "connect": "connection_attempted", "accept": "connection_accepted",
+                   "accept4": "connection_accepted", "setuid": "uid_change", "setreuid": "uid_change",
+                   "setresuid": "uid_change", "setfsuid": "uid_change"}
+_OPENS = frozenset(("open", "openat", "openat2", "creat"))
+
+
+def _execve_args(records: list[Record]) -> tuple[str | None, list[str]]:
+    """argc and the arguments, the `aN_len`/`aN[i]` chunks reassembled across EXECVE records."""
+    merged: dict = {}
+    origs: dict = {}
+    argc = None
+    for rec in records:
+        data = rec.data
+        if argc is None and "argc" in data:
+            argc = data["argc"]
+        merged.update(data)
+        origs.update(rec.orig)
+    args: list[str] = []
+    if argc is None or not argc.isdigit():
+        return argc, args
+    for i in range(int(argc)):
+        key = f"a{i}"
+        if key in merged:
+            args.append(merged[key])
+            continue
+        if f"{key}_len" not in merged:
+            break
+        chunks = []
+        j = 0
+        while f"{key}[{j}]" in origs:
+            chunks.append(origs[f"{key}[{j}]"].strip("'\""))
+            j += 1
+        if not chunks:
+            break
+        joined = "".join(chunks)
+        decoded = hex_string(joined)
+        args.append(decoded if decoded is not None else joined)
+    return argc, args
+
+
+def _entity_set(value: str | None, source: str | None, enriched: dict) -> dict:
+    """aucoalesce's ECSEntityData.set, with the ENRICHED name of the field the value came from."""
+    if value is None:
+        return {}
+    if value in ("", "unset") or value in UNSET:
+        return {"id": "unset"}
+    if value.isdigit():
+        out = {"id": value}
+        name = enriched.get(source.upper()) if source else None
+        if name and name != "unknown(" + value + ")":
+            out["name"] = name
+        return out
+    return {"name": value}
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def _timestamp(sec: int, msec: int) -> str:
+    text = _SECONDS.get(sec)
+    if text is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        text = _SECONDS[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{text}.{msec:03d}Z"
+
+
+class _Event:
+    """aucoalesce.Event, reduced to what the ECS document needs."""
+
+    # immutable defaults live on the class: an event sets only what it has
+    tags = None
+    result = "unknown"
+    session = None
+    how = None
+    source = None
+    dest = None
+    direction = None
+    args = None
+    file = None
+
+    data: dict  # set by _new_event
+
+    def __init__(self):
+        self.ids: dict = {}
+        self.id_names: dict = {}
+        self.selinux: dict = {}
+        self.paths: list[dict] = []
+        self.path_records: list[Record] = []
+        self.actor = [None, None]  # (value, source key) pairs as lists
+        self.actor_src = [None, None]
+        self.obj = {"type": None, "primary": None, "secondary": None}
+        self.obj_src = {"primary": None, "secondary": None}
+
+
+# a record's keys, in order -> its user-id keys and its subj_ keys: the same few layouts recur
+_LAYOUTS: dict[tuple, tuple[tuple, tuple]] = {}
+
+
+def _layout(keys: tuple) -> tuple[tuple, tuple]:
+    """Classifies the keys of a layout not yet in _LAYOUTS."""
+    if len(_LAYOUTS) > 4096:
+        _LAYOUTS.clear()
+    ids = tuple(key for key in keys if key.endswith(("uid", "gid")))
+    subj = tuple(key for key in keys if key.startswith("subj_") and key not in ids)
+    layout = _LAYOUTS[keys] = (ids, subj)
+    return layout
+
+
+def _new_event(event: _Event, rec: Record) -> None:
+    data = rec.data
+    enriched = event.enriched = rec.enriched
+    if "result" in data:
+        event.result = data["result"]
+    if "ses" in data:
+        event.session = data["ses"]
+    if "auid" in data:
+        event.actor[0], event.actor_src[0] = data["auid"], "auid"
+    if "uid" in data:
+        event.actor[1], event.actor_src[1] = data["uid"], "uid"
+    event.tags = rec.tags
+    keys = tuple(data)
+    id_keys, subj_keys = _LAYOUTS.get(keys) or _layout(keys)
+    # the record's data less its ids and subj_ fields, in the record's order
+    event_data = event.data = data.copy()
+    ids = event.ids
+    for key in id_keys:
+        ids[key] = event_data.pop(key)
+    if enriched:  # RAW logs have no names
+        for key in id_keys:
+            name = enriched.get(key.upper())
+            if name:
+                event.id_names[key] = name
+    for key in subj_keys:
+        event.selinux[key[5:]] = event_data.pop(key)
+    event_data.pop("result", None)
+    event_data.pop("ses", None)
+
+
+def _get_value(event: _Event, key: str):
+    if key in event.data:
+        return event.data[key]
+    return event.ids.get(key)
+
+
+_AT_FDCWD = ("ffffff9c", "ffffffffffffff9c")  # -100 as the record shows a 32/64-bit argument
+# the *at syscalls' directory-descriptor argument (for renames and links, the one of the name reported)
+_DIRFD_ARG = {name: "a0" for name in ("openat", "openat2", "unlinkat", "mkdirat", "mknodat", "fchmodat", "fchownat",
+                                       "readlinkat", "newfstatat", "faccessat", "faccessat2", "utimensat")}
+_DIRFD_ARG.update({"renameat": "a2", "renameat2": "a2", "linkat": "a2", "symlinkat": "a1"})
+
+
+def _absolute(path: str | None, cwd: str) -> str | None:
+    if path is None or path.startswith("/") or not cwd.startswith("/"):
+        return path
+    return cwd.rstrip("/") + "/" + (path[2:] if path.startswith("./") else path)
+
+
+def _set_file_object(event: _Event, index_hint: int) -> None:
+    if not event.paths:
+        return
+    index = index_hint if len(event.paths) > index_hint else 0
+    chosen = index
+    for i in range(index, len(event.paths)):
+        if event.paths[i].get("nametype") not in ("PARENT", "UNKNOWN"):
+            chosen = i
+            break
+    path = event.paths[chosen]
+    enriched = event.path_records[chosen].enriched
+    file: dict = {}
+    if "name" in path:
+        event.obj["primary"] = path["name"]
+        file["path"] = path["name"]
+    if "inode" in path:
+        file["inode"] = path["inode"]
+    if "rdev" in path:
+        file["device"] = path["rdev"]
+    if "mode" in path:
+        try:
+            mode = int(path["mode"], 8)
+        except ValueError:
+            mode = None
+        if mode is not None:
+            file["mode"] = format(mode & 0o7777, "04o")  # permission, setuid/setgid and sticky bits
+            # Go's os.FileMode(raw unix mode).IsRegular() holds for any unix mode: always "file"
+            event.obj["type"] = "file"
+    if "ouid" in path:
+        file["uid"] = path["ouid"]
+        if enriched.get("OUID"):
+            file["owner"] = enriched["OUID"]
+    if "ogid" in path:
+        file["gid"] = path["ogid"]
+        if enriched.get("OGID"):
+            file["group"] = enriched["OGID"]
+    if "obj_" in " ".join(path):  # one C-level search spares the per-key loop
+        selinux = {k[4:]: v for k, v in path.items() if k.startswith("obj_")}
+        if selinux:
+            file["selinux"] = selinux
+    event.file = file
+
+
+def _apply_normalization(event: _Event, rtype: str) -> dict | None:
+    data = event.data
+    how = data.get("exe", data.get("comm"))
+    if how is not None:
+        if how.startswith(("/usr/bin/python", "/usr/bin/sh", "/usr/bin/bash", "/usr/bin/perl")) and "comm" in data:
+            how = data["comm"]
+        event.how = how
+    syscall_norm = None
+    if "syscall" in data:
+        syscall_norm = SYSCALL_NORMS.get(data["syscall"]) or SYSCALL_NORMS["*"]
+    if rtype == "SYSCALL":
+        norm = syscall_norm
+    else:
+        norm = None
+        for candidate in RECORD_NORMS.get(rtype, ()):
+            if all(f in data for f in candidate.get("has_fields", ())):
+                norm = candidate
+    if norm is None:
+        return None
+    category = list(norm.get("category", ()))
+    types = list(norm.get("type", ()))
+    outcome = None
+    if syscall_norm is not None and syscall_norm["id"] != norm["id"]:
+        category += syscall_norm.get("category", ())
+        types += syscall_norm.get("type", ())
+        if event.result == "fail":
+            outcome = "failure"
+    what = norm.get("object_what")
+    if what:
+        event.obj["type"] = what
+    if what in ("file", "filesystem"):
+        _set_file_object(event, norm.get("object_path_index", 0))
+    elif what == "socket":
+        primary = data.get("socket_addr", data.get("socket_path"))
+        if primary is not None:
+            event.obj["primary"] = primary
+        if "socket_port" in data:
+            event.obj["secondary"] = data["socket_port"]
+    for slot, field in ((0, "subject_primary"), (1, "subject_secondary")):
+        for key in norm.get(field, ()):
+            value = _get_value(event, key)
+            if value is not None:
+                event.actor[slot], event.actor_src[slot] = value, key
+                break
+    for slot, field in (("primary", "object_primary"), ("secondary", "object_secondary")):
+        for key in norm.get(field, ()):
+            value = _get_value(event, key)
+            if value is not None:
+                event.obj[slot], event.obj_src[slot] = value, key
+                break
+    for key in norm.get("how", ()):
+        value = _get_value(event, key)
+        if value is not None:
+            event.how = value
+            break
+    if event.source is None:
+        for key in norm.get("source_ip", ()):
+            if key in data:
+                event.source = {"ip": data.pop(key)}
+                event.direction = "ingress"
+                break
+    return {"norm": norm, "category": category, "type": types, "outcome": outcome}
+
+
+def coalesce(records: list[Record]) -> dict | None:
+    """The ECS document of one event; None when it cannot be coalesced (no SYSCALL in a compound)."""
+    event = _Event()
+    head = records[0]
+    if len(records) == 1:
+        special, syscall = head, None
+        _new_event(event, head)
+    else:
+        syscall = next((r for r in records if r.rtype == "SYSCALL"), None)
+        if syscall is None:
+            return None
+        special = next((r for r in records if r.rtype not in AUXILIARY), syscall)
+        _new_event(event, syscall)
+        execves = []
+        for rec in records:
+            rtype = rec.rtype
+            if rtype == "SYSCALL":
+                event.data.pop("items", None)
+            elif rtype == "PATH":
+                event.paths.append(rec.data)
+                event.path_records.append(rec)
+            elif rtype == "SOCKADDR":
+                _add_sockaddr(event, rec.data)
+            elif rtype == "EXECVE":
+                execves.append(rec)
+            else:
+                for key, value in rec.data.items():
+                    event.data.setdefault(key, value)
+        if execves:
+            argc, args = _execve_args(execves)
+            if argc is not None:
+                event.data["argc"] = argc
+            event.args = args
+    rtype = special.rtype
+    normalized = _apply_normalization(event, rtype)
+    return _document(event, records, special, rtype, normalized)
+
+
+def _add_sockaddr(event: _Event, data: dict) -> None:
+    syscall = event.data.get("syscall")
+    if syscall is None:
+        return
+    for key, value in data.items():
+        event.data["socket_" + key] = value
+    address = {k: data[src] for k, src in (("ip", "addr"), ("port", "port"), ("path", "path")) if data.get(src)}
+    if syscall in ("recvfrom", "recvmsg", "accept", "accept4"):
+        if address:
+            event.source = address
+        event.direction = "ingress"
+    elif syscall in ("connect", "sendto", "sendmsg"):
+        if address:
+            event.dest = address
+        event.direction = "egress"
+
+
+def _document(event: _Event, records: list[Record], special: Record, rtype: str, normalized: dict | None) -> dict:
+    data = event.data
+    result = event.result
+    outcome = "failure" if result == "fail" else result
+    host_name, sec, msec, seq = special.key
+    ev: dict = {"kind": "event", "module": "auditd", "outcome": outcome, "sequence": seq}
+    doc: dict = {"@timestamp": _timestamp(sec, msec), "event": ev}
+    # process (aucoalesce addProcess + Auditbeat's integer pids)
+    process: dict = {}
+    for key, field in (("pid", "pid"), ("ppid", "ppid")):
+        value = data.pop(key, None)
+        if value is not None:
+            try:
+                number = int(value)
+            except ValueError:
+                continue
+            if field == "pid":
+                process["pid"] = number
+            else:
+                process["parent"] = {"pid": number}
+    for key, field in (("proctitle", "title"), ("comm", "name"), ("exe", "executable"), ("cwd", "working_directory")):
+        value = data.pop(key, None)
+        if value:
+            process[field] = value
+    if event.args:
+        process["args"] = event.args
+        process["args_count"] = len(event.args)
+        process["command_line"] = " ".join(event.args)
+    elif rtype == "USER_CMD" and data.get("cmd"):
+        # sudo's command, split on spaces as the integration's pipeline does (its quoting is lost)
+        process["args"] = data["cmd"].split()
+        process["args_count"] = len(process["args"])
+        process["command_line"] = data["cmd"]
+    if process:
+        doc["process"] = process
+    # user ids (Auditbeat addUser), names from ENRICHED
+    user: dict = {}
+    for key, value in event.ids.items():
+        if value == "unset":
+            continue
+        parents, field = _USER_IDS.get(key) or ((key,), "id")
+        node = user
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node[field] = value
+        name = event.id_names.get(key)
+        if name and not name.startswith("unknown("):
+            node["name"] = name
+    if event.ids and event.selinux:
+        user["selinux"] = event.selinux
+    doc["user"] = user
+    if event.file is not None:
+        file = dict(event.file)
+        cwd = process.get("working_directory", "")
+        dirfd = _DIRFD_ARG.get(data.get("syscall", ""))
+        if dirfd and data.get(dirfd, "ffffff9c").lower() not in _AT_FDCWD:
+            cwd = ""  # relative to a directory descriptor, not to the working directory: leave it relative
+        path = _absolute(file.get("path"), cwd)
+        if data.get("syscall", "").startswith("rename"):
+            # Defend reports a rename by its destination, with the source as the original path
+            created = [p["name"] for p in event.paths if p.get("nametype") == "CREATE" and "name" in p]
+            if created and path is not None:
+                file.setdefault("Ext", {})["original"] = {"path": path}
+                path = _absolute(created[-1], cwd)
+        if path is not None:
+            file["path"] = path
+            slash = path.rfind("/")
+            name = path[slash + 1:]
+            if name:
+                file["name"] = name
+                dot = name.rfind(".")
+                if dot > 0:
+                    file["extension"] = name[dot + 1:]
+            if slash > 0:
+                file["directory"] = path[:slash]
+            elif slash == 0:
+                file["directory"] = "/"
+        doc["file"] = file
+    if event.source:
+        doc["source"] = event.source
+    if event.dest:
+        doc["destination"] = event.dest
+    if event.direction:
+        doc["network"] = {"direction": event.direction}
+    if event.tags:
+        doc["tags"] = list(event.tags)
+    ev["original"] = [r.raw for r in records]
+    # auditd.* module fields
+    auditd: dict = {"message_type": rtype.lower(), "sequence": seq, "result": result}
+    if event.session is not None and event.session != "unset":
+        auditd["session"] = event.session
+    summary: dict = {}
+    actor = {k: v for k, v in zip(("primary", "secondary"), event.actor) if v}
+    if actor:
+        summary["actor"] = actor
+    obj = {k: v for k, v in event.obj.items() if v}
+    if obj:
+        summary["object"] = obj
+    if event.how:
+        summary["how"] = event.how
+    # one C-level search spares the per-key loop when no key can start with socket_
+    if "socket_" in " ".join(data):
+        out_data: dict = {}
+        for key, value in data.items():
+            if key.startswith("socket_"):
+                out_data.setdefault("socket", {})[key[7:]] = value
+            else:
+                out_data[key] = value
+    else:
+        out_data = dict(data)
+    auditd["data"] = out_data
+    if summary:
+        auditd["summary"] = summary
+    if event.paths:
+        auditd["paths"] = event.paths
+    if host_name:
+        auditd["node"] = host_name
+    doc["auditd"] = auditd
+    doc["service"] = {"type": "auditd"}
+    host: dict = {"os": {"type": "linux"}}
+    if "arch" in data:
+        host["architecture"] = data["arch"]
+    if host_name:
+        host["name"] = host_name
+    doc["host"] = host
+    if normalized is not None:
+        norm = normalized["norm"]
+        action = norm.get("action")
+        categories, types = normalized["category"], normalized["type"]
+        extra = _DEFEND_ACTIONS.get(data.get("syscall", "")) if rtype == "SYSCALL" else None
+        if rtype == "SYSCALL" and data.get("syscall") in _OPENS and any(
+                p.get("nametype") == "CREATE" for p in event.paths) and event.result == "success":
+            extra = "creation"
+            if "creation" not in types:
+                types = types + ["creation"]
+        elif rtype == "SYSCALL" and _opened_for_writing(data) and event.result == "success" and "change" not in types:
+            types = types + ["change"]
+        if action:
+            summary["action"] = action
+            ev["action"] = [action, extra] if extra else action
+        if norm.get("kind"):
+            ev["kind"] = norm["kind"]
+        if categories:
+            ev["category"] = categories
+        if types:
+            ev["type"] = types
+        if normalized["outcome"]:
+            ev["outcome"] = normalized["outcome"]
+        _apply_mappings(doc, event, norm)
+    _drop_redundant_effective(user)
+    if not user:
+        del doc["user"]
+    return doc
+
+
+# open(2) flags: the access mode, and the bits that alter content (same on x86_64 and aarch64)
+_O_ACCMODE, _O_TRUNC, _O_APPEND = 0o3, 0o1000, 0o2000
+_FLAGS_ARG = {"open": "a1", "openat": "a2"}  # openat2 passes them in a struct the record does not show
+
+
+def _opened_for_writing(data: dict) -> bool:
+    """An open that can change the file's content (write or read-write access, truncate, append)."""
+    arg = _FLAGS_ARG.get(data.get("syscall", ""))
+    try:
+        flags = int(data[arg], 16) if arg and arg in data else None
+    except ValueError:
+        return False
+    return flags is not None and bool(flags & _O_ACCMODE or flags & (_O_TRUNC | _O_APPEND))
+
+
+def _apply_mappings(doc: dict, event: _Event, norm: dict) -> None:
+    mappings = norm.get("mappings")
+    if not mappings:
+        return
+    enriched = event.enriched
+    related = set()
+    for source, target in mappings:
+        if source == "subject.primary":
+            value, key = event.actor[0], event.actor_src[0]
+        elif source == "subject.secondary":
+            value, key = event.actor[1], event.actor_src[1]
+        elif source in ("object.primary", "object.secondary"):
+            slot = source.split(".")[1]
+            value, key = event.obj[slot], event.obj_src[slot]
+        elif source.startswith("uid."):
+            key = source[4:]
+            value = event.ids.get(key)
+        elif source.startswith("data."):
+            key = source[5:]
+            value = event.data.get(key)
+        else:
+            continue
+        entity = _entity_set(value, key, enriched)
+        if not entity:
+            continue
+        root = doc["user"] if target.startswith("user") else doc.setdefault("group", {})
+        parts = tuple(target.split(".")[1:]) if target.startswith("user") else ()
+        node = root
+        for part in parts:
+            node = node.setdefault(part, {})
+        ent_id = entity.get("id")
+        if ent_id and ent_id != "unset":
+            node["id"] = ent_id
+        else:
+            node.pop("id", None)
+        if entity.get("name"):
+            node["name"] = entity["name"]
+            if target != "group":
+                related.add(entity["name"])
+        else:
+            node.pop("name", None)
+        if not node and parts:
+            _prune(root, parts)
+    if not doc.get("group"):
+        doc.pop("group", None)
+    if related:
+        doc["related"] = {"user": sorted(related)}
+
+
+def _prune(root: dict, parts: tuple) -> None:
+    parent = root
+    for part in parts[:-1]:
+        parent = parent.get(part, {})
+    if parent.get(parts[-1]) == {}:
+        del parent[parts[-1]]
+
+
+def _drop_redundant_effective(user: dict) -> None:
+    effective = user.get("effective")
+    if not effective:
+        return
+    for key in ("id", "name"):
+        if user.get(key) and effective.get(key) == user.get(key):
+            del user["effective"]
+            return
