@@ -16,6 +16,7 @@ import errno
 import pprint
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -111,6 +112,19 @@ def kernel_record_types() -> dict[str, int]:
     return dict(sorted(types.items(), key=lambda kv: kv[1]))
 
 
+def _one_per_line(name: str, table: dict) -> str:
+    """A dict literal with one entry per line (the entries are small dicts)."""
+    rows = "".join(f"    {key!r}: {table[key]!r},\n" for key in sorted(table))
+    return f"{name} = {{\n{rows}}}"
+
+
+def _numbered(name: str, table: dict[int, str]) -> str:
+    """A number -> name table as its names in number order, "-" for gaps, wrapped in string pieces."""
+    names = " ".join(table.get(n, "-") for n in range(max(table) + 1))
+    lines = textwrap.wrap(names, 110, break_long_words=False, break_on_hyphens=False)
+    return f"{name} = (\n" + "".join(f'    "{line} "\n' for line in lines) + ")"
+
+
 def main() -> int:
     if not NORMALIZATIONS.exists():
         print(f"missing {NORMALIZATIONS}", file=sys.stderr)
@@ -126,22 +140,29 @@ def main() -> int:
         "KERNEL_RECORD_TYPES: kernel-generated record types (1300-2099), which wait for EOE; any other",
         'type is a standalone event. ARCHES: audit arch (hex) -> name. ERRNO: number -> name."""',
         "",
-        f"SYSCALL_NORMS = {pprint.pformat(by_syscall, width=120, sort_dicts=True)}",
+        _one_per_line("SYSCALL_NORMS", by_syscall),
         "",
-        f"RECORD_NORMS = {pprint.pformat(by_type, width=120, sort_dicts=True)}",
+        _one_per_line("RECORD_NORMS", by_type),
         "",
-        # aarch64 and riscv64 use the kernel's generic table: written once
-        f"GENERIC_SYSCALLS = {pprint.pformat(tables['generic'], width=120, compact=True)}",
         "",
-        f"SYSCALLS = {{'x86_64': {pprint.pformat(tables['x86_64'], width=120, compact=True)},\n"
-        f" 'i386': {pprint.pformat(tables['i386'], width=120, compact=True)},\n"
-        " 'aarch64': GENERIC_SYSCALLS, 'riscv64': GENERIC_SYSCALLS}",
+        "def _numbered(names: str) -> dict[int, str]:",
+        '    """A table written as its names in number order, "-" where a number has none."""',
+        '    return {n: name for n, name in enumerate(names.split()) if name != "-"}',
+        "",
+        "",
+        _numbered("_X86_64", tables["x86_64"]),
+        _numbered("_I386", tables["i386"]),
+        "# aarch64 and riscv64 use the kernel's generic table",
+        _numbered("_GENERIC", tables["generic"]),
+        "SYSCALLS = {'x86_64': _numbered(_X86_64), 'i386': _numbered(_I386), 'aarch64': _numbered(_GENERIC)}",
+        "SYSCALLS['riscv64'] = SYSCALLS['aarch64']",
         "",
         f"KERNEL_RECORD_TYPES = {pprint.pformat(kernel_record_types(), width=120, compact=True, sort_dicts=False)}",
         "",
         f"ARCHES = {pprint.pformat(ARCHES, width=120, compact=True)}",
         "",
-        f"ERRNO = {pprint.pformat(errnos, width=120, compact=True)}",
+        _numbered("_ERRNO", errnos),
+        "ERRNO = _numbered(_ERRNO)",
         "",
     ]
     OUT.write_text("\n".join(parts))
