@@ -27,7 +27,7 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import SWAP, ConditionCompiler, coerce_const, is_pushable, version_key
+from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, coerce_const, is_pushable, version_key
 
 
 Bind = dict[str, pl.Expr]
@@ -297,9 +297,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         name, ci = e.name, e.case_insensitive
         if all(a.is_const for a in args):
             return _lit(F.call(name, [a.const for a in args], ci))
-        arith = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "modulo": "%"}
-        if name in arith:
-            return self._arith(arith[name], args[0], args[1])
+        if name in ARITH_FUNCTIONS:
+            return self._arith(ARITH_FUNCTIONS[name], args[0], args[1])
         s = args[0]
         if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
             needle = args[1].const

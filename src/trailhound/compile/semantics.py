@@ -18,6 +18,10 @@ FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
+#: the EQL functions that are arithmetic operators, which backends compile as the operator
+ARITH_FUNCTIONS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "modulo": "%"}
+
+
 def is_pushable(e: ir.Expr) -> bool:
     """A field-vs-constants predicate, which ES runs as a two-valued Lucene query."""
     if isinstance(e, ir.Compare):
