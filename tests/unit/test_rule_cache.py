@@ -1,8 +1,10 @@
 """The rule query cache: a hit gives what parsing gives, keys and code changes separate entries."""
 
+import pytest
+
 from trailhound.rules import cache
 from trailhound.rules.check import check_rule
-from trailhound.rules.loader import rule_from_toml
+from trailhound.rules.loader import load_rules, rule_from_toml
 
 RULE = '''
 [rule]
@@ -44,3 +46,20 @@ def test_off_and_unwritable_directories_are_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAILHOUND_CACHE_DIR", str(blocker))
     cache.put(("k",), 1)  # cannot create a folder under a file: no error
     assert check_rule(rule_from_toml(RULE)).status == "ok"
+
+
+def test_rule_files_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAILHOUND_CACHE_DIR", str(tmp_path / "cache"))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "good.toml").write_text(RULE)
+    (rules / "bad.toml").write_text(RULE + "\nname = 'twice'\n")  # a duplicate key: invalid TOML
+    first = load_rules([rules])
+    monkeypatch.setattr("tomllib.loads", lambda text: (_ for _ in ()).throw(AssertionError("parsed again")))
+    second = load_rules([rules])
+    assert [r.name for r in second.rules] == [r.name for r in first.rules] == ["r"]
+    assert [str(e) for e in second.errors] == [str(e) for e in first.errors]
+    assert "invalid TOML" in str(second.errors[0]) and "bad.toml" in str(second.errors[0])
+    (rules / "good.toml").write_text(RULE.replace('name = "r"', 'name = "edited"'))
+    with pytest.raises(AssertionError, match="parsed again"):  # new text: a cache miss
+        load_rules([rules])

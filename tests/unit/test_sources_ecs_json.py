@@ -260,6 +260,28 @@ def test_a_leading_byte_order_mark(tmp_path, reader):
     assert t.documents([0, 1]) == [{"n": 1}, {"n": 2}]
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_vectorized_line_index_equals_reading_line_by_line(tmp_path, monkeypatch, compress):
+    """Line starts found across chunk boundaries, blank and indented lines, no final newline."""
+    import random
+
+    from trailhound.sources import _ecs_readers as readers
+
+    rng = random.Random(7)
+    pieces = [b"", b" ", b"\t\r", b"  {\"a\": 1}", b"{\"b\": 22}", b"\x0b", b"{}", b"\r"]
+    for trial in range(40):
+        text = b"\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        if rng.random() < 0.5:
+            text += b"\n"
+        f = tmp_path / f"t{trial}.ndjson"
+        f.write_bytes(gzip.compress(text) if compress else text)
+        src = readers.Source.open(str(f))
+        monkeypatch.setattr(readers, "_INDEX_CHUNK", rng.randint(1, 9))
+        offsets, lines = readers.line_index(src)
+        slow_offsets, slow_lines = readers._line_index_slow(src)
+        assert list(offsets) == list(slow_offsets) and list(lines) == list(slow_lines), text
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input
 

@@ -189,6 +189,7 @@ def hunt(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .._gc import no_gc
     from ..alerts.build import alerts_for_hits, utc_now
     from ..engine.hunt import hunt as run_hunt
     from ..rules.check import check_rule
@@ -232,36 +233,37 @@ def hunt(
     excepted = Table(title="events excepted")
     for c in ("rule", "exception", "events"):
         excepted.add_column(c, overflow="fold")
-    try:
-        for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
-            rule = run.check.rule
-            for label, n in sorted(run.excepted.items()):
-                excepted.add_row(rule.name, label, str(n))
-            fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
-            if fallback:
-                fallbacks[fallback[0]] = fallbacks.get(fallback[0], 0) + 1
-            notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
-            alerts = []
-            if run.hits:
-                rows = sorted({r for h in run.hits for r in h.rows if r is not None})
-                docs = dict(zip(rows, result.table.documents(rows)))
-                batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
-                alerts = batch.alerts
-                if batch.suppressed:
-                    notes.append(f"{batch.suppressed} suppressed into earlier alerts")
-                if batch.over_max_signals:
-                    notes.append(f"{batch.over_max_signals} hits over max_signals "
-                                 f"({rule.max_signals if max_signals is None else max_signals} per execution); "
-                                 "see --max-signals")
-            total_alerts += len(alerts)
+    with no_gc():  # tens of thousands of alert dicts: see trailhound._gc
+        try:
+            for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
+                rule = run.check.rule
+                for label, n in sorted(run.excepted.items()):
+                    excepted.add_row(rule.name, label, str(n))
+                fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
+                if fallback:
+                    fallbacks[fallback[0]] = fallbacks.get(fallback[0], 0) + 1
+                notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
+                alerts = []
+                if run.hits:
+                    rows = sorted({r for h in run.hits for r in h.rows if r is not None})
+                    docs = dict(zip(rows, result.table.documents(rows)))
+                    batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
+                    alerts = batch.alerts
+                    if batch.suppressed:
+                        notes.append(f"{batch.suppressed} suppressed into earlier alerts")
+                    if batch.over_max_signals:
+                        notes.append(f"{batch.over_max_signals} hits over max_signals "
+                                     f"({rule.max_signals if max_signals is None else max_signals} per execution); "
+                                     "see --max-signals")
+                total_alerts += len(alerts)
+                if sink:
+                    for a in alerts:
+                        sink.write(orjson.dumps(a, default=str) + b"\n")
+                if run.hits or run.error:
+                    table.add_row(rule.name, rule.severity, str(len(run.hits)), str(len(alerts)), "; ".join(notes))
+        finally:
             if sink:
-                for a in alerts:
-                    sink.write(orjson.dumps(a, default=str) + b"\n")
-            if run.hits or run.error:
-                table.add_row(rule.name, rule.severity, str(len(run.hits)), str(len(alerts)), "; ".join(notes))
-    finally:
-        if sink:
-            sink.close()
+                sink.close()
     console = Console()
     console.print(table)
     if excepted.row_count:

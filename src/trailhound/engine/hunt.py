@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .._gc import no_gc
 from ..rules.check import RuleCheck, ecs
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..sources import EventTable, ReadOptions, load_events
@@ -60,6 +61,7 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
     return options, warnings
 
 
+@no_gc()
 def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
          exceptions: Sequence[ExceptionList] = (), progress=None, input_format: str | None = None,
          read_options: ReadOptions | None = None) -> Hunt:

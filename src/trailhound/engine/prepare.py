@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..compile.semantics import parse_date_ns
 from ..compile.schema import DATE_TYPES
 
 #: a date given as epoch milliseconds in a string ("11", "1516116808349")
 EPOCH_RE = r"^\s*-?\d+(\.\d+)?\s*$"
+#: the layout `_parse_iso` takes: date, time, optional fraction, Z or a numeric offset
+ISO_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,32 @@ def date_to_ns(expr: pl.Expr, dtype: pl.DataType, nanos: bool) -> pl.Expr:
 
 
 def _parse_dates(s: pl.Series, nanos: bool) -> pl.Series:
-    # fast path: one vectorized parse for the common ISO layout; slow path per odd value
-    parsed = s.str.to_datetime(format=None, strict=False, time_unit="ns", time_zone="UTC", ambiguous="null")
-    out = parsed.dt.epoch("ns")
-    needs_slow = (out.is_null() & s.is_not_null()) | s.str.contains(EPOCH_RE).fill_null(False)
-    if needs_slow.any():
-        idx = needs_slow.arg_true()
-        slow = [parse_date_ns(v, nanos) for v in s.gather(idx).to_list()]
-        out = out.scatter(idx, pl.Series(slow, dtype=pl.Int64))
+    out = _parse_iso(s)
+    if out is None:
+        # one vectorized parse for the usual layouts; slow path per odd value
+        parsed = s.str.to_datetime(format=None, strict=False, time_unit="ns", time_zone="UTC", ambiguous="null")
+        out = parsed.dt.epoch("ns")
+        needs_slow = (out.is_null() & s.is_not_null()) | s.str.contains(EPOCH_RE).fill_null(False)
+        if needs_slow.any():
+            idx = needs_slow.arg_true()
+            slow = [parse_date_ns(v, nanos) for v in s.gather(idx).to_list()]
+            out = out.scatter(idx, pl.Series(slow, dtype=pl.Int64))
     if not nanos:
         out = out - out % 1_000_000
     return out
+
+
+def _parse_iso(s: pl.Series) -> pl.Series | None:
+    """Epoch ns when every value is a full ISO-8601 date-time with a zone, as telemetry writes
+    them: Arrow's parser is about 10x faster than Polars' here, and stricter (it refuses the
+    whole column on any out-of-range part, and then the general path decides)."""
+    if s.null_count() == s.len() or not s.str.contains(ISO_RE).fill_null(True).all():
+        return None
+    try:
+        parsed = pc.cast(s.to_arrow(), pa.timestamp("ns", "UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pl.Series(s.name, parsed).dt.epoch("ns")
 
 
 def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],

@@ -153,8 +153,9 @@ def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndar
                   fields: set[str] = frozenset()) -> pl.DataFrame:
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
     The order keys come from the SharedFilters, which parses the timestamps once per frame."""
-    keys, rank = shared_filters(frame, options).order()
-    positions = positions[np.argsort(rank[positions], kind="stable")]
+    shared = shared_filters(frame, options)
+    keys = shared.order()[0]
+    positions = shared.in_event_order(positions)
     wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
     base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
     prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()

@@ -19,6 +19,8 @@ does not grow with the number of events beyond the index lookups.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,6 +34,7 @@ from .prepare import FrameOptions, date_to_ns, prepare
 
 #: above this many true distinct values, a mask over all rows beats gathering index slices
 _SLICE_LIMIT = 256
+_WORKERS = min(4, os.cpu_count() or 1)
 
 
 class FieldValues:
@@ -53,12 +56,21 @@ class FieldValues:
             mask[true_codes] = True
             return np.flatnonzero(mask[self.codes])
         if self._order is None:
-            self._order = np.argsort(self.codes, kind="stable")
+            self._order = _stable_argsort(self.codes, len(self.counts))
             self._starts = np.concatenate(([0], np.cumsum(self.counts)))
         starts = self._starts
         parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
         out = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return np.sort(out) if len(parts) > 1 else out
+
+
+def _stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """np.argsort(codes, kind="stable"), by 16-bit radix passes (NumPy radix-sorts 16-bit
+    integers, about 10x faster than its timsort of 32-bit ones)."""
+    if n_values <= 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    low = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((codes[low] >> 16).astype(np.uint16), kind="stable")]
 
 
 def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
@@ -297,30 +309,40 @@ class SharedFilters:
         return fv
 
     def _evaluate_pending(self) -> None:
-        for path, atoms in self._pending.items():
-            fv = self.field(path)
-            exact = [a for a in atoms if a.lookup is not None]
-            if exact:
-                self._evaluate_lookups(path, fv, exact)
-            whole = [a for a in atoms if not a.element_wise and a.lookup is None]
-            if whole:
-                values = fv.values
-                if any(a.lowered for a in whole):
-                    values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
-                                                                 self.schema).values())
-                # with_columns: a constant atom still gets one value per distinct value
-                out = values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).select(
-                    f"a{j}" for j in range(len(whole)))
-                true = out.select(pl.all().fill_null(False)).to_numpy()
-                false = out.select((~pl.all()).fill_null(False)).to_numpy()
-                for j, a in enumerate(whole):
-                    a.true, a.false = true[:, j].copy(), false[:, j].copy()
-            element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
-            if element_wise:
-                self._evaluate_elements(path, fv, element_wise)
-            for a in atoms:
-                a.count = int(fv.counts[a.true].sum())
-        self._pending = {}
+        pending, self._pending = self._pending, {}
+        if len(pending) > 1 and _WORKERS > 1:
+            # fields are independent and Polars releases the GIL: encoding and atom evaluation
+            # of one field overlap with another's (measured 1.5x on two cores)
+            with ThreadPoolExecutor(_WORKERS) as pool:
+                for future in [pool.submit(self._evaluate_field, p, a) for p, a in pending.items()]:
+                    future.result()
+        else:
+            for path, atoms in pending.items():
+                self._evaluate_field(path, atoms)
+
+    def _evaluate_field(self, path: str, atoms: list[_Atom]) -> None:
+        fv = self.field(path)
+        exact = [a for a in atoms if a.lookup is not None]
+        if exact:
+            self._evaluate_lookups(path, fv, exact)
+        whole = [a for a in atoms if not a.element_wise and a.lookup is None]
+        if whole:
+            values = fv.values
+            if any(a.lowered for a in whole):
+                values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
+                                                             self.schema).values())
+            # with_columns: a constant atom still gets one value per distinct value
+            out = values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).select(
+                f"a{j}" for j in range(len(whole)))
+            true = out.select(pl.all().fill_null(False)).to_numpy()
+            false = out.select((~pl.all()).fill_null(False)).to_numpy()
+            for j, a in enumerate(whole):
+                a.true, a.false = true[:, j].copy(), false[:, j].copy()
+        element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
+        if element_wise:
+            self._evaluate_elements(path, fv, element_wise)
+        for a in atoms:
+            a.count = int(fv.counts[a.true].sum())
 
     def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[_Atom]) -> None:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
@@ -330,7 +352,7 @@ class SharedFilters:
         if multi:  # distinct elements, and for each the distinct values (arrays) holding it
             pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
             items, codes = encode(pairs[path])
-            owners = pairs["__v"].to_numpy()[np.argsort(codes, kind="stable")]
+            owners = pairs["__v"].to_numpy()[_stable_argsort(codes, items.len())]
             starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=items.len()))))
         else:
             items, owners, starts = column, np.arange(column.len()), np.arange(column.len() + 1)
@@ -376,17 +398,22 @@ class SharedFilters:
     # ---- event order ---------------------------------------------------------------------
 
     def order(self) -> tuple[pl.DataFrame, np.ndarray]:
-        """`__ts` and `__tb` of every row, and each row's rank in event order (made once)."""
+        """`__ts` and `__tb` of every row, and the row positions in event order (made once)."""
         if self._order is None:
             ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
             wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb)}
             base = self.frame.select(sorted((wanted & set(self.frame.columns)) | {"__row"}))
             keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
             by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
-            rank = np.empty(self.height, dtype=np.int64)
-            rank[by_order.to_numpy()] = np.arange(self.height)
-            self._order = (keys.select("__ts", "__tb"), rank)
+            self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))
         return self._order
+
+    def in_event_order(self, positions: np.ndarray) -> np.ndarray:
+        """These row positions (distinct), sorted in event order."""
+        by_order = self.order()[1]
+        mask = np.zeros(self.height, dtype=bool)
+        mask[positions] = True
+        return by_order[mask[by_order]]
 
     # ---- filters -------------------------------------------------------------------------
 

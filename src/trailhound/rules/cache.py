@@ -1,12 +1,13 @@
-"""A disk cache of rule queries already parsed and compiled, so that running a large rule set
-again (CI, a hunt after a hunt) skips the parser: 355 Linux rules take about 2 s to parse and
-compile, and well under 0.1 s to load from here.
+"""A disk cache of rule files and queries already parsed and compiled, so that running a large
+rule set again (CI, a hunt after a hunt) skips the parsers: 355 Linux rules take about 2 s to
+parse and compile, and well under 0.1 s to load from here.
 
-Entries are keyed by the query text, its language and event-category field, under a fingerprint
-of the code that produced them (the grammars, the parsers, the IR, the compilers and the ECS
-types), so a change to any of them starts a fresh cache. The directory is
-`$TRAILHOUND_CACHE_DIR`, else `$XDG_CACHE_HOME/trailhound`, else `~/.cache/trailhound`; set
-`TRAILHOUND_CACHE_DIR=off` to disable it. A cache that cannot be read or written is ignored.
+Entries are keyed by the TOML text, or by the query text, its language and event-category
+field, under a fingerprint of the code that produced them (the grammars, the parsers, the IR,
+the compilers and the ECS types), so a change to any of them starts a fresh cache. The
+directory is `$TRAILHOUND_CACHE_DIR`, else `$XDG_CACHE_HOME/trailhound`, else
+`~/.cache/trailhound`; set `TRAILHOUND_CACHE_DIR=off` to disable it. A cache that cannot be
+read or written is ignored.
 """
 
 from __future__ import annotations

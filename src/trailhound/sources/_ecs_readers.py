@@ -12,7 +12,6 @@ Both give a `Part`: columns that are typed or still JSON text, for `ecs_json` to
 
 from __future__ import annotations
 
-import gc
 import gzip
 import json
 import logging
@@ -21,15 +20,16 @@ import os
 import re
 import zlib
 from array import array
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trailhound._gc import no_gc
 from trailhound.sources._ecs_values import (
     JSON_KIND,
     MISSING,
@@ -183,18 +183,11 @@ class NdjsonOrigin(Origin):
         self.src, self.name, self.file_no, self.rows = src, src.path, file_no, rows
         self._offsets, self._lines = offsets, line_numbers
 
-    def _index(self) -> tuple[array, array]:
+    def _index(self) -> tuple[Sequence[int], Sequence[int]]:
         if self._offsets is None:
-            offsets, lines, pos = array("q"), array("q"), 0
-            with self.src.open_binary() as fh:
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        offsets.append(pos)
-                        lines.append(n)
-                    pos += len(line)
-            if len(offsets) != self.rows:
+            self._offsets, self._lines = line_index(self.src)
+            if len(self._offsets) != self.rows:
                 raise RuntimeError(f"{self.name}: the file changed after it was loaded")
-            self._offsets, self._lines = offsets, lines
         return self._offsets, self._lines
 
     def documents(self, local: list[int]) -> list[dict]:
@@ -202,14 +195,60 @@ class NdjsonOrigin(Origin):
         docs = []
         with self.src.open_binary() as fh:  # `local` is sorted: a gzip stream only seeks forward
             for k in local:
-                fh.seek(offsets[k])
+                fh.seek(int(offsets[k]))
                 line = fh.readline()
                 docs.append(orjson.loads(line[3:] if offsets[k] == 0 and self.src.bom else line))
         return docs
 
     def lines(self, local: list[int]) -> list[int]:
         _, lines = self._index()
-        return [lines[k] for k in local]
+        return [int(lines[k]) for k in local]
+
+
+_INDEX_CHUNK = 16 << 20
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() removes
+
+
+def line_index(src: Source) -> tuple[np.ndarray, np.ndarray]:
+    """Byte offset and line number of every non-blank line, by a vectorized newline scan.
+
+    A line whose first byte is not whitespace is not blank; the few others are read to decide.
+    """
+    starts, first_bytes, pos, at_line_start = [], [], 0, True
+    with src.open_binary() as fh:
+        while chunk := fh.read(_INDEX_CHUNK):
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            begin = np.flatnonzero(data == 10) + 1
+            if at_line_start:
+                begin = np.concatenate(([0], begin))
+            begin = begin[begin < len(data)]  # a line starting past this chunk starts the next one
+            at_line_start = chunk.endswith(b"\n")
+            starts.append(begin + pos)
+            first_bytes.append(data[begin])
+            pos += len(chunk)
+    offsets = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    keep = ~_WHITESPACE[np.concatenate(first_bytes)] if starts else np.zeros(0, dtype=bool)
+    unsure = np.flatnonzero(~keep)
+    if len(unsure) > 10_000:  # e.g. every line indented: read them all line by line
+        return _line_index_slow(src)
+    if len(unsure):
+        with src.open_binary() as fh:  # in file order: a gzip stream only seeks forward
+            for k in unsure:
+                fh.seek(int(offsets[k]))
+                keep[k] = bool(fh.readline().strip())
+    return offsets[keep], np.flatnonzero(keep) + 1
+
+
+def _line_index_slow(src: Source) -> tuple[array, array]:
+    offsets, lines, pos = array("q"), array("q"), 0
+    with src.open_binary() as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                offsets.append(pos)
+                lines.append(n)
+            pos += len(line)
+    return offsets, lines
 
 
 class ArrayOrigin(Origin):
@@ -363,18 +402,6 @@ def _array_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]:
             skips.add(src.path, n, f"array element is not a JSON object (found {describe(doc)})")
     if error:
         skips.add(src.path, error[0], f"{gzip_error}; {error[1]}" if gzip_error else error[1])
-
-
-@contextmanager
-def no_gc():
-    # Millions of small objects make the cyclic GC rescan them over and over; none are cyclic.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def py_read(src: Source, file_no: int, paths: list[FieldPath], skips: SkipLog) -> Part:

@@ -43,10 +43,10 @@ from trailhound.sources._ecs_readers import (
     duck_discover,
     duck_read,
     has_dotted_keys,
-    no_gc,
     py_leaf_names,
     py_read,
 )
+from trailhound._gc import no_gc
 from trailhound.enrich import ProcessTree
 from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.normalize import documents, format_of, year_note

@@ -1,0 +1,129 @@
+"""The shared multi-rule evaluation (engine/shared.py) and its fast paths give what the plain
+per-query Polars evaluation gives, on data large enough to take every path: fields with more
+than 65,536 distinct values (two radix passes), candidate sets above the slice limit, many
+fields evaluated in parallel, exact-match lookups, element-wise array atoms, and timestamps
+both in the ISO layout (Arrow's parser) and not (the general parser)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trailhound.engine import prepare as prep
+from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_sequences_batch,
+                                      shared_filters)
+from trailhound.engine.shared import _stable_argsort
+from trailhound.lang.parser import parse
+from trailhound.sources import events_from_documents
+
+
+def _docs(n: int, odd_timestamps: bool) -> list[dict]:
+    rng = random.Random(5)
+    names = ["ssh", "bash", "curl", "sshd", "python3", "SSH", "scp", None]
+    docs = []
+    for i in range(n):
+        ms = 1_741_651_200_000 + i * 37 + rng.randint(0, 30)
+        ts = f"2025-03-11T{ms // 3_600_000 % 24:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}Z"
+        if odd_timestamps and i % 997 == 0:
+            ts = str(ms)  # epoch milliseconds in a string: the general parser's job
+        name = rng.choice(names)
+        doc = {
+            "@timestamp": ts,
+            "event": {"category": rng.choice(["process", "file", "network"]), "type": ["start"]},
+            "host": {"name": f"h{rng.randint(0, 9)}"},
+            "user": {"name": rng.choice(["root", "alice", "bob"])},
+            "file": {"path": f"/tmp/{i}/{rng.choice(['id_rsa', 'authorized_keys', 'x'])}"},  # 70k+ distinct
+            "process": {"args": [name or "sh", rng.choice(["-i", "-L", "-R", "-D", "-o", "x", "/tmp/key"]),
+                                 rng.choice(["host", "-N", "ProxyCommand=nc", "-f"])],
+                        "pid": rng.randint(1, 5000)},
+        }
+        if name is not None:
+            doc["process"]["name"] = name
+        docs.append(doc)
+    return docs
+
+
+QUERIES = [
+    'process where process.name == "ssh"',
+    'process where process.name : "ssh"',
+    'process where process.name in~ ("ssh", "scp") and process.args : ("-R", "-L")',
+    'any where process.args in ("-D", "-N") and not user.name == "root"',
+    'file where file.path : ("/tmp/1*/id_rsa", "*/authorized_keys") and process.name != null',
+    'file where endsWith(file.path, "id_rsa") or startsWith~(file.path, "/TMP/2")',
+    'network where process.args : "ProxyCommand=*" and length(process.name) > 2',
+    'any where process.name == "curl" and process.pid > 4000',
+    'process where not process.name in ("bash", "sshd")',
+    'file where file.path == "/tmp/7/x"',
+]
+SEQUENCES = [
+    'sequence by host.name with maxspan=2s [process where process.name == "ssh"] '
+    '[file where file.path : "*/authorized_keys"]',
+    'sequence by user.name [process where process.args : "-L"] [network where process.name == "scp"] '
+    'until [process where process.name == "bash"]',
+]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["iso", "odd-timestamps"])
+def frame(request):
+    return events_from_documents(_docs(72_000, request.param)).frame
+
+
+def test_batched_event_queries_equal_single_searches(frame):
+    options = SearchOptions()
+    queries = [parse(q) for q in QUERIES]
+    got = search_events_batch(queries, frame, options)
+    nonempty = 0
+    for q, g in zip(queries, got):
+        want = search(q, frame, options)
+        assert [h.rows for h in g.hits] == [h.rows for h in want.hits], q
+        nonempty += bool(want.hits)
+    assert nonempty >= 8
+    fv = shared_filters(frame, options).field("file.path")
+    assert fv.values.height > 1 << 16  # the two-pass radix order was used
+
+
+def test_batched_sequences_equal_single_searches(frame):
+    options = SearchOptions()
+    queries = [parse(q) for q in SEQUENCES]
+    got = search_sequences_batch(queries, frame, options)
+    for q, g in zip(queries, got):
+        want = search(q, frame, options)
+        assert [(h.rows, h.join_keys) for h in g.hits] == [(h.rows, h.join_keys) for h in want.hits], q
+    assert any(g.hits for g in got)
+
+
+@pytest.mark.parametrize("n_values", [1, 300, 1 << 16, (1 << 16) + 1, 1 << 20])
+def test_radix_argsort_equals_numpy_stable_argsort(n_values):
+    codes = np.random.default_rng(n_values).integers(0, n_values, 50_000).astype(np.uint32)
+    assert np.array_equal(_stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
+
+
+def test_iso_fast_path_equals_the_general_parser(monkeypatch):
+    rng = random.Random(3)
+
+    def stamp() -> str:
+        odd = rng.random() < 0.02  # now and then a part out of range: Arrow refuses the column
+        parts = [rng.choice([1970, 1999, 2000, 2024, 2025, 2262]), rng.randint(0, 13) if odd else rng.randint(1, 12),
+                 rng.randint(1, 28) if not odd else rng.randint(28, 32), rng.randint(0, 24 if odd else 23),
+                 rng.randint(0, 59), rng.randint(0, 60 if odd else 59)]
+        text = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format(*parts)
+        text += rng.choice(["", ".1", ".123", ".123456", ".123456789"])
+        return text + rng.choice(["Z", "+00:00", "-0530", "+14:00", "+02"])
+
+    plausible = [stamp() for _ in range(5000)]
+    for nanos in (False, True):
+        series = [pl.Series("t", [rng.choice(plausible) for _ in range(rng.randint(1, 8))] + [None])
+                  for _ in range(600)]
+        fast = [prep._parse_dates(s, nanos) for s in series]
+        assert 100 < sum(prep._parse_iso(s) is not None for s in series) < 600  # both paths taken
+        monkeypatch.setattr(prep, "_parse_iso", lambda s: None)
+        slow = [prep._parse_dates(s, nanos) for s in series]
+        monkeypatch.undo()
+        for s, a, b in zip(series, fast, slow):
+            assert a.to_list() == b.to_list(), s.to_list()
+    clean = pl.Series("t", ["2025-03-11T00:00:00.123456789Z", "2025-03-11T01:00:00+01:00", None])
+    assert prep._parse_iso(clean) is not None  # the fast path does serve the usual layout
+    assert prep._parse_dates(clean, False).to_list() == [1741651200123000000, 1741651200000000000, None]
