@@ -127,3 +127,18 @@ def test_iso_fast_path_equals_the_general_parser(monkeypatch):
     clean = pl.Series("t", ["2025-03-11T00:00:00.123456789Z", "2025-03-11T01:00:00+01:00", None])
     assert prep._parse_iso(clean) is not None  # the fast path does serve the usual layout
     assert prep._parse_dates(clean, False).to_list() == [1741651200123000000, 1741651200000000000, None]
+
+
+def test_a_searched_frame_is_freed_with_its_shared_work():
+    import gc
+    import weakref
+
+    from trailhound.engine import search as search_module
+
+    frame = events_from_documents(_docs(50, False)).frame
+    search_events_batch([parse(QUERIES[0])], frame)
+    key, ref = id(frame), weakref.ref(frame)
+    assert key in search_module._SHARED
+    del frame
+    gc.collect()
+    assert ref() is None and key not in search_module._SHARED

@@ -80,7 +80,20 @@ def reason(rule: Rule, flat: dict, severity: str | None = None) -> str:
     return f"{text} created {severity or rule.severity} alert {rule.name}."
 
 
+_RULE_FIELDS: dict[int, tuple[Rule, dict[str, Any]]] = {}
+
+
 def _rule_fields(rule: Rule) -> dict[str, Any]:
+    """The rule's part of its alerts, made once per rule (the alerts share its values)."""
+    cached = _RULE_FIELDS.get(id(rule))
+    if cached is None or cached[0] is not rule:
+        if len(_RULE_FIELDS) > 4096:
+            _RULE_FIELDS.clear()
+        cached = _RULE_FIELDS[id(rule)] = (rule, _make_rule_fields(rule))
+    return cached[1]
+
+
+def _make_rule_fields(rule: Rule) -> dict[str, Any]:
     fields = {
         "kibana.alert.rule.name": rule.name,
         "kibana.alert.rule.rule_id": rule.rule_id,
@@ -306,6 +319,8 @@ def field_value(doc: dict, path: str):
     """A dotted field of a document whose keys may be nested, dotted, or a mix of both."""
     if path in doc:
         return doc[path]
+    if "." not in path:
+        return None
     head, _, rest = path.partition(".")
     while rest:
         node = doc.get(head)

@@ -20,6 +20,7 @@ does not grow with the number of events beyond the index lookups.
 from __future__ import annotations
 
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -46,6 +47,21 @@ class FieldValues:
         self.counts = np.bincount(codes, minlength=values.height)
         self._order: np.ndarray | None = None
         self._starts: np.ndarray | None = None
+        self._items: _Items | None = None
+
+    def items(self) -> "_Items":
+        """What exact-match and element-wise atoms read, made once per field (hunt's event,
+        sequence and new_terms batches each bring new atoms for the same fields)."""
+        if self._items is None:
+            (column,) = self.values.get_columns()
+            if isinstance(column.dtype, pl.List):
+                pairs = self.values.with_row_index("__v").explode(column.name).drop_nulls(column.name)
+                items, codes = encode(pairs[column.name])
+                self._items = _Items(items, codes, pairs["__v"].to_numpy(), True)
+            else:
+                self._items = _Items(column, np.arange(column.len(), dtype=np.uint32),
+                                     np.arange(column.len()), False)
+        return self._items
 
     def rows_with(self, true_codes: np.ndarray) -> np.ndarray:
         """Row positions (sorted) whose value is one of `true_codes`."""
@@ -62,6 +78,36 @@ class FieldValues:
         parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
         out = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return np.sort(out) if len(parts) > 1 else out
+
+
+class _Items:
+    """A field's distinct values or, for arrays, distinct elements; each element's code per
+    (array value, element) pair, and the array value of each pair."""
+
+    def __init__(self, items: pl.Series, codes: np.ndarray, owners: np.ndarray, elements: bool) -> None:
+        self.items, self.codes, self.owners, self.elements = items, codes, owners, elements
+        self._lowered: pl.Series | None = None
+        self._texts: dict[bool, list] = {}
+        self._by_item: tuple[np.ndarray, np.ndarray] | None = None
+
+    def lowered(self) -> pl.Series:
+        if self._lowered is None:
+            self._lowered = self.items.str.to_lowercase()
+        return self._lowered
+
+    def texts(self, lowered: bool) -> list:
+        if lowered not in self._texts:
+            self._texts[lowered] = (self.lowered() if lowered else self.items).to_list()
+        return self._texts[lowered]
+
+    def by_item(self) -> tuple[np.ndarray, np.ndarray]:
+        """The owners grouped by item: item k owns owners[starts[k]:starts[k + 1]]."""
+        if self._by_item is None:
+            n = self.items.len()
+            owners = self.owners[_stable_argsort(self.codes, n)] if self.elements else self.owners
+            starts = np.concatenate(([0], np.cumsum(np.bincount(self.codes, minlength=n))))
+            self._by_item = (owners, starts)
+        return self._by_item
 
 
 def _stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
@@ -217,7 +263,9 @@ class SharedFilters:
     """Row sets of event filters over one frame, sharing dictionaries and atoms across filters."""
 
     def __init__(self, frame: pl.DataFrame, options: FrameOptions) -> None:
-        self.frame = frame
+        # weak: search.shared_filters keeps this object for as long as the frame lives, so a
+        # strong reference would keep every frame ever searched alive
+        self._frame = weakref.ref(frame)
         self.options = options
         self.height = frame.height
         self.types = options.types()
@@ -238,6 +286,13 @@ class SharedFilters:
         self._values = PolarsCompiler(self.schema)
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        frame = self._frame()
+        if frame is None:
+            raise RuntimeError("the frame of these shared filters was freed")
+        return frame
 
     # ---- atoms ---------------------------------------------------------------------------
 
@@ -348,17 +403,9 @@ class SharedFilters:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
         it is and lower-cased, is looked up once among all the atoms' strings."""
         column = fv.values[path]
-        multi = column.dtype == pl.List(pl.String)
-        if multi:  # distinct elements, and for each the distinct values (arrays) holding it
-            pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
-            items, codes = encode(pairs[path])
-            owners = pairs["__v"].to_numpy()[_stable_argsort(codes, items.len())]
-            starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=items.len()))))
-        else:
-            items, owners, starts = column, np.arange(column.len()), np.arange(column.len() + 1)
-        texts = {False: items.to_list()}
-        if any(a.lowered for a in atoms):
-            texts[True] = items.str.to_lowercase().to_list()
+        items = fv.items()
+        multi = items.elements
+        owners, starts = items.by_item()
         for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
             if not group:
                 continue
@@ -367,7 +414,7 @@ class SharedFilters:
                 for value in a.lookup:
                     index.setdefault(value, []).append(j)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
-            for k, text in enumerate(texts[lowered]):
+            for k, text in enumerate(items.texts(lowered)):
                 found = index.get(text) if text is not None else None
                 if found:
                     own = owners[starts[k]:starts[k + 1]]
@@ -382,12 +429,11 @@ class SharedFilters:
     def _evaluate_elements(self, path: str, fv: FieldValues, atoms: list[_Atom]) -> None:
         """Each distinct element tested once, then any() per distinct array (null and empty
         arrays have no element, so no atom is true for them; pushdown makes that false)."""
-        pairs = fv.values.with_row_index("__v").explode(path).drop_nulls(path)
-        elements, elem_codes = encode(pairs[path])
-        vids = pairs["__v"].to_numpy()
-        frame = elements.to_frame(path)
+        items = fv.items()
+        elem_codes, vids = items.codes, items.owners
+        frame = items.items.alias(path).to_frame()
         if any(a.lowered for a in atoms):
-            frame = frame.with_columns(pl.col(path).str.to_lowercase().alias(LOWER_PREFIX + path))
+            frame = frame.with_columns(items.lowered().alias(LOWER_PREFIX + path))
         mat = frame.with_columns(a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).select(
             f"a{j}" for j in range(len(atoms))).to_numpy()
         for j, a in enumerate(atoms):

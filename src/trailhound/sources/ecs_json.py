@@ -18,6 +18,7 @@ or ``[null]`` gets no mapping there, so it is not in `EventTable.present` and ha
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import functools
 import logging
 import os
@@ -211,7 +212,21 @@ class _Loader:
             for docs, _ in normalized.values():
                 for doc in docs:
                     leaf_names(doc, "", extra)
-        decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
+        # the dotted-key scans (DuckDB, every core, no GIL) run while Python samples the files
+        scans = concurrent.futures.ThreadPoolExecutor(1)
+        dotted = {id(s): scans.submit(has_dotted_keys, self.con.cursor(), s) for s in sources
+                  if id(s) not in normalized and s.size >= _SMALL_FILE_BYTES and not s.bom}
+        try:
+            decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
+            return self._read(sources, normalized, decl, guesses, duck, dotted)
+        finally:
+            for future in dotted.values():
+                future.cancel()
+            scans.shutdown()
+
+    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[dict], array]],
+              decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
+              dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         parts, stats = [], []
         for file_no, src in enumerate(sources):
             part = None
@@ -227,7 +242,7 @@ class _Loader:
                 continue
             if id(src) in duck:
                 try:
-                    file_decl = decl if has_dotted_keys(self.con, src) else decl.nested_only()
+                    file_decl = decl if dotted[id(src)].result() else decl.nested_only()
                     part = duck_read(self.con, src, file_no, file_decl, guesses)
                 except duckdb.Error as e:
                     _log.info("%s: the DuckDB reader failed (%s); reading line by line",
@@ -302,7 +317,13 @@ class _Loader:
         """Kinds and list-ness of each column of a part, and whether an array holds an array."""
         out: Stats = {}
         nested = False
-        raw = [name for name, t in part.types.items() if t is None]
+        raw = []
+        for name, t in part.types.items():
+            if t is None:  # JSON text; fields absent from the file are all null: nothing to ask
+                if part.columns[name].null_count < len(part.columns[name]):
+                    raw.append(name)
+                else:
+                    out[name] = (set(), False)
         if raw:
             rel = self.con.from_arrow(pa.table({f"c{k}": part.columns[n] for k, n in enumerate(raw)}))
             sql = ", ".join(f"list(DISTINCT {kind_sql(f'c{k}')})" for k in range(len(raw)))
