@@ -34,10 +34,11 @@ def test_every_goal_file_is_played():
     assert set(es_eql.GOAL_FILES) <= files
 
 
-@pytest.mark.parametrize("cls", es_eql.CLASSES[:4], ids=[c.name for c in es_eql.CLASSES[:4]])
+@pytest.mark.parametrize("cls", es_eql.CLASSES, ids=[c.name for c in es_eql.CLASSES])
 def test_batched_searches_equal_single_searches(cls):
-    """hunt's shared passes (all event queries, all sequences at once) change no result."""
-    from trailhound.engine.search import SearchOptions, search, search_events_batch, search_sequences_batch
+    """hunt's shared passes (all event queries, all sequences, all samples at once) change no result."""
+    from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_samples_batch,
+                                          search_sequences_batch)
     from trailhound.lang import ir
     from trailhound.lang.parser import parse
 
@@ -45,7 +46,8 @@ def test_batched_searches_equal_single_searches(cls):
     options = SearchOptions(tiebreaker_field=cls.tiebreaker, es_types=types, aliases=aliases)
     queries = [parse(s.query) for c, s in CASES if c.name == cls.name]
     compared = 0
-    for kind, batch in ((ir.EventQuery, search_events_batch), (ir.SequenceQuery, search_sequences_batch)):
+    for kind, batch in ((ir.EventQuery, search_events_batch), (ir.SequenceQuery, search_sequences_batch),
+                        (ir.SampleQuery, search_samples_batch)):
         group = [q for q in queries if isinstance(q, kind)]
         compared += len(group)
         for q, got in zip(group, batch(group, table.frame, options)):

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from trailhound.engine import prepare as prep
-from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_sequences_batch,
-                                      shared_filters)
+from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_samples_batch,
+                                      search_sequences_batch, shared_filters)
 from trailhound.engine.shared import _stable_argsort
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
@@ -64,6 +64,10 @@ SEQUENCES = [
     'sequence by user.name [process where process.args : "-L"] [network where process.name == "scp"] '
     'until [process where process.name == "bash"]',
 ]
+SAMPLES = [
+    'sample by host.name [process where process.name == "ssh"] [file where file.path : "*/authorized_keys"]',
+    'sample by user.name, process.pid [process where process.args : "-R"] [any where process.name == "curl"]',
+]
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["iso", "odd-timestamps"])
@@ -93,6 +97,16 @@ def test_batched_sequences_equal_single_searches(frame):
         want = search(q, frame, options)
         assert [(h.rows, h.join_keys) for h in g.hits] == [(h.rows, h.join_keys) for h in want.hits], q
     assert any(g.hits for g in got)
+
+
+def test_batched_samples_equal_single_searches(frame):
+    options = SearchOptions()
+    queries = [parse(q) for q in SAMPLES]
+    got = search_samples_batch(queries, frame, options)
+    for q, g in zip(queries, got):
+        want = search(q, frame, options)
+        assert [(h.rows, h.join_keys) for h in g.hits] == [(h.rows, h.join_keys) for h in want.hits], q
+    assert all(g.hits for g in got)
 
 
 @pytest.mark.parametrize("n_values", [1, 300, 1 << 16, (1 << 16) + 1, 1 << 20])

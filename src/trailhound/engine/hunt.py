@@ -22,7 +22,8 @@ from ..sources import EventTable, ReadOptions, load_events
 from .new_terms import date_math_span_ms
 from ..lang import ir
 from .search import (Hit, NewTermsRule, SearchOptions, needed_fields, search, search_events_batch,
-                     search_new_terms_batch, search_sequences_batch, search_threshold)
+                     search_new_terms_batch, search_samples_batch, search_sequences_batch,
+                     search_threshold)
 
 
 @dataclass
@@ -103,8 +104,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         options, warnings = _options(c, table.present)
         runs[i] = RuleRun(c, warnings=warnings, timestamp_field=options.timestamp_field, exceptions=items[i])
         kind = None
-        if c.rule.type in ("eql", "query") and isinstance(c.query, (ir.EventQuery, ir.SequenceQuery)):
-            kind = "events" if isinstance(c.query, ir.EventQuery) else "sequences"
+        if c.rule.type in ("eql", "query") and type(c.query) in _BATCHES:
+            kind = _BATCHES[type(c.query)]
         elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
             terms, history = c.rule.new_terms_spec()
             try:
@@ -136,7 +137,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         if key[0] == "new_terms":
             results = search_new_terms_batch([new_terms[i] for i in members], table.frame, batch_options[key])
         else:
-            batch = search_events_batch if key[0] == "events" else search_sequences_batch
+            batch = {"events": search_events_batch, "sequences": search_sequences_batch,
+                     "samples": search_samples_batch}[key[0]]
             results = batch([queries[i] for i in members], table.frame, batch_options[key])
         share = (time.perf_counter() - t0) / len(members)
         for i, result in zip(members, results):
@@ -148,6 +150,9 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         tick(len(members))
     _count_exceptions([runs[i] for i in range(len(runnable))], table)
     return Hunt(table, [runs[i] for i in range(len(runnable))], load_seconds)
+
+
+_BATCHES = {ir.EventQuery: "events", ir.SequenceQuery: "sequences", ir.SampleQuery: "samples"}
 
 
 def _any(conditions: list[ir.Expr]) -> ir.Expr:

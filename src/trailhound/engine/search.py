@@ -152,11 +152,18 @@ def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
 def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
                   fields: set[str] = frozenset()) -> pl.DataFrame:
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
-    The order keys come from the SharedFilters, which parses the timestamps once per frame."""
+    The order keys come from the SharedFilters, which parses the timestamps once per frame,
+    unless the rows are few and no order was made yet: then they are sorted on their own."""
     shared = shared_filters(frame, options)
+    wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
+    if not shared.has_order() and len(positions) * 8 < frame.height:
+        ts, tb = options.timestamp_field, options.tiebreaker_field
+        wanted |= {ts, tb, options.aliases.get(ts), options.aliases.get(tb)}
+        base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+        return (prepare(base, options, set(fields))[0].with_columns(pl.Series("__pos", positions, dtype=pl.Int64))
+                .sort(ORDER, nulls_last=True).collect())
     keys = shared.order()[0]
     positions = shared.in_event_order(positions)
-    wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
     base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
     prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()
     return pl.concat([prepared, keys[positions]], how="horizontal").with_columns(
@@ -328,6 +335,12 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             parts[j] = filters
             stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
             keys.update(k.path for s in stages for k in s.keys if k.path in schema)
+    for j in list(parts):
+        q = queries[j]
+        if any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
+            # a stage that no event matches: no sequence can complete, so no rows to correlate
+            outcome[j] = SearchResult("sequences", [], [], 0)
+            del parts[j]
     union = _union([shared.rows(f) for filters in parts.values() for f in filters], frame.height)
     ordered = _ordered_rows(frame, options, union, keys).filter(pl.col("__ts").is_not_null())
     positions = ordered["__pos"].to_numpy()
@@ -421,6 +434,42 @@ def _samples(q: ir.SampleQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, sche
     flags = [f"__s{i}" for i in range(len(stages))]
     key_fields = sorted({k.path for s in stages for k in s.keys} & set(lf.collect_schema().names()))
     cand = lf.select(["__row"] + key_fields + filters).filter(pl.any_horizontal(flags)).sort("__row").collect()
+    return _sample_hits(q, cand, schema, options)
+
+
+def search_samples_batch(queries: list[ir.SampleQuery], frame: pl.DataFrame,
+                         options: SearchOptions = SearchOptions()) -> list[SearchResult | QueryError]:
+    """Many sample queries with their stage filters evaluated with the frame's other filters
+    (engine/shared.py); each query then joins only the rows of its own stages."""
+    shared = shared_filters(frame, options)
+    schema = shared.schema
+    outcome: list[SearchResult | QueryError] = []
+    for q in queries:
+        filters = [s.filter for s in q.stages]
+        error = _add_all(shared, filters)
+        if error is not None:
+            outcome.append(error)
+            continue
+        rows = [shared.rows(f) for f in filters]
+        if any(len(r) == 0 for r in rows):  # every sample takes one event of each stage
+            outcome.append(SearchResult("samples", [], [], 0))
+            continue
+        union = _union(rows, frame.height)
+        keys = {k.path for s in q.stages for k in s.keys if k.path in schema}
+        ordered = _ordered_rows(frame, options, union, keys)
+        positions = ordered["__pos"].to_numpy()
+        flags = [pl.Series(f"__s{i}", _flag(r, positions, frame.height)) for i, r in enumerate(rows)]
+        cand = ordered.select(["__row"] + sorted(keys)).with_columns(flags).sort("__row")
+        try:
+            outcome.append(_sample_hits(q, cand, schema, options))
+        except QueryError as e:
+            outcome.append(e)
+    return outcome
+
+
+def _sample_hits(q: ir.SampleQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
+    """Samples from the candidate rows (by `__row`, with their key fields and `__s{i}` flags)."""
+    stages = list(q.stages)
     dtypes = _key_dtypes(stages, schema)
     key_cols = [f"__k{i}" for i in range(len(dtypes))]
     keyed = [_keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, ["__row"]) for i, s in enumerate(stages)]

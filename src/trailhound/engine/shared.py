@@ -454,6 +454,9 @@ class SharedFilters:
             self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))
         return self._order
 
+    def has_order(self) -> bool:
+        return self._order is not None
+
     def in_event_order(self, positions: np.ndarray) -> np.ndarray:
         """These row positions (distinct), sorted in event order."""
         by_order = self.order()[1]
