@@ -63,6 +63,10 @@ SEQUENCES = [
     '[file where file.path : "*/authorized_keys"]',
     'sequence by user.name [process where process.args : "-L"] [network where process.name == "scp"] '
     'until [process where process.name == "bash"]',
+    # a missing-event stage no event matches must not stop the sequence; a positive one does
+    'sequence by host.name with maxspan=1s [process where process.name == "ssh"] ![file where file.path == "/none"] '
+    '[any where process.name == "curl"]',
+    'sequence by host.name [process where process.name == "ssh"] [file where file.path == "/none"]',
 ]
 SAMPLES = [
     'sample by host.name [process where process.name == "ssh"] [file where file.path : "*/authorized_keys"]',
@@ -89,24 +93,18 @@ def test_batched_event_queries_equal_single_searches(frame):
     assert fv.values.height > 1 << 16  # the two-pass radix order was used
 
 
-def test_batched_sequences_equal_single_searches(frame):
+@pytest.mark.parametrize("texts, batch", [(SEQUENCES, search_sequences_batch), (SAMPLES, search_samples_batch)],
+                         ids=["sequences", "samples"])
+def test_batched_correlations_equal_single_searches(frame, texts, batch):
     options = SearchOptions()
-    queries = [parse(q) for q in SEQUENCES]
-    got = search_sequences_batch(queries, frame, options)
+    queries = [parse(q) for q in texts]
+    got = batch(queries, frame, options)
     for q, g in zip(queries, got):
         want = search(q, frame, options)
         assert [(h.rows, h.join_keys) for h in g.hits] == [(h.rows, h.join_keys) for h in want.hits], q
     assert any(g.hits for g in got)
-
-
-def test_batched_samples_equal_single_searches(frame):
-    options = SearchOptions()
-    queries = [parse(q) for q in SAMPLES]
-    got = search_samples_batch(queries, frame, options)
-    for q, g in zip(queries, got):
-        want = search(q, frame, options)
-        assert [(h.rows, h.join_keys) for h in g.hits] == [(h.rows, h.join_keys) for h in want.hits], q
-    assert all(g.hits for g in got)
+    if batch is search_sequences_batch:
+        assert got[2].hits and any(None in h.rows for h in got[2].hits) and not got[3].hits
 
 
 @pytest.mark.parametrize("n_values", [1, 300, 1 << 16, (1 << 16) + 1, 1 << 20])
