@@ -72,8 +72,7 @@ class FieldValues:
             mask[true_codes] = True
             return np.flatnonzero(mask[self.codes])
         if self._order is None:
-            self._order = _stable_argsort(self.codes, len(self.counts))
-            self._starts = np.concatenate(([0], np.cumsum(self.counts)))
+            self._order, self._starts = _grouped(self.codes, len(self.counts))
         starts = self._starts
         parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
         out = np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -103,11 +102,17 @@ class _Items:
     def by_item(self) -> tuple[np.ndarray, np.ndarray]:
         """The owners grouped by item: item k owns owners[starts[k]:starts[k + 1]]."""
         if self._by_item is None:
-            n = self.items.len()
-            owners = self.owners[_stable_argsort(self.codes, n)] if self.elements else self.owners
-            starts = np.concatenate(([0], np.cumsum(np.bincount(self.codes, minlength=n))))
-            self._by_item = (owners, starts)
+            if self.elements:
+                order, starts = _grouped(self.codes, self.items.len())
+                self._by_item = (self.owners[order], starts)
+            else:  # one owner per item, itself
+                self._by_item = (self.owners, np.arange(len(self.owners) + 1))
         return self._by_item
+
+
+def _grouped(codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions grouped by code (stable) and where each code's group starts (n_values + 1 ends)."""
+    return _stable_argsort(codes, n_values), np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=n_values))))
 
 
 def _stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:

@@ -20,7 +20,7 @@ def rule_from_toml(text: str, source: str | None = None) -> Rule:
     return rule_from_document(_parse_toml(text), source)
 
 
-def _parse_toml(text: str) -> dict:
+def _parse_toml(text: str) -> dict | TomlError:
     """The TOML document; parsed documents are cached (tomllib is pure Python: 355 rules cost
     about 0.3 s to parse)."""
     key = ("toml", text)

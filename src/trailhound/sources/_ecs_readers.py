@@ -185,9 +185,10 @@ class NdjsonOrigin(Origin):
 
     def _index(self) -> tuple[Sequence[int], Sequence[int]]:
         if self._offsets is None:
-            self._offsets, self._lines = line_index(self.src)
-            if len(self._offsets) != self.rows:
+            offsets, lines = line_index(self.src)
+            if len(offsets) != self.rows:
                 raise RuntimeError(f"{self.name}: the file changed after it was loaded")
+            self._offsets, self._lines = offsets, lines
         return self._offsets, self._lines
 
     def documents(self, local: list[int]) -> list[dict]:
