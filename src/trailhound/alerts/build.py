@@ -283,6 +283,11 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
     per_execution: dict[int, int] = {}
     for hit in hits:
         present = [docs[r] for r in hit.rows if r is not None]
+        time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))
+        execution = time_ns // interval
+        if state is None and limit and per_execution.get(execution, 0) >= limit:
+            out.over_max_signals += 1  # decided before building: nothing to suppress into
+            continue
         if kind == "threshold":
             first = present[0].get("@timestamp") if present else None
             alerts = alerts_for_threshold(rule, tuple(hit.join_keys or ()), len(hit.rows), first, present, now)
@@ -291,8 +296,6 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
             alerts = alerts_for_event(rule, present[0], now, terms)
         else:
             alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
-        time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))
-        execution = time_ns // interval
         primary = alerts[-1]  # the event alert, or a sequence's shell
         if state is not None:
             flat = flatten(primary)
