@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from enum import Enum
@@ -475,5 +477,25 @@ def rules_validate(
     raise typer.Exit(1 if counts["error"] else 0)
 
 
+def run() -> None:
+    """The `trailhound` console command: `app`, then an exit that skips the interpreter's
+    teardown once the output is flushed. After a hunt over 1M events, freeing the heap object by
+    object took 0.3-0.5 s that the OS does at once (mypy exits the same way)."""
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to deliver
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    run()
