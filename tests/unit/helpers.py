@@ -24,6 +24,25 @@ def ev(i: int, ts: int, category: str = "process", **fields) -> dict:
     return {"id": i, "@timestamp": ts, "event": {"category": category}, **fields}
 
 
+SSH_RULE = '''
+[rule]
+name = "{name}"
+rule_id = "{rule_id}"
+description = "d"
+risk_score = 21
+severity = "low"
+type = "eql"
+language = "eql"
+query = "process where process.name == \\"ssh\\""
+{extra}
+'''
+
+
+def rule(name="SSH", rule_id="r-ssh", extra=""):
+    """A detection-rules TOML rule that fires on `process.name == "ssh"`."""
+    return SSH_RULE.format(name=name, rule_id=rule_id, extra=extra)
+
+
 def write_case(tmp_path, events: list[dict], rules: dict[str, str]):
     """An NDJSON file of `events` and a rules folder with `rules` (file name → TOML)."""
     tmp_path.mkdir(parents=True, exist_ok=True)

@@ -7,20 +7,7 @@ import json
 import subprocess
 import sys
 
-from helpers import write_case
-
-RULE = '''
-[rule]
-name = "ssh client"
-rule_id = "r1"
-description = "d"
-risk_score = 21
-severity = "low"
-type = "eql"
-language = "eql"
-query = "process where process.name == \\"ssh\\""
-'''
-
+from helpers import rule, write_case
 
 def trailhound(*args: str) -> subprocess.CompletedProcess:
     code = "import sys; from trailhound.cli.main import run; sys.argv[0] = 'trailhound'; run()"
@@ -30,7 +17,7 @@ def trailhound(*args: str) -> subprocess.CompletedProcess:
 def test_exit_codes_and_flushed_output(tmp_path):
     events = [{"@timestamp": f"2026-01-01T00:00:0{i}Z", "event": {"category": "process", "id": f"e{i}"},
                "process": {"name": name}} for i, name in enumerate(["ssh", "bash", "ssh"])]
-    data, rules = write_case(tmp_path, events, {"r.toml": RULE})
+    data, rules = write_case(tmp_path, events, {"r.toml": rule(name="ssh client")})
     out = tmp_path / "alerts.ndjson"
 
     alerts = trailhound("hunt", "--rules", str(rules), str(data), "--out", str(out))

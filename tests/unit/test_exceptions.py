@@ -5,31 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import hunt_cli, write_case
+from helpers import hunt_cli, rule, write_case
 from trailhound.engine.search import SearchOptions, search
 from trailhound.lang import ir
 from trailhound.rules.errors import RuleError
 from trailhound.rules.exceptions import items_for, lists_from_ndjson, lists_from_toml
 from trailhound.rules.loader import rule_from_toml
 from trailhound.sources import events_from_documents
-
-RULE = '''
-[rule]
-name = "{name}"
-rule_id = "{rule_id}"
-description = "d"
-risk_score = 21
-severity = "low"
-type = "eql"
-language = "eql"
-query = "process where process.name == \\"ssh\\""
-{extra}
-'''
-
-
-def rule(name="SSH", rule_id="r-ssh", extra=""):
-    return RULE.format(name=name, rule_id=rule_id, extra=extra)
-
 
 def proc(i, **fields):
     doc = {"@timestamp": f"2026-01-01T00:00:{i:02d}Z", "event": {"category": ["process"], "id": f"e{i}"},
