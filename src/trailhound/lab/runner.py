@@ -354,6 +354,7 @@ class Lab:
 
     def _setup_netns(self) -> None:
         a, t = NETNS["attacker"], NETNS["target"]
+        self.state.netns_dir_existed = Path("/run/netns").exists()
         for ns in (a, t):
             self.state.netns.append(ns)
             self.state.save()

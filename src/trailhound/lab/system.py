@@ -66,6 +66,7 @@ class State:
     auditd_pid: int = 0
     auditd_pidfile_existed: bool = True
     netns: list = field(default_factory=list)
+    netns_dir_existed: bool = True  # /run/netns, which the first `ip netns add` of a boot creates
     users: list = field(default_factory=list)
     pids: list = field(default_factory=list)  # processes we started (sshd, tunnels)
     containers: list = field(default_factory=list)
@@ -250,6 +251,14 @@ def cleanup(state: State, log) -> list[str]:
         remove_user(name, log)
     for name in state.netns:
         remove_netns(name)
+    if state.netns and not state.netns_dir_existed:
+        # `ip netns add` made it a bind mount of itself; undo both, only if no namespace is left in it
+        if Path("/run/netns").is_dir() and not any(Path("/run/netns").iterdir()):
+            run(["umount", "/run/netns"], check=False)
+            try:
+                Path("/run/netns").rmdir()
+            except OSError:
+                pass
     if state.audit_status or state.added_rules or state.auditd_pid:
         try:
             restore_audit(state, log)
