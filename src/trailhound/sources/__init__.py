@@ -5,6 +5,7 @@ from trailhound.sources.formats import ReadOptions
 from trailhound.sources.ecs_json import (
     MAX_SKIPPED_KEPT,
     EventTable,
+    InputStats,
     LoadReport,
     Skipped,
     events_from_documents,
@@ -14,6 +15,7 @@ from trailhound.sources.ecs_json import (
 __all__ = [
     "MAX_SKIPPED_KEPT",
     "EventTable",
+    "InputStats",
     "LoadReport",
     "ReadOptions",
     "Skipped",

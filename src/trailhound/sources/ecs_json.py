@@ -89,12 +89,24 @@ class Skipped:
 
 
 @dataclass
+class InputStats:
+    """What one input gave: its lines (array elements for a JSON array), events and bad lines."""
+
+    file: str
+    format: str  # "ecs", "auditd", "syslog", ...
+    lines: int
+    events: int
+    skipped: int
+
+
+@dataclass
 class LoadReport:
     files: list[str]
     events: int
     skipped: list[Skipped]  # the first MAX_SKIPPED_KEPT bad lines
     skipped_count: int  # all bad lines
     notes: list[str] = field(default_factory=list)  # how files were read, where it is a guess
+    inputs: list[InputStats] = field(default_factory=list)  # one per file, in `files` order
 
 
 class EventTable:
