@@ -222,26 +222,71 @@ def _wild(value: str) -> list[tuple[str, str]]:
     return pieces
 
 
+#: the largest value list read (Kibana's own import limit is 9 MB; lists of a few million values are rare)
+MAX_VALUE_LIST_BYTES = 64 << 20
+
+
+def _list_file(list_id: str, dirs: list[Path], fail) -> Path:
+    """The file of a value list: `list_id` is a name, never a path. It is looked up only as a
+    regular file directly inside one of `dirs`, and a link out of its directory is refused, so an
+    exception list from a shared repository cannot make a hunt read /proc/self/environ or ~/.ssh."""
+    if (not list_id or list_id in (".", "..") or any(c in list_id for c in "/\\\0")
+            or any(ord(c) < 32 or ord(c) == 127 for c in list_id) or len(list_id) > 255):
+        raise fail(f"value list id {list_id!r} is not a plain file name (list ids name a file inside the "
+                   "exceptions file's folder or a --value-lists folder)")
+    for d in dirs:
+        path = d / list_id
+        if not path.is_file():
+            continue
+        try:
+            inside = path.resolve(strict=True).parent == d.resolve(strict=True)
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise fail(f"value list {list_id!r} in {d} links outside its folder; refused")
+        return path
+    raise fail(f"value list {list_id!r} not found in {', '.join(str(d) for d in dirs)}")
+
+
+def _list_values(path: Path, list_id: str, fail) -> list[tuple[int, str]]:
+    """(line number, value) of each non-blank line. Errors name the list and line, never its text."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_VALUE_LIST_BYTES + 1)
+    except OSError as e:
+        raise fail(f"value list {list_id!r} cannot be read: {e.strerror}") from None
+    if len(data) > MAX_VALUE_LIST_BYTES:
+        raise fail(f"value list {list_id!r} is over {MAX_VALUE_LIST_BYTES >> 20} MiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise fail(f"value list {list_id!r} line {line}: not UTF-8 text") from None
+    return [(n, v.strip()) for n, v in enumerate(text.splitlines(), 1) if v.strip()]
+
+
 def _value_list(field: ir.Field, list_id: str, kind: str, dirs: list[Path], fail) -> ir.Expr:
     """A value list is a text file of one value per line, named by the list id (as Kibana names
     an imported list after its file), beside the exceptions file or in a --value-lists folder."""
-    for d in dirs:
-        path = d / list_id
-        if path.is_file():
-            break
-    else:
-        raise fail(f"value list {list_id!r} not found in {', '.join(str(d) for d in dirs)}")
-    values = [v.strip() for v in path.read_text(encoding="utf-8").splitlines() if v.strip()]
+    numbered = _list_values(_list_file(list_id, dirs, fail), list_id, fail)
     if kind in ("ip_range", "ip"):
         nets = []
-        for v in values:
+        what = "IP address, network or range" if kind == "ip_range" else "IP address or network"
+        for n, v in numbered:
             try:
                 if "-" in v and kind == "ip_range":
                     lo, hi = (ipaddress.ip_address(x.strip()) for x in v.split("-", 1))
-                    nets.extend(str(n) for n in ipaddress.summarize_address_range(lo, hi))
                 else:
                     nets.append(str(ipaddress.ip_network(v, strict=False)))
+                    continue
             except ValueError:
-                raise fail(f"value list {list_id!r}: {v!r} is not an IP address or range") from None
+                raise fail(f"value list {list_id!r} line {n}: not an {what}") from None
+            if lo.version != hi.version:
+                raise fail(f"value list {list_id!r} line {n}: a range from an IPv{lo.version} to an "
+                           f"IPv{hi.version} address")
+            if lo > hi:
+                raise fail(f"value list {list_id!r} line {n}: a range whose first address is above its last")
+            nets.extend(str(net) for net in ipaddress.summarize_address_range(lo, hi))
         return ir.Call("cidrMatch", (field, *map(ir.Literal, nets))) if nets else ir.Literal(False)
+    values = [v for _, v in numbered]
     return ir.InSet(field, tuple(map(ir.Literal, values))) if values else ir.Literal(False)

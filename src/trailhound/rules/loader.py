@@ -34,6 +34,7 @@ def _parse_toml(text: str) -> dict | TomlError:
     return doc
 
 
+@cache.serializable
 @dataclass(frozen=True)
 class TomlError:
     message: str

@@ -1,0 +1,129 @@
+"""The rule cache as an attacker would try it: planted pickles, forged or altered entries, shared
+and loose directories, links. None may run code or change what a rule detects."""
+
+import os
+import pickle
+import stat
+
+import pytest
+
+from trailhound.rules import cache
+from trailhound.rules.check import check_rule
+from trailhound.rules.loader import rule_from_toml
+
+RULE = '''
+[rule]
+name = "r"
+rule_id = "r"
+description = "d"
+risk_score = 1
+severity = "low"
+type = "eql"
+language = "eql"
+query = "process where process.name == \\"ssh\\""
+'''
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("TRAILHOUND_CACHE_DIR", str(root))
+    cache._key.cache_clear()
+    cache._warned.clear()
+    yield root
+    cache._key.cache_clear()
+
+
+def _query_key(rule):
+    return (rule.language, rule.query, rule.event_category_override)
+
+
+class _Boom:
+    """Unpickling this runs a command that leaves a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_is_never_run_and_the_rule_is_parsed_afresh(cache_dir, tmp_path):
+    rule = rule_from_toml(RULE)
+    check_rule(rule)  # makes the directory, its key and the entry
+    path, _ = cache._path(_query_key(rule))
+    marker = tmp_path / "pwned"
+    path.write_bytes(pickle.dumps((_query_key(rule), _Boom(marker))))
+    result = check_rule(rule)
+    assert not marker.exists()
+    assert result.status == "ok" and "ssh" in str(result.query)
+
+
+def test_an_entry_forged_without_the_key_or_altered_is_ignored(cache_dir):
+    from trailhound.lang import ir
+
+    rule = rule_from_toml(RULE)
+    real = check_rule(rule).query
+    path, secret = cache._path(_query_key(rule))
+    never = ir.EventQuery(ir.EventFilter("process", ir.Literal(False)))  # a rule that never fires
+    body = cache.dumps([_query_key(rule), (never, None)])
+    path.write_bytes(b"0" * 64 + b"\n" + body)  # forged: no key
+    assert check_rule(rule).query == real
+    tampered = path.read_bytes()  # the rebuilt, signed entry, then its body swapped
+    mac = tampered.partition(b"\n")[0]
+    path.write_bytes(mac + b"\n" + body)
+    assert check_rule(rule).query == real
+    # the same body signed with the right key is taken: the test above fails for the right reason
+    path.write_bytes(cache._mac(secret, body) + b"\n" + body)
+    assert check_rule(rule).query == never
+
+
+def test_only_the_ir_and_registered_dataclasses_decode():
+    assert cache.loads(cache.dumps({"a": (1, 2**70, float("inf"))})) == {"a": (1, 2**70, float("inf"))}
+    with pytest.raises(ValueError, match="not allowed"):
+        cache.loads(b'{"$dc": "os.system", "f": {"command": "id"}}')
+    with pytest.raises(TypeError):
+        cache.dumps(object())
+
+
+def test_a_directory_others_can_write_is_not_used(cache_dir, caplog):
+    cache_dir.mkdir(mode=0o700)
+    cache_dir.chmod(0o777)
+    rule = rule_from_toml(RULE)
+    assert check_rule(rule).status == "ok"
+    assert not any(cache_dir.iterdir())  # nothing written, nothing read
+    assert "others can write to it" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory to another user")
+def test_a_directory_of_another_user_is_not_used_by_root(cache_dir, caplog):
+    cache_dir.mkdir(mode=0o700)
+    os.chown(cache_dir, 65534, 65534)
+    assert check_rule(rule_from_toml(RULE)).status == "ok"
+    assert not any(cache_dir.iterdir())
+    assert "belongs to uid 65534" in caplog.text
+
+
+def test_entries_others_can_write_and_links_are_ignored(cache_dir, tmp_path):
+    rule = rule_from_toml(RULE)
+    check_rule(rule)
+    key = _query_key(rule)
+    path, _ = cache._path(key)
+    assert cache.get(key) is not None
+    path.chmod(0o666)
+    assert cache.get(key) is None
+    path.chmod(0o600)
+    elsewhere = tmp_path / "elsewhere"
+    os.replace(path, elsewhere)
+    path.symlink_to(elsewhere)
+    assert cache.get(key) is None
+
+
+def test_a_readable_key_disables_the_cache(cache_dir, caplog):
+    check_rule(rule_from_toml(RULE))
+    key_file = cache_dir / "key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key_file.chmod(0o644)
+    cache._key.cache_clear()
+    assert cache.get(_query_key(rule_from_toml(RULE))) is None
+    assert "others can read its key" in caplog.text
