@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-lab_app = typer.Typer(add_completion=False, no_args_is_help=True,
+lab_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                       help="Run SSH attack scenarios for real (root; auditd, openssh-server, sshpass) and "
                            "check which rules fire.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
