@@ -46,8 +46,10 @@ def run_cmd(
 
     try:
         chosen = select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
-        needs = {t for s in chosen for t in s.needs} if scenarios else set()  # all: optional ones skip
-        preflight.check(tuple(sorted(needs)))
+        preflight.check()
+        # each scenario's own needs: named ones must run, the others are skipped with the reason
+        for name, why in preflight.plan(chosen, named=bool(scenarios)).items():
+            _log(f"scenario {name} will be skipped: {why}")
     except preflight.Refusal as e:
         err.print(f"[red]refused[/red]: {e}")
         raise typer.Exit(2)
