@@ -218,8 +218,9 @@ def hunt(
     times = [t for r in rows for t in (r.first, r.last) if t]
     n_errors = len(errors) + len(loaded.errors) + len(run_errors)
     if total_alerts:
+        span = f", from {m(min(times))} to {m(max(times))}" if times else ""
         err.print(f"alerts on {len(hosts)} host(s) ({m(_names(hosts))}), {len(users)} user(s) "
-                  f"({m(_names(users))}), from {m(min(times))} to {m(max(times))}" if times else "")
+                  f"({m(_names(users))}){span}")
         err.print(f"[dim]{HITS_AND_ALERTS}[/dim]")
     err.print(
         f"{total_alerts} alerts from {sum(bool(r.hits) for r in rows)} rules; "

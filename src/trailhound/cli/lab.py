@@ -10,6 +10,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from .safe import m
+
 lab_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                       help="Run SSH attack scenarios for real (root; auditd, openssh-server, sshpass) and "
                            "check which rules fire.")
@@ -17,7 +19,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _log(msg: str) -> None:
-    err.print(f"[dim]lab:[/dim] {msg}", markup=True)
+    err.print(f"[dim]lab:[/dim] {m(msg)}", markup=True)
 
 
 @lab_app.command("run")
@@ -51,7 +53,7 @@ def run_cmd(
         for name, why in preflight.plan(chosen, named=bool(scenarios)).items():
             _log(f"scenario {name} will be skipped: {why}")
     except preflight.Refusal as e:
-        err.print(f"[red]refused[/red]: {e}")
+        err.print(f"[red]refused[/red]: {m(e)}")
         raise typer.Exit(2)
     out = out or Path(f"lab-out-{time.strftime('%Y%m%d-%H%M%S')}")
     windows = []
@@ -70,10 +72,10 @@ def run_cmd(
             cap = lab.collect(windows, stop=not keep)
         problems = lab.problems
     except preflight.Refusal as e:
-        err.print(f"[red]refused[/red]: {e}")
+        err.print(f"[red]refused[/red]: {m(e)}")
         raise typer.Exit(2)
     except LabError as e:
-        err.print(f"[red]lab error[/red]: {e}")
+        err.print(f"[red]lab error[/red]: {m(e)}")
         raise typer.Exit(1)
     except (KeyboardInterrupt, Interrupted):
         err.print("[yellow]interrupted[/yellow]; the machine was restored")
@@ -96,7 +98,7 @@ def run_cmd(
     else:
         _log(f"no rules at {', '.join(map(str, rule_paths))}: matrix not computed (use --rules)")
     if problems:
-        err.print("[red]teardown left:[/red] " + "; ".join(problems))
+        err.print("[red]teardown left:[/red] " + m("; ".join(problems)))
     raise typer.Exit(1 if failed or problems else 0)
 
 
@@ -120,7 +122,7 @@ def cleanup_cmd() -> None:
     try:
         cleanup_leftovers(_log)
     except (preflight.Refusal, LabError) as e:
-        err.print(f"[red]cleanup failed[/red]: {e}")
+        err.print(f"[red]cleanup failed[/red]: {m(e)}")
         raise typer.Exit(1)
     _log("nothing left to undo")
 
