@@ -161,3 +161,21 @@ def test_usage_errors_exit_2(tmp_path):
     bad_query = trailhound("query", "process where startWith(process.name, 'x')", str(data))
     assert bad_query.returncode == 2 and "error in query" in bad_query.stderr
     assert trailhound("no-such-command").returncode == 2
+
+
+def test_a_rule_that_fails_at_run_time_exits_2(tmp_path):
+    """RuleRun.error (a rule the engine could not run on this data) is an error of the run."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import trailhound.engine.hunt as h\n"
+        "h.search_events_batch = lambda queries, frame, options: [ValueError('cannot run here') for _ in queries]\n")
+    data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule(name="ssh client")})
+    res = trailhound("hunt", "--rules", str(rules), str(data), "--exit-zero", env={"PYTHONPATH": str(hook)})
+    assert res.returncode == 2 and "rule failed ssh client: cannot run here" in res.stderr
+    assert "0 rules run, 0 unsupported, 1 errors" in res.stderr
+    case = rules / "good.test.toml"
+    case.write_text('[[case]]\nname = "fires"\nhits = 1\n[[case.event]]\n"@timestamp" = "2026-01-01T00:00:00Z"\n'
+                    'event = { category = "process" }\nprocess = { name = "ssh" }\n')
+    test = trailhound("test", str(rules / "good.toml"), env={"PYTHONPATH": str(hook)})
+    assert test.returncode == 2 and "the rule failed: cannot run here" in test.stdout + test.stderr

@@ -121,3 +121,34 @@ def test_validate_and_test_print_ndjson_rows_with_stable_keys(tmp_path):
     assert [(r["case"], r["status"], r["hits"]) for r in rows] == [("fires", "pass", 1), ("quiet", "pass", 0)]
     assert all(list(r) == ["rule", "rule_id", "file", "case", "status", "expected_hits", "hits", "problems", "fired"]
                for r in rows)
+
+
+def test_on_a_terminal_the_table_fits_its_width(tmp_path):
+    import os
+    import pty
+    import subprocess
+
+    from test_cli_exit_codes import SCRIPT
+
+    long = "/very/long/path/" + "x" * 150
+    data, _ = write_case(tmp_path, [{"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": "file"},
+                                     "host": {"name": "web"}, "file": {"path": long}}], {})
+    master, slave = pty.openpty()
+    try:
+        subprocess.run([str(SCRIPT), "query", "file where true", str(data)], stdout=slave, stderr=subprocess.DEVNULL,
+                       timeout=120, env={**os.environ, "COLUMNS": "80"})
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    lines = out.decode().splitlines()
+    assert lines and all(len(x) <= 80 for x in lines), lines
+    assert "".join(x.split()[-1] for x in lines[2:]).endswith("x" * 150)  # folded, nothing lost

@@ -61,6 +61,8 @@ def test_rules(
             tested.setdefault(rule.rule_id, []).append(case.hits)
             passed += result.passed
             failed += not result.passed
+            # a rule that fails on the case's events could not be tested: an error, not a verdict
+            errors += [f"{tf.path}: {case.name}: {p}" for p in result.problems if p.startswith("the rule failed")]
             fired = [_alert_line(a) for a in result.alerts]
             if ndjson:
                 emit({"rule": rule.name, "rule_id": rule.rule_id, "file": tf.path, "case": case.name,
