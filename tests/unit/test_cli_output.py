@@ -36,7 +36,7 @@ def test_escape_sequences_in_logs_and_rule_names_are_shown_not_played(tmp_path):
                                                "process": {"name": "ssh"}, "user": {"name": f"u{ESC}"}}],
                              {"r.toml": rule(name=name.replace("\x1b", "\\u001b").replace("\x07", "\\u0007")
                                              .replace(RLO, "\\u202e").replace("\x9b", "\\u009b")),
-                              "bad.toml": rule(name=f"bad\\u001b[31m", rule_id="b").replace("==", "=== (")})
+                              "bad.toml": rule(name="bad\\u001b[31m", rule_id="b").replace("==", "=== (")})
     for cmd in (["hunt", "--rules", str(rules), str(data)], ["rules", "validate", str(rules)],
                 ["test", str(rules / "r.toml")]):
         res = trailhound(*cmd)

@@ -89,11 +89,11 @@ def run_cmd(
         _log(f"recorded as fixtures in {record}/")
     rule_paths = rules or [mx.default_rules_dir()]
     if all(Path(p).exists() for p in rule_paths):
-        m = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
-        (out / "matrix.json").write_text(json.dumps(m.as_dict(), indent=1) + "\n")
-        (out / "matrix.md").write_text(mx.markdown(m))
-        mx.render_matrix(m)
-        for n in m.notes:
+        matrix = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
+        (out / "matrix.json").write_text(json.dumps(matrix.as_dict(), indent=1) + "\n")
+        (out / "matrix.md").write_text(mx.markdown(matrix))
+        mx.render_matrix(matrix)
+        for n in matrix.notes:
             _log(n)
     else:
         _log(f"no rules at {', '.join(map(str, rule_paths))}: matrix not computed (use --rules)")

@@ -10,7 +10,7 @@ import traceback
 
 import typer
 
-from .common import EXIT_ERROR, OutputFormat, err  # noqa: F401 (OutputFormat: re-exported)
+from .common import EXIT_ERROR, err
 from .hunt import hunt
 from .lab import lab_app
 from .normalize import normalize
