@@ -146,7 +146,8 @@ def hunt(
                               progress=lambda done, total: bar.update(task, completed=done, total=total),
                               input_format=input_format, read_options=options)
     except SourceError as e:
-        raise fail(f"[red]error reading input[/red]: {m(e)}")
+        err.print(f"[red]error reading input[/red]: {m(e)}")
+        raise fail(f"0 rules run ({runnable} loaded and runnable); {len(files)} input(s) given, not all readable")
 
     now = utc_now()
     to_stdout = format is OutputFormat.ndjson or is_stdout(out)
