@@ -107,6 +107,11 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
             assert "alerts by rule" not in res.stdout  # refused before the hunt ran
     res = trailhound("hunt", "--rules", str(rules), str(data), "--summary", "/nonexistent/s.json")
     assert res.returncode == 2 and "--summary" in res.stderr
+    before = data.read_text()
+    for cmd in (["hunt", "--rules", str(rules), str(data)], ["normalize", str(data)]):
+        res = trailhound(*cmd, "-o", str(data))
+        assert res.returncode == 2 and "it is one of the inputs" in res.stderr
+        assert data.read_text() == before  # not truncated
 
 
 def test_dash_is_stdout_and_gz_is_compressed(tmp_path):

@@ -83,14 +83,17 @@ def is_stdout(path: Optional[Path]) -> bool:
     return path is not None and str(path) == "-"
 
 
-def check_output(path: Optional[Path], what: str = "--out") -> None:
+def check_output(path: Optional[Path], what: str = "--out", inputs=()) -> None:
     """Refuse (exit 2) an output path that cannot be written, before any work is done: a
-    directory, a missing or read-only parent directory, a read-only file. `-` is standard output."""
+    directory, a missing or read-only parent directory, a read-only file, one of the `inputs`
+    (opening it would truncate what is being read). `-` is standard output."""
     if path is None or is_stdout(path):
         return
     problem = None
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
+    if path.exists() and any(_same_file(path, i) for i in inputs):
+        problem = "it is one of the inputs"
+    elif path.is_dir():
         problem = "is a directory; give a file name"
     elif not parent.exists():
         problem = f"its directory {parent} does not exist"
@@ -102,6 +105,13 @@ def check_output(path: Optional[Path], what: str = "--out") -> None:
         problem = f"the directory {parent} is not writable"
     if problem:
         raise fail(f"[red]error[/red]: cannot write {what} {m(str(path))}: {m(problem)}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return str(b) != "-" and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def open_output(path: Optional[Path]) -> IO[bytes]:

@@ -107,8 +107,8 @@ def hunt(
     from ..rules.loader import load_rules
     from ..sources import SourceError
 
-    check_output(out)
-    check_output(summary, "--summary")
+    check_output(out, inputs=files)
+    check_output(summary, "--summary", inputs=files)
     options = input_options(year, tz, host)
     started = time.perf_counter()
     rule_paths = rules or [PACK]

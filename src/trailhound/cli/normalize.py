@@ -42,7 +42,7 @@ def normalize(
     from ..sources._ecs_readers import SkipLog, Source
     from ..sources.normalize import documents, format_of, year_note
 
-    check_output(out)
+    check_output(out, inputs=files)
     options = input_options(year, tz, host)
     for path in files:
         if str(path) != "-" and not path.exists():
