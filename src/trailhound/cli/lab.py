@@ -10,14 +10,16 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-lab_app = typer.Typer(add_completion=False, no_args_is_help=True,
+from .safe import m
+
+lab_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                       help="Run SSH attack scenarios for real (root; auditd, openssh-server, sshpass) and "
                            "check which rules fire.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _log(msg: str) -> None:
-    err.print(f"[dim]lab:[/dim] {msg}", markup=True)
+    err.print(f"[dim]lab:[/dim] {m(msg)}", markup=True)
 
 
 @lab_app.command("run")
@@ -46,10 +48,12 @@ def run_cmd(
 
     try:
         chosen = select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
-        needs = {t for s in chosen for t in s.needs} if scenarios else set()  # all: optional ones skip
-        preflight.check(tuple(sorted(needs)))
+        preflight.check()
+        # each scenario's own needs: named ones must run, the others are skipped with the reason
+        for name, why in preflight.plan(chosen, named=bool(scenarios)).items():
+            _log(f"scenario {name} will be skipped: {why}")
     except preflight.Refusal as e:
-        err.print(f"[red]refused[/red]: {e}")
+        err.print(f"[red]refused[/red]: {m(e)}")
         raise typer.Exit(2)
     out = out or Path(f"lab-out-{time.strftime('%Y%m%d-%H%M%S')}")
     windows = []
@@ -68,10 +72,10 @@ def run_cmd(
             cap = lab.collect(windows, stop=not keep)
         problems = lab.problems
     except preflight.Refusal as e:
-        err.print(f"[red]refused[/red]: {e}")
+        err.print(f"[red]refused[/red]: {m(e)}")
         raise typer.Exit(2)
     except LabError as e:
-        err.print(f"[red]lab error[/red]: {e}")
+        err.print(f"[red]lab error[/red]: {m(e)}")
         raise typer.Exit(1)
     except (KeyboardInterrupt, Interrupted):
         err.print("[yellow]interrupted[/yellow]; the machine was restored")
@@ -85,16 +89,16 @@ def run_cmd(
         _log(f"recorded as fixtures in {record}/")
     rule_paths = rules or [mx.default_rules_dir()]
     if all(Path(p).exists() for p in rule_paths):
-        m = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
-        (out / "matrix.json").write_text(json.dumps(m.as_dict(), indent=1) + "\n")
-        (out / "matrix.md").write_text(mx.markdown(m))
-        mx.render_matrix(m)
-        for n in m.notes:
+        matrix = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
+        (out / "matrix.json").write_text(json.dumps(matrix.as_dict(), indent=1) + "\n")
+        (out / "matrix.md").write_text(mx.markdown(matrix))
+        mx.render_matrix(matrix)
+        for n in matrix.notes:
             _log(n)
     else:
         _log(f"no rules at {', '.join(map(str, rule_paths))}: matrix not computed (use --rules)")
     if problems:
-        err.print("[red]teardown left:[/red] " + "; ".join(problems))
+        err.print("[red]teardown left:[/red] " + m("; ".join(problems)))
     raise typer.Exit(1 if failed or problems else 0)
 
 
@@ -118,7 +122,7 @@ def cleanup_cmd() -> None:
     try:
         cleanup_leftovers(_log)
     except (preflight.Refusal, LabError) as e:
-        err.print(f"[red]cleanup failed[/red]: {e}")
+        err.print(f"[red]cleanup failed[/red]: {m(e)}")
         raise typer.Exit(1)
     _log("nothing left to undo")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
+from typing import Callable, Iterable
 
 # tool → the Debian package that provides it
 PACKAGES = {
@@ -32,6 +34,52 @@ def missing_tools(tools) -> list[str]:
 def install_hint(tools) -> str:
     pkgs = sorted({PACKAGES.get(t, t) for t in tools})
     return f"apt-get install {' '.join(pkgs)}"
+
+
+def is_static(path: str) -> bool:
+    """Whether the ELF executable at `path` runs without a dynamic loader (no PT_INTERP header):
+    the container scenario copies busybox alone into an empty root file system."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF":
+                return False
+            wide, endian = head[4] == 2, "<" if head[5] == 1 else ">"
+            if wide:
+                phoff, = struct.unpack_from(endian + "Q", head, 32)
+                phentsize, phnum = struct.unpack_from(endian + "HH", head, 54)
+            else:
+                phoff, = struct.unpack_from(endian + "I", head, 28)
+                phentsize, phnum = struct.unpack_from(endian + "HH", head, 42)
+            fh.seek(phoff)
+            table = fh.read(phentsize * phnum)
+    except OSError:
+        return False
+    return all(struct.unpack_from(endian + "I", table, i * phentsize)[0] != 3  # PT_INTERP
+               for i in range(min(phnum, len(table) // max(phentsize, 1))))
+
+
+def scenario_problem(scenario, which: Callable[[str], str | None] | None = None,
+                     static: Callable[[str], bool] = is_static) -> str | None:
+    """Why `scenario` cannot run here (its own tools: `Scenario.needs`), or None."""
+    which = which or globals()["which"]  # looked up per call: tests replace the module's `which`
+    missing = [t for t in scenario.needs if which(t) is None]
+    if missing:
+        return f"missing {', '.join(missing)} ({install_hint(missing)})"
+    if "busybox" in scenario.needs and not static(which("busybox")):
+        return (f"{which('busybox')} is dynamically linked; the container needs a static busybox "
+                f"({install_hint(['busybox'])})")
+    return None
+
+
+def plan(scenarios: Iterable, named: bool, which: Callable[[str], str | None] | None = None,
+         static: Callable[[str], bool] = is_static) -> dict[str, str]:
+    """The scenarios that cannot run here, with the reason: skipped when the user chose none
+    (all scenarios), a `Refusal` when the user named them."""
+    problems = {s.name: p for s in scenarios if (p := scenario_problem(s, which, static))}
+    if problems and named:
+        raise Refusal("; ".join(f"scenario {name} cannot run: {why}" for name, why in problems.items()))
+    return problems
 
 
 def check(optional_tools=()) -> None:

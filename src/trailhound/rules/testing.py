@@ -108,6 +108,64 @@ def load_test_files(paths: Iterable[str | os.PathLike]) -> tuple[list[CaseFile],
 
 
 @dataclass
+class Selection:
+    """What `trailhound test PATH...` runs: the rules asked for and their test files."""
+
+    rules: list = field(default_factory=list)  # Rule objects: every rule of a directory, a rule file, a test's rule
+    files: list[CaseFile] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+
+
+def tests_rule(tf: CaseFile, rule) -> bool:
+    """Whether test file `tf` is about `rule` (by rule_id, or as the rule file beside it)."""
+    if tf.rule_ref == rule.rule_id:
+        return True
+    return bool(rule.source) and Path(tf.rule_ref).resolve() == Path(rule.source).resolve()
+
+
+def select(paths: Iterable[str | os.PathLike]) -> Selection:
+    """Rules and test files for each path: a directory gives all of both under it; a rule file
+    `x.toml` gives itself and the test files beside it that test it (`x.test.toml`, or one naming
+    its rule_id); a test file gives itself and its rule (the rule file beside it, or the rule with
+    its rule_id in its directory). Raises `RuleError` for a path that does not exist."""
+    from .loader import load_rules
+
+    out = Selection()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise RuleError(str(p), None, "no such file or directory")
+        if p.is_dir():
+            loaded = load_rules([p])
+            files, errors = load_test_files([p])
+            out.rules += loaded.rules
+            out.files += files
+            out.errors += loaded.errors + errors
+        elif p.name.endswith(SUFFIX):
+            files, errors = load_test_files([p])
+            out.files += files
+            out.errors += errors
+            for tf in files:
+                beside = Path(tf.rule_ref)
+                by_path = tf.rule_ref.endswith(".toml") and beside.is_file()
+                loaded = load_rules([beside] if by_path else [p.parent])
+                if by_path:
+                    out.errors += loaded.errors
+                out.rules += [r for r in loaded.rules if tests_rule(tf, r)]
+        else:
+            loaded = load_rules([p])
+            out.rules += loaded.rules
+            out.errors += loaded.errors
+            beside = p.with_name(p.stem + SUFFIX)
+            files, errors = load_test_files(sorted(p.parent.glob("*" + SUFFIX)))
+            out.errors += [e for e in errors if e.source and Path(e.source) == beside]
+            out.files += [tf for tf in files if any(tests_rule(tf, r) for r in loaded.rules)]
+    seen_rules, seen_files = set(), set()
+    out.rules = [r for r in out.rules if not ((r.source, r.rule_id) in seen_rules or seen_rules.add((r.source, r.rule_id)))]
+    out.files = [f for f in out.files if not (f.path in seen_files or seen_files.add(f.path))]
+    return out
+
+
+@dataclass
 class CaseResult:
     case: Case
     passed: bool

@@ -1,0 +1,192 @@
+"""What the commands share: the stderr console, input options, output paths checked before the
+work starts, and the exit-code rules (README "Exit codes")."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, Optional
+
+import typer
+from rich.console import Console
+
+from .safe import m
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+"""0: done, nothing found; 1: alerts raised, tests failed, rule errors found by validate;
+2: the run could not be trusted (a rule or input that did not load, nothing to run, a bad path)."""
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    ndjson = "ndjson"
+
+
+INPUT_FORMATS = ("ecs", "auditd", "syslog")
+INPUT_FORMAT_HELP = "Input format for every file: ecs, auditd or syslog (default: detected per file)."
+YEAR_HELP = "Year of syslog timestamps, which carry none (default: from each file's modification time)."
+TZ_HELP = "Time zone of zone-less syslog timestamps (IANA name; default UTC)."
+HOST_HELP = "host.name for events whose log names none (audit.log without node=; default: the file's name)."
+ALLOW_BAD_HELP = ("Accept an input that gives no events and whose lines are mostly bad (default: exit 2, "
+                  "as it is probably the wrong file or format).")
+
+
+def _input_format(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    from ..sources.formats import registry
+
+    known = ["ecs", *registry()]
+    if value not in known:
+        raise typer.BadParameter(f"unknown format {value!r}; choose one of {', '.join(known)}")
+    return value
+
+
+def input_format_option() -> Optional[str]:
+    return typer.Option(None, "--input-format", "-i", metavar="[" + "|".join(INPUT_FORMATS) + "]",
+                        callback=_input_format, help=INPUT_FORMAT_HELP)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print `message` (Rich markup; interpolated values already through `m`) and return the exit to raise."""
+    err.print(message)
+    return typer.Exit(code)
+
+
+def input_options(year: Optional[int], tz: Optional[str], host: Optional[str] = None):
+    from ..sources import ReadOptions
+
+    if tz is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise fail(f"[red]error[/red]: unknown time zone {m(repr(tz))} (use an IANA name such as Europe/Paris)")
+    return ReadOptions(year=year, timezone=tz, host=host)
+
+
+# -- output paths ---------------------------------------------------------------------------------
+
+_COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def is_stdout(path: Optional[Path]) -> bool:
+    return path is not None and str(path) == "-"
+
+
+def check_output(path: Optional[Path], what: str = "--out", inputs=()) -> None:
+    """Refuse (exit 2) an output path that cannot be written, before any work is done: a
+    directory, a missing or read-only parent directory, a read-only file, one of the `inputs`
+    (opening it would truncate what is being read). `-` is standard output."""
+    if path is None or is_stdout(path):
+        return
+    problem = None
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and any(_same_file(path, i) for i in inputs):
+        problem = "it is one of the inputs"
+    elif path.is_dir():
+        problem = "is a directory; give a file name"
+    elif not parent.exists():
+        problem = f"its directory {parent} does not exist"
+    elif not parent.is_dir():
+        problem = f"{parent} is not a directory"
+    elif path.exists() and not os.access(path, os.W_OK):
+        problem = "the file is not writable"
+    elif not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"the directory {parent} is not writable"
+    if problem:
+        raise fail(f"[red]error[/red]: cannot write {what} {m(str(path))}: {m(problem)}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return str(b) != "-" and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def open_output(path: Optional[Path]) -> IO[bytes]:
+    """A binary stream for `path`: standard output for `-`, compressed by the name's suffix
+    (.gz, .bz2, .xz), else a plain file. `check_output` has vetted it; an error left (a full
+    disk, a race) is still reported as one line."""
+    if path is None or is_stdout(path):
+        return _Unclosed(sys.stdout.buffer)
+    opener = _COMPRESSORS.get(path.suffix.lower())
+    try:
+        return opener(path, "wb") if opener else path.open("wb")
+    except OSError as e:
+        raise fail(f"[red]error[/red]: cannot write {m(str(path))}: {m(e.strerror or e)}")
+
+
+class _Unclosed:
+    """Standard output as a sink: `close` flushes it and leaves it open."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.write = stream.write
+
+    def close(self) -> None:
+        self.stream.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+@dataclass
+class BadInput:
+    file: str
+    lines: int | None  # None: not known (the report gives no per-input figures)
+    skipped: int
+
+
+def bad_inputs(report) -> list[BadInput]:
+    """Inputs that gave no events while more than half of their lines were bad: probably the
+    wrong file or format, which must not pass for "nothing found". Uses `report.inputs` (one
+    InputStats per file); where a reader gives none, the run as a whole when it read no event."""
+    inputs = getattr(report, "inputs", None) or []
+    if inputs:
+        return [BadInput(i.file, i.lines, i.skipped) for i in inputs
+                if i.events == 0 and i.skipped > 0 and 2 * i.skipped > i.lines]
+    if report.events == 0 and report.skipped_count > 0:
+        return [BadInput(", ".join(report.files), None, report.skipped_count)]
+    return []
+
+
+def report_bad_inputs(bad: list[BadInput], allow: bool) -> bool:
+    """Say which inputs were mostly bad; True when that must fail the run (exit 2)."""
+    for b in bad:
+        share = f"{b.skipped} of {b.lines} lines" if b.lines is not None else f"all {b.skipped} lines read"
+        label = "[yellow]warning[/yellow]" if allow else "[red]error[/red]"
+        err.print(f"{label}: {m(b.file)}: no events; {share} are bad (wrong file or --input-format?)"
+                  + ("" if allow else "; --allow-bad-input accepts it"))
+    return bool(bad) and not allow
+
+
+def print_report(report, limit: int = 20) -> None:
+    """The load report's notes and first bad lines, on stderr."""
+    for note in report.notes:
+        err.print(f"[dim]{m(note)}[/dim]")
+    for s in report.skipped[:limit]:
+        err.print(f"[yellow]skipped[/yellow] {m(s.file)}:{s.line}: {m(s.reason)}")
+    if report.skipped_count > limit:
+        err.print(f"[yellow]... {report.skipped_count - limit} more bad lines[/yellow]")
+
+
+def inputs_summary(report) -> str:
+    n = len(report.files)
+    bad = f", {report.skipped_count} bad lines" if report.skipped_count else ""
+    return f"{n} input{'s' if n != 1 else ''}, {report.events} events read{bad}"

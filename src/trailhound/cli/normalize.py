@@ -1,0 +1,94 @@
+"""`trailhound normalize`: log files to ECS NDJSON, streamed."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+
+from .common import (ALLOW_BAD_HELP, EXIT_ERROR, HOST_HELP, TZ_HELP, YEAR_HELP, BadInput, bad_inputs, check_output,
+                     err, fail, input_format_option, input_options, is_stdout, open_output, report_bad_inputs)
+from .safe import m
+
+
+class NormalizedFormat(str, Enum):
+    ndjson = "ndjson"  # the one format for now: what hunt, query and Elasticsearch's bulk loaders read
+
+
+def normalize(
+    files: list[Path] = typer.Argument(..., help="auditd or syslog logs (.gz too); ECS JSON passes through."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output "
+                                       "('-': standard output; a .gz name is gzip-compressed)."),
+    to: NormalizedFormat = typer.Option(NormalizedFormat.ndjson, "--to", help="Output format."),
+    input_format: Optional[str] = input_format_option(),
+    year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
+    tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
+    allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
+) -> None:
+    """Write the ECS events of log files as NDJSON, one event per line, as the rules see them
+    (with the process tree's parent and leader fields).
+
+    Streams: memory is bounded, whatever the input's size. Lines that cannot be read are reported as
+    file:line: reason, and counted. Exit codes: 0 done; 2 a file cannot be read, a file gives no
+    events and only bad lines (see --allow-bad-input), or the output cannot be written.
+    """
+    from ..enrich import ProcessTree
+    from ..sources import SourceError, load_events
+    from ..sources._ecs_readers import SkipLog, Source
+    from ..sources.normalize import documents, format_of, year_note
+
+    check_output(out, inputs=files)
+    options = input_options(year, tz, host)
+    for path in files:
+        if str(path) != "-" and not path.exists():
+            raise fail(f"[red]error reading input[/red]: {m(path)}: no such file")
+    started = time.perf_counter()
+    tree = ProcessTree()  # parents and leaders, as the loader adds them
+    skips = SkipLog(20)
+    produced = 0
+    bad: list[BadInput] = []
+    sink = open_output(out)
+    try:
+        for path in files:
+            before_events, before_skips = produced, skips.count
+            try:
+                src = Source.open(str(path))
+                fmt = format_of(src, input_format)
+            except SourceError as e:
+                raise fail(f"[red]error reading input[/red]: {m(e)}")
+            if fmt is None:  # ECS already: each JSON object as it is
+                table = load_events([path], [])
+                for start in range(0, table.frame.height, 5000):
+                    for doc in table.documents(range(start, min(start + 5000, table.frame.height))):
+                        sink.write(orjson.dumps(doc) + b"\n")
+                produced += table.frame.height
+                for s in table.report.skipped:
+                    skips.add(s.file, s.line, s.reason)
+                skips.count += table.report.skipped_count - len(table.report.skipped)
+                bad.extend(bad_inputs(table.report))
+                continue
+            if note := year_note(src, fmt, options):
+                err.print(f"[dim]{m(note)}[/dim]")
+            for doc, _ in documents(src, fmt, options, lambda n, reason, p=str(path): skips.add(p, n, reason)):
+                tree.apply(doc)
+                sink.write(orjson.dumps(doc) + b"\n")
+                produced += 1
+            if produced == before_events and skips.count > before_skips:
+                bad.append(BadInput(str(path), None, skips.count - before_skips))
+    finally:
+        sink.close()
+    for file, line, reason in skips.kept:
+        err.print(f"[yellow]skipped[/yellow] {m(file)}:{line}: {m(reason)}")
+    if skips.count > len(skips.kept):
+        err.print(f"[yellow]... {skips.count - len(skips.kept)} more bad lines[/yellow]")
+    failed = report_bad_inputs(bad, allow_bad_input)
+    n = len(files)
+    err.print(f"{produced} events from {n} input{'s' if n != 1 else ''}; {skips.count} lines skipped or repaired; "
+              f"{time.perf_counter() - started:.2f}s" + (f"; written to {m(out)}" if out and not is_stdout(out) else ""))
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
