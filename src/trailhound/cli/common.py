@@ -3,11 +3,6 @@ work starts, and the exit-code rules (README "Exit codes")."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import os
-import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -76,72 +71,29 @@ def input_options(year: Optional[int], tz: Optional[str], host: Optional[str] = 
 
 # -- output paths ---------------------------------------------------------------------------------
 
-_COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-
-
 def is_stdout(path: Optional[Path]) -> bool:
-    return path is not None and str(path) == "-"
+    from ..sinks import is_stdout as stdout
+
+    return stdout(path)
 
 
 def check_output(path: Optional[Path], what: str = "--out", inputs=()) -> None:
-    """Refuse (exit 2) an output path that cannot be written, before any work is done: a
-    directory, a missing or read-only parent directory, a read-only file, one of the `inputs`
-    (opening it would truncate what is being read). `-` is standard output."""
-    if path is None or is_stdout(path):
-        return
-    problem = None
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.exists() and any(_same_file(path, i) for i in inputs):
-        problem = "it is one of the inputs"
-    elif path.is_dir():
-        problem = "is a directory; give a file name"
-    elif not parent.exists():
-        problem = f"its directory {parent} does not exist"
-    elif not parent.is_dir():
-        problem = f"{parent} is not a directory"
-    elif path.exists() and not os.access(path, os.W_OK):
-        problem = "the file is not writable"
-    elif not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"the directory {parent} is not writable"
-    if problem:
+    """Refuse (exit 2) an output path that cannot be written, before any work is done
+    (`sinks.output_problem`). `-` is standard output."""
+    from ..sinks import output_problem
+
+    if path is not None and (problem := output_problem(path, inputs)):
         raise fail(f"[red]error[/red]: cannot write {what} {m(str(path))}: {m(problem)}")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return str(b) != "-" and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def open_output(path: Optional[Path]) -> IO[bytes]:
-    """A binary stream for `path`: standard output for `-`, compressed by the name's suffix
-    (.gz, .bz2, .xz), else a plain file. `check_output` has vetted it; an error left (a full
-    disk, a race) is still reported as one line."""
-    if path is None or is_stdout(path):
-        return _Unclosed(sys.stdout.buffer)
-    opener = _COMPRESSORS.get(path.suffix.lower())
+    """`sinks.open_output`, an error left (a full disk, a race) reported as one line, exit 2."""
+    from ..sinks import SinkError, open_output as opened
+
     try:
-        return opener(path, "wb") if opener else path.open("wb")
-    except OSError as e:
-        raise fail(f"[red]error[/red]: cannot write {m(str(path))}: {m(e.strerror or e)}")
-
-
-class _Unclosed:
-    """Standard output as a sink: `close` flushes it and leaves it open."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.write = stream.write
-
-    def close(self) -> None:
-        self.stream.flush()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return opened(path)
+    except SinkError as e:
+        raise fail(f"[red]error[/red]: {m(e)}")
 
 
 # -- inputs ---------------------------------------------------------------------------------------

@@ -7,114 +7,118 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..sources.ecs_json import InputStats, Skipped
-
-#: "hits" and "alerts", as the summary explains them
-MEANING = {
-    "hits": "matches of the rule's query: an event, a sequence, a sample, a new term or a threshold group",
-    "alerts": "Kibana alert documents written for the hits: one per event hit, a shell plus one building "
-              "block per event for a sequence; suppressed and over-max_signals hits write none",
-}
+HITS_AND_ALERTS = ("hits: what the rule matched (an event, a sequence, a threshold group, a new term); "
+                   "alerts: the Kibana alert documents they give (a sequence gives one per event plus one "
+                   "for the whole; suppression and max_signals fold or cap them)")
 
 
 @dataclass
 class RuleOutcome:
-    name: str
+    """One rule of the hunt. `status`: "ran"; "failed" (it ran and failed on the data: `reason`);
+    "error" (it could not be run: its query does not parse or compile, `reason`); "unsupported"
+    (it needs a feature Trailhound lacks: `reason`)."""
+
     rule_id: str
+    name: str
     severity: str
-    type: str
-    status: str  # "ran", "error" (it could not be run: see reason), "unsupported"
+    file: str | None
+    status: str
     reason: str = ""
     kind: str = ""  # events, sequences, samples, threshold
     hits: int = 0
     alerts: int = 0
-    suppressed: int = 0
-    over_max_signals: int = 0
-    max_signals: int | None = None
+    hosts: set[str] = field(default_factory=set)  # host.name / user.name of the alerts
+    users: set[str] = field(default_factory=set)
+    first: str | None = None  # the earliest and latest kibana.alert.original_time
+    last: str | None = None
+    notes: list[str] = field(default_factory=list)  # warnings, suppressed and over-max_signals counts
     excepted: dict[str, int] = field(default_factory=dict)  # exception item → events it excepted
-    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     alert_documents: list[dict] | None = None  # only with run_hunt(keep_alerts=True)
 
     @classmethod
-    def of(cls, rule, status: str, reason: str = "", **kw: Any) -> "RuleOutcome":
-        return cls(rule.name, rule.rule_id, rule.severity, rule.type, status, reason, **kw)
+    def of(cls, rule, status: str, reason: str = "", **kw: Any) -> RuleOutcome:
+        return cls(rule.rule_id, rule.name, rule.severity, rule.source, status, reason, **kw)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("alert_documents")
-        return d
+    def add_alert(self, alert: dict) -> None:
+        """Count one alert into the hosts, users and time span."""
+        from ..alerts.build import field_value
+
+        for target, key in ((self.hosts, "host.name"), (self.users, "user.name")):
+            v = field_value(alert, key)
+            for x in v if isinstance(v, list) else [v]:
+                if x not in (None, ""):
+                    target.add(str(x))
+        t = alert.get("kibana.alert.original_time")
+        if t:
+            t = str(t)
+            self.first = t if self.first is None or t < self.first else self.first
+            self.last = t if self.last is None or t > self.last else self.last
+
+    def as_dict(self) -> dict:
+        return {"rule_id": self.rule_id, "name": self.name, "severity": self.severity, "file": self.file,
+                "status": self.status, "kind": self.kind, "hits": self.hits, "alerts": self.alerts,
+                "hosts": sorted(self.hosts), "users": sorted(self.users), "first": self.first, "last": self.last,
+                "notes": self.notes, "error": self.reason if self.status in ("failed", "error") else None,
+                "excepted": self.excepted, "seconds": round(self.seconds, 4)}
 
 
 @dataclass
 class HuntReport:
-    files: list[str] = field(default_factory=list)
-    inputs: list[InputStats] = field(default_factory=list)
-    events: int = 0
-    skipped: list[Skipped] = field(default_factory=list)  # the first bad lines, in full
-    skipped_count: int = 0
-    notes: list[str] = field(default_factory=list)
-    load_errors: list[str] = field(default_factory=list)  # rule or exception files that did not load
-    unattached_lists: list[tuple[str, str]] = field(default_factory=list)  # (list id, file) naming no loaded rule
-    rules: list[RuleOutcome] = field(default_factory=list)  # those that ran first, most hits first
-    fallbacks: dict[str, int] = field(default_factory=dict)  # a warning shared by many rules → how many
-    hosts: dict[str, int] = field(default_factory=dict)  # host.name → alerts (shells and event alerts)
-    users: dict[str, int] = field(default_factory=dict)
-    first_alert: str | None = None  # the earliest and latest kibana.alert.original_time
-    last_alert: str | None = None
+    load: Any = None  # the sources' LoadReport: files, inputs (per file), events, bad lines, notes
+    load_errors: list = field(default_factory=list)  # RuleErrors: rule or exception files that did not load
+    unattached_lists: list = field(default_factory=list)  # ExceptionLists naming no loaded rule
+    rules: list[RuleOutcome] = field(default_factory=list)  # those run first (most hits first), then the rest
+    fallbacks: dict[str, int] = field(default_factory=dict)  # a warning many rules share → how many
     timings: dict[str, float] = field(default_factory=dict)
+
+    def with_status(self, *status: str) -> list[RuleOutcome]:
+        return [r for r in self.rules if r.status in status]
 
     @property
     def alerts(self) -> int:
         return sum(r.alerts for r in self.rules)
 
     @property
-    def ran(self) -> list[RuleOutcome]:
-        return [r for r in self.rules if r.status == "ran"]
+    def hosts(self) -> set[str]:
+        return set().union(*(r.hosts for r in self.rules))
 
     @property
-    def unsupported(self) -> list[RuleOutcome]:
-        return [r for r in self.rules if r.status == "unsupported"]
+    def users(self) -> set[str]:
+        return set().union(*(r.users for r in self.rules))
 
     @property
-    def errors(self) -> list[RuleOutcome]:
-        return [r for r in self.rules if r.status == "error"]
+    def span(self) -> tuple[str | None, str | None]:
+        times = [t for r in self.rules for t in (r.first, r.last) if t]
+        return (min(times), max(times)) if times else (None, None)
 
-    def bad_inputs(self, ratio: float = 0.5) -> list[InputStats]:
-        """Inputs that gave no event while more than `ratio` of their lines were bad: most likely
-        not a log Trailhound reads (a binary, a CSV, a wrong encoding)."""
-        return [i for i in self.inputs if i.events == 0 and i.lines and i.skipped > ratio * i.lines]
+    @property
+    def errors(self) -> int:
+        """Rules that could not be run or failed, and files that did not load."""
+        return len(self.with_status("error", "failed")) + len(self.load_errors)
 
-    def observe(self, host: Any, user: Any, when: Any, hosts, users) -> None:
-        for value, counter in ((host, hosts), (user, users)):
-            for v in value if isinstance(value, list) else [value]:
-                if v not in (None, ""):
-                    counter[str(v)] += 1
-        if isinstance(when, str) and when:
-            if self.first_alert is None or when < self.first_alert:
-                self.first_alert = when
-            if self.last_alert is None or when > self.last_alert:
-                self.last_alert = when
-
-    def to_dict(self) -> dict:
-        """The report as JSON-ready data, with stable keys (`hunt --summary FILE`)."""
+    def to_dict(self, exit_code: int | None = None, mostly_bad: list[str] = ()) -> dict:
+        """The report as JSON-ready data with stable keys (`hunt --summary FILE`)."""
+        first, last = self.span
+        load = self.load
+        ran = self.with_status("ran", "failed")
         return {
-            "inputs": [asdict(i) for i in self.inputs],
-            "events": self.events,
-            "bad_lines": self.skipped_count,
-            "bad_line_examples": [asdict(s) for s in self.skipped],
-            "notes": self.notes,
-            "rules": {"ran": len(self.ran), "unsupported": len(self.unsupported),
-                      "errors": len(self.errors) + len(self.load_errors)},
-            "load_errors": self.load_errors,
-            "unattached_exception_lists": [{"list_id": i, "file": f} for i, f in self.unattached_lists],
+            "exit_code": exit_code,
             "alerts": self.alerts,
             "hits": sum(r.hits for r in self.rules),
-            "meaning": MEANING,
-            "hosts": self.hosts,
-            "users": self.users,
-            "first_alert": self.first_alert,
-            "last_alert": self.last_alert,
-            "per_rule": [r.to_dict() for r in self.rules],
+            "rules_run": len([r for r in ran if r.status == "ran"]),
+            "hosts": sorted(self.hosts), "users": sorted(self.users), "first": first, "last": last,
+            "rules": [r.as_dict() for r in ran],
+            "unsupported": [{"rule_id": r.rule_id, "name": r.name, "reason": r.reason}
+                            for r in self.with_status("unsupported")],
+            "errors": [{"rule_id": r.rule_id, "name": r.name, "file": r.file, "reason": r.reason}
+                       for r in self.with_status("error", "failed")]
+                      + [{"rule_id": None, "name": None, "file": e.source, "reason": str(e)} for e in self.load_errors],
+            "excepted": [{"rule": r.name, "exception": label, "events": n}
+                         for r in self.rules for label, n in r.excepted.items()],
+            "inputs": {"files": list(load.files) if load else [], "events": load.events if load else 0,
+                       "bad_lines": load.skipped_count if load else 0, "mostly_bad": list(mostly_bad),
+                       "per_file": [asdict(i) for i in load.inputs] if load else []},
+            "hits_and_alerts": HITS_AND_ALERTS,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }

@@ -175,35 +175,32 @@ class CaseResult:
 
 
 def run_case(check, case: Case) -> CaseResult:
-    """Run one rule (a `RuleCheck` that is ok) over the case's events, as `hunt` would."""
-    from ..alerts.build import alerts_for_hits, flatten
-    from ..engine.hunt import hunt
+    """Run one rule (a `RuleCheck` that is ok) over the case's events, through the hunt pipeline."""
+    from ..alerts.build import flatten
+    from ..pipeline import Plan, run_hunt
     from ..sources import ReadOptions
+    from .loader import RuleSet
 
     with tempfile.TemporaryDirectory(prefix="trailhound-test-") as tmp:
         data = Path(tmp) / ("events.ndjson" if case.format == "ecs" else "events.log")
         data.write_text(case.data, encoding="utf-8")
-        result = hunt([check], [data], input_format=case.format, read_options=ReadOptions(year=case.year, host="lab"))
-        run = result.runs[0]
-        problems = []
-        if run.error:
-            problems.append(f"the rule failed: {run.error}")
-        report = result.table.report
-        problems.extend(f"input line {s.line}: {s.reason}" for s in report.skipped)
-        alerts: list[dict] = []
-        if run.hits:
-            rows = sorted({r for h in run.hits for r in h.rows if r is not None})
-            docs = dict(zip(rows, result.table.documents(rows)))
-            alerts = alerts_for_hits(check.rule, run.kind, run.hits, docs, run.timestamp_field, max_signals=0).alerts
-    if len(run.hits) != case.hits:
-        problems.append(f"expected {case.hits} hits, got {len(run.hits)}")
+        report = run_hunt(Plan(RuleSet(rules=[check.rule]), [check]), [data], input_format=case.format,
+                          read_options=ReadOptions(year=case.year, host="lab"), max_signals=0, keep_alerts=True)
+    outcome = report.rules[0]
+    problems = []
+    if outcome.status != "ran":
+        problems.append(f"the rule failed: {outcome.reason}")
+    problems.extend(f"input line {s.line}: {s.reason}" for s in report.load.skipped)
+    alerts = outcome.alert_documents or []
+    if outcome.hits != case.hits:
+        problems.append(f"expected {case.hits} hits, got {outcome.hits}")
     if case.fields and alerts:
         first = [flatten(a) for a in _first_hit(alerts)]
         for key, want in flatten(case.fields).items():
             if not any(a.get(key) == want for a in first):
                 seen = sorted({repr(a.get(key)) for a in first})
                 problems.append(f"{key}: expected {want!r}, the first hit's alerts have {', '.join(seen)}")
-    return CaseResult(case, not problems, len(run.hits), alerts, problems)
+    return CaseResult(case, not problems, outcome.hits, alerts, problems)
 
 
 def _first_hit(alerts: list[dict]) -> list[dict]:

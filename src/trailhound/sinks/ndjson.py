@@ -1,68 +1,94 @@
-"""Alerts as NDJSON, one Kibana alert document per line: to a file (gzip-compressed when its
-name ends in `.gz`) or, for `-`, to standard output."""
+"""Alerts as NDJSON, one Kibana alert document per line: to a file (compressed by its suffix:
+.gz, .bz2, .xz) or, for `-`, to standard output."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import os
 import sys
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Iterable, Sequence
 
 import orjson
 
+_COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
 
 class SinkError(Exception):
-    """A destination that cannot be written; the message names it and says why."""
+    """A destination that cannot be written; the message says why."""
 
 
-def check_output_path(path: str | os.PathLike) -> None:
-    """Raise `SinkError` unless `path` (or `-`) can be created or overwritten as a file."""
-    text = os.fspath(path)
-    if text == "-":
-        return
-    p = Path(text)
-    if p.is_dir():
-        raise SinkError(f"{text}: is a directory; give a file name")
+def is_stdout(path: str | os.PathLike | None) -> bool:
+    return path is not None and os.fspath(path) == "-"
+
+
+def output_problem(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> str | None:
+    """Why `path` cannot be written as an output file, or None: a directory, a missing or
+    read-only parent, a read-only file, one of the `inputs` (opening it would truncate what is
+    being read). `-` (standard output) is always fine."""
+    if is_stdout(path):
+        return None
+    p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
+    if p.exists() and any(_same_file(p, i) for i in inputs):
+        return "it is one of the inputs"
+    if p.is_dir():
+        return "is a directory; give a file name"
+    if not parent.exists():
+        return f"its directory {parent} does not exist"
     if not parent.is_dir():
-        raise SinkError(f"{text}: the folder {parent} does not exist")
+        return f"{parent} is not a directory"
     if p.exists() and not os.access(p, os.W_OK):
-        raise SinkError(f"{text}: not writable")
+        return "the file is not writable"
     if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise SinkError(f"{text}: cannot create a file in {parent}")
+        return f"the directory {parent} is not writable"
+    return None
 
 
-def open_output(path: str | os.PathLike) -> IO[bytes]:
-    """A binary stream for `path`: stdout for `-`, gzip for `*.gz`, else a plain file."""
-    text = os.fspath(path)
-    if text == "-":
-        return _Unclosed(sys.stdout.buffer)
-    check_output_path(text)
+def _same_file(a: Path, b: str | os.PathLike) -> bool:
     try:
-        if text.endswith(".gz"):
-            return gzip.open(text, "wb", compresslevel=6)
-        return open(text, "wb")
+        return not is_stdout(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def open_output(path: str | os.PathLike | None) -> IO[bytes]:
+    """A binary stream for `path`: standard output for `-` or None, compressed by the name's
+    suffix, else a plain file. Raises `SinkError` when it cannot be opened."""
+    if path is None or is_stdout(path):
+        return _Unclosed(sys.stdout.buffer)  # type: ignore[return-value]
+    p = Path(path)
+    opener = _COMPRESSORS.get(p.suffix.lower())
+    try:
+        return opener(p, "wb") if opener else p.open("wb")  # type: ignore[return-value]
     except OSError as e:
-        raise SinkError(f"{text}: {e.strerror}") from None
+        raise SinkError(f"cannot write {p}: {e.strerror or e}") from None
 
 
 class _Unclosed:
-    """Standard output as a sink's stream: flushed on close, never closed."""
+    """Standard output as a sink's stream: `close` flushes it and leaves it open."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-
-    def write(self, data: bytes) -> int:
-        return self._stream.write(data)
+        self.stream = stream
+        self.write = stream.write
 
     def close(self) -> None:
-        self._stream.flush()
+        self.stream.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class NdjsonSink:
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = os.fspath(path)
+    """Alerts as NDJSON lines to `path` (see `open_output`)."""
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = path
         self._out = open_output(path)
         self.written = 0
 
