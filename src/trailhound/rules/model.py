@@ -215,7 +215,10 @@ class _Invalid(Exception):
 
 
 def _show(v: Any) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except RecursionError:
+        return f"a deeply nested {type(v).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -354,7 +357,19 @@ _THREAT = {
     "technique": lambda k, v: _tables(k, v, {**_THREAT_ITEM, "subtechnique": lambda k2, v2: _tables(
         k2, v2, _THREAT_ITEM, ("id", "name"))}, ("id", "name")),
 }
-_ANY_TABLE = {}  # open tables: any keys
+_ANY_TABLE: dict = {}  # open tables: any keys
+
+
+class _StringValues(dict):
+    """Checks for an open table whose every value is a string (Kibana's exceptions_list items)."""
+
+    def get(self, key, default=None):
+        return super().get(key, _text)
+
+
+_EXCEPTIONS_LIST = _StringValues({
+    "id": _text, "list_id": lambda k, v: _text(k, v, nonempty=True),
+    "namespace_type": lambda k, v: _enum(k, v, ("single", "agnostic")), "type": _text})
 
 #: [rule] keys and their checks; keys not listed here are kept in Rule.extra unchecked
 SCHEMA: dict[str, Any] = {
@@ -394,14 +409,11 @@ SCHEMA: dict[str, Any] = {
     }),
     "severity_mapping": lambda k, v: _tables(k, v, {
         "field": _field_name, "operator": lambda k2, v2: _enum(k2, v2, ("equals",)), "value": _text,
-        "severity": lambda k2, v2: _enum(k2, v2, SEVERITIES)}, ("field", "value", "severity"), closed=False),
+        "severity": lambda k2, v2: _enum(k2, v2, SEVERITIES)}, ("field", "value", "severity")),
     "risk_score_mapping": lambda k, v: _tables(k, v, {
         "field": _field_name, "operator": lambda k2, v2: _enum(k2, v2, ("equals",)), "value": _text,
-        "risk_score": lambda k2, v2: _int(k2, v2, 0, 100)}, ("field",), closed=False),
-    "exceptions_list": lambda k, v: _tables(k, v, {
-        "id": _text, "list_id": lambda k2, v2: _text(k2, v2, nonempty=True),
-        "namespace_type": lambda k2, v2: _enum(k2, v2, ("single", "agnostic")), "type": _text},
-        ("list_id",), closed=False),
+        "risk_score": lambda k2, v2: _int(k2, v2, 0, 100)}, ("field",)),
+    "exceptions_list": lambda k, v: _tables(k, v, _EXCEPTIONS_LIST, ("list_id",), closed=False),
     "note": _text, "setup": _text, "license": _text,
     # kept in `extra`: checked so that a wrong type is named, not carried into alerts
     "enabled": _bool,
