@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, strategies as st
 
 from trailhound.alerts.build import alerts_for_hits
 from trailhound.engine.hunt import hunt
 from trailhound.rules.check import check_rule
 from trailhound.rules.errors import RuleError
-from trailhound.rules.loader import load_rules
+from trailhound.rules.loader import load_rules, rule_from_document
 from trailhound.rules.model import SCHEMA
 
 BUDGET_S = 15  # per example, on a loaded 2-core machine
@@ -41,8 +42,8 @@ def _common(**over):
                                "reference": "https://attack.mitre.org/tactics/TA0008/"},
                     "technique": [{"id": "T1021", "name": "Remote Services",
                                    "reference": "https://attack.mitre.org/techniques/T1021/",
-                                   "subtechnique": [{"id": "T1021.004", "name": "SSH",
-                                                     "reference": "https://attack.mitre.org/techniques/T1021/004/"}]}]}],
+                                   "subtechnique": [{"id": "T1021.004", "name": "SSH", "reference":
+                                                     "https://attack.mitre.org/techniques/T1021/004/"}]}]}],
         "severity_mapping": [{"field": "user.name", "operator": "equals", "value": "root", "severity": "high"}],
         "risk_score_mapping": [{"field": "event.risk_score", "operator": "equals", "value": ""}],
         "exceptions_list": [{"id": "l", "list_id": "l", "namespace_type": "single", "type": "detection"}],
@@ -257,3 +258,29 @@ def test_any_field_with_any_value_loads_cleanly_or_is_one_error(kind, path, valu
             good = [r for r in result.runs if r.check.rule.source.endswith("good.toml")]
             assert [h.rows for h in good[0].hits] == GOOD_HITS and good[0].error is None
     assert time.perf_counter() - started < BUDGET_S
+
+
+WRONG = [0, -1, 2**64, 10**40, True, False, 1.5, math.nan, math.inf, [], [1, "a"], {}, {"x": [None, 1]}, "",
+         "\x00", "a\x1b[2Jb", "now-0s", "now-1d/d", ["\x00"], [{"field": 5, "value": "x"}]]
+
+
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_every_field_with_every_wrong_value(kind):
+    """Exhaustive, beside the random search above: each top-level and nested key of each rule
+    type, each value of WRONG; load, then check what loads (the hunt is the fuzz test's job)."""
+    started = time.perf_counter()
+    checked = 0
+    for path in PATHS:
+        for value in WRONG:
+            table = copy.deepcopy(BASES[kind])
+            if not _mutate(table, path, value, False):
+                continue
+            try:
+                r = rule_from_document({"rule": table}, "bad.toml")
+            except RuleError as e:
+                assert e.source == "bad.toml" and e.key and e.key.startswith(str(path[0])) and e.message, str(e)
+                continue
+            c = check_rule(r)
+            assert c.status in ("ok", "unsupported", "error") and (c.status == "ok" or c.reason.strip())
+            checked += 1
+    assert checked > 0 and time.perf_counter() - started < 20

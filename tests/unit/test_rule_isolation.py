@@ -115,7 +115,7 @@ def test_a_failing_batch_is_split_down_to_the_culprit(tmp_path, monkeypatch, kin
 
 
 def test_new_terms_and_threshold_failures_stay_with_their_rule(tmp_path, monkeypatch):
-    real_nt, real_th = hunt_module.search_new_terms_batch, hunt_module.search_threshold
+    real_nt = hunt_module.search_new_terms_batch
 
     def new_terms(rules, frame, options):
         if any("source.ip" in r.fields for r in rules):
