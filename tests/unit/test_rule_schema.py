@@ -78,6 +78,7 @@ BAD = [
     (rule(extra='language = "sql"').replace('language = "eql"\n', ""), "language", "not one of"),
     (rule().replace('rule_id = "r-ssh"', "rule_id = 5"), "rule_id", "must be a string"),
     (rule().replace('name = "SSH"', 'name = ""'), "name", "must not be empty"),
+    (rule().replace('rule_id = "r-ssh"', 'rule_id = "r\\u001b]0;pwned\\u0007"'), "rule_id", "control characters"),
     (rule().replace("risk_score = 21", "risk_score = true"), "risk_score", "0 to 100"),
     (rule(extra='severity_mapping = [{field = "user.name", value = "root", severity = "urgent"}]'),
      "severity_mapping[0].severity", "not one of"),

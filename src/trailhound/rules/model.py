@@ -230,7 +230,7 @@ def _text(key: str, v: Any, nonempty: bool = False) -> None:
 
 
 def _identifier(key: str, v: Any) -> None:
-    """rule_id and the like: a non-empty single-line string."""
+    """rule_id and the like: a non-empty single-line string, without control characters."""
     _text(key, v, nonempty=True)
     if _CONTROL.search(v):
         raise _Invalid(key, f"must not hold control characters: {_show(v)}")
@@ -374,7 +374,7 @@ _EXCEPTIONS_LIST = _StringValues({
 #: [rule] keys and their checks; keys not listed here are kept in Rule.extra unchecked
 SCHEMA: dict[str, Any] = {
     "rule_id": _identifier,
-    "name": lambda k, v: _text(k, v, nonempty=True),
+    "name": lambda k, v: _text(k, v, nonempty=True),  # control characters: neutralized where printed
     "description": _text,
     "type": lambda k, v: _enum(k, v, KNOWN_TYPES),
     "language": lambda k, v: _enum(k, v, LANGUAGES),
