@@ -12,6 +12,7 @@ value of a wrong type, out of range, with control characters, or deleted. Whatev
 import copy
 import json
 import math
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from trailhound.rules.loader import load_rules, rule_from_document
 from trailhound.rules.model import SCHEMA
 
 BUDGET_S = 15  # per example, on a loaded 2-core machine
+BUDGET_RSS_MB = 512  # growth of the process's peak memory over one example
 
 
 def _common(**over):
@@ -234,6 +236,7 @@ def test_every_base_rule_loads_checks_ok_and_raises_alerts():
 @given(kind=st.sampled_from(sorted(BASES)), path=st.sampled_from(PATHS), value=values, delete=st.booleans())
 def test_any_field_with_any_value_loads_cleanly_or_is_one_error(kind, path, value, delete):
     started = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     table = copy.deepcopy(BASES[kind])
     if not _mutate(table, path, value, delete):
         table[path[0]] = value  # the base has no such table: give it this value instead
@@ -258,6 +261,7 @@ def test_any_field_with_any_value_loads_cleanly_or_is_one_error(kind, path, valu
             good = [r for r in result.runs if r.check.rule.source.endswith("good.toml")]
             assert [h.rows for h in good[0].hits] == GOOD_HITS and good[0].error is None
     assert time.perf_counter() - started < BUDGET_S
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < BUDGET_RSS_MB * 1024
 
 
 WRONG = [0, -1, 2**64, 10**40, True, False, 1.5, math.nan, math.inf, [], [1, "a"], {}, {"x": [None, 1]}, "",

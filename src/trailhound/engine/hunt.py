@@ -19,8 +19,8 @@ from .._gc import no_gc
 from ..rules.check import RuleCheck, ecs
 from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
+from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
-from .new_terms import date_math_span_ms
 from ..lang import ir
 from .search import (Hit, NewTermsRule, SearchOptions, needed_fields, search, search_events_batch,
                      search_new_terms_batch, search_samples_batch, search_sequences_batch,
@@ -167,7 +167,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
                 kind = _BATCHES[type(c.query)]
             elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
                 terms, history = c.rule.new_terms_spec()
-                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_span_ms(history))
+                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_ms(history))
                 kind = "new_terms"
         except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start: the rule says why
             runs[i].fail(e)
