@@ -17,9 +17,10 @@ from typing import Sequence
 
 from .._gc import no_gc
 from ..rules.check import RuleCheck, ecs
+from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
+from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
-from .new_terms import date_math_span_ms
 from ..lang import ir
 from .search import (Hit, NewTermsRule, SearchOptions, needed_fields, search, search_events_batch,
                      search_new_terms_batch, search_samples_batch, search_sequences_batch,
@@ -32,11 +33,25 @@ class RuleRun:
     kind: str = ""
     hits: list[Hit] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # why the rule failed at run time (its hits are then empty)
     seconds: float = 0.0
     timestamp_field: str = "@timestamp"
     exceptions: list[ExceptionItem] = field(default_factory=list)
     excepted: dict[str, int] = field(default_factory=dict)  # item label → events it excepted
+    unsupported: str | None = None  # a feature the rule needs that Trailhound lacks (not an error)
+
+    @property
+    def status(self) -> str:
+        """ok, error or unsupported: how this rule's run ended."""
+        return "unsupported" if self.unsupported else "error" if self.error else "ok"
+
+    def fail(self, error: BaseException | str) -> None:
+        """Record why the rule did not run (UnsupportedError: as unsupported); it has no hits."""
+        self.kind, self.hits = "", []
+        if isinstance(error, UnsupportedError):
+            self.unsupported = reason_of(error)
+        else:
+            self.error = error if isinstance(error, str) else reason_of(error)
 
 
 @dataclass
@@ -62,31 +77,71 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
     return options, warnings
 
 
+class _Frame:
+    """The frame the rules search. The engine keeps shared work per frame object (engine/shared.py);
+    a rule that raises half-way may leave that work half done, so after a failure the rules go on
+    with a fresh copy (same data, nothing shared yet): a failure costs some repeated work, never
+    another rule's result."""
+
+    def __init__(self, frame) -> None:
+        self.current = frame
+
+    def spoil(self) -> None:
+        self.current = self.current.clone()
+
+
+def _isolated(run_batch, members: list[int], frame: _Frame) -> list[tuple[int, object]]:
+    """(member, result or exception) for every member of a batch. The whole batch runs at once;
+    if it raises, it is split in halves, each run on a fresh frame, down to the rules that fail,
+    so one bad rule costs about log2(batch) extra runs and the others keep their results."""
+    try:
+        results = run_batch(members, frame.current)
+    except Exception as e:  # noqa: BLE001 - one rule's failure must not stop the others
+        frame.spoil()
+        if len(members) == 1:
+            return [(members[0], e)]
+        mid = len(members) // 2
+        return _isolated(run_batch, members[:mid], frame) + _isolated(run_batch, members[mid:], frame)
+    return list(zip(members, results))
+
+
 @no_gc()
 def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
          exceptions: Sequence[ExceptionList] = (), progress=None, input_format: str | None = None,
          read_options: ReadOptions | None = None) -> Hunt:
-    """Run every runnable rule; `progress(done, total)` (if given) hears as rules finish."""
+    """Run every runnable rule; `progress(done, total)` (if given) hears as rules finish.
+
+    A rule that fails (while its fields are gathered, while it searches or correlates) is
+    reported on its RuleRun (`error`, or `unsupported` for a feature we lack) and the hunt goes
+    on with the others. Errors reading the input (SourceError) still end the hunt."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
-    items = [items_for(c.rule, exceptions) for c in runnable]
-    queries = [ir.restrict(c.query, ir.Not(_any([i.condition for i in its]))) if its else c.query
-               for c, its in zip(runnable, items)]
-    fields: set[str] = set()
-    for c, q in zip(runnable, queries):
-        base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
-                             tiebreaker_field=c.rule.tiebreaker_field,
-                             event_category_field=c.rule.event_category_override or "event.category")
-        fields.update(needed_fields(q, base))
-        fields.add("@timestamp")
-        if c.rule.type == "new_terms":
-            fields.update(c.rule.new_terms_spec()[0])
-        elif c.rule.type == "threshold":
-            spec = c.rule.threshold_spec()
-            fields.update(spec.fields)
-            fields.update(f for f, _ in spec.cardinality)
+    runs = {i: RuleRun(c) for i, c in enumerate(runnable)}
+    queries: dict[int, ir.Query] = {}
+    fields: set[str] = {"@timestamp"}
+    for i, c in enumerate(runnable):
+        try:
+            items = items_for(c.rule, exceptions)
+            query = ir.restrict(c.query, ir.Not(_any([it.condition for it in items]))) if items else c.query
+            base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
+                                 tiebreaker_field=c.rule.tiebreaker_field,
+                                 event_category_field=c.rule.event_category_override or "event.category")
+            wanted = set(needed_fields(query, base))
+            if c.rule.type == "new_terms":
+                wanted.update(c.rule.new_terms_spec()[0])
+            elif c.rule.type == "threshold":
+                spec = c.rule.threshold_spec()
+                wanted.update(spec.fields)
+                wanted.update(f for f, _ in spec.cardinality)
+        except Exception as e:  # noqa: BLE001
+            runs[i].fail(e)
+            continue
+        runs[i].exceptions = items
+        queries[i] = query
+        fields |= wanted
     started = time.perf_counter()
     table = load_events(paths, sorted(fields), format=input_format, options=read_options)
     load_seconds = time.perf_counter() - started
+    frame = _Frame(table.frame)
     done = 0
 
     def tick(n: int = 1) -> None:
@@ -95,61 +150,74 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         if progress:
             progress(done, len(runnable))
 
-    runs: dict[int, RuleRun] = {}
+    if len(queries) < len(runnable):
+        tick(len(runnable) - len(queries))  # rules that failed before the search
     # event and sequence rules that share frame options run together, one vectorized pass per kind
     batches: dict[tuple, list[int]] = {}
     batch_options: dict[tuple, SearchOptions] = {}
     new_terms: dict[int, NewTermsRule] = {}
-    for i, c in enumerate(runnable):
-        options, warnings = _options(c, table.present)
-        runs[i] = RuleRun(c, warnings=warnings, timestamp_field=options.timestamp_field, exceptions=items[i])
-        kind = None
-        if c.rule.type in ("eql", "query") and type(c.query) in _BATCHES:
-            kind = _BATCHES[type(c.query)]
-        elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
-            terms, history = c.rule.new_terms_spec()
-            try:
-                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_span_ms(history))
-            except ValueError as e:  # a bad history_window_start: the rule says why
-                runs[i].error = str(e)
-                tick()
-                continue
-            kind = "new_terms"
-        if kind is not None:
-            key = (kind, options.timestamp_field, options.tiebreaker_field, options.event_category_field)
-            batches.setdefault(key, []).append(i)
-            batch_options[key] = options
+    singles: list[tuple[int, SearchOptions]] = []
+    for i in queries:
+        c = runs[i].check
+        try:
+            options, warnings = _options(c, table.present)
+            runs[i].warnings, runs[i].timestamp_field = warnings, options.timestamp_field
+            kind = None
+            if c.rule.type in ("eql", "query") and type(c.query) in _BATCHES:
+                kind = _BATCHES[type(c.query)]
+            elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
+                terms, history = c.rule.new_terms_spec()
+                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_ms(history))
+                kind = "new_terms"
+        except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start: the rule says why
+            runs[i].fail(e)
+            tick()
             continue
+        if kind is None:
+            singles.append((i, options))
+            continue
+        key = (kind, options.timestamp_field, options.tiebreaker_field, options.event_category_field)
+        batches.setdefault(key, []).append(i)
+        batch_options[key] = options
+    for i, options in singles:
+        c = runs[i].check
         t0 = time.perf_counter()
         try:
             if c.rule.type == "threshold":
-                result = search_threshold(queries[i], table.frame, c.rule.threshold_spec(), options)
+                result = search_threshold(queries[i], frame.current, c.rule.threshold_spec(), options)
             else:
-                result = search(queries[i], table.frame, options)
+                result = search(queries[i], frame.current, options)
             _record(runs[i], result)
-        except ValueError as e:  # a rule that cannot run on this data says why
-            runs[i].error = str(e)
+        except Exception as e:  # noqa: BLE001 - a rule that cannot run on this data says why
+            frame.spoil()
+            runs[i].fail(e)
         runs[i].seconds = time.perf_counter() - t0
         tick()
     # new_terms last: it reuses the filter work the event and sequence batches cached on the frame
     for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()
+        options = batch_options[key]
         if key[0] == "new_terms":
-            results = search_new_terms_batch([new_terms[i] for i in members], table.frame, batch_options[key])
+            def run_batch(ids, f, options=options):
+                return search_new_terms_batch([new_terms[i] for i in ids], f, options)
         else:
             batch = {"events": search_events_batch, "sequences": search_sequences_batch,
                      "samples": search_samples_batch}[key[0]]
-            results = batch([queries[i] for i in members], table.frame, batch_options[key])
+
+            def run_batch(ids, f, batch=batch, options=options):
+                return batch([queries[i] for i in ids], f, options)
+        outcome = _isolated(run_batch, members, frame)
         share = (time.perf_counter() - t0) / len(members)
-        for i, result in zip(members, results):
+        for i, result in outcome:
             if isinstance(result, Exception):
-                runs[i].error = str(result)
+                runs[i].fail(result)
             else:
                 _record(runs[i], result)
             runs[i].seconds = share
         tick(len(members))
-    _count_exceptions([runs[i] for i in range(len(runnable))], table)
-    return Hunt(table, [runs[i] for i in range(len(runnable))], load_seconds)
+    ordered = [runs[i] for i in range(len(runnable))]
+    _count_exceptions(ordered, table, frame)
+    return Hunt(table, ordered, load_seconds)
 
 
 _BATCHES = {ir.EventQuery: "events", ir.SequenceQuery: "sequences", ir.SampleQuery: "samples"}
@@ -159,11 +227,11 @@ def _any(conditions: list[ir.Expr]) -> ir.Expr:
     return conditions[0] if len(conditions) == 1 else ir.Or(tuple(conditions))
 
 
-def _count_exceptions(runs: list[RuleRun], table: EventTable) -> None:
+def _count_exceptions(runs: list[RuleRun], table: EventTable, frame: _Frame) -> None:
     """Per rule and item: the events that matched one of the rule's filters and the item."""
     by_options: dict[tuple, tuple[SearchOptions, list[tuple[RuleRun, ExceptionItem, ir.EventQuery]]]] = {}
     for run in runs:
-        if not run.exceptions or run.error:
+        if not run.exceptions or run.status != "ok":
             continue
         options, _ = _options(run.check, table.present)
         key = (options.timestamp_field, options.tiebreaker_field, options.event_category_field)
@@ -172,12 +240,14 @@ def _count_exceptions(runs: list[RuleRun], table: EventTable) -> None:
             for f in ir.query_filters(run.check.query):
                 group.append((run, item, ir.EventQuery(ir.EventFilter(f.category, ir.And((f.condition, item.condition))))))
     for options, group in by_options.values():
-        results = search_events_batch([q for _, _, q in group], table.frame, options)
+        outcome = _isolated(lambda ids, f, options=options, group=group: search_events_batch(
+            [group[j][2] for j in ids], f, options), list(range(len(group))), frame)
         rows: dict[tuple[int, str], set] = {}
-        for (run, item, _), result in zip(group, results):
+        for j, result in outcome:
+            run, item, _ = group[j]
             seen = rows.setdefault((id(run), item.label), set())
             if isinstance(result, Exception):
-                run.warnings.append(f"exception {item.label} could not be counted: {result}")
+                run.warnings.append(f"exception {item.label} could not be counted: {reason_of(result)}")
                 continue
             seen.update(h.rows[0] for h in result.hits)
             run.excepted[item.label] = len(seen)

@@ -17,10 +17,9 @@ from ..lang import ir
 from ..lang.errors import QueryError
 from ..lang.kql import parse_kql_query
 from ..lang.parser import parse
-from ..engine.new_terms import date_math_span_ms
 from . import cache
-from .errors import RuleError
-from .model import Rule
+from .errors import RuleError, UnsupportedError, reason_of
+from .model import Rule, date_math_ms
 
 Status = Literal["ok", "unsupported", "error"]
 
@@ -77,16 +76,30 @@ class RuleCheck:
 
 
 def parse_rule_query(rule: Rule) -> ir.Query:
-    """The rule's query as IR; raises QueryError (with position) when it does not parse."""
+    """The rule's query as IR; raises QueryError (with position) when it does not parse, and
+    UnsupportedError for a query language Trailhound does not have."""
     if rule.language == "eql":
         return parse(rule.query or "")
     if rule.language == "kuery":
         return parse_kql_query(rule.query or "")
-    raise QueryError(f"query language {rule.language!r} is not supported"
-                     + (" (Lucene query syntax)" if rule.language == "lucene" else ""))
+    if rule.language in ("lucene", "esql"):
+        raise UnsupportedError(f"query language {rule.language!r} is not supported"
+                               + (" (Lucene query syntax)" if rule.language == "lucene" else ""))
+    raise QueryError(f"query language {rule.language!r} is not supported")
 
 
 def check_rule(rule: Rule) -> RuleCheck:
+    """ok, unsupported or error, with the reason; never raises: whatever goes wrong while
+    checking a rule is that rule's error (or, for a feature we lack, its unsupported reason)."""
+    try:
+        return _check(rule)
+    except UnsupportedError as e:
+        return RuleCheck(rule, "unsupported", reason_of(e))
+    except Exception as e:  # noqa: BLE001 - a hostile rule must not stop the others
+        return RuleCheck(rule, "error", reason_of(e))
+
+
+def _check(rule: Rule) -> RuleCheck:
     if rule.type == "query" and rule.language == "lucene":
         return RuleCheck(rule, "unsupported", "Lucene query syntax is not supported; KQL (kuery) and EQL are")
     if rule.type in ("esql", "machine_learning", "threat_match", "saved_query"):
@@ -94,44 +107,51 @@ def check_rule(rule: Rule) -> RuleCheck:
     if rule.extra.get("filters"):
         # ignoring them would widen the rule: better not run it than raise alerts Kibana would not
         return RuleCheck(rule, "unsupported", "query-DSL `filters` are not supported; fold them into the query")
-    query, error = _parsed_and_compiled(rule)
+    query, error, status = _parsed_and_compiled(rule)
     if query is None:
-        return RuleCheck(rule, "error", error)
+        return RuleCheck(rule, status, error or "")
     warnings = tuple(_field_warnings(query))
     if error is not None:
-        return RuleCheck(rule, "error", error, query, warnings)
+        return RuleCheck(rule, status, error, query, warnings)
     try:
         if rule.type == "new_terms":
-            date_math_span_ms(rule.new_terms_spec()[1])
+            date_math_ms(rule.new_terms_spec()[1])
         elif rule.type == "threshold":
             rule.threshold_spec()
         rule.suppression_spec()
         rule.interval_ns()
+    except UnsupportedError as e:
+        return RuleCheck(rule, "unsupported", reason_of(e), query, warnings)
     except (RuleError, ValueError) as e:
-        return RuleCheck(rule, "error", getattr(e, "message", str(e)), query, warnings)
+        return RuleCheck(rule, "error", reason_of(e), query, warnings)
     if rule.type not in RUNNABLE_TYPES:
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
     return RuleCheck(rule, "ok", "", query, warnings)
 
 
-def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None]:
-    """(query, None) when it parses and compiles; (None, why) or (query, why) when not. Cached."""
+def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Status]:
+    """(query, None, "ok") when it parses and compiles; (None, why, status) or (query, why, status)
+    when not, status being "unsupported" for a feature we lack, else "error". Cached, except
+    for failures other than QueryError and UnsupportedError (a defect, or memory)."""
     key = (rule.language, rule.query, rule.event_category_override)
     hit = cache.get(key)
-    if hit is not None:
+    if isinstance(hit, tuple) and len(hit) == 3:
         return hit
+    cacheable = True
+    query = None
     try:
         query = parse_rule_query(rule)
+        _compile(query, rule)
+        outcome = (query, None, "ok")
+    except UnsupportedError as e:  # first: an unsupported error may also be a QueryError
+        outcome = (query, reason_of(e), "unsupported")
     except QueryError as e:
-        outcome = (None, e.render())
-    else:
-        try:
-            _compile(query, rule)
-            outcome = (query, None)
-        except QueryError as e:
-            outcome = (query, e.render())
-    cache.put(key, outcome)
-    return outcome
+        outcome = (query, e.render(), "error")
+    except Exception as e:  # noqa: BLE001 - e.g. RecursionError on a deeply nested query
+        outcome, cacheable = (query, f"the query cannot be parsed or compiled: {reason_of(e)}", "error"), False
+    if cacheable:
+        cache.put(key, outcome)
+    return outcome  # type: ignore[return-value]
 
 
 def _compile(query: ir.Query, rule: Rule) -> None:

@@ -4,13 +4,14 @@ exception lists that sit among them or are given apart."""
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache
-from .errors import RuleError
+from .errors import RuleError, reason_of
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
 from .testing import SUFFIX as TEST_SUFFIX
@@ -30,6 +31,8 @@ def _parse_toml(text: str) -> dict | TomlError:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             doc = TomlError(str(e))
+        except RecursionError:
+            doc = TomlError("values nested too deeply")
         cache.put(key, doc)
     return doc
 
@@ -50,6 +53,36 @@ def rule_from_document(doc: dict | TomlError, source: str | None = None) -> Rule
     if "query" in doc or "type" in doc:
         return Rule.from_table(doc, None, source)  # rule keys pasted without the [rule] header
     raise RuleError(source, "rule", "no [rule] table (and no rule keys at the top level)")
+
+
+#: what a hostile file can make a parser or a checker raise; other exceptions are defects and propagate
+_DATA_ERRORS = (ArithmeticError, AttributeError, LookupError, MemoryError, OSError, RecursionError, TypeError,
+                ValueError)
+
+#: a rule file larger than this is not a rule (the largest of Elastic's is about 60 KiB)
+MAX_RULE_FILE = 16 * 1024 * 1024
+
+
+def read_rule_file(path: Path) -> str:
+    """A rule file's text, refusing what is not a regular file (a FIFO would block, /dev/zero
+    never ends) or is too large to be a rule."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RuleError(str(path), None, "not a regular file")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_RULE_FILE + 1)
+    except OSError as e:
+        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_RULE_FILE:
+        raise RuleError(str(path), None, f"larger than {MAX_RULE_FILE // 2**20} MiB: not a rule file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RuleError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
 
 
 def rule_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -84,15 +117,15 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
         if path.name.endswith(TEST_SUFFIX):
             continue  # rule unit tests (`testing`), not rules
         try:
-            doc = _parse_toml(path.read_text(encoding="utf-8"))
+            doc = _parse_toml(read_rule_file(path))
             if not isinstance(doc, TomlError) and is_exceptions_document(doc):
                 out.exceptions.extend(lists_from_toml(doc, str(path), dirs))
             else:
                 out.rules.append(rule_from_document(doc, str(path)))
         except RuleError as e:
             out.errors.append(e)
-        except (OSError, UnicodeDecodeError) as e:
-            out.errors.append(RuleError(str(path), None, f"cannot read: {e}"))
+        except _DATA_ERRORS as e:  # one bad file is one load error; the others still load
+            out.errors.append(RuleError(str(path), None, f"cannot load: {reason_of(e)}"))
     for p in exception_paths:
         files = sorted(x for x in Path(p).rglob("*") if x.suffix in (".toml", ".ndjson", ".json")) \
             if Path(p).is_dir() else [Path(p)]
@@ -101,4 +134,6 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
                 out.exceptions.extend(load_exception_file(path, dirs))
             except RuleError as e:
                 out.errors.append(e)
+            except _DATA_ERRORS as e:  # as above
+                out.errors.append(RuleError(str(path), None, f"cannot load: {reason_of(e)}"))
     return out
