@@ -177,10 +177,10 @@ def test_a_rule_that_fails_at_run_time_exits_2(tmp_path):
         "h.search_events_batch = lambda queries, frame, options: [ValueError('cannot run here') for _ in queries]\n")
     data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule(name="ssh client")})
     res = trailhound("hunt", "--rules", str(rules), str(data), "--exit-zero", env={"PYTHONPATH": str(hook)})
-    assert res.returncode == 2 and "rule failed ssh client: cannot run here" in res.stderr
+    assert res.returncode == 2 and "rule failed ssh client: ValueError: cannot run here" in res.stderr
     assert "0 rules run, 0 unsupported, 1 errors" in res.stderr
     case = rules / "good.test.toml"
     case.write_text('[[case]]\nname = "fires"\nhits = 1\n[[case.event]]\n"@timestamp" = "2026-01-01T00:00:00Z"\n'
                     'event = { category = "process" }\nprocess = { name = "ssh" }\n')
     test = trailhound("test", str(rules / "good.toml"), env={"PYTHONPATH": str(hook)})
-    assert test.returncode == 2 and "the rule failed: cannot run here" in test.stdout + test.stderr
+    assert test.returncode == 2 and "the rule failed: ValueError: cannot run here" in test.stdout + test.stderr

@@ -66,7 +66,7 @@ def test_an_entry_forged_without_the_key_or_altered_is_ignored(cache_dir):
     real = check_rule(rule).query
     path, secret = cache._path(_query_key(rule))
     never = ir.EventQuery(ir.EventFilter("process", ir.Literal(False)))  # a rule that never fires
-    body = cache.dumps([_query_key(rule), (never, None)])
+    body = cache.dumps([_query_key(rule), (never, None, "ok")])
     path.write_bytes(b"0" * 64 + b"\n" + body)  # forged: no key
     assert check_rule(rule).query == real
     tampered = path.read_bytes()  # the rebuilt, signed entry, then its body swapped

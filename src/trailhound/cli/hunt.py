@@ -136,8 +136,9 @@ def hunt(
         err.print(f"[yellow]{n} rules[/yellow]: {m(warning)}")
     for r in report.with_status("failed"):
         err.print(f"[red]rule failed[/red] {m(r.name)}: {m(r.reason)}")
+    said = {(c.rule.rule_id, c.rule.name) for c in unsupported}  # before the run
     for r in report.with_status("unsupported"):
-        if r.kind:  # found unsupported while running (the others were said before the run)
+        if (r.rule_id, r.name) not in said:  # found to need a feature we lack while running
             err.print(f"[yellow]not run[/yellow] {m(r.name)}: {m(r.reason)}")
     load = report.load
     print_report(load)
