@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -38,6 +39,18 @@ def is_pushable(e: ir.Expr) -> bool:
 
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def check_int(v: int) -> int:
+    """An integer constant as a long; EqlSemanticError beyond (ES computes integers as Java longs)."""
+    if not INT64_MIN <= v <= INT64_MAX:
+        digits = str(v) if abs(v) < 10 ** 40 else f"of {v.bit_length()} bits"
+        raise EqlSemanticError(f"integer {digits} overflows a 64-bit integer",
+                               hint="ES computes integers as Java longs; write a decimal (e.g. 1.0) to compute in doubles")
+    return v
+
+
 def parse_date_ns(v: object, nanos: bool) -> int | None:
     """A date literal (ISO string or epoch millis) as epoch nanoseconds, at the field's precision."""
     if v is None:
@@ -45,10 +58,12 @@ def parse_date_ns(v: object, nanos: bool) -> int | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
-        return int(v) * 1_000_000
+        return _in_range(int(v) * 1_000_000) if math.isfinite(v) else None
     s = str(v).strip()
+    if re.fullmatch(r"-?\d{1,19}", s):
+        return _in_range(int(s) * 1_000_000)
     if re.fullmatch(r"-?\d+", s):
-        return int(s) * 1_000_000
+        return None
     m = re.fullmatch(r"(.*?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", s)
     if not m:
         return None
@@ -62,7 +77,12 @@ def parse_date_ns(v: object, nanos: bool) -> int | None:
     ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
     if not nanos:
         ns -= ns % 1_000_000
-    return ns
+    return _in_range(ns)
+
+
+def _in_range(ns: int) -> int | None:
+    """Epoch nanoseconds as the engine stores them (a long), None beyond."""
+    return ns if INT64_MIN <= ns <= INT64_MAX else None
 
 
 def version_key(v: object) -> str | None:

@@ -16,7 +16,7 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, coerce_const, is_pushable
+from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_int, coerce_const, is_pushable
 
 _X = "__x"  # the lambda variable for one element of an array
 
@@ -38,7 +38,7 @@ def _lit(v: object) -> SqlValue:
     if isinstance(v, bool):
         return SqlValue(exp.Boolean(this=v), "bool", v)
     if isinstance(v, int):
-        return SqlValue(exp.Literal.number(v), "int", v)
+        return SqlValue(exp.Literal.number(check_int(v)), "int", v)
     if isinstance(v, float):
         return SqlValue(exp.Literal.number(repr(v)), "float", v)
     return SqlValue(exp.Literal.string(str(v)), "string", v)
@@ -48,18 +48,20 @@ def column(name: str) -> exp.Column:
     return exp.Column(this=exp.Identifier(this=name, quoted=True))
 
 
+def _balanced(cls: type, parts: list[exp.Expression]) -> exp.Expression:
+    """`a op b op ...` as a balanced tree: sqlglot renders a deep chain recursively."""
+    while len(parts) > 1:
+        parts = [cls(this=exp.Paren(this=parts[i]), expression=exp.Paren(this=parts[i + 1])) if i + 1 < len(parts)
+                 else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
 def _or(parts: list[exp.Expression]) -> exp.Expression:
-    out = parts[0]
-    for p in parts[1:]:
-        out = exp.Or(this=exp.Paren(this=out), expression=exp.Paren(this=p))
-    return out
+    return _balanced(exp.Or, parts)
 
 
 def _and(parts: list[exp.Expression]) -> exp.Expression:
-    out = parts[0]
-    for p in parts[1:]:
-        out = exp.And(this=exp.Paren(this=out), expression=exp.Paren(this=p))
-    return out
+    return _balanced(exp.And, parts)
 
 
 def _not(e: exp.Expression) -> exp.Expression:
@@ -175,6 +177,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             if c is not ...:
                 consts.append(c)
         a = v.expr
+        if v.kind == "null":
+            return exp.Null()  # no event has the field: nothing is a member
         if e.case_insensitive and v.kind == "string":
             a = exp.Lower(this=a)
             consts = [c.lower() for c in consts]
@@ -289,6 +293,10 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 out = exp.DPipe(this=out, expression=_as_string(a), safe=False)  # null-propagating ||
             return SqlValue(out, "string")
         # the rest call the reference implementation as a UDF (see register_udfs)
+        if name == "cidrMatch":
+            for a in args[1:]:
+                if a.is_const and a.const is not None:
+                    F.network(str(a.const))  # an invalid network is a compile error, not a failed run
         kind = UDF_KINDS[name]
         call = exp.Anonymous(this=udf_name(name, len(args), ci), expressions=[_as_string(a) for a in args])
         return SqlValue(call, kind)
