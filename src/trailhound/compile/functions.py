@@ -154,19 +154,14 @@ def network(cidr: str):
 
 
 def cidr_match(ip, *cidrs):
+    nets = [_network(str(c)) for c in cidrs if c is not None]  # a bad network is an error, even for null
     if ip is None:
         return None
     try:
         addr = ipaddress.ip_address(str(ip))
     except ValueError:
         return False
-    for c in cidrs:
-        if c is None:
-            continue
-        net = _network(str(c))
-        if addr.version == net.version and addr in net:
-            return True
-    return False
+    return any(addr.version == net.version and addr in net for net in nets)
 
 
 # -- arithmetic (Java semantics: integer division truncates, % takes the dividend's sign)

@@ -52,7 +52,7 @@ def check_query_depth(query: ir.Query, text: str, error: type[QueryError]) -> No
         exprs += [k for s in query.stages for k in s.keys]
     memo: dict = {}
     depth = max((expr_depth(e, memo) for e in exprs), default=0)
-    if depth > 2 * MAX_DEPTH:
+    if depth > MAX_DEPTH:
         raise error(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text, 1, 1, None, depth_hint())
 
 
