@@ -27,7 +27,8 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_int, coerce_const, is_pushable, version_key
+from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arith_kinds, check_int, coerce_const,
+                        fold_compare, is_pushable, version_key)
 
 
 Bind = dict[str, pl.Expr]
@@ -132,6 +133,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
                 # ES rewrites `x == null` to IS NULL, also once an unmapped ?field became null
                 test = b.expr.is_null() if not b.is_const else pl.lit(b.const is None)
                 return test if op == "==" else ~test
+        if left.is_const and right.is_const:
+            return pl.lit(fold_compare(op, left.const, right.const), dtype=pl.Boolean)
         if left.is_const and not right.is_const:
             left, right, op = right, left, SWAP[op]
         left, right = self._unify(left, right, e.left if not left.is_const else e.right)
@@ -247,6 +250,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return Value(pl.col(LOWER_PREFIX + e.path if lowered else e.path), info.kind, lowered=lowered)
         if isinstance(e, ir.Negate):
             v = self.value(e.operand, bind)
+            check_arith_kinds(v.kind)
             if v.is_const:
                 return _lit(F.multiply(v.const, -1) if v.const is not None else None)
             return Value(-v.expr, v.kind)
@@ -269,12 +273,10 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         return self._scalar_atom(e, bind)
 
     def _arith(self, op: str, a: Value, b: Value) -> Value:
+        check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
             fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
             return _lit(fn(a.const, b.const))
-        for v in (a, b):
-            if v.kind not in ("int", "float", "null"):
-                raise EqlSemanticError(f"arithmetic needs numbers, found a {v.kind} value")
         kind = "float" if "float" in (a.kind, b.kind) else "int"
         x, y = a.expr, b.expr
         if op == "+":

@@ -125,6 +125,33 @@ def coerce_const(v: object, kind: str, info: FieldInfo | None = None) -> object:
     return v
 
 
+def const_kind(v: object) -> str:
+    if v is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "float"}.get(type(v), "string")
+
+
+def fold_compare(op: str, a: object, b: object) -> bool | None:
+    """`a op b` for two constants, as the compilers compare a value with a constant: the right one
+    converted to the left one's kind (None when it cannot be). Both backends fold it alike."""
+    if a is None or b is None:
+        return None
+    ka, kb = const_kind(a), const_kind(b)
+    if {ka, kb} != {"int", "float"} and ka != kb:
+        b = coerce_const(b, ka)
+        if b is ... or b is None:
+            return None
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def check_arith_kinds(a_kind: str, b_kind: str | None = None) -> None:
+    """Arithmetic takes numbers (ES's verifier refuses the rest)."""
+    for k in (a_kind, b_kind):
+        if k is not None and k not in ("int", "float", "null"):
+            raise EqlSemanticError(f"arithmetic needs numbers, found a {k} value",
+                                   hint="convert text with number(...)")
+
+
 E = TypeVar("E")
 
 

@@ -16,7 +16,8 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_int, coerce_const, is_pushable
+from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arith_kinds, check_int, coerce_const,
+                        fold_compare, is_pushable)
 
 _X = "__x"  # the lambda variable for one element of an array
 
@@ -144,6 +145,9 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             if a.is_const and a.const is None and op in ("==", "!="):
                 test = exp.Is(this=b.expr, expression=exp.Null()) if not b.is_const else exp.Boolean(this=b.const is None)
                 return test if op == "==" else _not(test)
+        if left.is_const and right.is_const:
+            folded = fold_compare(op, left.const, right.const)
+            return exp.Null() if folded is None else exp.Boolean(this=folded)
         if left.is_const:
             left, right, op = right, left, SWAP[op]
         field = e.left if isinstance(e.left, ir.Field) else e.right if isinstance(e.right, ir.Field) else None
@@ -226,6 +230,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             return SqlValue(column(e.path), info.kind)
         if isinstance(e, ir.Negate):
             v = self.value(e.operand, bind)
+            check_arith_kinds(v.kind)
             if v.is_const:
                 return _lit(None if v.const is None else F.multiply(v.const, -1))
             return SqlValue(exp.Neg(this=exp.Paren(this=v.expr)), v.kind)
@@ -243,6 +248,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         raise EqlSemanticError(f"cannot evaluate {type(e).__name__}")
 
     def _arith(self, op: str, a: SqlValue, b: SqlValue) -> SqlValue:
+        check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
             fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
             return _lit(fn(a.const, b.const))

@@ -245,6 +245,8 @@ class _ToIR(Transformer):
         u = str(unit)
         if u not in TIME_UNITS_MS:
             raise self._tok_err(unit, f"unknown time unit {u!r}", "units are ms, s, m, h, d")
+        if not isinstance(value, int) and str(num).isdigit():
+            raise self._tok_err(num, "maxspan is too long", "the longest is about 292 years")
         if not isinstance(value, int):
             raise self._tok_err(num, "maxspan must be a whole number", "use a smaller unit, e.g. 1500ms")
         if value * TIME_UNITS_MS[u] > INT64_MAX // 1_000_000:
@@ -373,6 +375,7 @@ class _ToIR(Transformer):
             return operand
         if isinstance(operand, ir.Literal) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
             return ir.Literal(-operand.value)
+        self._check_numeric(meta, operand)
         return ir.Negate(operand)
 
     def sum(self, meta, items):
@@ -382,6 +385,8 @@ class _ToIR(Transformer):
         return self._arith_chain(meta, items)
 
     def _arith_chain(self, meta, items: list) -> ir.Expr:
+        for operand in items[::2]:
+            self._check_numeric(meta, operand)
         acc = items[0]
         for op, rhs in zip(items[1::2], items[2::2]):
             acc = ir.Arith(str(op), acc, rhs)
@@ -391,6 +396,10 @@ class _ToIR(Transformer):
         if depth > MAX_DEPTH:
             raise self._err(meta, f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", depth_hint())
         return acc
+
+    def _check_numeric(self, meta, operand: ir.Expr) -> None:
+        if isinstance(operand, ir.Literal) and isinstance(operand.value, (str, bool)):
+            raise self._err(meta, f"arithmetic needs numbers, found {operand}", "convert text with number(...)")
 
     def _check_overflow(self, meta, e: ir.Arith) -> None:
         """Constant arithmetic beyond a long fails in ES (Java's exact arithmetic): say so here."""
