@@ -124,15 +124,31 @@ _chars = st.text(st.sampled_from("abcSH*?.-/ \u00e9\u4e2d_:()[]{}+|@#~&<>\"'0123
 _string = st.builds(lambda parts: '"' + "".join(parts) + '"',
                     st.lists(st.one_of(_chars.map(lambda s: s.replace('"', "").replace("\\", "")), _escapes),
                              max_size=4)) | _chars.map(lambda s: '"""' + s.replace('"', "") + '"""')
-_literal = st.one_of(_int.map(str), _float, _string, st.sampled_from(["null", "true", "false"]))
+_plain = st.one_of(st.integers(-20, 2000).map(str), st.sampled_from(['"ssh"', '"SSH*"', '"root"', '"10.1.2.3"', '"cp"',
+                                                                     '"-i"', '"*key*"', '"a*b?"', '""', "0.5"]))
+_hazard = st.one_of(_int.map(str), _float, _string, st.sampled_from(["null", "true", "false"]))
+_literal = st.one_of(_plain, _plain, _plain, _hazard)  # mostly plain values, so that queries get past the parser
 _regex = st.sampled_from(['"s.*"', '"[a-z]+"', '"(ss|cp)h?"', '"(?=a)"', '"a{3,2}"', '"a{1000}{1000}"', '"("',
                           '"\\\\d+"', '"a~b"', '"@"', '"#"', '"<1-5>"', '"[^a]"', '"a{2,4}"', '""'])
 
 
 def _fn(args: st.SearchStrategy) -> st.SearchStrategy:
-    names = sorted(s.name for s in FUNCTIONS.values()) + ["match", "wildcard", "nosuchfn"]
-    return st.builds(lambda n, ci, a: f"{n}{'~' if ci else ''}({', '.join(a)})",
-                     st.sampled_from(names), st.booleans(), st.lists(args, max_size=4))
+    """A call: mostly of a known function with an arity it takes, sometimes anything."""
+    sigs = sorted(FUNCTIONS.values(), key=lambda s: s.name)
+
+    @st.composite
+    def call(draw):
+        if draw(st.integers(0, 9)) == 0:
+            name = draw(st.sampled_from([s.name for s in sigs] + ["match", "wildcard", "nosuchfn"]))
+            return f"{name}{draw(st.sampled_from(['', '~']))}({', '.join(draw(st.lists(args, max_size=4)))})"
+        sig = draw(st.sampled_from(sigs))
+        n = draw(st.integers(sig.min_args, sig.max_args if sig.max_args is not None else sig.min_args + 2))
+        first = draw(_field)
+        rest = draw(st.lists(args, min_size=n - 1, max_size=n - 1))
+        ci = "~" if sig.insensitive_variant and draw(st.booleans()) else ""
+        return f"{sig.name}{ci}({', '.join([first] + rest)})"
+
+    return call()
 
 
 def _values(inner):
@@ -145,8 +161,11 @@ def _values(inner):
 
 
 _value = st.recursive(st.one_of(_field, _literal), _values, max_leaves=6)
+_constant = st.recursive(_literal, lambda inner: st.builds(lambda a, op, b: f"{a} {op} {b}", inner,
+                                                           st.sampled_from("+-*/%"), inner), max_leaves=3)
 _predicate = st.one_of(
-    st.builds(lambda a, op, b: f"{a} {op} {b}", _value, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), _value),
+    st.builds(lambda a, op, b: f"{a} {op} {b}", _value, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), _constant),
+    st.builds(lambda a, op, b: f"{a} {op} {b}", _field, st.sampled_from(["==", "!=", "<", ">="]), _literal),
     st.builds(lambda a, op, b: f"{a} {op} {b}", _field, st.sampled_from([":", "like", "like~"]),
               _string | st.lists(_string, min_size=1, max_size=3).map(lambda x: "(" + ", ".join(x) + ")")),
     st.builds(lambda a, op, b: f"{a} {op} {b}", _field, st.sampled_from(["regex", "regex~"]), _regex),
@@ -169,24 +188,35 @@ _condition = st.recursive(_predicate, _conditions, max_leaves=8)
 _category = st.sampled_from(["process", "file", "any", "network", "proces", '"process"', "authentication", "web"])
 _event_query = st.builds(lambda c, cond, pipe: f"{c} where {cond}{pipe}", _category, _condition,
                          st.sampled_from(["", " | head 1", " | tail 2", " | head 0", " | count"]))
-_stage = st.builds(lambda c, cond, by, runs: f"[{c} where {cond}]{by}{runs}", _category, _condition,
-                   st.sampled_from(["", " by user.name", " by process.pid"]), st.sampled_from(["", " with runs=2"]))
-_sequence = st.builds(lambda by, span, stages, until: f"sequence{by}{span} {' '.join(stages)}{until}",
-                      st.sampled_from(["", " by user.name", " by source.ip"]),
-                      st.sampled_from(["", " with maxspan=5s", " with maxspan=99999999999999999999d"]),
-                      st.lists(_stage, min_size=1, max_size=3),
-                      st.sampled_from(["", " until [process where true]"]))
-_sample = st.builds(lambda stages: "sample by user.name " + " ".join(stages), st.lists(_stage, min_size=1, max_size=3))
+_stage = st.builds(lambda c, cond: f"[{c} where {cond}]", _category, _condition)
 
 
-@given(_event_query | _sequence | _sample)
+@st.composite
+def _sequence(draw):
+    by = draw(st.sampled_from(["", " by user.name", " by source.ip"]))
+    stage_by = draw(st.sampled_from(["", " by process.pid"]))  # the same at every stage
+    stages = [draw(_stage) + stage_by + draw(st.sampled_from(["", "", " with runs=2"]))
+              for _ in range(draw(st.integers(2, 3)))]
+    span = draw(st.sampled_from(["", " with maxspan=5s", " with maxspan=1h", " with maxspan=99999999999999999999d"]))
+    until = draw(st.sampled_from(["", "", " until [process where true]"]))
+    if draw(st.integers(0, 4)) == 0:
+        stages[-1] = "!" + stages[-1]
+    return f"sequence{by}{span} {' '.join(stages)}{until.replace(']', ']' + stage_by)}"
+
+
+_sample = st.builds(lambda stages: "sample by user.name " + " ".join(stages), st.lists(_stage, min_size=2, max_size=3))
+
+
+@given(_event_query | _event_query | _sequence() | _sample)
 def test_generated_eql(text):
     check_query(text)
 
 
 # ---- KQL from a small grammar --------------------------------------------------------------
 
-_kql_word = st.text(st.sampled_from("abcssh*?\\:()\"<>{}-./1230 \u00e9"), min_size=1, max_size=8).map(str.strip).filter(bool)
+_kql_word = (st.text(st.sampled_from("abcssh*?-./1230\u00e9"), min_size=1, max_size=8)
+             | st.text(st.sampled_from("abcssh*?\\:()\"<>{}-./1230 \u00e9"), min_size=1, max_size=8).map(str.strip)
+             ).filter(lambda w: bool(w) and w.lower() not in ("or", "and", "not"))
 _kql_value = st.one_of(
     _kql_word, _int.map(str), st.sampled_from(["10.0.0.0/8", "fe80::/10", "10.0.0.0/99", "*", "true", '"quoted *"']),
     _string,
@@ -203,6 +233,8 @@ _kql_term = st.one_of(
     st.builds(lambda f, op, v: f"{f} {op} {v}", _ident, st.sampled_from(["<", "<=", ">", ">="]), _kql_value),
     st.builds(lambda f, inner: f"{f.split('.')[0]}:{{ {inner} }}", _ident,
               st.builds(lambda f, v: f"{f.split('.')[-1]}:{v}", _ident, _kql_value)),
+    st.builds(lambda f, v: f"{f}:{v}", _ident, _kql_value),
+    st.builds(lambda f, v: f"{f}:{v}", _ident, st.sampled_from(["ssh", "root", "10.1.2.3", "10.0.0.0/8", "s*", "0", "-3"])),
     _kql_word,
 )
 
