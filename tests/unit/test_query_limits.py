@@ -286,3 +286,38 @@ def test_an_unknown_event_category_is_warned_about_with_a_suggestion():
     assert any("'proces'" in w for w in search(seq, frame).warnings)
     sample = parse("sample by host.name [proces where true] [file where true]")
     assert any("'proces'" in w for w in search_samples_batch([sample], frame)[0].warnings)
+
+
+# ---- found by tests/fuzz/test_fuzz_queries.py -------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "process where between(process.pid, process.name, process.name) == \"0\"",
+    "process where substring(process.name, process.name) == \"0\"",
+    "process where startsWith(process.pid, \"1\")",
+    "process where number(process.name, process.name) == 0",
+    "process where length(process.pid) == 1",
+    "process where ?x == -process.name",
+    "process where 0.5 * process.name == 1",
+])
+def test_functions_and_arithmetic_over_values_of_the_wrong_kind_are_compile_errors(text):
+    q = parse(text)
+    with pytest.raises(QueryError):
+        search(q, events_from_documents(DOCS).frame)
+    frame = events_from_documents(DOCS).frame
+    lf, types = prepare(frame, FrameOptions(), set(needed_fields(q, FrameOptions())))
+    with pytest.raises(QueryError):
+        SqlCompiler(Schema.of_frame(lf, types)).predicate(q.filter.condition)
+
+
+def test_arithmetic_on_text_constants_is_a_parse_error():
+    for text in ['process where x == 0.5 * ""', 'process where x == -"a"', "process where 1 + true == 2"]:
+        assert "arithmetic needs numbers" in error_of(text).message
+
+
+def test_constants_compared_with_constants_fold_alike_in_both_backends():
+    assert run('process where 0 != ""', DOCS) == []  # "" is no number: unknown, as in a script
+    assert run('process where "10" == 10 and 1.5 > 1 and "b" > "a"', DOCS) == [1, 2]
+    schema = Schema({})
+    sql = SqlCompiler(schema).where(parse('process where 0 != ""').filter.condition)
+    assert "NULL" in sql.upper()

@@ -27,7 +27,8 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arith_kinds, check_int, coerce_const,
+from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arg_kinds, check_arith_kinds, check_int,
+                        coerce_const,
                         fold_compare, is_pushable, version_key)
 
 
@@ -300,6 +301,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
     def _call(self, e: ir.Call, bind: Bind) -> Value:
         args = [self.value(a, bind) for a in e.args]
         name, ci = e.name, e.case_insensitive
+        check_arg_kinds(name, [a.kind for a in args])
         if all(a.is_const for a in args):
             return _lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:

@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from ..lang import ir
 from ..lang.errors import EqlSemanticError
+from ..lang.functions import FUNCTIONS
 from . import functions as F
 from .schema import FieldInfo
 
@@ -150,6 +151,23 @@ def check_arith_kinds(a_kind: str, b_kind: str | None = None) -> None:
         if k is not None and k not in ("int", "float", "null"):
             raise EqlSemanticError(f"arithmetic needs numbers, found a {k} value",
                                    hint="convert text with number(...)")
+
+
+#: value kinds each declared argument kind takes (ES's verifier refuses the others)
+_ARG_KINDS = {"string": {"string", "ip", "version", "null"}, "numeric": {"int", "float", "null"},
+              "boolean": {"bool", "null"}}
+
+
+def check_arg_kinds(name: str, kinds: list[str]) -> None:
+    """A function's arguments against its signature, by the kinds of the values they read."""
+    sig = FUNCTIONS.get(name.lower())
+    if sig is None:
+        return
+    for i, kind in enumerate(kinds):
+        want = sig.arg_kind(i)
+        if want in _ARG_KINDS and kind not in _ARG_KINDS[want]:
+            raise EqlSemanticError(f"argument {i + 1} of {sig.name} must be {want}, found a {kind} value",
+                                   hint="convert it first: string(...) or number(...)")
 
 
 E = TypeVar("E")
