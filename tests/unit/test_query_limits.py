@@ -321,3 +321,17 @@ def test_constants_compared_with_constants_fold_alike_in_both_backends():
     schema = Schema({})
     sql = SqlCompiler(schema).where(parse('process where 0 != ""').filter.condition)
     assert "NULL" in sql.upper()
+
+
+def test_arithmetic_with_a_missing_operand_is_missing_on_both_backends():
+    for text in ["process where ?nosuch / process.pid == 0", "process where -?nosuch + process.pid == 0",
+                 "process where not ?nosuch % process.pid == 0"]:
+        assert run(text, DOCS) == [], text
+        q = parse(text)
+        frame = events_from_documents(DOCS).frame
+        lf, types = prepare(frame, FrameOptions(), set(needed_fields(q, FrameOptions())))
+        con = duckdb.connect()
+        register_udfs(con)
+        con.register("events", lf.collect().to_arrow())
+        where = SqlCompiler(Schema.of_frame(lf, types)).where(q.filter.condition)
+        assert con.sql(f'SELECT "__row" FROM events WHERE {where}').fetchall() == [], where

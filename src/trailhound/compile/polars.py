@@ -254,6 +254,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             check_arith_kinds(v.kind)
             if v.is_const:
                 return _lit(F.multiply(v.const, -1) if v.const is not None else None)
+            if v.kind == "null":
+                return Value(pl.lit(None, dtype=pl.Int64), "int")
             return Value(-v.expr, v.kind)
         if isinstance(e, ir.Arith):
             return self._arith(e.op, self.value(e.left, bind), self.value(e.right, bind))
@@ -279,6 +281,9 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
             return _lit(fn(a.const, b.const))
         kind = "float" if "float" in (a.kind, b.kind) else "int"
+        if "null" in (a.kind, b.kind):
+            # a missing operand: the result is missing (typed, so that Polars can go on with it)
+            return Value(pl.lit(None, dtype=_dtype_of_kind(kind)), kind)
         x, y = a.expr, b.expr
         if op == "+":
             return Value(x + y, kind)
