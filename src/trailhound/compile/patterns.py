@@ -43,9 +43,13 @@ def _check_regex(regex: str, source: str) -> None:
         if reason is None:
             reason = "it is too large" if "size limit" in text else text.splitlines()[0] if text else "invalid"
         shown = source if len(source) <= 60 else source[:60] + "..."
-        raise EqlSemanticError(f"pattern {shown!r} cannot run: {reason}",
-                               hint="Lucene regexes have no look-around, backreferences or \\d classes; "
-                                    "repetition counts must be small and ordered ({2,5})") from None
+        if "look-around" in reason or "backreference" in reason:
+            hint = "Lucene regexes have no look-around or backreferences"
+        elif "too large" in reason or "repetition" in reason:
+            hint = "repetition counts must be ordered and small, e.g. a{2,5}"
+        else:
+            hint = "check the regex's brackets and escapes (Lucene syntax: a backslash makes any character literal)"
+        raise EqlSemanticError(f"pattern {shown!r} cannot run: {reason}", hint=hint) from None
 
 
 @dataclass(frozen=True)
