@@ -3,8 +3,8 @@
 Queries come from a small grammar, from mutations of real queries (the SSH pack's rules and a
 few hand-written ones) and from random text. Each must end in a QueryError (a parse error names
 its line and column) or in a result, within a time budget; never another exception. Where both
-backends accept a filter, they must select the same events, and the shared-filter engine that
-`hunt` uses must agree with the single-query one.
+backends accept a filter, they must select the same events, and the batch engine that `hunt`
+uses (shared filters) must find what the single-query one finds.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
 from trailhound.engine.prepare import FrameOptions, prepare
-from trailhound.engine.search import needed_fields, search, search_events_batch
+from trailhound.engine.search import (needed_fields, search, search_events_batch, search_samples_batch,
+                                      search_sequences_batch)
 from trailhound.lang import ir
 from trailhound.lang.errors import QueryError
 from trailhound.lang.functions import FUNCTIONS
@@ -84,10 +85,12 @@ def check_query(text: str, kql: bool = False) -> None:
         return
     finally:
         assert time.monotonic() - started < BUDGET, f"{time.monotonic() - started:.1f}s for {text[:200]!r}"
-    if isinstance(query, ir.EventQuery):
-        batch = search_events_batch([query], FRAME)[0]
-        assert not isinstance(batch, Exception), f"hunt's engine refused what search ran: {batch}"
-        assert [h.rows for h in batch.hits] == [h.rows for h in result.hits], text
+    batch_search = {ir.EventQuery: search_events_batch, ir.SequenceQuery: search_sequences_batch,
+                    ir.SampleQuery: search_samples_batch}[type(query)]
+    batch = batch_search([query], FRAME)[0]
+    assert not isinstance(batch, Exception), f"hunt's engine refused what search ran: {batch}"
+    hits = [(h.rows, h.join_keys) for h in result.hits]
+    assert [(h.rows, h.join_keys) for h in batch.hits] == hits, text
     _backends_agree(query)
     assert time.monotonic() - started < BUDGET, f"{time.monotonic() - started:.1f}s for {text[:200]!r}"
 
