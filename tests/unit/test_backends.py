@@ -61,6 +61,13 @@ FIXTURE_QUERIES = [
     'any where file.path : "*/.ssh/*" and not process.name in ("sh", "bash")',
     'process where between(process.name, "s", "h") == "s" or indexOf~(process.name, "H") == 2',
     'process where substring(process.name, -2) == "sh" and number(string(process.pid)) > 0',
+    # or-chains folded into one membership test (and patterns into one Match), negated too
+    'process where process.pid == 10 or process.pid == -3 or process.name == "cp" or process.pid == "7"',
+    'process where not (process.args == "-i" or process.args == "cp" or process.args : "ss*" or process.args : "*ey")',
+    'process where process.pid in (10.0, 7.5, 18446744073709551616) or process.pid < -18446744073709551616',
+    'process where process.pid < 18446744073709551616 and nosuch.field not in (1, 2)',
+    # constants compared with constants fold alike in both backends
+    'process where 0 != "" or "b" > "a" and 1.5 >= 1 and "10" == 10',
 ]
 
 

@@ -13,6 +13,8 @@ import re
 from functools import lru_cache
 from typing import Any, Callable
 
+from ..lang.errors import EqlSemanticError
+
 Value = Any
 
 
@@ -109,7 +111,10 @@ def number(s, base=None):
     if isinstance(s, (int, float)) and not isinstance(s, bool):
         return s
     text = str(s).strip()
-    b = 10 if base is None else int(base)
+    try:
+        b = 10 if base is None else int(base)
+    except (TypeError, ValueError, OverflowError):
+        return None
     if b == 10 and text.lower().lstrip("+-").startswith("0x"):
         b = 16
     if b != 10:
@@ -118,36 +123,45 @@ def number(s, base=None):
         if b == 16 and body.lower().startswith("0x"):
             body = body[2:]
         try:
-            return sign * int(body, b)
+            n = sign * int(body, b) if 2 <= b <= 36 and len(body) <= 64 else None
         except ValueError:
             return None
+        return n if n is not None and -(1 << 63) <= n < (1 << 63) else None
     if not _NUM_RE.match(text):
         return None
-    if re.fullmatch(r"\s*[+-]?\d+\s*", text):
-        return int(text)
+    if re.fullmatch(r"\s*[+-]?\d+\s*", text) and len(text.strip().lstrip("+-").lstrip("0")) <= 19:
+        n = int(text)
+        if -(1 << 63) <= n < (1 << 63):
+            return n
+    # Java: Long.parseLong failed, Double.parseDouble takes over
     v = float(text)
     return v if math.isfinite(v) else None
 
 
 @lru_cache(maxsize=4096)
 def _network(cidr: str):
-    return ipaddress.ip_network(cidr, strict=False)
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        shown = cidr if len(cidr) <= 60 else cidr[:60] + "..."
+        raise EqlSemanticError(f"cidrMatch: {shown!r} is not a network address",
+                               hint='write an address or a CIDR, e.g. "10.0.0.0/8" or "fe80::/10"') from None
+
+
+def network(cidr: str):
+    """A CIDR as an ip_network; EqlSemanticError when it is not one."""
+    return _network(cidr)
 
 
 def cidr_match(ip, *cidrs):
+    nets = [_network(str(c)) for c in cidrs if c is not None]  # a bad network is an error, even for null
     if ip is None:
         return None
     try:
         addr = ipaddress.ip_address(str(ip))
     except ValueError:
         return False
-    for c in cidrs:
-        if c is None:
-            continue
-        net = _network(str(c))
-        if addr.version == net.version and addr in net:
-            return True
-    return False
+    return any(addr.version == net.version and addr in net for net in nets)
 
 
 # -- arithmetic (Java semantics: integer division truncates, % takes the dividend's sign)

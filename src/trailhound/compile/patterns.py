@@ -9,9 +9,47 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from ..lang.errors import EqlSemanticError
+from ..lang.limits import MAX_REGEX_LENGTH, MAX_WILDCARD_LENGTH
+
+
+def check_pattern(kind: str, pattern: str, case_insensitive: bool = False) -> None:
+    """Raise EqlSemanticError (without position: the parser adds it) for a pattern that the
+    engine could not run: too long, or a regex that Lucene or Rust's regex engine refuses."""
+    if kind == "regex":
+        if len(pattern) > MAX_REGEX_LENGTH:
+            raise EqlSemanticError(
+                f"the regex is {len(pattern)} characters long; the limit is {MAX_REGEX_LENGTH}",
+                hint="Elasticsearch refuses longer regex queries (index.max_regex_length)")
+        lucene_to_regex(pattern, case_insensitive)
+    else:
+        plan_wildcard(pattern)
+
+
+@lru_cache(maxsize=1 << 14)
+def _check_regex(regex: str, source: str) -> None:
+    """Compile the translated pattern with the regex engine the engine runs (Rust's, in Polars)."""
+    import polars as pl
+
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(regex)
+    except pl.exceptions.PolarsError as e:
+        text = str(e)
+        reason = next((ln.strip()[len("error:"):].strip() for ln in text.splitlines() if ln.strip().startswith("error:")),
+                      None)
+        if reason is None:
+            reason = "it is too large" if "size limit" in text else text.splitlines()[0] if text else "invalid"
+        shown = source if len(source) <= 60 else source[:60] + "..."
+        if "look-around" in reason or "backreference" in reason:
+            hint = "Lucene regexes have no look-around or backreferences"
+        elif "too large" in reason or "repetition" in reason:
+            hint = "repetition counts must be ordered and small, e.g. a{2,5}"
+        else:
+            hint = "check the regex's brackets and escapes (Lucene syntax: a backslash makes any character literal)"
+        raise EqlSemanticError(f"pattern {shown!r} cannot run: {reason}", hint=hint) from None
 
 
 @dataclass(frozen=True)
@@ -22,7 +60,20 @@ class WildcardPlan:
     text: str  # the literal for equals/prefix/suffix/contains, an anchored regex for regex
 
 
+@lru_cache(maxsize=1 << 14)
 def plan_wildcard(pattern: str) -> WildcardPlan:
+    """The plan for one wildcard pattern; EqlSemanticError when it is too long to run as a regex."""
+    plan = _plan_wildcard(pattern)
+    if plan.kind == "regex":
+        if len(pattern) > MAX_WILDCARD_LENGTH:
+            raise EqlSemanticError(
+                f"the wildcard pattern is {len(pattern)} characters long; the limit is {MAX_WILDCARD_LENGTH}",
+                hint="match a shorter part of the value")
+        _check_regex(plan.text, pattern)
+    return plan
+
+
+def _plan_wildcard(pattern: str) -> WildcardPlan:
     if "*" not in pattern and "?" not in pattern:
         return WildcardPlan("equals", pattern)
     if "?" not in pattern:
@@ -50,8 +101,16 @@ def wildcard_to_regex(pattern: str) -> str:
 _META = set(".?+*|{}[]()")
 
 
+@lru_cache(maxsize=1 << 14)
 def lucene_to_regex(pattern: str, case_insensitive: bool = False) -> str:
-    """Translate a Lucene RegExp into an anchored Rust/Python-compatible regex."""
+    """Translate a Lucene RegExp into an anchored Rust/Python-compatible regex (checked: the
+    regex engine accepts it; EqlSemanticError otherwise)."""
+    regex = _lucene_to_regex(pattern, case_insensitive)
+    _check_regex(regex, pattern)
+    return regex
+
+
+def _lucene_to_regex(pattern: str, case_insensitive: bool = False) -> str:
     out: list[str] = []
     i, n = 0, len(pattern)
     in_class = False

@@ -27,7 +27,9 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, coerce_const, is_pushable, version_key
+from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arg_kinds, check_arith_kinds, check_int,
+                        coerce_const,
+                        fold_compare, is_pushable, version_key)
 
 
 Bind = dict[str, pl.Expr]
@@ -55,7 +57,7 @@ def _lit(v: object) -> Value:
     if isinstance(v, bool):
         return Value(pl.lit(v, dtype=pl.Boolean), "bool", v)
     if isinstance(v, int):
-        return Value(pl.lit(v, dtype=pl.Int64), "int", v)
+        return Value(pl.lit(check_int(v), dtype=pl.Int64), "int", v)
     if isinstance(v, float):
         return Value(pl.lit(v, dtype=pl.Float64), "float", v)
     return Value(pl.lit(str(v), dtype=pl.String), "string", v)
@@ -132,6 +134,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
                 # ES rewrites `x == null` to IS NULL, also once an unmapped ?field became null
                 test = b.expr.is_null() if not b.is_const else pl.lit(b.const is None)
                 return test if op == "==" else ~test
+        if left.is_const and right.is_const:
+            return pl.lit(fold_compare(op, left.const, right.const), dtype=pl.Boolean)
         if left.is_const and not right.is_const:
             left, right, op = right, left, SWAP[op]
         left, right = self._unify(left, right, e.left if not left.is_const else e.right)
@@ -151,6 +155,9 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             c = coerce_const(right.const, left.kind, info)
             if c is ...:
                 return left, Value(pl.lit(None), "null", ...)
+            if left.kind == "int" and isinstance(c, float):
+                # a number beyond a long reads as a double (ES): compare as doubles
+                return Value(left.expr.cast(pl.Float64), "float"), _lit(c)
             return left, Value(_typed_lit(c, left.kind), left.kind, c)
         if left.kind == "version" and right.is_const:
             c = version_key(right.const)
@@ -165,11 +172,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         opts = [self.value(o, bind) for o in e.options]
         if not all(o.is_const for o in opts):
             # `"x" in (field, ...)`: membership is equality with each option
-            terms = [self._compare(ir.Compare("==", e.value, o), bind) for o in e.options]
-            out = terms[0]
-            for t in terms[1:]:
-                out = out | t
-            return out
+            return _any_of([self._compare(ir.Compare("==", e.value, o), bind) for o in e.options])
         consts = []
         info = self.schema.get(e.value.path) if isinstance(e.value, ir.Field) else None
         for o in opts:
@@ -184,11 +187,18 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         if e.case_insensitive and v.kind == "string":
             expr = expr if v.lowered else expr.str.to_lowercase()
             consts = [c.lower() for c in consts]
+        kind = v.kind
+        if kind == "null":
+            # no event has the field (or it holds only nulls): nothing is a member
+            return pl.lit(None, dtype=pl.Boolean)
+        if kind == "int" and any(isinstance(c, float) for c in consts):
+            expr, kind = expr.cast(pl.Float64), "float"  # 4.5 must not become 4
+            consts = [float(c) for c in consts]
         if not consts:
             return pl.when(expr.is_null()).then(None).otherwise(False)
         if len(consts) == 1:
-            return expr == _typed_lit(consts[0], v.kind)
-        return expr.is_in(pl.Series(consts, dtype=_dtype_of_kind(v.kind)).implode())
+            return expr == _typed_lit(consts[0], kind)
+        return expr.is_in(pl.Series(consts, dtype=_dtype_of_kind(kind)).implode())
 
     def _match(self, e: ir.Match, bind: Bind) -> pl.Expr:
         v = self.value(e.value, bind)
@@ -241,8 +251,11 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return Value(pl.col(LOWER_PREFIX + e.path if lowered else e.path), info.kind, lowered=lowered)
         if isinstance(e, ir.Negate):
             v = self.value(e.operand, bind)
+            check_arith_kinds(v.kind)
             if v.is_const:
                 return _lit(F.multiply(v.const, -1) if v.const is not None else None)
+            if v.kind == "null":
+                return Value(pl.lit(None, dtype=pl.Int64), "int")
             return Value(-v.expr, v.kind)
         if isinstance(e, ir.Arith):
             return self._arith(e.op, self.value(e.left, bind), self.value(e.right, bind))
@@ -259,20 +272,18 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return ~self._bool_value(e.operand, bind)
         if isinstance(e, (ir.And, ir.Or)):
             parts = [self._bool_value(t, bind) for t in e.terms]
-            out = parts[0]
-            for p in parts[1:]:
-                out = (out & p) if isinstance(e, ir.And) else (out | p)
-            return out
+            return _all_of(parts) if isinstance(e, ir.And) else _any_of(parts)
         return self._scalar_atom(e, bind)
 
     def _arith(self, op: str, a: Value, b: Value) -> Value:
+        check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
             fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
             return _lit(fn(a.const, b.const))
-        for v in (a, b):
-            if v.kind not in ("int", "float", "null"):
-                raise EqlSemanticError(f"arithmetic needs numbers, found a {v.kind} value")
         kind = "float" if "float" in (a.kind, b.kind) else "int"
+        if "null" in (a.kind, b.kind):
+            # a missing operand: the result is missing (typed, so that Polars can go on with it)
+            return Value(pl.lit(None, dtype=_dtype_of_kind(kind)), kind)
         x, y = a.expr, b.expr
         if op == "+":
             return Value(x + y, kind)
@@ -295,6 +306,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
     def _call(self, e: ir.Call, bind: Bind) -> Value:
         args = [self.value(a, bind) for a in e.args]
         name, ci = e.name, e.case_insensitive
+        check_arg_kinds(name, [a.kind for a in args])
         if all(a.is_const for a in args):
             return _lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:
@@ -334,6 +346,9 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return Value(pl.concat_str([_as_string(a) for a in args]), "string")
         if name == "cidrMatch" and all(a.is_const for a in args[1:]):
             cidrs = [a.const for a in args[1:]]
+            for c in cidrs:
+                if c is not None:
+                    F.network(str(c))  # an invalid network is a compile error, not a failed run
             return Value(_as_string(s).map_batches(lambda ips: _cidr_match(ips, cidrs), return_dtype=pl.Boolean,
                                                    is_elementwise=True), "bool")
         # the rest run the reference implementation per value (they are rare in rules)
@@ -462,10 +477,17 @@ def _typed_lit(v: object, kind: str) -> pl.Expr:
 
 
 def _any_of(parts: list[pl.Expr]) -> pl.Expr:
-    out = parts[0]
-    for p in parts[1:]:
-        out = out | p
-    return out
+    """`a | b | ...` as a balanced tree: Polars' optimizer is quadratic in a deep chain."""
+    while len(parts) > 1:
+        parts = [parts[i] | parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _all_of(parts: list[pl.Expr]) -> pl.Expr:
+    """`a & b & ...` (Kleene), as a balanced tree."""
+    while len(parts) > 1:
+        parts = [parts[i] & parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def _show(e: ir.Expr) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -9,6 +10,7 @@ from typing import Generic, TypeVar
 
 from ..lang import ir
 from ..lang.errors import EqlSemanticError
+from ..lang.functions import FUNCTIONS
 from . import functions as F
 from .schema import FieldInfo
 
@@ -38,6 +40,18 @@ def is_pushable(e: ir.Expr) -> bool:
 
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def check_int(v: int) -> int:
+    """An integer constant as a long; EqlSemanticError beyond (ES computes integers as Java longs)."""
+    if not INT64_MIN <= v <= INT64_MAX:
+        digits = str(v) if abs(v) < 10 ** 40 else f"of {v.bit_length()} bits"
+        raise EqlSemanticError(f"integer {digits} overflows a 64-bit integer",
+                               hint="ES computes integers as Java longs; write a decimal (e.g. 1.0) to compute in doubles")
+    return v
+
+
 def parse_date_ns(v: object, nanos: bool) -> int | None:
     """A date literal (ISO string or epoch millis) as epoch nanoseconds, at the field's precision."""
     if v is None:
@@ -45,10 +59,12 @@ def parse_date_ns(v: object, nanos: bool) -> int | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
-        return int(v) * 1_000_000
+        return _in_range(int(v) * 1_000_000) if math.isfinite(v) else None
     s = str(v).strip()
+    if re.fullmatch(r"-?\d{1,19}", s):
+        return _in_range(int(s) * 1_000_000)
     if re.fullmatch(r"-?\d+", s):
-        return int(s) * 1_000_000
+        return None
     m = re.fullmatch(r"(.*?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", s)
     if not m:
         return None
@@ -62,7 +78,12 @@ def parse_date_ns(v: object, nanos: bool) -> int | None:
     ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
     if not nanos:
         ns -= ns % 1_000_000
-    return ns
+    return _in_range(ns)
+
+
+def _in_range(ns: int) -> int | None:
+    """Epoch nanoseconds as the engine stores them (a long), None beyond."""
+    return ns if INT64_MIN <= ns <= INT64_MAX else None
 
 
 def version_key(v: object) -> str | None:
@@ -103,6 +124,50 @@ def coerce_const(v: object, kind: str, info: FieldInfo | None = None) -> object:
     if kind == "version":
         return version_key(v)
     return v
+
+
+def const_kind(v: object) -> str:
+    if v is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "float"}.get(type(v), "string")
+
+
+def fold_compare(op: str, a: object, b: object) -> bool | None:
+    """`a op b` for two constants, as the compilers compare a value with a constant: the right one
+    converted to the left one's kind (None when it cannot be). Both backends fold it alike."""
+    if a is None or b is None:
+        return None
+    ka, kb = const_kind(a), const_kind(b)
+    if {ka, kb} != {"int", "float"} and ka != kb:
+        b = coerce_const(b, ka)
+        if b is ... or b is None:
+            return None
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def check_arith_kinds(a_kind: str, b_kind: str | None = None) -> None:
+    """Arithmetic takes numbers (ES's verifier refuses the rest)."""
+    for k in (a_kind, b_kind):
+        if k is not None and k not in ("int", "float", "null"):
+            raise EqlSemanticError(f"arithmetic needs numbers, found a {k} value",
+                                   hint="convert text with number(...)")
+
+
+#: value kinds each declared argument kind takes (ES's verifier refuses the others)
+_ARG_KINDS = {"string": {"string", "ip", "version", "null"}, "numeric": {"int", "float", "null"},
+              "boolean": {"bool", "null"}}
+
+
+def check_arg_kinds(name: str, kinds: list[str]) -> None:
+    """A function's arguments against its signature, by the kinds of the values they read."""
+    sig = FUNCTIONS.get(name.lower())
+    if sig is None:
+        return
+    for i, kind in enumerate(kinds):
+        want = sig.arg_kind(i)
+        if want in _ARG_KINDS and kind not in _ARG_KINDS[want]:
+            raise EqlSemanticError(f"argument {i + 1} of {sig.name} must be {want}, found a {kind} value",
+                                   hint="convert it first: string(...) or number(...)")
 
 
 E = TypeVar("E")

@@ -16,7 +16,9 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import ARITH_FUNCTIONS, SWAP, ConditionCompiler, coerce_const, is_pushable
+from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arg_kinds, check_arith_kinds, check_int,
+                        coerce_const,
+                        fold_compare, is_pushable)
 
 _X = "__x"  # the lambda variable for one element of an array
 
@@ -38,7 +40,7 @@ def _lit(v: object) -> SqlValue:
     if isinstance(v, bool):
         return SqlValue(exp.Boolean(this=v), "bool", v)
     if isinstance(v, int):
-        return SqlValue(exp.Literal.number(v), "int", v)
+        return SqlValue(exp.Literal.number(check_int(v)), "int", v)
     if isinstance(v, float):
         return SqlValue(exp.Literal.number(repr(v)), "float", v)
     return SqlValue(exp.Literal.string(str(v)), "string", v)
@@ -48,18 +50,20 @@ def column(name: str) -> exp.Column:
     return exp.Column(this=exp.Identifier(this=name, quoted=True))
 
 
+def _balanced(cls: type, parts: list[exp.Expression]) -> exp.Expression:
+    """`a op b op ...` as a balanced tree: sqlglot renders a deep chain recursively."""
+    while len(parts) > 1:
+        parts = [cls(this=exp.Paren(this=parts[i]), expression=exp.Paren(this=parts[i + 1])) if i + 1 < len(parts)
+                 else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
 def _or(parts: list[exp.Expression]) -> exp.Expression:
-    out = parts[0]
-    for p in parts[1:]:
-        out = exp.Or(this=exp.Paren(this=out), expression=exp.Paren(this=p))
-    return out
+    return _balanced(exp.Or, parts)
 
 
 def _and(parts: list[exp.Expression]) -> exp.Expression:
-    out = parts[0]
-    for p in parts[1:]:
-        out = exp.And(this=exp.Paren(this=out), expression=exp.Paren(this=p))
-    return out
+    return _balanced(exp.And, parts)
 
 
 def _not(e: exp.Expression) -> exp.Expression:
@@ -142,6 +146,9 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             if a.is_const and a.const is None and op in ("==", "!="):
                 test = exp.Is(this=b.expr, expression=exp.Null()) if not b.is_const else exp.Boolean(this=b.const is None)
                 return test if op == "==" else _not(test)
+        if left.is_const and right.is_const:
+            folded = fold_compare(op, left.const, right.const)
+            return exp.Null() if folded is None else exp.Boolean(this=folded)
         if left.is_const:
             left, right, op = right, left, SWAP[op]
         field = e.left if isinstance(e.left, ir.Field) else e.right if isinstance(e.right, ir.Field) else None
@@ -175,6 +182,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             if c is not ...:
                 consts.append(c)
         a = v.expr
+        if v.kind == "null":
+            return exp.Null()  # no event has the field: nothing is a member
         if e.case_insensitive and v.kind == "string":
             a = exp.Lower(this=a)
             consts = [c.lower() for c in consts]
@@ -222,6 +231,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             return SqlValue(column(e.path), info.kind)
         if isinstance(e, ir.Negate):
             v = self.value(e.operand, bind)
+            check_arith_kinds(v.kind)
             if v.is_const:
                 return _lit(None if v.const is None else F.multiply(v.const, -1))
             return SqlValue(exp.Neg(this=exp.Paren(this=v.expr)), v.kind)
@@ -239,6 +249,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         raise EqlSemanticError(f"cannot evaluate {type(e).__name__}")
 
     def _arith(self, op: str, a: SqlValue, b: SqlValue) -> SqlValue:
+        check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
             fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
             return _lit(fn(a.const, b.const))
@@ -259,6 +270,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
     def _call(self, e: ir.Call, bind) -> SqlValue:
         args = [self.value(a, bind) for a in e.args]
         name, ci = e.name, e.case_insensitive
+        check_arg_kinds(name, [a.kind for a in args])
         if all(a.is_const for a in args):
             return _lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:
@@ -289,6 +301,10 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 out = exp.DPipe(this=out, expression=_as_string(a), safe=False)  # null-propagating ||
             return SqlValue(out, "string")
         # the rest call the reference implementation as a UDF (see register_udfs)
+        if name == "cidrMatch":
+            for a in args[1:]:
+                if a.is_const and a.const is not None:
+                    F.network(str(a.const))  # an invalid network is a compile error, not a failed run
         kind = UDF_KINDS[name]
         call = exp.Anonymous(this=udf_name(name, len(args), ci), expressions=[_as_string(a) for a in args])
         return SqlValue(call, kind)

@@ -18,6 +18,7 @@ import polars as pl
 from ..compile.polars import PolarsCompiler, lowered_columns
 from ..compile.schema import DATE_TYPES, Schema
 from ..lang import ir
+from ..lang.categories import unknown_category_warnings
 from ..lang.errors import QueryError
 from .missing import MissingIndex, keep_candidate
 from .new_terms import NewTermsState
@@ -65,7 +66,8 @@ def needed_fields(query: ir.Query, options: FrameOptions) -> list[str]:
 
 def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = SearchOptions()) -> SearchResult:
     lf, schema, compiler = _prepared(frame, options, [query])
-    warnings = _unknown_field_warnings(query, schema)
+    warnings = _unknown_field_warnings(query, schema) + unknown_category_warnings(
+        query, lambda: _frame_categories(lf, schema, options.event_category_field))
 
     if isinstance(query, ir.EventQuery):
         result = _events(query, lf, compiler, options)
@@ -97,6 +99,36 @@ def _unknown_field_warnings(query: ir.Query, schema: Schema) -> list[str]:
     if not missing:
         return []
     return [f"field {name!r} occurs in no event; it reads as null" for name in missing]
+
+
+def _frame_categories(lf: pl.LazyFrame, schema: Schema, field: str) -> list:
+    """The distinct event categories of a prepared frame (array elements for an array field)."""
+    info = schema.get(field)
+    if info.dtype is None:
+        return []
+    col = pl.col(field).explode() if info.multi else pl.col(field)
+    return lf.select(col.unique()).collect().to_series().to_list()
+
+
+def _shared_categories(shared: SharedFilters, field: str) -> list:
+    """The distinct event categories of a frame, from its shared dictionary encoding."""
+    if field not in shared.source:
+        return []
+    return shared.field(field).items().items.to_list()
+
+
+def _add_category_warnings(queries: list, outcome: list, shared: SharedFilters, field: str) -> None:
+    present: list | None = None
+
+    def categories() -> list:
+        nonlocal present
+        if present is None:
+            present = _shared_categories(shared, field)
+        return present
+
+    for q, result in zip(queries, outcome):
+        if isinstance(result, SearchResult):
+            result.warnings.extend(unknown_category_warnings(q, categories))
 
 
 def _stage_filter(compiler: PolarsCompiler, f: ir.EventFilter, options: FrameOptions) -> pl.Expr:
@@ -236,6 +268,7 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
         result = _event_result(q, ordered[np.sort(rank[np.searchsorted(union, rows)])], options)
         result.warnings[:0] = _unknown_field_warnings(q, schema)
         outcome[i] = result
+    _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome  # type: ignore[return-value]
 
 
@@ -359,6 +392,7 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             outcome[j] = _correlate(q, cand, schema, options)
         except QueryError as e:
             outcome[j] = e
+    _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome  # type: ignore[return-value]
 
 
@@ -464,6 +498,7 @@ def search_samples_batch(queries: list[ir.SampleQuery], frame: pl.DataFrame,
             outcome.append(_sample_hits(q, cand, schema, options))
         except QueryError as e:
             outcome.append(e)
+    _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome
 
 

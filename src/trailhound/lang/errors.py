@@ -26,6 +26,9 @@ class QueryError(ValueError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        return _printable(self._render())
+
+    def _render(self) -> str:
         if self.line is None or self.column is None:
             head = self.message
         else:
@@ -41,6 +44,15 @@ class QueryError(ValueError):
         if self.hint:
             parts.append("hint: " + self.hint)
         return "\n".join(parts)
+
+
+def _printable(text: str) -> str:
+    """Lone surrogates (bytes that were not UTF-8) cannot be printed: show them as `?`."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class EqlSyntaxError(QueryError):

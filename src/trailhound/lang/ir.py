@@ -135,13 +135,67 @@ def children(e: Expr) -> tuple[Expr, ...]:
 
 
 def walk(e: Expr) -> Iterator[Expr]:
-    yield e
-    for c in children(e):
-        yield from walk(c)
+    """Every node, parents first, without recursion (a query may nest deeply)."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
 
 
 def fields_of(e: Expr) -> list[Field]:
     return [n for n in walk(e) if isinstance(n, Field)]
+
+
+def fold_alternatives(terms: tuple[Expr, ...]) -> tuple[Expr, ...]:
+    """The terms of an `or`, with the equalities on one field merged into one membership test
+    and the patterns on one field into one Match, each where the first of them stood.
+
+    `f == 1 or f == 2` is `f in (1, 2)` to Elasticsearch (term queries on one field, which a
+    `terms` query runs at once): same result, with or without the field, under negation and on
+    arrays. Without this, a rule listing thousands of values costs thousands of expressions."""
+    slots: dict[tuple, int] = {}
+    merged: list[list] = []  # per slot: [first term, [(key, option or pattern), ...]]
+    out: list[Expr | None] = []
+    for t in terms:
+        key, items = _alternative(t)
+        if key is None:
+            out.append(t)
+            continue
+        if key in slots:
+            merged[slots[key]][1].extend(items)
+            continue
+        slots[key] = len(merged)
+        merged.append([t, list(items), len(out)])
+        out.append(None)
+    for first, items, at in merged:
+        unique = list({k: v for k, v in items}.values())
+        if len(items) == len(_alternative(first)[1]):
+            out[at] = first  # nothing to merge with: the term as written
+            continue
+        kind, value, *rest = _alternative(first)[0]
+        if kind == "in":
+            out[at] = InSet(value, tuple(unique), rest[0])
+        else:
+            out[at] = Match(value, rest[0], tuple(unique), rest[1])
+    return tuple(t for t in out if t is not None)
+
+
+def _alternative(t: Expr) -> tuple[tuple | None, list]:
+    """(merge key, its options as (identity, value)) for a foldable term, else (None, [])."""
+    def lit_key(lit: Literal) -> tuple:
+        return (type(lit.value).__name__, lit.value)  # 1, 1.0 and True are different options
+
+    if isinstance(t, Compare) and t.op == "==":
+        field_, lit = (t.left, t.right) if isinstance(t.left, Field) else (t.right, t.left)
+        if isinstance(field_, Field) and isinstance(lit, Literal) and lit.value is not None:
+            return ("in", field_, False), [(lit_key(lit), lit)]
+    if isinstance(t, InSet) and isinstance(t.value, Field) and t.options and all(
+            isinstance(o, Literal) for o in t.options):
+        return ("in", t.value, t.case_insensitive), [(lit_key(o), o) for o in t.options]
+    if isinstance(t, Match) and isinstance(t.value, Field):
+        return ("match", t.value, t.kind, t.case_insensitive), [(p, p) for p in t.patterns]
+    return None, []
 
 
 # ---- queries --------------------------------------------------------------------

@@ -20,8 +20,10 @@ from importlib import resources
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
+from ..compile.patterns import lucene_to_regex, plan_wildcard
 from . import ir
 from .errors import QueryError, transform
+from .limits import MAX_DEPTH, MAX_WILDCARD_LENGTH, check_text, depth_hint, tree_depth
 
 
 class KqlSyntaxError(QueryError):
@@ -36,6 +38,7 @@ def _lark() -> Lark:
 
 def parse_kql(text: str) -> ir.Expr:
     """Parse a KQL query into an IR condition."""
+    check_text(text, KqlSyntaxError)
     if not text.strip():
         return ir.Literal(True)  # an empty KQL query matches every document
     try:
@@ -50,6 +53,10 @@ def parse_kql(text: str) -> ir.Expr:
         found = str(token or text[e.pos_in_stream:e.pos_in_stream + 1])
         hint = "escape special characters with a backslash, or quote the value" if found in '():<>"{}\\' else None
         raise KqlSyntaxError(f"unexpected {found!r}", text, e.line, e.column, e.column + max(1, len(found)), hint) from None
+    depth, meta = tree_depth(tree)
+    if depth > MAX_DEPTH:
+        raise KqlSyntaxError(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text,
+                             getattr(meta, "line", None), getattr(meta, "column", None), None, depth_hint())
     return transform(_ToIR(text), tree)
 
 
@@ -103,7 +110,7 @@ class _ToIR(Transformer):
                               getattr(meta, "end_column", None), hint)
 
     def or_query(self, meta, items):
-        return ir.Or(tuple(i for i in items if not isinstance(i, Token)))
+        return _or(tuple(i for i in items if not isinstance(i, Token)))
 
     def and_query(self, meta, items):
         return ir.And(tuple(i for i in items if not isinstance(i, Token)))
@@ -130,7 +137,18 @@ class _ToIR(Transformer):
 
     def field_value(self, meta, items):
         field = ir.Field(self._field(meta, items[0]))
-        return _apply(items[1], field)
+        expr = _apply(items[1], field)
+        for node in ir.walk(expr):
+            if isinstance(node, ir.Match):
+                for p in node.patterns:
+                    if len(p) > MAX_WILDCARD_LENGTH:
+                        raise self._err(meta, f"the wildcard value is {len(p)} characters long; the limit is "
+                                              f"{MAX_WILDCARD_LENGTH}", "match a shorter part of the value")
+                    try:
+                        plan_wildcard(p) if node.kind == "wildcard" else lucene_to_regex(p)
+                    except QueryError as e:
+                        raise self._err(meta, e.message, e.hint) from None
+        return expr
 
     def field_range(self, meta, items):
         field = ir.Field(self._field(meta, items[0]))
@@ -161,7 +179,13 @@ def _apply(values, field: ir.Field) -> ir.Expr:
     exprs = tuple(_apply(p, field) for p in parts)
     if kind == "not":
         return ir.Not(exprs[0])
-    return ir.And(exprs) if kind == "and" else ir.Or(exprs)
+    return ir.And(exprs) if kind == "and" else _or(exprs)
+
+
+def _or(terms: tuple[ir.Expr, ...]) -> ir.Expr:
+    """`a or b`, with the equalities (and patterns) on one field merged (ir.fold_alternatives)."""
+    terms = ir.fold_alternatives(terms)
+    return terms[0] if len(terms) == 1 else ir.Or(terms)
 
 
 def _term(v: _Value, field: ir.Field) -> ir.Expr:

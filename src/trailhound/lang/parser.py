@@ -10,9 +10,12 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from ..compile import functions as F
+from ..compile.patterns import check_pattern
 from . import ir
-from .errors import EqlSemanticError, EqlSyntaxError, nearest, transform
+from .errors import EqlSemanticError, EqlSyntaxError, QueryError, nearest, transform
 from .functions import FUNCTIONS, UNSUPPORTED, canonical_names, literal_kind
+from .limits import INT64_MAX, INT64_MIN, MAX_DEPTH, check_text, depth_hint, expr_depth, tree_depth
 
 TIME_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 MAX_RUNS = 100
@@ -28,11 +31,29 @@ def _lark() -> Lark:
 
 def parse(text: str) -> ir.Query:
     """Parse one EQL query. Raises EqlSyntaxError / EqlSemanticError."""
+    check_text(text, EqlSyntaxError)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(text, e) from None
-    return transform(_ToIR(text), tree)
+    depth, meta = tree_depth(tree)
+    if depth > MAX_DEPTH:
+        raise EqlSemanticError(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text,
+                               getattr(meta, "line", None), getattr(meta, "column", None), None, depth_hint())
+    query = transform(_ToIR(text), tree)
+    check_query_depth(query, text, EqlSemanticError)
+    return query
+
+
+def check_query_depth(query: ir.Query, text: str, error: type[QueryError]) -> None:
+    """The last guard: no expression of the query nests deeper than the compilers may recurse."""
+    exprs = [f.condition for f in ir.query_filters(query)]
+    if not isinstance(query, ir.EventQuery):
+        exprs += [k for s in query.stages for k in s.keys]
+    memo: dict = {}
+    depth = max((expr_depth(e, memo) for e in exprs), default=0)
+    if depth > MAX_DEPTH:
+        raise error(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text, 1, 1, None, depth_hint())
 
 
 # ---- syntax errors ----------------------------------------------------------------
@@ -113,6 +134,7 @@ class _ToIR(Transformer):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+        self._depths: dict = {}  # expr_depth's memo for arithmetic chains
 
     # -- helpers
     def _err(self, meta: Any, message: str, hint: str | None = None) -> EqlSemanticError:
@@ -217,14 +239,18 @@ class _ToIR(Transformer):
 
     def time_value(self, meta, items):
         num, unit = items
-        value = _number(num)
+        value = self._number(num)
         if unit is None:
             raise self._tok_err(num, "maxspan needs a time unit", f"write {num}s (units: ms, s, m, h, d)")
         u = str(unit)
         if u not in TIME_UNITS_MS:
             raise self._tok_err(unit, f"unknown time unit {u!r}", "units are ms, s, m, h, d")
+        if not isinstance(value, int) and str(num).isdigit():
+            raise self._tok_err(num, "maxspan is too long", "the longest is about 292 years")
         if not isinstance(value, int):
             raise self._tok_err(num, "maxspan must be a whole number", "use a smaller unit, e.g. 1500ms")
+        if value * TIME_UNITS_MS[u] > INT64_MAX // 1_000_000:
+            raise self._tok_err(num, "maxspan is too long", "the longest is about 292 years")
         return value * TIME_UNITS_MS[u]
 
     def until(self, meta, items):
@@ -245,7 +271,7 @@ class _ToIR(Transformer):
         _, name, num = items
         if str(name) != "runs":
             raise self._tok_err(name, f"unknown stage parameter {str(name)!r}", "the only one is runs, e.g. with runs=3")
-        n = _number(num)
+        n = self._number(num)
         if not isinstance(n, int) or not 1 <= n <= MAX_RUNS:
             raise self._tok_err(num, f"runs must be a whole number from 1 to {MAX_RUNS}")
         return n
@@ -278,7 +304,8 @@ class _ToIR(Transformer):
 
     # -- expressions
     def or_expr(self, meta, items):
-        return ir.Or(tuple(_flatten(ir.Or, [i for i in items if not isinstance(i, Token)])))
+        terms = ir.fold_alternatives(tuple(_flatten(ir.Or, [i for i in items if not isinstance(i, Token)])))
+        return terms[0] if len(terms) == 1 else ir.Or(terms)
 
     def and_expr(self, meta, items):
         return ir.And(tuple(_flatten(ir.And, [i for i in items if not isinstance(i, Token)])))
@@ -335,6 +362,11 @@ class _ToIR(Transformer):
             raise self._err(meta, f"{op!r} takes string patterns")
         kind = "regex" if op.startswith("regex") else "wildcard"
         insensitive = op == ":" or op.endswith("~")
+        for p in literals:
+            try:
+                check_pattern(kind, p, insensitive)
+            except QueryError as e:
+                raise self._err(meta, e.message, e.hint) from None
         return ir.Match(value, kind, tuple(literals), insensitive)
 
     def unary(self, meta, items):
@@ -343,13 +375,44 @@ class _ToIR(Transformer):
             return operand
         if isinstance(operand, ir.Literal) and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
             return ir.Literal(-operand.value)
+        self._check_numeric(meta, operand)
         return ir.Negate(operand)
 
     def sum(self, meta, items):
-        return _left_assoc(items)
+        return self._arith_chain(meta, items)
 
     def product(self, meta, items):
-        return _left_assoc(items)
+        return self._arith_chain(meta, items)
+
+    def _arith_chain(self, meta, items: list) -> ir.Expr:
+        for operand in items[::2]:
+            self._check_numeric(meta, operand)
+        acc = items[0]
+        for op, rhs in zip(items[1::2], items[2::2]):
+            acc = ir.Arith(str(op), acc, rhs)
+            self._check_overflow(meta, acc)
+        # a chain is a left-deep tree: `1 + 1 + ... + 1` nests once per operator
+        depth = expr_depth(acc, self._depths)
+        if depth > MAX_DEPTH:
+            raise self._err(meta, f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", depth_hint())
+        return acc
+
+    def _check_numeric(self, meta, operand: ir.Expr) -> None:
+        if isinstance(operand, ir.Literal) and isinstance(operand.value, (str, bool)):
+            raise self._err(meta, f"arithmetic needs numbers, found {operand}", "convert text with number(...)")
+
+    def _check_overflow(self, meta, e: ir.Arith) -> None:
+        """Constant arithmetic beyond a long fails in ES (Java's exact arithmetic): say so here."""
+        a, b = e.left, e.right
+        if not (isinstance(a, ir.Literal) and isinstance(b, ir.Literal)):
+            return
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (a.value, b.value)):
+            return
+        fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[e.op]
+        v = fn(a.value, b.value)
+        if v is not None and not INT64_MIN <= v <= INT64_MAX:
+            raise self._err(meta, f"{a} {e.op} {b} overflows a 64-bit integer",
+                            "ES computes integers as Java longs; write a decimal (e.g. 1.0) to compute in doubles")
 
     def function_call(self, meta, items):
         name_tok, *args = items
@@ -378,7 +441,21 @@ class _ToIR(Transformer):
                 got = literal_kind(a.value)
                 if got is not None and got != want_kind:
                     raise self._err(meta, f"argument {i + 1} of {sig.name} must be {want_kind}, found {a}")
+        if sig.name == "cidrMatch":
+            self._check_cidrs(meta, args[1:])
         return ir.Call(sig.name, tuple(args), insensitive)
+
+    def _check_cidrs(self, meta, args: list) -> None:
+        """ES takes cidrMatch's networks as constants and refuses one it cannot parse."""
+        for i, a in enumerate(args, 2):
+            if ir.fields_of(a):
+                raise self._err(meta, f"argument {i} of cidrMatch must be a constant network, found a field",
+                                'write the network, e.g. cidrMatch(source.ip, "10.0.0.0/8")')
+            if isinstance(a, ir.Literal) and isinstance(a.value, str):
+                try:
+                    F.network(a.value)
+                except QueryError as e:
+                    raise self._err(meta, e.message, e.hint) from None
 
     def field(self, meta, items):
         optional, path = items
@@ -400,7 +477,16 @@ class _ToIR(Transformer):
         return str(items[0])
 
     def number(self, meta, items):
-        return ir.Literal(_number(items[0]))
+        return ir.Literal(self._number(items[0]))
+
+    def _number(self, tok: Token) -> int | float:
+        """A number as ES reads it: a long, or a double when it is too large for one; too large
+        for a double is an error ("Number [...] is too large")."""
+        value = _number(tok)
+        if value is None:
+            shown = str(tok) if len(str(tok)) <= 40 else str(tok)[:20] + "..." + str(tok)[-10:]
+            raise self._tok_err(tok, f"number {shown} is too large", "numbers go up to about 1.8e308")
+        return value
 
     def true(self, meta, items):
         return ir.Literal(True)
@@ -424,7 +510,13 @@ class _ToIR(Transformer):
         def repl(m: re.Match) -> str:
             esc = m.group(1)
             if esc.startswith("u{"):
-                return chr(int(esc[2:-1], 16))
+                code = int(esc[2:-1], 16)
+                if 0xD800 <= code <= 0xDFFF:
+                    raise self._tok_err(tok, f"\\{esc} is a surrogate code, not a character",
+                                        "write the character itself, or its code point above U+FFFF")
+                if code > 0x10FFFF:
+                    raise self._tok_err(tok, f"\\{esc} is not a Unicode character", "code points go up to 10FFFF")
+                return chr(code)
             if esc in _ESCAPES:
                 return _ESCAPES[esc]
             raise self._tok_err(tok, f"unknown escape sequence \\{esc} in string", 'write \\\\ for a backslash, or use a """raw""" string')
@@ -447,11 +539,15 @@ class _Until:
         self.stage = stage
 
 
-def _number(tok: Any) -> int | float:
+def _number(tok: Any) -> int | float | None:
+    """An integer that fits a long, else a double; None when it is too large for a double."""
     s = str(tok)
     if re.fullmatch(r"\d+", s):
-        return int(s)
-    return float(s)
+        digits = s.lstrip("0")
+        if len(digits) <= 19 and int(s) <= INT64_MAX:
+            return int(s)
+    v = float(s)
+    return v if v != float("inf") else None
 
 
 def _flatten(kind: type, items: list[ir.Expr]) -> list[ir.Expr]:
@@ -461,8 +557,3 @@ def _flatten(kind: type, items: list[ir.Expr]) -> list[ir.Expr]:
     return out
 
 
-def _left_assoc(items: list) -> ir.Expr:
-    acc = items[0]
-    for op, rhs in zip(items[1::2], items[2::2]):
-        acc = ir.Arith(str(op), acc, rhs)
-    return acc
