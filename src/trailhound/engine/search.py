@@ -7,7 +7,9 @@ dropped stage-k rows whose key never occurs at stage k-1.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -137,8 +139,7 @@ _SHARED: dict[int, tuple[weakref.ref, dict[tuple, SharedFilters]]] = {}
 
 def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
     """The SharedFilters for this frame and these options (made on first use)."""
-    key = (options.event_category_field, options.timestamp_field, tuple(sorted(options.types().items())),
-           tuple(sorted(options.aliases.items())))
+    key = _frame_key(options)
     entry = _SHARED.get(id(frame))
     if entry is None or entry[0]() is not frame:
         entry = _SHARED[id(frame)] = (weakref.ref(frame), {})
@@ -147,6 +148,17 @@ def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
     if key not in per_frame:
         per_frame[key] = SharedFilters(frame, options)
     return per_frame[key]
+
+
+def _frame_key(options: FrameOptions) -> tuple:
+    """Every frame option, by value: a SharedFilters' work (filters, and the event order that the
+    timestamp and tiebreaker decide) depends on all of them. The search-only options of a
+    SearchOptions (size, ...) are left out, so that they do not split the sharing."""
+    parts = []
+    for f in dataclasses.fields(FrameOptions):
+        value = getattr(options, f.name)
+        parts.append(tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+    return tuple(parts)
 
 
 def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
