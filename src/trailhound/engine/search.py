@@ -11,7 +11,7 @@ import dataclasses
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Collection, Literal
 
 import numpy as np
 import polars as pl
@@ -256,15 +256,37 @@ def _sequence_columns(q: ir.SequenceQuery, compiler: PolarsCompiler, options: Fr
 
 def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
                options: SearchOptions) -> SearchResult:
-    filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, lf.collect_schema().names())
-    cand = (
-        lf.select(ORDER + key_fields + filters)
-        .with_columns(copies)
-        .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
-        .sort(ORDER, nulls_last=True)
-        .collect()
-    )
-    return _correlate(q, cand, schema, options)
+    return _correlate(q, _candidates(q, lf, compiler, options), schema, options)
+
+
+def candidates(query: ir.Query, frame: pl.DataFrame, options: FrameOptions = SearchOptions(),
+               fields: Collection[str] = ()) -> tuple[pl.DataFrame, Schema]:
+    """The filter step on its own: the rows of `frame` a correlator of engine/correlate.py takes for
+    `query`, in event order, and the schema it reads their keys with. A sequence's or a sample's rows
+    carry a `__s{i}` column per stage (and `__until`); an event query's (new_terms, threshold) are
+    the rows it matches, with `fields`. Rows without a timestamp are left out, but for samples."""
+    lf, schema, compiler = _prepared(frame, options, [query], set(fields))
+    return _candidates(query, lf, compiler, options, fields), schema
+
+
+def _candidates(q: ir.Query, lf: pl.LazyFrame, compiler: PolarsCompiler, options: FrameOptions,
+                fields: Collection[str] = ()) -> pl.DataFrame:
+    names = lf.collect_schema().names()
+    if isinstance(q, ir.SequenceQuery):
+        filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, names)
+        return (lf.select(ORDER + key_fields + filters).with_columns(copies)
+                .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
+                .sort(ORDER, nulls_last=True).collect())
+    if isinstance(q, ir.SampleQuery):
+        stages = list(q.stages)
+        filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
+        flags = [f"__s{i}" for i in range(len(stages))]
+        key_fields = sorted({k.path for s in stages for k in s.keys} & set(names))
+        return lf.select(ORDER + key_fields + filters).filter(pl.any_horizontal(flags)).sort(
+            ORDER, nulls_last=True).collect()
+    keep = _stage_filter(compiler, q.filter, options)
+    present = sorted(set(fields) & set(names))
+    return lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present).sort(ORDER, nulls_last=True).collect()
 
 
 def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
@@ -323,12 +345,7 @@ def _correlate(q: ir.SequenceQuery, cand: pl.DataFrame, schema: Schema, options:
 
 def _samples(q: ir.SampleQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
              options: SearchOptions) -> SearchResult:
-    stages = list(q.stages)
-    filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
-    flags = [f"__s{i}" for i in range(len(stages))]
-    key_fields = sorted({k.path for s in stages for k in s.keys} & set(lf.collect_schema().names()))
-    cand = lf.select(["__row"] + key_fields + filters).filter(pl.any_horizontal(flags)).sort("__row").collect()
-    return _sample_hits(q, cand, schema, options)
+    return _sample_hits(q, _candidates(q, lf, compiler, options), schema, options)
 
 
 def search_samples_batch(queries: list[ir.SampleQuery], frame: pl.DataFrame,

@@ -10,7 +10,7 @@ by (number of live keys × stages); `expire()` drops partial sequences past maxs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any, Hashable, Sequence
 
 from . import checkpoint
 
@@ -138,20 +138,3 @@ class SequenceState:
         state.completed = [Completed.from_list(c) for c in data["completed"]]
         return state
 
-
-def run_sequence(
-    events: Iterable[tuple[int, int, Key, Sequence[int], bool]],
-    stages: int,
-    maxspan_ns: int | None,
-    expire_every: int = 4096,
-) -> list[Completed]:
-    """Feed (ordinal, ts, key, stages, is_until) tuples, already in ordinal order."""
-    state = SequenceState(stages, maxspan_ns)
-    done: list[Completed] = []
-    for i, (ordinal, ts, key, st, until) in enumerate(events):
-        state.feed(ordinal, ts, key, st, until)
-        if maxspan_ns is not None and i % expire_every == expire_every - 1:
-            state.expire(ts)
-            done.extend(state.take_completed())
-    done.extend(state.take_completed())
-    return done
