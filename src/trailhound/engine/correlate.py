@@ -97,7 +97,9 @@ def semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str], held: list[Key]
         return df if other.height or held else df.clear()
     if held:
         cols = other.select(keys)
-        other = pl.concat([cols, pl.DataFrame([list(k) for k in held], schema=cols.schema, orient="row")])
+        # strict=False: a key held from a batch whose column had another type still compares (as this one's)
+        other = pl.concat([cols, pl.DataFrame([list(k) for k in held], schema=cols.schema, orient="row",
+                                              strict=False)])
     return df.join(other.select(keys).unique(), on=keys, how="semi", nulls_equal=True)
 
 
