@@ -123,3 +123,24 @@ def test_ordinary_data_is_enriched_as_without_bounds():
         px, py = x.get("process"), y.get("process")
         if isinstance(px, dict) and "parent" in px and "name" in px["parent"]:
             assert px["parent"] == py["parent"]
+
+
+def test_any_chunking_with_checkpoints_enriches_as_one_pass():
+    """The tree fed in batches, saved to JSON and restored between them, enriches the lab capture as
+    one pass does (what `watch` relies on across restarts)."""
+    import random
+
+    docs = _lab_documents()
+    want = copy.deepcopy(docs)
+    tree = ProcessTree()
+    for d in want:
+        tree.apply(d)
+    rng = random.Random(15)
+    for _ in range(3):
+        cuts = set(rng.sample(range(len(docs)), 25))
+        got, tree = copy.deepcopy(docs), ProcessTree()
+        for i, d in enumerate(got):
+            if i in cuts:
+                tree = ProcessTree.from_dict(json.loads(json.dumps(tree.to_dict())))
+            tree.apply(d)
+        assert [orjson.dumps(d) for d in got] == [orjson.dumps(d) for d in want]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Hashable
+from typing import Any, Hashable, Protocol
 
 import polars as pl
 
@@ -53,6 +53,16 @@ class Hit:
 
     rows: tuple[int | None, ...]
     join_keys: tuple[Any, ...] | None = None
+
+
+class Correlator(Protocol):
+    """What every run below offers (its `from_dict` takes the query, and the rule's parameters, too)."""
+
+    def feed(self, cand: pl.DataFrame, schema: Schema) -> list[Hit]: ...
+
+    def finish(self, schema: Schema) -> list[Hit]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 # ---- join keys ---------------------------------------------------------------------------
