@@ -8,6 +8,7 @@ import copy
 import glob
 import json
 import sys
+from functools import lru_cache
 
 import orjson
 
@@ -92,13 +93,18 @@ def test_state_round_trips_through_json():
     assert a == b and back.to_dict() == tree.to_dict()
 
 
-def _lab_documents() -> list[dict]:
+@lru_cache(maxsize=1)
+def _read_lab() -> tuple[dict, ...]:
     docs = []
     for path in sorted(glob.glob("tests/fixtures/lab/*/audit.log")) + sorted(glob.glob("tests/fixtures/lab/*/auth.log")):
         src = Source.open(path)
         for doc, _ in documents(src, format_of(src, None), ReadOptions(year=2026), lambda *a: None):
             docs.append(doc)
-    return docs
+    return tuple(docs)
+
+
+def _lab_documents() -> list[dict]:
+    return copy.deepcopy(list(_read_lab()))
 
 
 def test_ordinary_data_is_enriched_as_without_bounds():
