@@ -8,7 +8,13 @@ folded alerts (`docs_count`) and the time span (`start`, `end`):
 With `missing_fields_strategy = "doNotSuppress"`, an alert missing any group_by field is never
 folded; with "suppress" (the default) missing values group together like any value.
 
-The open windows are the whole state, explicit so a stream can checkpoint it.
+The open windows are the whole state, explicit so a stream can checkpoint it: `expire()` drops the
+windows no later alert can fall into (so the state holds only the groups seen within the duration,
+or within the current execution), `to_dict()`/`from_dict()` save and restore it as JSON values.
+A stream emits each new alert at once; a later fold updates that alert's suppression fields, as
+Kibana updates it in place, and `take_changed()` hands the updated alerts over to be written again
+(by their `kibana.alert.uuid`). Fed in batches, with a checkpoint between them, the alerts in their
+final state are those of one batch.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Window:
 class SuppressionState:
     spec: SuppressionSpec
     windows: dict[tuple, Window] = field(default_factory=dict)
+    changed: dict[int, dict] = field(default_factory=dict)  # held alerts a fold updated, by identity
 
     def fold(self, values: tuple[Any, ...], time_ns: int, when: str | None, execution: int) -> bool:
         """True when an open window absorbs an alert with these group_by `values` (None where
@@ -45,6 +52,7 @@ class SuppressionState:
         held["kibana.alert.suppression.docs_count"] += 1
         if when is not None:
             held["kibana.alert.suppression.end"] = when
+        self.changed[id(held)] = held
         return True
 
     def start(self, alert: dict, values: tuple[Any, ...], time_ns: int, when: str | None, execution: int) -> None:
@@ -61,6 +69,42 @@ class SuppressionState:
         key = self._key(values)
         if key is not None:
             self.windows[key] = Window(time_ns, execution, alert)
+
+    def expire(self, time_ns: int, execution: int) -> None:
+        """Forget the windows that no alert at or after `time_ns` (in `execution` or later) can fall
+        into: past their duration, or of an earlier execution. Call with the time of the latest alert."""
+        spec = self.spec
+        closed = [k for k, w in self.windows.items()
+                  if (w.execution < execution if spec.duration_ns is None else time_ns - w.start_ns > spec.duration_ns)]
+        for k in closed:
+            del self.windows[k]
+
+    def take_changed(self) -> list[dict]:
+        """The held alerts a fold has updated since the last call (each once), to be written again."""
+        out = list(self.changed.values())
+        self.changed.clear()
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "spec": [list(spec.group_by), spec.duration_ns, spec.missing_fields_strategy],
+            "windows": [[[part.decode() for part in k], w.start_ns, w.execution, w.alert]
+                        for k, w in self.windows.items()],
+            "changed": list(self.changed.values()),  # copies: a later fold's update is taken after them
+        }
+
+    @classmethod
+    def from_dict(cls, spec: SuppressionSpec, data: dict[str, Any]) -> "SuppressionState":
+        group_by, duration, strategy = data["spec"]
+        if (tuple(group_by), duration, strategy) != (spec.group_by, spec.duration_ns, spec.missing_fields_strategy):
+            raise ValueError("suppression checkpoint: it was saved for another alert_suppression")
+        state = cls(spec)
+        for k, start, execution, alert in data["windows"]:
+            state.windows[tuple(part.encode() for part in k)] = Window(start, execution, alert)
+        for a in data["changed"]:
+            state.changed[id(a)] = a
+        return state
 
     def _key(self, values: tuple[Any, ...]) -> tuple | None:
         if self.spec.missing_fields_strategy == "doNotSuppress" and any(v is None for v in values):

@@ -11,7 +11,9 @@ The state (term → last seen) is explicit and bounded by `expire()`, so a strea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
+from typing import Any, Hashable, Iterable
+
+from . import checkpoint
 
 Term = tuple[Hashable, ...]
 
@@ -35,6 +37,14 @@ class NewTermsState:
         """Forget terms last seen before the history window: they would be new again anyway."""
         horizon = now_ts - self.history_ns
         self.last_seen = {t: s for t, s in self.last_seen.items() if s >= horizon}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"history_ns": self.history_ns,
+                "last_seen": [[checkpoint.value_out(t), s] for t, s in self.last_seen.items()]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NewTermsState":
+        return cls(data["history_ns"], {checkpoint.key_in(t): s for t, s in data["last_seen"]})
 
 
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000,

@@ -7,25 +7,23 @@ dropped stage-k rows whose key never occurs at stage k-1.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Collection, Literal
 
 import numpy as np
 import polars as pl
 
 from ..compile.polars import PolarsCompiler, lowered_columns
-from ..compile.schema import DATE_TYPES, Schema
+from ..compile.schema import Schema
 from ..lang import ir
 from ..lang.categories import unknown_category_warnings
 from ..lang.errors import QueryError
-from .missing import MissingIndex, keep_candidate
-from .new_terms import NewTermsState
-from .threshold import ThresholdSpec, run_threshold
+from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
+from .threshold import ThresholdSpec
 from .prepare import ORDER, FrameOptions, prepare
-from .sample import build_samples
-from .sequence import run_sequence
 from .shared import SharedFilters
 
 
@@ -34,14 +32,6 @@ class SearchOptions(FrameOptions):
     size: int | None = None  # None: every result
     result_position: Literal["head", "tail"] = "head"
     max_samples_per_key: int = 1
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One result: the `__row` ids of its events (None for a missing-event placeholder)."""
-
-    rows: tuple[int | None, ...]
-    join_keys: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -169,8 +159,7 @@ _SHARED: dict[int, tuple[weakref.ref, dict[tuple, SharedFilters]]] = {}
 
 def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
     """The SharedFilters for this frame and these options (made on first use)."""
-    key = (options.event_category_field, options.timestamp_field, tuple(sorted(options.types().items())),
-           tuple(sorted(options.aliases.items())))
+    key = _frame_key(options)
     entry = _SHARED.get(id(frame))
     if entry is None or entry[0]() is not frame:
         entry = _SHARED[id(frame)] = (weakref.ref(frame), {})
@@ -179,6 +168,17 @@ def shared_filters(frame: pl.DataFrame, options: FrameOptions) -> SharedFilters:
     if key not in per_frame:
         per_frame[key] = SharedFilters(frame, options)
     return per_frame[key]
+
+
+def _frame_key(options: FrameOptions) -> tuple:
+    """Every frame option, by value: a SharedFilters' work (filters, and the event order that the
+    timestamp and tiebreaker decide) depends on all of them. The search-only options of a
+    SearchOptions (size, ...) are left out, so that they do not split the sharing."""
+    parts = []
+    for f in dataclasses.fields(FrameOptions):
+        value = getattr(options, f.name)
+        parts.append(tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+    return tuple(parts)
 
 
 def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
@@ -272,57 +272,6 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
     return outcome  # type: ignore[return-value]
 
 
-# ---- join keys ---------------------------------------------------------------------------
-
-
-def _key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[pl.DataType]:
-    """One dtype per key position; positions whose fields disagree compare as strings."""
-    n = len(stages[0].keys)
-    out = []
-    for i in range(n):
-        dts = {schema.get(s.keys[i].path).inner for s in stages} - {None, pl.Null}
-        out.append(dts.pop() if len(dts) == 1 else pl.String)
-    return out
-
-
-def _keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[pl.DataType], cols: list[str]) -> pl.DataFrame:
-    """Rows of one stage, one per distinct join-key combination (cartesian over arrays)."""
-    exprs = []
-    for i, key in enumerate(stage.keys):
-        info = schema.get(key.path)
-        base = pl.col(key.path) if info.dtype is not None else pl.lit(None)
-        if info.multi:
-            base = base.list.eval(pl.element().cast(dtypes[i])).list.drop_nulls().list.unique()
-            # an empty array is a missing key
-            base = pl.when(base.list.len() > 0).then(base).otherwise(None)
-        else:
-            base = base.cast(dtypes[i])
-        exprs.append(base.alias(f"__k{i}"))
-    keyed = df.select([pl.col(c) for c in cols] + exprs)
-    for i, key in enumerate(stage.keys):
-        if schema.get(key.path).multi:
-            keyed = keyed.explode(f"__k{i}")
-    required = [f"__k{i}" for i, k in enumerate(stage.keys) if not k.optional]
-    if required:
-        keyed = keyed.drop_nulls(required)
-    return keyed.unique(maintain_order=True)
-
-
-def _semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    if not keys:
-        return df if other.height else df.clear()
-    return df.join(other.select(keys).unique(), on=keys, how="semi", nulls_equal=True)
-
-
-def _render_key(v: Any, es_type: str | None, for_sample: bool) -> Any:
-    if es_type in DATE_TYPES and isinstance(v, int):
-        if for_sample:
-            return v // 1_000_000
-        dt = datetime.fromtimestamp(v / 1e9, tz=timezone.utc)
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(v // 1_000_000) % 1000:03d}Z"
-    return v
-
-
 # ---- sequences ---------------------------------------------------------------------------
 
 
@@ -340,16 +289,37 @@ def _sequence_columns(q: ir.SequenceQuery, compiler: PolarsCompiler, options: Fr
 
 def _sequences(q: ir.SequenceQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
                options: SearchOptions) -> SearchResult:
-    filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, lf.collect_schema().names())
-    cand = (
-        lf.select(ORDER + key_fields + filters)
-        .with_columns(copies)
-        .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
-        .sort(ORDER, nulls_last=True)
-        .with_row_index("__ord")
-        .collect()
-    )
-    return _correlate(q, cand, schema, options)
+    return _correlate(q, _candidates(q, lf, compiler, options), schema, options)
+
+
+def candidates(query: ir.Query, frame: pl.DataFrame, options: FrameOptions = SearchOptions(),
+               fields: Collection[str] = ()) -> tuple[pl.DataFrame, Schema]:
+    """The filter step on its own: the rows of `frame` a correlator of engine/correlate.py takes for
+    `query`, in event order, and the schema it reads their keys with. A sequence's or a sample's rows
+    carry a `__s{i}` column per stage (and `__until`); an event query's (new_terms, threshold) are
+    the rows it matches, with `fields`. Rows without a timestamp are left out, but for samples."""
+    lf, schema, compiler = _prepared(frame, options, [query], set(fields))
+    return _candidates(query, lf, compiler, options, fields), schema
+
+
+def _candidates(q: ir.Query, lf: pl.LazyFrame, compiler: PolarsCompiler, options: FrameOptions,
+                fields: Collection[str] = ()) -> pl.DataFrame:
+    names = lf.collect_schema().names()
+    if isinstance(q, ir.SequenceQuery):
+        filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, names)
+        return (lf.select(ORDER + key_fields + filters).with_columns(copies)
+                .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
+                .sort(ORDER, nulls_last=True).collect())
+    if isinstance(q, ir.SampleQuery):
+        stages = list(q.stages)
+        filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
+        flags = [f"__s{i}" for i in range(len(stages))]
+        key_fields = sorted({k.path for s in stages for k in s.keys} & set(names))
+        return lf.select(ORDER + key_fields + filters).filter(pl.any_horizontal(flags)).sort(
+            ORDER, nulls_last=True).collect()
+    keep = _stage_filter(compiler, q.filter, options)
+    present = sorted(set(fields) & set(names))
+    return lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present).sort(ORDER, nulls_last=True).collect()
 
 
 def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
@@ -387,7 +357,7 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
         flags = [pl.Series(n, _flag(r, positions[mine], frame.height)) for n, r in zip(names, rows)]
         key_fields = sorted({k.path for s in list(q.expanded()) + ([q.until] if q.until else []) for k in s.keys}
                             & set(ordered.columns))
-        cand = ordered.select(ORDER + key_fields).gather(mine).with_columns(flags).with_row_index("__ord")
+        cand = ordered.select(ORDER + key_fields).gather(mine).with_columns(flags)
         try:
             outcome[j] = _correlate(q, cand, schema, options)
         except QueryError as e:
@@ -397,65 +367,11 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
 
 
 def _correlate(q: ir.SequenceQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
-    """Sequences from the candidate rows (in event order, with `__ord`, `__s{i}`, `__until`)."""
-    stages = list(q.expanded())
-    all_stages = stages + ([q.until] if q.until is not None else [])
-    dtypes = _key_dtypes(all_stages, schema)
-    key_cols = [f"__k{i}" for i in range(len(dtypes))]
-    base_cols = ["__ord", "__ts", "__row"]
-    keyed = [_keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, base_cols) for i, s in enumerate(stages)]
-
-    positive = [i for i, s in enumerate(stages) if not s.missing]
-    # prune: a positive stage's rows need a key seen at the previous positive stage
-    for a, b in zip(positive, positive[1:]):
-        keyed[b] = _semi(keyed[b], keyed[a], key_cols)
-    parts = [keyed[i].with_columns(pl.lit(j, dtype=pl.Int32).alias("__stage")) for j, i in enumerate(positive)]
-    if q.until is not None:
-        until_rows = _keyed(cand.filter(pl.col("__until")), q.until, schema, dtypes, base_cols)
-        until_rows = _semi(until_rows, keyed[positive[0]], key_cols)
-        parts.append(until_rows.with_columns(pl.lit(-1, dtype=pl.Int32).alias("__stage")))
-    stream = (
-        pl.concat(parts)
-        .group_by(["__ord"] + key_cols, maintain_order=True)
-        .agg(pl.col("__ts").first(), pl.col("__stage"))
-        .sort("__ord", maintain_order=True)
-    )
-    maxspan_ns = q.maxspan_ms * 1_000_000 if q.maxspan_ms is not None else None
-    nkeys = len(key_cols)
-    events = (
-        (o, ts, tuple(row[1:1 + nkeys]), [s for s in st if s >= 0], -1 in st)
-        for row in stream.iter_rows()
-        for o, ts, st in [(row[0], row[1 + nkeys], row[2 + nkeys])]
-    )
-    done = run_sequence(events, len(positive), maxspan_ns)
-
-    ord_to_row = cand["__row"].to_list()
-    ord_to_ts = cand["__ts"].to_list()
-    missing = [s.missing for s in stages]
-    if any(missing):
-        index = MissingIndex({
-            i: {
-                tuple(r[:nkeys]): sorted(r[nkeys])
-                for r in keyed[i].group_by(key_cols, maintain_order=True).agg(pl.col("__ts")).iter_rows()
-            }
-            for i, m in enumerate(missing) if m
-        })
-        assert maxspan_ns is not None
-        done = [c for c in done if keep_candidate(missing, [ord_to_ts[o] for o in c.events], c.key, index, maxspan_ns)]
-
-    done.sort(key=lambda c: (c.events[-1], _sort_key(c.key)))
-    key_types = [schema.get(k.path).es_type for k in stages[0].keys]
-    hits = []
-    for c in _limit(done, q.pipes, options):
-        it = iter(c.events)
-        rows = tuple(None if m else ord_to_row[next(it)] for m in missing)
-        keys = tuple(_render_key(v, t, False) for v, t in zip(c.key, key_types))
-        hits.append(Hit(rows, keys))
-    return SearchResult("sequences", hits, [], cand.height)
-
-
-def _sort_key(key: tuple) -> tuple:
-    return tuple((0, "") if v is None else (1, v) if isinstance(v, str) else (1, str(v)) for v in key)
+    """Sequences from the candidate rows (in event order, with `__s{i}`, `__until`): one batch
+    through the incremental correlator (engine/correlate.py)."""
+    run = SequenceRun(q)
+    hits = run.feed(cand, schema) + run.finish(schema)
+    return SearchResult("sequences", _limit(hits, q.pipes, options), [], cand.height)
 
 
 # ---- samples -----------------------------------------------------------------------------
@@ -463,12 +379,7 @@ def _sort_key(key: tuple) -> tuple:
 
 def _samples(q: ir.SampleQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, schema: Schema,
              options: SearchOptions) -> SearchResult:
-    stages = list(q.stages)
-    filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
-    flags = [f"__s{i}" for i in range(len(stages))]
-    key_fields = sorted({k.path for s in stages for k in s.keys} & set(lf.collect_schema().names()))
-    cand = lf.select(["__row"] + key_fields + filters).filter(pl.any_horizontal(flags)).sort("__row").collect()
-    return _sample_hits(q, cand, schema, options)
+    return _sample_hits(q, _candidates(q, lf, compiler, options), schema, options)
 
 
 def search_samples_batch(queries: list[ir.SampleQuery], frame: pl.DataFrame,
@@ -504,22 +415,9 @@ def search_samples_batch(queries: list[ir.SampleQuery], frame: pl.DataFrame,
 
 def _sample_hits(q: ir.SampleQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
     """Samples from the candidate rows (by `__row`, with their key fields and `__s{i}` flags)."""
-    stages = list(q.stages)
-    dtypes = _key_dtypes(stages, schema)
-    key_cols = [f"__k{i}" for i in range(len(dtypes))]
-    keyed = [_keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, ["__row"]) for i, s in enumerate(stages)]
-    for i in range(len(keyed)):
-        for j in range(len(keyed)):
-            if i != j:
-                keyed[i] = _semi(keyed[i], keyed[j], key_cols)
-    per_stage = []
-    for k in keyed:
-        groups = k.group_by(key_cols, maintain_order=True).agg(pl.col("__row"))
-        per_stage.append({tuple(r[:-1]): r[-1] for r in groups.iter_rows()})
-    key_types = [schema.get(k.path).es_type for k in stages[0].keys]
-    samples = build_samples(per_stage, options.max_samples_per_key)
-    hits = [Hit(tuple(rows), tuple(_render_key(v, t, True) for v, t in zip(key, key_types))) for key, rows in samples]
-    return SearchResult("samples", _limit(hits, (), options), [], cand.height)
+    run = SampleRun(q, options.max_samples_per_key)
+    run.feed(cand, schema, prune=True)
+    return SearchResult("samples", _limit(run.finish(schema), (), options), [], cand.height)
 
 
 # ---- new_terms ---------------------------------------------------------------------------
@@ -533,7 +431,7 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
     keep = _stage_filter(compiler, query.filter, options)
     present = [f for f in fields if f in schema]
     cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
-            .sort(ORDER, nulls_last=True).with_row_index("__ord").collect())
+            .sort(ORDER, nulls_last=True).collect())
     return _new_terms(query, cand, fields, history_ms, schema, options)
 
 
@@ -560,7 +458,7 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
         r = rules[i]
         mine = place[shared.rows(r.query.filter)]
         present = [f for f in r.fields if f in schema]
-        cand = ordered.select(ORDER + present).gather(np.sort(mine[mine >= 0])).with_row_index("__ord")
+        cand = ordered.select(ORDER + present).gather(np.sort(mine[mine >= 0]))
         try:
             outcome[i] = _new_terms(r.query, cand, list(r.fields), r.history_ms, schema, options)
         except QueryError as e:
@@ -570,21 +468,9 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
 
 def _new_terms(query: ir.EventQuery, cand: pl.DataFrame, fields: list[str], history_ms: int, schema: Schema,
                options: SearchOptions) -> SearchResult:
-    """The new-terms replay over a rule's matching rows (with a timestamp, in event order, `__ord`)."""
-    stage = ir.Stage(query.filter, tuple(ir.Field(f) for f in fields))
-    dtypes = _key_dtypes([stage], schema)
-    key_cols = [f"__k{i}" for i in range(len(fields))]
-    keyed = _keyed(cand, stage, schema, dtypes, ["__ord", "__ts", "__row"])
-    per_event = keyed.group_by(["__ord", "__ts", "__row"], maintain_order=True).agg(
-        pl.struct(key_cols).alias("__terms")).sort("__ord")
-    state = NewTermsState(history_ms * 1_000_000)
-    hits = []
-    for i, (_, ts, row, terms) in enumerate(per_event.iter_rows()):
-        new = state.feed(ts, [tuple(t[c] for c in key_cols) for t in terms])
-        if new:
-            hits.append(Hit((row,), tuple(v for t in new for v in t)))
-        if i % 4096 == 4095:
-            state.expire(ts)
+    """The new-terms replay over a rule's matching rows (with a timestamp, in event order): one batch
+    through the incremental correlator (engine/correlate.py)."""
+    hits = NewTermsRun(query, fields, history_ms).feed(cand, schema)
     warnings = _unknown_field_warnings(query, schema)
     return SearchResult("events", _limit(hits, query.pipes, options), warnings, cand.height)
 
@@ -601,19 +487,9 @@ def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdS
     keep = _stage_filter(compiler, query.filter, options)
     present = sorted((set(spec.fields) | set(card_fields)) & set(lf.collect_schema().names()))
     cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
-            .sort(ORDER, nulls_last=True).with_row_index("__ord").collect())
-    stage = ir.Stage(query.filter, tuple(ir.Field(f) for f in spec.fields))
-    keyed = _keyed(cand, stage, schema, _key_dtypes([stage], schema), ["__ord", "__ts", "__row"] + [
-        f for f in card_fields if f in present])
-    key_cols = [f"__k{i}" for i in range(len(spec.fields))]
-    events = []
-    for row in keyed.sort("__ord").iter_rows(named=True):
-        card = tuple(_scalar(row.get(f)) for f in card_fields)
-        events.append((row["__ts"], row["__row"], tuple(row[k] for k in key_cols), card))
-    hits = [Hit(h.rows, h.group) for h in run_threshold(events, spec)]
+            .sort(ORDER, nulls_last=True).collect())
+    run = ThresholdRun(query, spec)
+    hits = run.feed(cand, schema) + run.finish(schema)
     return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),
                         cand.height)
 
-
-def _scalar(v):
-    return tuple(v) if isinstance(v, list) else v

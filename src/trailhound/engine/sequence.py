@@ -10,7 +10,9 @@ by (number of live keys × stages); `expire()` drops partial sequences past maxs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Sequence
+from typing import Any, Hashable, Sequence
+
+from . import checkpoint
 
 Key = tuple[Hashable, ...]
 
@@ -20,6 +22,16 @@ class Partial:
     events: tuple[int, ...]  # ordinals of the matched events, one per stage so far
     start_ts: int  # timestamp (ns) of the first event
     last_ts: int
+    rows: tuple[int, ...] = ()  # the events' row ids (their ordinals unless given)
+    times: tuple[int, ...] = ()  # the events' timestamps
+
+    def to_list(self) -> list:
+        return [list(self.events), self.start_ts, self.last_ts, list(self.rows), list(self.times)]
+
+    @classmethod
+    def from_list(cls, v: list) -> "Partial":
+        events, start, last, rows, times = v
+        return cls(tuple(events), start, last, tuple(rows), tuple(times))
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,17 @@ class Completed:
     key: Key
     start_ts: int
     last_ts: int
+    rows: tuple[int, ...] = ()
+    times: tuple[int, ...] = ()
+
+    def to_list(self) -> list:
+        return [list(self.events), checkpoint.value_out(self.key), self.start_ts, self.last_ts, list(self.rows),
+                list(self.times)]
+
+    @classmethod
+    def from_list(cls, v: list) -> "Completed":
+        events, key, start, last, rows, times = v
+        return cls(tuple(events), checkpoint.key_in(key), start, last, tuple(rows), tuple(times))
 
 
 @dataclass
@@ -39,17 +62,19 @@ class SequenceState:
     pending: dict[Key, list[Partial | None]] = field(default_factory=dict)
     completed: list[Completed] = field(default_factory=list)
 
-    def feed(self, ordinal: int, ts: int, key: Key, stages: Sequence[int], until: bool = False) -> None:
+    def feed(self, ordinal: int, ts: int, key: Key, stages: Sequence[int], until: bool = False,
+             row: int | None = None) -> None:
         """One event (for one of its join keys) matching `stages` (and/or the until filter)."""
+        row = ordinal if row is None else row
         if until:
             # the until event may still complete a sequence; it then cuts every sequence of
             # its key still pending, including any it just extended (ES: inclusive bound)
-            self._advance(ordinal, ts, key, stages)
+            self._advance(ordinal, ts, key, stages, row)
             self.pending.pop(key, None)
             return
-        self._advance(ordinal, ts, key, stages)
+        self._advance(ordinal, ts, key, stages, row)
 
-    def _advance(self, ordinal: int, ts: int, key: Key, stages: Sequence[int]) -> None:
+    def _advance(self, ordinal: int, ts: int, key: Key, stages: Sequence[int], row: int) -> None:
         slots = self.pending.get(key)
         n = self.stages
         if slots is None:
@@ -61,9 +86,9 @@ class SequenceState:
         for k in sorted(stages, reverse=True):
             if k == 0:
                 if n == 1:
-                    self.completed.append(Completed((ordinal,), key, ts, ts))
+                    self.completed.append(Completed((ordinal,), key, ts, ts, (row,), (ts,)))
                 else:
-                    slots[0] = Partial((ordinal,), ts, ts)
+                    slots[0] = Partial((ordinal,), ts, ts, (row,), (ts,))
                 continue
             prev = slots[k - 1]
             if prev is None:
@@ -71,9 +96,9 @@ class SequenceState:
             slots[k - 1] = None
             if self.maxspan_ns is not None and ts - prev.start_ts > self.maxspan_ns:
                 continue
-            grown = Partial(prev.events + (ordinal,), prev.start_ts, ts)
+            grown = Partial(prev.events + (ordinal,), prev.start_ts, ts, prev.rows + (row,), prev.times + (ts,))
             if k == n - 1:
-                self.completed.append(Completed(grown.events, key, grown.start_ts, ts))
+                self.completed.append(Completed(grown.events, key, grown.start_ts, ts, grown.rows, grown.times))
             else:
                 slots[k] = grown
         if all(s is None for s in slots):
@@ -96,20 +121,20 @@ class SequenceState:
         out, self.completed = self.completed, []
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """The state as JSON values (pending partials per key; completed ones not yet taken)."""
+        return {
+            "stages": self.stages, "maxspan_ns": self.maxspan_ns,
+            "pending": [[checkpoint.value_out(k), [None if p is None else p.to_list() for p in slots]]
+                        for k, slots in self.pending.items()],
+            "completed": [c.to_list() for c in self.completed],
+        }
 
-def run_sequence(
-    events: Iterable[tuple[int, int, Key, Sequence[int], bool]],
-    stages: int,
-    maxspan_ns: int | None,
-    expire_every: int = 4096,
-) -> list[Completed]:
-    """Feed (ordinal, ts, key, stages, is_until) tuples, already in ordinal order."""
-    state = SequenceState(stages, maxspan_ns)
-    done: list[Completed] = []
-    for i, (ordinal, ts, key, st, until) in enumerate(events):
-        state.feed(ordinal, ts, key, st, until)
-        if maxspan_ns is not None and i % expire_every == expire_every - 1:
-            state.expire(ts)
-            done.extend(state.take_completed())
-    done.extend(state.take_completed())
-    return done
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SequenceState":
+        state = cls(data["stages"], data["maxspan_ns"])
+        for k, slots in data["pending"]:
+            state.pending[checkpoint.key_in(k)] = [None if p is None else Partial.from_list(p) for p in slots]
+        state.completed = [Completed.from_list(c) for c in data["completed"]]
+        return state
+

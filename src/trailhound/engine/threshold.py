@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
+from typing import Any, Hashable, Sequence
+
+from . import checkpoint
 
 Group = tuple[Hashable, ...]
 
@@ -38,30 +40,60 @@ class ThresholdHit:
 
 @dataclass
 class ThresholdState:
+    """The replay, fed events batch after batch (in event order): executions run as soon as every
+    event they count has arrived (a batch's events reach its last timestamp, and the next batch
+    starts no earlier), the rest at `finish()`. Bounded: only events inside the next execution's
+    lookback (and those after it) are held, and only signal history that can still exclude one."""
+
     spec: ThresholdSpec
     last_signal: dict[Group, int] = field(default_factory=dict)  # group → last counted event time
+    events: list[tuple[int, int, Group, tuple]] = field(default_factory=list)  # held: (ts, row, group, card)
+    next_t: int | None = None  # the next execution's time
+    last_ts: int | None = None  # the latest event's time
+    _lo: int = field(default=0, init=False, repr=False)  # events before it are past every later lookback
 
+    def feed(self, events: Sequence[tuple[int, int, Group, tuple]]) -> list[ThresholdHit]:
+        """`events`: (ts_ns, row, group, cardinality values), in event order, after those fed before."""
+        if not events:
+            return []
+        if self.last_ts is not None and events[0][0] < self.last_ts:
+            raise ValueError(f"threshold: events out of time order ({events[0][0]} after {self.last_ts})")
+        step = self.spec.interval_ns
+        if self.next_t is None:
+            self.next_t = (events[0][0] // step + 1) * step
+        self.events.extend(events)
+        self.last_ts = events[-1][0]
+        hits: list[ThresholdHit] = []
+        while self.next_t < self.last_ts:  # every event at or before it has arrived
+            self._execute(hits)
+        self._forget()
+        return hits
 
-def run_threshold(events: Sequence[tuple[int, int, Group, tuple]], spec: ThresholdSpec) -> list[ThresholdHit]:
-    """`events`: (ts_ns, row, group, cardinality values) in event order."""
-    if not events:
-        return []
-    state = ThresholdState(spec)
-    step = spec.interval_ns
-    t = (events[0][0] // step + 1) * step
-    end = events[-1][0] + step
-    hits: list[ThresholdHit] = []
-    lo = 0
-    while t <= end:
+    def finish(self) -> list[ThresholdHit]:
+        """The executions left: up to one interval past the last event."""
+        hits: list[ThresholdHit] = []
+        if self.last_ts is None or self.next_t is None:
+            return hits
+        end = self.last_ts + self.spec.interval_ns
+        while self.next_t <= end:
+            self._execute(hits)
+        self._forget()
+        return hits
+
+    def _execute(self, hits: list[ThresholdHit]) -> None:
+        spec, t = self.spec, self.next_t
+        assert t is not None
+        events, lo = self.events, self._lo
         while lo < len(events) and events[lo][0] <= t - spec.lookback_ns:
             lo += 1
+        self._lo = lo
         buckets: dict[Group, list[tuple[int, int, tuple]]] = defaultdict(list)
-        i = lo
-        while i < len(events) and events[i][0] <= t:
+        for i in range(lo, len(events)):
             ts, row, group, card = events[i]
-            if ts > state.last_signal.get(group, -1 << 62):
+            if ts > t:
+                break
+            if ts > self.last_signal.get(group, -1 << 62):
                 buckets[group].append((ts, row, card))
-            i += 1
         for group, members in buckets.items():
             if len(members) < spec.value:
                 continue
@@ -70,6 +102,44 @@ def run_threshold(events: Sequence[tuple[int, int, Group, tuple]], spec: Thresho
             if any(n < need for (_, n), (_, need) in zip(distinct, spec.cardinality)):
                 continue
             hits.append(ThresholdHit(group, len(members), tuple(m[1] for m in members), members[0][0], t, distinct))
-            state.last_signal[group] = members[-1][0]
-        t += step
-    return hits
+            self.last_signal[group] = members[-1][0]
+        self.next_t = t + spec.interval_ns
+
+    def _forget(self) -> None:
+        """Drop events no later execution counts, and signal history no later event can fall under."""
+        assert self.next_t is not None
+        horizon = self.next_t - self.spec.lookback_ns
+        lo = self._lo
+        while lo < len(self.events) and self.events[lo][0] <= horizon:
+            lo += 1
+        if lo:
+            del self.events[:lo]
+        self._lo = 0
+        if len(self.last_signal) > 64:
+            self.last_signal = {g: s for g, s in self.last_signal.items() if s > horizon}
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "spec": [list(spec.fields), spec.value, [list(c) for c in spec.cardinality], spec.interval_ns,
+                     spec.lookback_ns],
+            "last_signal": [[checkpoint.value_out(g), s] for g, s in self.last_signal.items()],
+            "events": [[ts, row, checkpoint.value_out(g), checkpoint.value_out(c)] for ts, row, g, c in self.events],
+            "next_t": self.next_t, "last_ts": self.last_ts,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: ThresholdSpec, data: dict[str, Any]) -> "ThresholdState":
+        fields, value, card, interval, lookback = data["spec"]
+        if (tuple(fields), value, tuple(tuple(c) for c in card), interval, lookback) != (
+                spec.fields, spec.value, spec.cardinality, spec.interval_ns, spec.lookback_ns):
+            raise ValueError("threshold checkpoint: it was saved for another threshold specification")
+        return cls(spec, {checkpoint.key_in(g): s for g, s in data["last_signal"]},
+                   [(ts, row, checkpoint.key_in(g), checkpoint.key_in(c)) for ts, row, g, c in data["events"]],
+                   data["next_t"], data["last_ts"])
+
+
+def run_threshold(events: Sequence[tuple[int, int, Group, tuple]], spec: ThresholdSpec) -> list[ThresholdHit]:
+    """`events`: (ts_ns, row, group, cardinality values) in event order; all of them as one batch."""
+    state = ThresholdState(spec)
+    return state.feed(events) + state.finish()

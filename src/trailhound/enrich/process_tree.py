@@ -17,8 +17,14 @@ process). For every event of a known process:
 * `process.session_leader.*` is the entry leader too: audit and Sysmon do not report setsid, so
   nested sessions (tmux, screen) are not told apart. `process.group_leader` is not set.
 
-State is explicit and bounded (at most `max_processes` per host, least recently started
-dropped first) so a stream can run forever and checkpoint it.
+State is explicit, bounded and serializable (`to_dict`/`from_dict`), so a stream can run forever
+and checkpoint it. Every table is a least-recently-used map: a process is used when it starts, when
+an event of its own arrives and when a descendant's walk passes it; a host when one of its events
+arrives; a login when a leader reads it. Bounds: `max_processes` per host, `max_total` processes
+over all hosts, `max_hosts` hosts and `max_logins` logins; what falls out is counted in `evicted`
+(a line with a new `node=` or audit session each is a new host or login, so hostile or odd logs
+would otherwise grow the tree without end). Evicting only forgets: a later event then gets no
+relative rather than a wrong one.
 """
 
 from __future__ import annotations
@@ -48,9 +54,24 @@ class Proc:
 
 @dataclass
 class ProcessTree:
-    max_processes: int = 100_000
-    hosts: dict[str, OrderedDict[int, Proc]] = field(default_factory=dict)
-    logins: dict[tuple[str, str], str] = field(default_factory=dict)  # (host, session) → client ip
+    max_processes: int = 100_000  # per host
+    max_total: int = 500_000  # over all hosts
+    max_hosts: int = 10_000
+    max_logins: int = 100_000
+    hosts: OrderedDict[str, OrderedDict[int, Proc]] = field(default_factory=OrderedDict)
+    logins: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)  # (host, session) → client ip
+    evicted_processes: int = 0  # processes dropped by a bound (a dropped host's included)
+    evicted_logins: int = 0
+    _total: int = field(default=0, init=False, repr=False)  # processes held, over all hosts
+
+    @property
+    def evicted(self) -> int:
+        """Entries (processes and logins) the bounds have dropped so far."""
+        return self.evicted_processes + self.evicted_logins
+
+    def size(self) -> int:
+        """Entries held: processes and logins."""
+        return self._total + len(self.logins)
 
     def apply(self, doc: dict) -> None:
         """Learn from `doc`, then fill its missing relatives (in place). Call in event order."""
@@ -59,26 +80,55 @@ class ProcessTree:
         self._learn_login(doc, host)
         if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
             return
-        table = self.hosts.setdefault(host, OrderedDict())
+        table = self.hosts.get(host)
+        if table is not None:
+            self.hosts.move_to_end(host)
         if _is_start(doc):
+            if table is None:
+                table = self.hosts[host] = OrderedDict()
             parent = process.get("parent") if isinstance(process.get("parent"), dict) else {}
             ppid = parent.get("pid") if isinstance(parent.get("pid"), int) else None
             info = {k: process[k] for k in _COPIED if k in process}
-            table.pop(process["pid"], None)
+            if table.pop(process["pid"], None) is not None:
+                self._total -= 1
             table[process["pid"]] = Proc(info, ppid, _session(doc), doc.get("user") if isinstance(doc.get("user"), dict)
                                          else None)
-            while len(table) > self.max_processes:
-                table.popitem(last=False)
+            self._total += 1
+            self._bound(host, table)
+        if table is None:
+            return
         me = table.get(process["pid"])
         if me is None:
             return
+        table.move_to_end(process["pid"])
         self._fill_parent(process, table, me)
         self._fill_leaders(process, table, me, host)
+
+    def _bound(self, host: str, table: OrderedDict[int, Proc]) -> None:
+        """Drop the least recently used processes (and hosts) past the bounds; never `host` itself,
+        whose process just started."""
+        while len(table) > self.max_processes:
+            table.popitem(last=False)
+            self._total -= 1
+            self.evicted_processes += 1
+        while len(self.hosts) > self.max_hosts:
+            _, dropped = self.hosts.popitem(last=False)
+            self._total -= len(dropped)
+            self.evicted_processes += len(dropped)
+        while self._total > self.max_total:
+            oldest_host = next(iter(self.hosts))
+            oldest = self.hosts[oldest_host]
+            oldest.popitem(last=False)
+            self._total -= 1
+            self.evicted_processes += 1
+            if not oldest:
+                del self.hosts[oldest_host]
 
     def _fill_parent(self, process: dict, table: OrderedDict[int, Proc], me: Proc) -> None:
         parent = table.get(me.ppid) if me.ppid is not None else None
         if parent is None:
             return
+        table.move_to_end(me.ppid)
         out = process.setdefault("parent", {})
         for key, value in parent.info.items():
             out.setdefault(key, value)
@@ -100,6 +150,7 @@ class ProcessTree:
             if parent is None:
                 kind = "unknown"
                 break
+            table.move_to_end(node.ppid)
             boundary = _boundary(parent.info)
             if boundary and _boundary(node.info) != boundary:
                 kind = boundary
@@ -110,6 +161,8 @@ class ProcessTree:
         leader = dict(node.info)
         meta: dict[str, Any] = {"type": kind}
         ip = self.logins.get((host, node.session)) if node.session else None
+        if ip is not None:
+            self.logins.move_to_end((host, node.session))
         if ip and kind == "sshd":
             meta["source"] = {"ip": ip}
         leader["entry_meta"] = meta
@@ -127,6 +180,36 @@ class ProcessTree:
             categories = (doc.get("event") or {}).get("category") or []
             if "authentication" in categories or "session" in categories:
                 self.logins[(host, session)] = source["ip"]
+                self.logins.move_to_end((host, session))
+                while len(self.logins) > self.max_logins:
+                    self.logins.popitem(last=False)
+                    self.evicted_logins += 1
+
+    # ---- checkpoints ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state as plain JSON values (tables in LRU order, oldest first)."""
+        return {
+            "bounds": [self.max_processes, self.max_total, self.max_hosts, self.max_logins],
+            "hosts": [[host, [[pid, p.info, p.ppid, p.session, p.user] for pid, p in table.items()]]
+                      for host, table in self.hosts.items()],
+            "logins": [[host, session, ip] for (host, session), ip in self.logins.items()],
+            "evicted": [self.evicted_processes, self.evicted_logins],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProcessTree":
+        max_processes, max_total, max_hosts, max_logins = data["bounds"]
+        tree = cls(max_processes, max_total, max_hosts, max_logins)
+        for host, procs in data["hosts"]:
+            table = tree.hosts[host] = OrderedDict()
+            for pid, info, ppid, session, user in procs:
+                table[pid] = Proc(info, ppid, session, user)
+            tree._total += len(table)
+        for host, session, ip in data["logins"]:
+            tree.logins[(host, session)] = ip
+        tree.evicted_processes, tree.evicted_logins = data["evicted"]
+        return tree
 
 
 def _boundary(info: dict) -> str | None:
