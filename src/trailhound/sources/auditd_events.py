@@ -7,6 +7,7 @@ import time
 
 from .auditd_records import UNSET, Record, hex_string
 from .auditd_tables import RECORD_NORMS, SYSCALL_NORMS
+from .formats import ascii_int
 
 # records the kernel writes after the SYSCALL record of the same event (audit_log_exit)
 AUXILIARY = frozenset((
@@ -39,9 +40,10 @@ def _execve_args(records: list[Record]) -> tuple[str | None, list[str]]:
         merged.update(data)
         origs.update(rec.orig)
     args: list[str] = []
-    if argc is None or not argc.isdigit():
+    count = ascii_int(argc)
+    if count is None:
         return argc, args
-    for i in range(int(argc)):
+    for i in range(count):
         key = f"a{i}"
         if key in merged:
             args.append(merged[key])
