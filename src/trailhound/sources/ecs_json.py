@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from trailhound.sources._ecs_readers import (
     Declaration,
+    KeyScan,
     MemoryOrigin,
     Origin,
     Part,
@@ -43,9 +44,9 @@ from trailhound.sources._ecs_readers import (
     describe,
     duck_discover,
     duck_read,
-    has_dotted_keys,
     py_leaf_names,
     py_read,
+    scan_keys,
 )
 from trailhound._gc import no_gc
 from trailhound.enrich import ProcessTree
@@ -53,6 +54,7 @@ from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources._ecs_values import (
     JSON_KIND,
+    MAX_DEPTH,
     MISSING,
     ColumnType,
     FieldPath,
@@ -67,6 +69,7 @@ from trailhound.sources._ecs_values import (
     lookup,
     merge_stats,
     py_kinds,
+    too_deep,
 )
 
 
@@ -153,17 +156,27 @@ class EventTable:
         return [found[r] for r in rows]
 
 
-def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | None = None, *,
+def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[str] | None = None, *,
                 format: str | None = None, options: ReadOptions | None = None) -> EventTable:
-    """Load event files (NDJSON, or one JSON array of objects; optionally gzip) in order.
+    """Load event files (NDJSON, or one JSON array of objects) in order.
 
+    An input is a path, "-" for standard input, or a `Source` already opened. Pipes, FIFOs and
+    process substitution are read once into a spool; gzip, bzip2, xz and zstd are recognised by
+    their content, UTF-16/32 text by its byte order mark (see `Source.open`).
     Files in another format (auditd, syslog, ... detected per file, or all read as `format`) go
     through their reader (`formats`) first, then through the process tree (`enrich`), which
     adds the parent and leader fields they lack. `fields` are dotted ECS paths; None loads every leaf
     field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
-    reported in `EventTable.report`.
+    reported in `EventTable.report`, and what each input gave in `report.inputs`.
+
+    Memory: the frame holds the loaded fields of every event (Arrow columns; a JSON text column
+    while types are decided, then the typed one). ECS JSON documents are not kept: `documents()`
+    reads them again from the file. The documents of non-ECS inputs (auditd, syslog...) are
+    built by their readers and kept in memory for `documents()`, so a query over raw logs holds
+    every normalized event as a Python dict besides the frame: several times the size of the log
+    (bench/auditd.py measures it: see bench/RESULTS.md).
     """
-    sources = [Source.open(os.fspath(p)) for p in paths]
+    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
     formats = [format_of(src, format) for src in sources]
     with duckdb.connect() as con:
         return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
@@ -180,19 +193,26 @@ def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | Non
 class _Loader:
     def __init__(self, con: duckdb.DuckDBPyConnection, fields: Collection[str] | None) -> None:
         self.con = con
-        self.paths = None if fields is None else [FieldPath(f) for f in dict.fromkeys(fields)]
+        self.paths = None if fields is None else _requested_paths(fields)
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
         self.notes: list[str] = []
+        self.inputs: list[InputStats] = []
 
     def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
-        kept, numbers = [], array("q")
+        kept, dicts, numbers = [], [], array("q")
+        n = 0
         for n, doc in enumerate(docs, 1):
-            if isinstance(doc, Mapping):
-                kept.append(doc)
-                numbers.append(n)
-            else:
+            if not isinstance(doc, Mapping):
                 self.skips.add(source, n, f"not a JSON object (found {describe(doc)})")
-        dicts = [doc if isinstance(doc, dict) else dict(doc) for doc in kept]
+                continue
+            as_dict = doc if isinstance(doc, dict) else dict(doc)
+            if (why := too_deep(as_dict)) is not None:
+                self.skips.add(source, n, why)
+                continue
+            kept.append(doc)
+            dicts.append(as_dict)
+            numbers.append(n)
+        self.inputs.append(InputStats(source, "ecs", n, len(kept), self.skips.count))
         if self.paths is None:
             names: set[str] = set()
             for doc in dicts:
@@ -207,26 +227,30 @@ class _Loader:
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
         normalized: dict[int, tuple[list[dict], array]] = {}
+        self.inputs = [InputStats(src.name, fmt.name if fmt else "ecs", 0, 0, 0) for src, fmt in zip(sources, formats)]
         tree = ProcessTree()  # one across files: rotated logs of a host continue each other
-        for src, fmt in zip(sources, formats):
+        for src, fmt, stats in zip(sources, formats, self.inputs):
+            self.notes.extend(src.notes)
             if fmt is not None:
                 if note := year_note(src, fmt, options):
                     self.notes.append(note)
                 docs, numbers = [], array("q")
-                skip = functools.partial(self.skips.add, src.path)
-                for doc, line in documents(src, fmt, options, skip):
+                skip = functools.partial(self.skips.add, src.name)
+                before, counted = self.skips.count, [0]
+                for doc, line in documents(src, fmt, options, skip, counted):
                     tree.apply(doc)
                     docs.append(doc)
                     numbers.append(line)
                 normalized[id(src)] = (docs, numbers)
+                self._count(src, stats, counted[0], len(docs), before)
         extra: set[str] = set()
         if self.paths is None:
             for docs, _ in normalized.values():
                 for doc in docs:
                     leaf_names(doc, "", extra)
-        # the dotted-key scans (DuckDB, every core, no GIL) run while Python samples the files
+        # the key scans (DuckDB, every core, no GIL) run while Python samples the files
         scans = concurrent.futures.ThreadPoolExecutor(1)
-        dotted = {id(s): scans.submit(has_dotted_keys, self.con.cursor(), s) for s in sources
+        dotted = {id(s): scans.submit(scan_keys, self.con.cursor(), s) for s in sources
                   if id(s) not in normalized and s.size >= _SMALL_FILE_BYTES and not s.bom}
         try:
             decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
@@ -240,6 +264,7 @@ class _Loader:
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         parts, stats = [], []
+        declarations: dict[frozenset[str], Declaration | None] = {frozenset(): decl}
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
@@ -248,28 +273,53 @@ class _Loader:
                 with no_gc():
                     for doc in docs:
                         rows.add(doc)
-                part = rows.part(MemoryOrigin(src.path, docs, numbers, file_no))
+                part = rows.part(MemoryOrigin(src.name, docs, numbers, file_no))
                 parts.append(part)
                 stats.append(self._census(part)[0])
                 continue
+            before = self.skips.count
             if id(src) in duck:
+                file_decl = self._declaration(src, dotted[id(src)].result(), declarations)
                 try:
-                    file_decl = decl if dotted[id(src)].result() else decl.nested_only()
-                    part = duck_read(self.con, src, file_no, file_decl, guesses)
+                    part = None if file_decl is None else duck_read(self.con, src, file_no, file_decl, guesses)
                 except duckdb.Error as e:
                     _log.info("%s: the DuckDB reader failed (%s); reading line by line",
-                              src.path, str(e).splitlines()[0])
+                              src.name, str(e).splitlines()[0])
             if part is not None:
                 part_stats, nested = self._census(part)
                 if nested:  # Elasticsearch flattens nested arrays; only the Python reader does
-                    _log.info("%s: nested arrays; reading line by line", src.path)
+                    _log.info("%s: nested arrays; reading line by line", src.name)
                     part = None
+            counted = [part.origin.rows if part is not None else 0]
             if part is None:
-                part = py_read(src, file_no, self.paths, self.skips)
+                part = py_read(src, file_no, self.paths, self.skips, counted)
                 part_stats, _ = self._census(part)
             parts.append(part)
             stats.append(part_stats)
-        return self._finish([s.path for s in sources], parts, stats)
+            self._count(src, self.inputs[file_no], counted[0], part.origin.rows, before)
+        return self._finish([s.name for s in sources], parts, stats)
+
+    def _declaration(self, src: Source, scan: KeyScan, known: dict[frozenset[str], Declaration | None]
+                     ) -> Declaration | None:
+        """The declaration of the spellings this file can hold; None when DuckDB should not read it
+        (documents too deep to check in SQL, or more spellings than is sane)."""
+        if scan.openers > MAX_DEPTH:
+            _log.info("%s: a line nests deeper than %d levels; reading line by line", src.name, MAX_DEPTH)
+            return None
+        if scan.dotted not in known:
+            try:
+                known[scan.dotted] = Declaration(self.paths, scan.dotted)
+            except ValueError as e:
+                _log.info("%s: %s; reading line by line", src.name, e)
+                known[scan.dotted] = None
+        return known[scan.dotted]
+
+    def _count(self, src: Source, stats: InputStats, lines: int, events: int, skips_before: int) -> None:
+        """Fill what one input gave; a decompression that ended early counts as a bad line after the last."""
+        if src.damage:
+            self.skips.add(src.name, lines + 1, src.damage)
+            lines += 1
+        stats.lines, stats.events, stats.skipped = lines, events, self.skips.count - skips_before
 
     def _plan(self, sources: list[Source], extra: set[str]
               ) -> tuple[Declaration | None, dict[str, ColumnType | None], set[int]]:
@@ -290,7 +340,7 @@ class _Loader:
                         names |= found.keys()
                         continue
                     except (duckdb.Error, ValueError) as e:
-                        _log.info("%s: %s; reading line by line", src.path, str(e).splitlines()[0])
+                        _log.info("%s: %s; reading line by line", src.name, str(e).splitlines()[0])
                         duck.discard(id(src))
                 names |= py_leaf_names(src)
             self.paths = _field_paths(names)
@@ -316,7 +366,7 @@ class _Loader:
                 continue
             if not decl.fits(doc):
                 _log.info("%s: a field runs through an array or a scalar; reading line by line",
-                          src.path)
+                          src.name)
                 return False
             for path in self.paths:
                 value = lookup(doc, path.keys)
@@ -375,7 +425,7 @@ class _Loader:
         frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
-                            self.skips.count, self.notes)
+                            self.skips.count, self.notes, self.inputs)
         return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
     def _convert(self, part: Part, final: dict[str, ColumnType]) -> pl.DataFrame:
@@ -398,6 +448,19 @@ class _Loader:
                 "t", f"SELECT {', '.join(select)} FROM t").to_arrow_table()
         frame = pl.from_arrow(table).cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
+
+
+def _requested_paths(fields: Collection[str]) -> list[FieldPath]:
+    """The requested fields; one of more parts than any loaded document can have is left out."""
+    paths = []
+    for name in dict.fromkeys(fields):
+        try:
+            paths.append(FieldPath(name))
+        except ValueError as e:
+            if name.count(".") < MAX_DEPTH:
+                raise
+            _log.warning("not loaded: %s", e)
+    return paths
 
 
 def _field_paths(names: set[str]) -> list[FieldPath]:
