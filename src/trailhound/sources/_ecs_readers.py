@@ -49,6 +49,7 @@ from trailhound.sources._ecs_values import (
     literal,
     lookup,
     misfit_sql,
+    py_kinds,
     too_deep,
 )
 
@@ -432,6 +433,7 @@ class Part:
     origin: Origin
     columns: dict[str, pa.Array | pa.ChunkedArray]
     types: dict[str, ColumnType | None]
+    stats: Stats | None = None  # kinds and list-ness of each column, when the reader saw them
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,21 +441,34 @@ class Part:
 
 
 class Rows:
-    """JSON text columns of the given fields, one `add` per document."""
+    """JSON text columns of the given fields, one `add` per document, and the kinds of their
+    values (what DuckDB's census would find in the text, without a query per input)."""
 
     def __init__(self, paths: list[FieldPath]) -> None:
         self.paths = paths
         self.columns: list[list] = [[] for _ in paths]
+        self.kinds: list[set[str]] = [set() for _ in paths]
+        self.lists = [False] * len(paths)
 
     def add(self, doc: dict) -> None:
         dumps = orjson.dumps
-        for path, column in zip(self.paths, self.columns):
+        kinds, lists = self.kinds, self.lists
+        for k, path in enumerate(self.paths):
             value = lookup(doc, path.keys)
-            column.append(None if value is None or value is MISSING else dumps(value).decode())
+            if value is None or value is MISSING:
+                self.columns[k].append(None)
+                continue
+            try:
+                self.columns[k].append(dumps(value).decode())
+            except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string...
+                self.columns[k].append(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+            if py_kinds(value, kinds[k]):
+                lists[k] = True
 
     def part(self, origin: Origin) -> Part:
         columns = {p.name: pa.array(c, pa.string()) for p, c in zip(self.paths, self.columns)}
-        return Part(origin, columns, dict.fromkeys(columns))
+        stats = {p.name: (kinds, is_list) for p, kinds, is_list in zip(self.paths, self.kinds, self.lists)}
+        return Part(origin, columns, dict.fromkeys(columns), stats)
 
 
 def describe(value) -> str:

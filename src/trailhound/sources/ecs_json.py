@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -376,7 +377,10 @@ class _Loader:
         return True
 
     def _census(self, part: Part) -> tuple[Stats, bool]:
-        """Kinds and list-ness of each column of a part, and whether an array holds an array."""
+        """Kinds and list-ness of each column of a part, and whether an array holds an array
+        (asked only of DuckDB's parts: the Python reader flattens nested arrays)."""
+        if part.stats is not None:
+            return part.stats, False
         out: Stats = {}
         nested = False
         raw = []
@@ -419,7 +423,16 @@ class _Loader:
         for part in parts:
             part.origin.start = start
             start += part.origin.rows
-            frames.append(self._convert(part, final))
+        # consecutive parts of the Python reader (JSON text columns) convert in one query: many
+        # small inputs cost little more than one big one
+        group: list[Part] = []
+        for part in parts:
+            if group and (part.stats is None or group[0].stats is None):
+                frames.append(self._convert(group, final))
+                group = []
+            group.append(part)
+        if group:
+            frames.append(self._convert(group, final))
         schema = {**{name: _polars_type(t) for name, t in final.items()}, "__file": pl.Int32}
         frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
         frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
@@ -428,16 +441,22 @@ class _Loader:
                             self.skips.count, self.notes, self.inputs)
         return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
-    def _convert(self, part: Part, final: dict[str, ColumnType]) -> pl.DataFrame:
-        """The part's columns in their final types, plus ``__file``."""
-        rows = part.origin.rows
-        file_col = pl.repeat(part.origin.file_no, rows, dtype=pl.Int32, eager=True).alias("__file")
+    def _convert(self, parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame:
+        """The columns of these parts (of the same column types), one after the other, in their
+        final types, plus ``__file``."""
+        part = parts[0]
+        rows = sum(p.origin.rows for p in parts)
+        file_col = pl.Series("__file", np.repeat(np.array([p.origin.file_no for p in parts], dtype=np.int32),
+                                                 [p.origin.rows for p in parts]), dtype=pl.Int32)
         if not final:
             return pl.DataFrame([file_col])
         columns, select = {}, []
         for k, (name, want) in enumerate(final.items()):
             x, have = f"c{k}", part.types.get(name)
-            columns[x] = part.columns.get(name, pa.nulls(rows, pa.string()))
+            chunks = [p.columns.get(name, pa.nulls(p.origin.rows, pa.string())) for p in parts]
+            columns[x] = chunks[0] if len(chunks) == 1 else pa.chunked_array(
+                [c for chunk in chunks for c in (chunk.chunks if isinstance(chunk, pa.ChunkedArray) else [chunk])],
+                chunks[0].type)
             expr = x if have == want else (
                 convert_sql(x, want) if have is None else cast_sql(x, have, want))
             select.append(f"{expr} AS {ident(name)}")
