@@ -553,6 +553,8 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
         except json.JSONDecodeError as e:
             return elements, (len(elements) + 1, f"invalid JSON at line {e.lineno} column {e.colno}: "
                                                  f"{e.msg}; the rest of the file is lost")
+        except RecursionError:
+            return elements, (len(elements) + 1, f"nested deeper than {MAX_DEPTH} levels; the rest of the file is lost")
         elements.append(value)
         while i < len(s) and s[i] in " \t\r\n":
             i += 1

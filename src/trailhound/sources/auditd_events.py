@@ -359,6 +359,8 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
                 number = int(value)
             except ValueError:
                 continue
+            if not -(1 << 63) <= number < (1 << 63):  # no pid is that large: auditd.data keeps nothing odd either
+                continue
             if field == "pid":
                 process["pid"] = number
             else:

@@ -290,7 +290,7 @@ def parse_record(text: str, line: int = 0) -> Record | None:
     if m is None:
         return None
     node, rtype, sec, msec, seq = m.groups()
-    if len(sec) > 11 or len(msec) > 9 or len(seq) > 20:  # past year 5000, or more than a u64 serial
+    if len(sec) > 11 or len(msec) > 9 or len(seq) > 19:  # past year 5000, or a serial beyond 64 bits
         return None
     number = KERNEL_RECORD_TYPES.get(rtype)
     if number is None:
