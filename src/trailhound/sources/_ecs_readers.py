@@ -426,6 +426,28 @@ class MemoryOrigin(Origin):
         return [self.numbers[k] for k in local]
 
 
+class JsonOrigin(MemoryOrigin):
+    """Rows of a non-ECS input: its normalized documents, kept as compressed JSON (`dump_document`)."""
+
+    def documents(self, local: list[int]) -> list[dict]:
+        return [load_document(self.docs[k]) for k in local]
+
+
+def dump_document(doc: dict) -> bytes:
+    """A document as compressed compact JSON: a normalized auditd event costs ~1 KB so, against
+    ~7 KB as orjson's bytes (which keep their growth room) and more as dicts. Ints beyond 64 bits
+    and non-string keys too (orjson refuses them)."""
+    try:
+        text = orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace")
+    return zlib.compress(text, 1)
+
+
+def load_document(blob: bytes) -> dict:
+    return orjson.loads(zlib.decompress(blob))
+
+
 @dataclass
 class Part:
     """One input's columns, each typed with `types[name]` or JSON text when that is None."""
@@ -444,13 +466,27 @@ class Rows:
     """JSON text columns of the given fields, one `add` per document, and the kinds of their
     values (what DuckDB's census would find in the text, without a query per input)."""
 
+    CHUNK = 8192  # rows kept as Python strings before they move to Arrow (a peak of ~60 bytes each)
+
     def __init__(self, paths: list[FieldPath]) -> None:
         self.paths = paths
         self.columns: list[list] = [[] for _ in paths]
+        self.chunks: list[list[pa.Array]] = [[] for _ in paths]
         self.kinds: list[set[str]] = [set() for _ in paths]
         self.lists = [False] * len(paths)
+        self.pending = 0
+
+    def _flush(self) -> None:
+        for column, chunks in zip(self.columns, self.chunks):
+            chunks.append(pa.array(column, pa.string()))
+            column.clear()
+        self.pending = 0
 
     def add(self, doc: dict) -> None:
+        self.pending += 1
+        if self.pending > self.CHUNK:
+            self._flush()
+            self.pending = 1
         dumps = orjson.dumps
         kinds, lists = self.kinds, self.lists
         for k, path in enumerate(self.paths):
@@ -466,7 +502,9 @@ class Rows:
                 lists[k] = True
 
     def part(self, origin: Origin) -> Part:
-        columns = {p.name: pa.array(c, pa.string()) for p, c in zip(self.paths, self.columns)}
+        self._flush()
+        columns = {p.name: c[0] if len(c) == 1 else pa.chunked_array(c, pa.string())
+                   for p, c in zip(self.paths, self.chunks)}
         stats = {p.name: (kinds, is_list) for p, kinds, is_list in zip(self.paths, self.kinds, self.lists)}
         return Part(origin, columns, dict.fromkeys(columns), stats)
 

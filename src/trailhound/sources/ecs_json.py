@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from trailhound.sources._ecs_readers import (
     Declaration,
+    JsonOrigin,
     KeyScan,
     MemoryOrigin,
     Origin,
@@ -43,6 +44,8 @@ from trailhound.sources._ecs_readers import (
     SkipLog,
     Source,
     describe,
+    dump_document,
+    load_document,
     duck_discover,
     duck_read,
     py_leaf_names,
@@ -170,12 +173,13 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
     reported in `EventTable.report`, and what each input gave in `report.inputs`.
 
-    Memory: the frame holds the loaded fields of every event (Arrow columns; a JSON text column
-    while types are decided, then the typed one). ECS JSON documents are not kept: `documents()`
-    reads them again from the file. The documents of non-ECS inputs (auditd, syslog...) are
-    built by their readers and kept in memory for `documents()`, so a query over raw logs holds
-    every normalized event as a Python dict besides the frame: several times the size of the log
-    (bench/auditd.py measures it: see bench/RESULTS.md).
+    Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
+    also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
+    from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
+    reader has built them, so they are kept for `documents()`, as compact JSON bytes (a dict
+    costs about 8 times more): about the size of the log again. Measured on bench/auditd.py's
+    log (28 MB, 33,678 events), peak RSS over the interpreter's is about 5x the input with a few
+    fields and 20x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
     sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
     formats = [format_of(src, format) for src in sources]
@@ -227,7 +231,8 @@ class _Loader:
         return self._finish([source], [part], [self._census(part)[0]])
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
-        normalized: dict[int, tuple[list[dict], array]] = {}
+        normalized: dict[int, tuple[list[bytes], array, Rows | None]] = {}
+        extra: set[str] = set()
         self.inputs = [InputStats(src.name, fmt.name if fmt else "ecs", 0, 0, 0) for src, fmt in zip(sources, formats)]
         tree = ProcessTree()  # one across files: rotated logs of a host continue each other
         for src, fmt, stats in zip(sources, formats, self.inputs):
@@ -238,17 +243,19 @@ class _Loader:
                 docs, numbers = [], array("q")
                 skip = functools.partial(self.skips.add, src.name)
                 before, counted = self.skips.count, [0]
-                for doc, line in documents(src, fmt, options, skip, counted):
-                    tree.apply(doc)
-                    docs.append(doc)
-                    numbers.append(line)
-                normalized[id(src)] = (docs, numbers)
+                # with the fields known, their columns fill now: the dicts need not be parsed again
+                rows = Rows(self.paths) if self.paths is not None else None
+                with no_gc():
+                    for doc, line in documents(src, fmt, options, skip, counted):
+                        tree.apply(doc)
+                        if rows is None:
+                            leaf_names(doc, "", extra)
+                        else:
+                            rows.add(doc)
+                        docs.append(dump_document(doc))
+                        numbers.append(line)
+                normalized[id(src)] = (docs, numbers, rows)
                 self._count(src, stats, counted[0], len(docs), before)
-        extra: set[str] = set()
-        if self.paths is None:
-            for docs, _ in normalized.values():
-                for doc in docs:
-                    leaf_names(doc, "", extra)
         # the key scans (DuckDB, every core, no GIL) run while Python samples the files
         scans = concurrent.futures.ThreadPoolExecutor(1)
         dotted = {id(s): scans.submit(scan_keys, self.con.cursor(), s) for s in sources
@@ -261,7 +268,7 @@ class _Loader:
                 future.cancel()
             scans.shutdown()
 
-    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[dict], array]],
+    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None]],
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         parts, stats = [], []
@@ -269,12 +276,13 @@ class _Loader:
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
-                docs, numbers = normalized[id(src)]
-                rows = Rows(self.paths)
-                with no_gc():
-                    for doc in docs:
-                        rows.add(doc)
-                part = rows.part(MemoryOrigin(src.name, docs, numbers, file_no))
+                docs, numbers, rows = normalized.pop(id(src))
+                if rows is None:
+                    rows = Rows(self.paths)
+                    with no_gc():
+                        for doc in docs:
+                            rows.add(load_document(doc))
+                part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
                 parts.append(part)
                 stats.append(self._census(part)[0])
                 continue
