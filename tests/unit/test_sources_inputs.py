@@ -323,3 +323,15 @@ def test_inputs_of_the_duckdb_reader(tmp_path, monkeypatch):
     f.write_text("".join(f'{{"a": {i}}}\n' for i in range(5000)))
     t = load_events([f], ["a"])
     assert t.report.inputs == [InputStats(str(f), "ecs", 5000, 5000, 0)]
+
+
+def test_a_broken_json_array_reads_numbers_as_orjson_does(tmp_path):
+    """Found by the fuzzing test: the element-by-element fallback gave ints beyond 64 bits (which
+    cannot be printed) and failed on ints of over 4300 digits."""
+    f = tmp_path / "a.json"
+    f.write_text('[{"a": 1}, {"a": ' + "9" * 25 + '}, {"a": 18446744073709551615}, {"b": ' + "9" * 5000 + "}, {")
+    t = load_events([f])
+    assert t.frame["a"].to_list() == [1.0, 1e25, 18446744073709551615.0]
+    assert [s.line for s in t.report.skipped] == [4] and "infinity" in reasons(t)[0]
+    for doc in t.documents(range(3)):
+        orjson.dumps(doc)

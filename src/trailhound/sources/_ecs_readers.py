@@ -577,7 +577,7 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
             return value, None
         return [], (1, f"the file starts with '[' but is not a JSON array (found {describe(value)})")
     # Broken files only: decode element by element to keep what precedes the error.
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=_parse_int)
     s = text.decode("utf-8", errors="replace")
     elements: list = []
     i = s.index("[") + 1
@@ -591,6 +591,8 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
         except json.JSONDecodeError as e:
             return elements, (len(elements) + 1, f"invalid JSON at line {e.lineno} column {e.colno}: "
                                                  f"{e.msg}; the rest of the file is lost")
+        except ValueError as e:  # a number orjson refuses too (infinite as a double)
+            return elements, (len(elements) + 1, f"invalid JSON: {e}; the rest of the file is lost")
         except RecursionError:
             return elements, (len(elements) + 1, f"nested deeper than {MAX_DEPTH} levels; the rest of the file is lost")
         elements.append(value)
@@ -602,6 +604,16 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
             return elements, (len(elements) + 1, f"invalid JSON at line {s.count(chr(10), 0, i) + 1}: "
                                                  "expected ',' or ']'; the rest of the file is lost")
         i += 1
+
+
+def _parse_int(text: str) -> int | float:
+    """Integers as orjson reads them: beyond 64 bits a float, and none that is infinite as one."""
+    if len(text) < 22 and -(1 << 63) <= (value := int(text)) < (1 << 64):
+        return value
+    as_float = float(text)
+    if as_float in (float("inf"), float("-inf")):
+        raise ValueError(f"number is infinity when parsed as double ({text[:20]}...)")
+    return as_float
 
 
 def _array_docs(src: Source, skips: SkipLog, counted: list[int] | None = None

@@ -178,8 +178,8 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
     reader has built them, so they are kept for `documents()`, as compact JSON bytes (a dict
     costs about 8 times more): about the size of the log again. Measured on bench/auditd.py's
-    log (28 MB, 33,678 events), peak RSS over the interpreter's is about 5x the input with a few
-    fields and 20x with every field (`fields=None`: 111 columns of JSON text, then typed).
+    log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
+    fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
     sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
     formats = [format_of(src, format) for src in sources]
