@@ -663,7 +663,7 @@ def py_leaf_names(src: Source) -> set[str]:
 
 class Declaration:
     """The ``columns=`` map for read_json covering every spelling of every field that a file
-    whose dotted keys are `dotted` can hold (`has_dotted_keys` finds them): DuckDB pays for every
+    whose dotted keys are `dotted` (None: any) can hold (`scan_keys` finds them): DuckDB pays for every
     declared key, and a field of n parts has 2^(n-1) spellings.
 
     Leaves are JSON (or VARCHAR, see `columns`), the levels above them STRUCTs. `expr[name]` is
@@ -725,51 +725,68 @@ class Declaration:
 # A JSON key holding a dot: its text between the quotes, then a colon. A string value is never
 # followed by a colon, and the opening quote of a key is the last unescaped quote before it.
 _DOTTED_KEY = re.compile(rb'"((?:[^"\\\n]|\\.)*\.(?:[^"\\\n]|\\.)*)"[ \t\r]*:')
+# A cheap test first (a dot, then key characters, then the closing quote and a colon), so that
+# only lines with such a key pay for the extraction
+_HAS_DOTTED_KEY = re.compile(rb'\.[^"\\\n:,{}\[\]]*"[ \t\r]*:')
 
 
 @dataclass(frozen=True)
 class KeyScan:
-    dotted: frozenset[str]  # the keys spelled with a dot (e.g. "process.name")
+    dotted: frozenset[str] | None  # the keys spelled with a dot (e.g. "process.name"); None: some, not listed
     openers: int  # the most `{` and `[` of any line: a bound on its nesting depth
 
 
 def has_dotted_keys(con: duckdb.DuckDBPyConnection, src: Source) -> bool:
     """Whether any key in the file is spelled with a dot (e.g. `"process.name":`)."""
-    return bool(scan_keys(con, src).dotted)
+    return scan_keys(con, src).dotted != frozenset()
 
 
-def scan_keys(con: duckdb.DuckDBPyConnection, src: Source) -> KeyScan:
-    """The keys of the file spelled with a dot, and a bound on its documents' depth. DuckDB scans
-    the lines with RE2 on every core; where it cannot split them (a control byte, a huge line),
+def scan_keys(con: duckdb.DuckDBPyConnection, src: Source, extract: bool = False) -> KeyScan:
+    """Whether the file spells keys with a dot and, with `extract`, which (that costs a few times
+    more: only fields of many parts need it), and a bound on its documents' depth. DuckDB scans the
+    lines with RE2 on every core; where it cannot split them (a control byte, a huge line),
     Python's regex scans the file."""
     if src.size == 0:
         return KeyScan(frozenset(), 0)
+    found: list | bool | None
     try:
-        (found, openers), = con.execute(
-            "SELECT list(DISTINCT k), max(o) FROM (SELECT strlen(l) - strlen(replace(replace(l, '{', ''), '[', '')) "
-            "AS o, unnest(list_concat(CASE WHEN contains(l, '.') THEN regexp_extract_all(l, ?, 1) END, [NULL])) AS k "
-            "FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', quote='', escape='', header=false, "
-            "auto_detect=false, compression=?))",
-            [_DOTTED_KEY.pattern.decode(), src.path, "gzip" if src.gzip else "none"]).fetchall()
-        raw = [k.encode() for k in found or () if k is not None]
+        lines = ("FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', quote='', escape='', header=false, "
+                 "auto_detect=false, compression=?)")
+        openers = "strlen(l) - strlen(replace(replace(l, '{', ''), '[', ''))"
+        if extract:
+            (found, most), = con.execute(
+                f"SELECT list(DISTINCT k), max(o) FROM (SELECT {openers} AS o, unnest(list_concat(CASE WHEN "
+                f"regexp_matches(l, ?) THEN regexp_extract_all(l, ?, 1) END, [NULL])) AS k {lines})",
+                [_HAS_DOTTED_KEY.pattern.decode(), _DOTTED_KEY.pattern.decode(), src.path,
+                 "gzip" if src.gzip else "none"]).fetchall()
+            raw = {k.encode() for k in found or () if k is not None}
+        else:
+            (found, most), = con.execute(f"SELECT bool_or(regexp_matches(l, ?)), max({openers}) {lines}",
+                                         [_HAS_DOTTED_KEY.pattern.decode(), src.path,
+                                          "gzip" if src.gzip else "none"]).fetchall()
+            raw = set()
     except duckdb.Error:
-        openers = 0
-        raw = set()
+        most, found, raw = 0, False, set()
         with src.open_binary() as fh:
             try:
                 for line in bounded_lines(fh, MAX_JSON_LINE_BYTES):
                     if type(line) is bytes:
-                        raw.update(_DOTTED_KEY.findall(line))
-                        openers = max(openers, line.count(b"{") + line.count(b"["))
+                        if extract:
+                            raw.update(_DOTTED_KEY.findall(line))
+                        else:
+                            found = found or _HAS_DOTTED_KEY.search(line) is not None
+                        most = max(most, line.count(b"{") + line.count(b"["))
             except (EOFError, OSError, zlib.error):
                 pass  # the read reports the damage
+    if not extract:
+        return KeyScan(None if found else frozenset(), most or 0)
     dotted = set()
     for key in raw:
         try:
             dotted.add(orjson.loads(b'"' + key + b'"'))
         except orjson.JSONDecodeError:
             continue
-    return KeyScan(frozenset(dotted), openers or 0)
+    return KeyScan(frozenset(dotted), most or 0)
 
 
 def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):

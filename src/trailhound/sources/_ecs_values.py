@@ -50,14 +50,14 @@ class FieldPath:
         self.keys = [[".".join(parts[i:j]) for j in range(i + 1, len(parts) + 1)]
                      for i in range(len(parts))]
 
-    def variants(self, dotted: Collection[str] = (), limit: int = 64) -> list[tuple[str, ...]]:
-        """The spellings of this field that a document whose dotted keys are among `dotted` can
-        have, nested first, in `lookup`'s coalesce order.
+    def variants(self, dotted: Collection[str] | None = (), limit: int = 64) -> list[tuple[str, ...]]:
+        """The spellings of this field that a document whose dotted keys are among `dotted` (None:
+        any) can have, nested first, in `lookup`'s coalesce order.
 
         A field of n parts has 2^(n-1) spellings in all; only those made of single parts and keys
-        the data actually has are listed. Raises ValueError past `limit` of them (the data is
-        built to explode: read it with `lookup`, which walks the document instead)."""
-        keys = [[k for k in ks if "." not in k or k in dotted] for ks in self.keys]
+        the data actually has are listed. Raises ValueError past `limit` of them (a long field, or
+        data built to explode: read it with `lookup`, which walks the document instead)."""
+        keys = [[k for k in ks if "." not in k or dotted is None or k in dotted] for ks in self.keys]
         out: list[tuple[str, ...]] = []
         # depth-first, shortest key first: the order the recursive definition gives
         stack: list[tuple[int, tuple[str, ...]]] = [(0, ())]

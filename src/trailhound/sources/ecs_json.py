@@ -84,6 +84,9 @@ MAX_SKIPPED_KEPT = 1000
 
 # Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
 _SMALL_FILE_BYTES = 512 * 1024
+# A field of up to this many parts is declared to DuckDB with all its spellings (2^(n-1)) in a
+# file that has dotted keys; a longer one only with those the file has (`scan_keys`).
+_ALL_SPELLINGS_PARTS = 6
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,9 @@ class _Loader:
                 self._count(src, stats, counted[0], len(docs), before)
         # the key scans (DuckDB, every core, no GIL) run while Python samples the files
         scans = concurrent.futures.ThreadPoolExecutor(1)
-        dotted = {id(s): scans.submit(scan_keys, self.con.cursor(), s) for s in sources
+        # which dotted keys a file has is asked only for fields of many spellings (the scan costs more)
+        extract = self.paths is not None and any(len(p.keys) > _ALL_SPELLINGS_PARTS for p in self.paths)
+        dotted = {id(s): scans.submit(scan_keys, self.con.cursor(), s, extract) for s in sources
                   if id(s) not in normalized and s.size >= _SMALL_FILE_BYTES and not s.bom}
         try:
             decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
@@ -272,7 +277,7 @@ class _Loader:
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         parts, stats = [], []
-        declarations: dict[frozenset[str], Declaration | None] = {frozenset(): decl}
+        declarations: dict[frozenset[str] | None, Declaration | None] = {frozenset(): decl}
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
@@ -308,7 +313,7 @@ class _Loader:
             self._count(src, self.inputs[file_no], counted[0], part.origin.rows, before)
         return self._finish([s.name for s in sources], parts, stats)
 
-    def _declaration(self, src: Source, scan: KeyScan, known: dict[frozenset[str], Declaration | None]
+    def _declaration(self, src: Source, scan: KeyScan, known: dict[frozenset[str] | None, Declaration | None]
                      ) -> Declaration | None:
         """The declaration of the spellings this file can hold; None when DuckDB should not read it
         (documents too deep to check in SQL, or more spellings than is sane)."""
