@@ -357,3 +357,14 @@ def test_many_small_inputs_share_one_conversion(tmp_path, monkeypatch):
     assert calls == [24] and census == [False] * 24
     assert t.report.events == 24 and t.frame["__file"].to_list() == list(range(24))
     assert t.frame["a"].to_list()[:4] == [0, None, 2, None]
+
+
+def test_a_deep_document_in_a_file_for_duckdb_is_skipped_too(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 0)
+    f = tmp_path / "big.ndjson"
+    f.write_text("".join(f'{{"b": {i}}}\n' for i in range(2000)) + deep(300) + "\n")
+    for fields in (["b"], None):
+        t = load_events([f], fields)
+        assert t.report.events == 2000 and [s.line for s in t.report.skipped] == [2001]
+        for doc in t.documents([0, 1999]):
+            orjson.dumps(doc)
