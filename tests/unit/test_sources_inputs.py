@@ -136,8 +136,9 @@ def test_a_field_name_of_too_many_parts_is_skipped(tmp_path):
 
 
 def test_deep_documents_in_memory_are_skipped():
-    t = events_from_documents([orjson.loads(deep(300)), {"b": 2 ** 70}])
-    assert t.report.events == 1 and t.report.skipped_count == 1
+    t = events_from_documents([orjson.loads(deep(300)), {"b": 2 ** 70}, {"c": {1: "x"}}])
+    assert t.report.events == 1 and t.report.skipped_count == 2
+    assert reasons(t)[1] == "a key that is not a string (1)"
     assert t.frame["b"].to_list() == [float(2 ** 70)]  # beyond 64 bits: no orjson error, a float column
 
 

@@ -132,6 +132,8 @@ def too_deep(doc: dict) -> str | None:
             return f"nested deeper than {MAX_DEPTH} levels"
         if isinstance(node, dict):
             for key, value in node.items():
+                if not isinstance(key, str):
+                    return f"a key that is not a string ({key!r:.40})"
                 n = parts + key.count(".") + 1
                 if n > MAX_DEPTH:
                     return f"a field name of more than {MAX_DEPTH} parts"
