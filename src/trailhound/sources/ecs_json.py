@@ -179,8 +179,9 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
     also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
     from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
-    reader has built them, so they are kept for `documents()`, as compact JSON bytes (a dict
-    costs about 8 times more): about the size of the log again. Measured on bench/auditd.py's
+    reader has built them, so they are kept for `documents()`, as zlib-compressed JSON (about
+    1 KB per auditd event, a third of its JSON text; as dicts they cost far more), roughly the
+    size of the log again. Measured on bench/auditd.py's
     log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
     fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """

@@ -16,7 +16,7 @@ MAX_LINE_BYTES = 1 << 20
 """Longer lines are reported and skipped: no log format here has records that long."""
 
 _HEAD_LINES = 50
-_HEAD_LINE_BYTES = 64 * 1024  # a longer line says nothing of the format: it counts as a blank one
+_HEAD_LINE_BYTES = 1 << 20  # of a longer line, its start tells the format
 
 
 def format_of(src: Source, name: str | None) -> Format | None:
@@ -37,10 +37,10 @@ def head_lines(src: Source) -> list[str]:
     head: list[str] = []
     with src.open_binary() as fh:
         try:
-            for raw in bounded_lines(fh, _HEAD_LINE_BYTES):
-                head.append("" if type(raw) is int else raw.decode("utf-8", "replace").rstrip("\r\n"))
-                if len(head) >= _HEAD_LINES:
-                    break
+            while len(head) < _HEAD_LINES and (raw := fh.readline(_HEAD_LINE_BYTES)):
+                head.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                while not raw.endswith(b"\n") and (raw := fh.readline(_HEAD_LINE_BYTES)):
+                    pass  # the rest of a long line: its start is enough to tell the format
         except (EOFError, OSError, zlib.error):
             pass  # the real read reports the damage
     return head
