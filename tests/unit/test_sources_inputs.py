@@ -254,6 +254,10 @@ def test_compression_is_recognised_by_content_not_name(tmp_path, compress):
     g = tmp_path / "events.log"
     g.write_bytes(compress(b'{"a": 1}\n{"a": 2}\n'))
     assert load_events([g]).frame["a"].to_list() == [1, 2]
+    h = tmp_path / "plain.ndjson"  # text starting like a bzip2 header is text
+    h.write_bytes(b'BZh9 is not a key\n{"a": 3}\n')
+    t = load_events([h])
+    assert t.frame["a"].to_list() == [3] and t.report.skipped_count == 1
 
 
 def test_zstd_input_is_read_or_refused_clearly(tmp_path):

@@ -144,6 +144,8 @@ class Source:
             raise SourceError(path, f"cannot read: {e.strerror or e}") from None
         damage = None
         compression = next((kind for magic, kind in _SPOOLED_MAGIC.items() if raw.startswith(magic)), None)
+        if compression == "bzip2" and not (raw[3:4].isdigit() and raw[4:10] in (b"1AY&SY", b"\x17rE8P\x90")):
+            compression = None  # text that happens to start with "BZh"
         if compression is not None:
             try:
                 with open(reading, "rb") as fh:
