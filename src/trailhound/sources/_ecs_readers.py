@@ -12,16 +12,20 @@ Both give a `Part`: columns that are typed or still JSON text, for `ecs_json` to
 
 from __future__ import annotations
 
+import bz2
+import codecs
 import gzip
 import json
+import lzma
 import logging
-import mmap
 import os
 import re
+import stat
+import tempfile
 import zlib
 from array import array
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -32,6 +36,7 @@ import pyarrow.compute as pc
 from trailhound._gc import no_gc
 from trailhound.sources._ecs_values import (
     JSON_KIND,
+    MAX_DEPTH,
     MISSING,
     STRING,
     STRING_LIST,
@@ -44,12 +49,24 @@ from trailhound.sources._ecs_values import (
     literal,
     lookup,
     misfit_sql,
+    py_kinds,
+    too_deep,
 )
 
 log = logging.getLogger("trailhound.sources.ecs_json")
 
+MAX_JSON_LINE_BYTES = 16 << 20
+"""Longer JSON lines are reported and skipped (DuckDB's own limit for one JSON object)."""
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+# Compressed content is recognised by its magic bytes, whatever the file is called. gzip is read as
+# it is (DuckDB and Python stream it); the others are decompressed into a spool first.
+_SPOOLED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+# UTF-32 first: its little-endian BOM starts with UTF-16's
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+              (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_SPOOL_CHUNK = 1 << 20
 # Sample used to guess column types for the DuckDB reader: the head of the file plus, for
 # uncompressed files, chunks spread over it (cheap with seek).
 _SAMPLE_HEAD_BYTES = 256 * 1024
@@ -68,26 +85,76 @@ class SourceError(ValueError):
 
 @dataclass
 class Source:
-    """An input file as sniffed from its first bytes (gzip is recognised by its magic bytes)."""
+    """An input as sniffed from its first bytes.
+
+    `path` is what the readers open: the input itself when it is a regular file, plain or gzip,
+    in UTF-8; otherwise a spool of it (an unlinked temporary file, open while this object lives,
+    reached through /proc/self/fd): standard input ("-"), FIFOs and process substitution (which
+    can be read once only), bzip2/xz/zstd (decompressed) and UTF-16/32 text (made UTF-8).
+    `name` is the input as given, for reports.
+    """
 
     path: str
     size: int
     gzip: bool
     array: bool  # the content is one JSON array of objects
     bom: bool
+    name: str = ""
+    mtime: float | None = None  # the input's modification time (None for a stream)
+    notes: list[str] = field(default_factory=list)  # how the input was read, when not as it is
+    damage: str | None = None  # why the spool ends early (a corrupt compressed stream)
+    spool: object = field(default=None, repr=False)  # the spool's file object, kept open
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path
 
     @classmethod
     def open(cls, path: str) -> Source:
+        """Open an input, spooling what cannot be read twice or as it is; raises SourceError."""
+        name, notes, spool, mtime = path, [], None, None
         try:
-            size = os.stat(path).st_size
-            with open(path, "rb") as fh:
+            if path == "-":
+                name, st = "<stdin>", os.fstat(0)
+            else:
+                st = os.stat(path)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                raise SourceError(path, "is a directory, not a file")
+            if stat.S_ISREG(mode) and path != "-":
+                mtime = st.st_mtime
+            elif (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISREG(mode)
+                  or (stat.S_ISCHR(mode) and _is_terminal_or_null(path, st))):
+                # a pipe, a terminal or a redirected file: read it once, into the spool
+                with (os.fdopen(os.dup(0), "rb") if path == "-" else open(path, "rb")) as stream:
+                    spool = _spool(stream)
+            else:
+                kind = "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(
+                    mode) else "not a regular file"
+                raise SourceError(path, f"is {kind}, not a file or a pipe")
+            reading = _fd_path(spool) if spool is not None else path
+            with open(reading, "rb") as fh:
                 raw = fh.read(64 * 1024)
         except FileNotFoundError:
             raise SourceError(path, "no such file") from None
         except IsADirectoryError:
             raise SourceError(path, "is a directory, not a file") from None
+        except PermissionError:
+            raise SourceError(path, "permission denied") from None
         except OSError as e:
             raise SourceError(path, f"cannot read: {e.strerror or e}") from None
+        damage = None
+        compression = next((kind for magic, kind in _SPOOLED_MAGIC.items() if raw.startswith(magic)), None)
+        if compression == "bzip2" and not (raw[3:4].isdigit() and raw[4:10] in (b"1AY&SY", b"\x17rE8P\x90")):
+            compression = None  # text that happens to start with "BZh"
+        if compression is not None:
+            try:
+                with open(reading, "rb") as fh:
+                    spool, damage = _spool_decompressed(fh, compression, path)
+            except OSError as e:
+                raise SourceError(path, f"cannot read: {e.strerror or e}") from None
+            reading = _fd_path(spool)
+            with open(reading, "rb") as fh:
+                raw = fh.read(64 * 1024)
         compressed = raw.startswith(_GZIP_MAGIC)
         head = raw
         if compressed:
@@ -95,9 +162,19 @@ class Source:
                 head = zlib.decompressobj(wbits=31).decompress(raw, 4096)
             except zlib.error as e:
                 raise SourceError(path, f"not a readable gzip file ({e})") from None
+        wide = next((codec for bom, codec in _WIDE_BOMS if head.startswith(bom)), None)
+        if wide is not None:  # UTF-16/32 with a BOM: the readers take UTF-8
+            opener = gzip.open if compressed else open
+            with opener(reading, "rb") as fh:
+                spool = _spool(codecs.getreader(wide)(fh, errors="replace"), encode=True)
+            notes.append(f"{name}: decoded from {wide.upper()} (its byte order mark says so)")
+            reading, compressed = _fd_path(spool), False
+            with open(reading, "rb") as fh:
+                head = fh.read(64 * 1024)
         bom = head.startswith(_BOM)
         first = (head[3:] if bom else head).lstrip()
-        return cls(path, size, compressed, first.startswith(b"["), bom)
+        size = os.stat(reading).st_size
+        return cls(reading, size, compressed, first.startswith(b"["), bom, name, mtime, notes, damage, spool)
 
     def open_binary(self):
         return gzip.open(self.path, "rb") if self.gzip else open(self.path, "rb")
@@ -138,6 +215,75 @@ class Source:
                 yield from fh.read(_SAMPLE_CHUNK_BYTES).split(b"\n")[1:-1]
 
 
+def _fd_path(spool) -> str:
+    return f"/proc/self/fd/{spool.fileno()}"
+
+
+def _is_terminal_or_null(path: str, st: os.stat_result) -> bool:
+    """A character device that ends: a terminal (until ^D) or /dev/null; not /dev/zero or /dev/urandom."""
+    try:
+        null = os.stat(os.devnull)
+        if st.st_rdev == null.st_rdev:
+            return True
+        return os.isatty(0) if path == "-" else _isatty_path(path)
+    except OSError:
+        return False
+
+
+def _isatty_path(path: str) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
+def _spool(stream, encode: bool = False):
+    """Copy a stream (bytes, or text when `encode`) into an unlinked temporary file."""
+    spool = tempfile.TemporaryFile(prefix="trailhound-")
+    while chunk := stream.read(_SPOOL_CHUNK):
+        spool.write(chunk.encode("utf-8", "replace") if encode else chunk)
+    spool.flush()
+    return spool
+
+
+def _spool_decompressed(fh, compression: str, path: str):
+    """(spool of the decompressed content, why it ends early or None)."""
+    if compression == "bzip2":
+        stream = bz2.open(fh, "rb")
+    elif compression == "xz":
+        stream = lzma.open(fh, "rb")
+    else:
+        try:
+            import zstandard
+        except ImportError:
+            raise SourceError(path, "zstd input needs the zstandard package (pip install zstandard)") from None
+        stream = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+    spool = tempfile.TemporaryFile(prefix="trailhound-")
+    damage = None
+    try:
+        while chunk := stream.read(_SPOOL_CHUNK):
+            spool.write(chunk)
+    except Exception as e:  # noqa: BLE001 - EOFError, OSError, LZMAError, zstandard.ZstdError...
+        damage = f"{compression} data is damaged or truncated ({e}); the rest of the file is unread"
+    spool.flush()
+    return spool, damage
+
+
+def bounded_lines(fh, limit: int) -> Iterator[bytes | int]:
+    """The lines of a binary stream, each with its line break; a line longer than `limit` bytes
+    comes as its length instead, read through in chunks, so no line costs more memory than that."""
+    readline = fh.readline
+    while line := readline(limit + 1):
+        if len(line) <= limit or (len(line) == limit + 1 and line.endswith(b"\n")):
+            yield line
+            continue
+        n = len(line)
+        while not line.endswith(b"\n") and (line := readline(_SPOOL_CHUNK)):
+            n += len(line)
+        yield n
+
+
 class SkipLog:
     """Bad lines as (file, line, reason): the first `keep` in full, all of them counted."""
 
@@ -145,9 +291,11 @@ class SkipLog:
         self.keep = keep
         self.kept: list[tuple[str, int, str]] = []
         self.count = 0
+        self.by_file: dict[str, int] = {}
 
     def add(self, file: str, line: int, reason: str) -> None:
         self.count += 1
+        self.by_file[file] = self.by_file.get(file, 0) + 1
         if len(self.kept) < self.keep:
             self.kept.append((file, line, reason))
 
@@ -180,7 +328,7 @@ class NdjsonOrigin(Origin):
 
     def __init__(self, src: Source, file_no: int, rows: int, offsets: array | None = None,
                  line_numbers: array | None = None) -> None:
-        self.src, self.name, self.file_no, self.rows = src, src.path, file_no, rows
+        self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
         self._offsets, self._lines = offsets, line_numbers
 
     def _index(self) -> tuple[Sequence[int], Sequence[int]]:
@@ -256,7 +404,7 @@ class ArrayOrigin(Origin):
     """Rows of a JSON-array file; `numbers` holds each row's element number (None: all rows)."""
 
     def __init__(self, src: Source, file_no: int, rows: int, numbers: array | None) -> None:
-        self.src, self.name, self.file_no, self.rows = src, src.path, file_no, rows
+        self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
         self.numbers = numbers
 
     def lines(self, local: list[int]) -> list[int]:
@@ -280,6 +428,28 @@ class MemoryOrigin(Origin):
         return [self.numbers[k] for k in local]
 
 
+class JsonOrigin(MemoryOrigin):
+    """Rows of a non-ECS input: its normalized documents, kept as compressed JSON (`dump_document`)."""
+
+    def documents(self, local: list[int]) -> list[dict]:
+        return [load_document(self.docs[k]) for k in local]
+
+
+def dump_document(doc: dict) -> bytes:
+    """A document as compressed compact JSON: a normalized auditd event costs ~1 KB so, against
+    ~7 KB as orjson's bytes (which keep their growth room) and more as dicts. Ints beyond 64 bits
+    and non-string keys too (orjson refuses them)."""
+    try:
+        text = orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace")
+    return zlib.compress(text, 1)
+
+
+def load_document(blob: bytes) -> dict:
+    return orjson.loads(zlib.decompress(blob))
+
+
 @dataclass
 class Part:
     """One input's columns, each typed with `types[name]` or JSON text when that is None."""
@@ -287,6 +457,7 @@ class Part:
     origin: Origin
     columns: dict[str, pa.Array | pa.ChunkedArray]
     types: dict[str, ColumnType | None]
+    stats: Stats | None = None  # kinds and list-ness of each column, when the reader saw them
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,21 +465,50 @@ class Part:
 
 
 class Rows:
-    """JSON text columns of the given fields, one `add` per document."""
+    """JSON text columns of the given fields, one `add` per document, and the kinds of their
+    values (what DuckDB's census would find in the text, without a query per input)."""
+
+    CHUNK = 8192  # rows kept as Python strings before they move to Arrow (a peak of ~60 bytes each)
 
     def __init__(self, paths: list[FieldPath]) -> None:
         self.paths = paths
         self.columns: list[list] = [[] for _ in paths]
+        self.chunks: list[list[pa.Array]] = [[] for _ in paths]
+        self.kinds: list[set[str]] = [set() for _ in paths]
+        self.lists = [False] * len(paths)
+        self.pending = 0
+
+    def _flush(self) -> None:
+        for column, chunks in zip(self.columns, self.chunks):
+            chunks.append(pa.array(column, pa.string()))
+            column.clear()
+        self.pending = 0
 
     def add(self, doc: dict) -> None:
+        self.pending += 1
+        if self.pending > self.CHUNK:
+            self._flush()
+            self.pending = 1
         dumps = orjson.dumps
-        for path, column in zip(self.paths, self.columns):
+        kinds, lists = self.kinds, self.lists
+        for k, path in enumerate(self.paths):
             value = lookup(doc, path.keys)
-            column.append(None if value is None or value is MISSING else dumps(value).decode())
+            if value is None or value is MISSING:
+                self.columns[k].append(None)
+                continue
+            try:
+                self.columns[k].append(dumps(value).decode())
+            except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string...
+                self.columns[k].append(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+            if py_kinds(value, kinds[k]):
+                lists[k] = True
 
     def part(self, origin: Origin) -> Part:
-        columns = {p.name: pa.array(c, pa.string()) for p, c in zip(self.paths, self.columns)}
-        return Part(origin, columns, dict.fromkeys(columns))
+        self._flush()
+        columns = {p.name: c[0] if len(c) == 1 else pa.chunked_array(c, pa.string())
+                   for p, c in zip(self.paths, self.chunks)}
+        stats = {p.name: (kinds, is_list) for p, kinds, is_list in zip(self.paths, self.kinds, self.lists)}
+        return Part(origin, columns, dict.fromkeys(columns), stats)
 
 
 def describe(value) -> str:
@@ -330,13 +530,19 @@ def _bad_line_reason(line: bytes, error: orjson.JSONDecodeError, last: bool) -> 
     return f"truncated last line (no newline at end of file); {reason}" if last else reason
 
 
-def _ndjson_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]:
-    """(document, byte offset, line number) of each usable line; bad lines go to `skips`."""
+def _ndjson_docs(src: Source, skips: SkipLog, counted: list[int] | None = None
+                 ) -> Iterator[tuple[dict, int, int]]:
+    """(document, byte offset, line number) of each usable line; bad lines go to `skips`, and
+    the number of lines read to `counted[0]`."""
     pos, line_no = 0, 0
     loads = orjson.loads
     with src.open_binary() as fh:
         try:
-            for line_no, line in enumerate(fh, 1):
+            for line_no, line in enumerate(bounded_lines(fh, MAX_JSON_LINE_BYTES), 1):
+                if type(line) is int:
+                    pos += line
+                    skips.add(src.name, line_no, f"line of {line} bytes, over the {MAX_JSON_LINE_BYTES}-byte limit")
+                    continue
                 start, pos = pos, pos + len(line)
                 if line_no == 1 and src.bom and line.startswith(_BOM):
                     line = line[3:]
@@ -345,15 +551,21 @@ def _ndjson_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]
                 try:
                     doc = loads(line)
                 except orjson.JSONDecodeError as e:
-                    skips.add(src.path, line_no, _bad_line_reason(line, e, not line.endswith(b"\n")))
+                    skips.add(src.name, line_no, _bad_line_reason(line, e, not line.endswith(b"\n")))
                     continue
-                if isinstance(doc, dict):
-                    yield doc, start, line_no
+                if not isinstance(doc, dict):
+                    skips.add(src.name, line_no, f"not a JSON object (found {describe(doc)})")
+                elif (line.count(b"{") + line.count(b"[") + line.count(b".") > MAX_DEPTH
+                      and (why := too_deep(doc)) is not None):
+                    skips.add(src.name, line_no, why)
                 else:
-                    skips.add(src.path, line_no, f"not a JSON object (found {describe(doc)})")
+                    yield doc, start, line_no
         except (EOFError, OSError, zlib.error) as e:  # damaged gzip stream: keep what came before
-            skips.add(src.path, line_no + 1,
+            skips.add(src.name, line_no + 1,
                       f"gzip data is truncated or corrupt ({e}); the rest of the file is lost")
+        finally:
+            if counted is not None:
+                counted[0] = line_no
 
 
 def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
@@ -367,7 +579,7 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
             return value, None
         return [], (1, f"the file starts with '[' but is not a JSON array (found {describe(value)})")
     # Broken files only: decode element by element to keep what precedes the error.
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=_parse_int)
     s = text.decode("utf-8", errors="replace")
     elements: list = []
     i = s.index("[") + 1
@@ -381,6 +593,10 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
         except json.JSONDecodeError as e:
             return elements, (len(elements) + 1, f"invalid JSON at line {e.lineno} column {e.colno}: "
                                                  f"{e.msg}; the rest of the file is lost")
+        except ValueError as e:  # a number orjson refuses too (infinite as a double)
+            return elements, (len(elements) + 1, f"invalid JSON: {e}; the rest of the file is lost")
+        except RecursionError:
+            return elements, (len(elements) + 1, f"nested deeper than {MAX_DEPTH} levels; the rest of the file is lost")
         elements.append(value)
         while i < len(s) and s[i] in " \t\r\n":
             i += 1
@@ -392,23 +608,41 @@ def array_elements(text: bytes) -> tuple[list, tuple[int, str] | None]:
         i += 1
 
 
-def _array_docs(src: Source, skips: SkipLog) -> Iterator[tuple[dict, int, int]]:
-    """(document, 0, element number) of each object element; the rest goes to `skips`."""
+def _parse_int(text: str) -> int | float:
+    """Integers as orjson reads them: beyond 64 bits a float, and none that is infinite as one."""
+    if len(text) < 22 and -(1 << 63) <= (value := int(text)) < (1 << 64):
+        return value
+    as_float = float(text)
+    if as_float in (float("inf"), float("-inf")):
+        raise ValueError(f"number is infinity when parsed as double ({text[:20]}...)")
+    return as_float
+
+
+def _array_docs(src: Source, skips: SkipLog, counted: list[int] | None = None
+                ) -> Iterator[tuple[dict, int, int]]:
+    """(document, 0, element number) of each object element; the rest goes to `skips`, and the
+    number of elements (plus one for a broken tail) to `counted[0]`."""
     text, gzip_error = src.read_all()
     elements, error = array_elements(text[3:] if src.bom else text)
+    if counted is not None:
+        counted[0] = len(elements) + (error is not None)
     for n, doc in enumerate(elements, 1):
-        if isinstance(doc, dict):
-            yield doc, 0, n
+        if not isinstance(doc, dict):
+            skips.add(src.name, n, f"array element is not a JSON object (found {describe(doc)})")
+        elif (why := too_deep(doc)) is not None:
+            skips.add(src.name, n, why)
         else:
-            skips.add(src.path, n, f"array element is not a JSON object (found {describe(doc)})")
+            yield doc, 0, n
     if error:
-        skips.add(src.path, error[0], f"{gzip_error}; {error[1]}" if gzip_error else error[1])
+        skips.add(src.name, error[0], f"{gzip_error}; {error[1]}" if gzip_error else error[1])
 
 
-def py_read(src: Source, file_no: int, paths: list[FieldPath], skips: SkipLog) -> Part:
+def py_read(src: Source, file_no: int, paths: list[FieldPath], skips: SkipLog,
+            counted: list[int] | None = None) -> Part:
+    """The fields of every usable document of the file; the number of lines read goes to `counted[0]`."""
     rows, offsets, lines = Rows(paths), array("q"), array("q")
     with no_gc():
-        for doc, offset, line in (_array_docs if src.array else _ndjson_docs)(src, skips):
+        for doc, offset, line in (_array_docs if src.array else _ndjson_docs)(src, skips, counted):
             rows.add(doc)
             offsets.append(offset)
             lines.append(line)
@@ -430,20 +664,22 @@ def py_leaf_names(src: Source) -> set[str]:
 
 
 class Declaration:
-    """The ``columns=`` map for read_json covering every spelling of every field.
+    """The ``columns=`` map for read_json covering every spelling of every field that a file
+    whose dotted keys are `dotted` (None: any) can hold (`scan_keys` finds them): DuckDB pays for every
+    declared key, and a field of n parts has 2^(n-1) spellings.
 
     Leaves are JSON (or VARCHAR, see `columns`), the levels above them STRUCTs. `expr[name]` is
-    the SQL for the field: the coalesce of its spellings, nested first as in `lookup`.
+    the SQL for the field: the coalesce of its spellings, nested first as in `lookup`. Raises
+    ValueError when the fields cannot be declared (see `FieldPath.variants` too).
     """
 
-    def __init__(self, paths: list[FieldPath], nested_only: bool = False) -> None:
+    def __init__(self, paths: list[FieldPath], dotted: Collection[str] = ()) -> None:
         self.paths = paths
         self.tree: dict = {}  # key -> subtree, or the field name at a leaf
         self.expr: dict[str, str] = {}
         for path in paths:
             exprs = []
-            variants = path.variants()
-            for keys in [next(variants)] if nested_only else variants:
+            for keys in path.variants(dotted):
                 node = self.tree
                 for key in keys[:-1]:
                     node = node.setdefault(key, {})
@@ -457,11 +693,6 @@ class Declaration:
                 exprs.append(expr)
             self.expr[path.name] = exprs[0] if len(exprs) == 1 else f"coalesce({', '.join(exprs)})"
         self._check_case(self.tree)
-
-    def nested_only(self) -> "Declaration":
-        """The declaration of the nested spellings alone: for a file where no key has a dot,
-        it reads the same values at half the cost (DuckDB pays for every declared key)."""
-        return Declaration(self.paths, nested_only=True)
 
     def columns(self, varchar: Collection[str] = (), lists: Collection[str] = ()) -> dict[str, str]:
         """The map, with the fields in `varchar` declared VARCHAR and those in `lists` VARCHAR[]
@@ -493,26 +724,71 @@ class Declaration:
         return True
 
 
-# A JSON key holding a dot: a dot, then key characters, then the closing quote and a colon. A string
-# value is never followed by a colon, so values with dots do not match; keys of ECS names always do.
-_DOTTED_KEY = re.compile(rb'\.[^"\\\n:,{}\[\]]*"[ \t\r]*:')
+# A JSON key holding a dot: its text between the quotes, then a colon. A string value is never
+# followed by a colon, and the opening quote of a key is the last unescaped quote before it.
+_DOTTED_KEY = re.compile(rb'"((?:[^"\\\n]|\\.)*\.(?:[^"\\\n]|\\.)*)"[ \t\r]*:')
+# A cheap test first (a dot, then key characters, then the closing quote and a colon), so that
+# only lines with such a key pay for the extraction
+_HAS_DOTTED_KEY = re.compile(rb'\.[^"\\\n:,{}\[\]]*"[ \t\r]*:')
+
+
+@dataclass(frozen=True)
+class KeyScan:
+    dotted: frozenset[str] | None  # the keys spelled with a dot (e.g. "process.name"); None: some, not listed
+    openers: int  # the most `{` and `[` of any line: a bound on its nesting depth
 
 
 def has_dotted_keys(con: duckdb.DuckDBPyConnection, src: Source) -> bool:
-    """Whether any key in the file is spelled with a dot (e.g. `"process.name":`). A compressed
-    file is not scanned: it may have some. DuckDB scans the lines with RE2 on every core; where
-    it cannot split them (a control byte, a huge line), Python's regex scans the file."""
-    if src.gzip or src.size == 0:
-        return src.gzip
+    """Whether any key in the file is spelled with a dot (e.g. `"process.name":`)."""
+    return scan_keys(con, src).dotted != frozenset()
+
+
+def scan_keys(con: duckdb.DuckDBPyConnection, src: Source, extract: bool = False) -> KeyScan:
+    """Whether the file spells keys with a dot and, with `extract`, which (that costs a few times
+    more: only fields of many parts need it), and a bound on its documents' depth. DuckDB scans the
+    lines with RE2 on every core; where it cannot split them (a control byte, a huge line),
+    Python's regex scans the file."""
+    if src.size == 0:
+        return KeyScan(frozenset(), 0)
+    found: list | bool | None
     try:
-        (found,), = con.execute(
-            "SELECT bool_or(regexp_matches(l, ?)) FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', "
-            "quote='', escape='', header=false, auto_detect=false)",
-            [_DOTTED_KEY.pattern.decode(), src.path]).fetchall()
-        return bool(found)
+        lines = ("FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', quote='', escape='', header=false, "
+                 "auto_detect=false, compression=?)")
+        openers = "strlen(l) - strlen(replace(replace(l, '{', ''), '[', ''))"
+        if extract:
+            (found, most), = con.execute(
+                f"SELECT list(DISTINCT k), max(o) FROM (SELECT {openers} AS o, unnest(list_concat(CASE WHEN "
+                f"regexp_matches(l, ?) THEN regexp_extract_all(l, ?, 1) END, [NULL])) AS k {lines})",
+                [_HAS_DOTTED_KEY.pattern.decode(), _DOTTED_KEY.pattern.decode(), src.path,
+                 "gzip" if src.gzip else "none"]).fetchall()
+            raw = {k.encode() for k in found or () if k is not None}
+        else:
+            (found, most), = con.execute(f"SELECT bool_or(regexp_matches(l, ?)), max({openers}) {lines}",
+                                         [_HAS_DOTTED_KEY.pattern.decode(), src.path,
+                                          "gzip" if src.gzip else "none"]).fetchall()
+            raw = set()
     except duckdb.Error:
-        with open(src.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return _DOTTED_KEY.search(mm) is not None
+        most, found, raw = 0, False, set()
+        with src.open_binary() as fh:
+            try:
+                for line in bounded_lines(fh, MAX_JSON_LINE_BYTES):
+                    if type(line) is bytes:
+                        if extract:
+                            raw.update(_DOTTED_KEY.findall(line))
+                        else:
+                            found = found or _HAS_DOTTED_KEY.search(line) is not None
+                        most = max(most, line.count(b"{") + line.count(b"["))
+            except (EOFError, OSError, zlib.error):
+                pass  # the read reports the damage
+    if not extract:
+        return KeyScan(None if found else frozenset(), most or 0)
+    dotted = set()
+    for key in raw:
+        try:
+            dotted.add(orjson.loads(b'"' + key + b'"'))
+        except orjson.JSONDecodeError:
+            continue
+    return KeyScan(frozenset(dotted), most or 0)
 
 
 def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):
@@ -536,7 +812,7 @@ def duck_read(con: duckdb.DuckDBPyConnection, src: Source, file_no: int, decl: D
         return _duck_read(con, src, file_no, decl, guesses, strings, lists)
     except duckdb.Error as e:
         # a scalar where VARCHAR[] was declared: read the lists as JSON text and convert them
-        log.info("%s: %s; reading list fields as JSON", src.path, str(e).splitlines()[0])
+        log.info("%s: %s; reading list fields as JSON", src.name, str(e).splitlines()[0])
         return _duck_read(con, src, file_no, decl, guesses, strings, [])
 
 
@@ -565,7 +841,7 @@ def _duck_read(con, src: Source, file_no: int, decl: Declaration, guesses: dict[
 
     misfits = [name for name in decl.expr if misfit(name)]
     if misfits:  # values the sample did not foresee: read those fields again as JSON text
-        log.info("%s: %s do not fit the sampled types; reading them again", src.path, misfits)
+        log.info("%s: %s do not fit the sampled types; reading them again", src.name, misfits)
         raw = _relation(con, src, decl.columns(), "true").query(
             "src", "SELECT " + ", ".join(decl.expr[n] for n in misfits) + " FROM src").to_arrow_table()
         for k, name in enumerate(misfits):
@@ -599,7 +875,9 @@ def duck_discover(con: duckdb.DuckDBPyConnection, src: Source) -> Stats:
     """
     leaves: Stats = {}
 
-    def walk(node: dict, prefix: str) -> None:
+    def walk(node: dict, prefix: str, depth: int = 1) -> None:
+        if depth > MAX_DEPTH or prefix.count(".") >= MAX_DEPTH:
+            raise ValueError(f"a document nested deeper than {MAX_DEPTH} levels")
         for key, value in node.items():
             name = prefix + key
             is_list = isinstance(value, list)
@@ -608,7 +886,7 @@ def duck_discover(con: duckdb.DuckDBPyConnection, src: Source) -> Stats:
                 if not isinstance(value, str) or value == "JSON":
                     raise ValueError(f"{name}: an array of objects, arrays or mixed values")
             if isinstance(value, dict):
-                walk(value, name + ".")
+                walk(value, name + ".", depth + 1)
                 continue
             if value == "UBIGINT":
                 value = "BIGINT"  # a guess: the reader's misfit check catches ints beyond Int64

@@ -15,10 +15,13 @@ rendered the same whichever reader saw it: numbers as ``CAST(... AS VARCHAR)`` g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection
 from typing import NamedTuple
 
 RESERVED = frozenset({"__row", "__file"})  # the loader's own columns
+MAX_DEPTH = 100
+"""Documents nested deeper, or with a field of more parts, are refused: no log needs that many
+levels, and every step after loading (spellings, columns, printing) pays for each one."""
 MISSING = object()  # `lookup` result when no key of the path exists
 
 # Kinds and list-ness of each field's values: {name: ({"str", "int", ...}, is_list)}.
@@ -41,18 +44,33 @@ class FieldPath:
             raise ValueError(f"invalid field name {name!r}")
         if name in RESERVED:
             raise ValueError(f"field name {name!r} is reserved for the loader's own column")
+        if len(parts) > MAX_DEPTH:
+            raise ValueError(f"field name {name[:60]!r}... has more than {MAX_DEPTH} parts")
         self.name = name
         self.keys = [[".".join(parts[i:j]) for j in range(i + 1, len(parts) + 1)]
                      for i in range(len(parts))]
 
-    def variants(self, i: int = 0) -> Iterator[tuple[str, ...]]:
-        for key in self.keys[i]:
-            j = i + key.count(".") + 1
-            if j == len(self.keys):
-                yield (key,)
-            else:
-                for rest in self.variants(j):
-                    yield (key, *rest)
+    def variants(self, dotted: Collection[str] | None = (), limit: int = 64) -> list[tuple[str, ...]]:
+        """The spellings of this field that a document whose dotted keys are among `dotted` (None:
+        any) can have, nested first, in `lookup`'s coalesce order.
+
+        A field of n parts has 2^(n-1) spellings in all; only those made of single parts and keys
+        the data actually has are listed. Raises ValueError past `limit` of them (a long field, or
+        data built to explode: read it with `lookup`, which walks the document instead)."""
+        keys = [[k for k in ks if "." not in k or dotted is None or k in dotted] for ks in self.keys]
+        out: list[tuple[str, ...]] = []
+        # depth-first, shortest key first: the order the recursive definition gives
+        stack: list[tuple[int, tuple[str, ...]]] = [(0, ())]
+        while stack:
+            i, prefix = stack.pop()
+            if i == len(keys):
+                out.append(prefix)
+                if len(out) > limit:
+                    raise ValueError(f"{self.name}: more than {limit} spellings in the data")
+                continue
+            for key in reversed(keys[i]):
+                stack.append((i + key.count(".") + 1, (*prefix, key)))
+        return out
 
 
 def lookup(node: dict, keys: list[list[str]], i: int = 0):
@@ -103,6 +121,29 @@ def _flatten(items: list) -> list:
     for item in items:
         out.extend(_flatten(item)) if isinstance(item, list) else out.append(item)
     return out
+
+
+def too_deep(doc: dict) -> str | None:
+    """Why a document is refused for its depth (see MAX_DEPTH), or None; iterative, so any depth is safe."""
+    stack = [(doc, 1, 0)]
+    while stack:
+        node, depth, parts = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    return f"a key that is not a string ({key!r:.40})"
+                n = parts + key.count(".") + 1
+                if n > MAX_DEPTH:
+                    return f"a field name of more than {MAX_DEPTH} parts"
+                if isinstance(value, (dict, list)) and value:
+                    stack.append((value, depth + 1, n))
+        else:
+            for value in node:
+                if isinstance(value, (dict, list)) and value:
+                    stack.append((value, depth + 1, parts))
+    return None
 
 
 def leaf_names(node: dict, prefix: str, out: set[str]) -> None:

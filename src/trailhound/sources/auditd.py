@@ -96,7 +96,12 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
                 for r in records:
                     skip(r.line, f"audit event {r.seq} was never closed (no EOE) and has no SYSCALL record")
                 return None
-        doc = coalesce(records)
+        try:
+            doc = coalesce(records)
+        except Exception as e:  # noqa: BLE001 - a hostile record is reported, the file goes on
+            for r in records:
+                skip(r.line, f"audit event {r.seq} cannot be read ({type(e).__name__}: {e})")
+            return None
         if doc is None:
             for r in records:
                 skip(r.line, f"audit event {r.seq} has {len(records)} records but no SYSCALL record")
@@ -120,7 +125,9 @@ def read(lines: Lines, skip: Skip, options: ReadOptions | None = None) -> Iterat
         text = text.rstrip("\r\n")
         rec = parse_record(text, number)
         if rec is None:
-            if text.strip():
+            if HEADER.match(text):
+                skip(number, "audit record whose time or serial is out of range")
+            elif text.strip():
                 skip(number, "not an audit record (expected [node=N ]type=T msg=audit(SECONDS.MS:SERIAL):)")
             continue
         key = rec.key

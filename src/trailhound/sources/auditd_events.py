@@ -7,6 +7,7 @@ import time
 
 from .auditd_records import UNSET, Record, hex_string
 from .auditd_tables import RECORD_NORMS, SYSCALL_NORMS
+from .formats import ascii_int
 
 # records the kernel writes after the SYSCALL record of the same event (audit_log_exit)
 AUXILIARY = frozenset((
@@ -39,9 +40,10 @@ def _execve_args(records: list[Record]) -> tuple[str | None, list[str]]:
         merged.update(data)
         origs.update(rec.orig)
     args: list[str] = []
-    if argc is None or not argc.isdigit():
+    count = ascii_int(argc)
+    if count is None:
         return argc, args
-    for i in range(int(argc)):
+    for i in range(count):
         key = f"a{i}"
         if key in merged:
             args.append(merged[key])
@@ -356,6 +358,8 @@ def _document(event: _Event, records: list[Record], special: Record, rtype: str,
             try:
                 number = int(value)
             except ValueError:
+                continue
+            if not -(1 << 63) <= number < (1 << 63):  # no pid is that large: auditd.data keeps nothing odd either
                 continue
             if field == "pid":
                 process["pid"] = number

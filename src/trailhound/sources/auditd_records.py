@@ -7,6 +7,7 @@ import ipaddress
 import re
 
 from .auditd_tables import ARCHES, ERRNO, KERNEL_RECORD_TYPES, SYSCALLS
+from .formats import ascii_int
 
 HEADER = re.compile(r"(?:node=(\S*) )?type=([A-Za-z0-9_]+(?:\[\d+\])?) msg=audit\((\d+)\.(\d+):(\d+)\):?")
 # go-libaudit's kvRegex, widened to ENRICHED upper-case keys and to the `aN[i]` chunks of EXECVE
@@ -207,14 +208,14 @@ class Record:
             self._enrich_common(data, orig)
         rtype = self.rtype
         if rtype in ("SYSCALL", "SECCOMP"):
-            if rtype == "SECCOMP" and data.get("sig", "").isdigit() and 0 < int(data["sig"]) < len(_SIGNALS):
+            if rtype == "SECCOMP" and 0 < (ascii_int(data.get("sig")) or 0) < len(_SIGNALS):
                 data["sig"] = _SIGNALS[int(data["sig"])]
             arch = data.get("arch")
             if arch is not None:
                 data["arch"] = arch = ARCHES.get(arch.lower(), arch)
                 number = data.get("syscall")
-                if number is not None and number.isdigit():
-                    name = SYSCALLS.get(arch, {}).get(int(number))
+                if (number := ascii_int(number)) is not None:
+                    name = SYSCALLS.get(arch, {}).get(number)
                     if name is None:
                         name = self.enriched.get("SYSCALL")
                     if name:
@@ -262,8 +263,8 @@ class Record:
             result = result.lower()
             data["result"] = "success" if result in ("yes", "1") or result.startswith("suc") else "fail"
         exit_code = data.get("exit")
-        if exit_code and exit_code[0] == "-" and exit_code[1:].isdigit():
-            name = ERRNO.get(int(exit_code[1:]))
+        if exit_code and exit_code[0] == "-" and (errno := ascii_int(exit_code[1:])) is not None:
+            name = ERRNO.get(errno)
             if name:
                 data["exit"] = name
         if "key" in data:
@@ -289,6 +290,8 @@ def parse_record(text: str, line: int = 0) -> Record | None:
     if m is None:
         return None
     node, rtype, sec, msec, seq = m.groups()
+    if len(sec) > 11 or len(msec) > 9 or len(seq) > 19:  # past year 5000, or a serial beyond 64 bits
+        return None
     number = KERNEL_RECORD_TYPES.get(rtype)
     if number is None:
         unknown = _UNKNOWN_TYPE.fullmatch(rtype)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .formats import ascii_int
+
 _SSH_LOGIN = re.compile(r"(?P<event>Accepted|Failed) (?P<method>\S+) for (?:invalid user )?(?P<user>.*?) "
                         r"from (?P<ip>\S+) port (?P<port>\d+)(?: ssh2)?(?:: (?P<sig>.+))?$")
 _SSH_INVALID = re.compile(r"[Ii]nvalid user (?P<user>.*?) from (?P<ip>\S+)(?: port (?P<port>\d+))?$")
@@ -164,8 +166,8 @@ def _source(doc: dict, host: str, port: str | None, address: bool = True) -> Non
         source["domain"] = host
     if address:
         source["address"] = host
-    if port is not None:
-        source["port"] = int(port)
+    if (number := ascii_int(port)) is not None:
+        source["port"] = number
     doc["source"] = source
 
 

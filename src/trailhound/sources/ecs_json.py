@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -34,6 +35,8 @@ import pyarrow.compute as pc
 
 from trailhound.sources._ecs_readers import (
     Declaration,
+    JsonOrigin,
+    KeyScan,
     MemoryOrigin,
     Origin,
     Part,
@@ -41,11 +44,13 @@ from trailhound.sources._ecs_readers import (
     SkipLog,
     Source,
     describe,
+    dump_document,
+    load_document,
     duck_discover,
     duck_read,
-    has_dotted_keys,
     py_leaf_names,
     py_read,
+    scan_keys,
 )
 from trailhound._gc import no_gc
 from trailhound.enrich import ProcessTree
@@ -53,6 +58,7 @@ from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources._ecs_values import (
     JSON_KIND,
+    MAX_DEPTH,
     MISSING,
     ColumnType,
     FieldPath,
@@ -67,6 +73,7 @@ from trailhound.sources._ecs_values import (
     lookup,
     merge_stats,
     py_kinds,
+    too_deep,
 )
 
 
@@ -77,6 +84,9 @@ MAX_SKIPPED_KEPT = 1000
 
 # Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
 _SMALL_FILE_BYTES = 512 * 1024
+# A field of up to this many parts is declared to DuckDB with all its spellings (2^(n-1)) in a
+# file that has dotted keys; a longer one only with those the file has (`scan_keys`).
+_ALL_SPELLINGS_PARTS = 6
 
 
 @dataclass(frozen=True)
@@ -153,17 +163,29 @@ class EventTable:
         return [found[r] for r in rows]
 
 
-def load_events(paths: Sequence[str | os.PathLike], fields: Collection[str] | None = None, *,
+def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[str] | None = None, *,
                 format: str | None = None, options: ReadOptions | None = None) -> EventTable:
-    """Load event files (NDJSON, or one JSON array of objects; optionally gzip) in order.
+    """Load event files (NDJSON, or one JSON array of objects) in order.
 
+    An input is a path, "-" for standard input, or a `Source` already opened. Pipes, FIFOs and
+    process substitution are read once into a spool; gzip, bzip2, xz and zstd are recognised by
+    their content, UTF-16/32 text by its byte order mark (see `Source.open`).
     Files in another format (auditd, syslog, ... detected per file, or all read as `format`) go
     through their reader (`formats`) first, then through the process tree (`enrich`), which
     adds the parent and leader fields they lack. `fields` are dotted ECS paths; None loads every leaf
     field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
-    reported in `EventTable.report`.
+    reported in `EventTable.report`, and what each input gave in `report.inputs`.
+
+    Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
+    also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
+    from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
+    reader has built them, so they are kept for `documents()`, as zlib-compressed JSON (about
+    1 KB per auditd event, a third of its JSON text; as dicts they cost far more), roughly the
+    size of the log again. Measured on bench/auditd.py's
+    log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
+    fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
-    sources = [Source.open(os.fspath(p)) for p in paths]
+    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
     formats = [format_of(src, format) for src in sources]
     with duckdb.connect() as con:
         return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
@@ -180,19 +202,26 @@ def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | Non
 class _Loader:
     def __init__(self, con: duckdb.DuckDBPyConnection, fields: Collection[str] | None) -> None:
         self.con = con
-        self.paths = None if fields is None else [FieldPath(f) for f in dict.fromkeys(fields)]
+        self.paths = None if fields is None else _requested_paths(fields)
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
         self.notes: list[str] = []
+        self.inputs: list[InputStats] = []
 
     def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
-        kept, numbers = [], array("q")
+        kept, dicts, numbers = [], [], array("q")
+        n = 0
         for n, doc in enumerate(docs, 1):
-            if isinstance(doc, Mapping):
-                kept.append(doc)
-                numbers.append(n)
-            else:
+            if not isinstance(doc, Mapping):
                 self.skips.add(source, n, f"not a JSON object (found {describe(doc)})")
-        dicts = [doc if isinstance(doc, dict) else dict(doc) for doc in kept]
+                continue
+            as_dict = doc if isinstance(doc, dict) else dict(doc)
+            if (why := too_deep(as_dict)) is not None:
+                self.skips.add(source, n, why)
+                continue
+            kept.append(doc)
+            dicts.append(as_dict)
+            numbers.append(n)
+        self.inputs.append(InputStats(source, "ecs", n, len(kept), self.skips.count))
         if self.paths is None:
             names: set[str] = set()
             for doc in dicts:
@@ -206,27 +235,36 @@ class _Loader:
         return self._finish([source], [part], [self._census(part)[0]])
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
-        normalized: dict[int, tuple[list[dict], array]] = {}
+        normalized: dict[int, tuple[list[bytes], array, Rows | None]] = {}
+        extra: set[str] = set()
+        self.inputs = [InputStats(src.name, fmt.name if fmt else "ecs", 0, 0, 0) for src, fmt in zip(sources, formats)]
         tree = ProcessTree()  # one across files: rotated logs of a host continue each other
-        for src, fmt in zip(sources, formats):
+        for src, fmt, stats in zip(sources, formats, self.inputs):
+            self.notes.extend(src.notes)
             if fmt is not None:
                 if note := year_note(src, fmt, options):
                     self.notes.append(note)
                 docs, numbers = [], array("q")
-                skip = functools.partial(self.skips.add, src.path)
-                for doc, line in documents(src, fmt, options, skip):
-                    tree.apply(doc)
-                    docs.append(doc)
-                    numbers.append(line)
-                normalized[id(src)] = (docs, numbers)
-        extra: set[str] = set()
-        if self.paths is None:
-            for docs, _ in normalized.values():
-                for doc in docs:
-                    leaf_names(doc, "", extra)
-        # the dotted-key scans (DuckDB, every core, no GIL) run while Python samples the files
+                skip = functools.partial(self.skips.add, src.name)
+                before, counted = self.skips.count, [0]
+                # with the fields known, their columns fill now: the dicts need not be parsed again
+                rows = Rows(self.paths) if self.paths is not None else None
+                with no_gc():
+                    for doc, line in documents(src, fmt, options, skip, counted):
+                        tree.apply(doc)
+                        if rows is None:
+                            leaf_names(doc, "", extra)
+                        else:
+                            rows.add(doc)
+                        docs.append(dump_document(doc))
+                        numbers.append(line)
+                normalized[id(src)] = (docs, numbers, rows)
+                self._count(src, stats, counted[0], len(docs), before)
+        # the key scans (DuckDB, every core, no GIL) run while Python samples the files
         scans = concurrent.futures.ThreadPoolExecutor(1)
-        dotted = {id(s): scans.submit(has_dotted_keys, self.con.cursor(), s) for s in sources
+        # which dotted keys a file has is asked only for fields of many spellings (the scan costs more)
+        extract = self.paths is not None and any(len(p.keys) > _ALL_SPELLINGS_PARTS for p in self.paths)
+        dotted = {id(s): scans.submit(scan_keys, self.con.cursor(), s, extract) for s in sources
                   if id(s) not in normalized and s.size >= _SMALL_FILE_BYTES and not s.bom}
         try:
             decl, guesses, duck = self._plan([s for s in sources if id(s) not in normalized], extra)
@@ -236,40 +274,67 @@ class _Loader:
                 future.cancel()
             scans.shutdown()
 
-    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[dict], array]],
+    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None]],
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         parts, stats = [], []
+        declarations: dict[frozenset[str] | None, Declaration | None] = {frozenset(): decl}
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
-                docs, numbers = normalized[id(src)]
-                rows = Rows(self.paths)
-                with no_gc():
-                    for doc in docs:
-                        rows.add(doc)
-                part = rows.part(MemoryOrigin(src.path, docs, numbers, file_no))
+                docs, numbers, rows = normalized.pop(id(src))
+                if rows is None:
+                    rows = Rows(self.paths)
+                    with no_gc():
+                        for doc in docs:
+                            rows.add(load_document(doc))
+                part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
                 parts.append(part)
                 stats.append(self._census(part)[0])
                 continue
+            before = self.skips.count
             if id(src) in duck:
+                file_decl = self._declaration(src, dotted[id(src)].result(), declarations)
                 try:
-                    file_decl = decl if dotted[id(src)].result() else decl.nested_only()
-                    part = duck_read(self.con, src, file_no, file_decl, guesses)
+                    part = None if file_decl is None else duck_read(self.con, src, file_no, file_decl, guesses)
                 except duckdb.Error as e:
                     _log.info("%s: the DuckDB reader failed (%s); reading line by line",
-                              src.path, str(e).splitlines()[0])
+                              src.name, str(e).splitlines()[0])
             if part is not None:
                 part_stats, nested = self._census(part)
                 if nested:  # Elasticsearch flattens nested arrays; only the Python reader does
-                    _log.info("%s: nested arrays; reading line by line", src.path)
+                    _log.info("%s: nested arrays; reading line by line", src.name)
                     part = None
+            counted = [part.origin.rows if part is not None else 0]
             if part is None:
-                part = py_read(src, file_no, self.paths, self.skips)
+                part = py_read(src, file_no, self.paths, self.skips, counted)
                 part_stats, _ = self._census(part)
             parts.append(part)
             stats.append(part_stats)
-        return self._finish([s.path for s in sources], parts, stats)
+            self._count(src, self.inputs[file_no], counted[0], part.origin.rows, before)
+        return self._finish([s.name for s in sources], parts, stats)
+
+    def _declaration(self, src: Source, scan: KeyScan, known: dict[frozenset[str] | None, Declaration | None]
+                     ) -> Declaration | None:
+        """The declaration of the spellings this file can hold; None when DuckDB should not read it
+        (documents too deep to check in SQL, or more spellings than is sane)."""
+        if scan.openers > MAX_DEPTH:
+            _log.info("%s: a line nests deeper than %d levels; reading line by line", src.name, MAX_DEPTH)
+            return None
+        if scan.dotted not in known:
+            try:
+                known[scan.dotted] = Declaration(self.paths, scan.dotted)
+            except ValueError as e:
+                _log.info("%s: %s; reading line by line", src.name, e)
+                known[scan.dotted] = None
+        return known[scan.dotted]
+
+    def _count(self, src: Source, stats: InputStats, lines: int, events: int, skips_before: int) -> None:
+        """Fill what one input gave; a decompression that ended early counts as a bad line after the last."""
+        if src.damage:
+            self.skips.add(src.name, lines + 1, src.damage)
+            lines += 1
+        stats.lines, stats.events, stats.skipped = lines, events, self.skips.count - skips_before
 
     def _plan(self, sources: list[Source], extra: set[str]
               ) -> tuple[Declaration | None, dict[str, ColumnType | None], set[int]]:
@@ -290,7 +355,7 @@ class _Loader:
                         names |= found.keys()
                         continue
                     except (duckdb.Error, ValueError) as e:
-                        _log.info("%s: %s; reading line by line", src.path, str(e).splitlines()[0])
+                        _log.info("%s: %s; reading line by line", src.name, str(e).splitlines()[0])
                         duck.discard(id(src))
                 names |= py_leaf_names(src)
             self.paths = _field_paths(names)
@@ -316,7 +381,7 @@ class _Loader:
                 continue
             if not decl.fits(doc):
                 _log.info("%s: a field runs through an array or a scalar; reading line by line",
-                          src.path)
+                          src.name)
                 return False
             for path in self.paths:
                 value = lookup(doc, path.keys)
@@ -326,7 +391,10 @@ class _Loader:
         return True
 
     def _census(self, part: Part) -> tuple[Stats, bool]:
-        """Kinds and list-ness of each column of a part, and whether an array holds an array."""
+        """Kinds and list-ness of each column of a part, and whether an array holds an array
+        (asked only of DuckDB's parts: the Python reader flattens nested arrays)."""
+        if part.stats is not None:
+            return part.stats, False
         out: Stats = {}
         nested = False
         raw = []
@@ -369,25 +437,40 @@ class _Loader:
         for part in parts:
             part.origin.start = start
             start += part.origin.rows
-            frames.append(self._convert(part, final))
+        # consecutive parts of the Python reader (JSON text columns) convert in one query: many
+        # small inputs cost little more than one big one
+        group: list[Part] = []
+        for part in parts:
+            if group and (part.stats is None or group[0].stats is None):
+                frames.append(self._convert(group, final))
+                group = []
+            group.append(part)
+        if group:
+            frames.append(self._convert(group, final))
         schema = {**{name: _polars_type(t) for name, t in final.items()}, "__file": pl.Int32}
         frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
         frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
-                            self.skips.count, self.notes)
+                            self.skips.count, self.notes, self.inputs)
         return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
-    def _convert(self, part: Part, final: dict[str, ColumnType]) -> pl.DataFrame:
-        """The part's columns in their final types, plus ``__file``."""
-        rows = part.origin.rows
-        file_col = pl.repeat(part.origin.file_no, rows, dtype=pl.Int32, eager=True).alias("__file")
+    def _convert(self, parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame:
+        """The columns of these parts (of the same column types), one after the other, in their
+        final types, plus ``__file``."""
+        part = parts[0]
+        rows = sum(p.origin.rows for p in parts)
+        file_col = pl.Series("__file", np.repeat(np.array([p.origin.file_no for p in parts], dtype=np.int32),
+                                                 [p.origin.rows for p in parts]), dtype=pl.Int32)
         if not final:
             return pl.DataFrame([file_col])
         columns, select = {}, []
         for k, (name, want) in enumerate(final.items()):
             x, have = f"c{k}", part.types.get(name)
-            columns[x] = part.columns.get(name, pa.nulls(rows, pa.string()))
+            chunks = [p.columns.get(name, pa.nulls(p.origin.rows, pa.string())) for p in parts]
+            columns[x] = chunks[0] if len(chunks) == 1 else pa.chunked_array(
+                [c for chunk in chunks for c in (chunk.chunks if isinstance(chunk, pa.ChunkedArray) else [chunk])],
+                chunks[0].type)
             expr = x if have == want else (
                 convert_sql(x, want) if have is None else cast_sql(x, have, want))
             select.append(f"{expr} AS {ident(name)}")
@@ -398,6 +481,19 @@ class _Loader:
                 "t", f"SELECT {', '.join(select)} FROM t").to_arrow_table()
         frame = pl.from_arrow(table).cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
+
+
+def _requested_paths(fields: Collection[str]) -> list[FieldPath]:
+    """The requested fields; one of more parts than any loaded document can have is left out."""
+    paths = []
+    for name in dict.fromkeys(fields):
+        try:
+            paths.append(FieldPath(name))
+        except ValueError as e:
+            if name.count(".") < MAX_DEPTH:
+                raise
+            _log.warning("not loaded: %s", e)
+    return paths
 
 
 def _field_paths(names: set[str]) -> list[FieldPath]:

@@ -34,6 +34,16 @@ class Format:
     undated: Callable[[list[str]], bool] | None = None  # whether these first lines have year-less timestamps
 
 
+def ascii_int(text: object, max_digits: int = 19) -> int | None:
+    """The integer spelled by ASCII digits (at most `max_digits`), else None.
+
+    `str.isdigit()` accepts "²" and other digits `int()` refuses, and `int()` accepts "٣" and
+    refuses more than 4300 digits: log fields are read with this instead."""
+    if not isinstance(text, str) or not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def registry() -> dict[str, Format]:
     """Every reader, in the order detection tries them."""
     from . import auditd, syslog

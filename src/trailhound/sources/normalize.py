@@ -9,13 +9,14 @@ from dataclasses import replace
 from datetime import datetime, timezone
 import os
 
-from ._ecs_readers import Source, SourceError
+from ._ecs_readers import Source, SourceError, bounded_lines
 from .formats import Format, ReadOptions, Skip, detect, registry
 
 MAX_LINE_BYTES = 1 << 20
 """Longer lines are reported and skipped: no log format here has records that long."""
 
 _HEAD_LINES = 50
+_HEAD_LINE_BYTES = 1 << 20  # of a longer line, its start tells the format
 
 
 def format_of(src: Source, name: str | None) -> Format | None:
@@ -25,7 +26,7 @@ def format_of(src: Source, name: str | None) -> Format | None:
             return None
         formats = registry()
         if name not in formats:
-            raise SourceError(src.path, f"unknown format {name!r} (known: ecs, {', '.join(formats)})")
+            raise SourceError(src.name, f"unknown format {name!r} (known: ecs, {', '.join(formats)})")
         return formats[name]
     if src.array:
         return None
@@ -36,10 +37,10 @@ def head_lines(src: Source) -> list[str]:
     head: list[str] = []
     with src.open_binary() as fh:
         try:
-            for raw in fh:
+            while len(head) < _HEAD_LINES and (raw := fh.readline(_HEAD_LINE_BYTES)):
                 head.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                if len(head) >= _HEAD_LINES:
-                    break
+                while not raw.endswith(b"\n") and (raw := fh.readline(_HEAD_LINE_BYTES)):
+                    pass  # the rest of a long line: its start is enough to tell the format
         except (EOFError, OSError, zlib.error):
             pass  # the real read reports the damage
     return head
@@ -49,7 +50,8 @@ def file_options(src: Source, options: ReadOptions) -> ReadOptions:
     """`options` with the file's modification time, for the year of syslog timestamps."""
     if options.file_time is not None or options.year is not None:
         return options
-    return replace(options, file_time=datetime.fromtimestamp(os.stat(src.path).st_mtime, timezone.utc))
+    when = datetime.fromtimestamp(src.mtime, timezone.utc) if src.mtime is not None else datetime.now(timezone.utc)
+    return replace(options, file_time=when)
 
 
 def year_note(src: Source, fmt: Format, options: ReadOptions) -> str | None:
@@ -57,19 +59,21 @@ def year_note(src: Source, fmt: Format, options: ReadOptions) -> str | None:
     if fmt.undated is None or options.year is not None or not fmt.undated(head_lines(src)):
         return None
     when = file_options(src, options).file_time
-    return (f"{src.path}: syslog timestamps carry no year; using {when.year} from the file's modification time "
+    origin = "the file's modification time" if src.mtime is not None else "the current date (the input is a stream)"
+    return (f"{src.name}: syslog timestamps carry no year; using {when.year} from {origin} "
             "(a later date goes to the year before); set it with --year")
 
 
-def text_lines(src: Source, skip: Skip) -> Iterator[tuple[int, str]]:
-    """Numbered lines of text; invalid UTF-8 is replaced (and said), over-long lines skipped."""
+def text_lines(src: Source, skip: Skip, counted: list[int] | None = None) -> Iterator[tuple[int, str]]:
+    """Numbered lines of text; invalid UTF-8 is replaced (and said), over-long lines skipped.
+    The number of lines read goes to `counted[0]`."""
     n = 0
     with src.open_binary() as fh:
         try:
-            for raw in fh:
+            for raw in bounded_lines(fh, MAX_LINE_BYTES):
                 n += 1
-                if len(raw) > MAX_LINE_BYTES:
-                    skip(n, f"line of {len(raw)} bytes, over the {MAX_LINE_BYTES}-byte limit")
+                if type(raw) is int:
+                    skip(n, f"line of {raw} bytes, over the {MAX_LINE_BYTES}-byte limit")
                     continue
                 try:
                     text = raw.decode("utf-8")
@@ -79,14 +83,18 @@ def text_lines(src: Source, skip: Skip) -> Iterator[tuple[int, str]]:
                 yield n, text.rstrip("\r\n")
         except (EOFError, OSError, zlib.error) as e:
             skip(n + 1, f"gzip data is damaged or truncated ({e}); the rest of the file is unread")
+        finally:
+            if counted is not None:
+                counted[0] = n
 
 
-def documents(src: Source, fmt: Format, options: ReadOptions, skip: Skip) -> Iterator[tuple[dict, int]]:
+def documents(src: Source, fmt: Format, options: ReadOptions, skip: Skip,
+              counted: list[int] | None = None) -> Iterator[tuple[dict, int]]:
     """The file's ECS events. Events whose log names no host (an audit.log without `node=`) get
     `host.name`/`host.id` from `options.host`, else the file's name: rules that correlate by
     host need one, and two files must not pass for one host."""
-    fallback = options.host or os.path.basename(src.path)
-    for doc, line in fmt.read(text_lines(src, skip), skip, file_options(src, options)):
+    fallback = options.host or os.path.basename(src.name)
+    for doc, line in fmt.read(text_lines(src, skip, counted), skip, file_options(src, options)):
         host = doc.get("host")
         if not isinstance(host, dict):
             host = doc["host"] = {}

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from . import auth, sysmon
-from .formats import Format, Lines, ReadOptions, Skip
+from .formats import Format, Lines, ReadOptions, Skip, ascii_int
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                                        "Dec"), 1)}
@@ -53,37 +53,51 @@ def read(lines: Lines, skip: Skip, options: ReadOptions) -> Iterator[tuple[dict,
     for n, line in lines:
         if not line.strip():
             continue
-        if line.lstrip().startswith("{"):
-            doc = _journal(line, n, skip)
-        else:
-            doc = _framed(line, clock)
-            if doc is None:
-                skip(n, "not a syslog line (RFC 3164, RFC 3339 or RFC 5424)")
+        try:
+            if line.lstrip().startswith("{"):
+                doc = _journal(line, n, skip)
+            else:
+                doc = _framed(line, clock)
+                if isinstance(doc, str):
+                    skip(n, doc)
+                    continue
+        except Exception as e:  # noqa: BLE001 - a hostile line is reported, the file goes on
+            skip(n, f"cannot read this line ({type(e).__name__}: {e})")
+            continue
         if doc is not None:
             yield doc, n
 
 
-def _framed(line: str, clock: "_Clock") -> dict | None:
+def _framed(line: str, clock: "_Clock") -> dict | str:
+    """The event of a framed line, or why there is none."""
     if m := _RFC5424.match(line):
         prog = None if m["app"] == "-" else m["app"]
-        pid = int(m["procid"]) if m["procid"].isdigit() else None
-        return _event(clock.iso(m["ts"]), m["host"], prog, pid, m["msg"] or "", clock.offset, m["pri"])
+        if (when := clock.iso(m["ts"])) is None:
+            return f"bad RFC 5424 timestamp {m['ts']!r}"
+        return _event(when, m["host"], prog, ascii_int(m["procid"]), m["msg"] or "", clock.offset, m["pri"])
     m = _RFC3339.match(line)
     when = None
     if m:
-        when = clock.iso(m["ts"])
+        if (when := clock.iso(m["ts"])) is None:
+            return f"bad RFC 3339 timestamp {m['ts']!r}"
     else:
         m = _RFC3164.match(line)
         if m is None or m["mon"] not in _MONTHS:
-            return None
+            return "not a syslog line (RFC 3164, RFC 3339 or RFC 5424)"
         when = clock.legacy(_MONTHS[m["mon"]], int(m["day"]), m["time"], m["frac"])
         if when is None:
-            return None
+            return f"bad timestamp {m['mon']} {m['day']} {m['time']}"
     tag = _TAG.match(m["rest"])
     if tag is None:
         return _event(when, m["host"], None, None, m["rest"], clock.offset, m["pri"])
-    pid = int(tag["pid"]) if tag["pid"] else None
-    return _event(when, m["host"], tag["prog"], pid, tag["msg"], clock.offset, m["pri"])
+    return _event(when, m["host"], tag["prog"], ascii_int(tag["pid"]), tag["msg"], clock.offset, m["pri"])
+
+
+def _text(value) -> str | None:
+    """A JSON value as text: journald and Azure fields are strings, unless someone forged them."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def _journal(line: str, n: int, skip: Skip) -> dict | None:
@@ -101,18 +115,19 @@ def _journal(line: str, n: int, skip: Skip) -> dict | None:
     message = entry.get("MESSAGE", "")
     if isinstance(message, list):  # journald exports non-UTF-8 messages as byte arrays
         message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+    stamp = entry["__REALTIME_TIMESTAMP"]
+    micros = ascii_int(stamp if isinstance(stamp, str) else str(stamp) if type(stamp) is int else None)
     try:
-        micros = int(entry["__REALTIME_TIMESTAMP"])
-    except (TypeError, ValueError):
-        skip(n, f"bad __REALTIME_TIMESTAMP {entry['__REALTIME_TIMESTAMP']!r}")
+        when = _iso(datetime.fromtimestamp(micros / 1_000_000, timezone.utc))
+    except (TypeError, ValueError, OverflowError, OSError):
+        skip(n, f"bad __REALTIME_TIMESTAMP {str(_text(stamp))[:40]!r} (microseconds since 1970 expected)")
         return None
-    when = datetime.fromtimestamp(micros / 1_000_000, timezone.utc)
-    prog = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM")
+    prog = _text(entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM"))
     pid = entry.get("SYSLOG_PID") or entry.get("_PID")
-    doc = _event(_iso(when), entry.get("_HOSTNAME") or "", prog, int(pid) if str(pid).isdigit() else None,
-                 str(message), "+0000", None)
+    doc = _event(when, _text(entry.get("_HOSTNAME")) or "", prog, ascii_int(_text(pid)), _text(message) or "",
+                 "+0000", None)
     if entry.get("_SYSTEMD_UNIT"):
-        doc.setdefault("systemd", {})["unit"] = entry["_SYSTEMD_UNIT"]
+        doc.setdefault("systemd", {})["unit"] = _text(entry["_SYSTEMD_UNIT"])
     return doc
 
 
@@ -121,12 +136,12 @@ def _azure(record: dict, n: int, skip: Skip) -> dict | None:
     when = record.get("EventTime") or record.get("TimeGenerated")
     try:
         iso = _iso(datetime.fromisoformat(str(when).replace("Z", "+00:00")))
-    except ValueError:
-        skip(n, f"bad EventTime {when!r}")
+    except (ValueError, OverflowError, OSError):
+        skip(n, f"bad EventTime {str(_text(when))[:40]!r}")
         return None
     pid = record.get("ProcessID")
-    return _event(iso, record.get("HostName") or record.get("Computer") or "", record.get("ProcessName"),
-                  int(pid) if str(pid).isdigit() else None, str(record.get("SyslogMessage", "")), "+0000", None)
+    return _event(iso, _text(record.get("HostName") or record.get("Computer")) or "", _text(record.get("ProcessName")),
+                  ascii_int(_text(pid)), _text(record.get("SyslogMessage", "")) or "", "+0000", None)
 
 
 def _event(when: str, host: str, prog: str | None, pid: int | None, message: str, offset: str,
@@ -159,11 +174,15 @@ class _Clock:
         now = datetime.now(self.zone)
         self.offset = now.strftime("%z") or "+0000"
 
-    def iso(self, text: str) -> str:
-        dt = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=self.zone)
-        return _iso(dt)
+    def iso(self, text: str) -> str | None:
+        """UTC ISO text of an RFC 3339 timestamp; None when it is no valid time."""
+        try:
+            dt = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=self.zone)
+            return _iso(dt)
+        except (ValueError, OverflowError, OSError):
+            return None
 
     def legacy(self, month: int, day: int, clock: str, frac: str | None) -> str | None:
         h, m, s = map(int, clock.split(":"))
@@ -178,10 +197,9 @@ class _Clock:
             except ValueError:
                 pass
         try:
-            dt = datetime(year, month, day, h, m, s, micro, tzinfo=self.zone)
-        except ValueError:
+            return _iso(datetime(year, month, day, h, m, s, micro, tzinfo=self.zone))
+        except (ValueError, OverflowError, OSError):
             return None
-        return _iso(dt)
 
 
 FORMAT = Format("syslog", "syslog files (RFC 3164/3339/5424: auth.log, secure, Sysmon for Linux), journalctl -o json",

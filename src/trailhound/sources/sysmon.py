@@ -21,6 +21,8 @@ import shlex
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from .formats import ascii_int
+
 _CATEGORY = {
     1: (["process"], ["start"], "exec"),
     3: (["network"], ["start", "connection", "protocol"], None),
@@ -72,10 +74,12 @@ def interpret(doc: dict, message: str) -> bool:
 
 def fill(doc: dict, system: dict[str, str], data: dict[str, str]) -> None:
     data = {k: v for k, v in data.items() if v not in ("", "-", _EMPTY_GUID)}
-    eid = int(system.get("EventID", "0") or 0)
+    code = system.get("EventID", "0") or "0"
+    eid = ascii_int(code)  # None: not a number, kept as text in event.code
+    code = code if eid is None else str(eid)
     category, types, action = _CATEGORY.get(eid, (None, None, None))
     event = doc.setdefault("event", {})
-    event.update({"kind": "event", "code": str(eid), "provider": system.get("Provider.Name", "Linux-Sysmon"),
+    event.update({"kind": "event", "code": code, "provider": system.get("Provider.Name", "Linux-Sysmon"),
                   "module": "sysmon"})
     if category:
         event["category"], event["type"] = category, types
@@ -88,14 +92,14 @@ def fill(doc: dict, system: dict[str, str], data: dict[str, str]) -> None:
     if computer := system.get("Computer"):
         host = doc.setdefault("host", {"name": computer, "id": computer, "os": {"type": "linux"}})
         host.setdefault("hostname", computer)
-    winlog: dict[str, Any] = {"event_id": str(eid), "channel": system.get("Channel"),
+    winlog: dict[str, Any] = {"event_id": code, "channel": system.get("Channel"),
                               "computer_name": system.get("Computer"), "provider_name": system.get("Provider.Name"),
                               "provider_guid": system.get("Provider.Guid"), "record_id": system.get("EventRecordID")}
-    if "Execution.ProcessID" in system:
-        winlog["process"] = {"pid": int(system["Execution.ProcessID"]),
-                             "thread": {"id": int(system.get("Execution.ThreadID", system["Execution.ProcessID"]))}}
-    if "Version" in system:
-        winlog["version"] = int(system["Version"])
+    if (pid := ascii_int(system.get("Execution.ProcessID"))) is not None:
+        thread = ascii_int(system.get("Execution.ThreadID", system["Execution.ProcessID"]))
+        winlog["process"] = {"pid": pid, **({"thread": {"id": thread}} if thread is not None else {})}
+    if (version := ascii_int(system.get("Version"))) is not None:
+        winlog["version"] = version
     if opcode := _OPCODES.get(system.get("Opcode", "")):
         winlog["opcode"] = opcode
     doc["winlog"] = {k: v for k, v in winlog.items() if v is not None}
@@ -132,8 +136,8 @@ def _process(data: dict[str, str], prefix: str) -> dict:
     p: dict[str, Any] = {}
     if f"{prefix}ProcessGuid" in data:
         p["entity_id"] = data[f"{prefix}ProcessGuid"]
-    if data.get(f"{prefix}ProcessId", "").isdigit():
-        p["pid"] = int(data[f"{prefix}ProcessId"])
+    if (pid := ascii_int(data.get(f"{prefix}ProcessId"))) is not None:
+        p["pid"] = pid
     if image := data.get(f"{prefix}Image"):
         p["executable"] = image
         p["name"] = posixpath.basename(image)
@@ -164,8 +168,8 @@ def _network(doc: dict, data: dict[str, str]) -> None:
         end: dict[str, Any] = {}
         if ip := data.get(f"{key}Ip"):
             end["ip"] = ip
-        if data.get(f"{key}Port", "").isdigit():
-            end["port"] = int(data[f"{key}Port"])
+        if (port := ascii_int(data.get(f"{key}Port"))) is not None:
+            end["port"] = port
         if name := data.get(f"{key}Hostname"):
             end["domain"] = name
         if end:
