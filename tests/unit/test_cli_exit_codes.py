@@ -114,9 +114,9 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
         assert data.read_text() == before  # not truncated
 
 
-def test_dash_is_stdout_and_gz_is_compressed(tmp_path):
+def test_dash_is_stdout_and_gz_is_compressed(tmp_path, monkeypatch):
     data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule()})
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     res = trailhound("hunt", "--rules", str(rules), str(data), "-o", "-")
     assert res.returncode == 1 and not (tmp_path / "-").exists()  # was a file named "-"
     assert [json.loads(x)["event"]["id"] for x in res.stdout.splitlines()] == ["e0", "e2"]

@@ -152,3 +152,12 @@ def test_on_a_terminal_the_table_fits_its_width(tmp_path):
     lines = out.decode().splitlines()
     assert lines and all(len(x) <= 80 for x in lines), lines
     assert "".join(x.split()[-1] for x in lines[2:]).endswith("x" * 150)  # folded, nothing lost
+
+
+def test_ecs_on_standard_input_is_read_once_by_every_command(tmp_path):
+    """`-` is standard input for normalize, query and hunt alike (normalize re-read it and printed nothing)."""
+    doc = '{"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": "process", "id": "e0"}, "process": {"name": "ssh"}}\n'
+    norm = trailhound("normalize", "-", stdin=doc)
+    assert norm.returncode == 0 and json.loads(norm.stdout)["event"]["id"] == "e0"
+    q = trailhound("query", 'process where process.name == "ssh"', "-", "--format", "ndjson", stdin=doc)
+    assert q.returncode == 0 and json.loads(q.stdout)["event"]["id"] == "e0"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import glob
+from pathlib import Path
 import json
 import sys
 from functools import lru_cache
@@ -96,7 +97,8 @@ def test_state_round_trips_through_json():
 @lru_cache(maxsize=1)
 def _read_lab() -> tuple[dict, ...]:
     docs = []
-    for path in sorted(glob.glob("tests/fixtures/lab/*/audit.log")) + sorted(glob.glob("tests/fixtures/lab/*/auth.log")):
+    lab = Path(__file__).resolve().parents[1] / "fixtures" / "lab"  # not the working directory: tests may chdir
+    for path in sorted(glob.glob(f"{lab}/*/audit.log")) + sorted(glob.glob(f"{lab}/*/auth.log")):
         src = Source.open(path)
         for doc, _ in documents(src, format_of(src, None), ReadOptions(year=2026), lambda *a: None):
             docs.append(doc)

@@ -62,7 +62,7 @@ def normalize(
             except SourceError as e:
                 raise fail(f"[red]error reading input[/red]: {m(e)}")
             if fmt is None:  # ECS already: each JSON object as it is
-                table = load_events([path], [])
+                table = load_events([src], [])  # the opened source: stdin cannot be read twice
                 for start in range(0, table.frame.height, 5000):
                     for doc in table.documents(range(start, min(start + 5000, table.frame.height))):
                         sink.write(orjson.dumps(doc) + b"\n")
