@@ -113,7 +113,7 @@ def main() -> int:
     for _ in range(args.repeat):
         skipped: list = []
         start = time.perf_counter()
-        events = sum(1 for _ in read(enumerate(lines, 1), lambda n, r: skipped.append(n), ReadOptions()))
+        events = sum(1 for _ in read(enumerate(lines, 1), lambda n, r, skipped=skipped: skipped.append(n), ReadOptions()))
         elapsed = time.perf_counter() - start
         assert not skipped, skipped[:5]
         best = elapsed if best is None else min(best, elapsed)

@@ -90,7 +90,7 @@ def _emit(obj):
 def child_trailhound(case, path):
     t = time.perf_counter()
     try:
-        from trailhound.api import search  # noqa: the API under test
+        from trailhound.api import search  # noqa: F401 - the API under test
     except Exception as e:  # ImportError, or a half-written module
         _emit({"status": "unavailable", "error": "%s: %s" % (type(e).__name__, e)})
         return
@@ -200,9 +200,9 @@ def run_hunt_cli(a, data, env):
 def child_eql(case, path, limit, gc_off, materialize=False):
     import gc
     t = time.perf_counter()
-    import orjson
     import eql
-    from eql.parser import parse_query, elasticsearch_syntax
+    import orjson
+    from eql.parser import elasticsearch_syntax, parse_query
     import_s = time.perf_counter() - t
     loads = orjson.loads
     Event = eql.Event
@@ -460,7 +460,7 @@ def machine_info():
 
 
 def fmt_eps(x):
-    return "-" if x is None else "{:,.0f}".format(x)
+    return "-" if x is None else f"{x:,.0f}"
 
 
 def main(argv=None):
@@ -655,7 +655,7 @@ def main(argv=None):
             meta = json.load(fh)
             meta.pop("scenarios", None)
     out = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(), "versions": pkg_versions(),
         "data": {"path": data, "events": n_events, "bytes": size, "bytes_per_line": round(size / max(n_events, 1), 1),
                  "generator": meta},

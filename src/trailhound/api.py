@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .engine.search import Hit, SearchOptions, needed_fields
 from .engine.search import search as search_frame

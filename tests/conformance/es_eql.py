@@ -17,8 +17,8 @@ import re
 import sys
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ FILETIME_EPOCH_DIFF_MS = 11644473600000
 
 
 def _nanos_iso(ns: int) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
 
 
@@ -133,7 +133,7 @@ def _documents(index: str) -> list[dict]:
     return docs
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset(cls_name: str):
     """(EventTable, es_types, aliases) for a test class."""
     from trailhound.sources import events_from_documents

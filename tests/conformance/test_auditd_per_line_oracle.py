@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import es_eql  # noqa: E402
 from oracle import Agreement  # noqa: E402
 
 from trailhound.sources.auditd import read  # noqa: E402
 from trailhound.sources.formats import ReadOptions  # noqa: E402
+
+import es_eql  # noqa: E402
 
 CASES = es_eql.SUITE.parent.parent / "corpora" / "integrations" / "auditd" / "log"
 FILES = ["test-auditd-raw.log", "test-enhanced-syscall.log"]

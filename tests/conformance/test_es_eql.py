@@ -37,8 +37,13 @@ def test_every_goal_file_is_played():
 @pytest.mark.parametrize("cls", es_eql.CLASSES, ids=[c.name for c in es_eql.CLASSES])
 def test_batched_searches_equal_single_searches(cls):
     """hunt's shared passes (all event queries, all sequences, all samples at once) change no result."""
-    from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_samples_batch,
-                                          search_sequences_batch)
+    from trailhound.engine.search import (
+        SearchOptions,
+        search,
+        search_events_batch,
+        search_samples_batch,
+        search_sequences_batch,
+    )
     from trailhound.lang import ir
     from trailhound.lang.parser import parse
 

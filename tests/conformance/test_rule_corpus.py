@@ -4,9 +4,10 @@ import tomllib
 
 import pytest
 
-import es_eql
 from trailhound.lang.kql import parse_kql
 from trailhound.lang.parser import parse
+
+import es_eql
 
 RULES = es_eql.SUITE.parent.parent / "corpora" / "detection-rules" / "rules"
 

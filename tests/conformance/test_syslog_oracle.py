@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import es_eql  # noqa: E402
-
 from oracle import Agreement  # noqa: E402
+
 from trailhound.sources._ecs_readers import Source  # noqa: E402
 from trailhound.sources.formats import ReadOptions  # noqa: E402
 from trailhound.sources.normalize import documents, format_of  # noqa: E402
+
+import es_eql  # noqa: E402
 
 AUTH = es_eql.SUITE.parent.parent / "corpora" / "integrations" / "system" / "auth"
 FILES = ["test-auth.log", "test-secure-rhel7.log"]

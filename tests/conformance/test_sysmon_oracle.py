@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import es_eql  # noqa: E402
-
 from oracle import Agreement  # noqa: E402
+
 from trailhound.sources.sysmon import fill  # noqa: E402
+
+import es_eql  # noqa: E402
 
 CASES = es_eql.SUITE.parent.parent / "corpora" / "integrations" / "sysmon_linux" / "log"
 pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason=f"integration tests not found at {CASES}")

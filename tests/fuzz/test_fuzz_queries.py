@@ -16,14 +16,20 @@ from importlib import resources
 
 import duckdb
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
 from trailhound.engine.prepare import FrameOptions, prepare
-from trailhound.engine.search import (needed_fields, search, search_events_batch, search_samples_batch,
-                                      search_sequences_batch)
+from trailhound.engine.search import (
+    needed_fields,
+    search,
+    search_events_batch,
+    search_samples_batch,
+    search_sequences_batch,
+)
 from trailhound.lang import ir
 from trailhound.lang.errors import QueryError
 from trailhound.lang.functions import FUNCTIONS

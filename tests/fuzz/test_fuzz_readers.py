@@ -15,7 +15,8 @@ import tempfile
 import time
 
 import orjson
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trailhound.sources import ReadOptions, SourceError, load_events
 

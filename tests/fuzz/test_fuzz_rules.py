@@ -19,7 +19,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailhound.alerts.build import alerts_for_hits
 from trailhound.engine.hunt import hunt

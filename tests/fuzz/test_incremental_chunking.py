@@ -16,14 +16,13 @@ from __future__ import annotations
 import glob
 import json
 import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import es_eql
 from trailhound.engine.correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
 from trailhound.engine.sample import build_samples
 from trailhound.engine.search import SearchOptions, candidates, needed_fields, search
@@ -31,6 +30,8 @@ from trailhound.engine.threshold import ThresholdHit, ThresholdSpec
 from trailhound.lang import ir
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents, load_events
+
+import es_eql
 
 REPO = Path(__file__).resolve().parents[2]
 SEC = 1_000_000_000
@@ -73,7 +74,7 @@ def _random_cuts(rng: random.Random, n: int) -> list[int]:
 # ---- Elasticsearch's QA data -------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def es_cases() -> tuple[Case, ...]:
     out = []
     for cls in es_eql.CLASSES:
@@ -149,7 +150,7 @@ def test_es_suite_random_cuts(data):
 # ---- the lab capture with the SSH pack -------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def lab_cases() -> tuple[Case, ...]:
     from trailhound.engine.hunt import _options
     from trailhound.engine.new_terms import date_math_span_ms

@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 
 import pytest
-
 from evidence import FIXTURES, execs, get, normalized, ssh_logins, values
 
 pytestmark = pytest.mark.skipif(not (FIXTURES / "scenarios.json").exists(), reason="no recorded lab capture")

@@ -8,8 +8,8 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
 from evidence import FIXTURES
+
 from trailhound.lab.matrix import OUTSIDE, default_rules_dir, markdown, render_matrix, run_matrix
 from trailhound.lab.scenarios import ATOMIC, SCENARIOS
 

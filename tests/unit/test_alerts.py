@@ -3,10 +3,11 @@
 
 from typer.testing import CliRunner
 
-from helpers import hunt_cli, write_case
 from trailhound.alerts.build import alerts_for_event, alerts_for_sequence, event_id
 from trailhound.cli.main import app
 from trailhound.rules.loader import rule_from_toml
+
+from helpers import hunt_cli, write_case
 
 FILE = {"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": ["file"], "type": ["change"], "id": "e1"},
         "host": {"name": "h1"}, "user": {"name": "deploy"}, "file": {"name": "authorized_keys"}, "tags": ["a", "b"]}

@@ -3,9 +3,8 @@
 import duckdb
 import polars as pl
 import pytest
-
-import es_eql
 from test_semantics import DOCS
+
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
@@ -16,6 +15,7 @@ from trailhound.lang.errors import QueryError
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
+import es_eql
 
 _CON = None
 

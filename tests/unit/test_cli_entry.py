@@ -9,6 +9,7 @@ import sys
 
 from helpers import rule, write_case
 
+
 def trailhound(*args: str) -> subprocess.CompletedProcess:
     code = "import sys; from trailhound.cli.main import run; sys.argv[0] = 'trailhound'; run()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)

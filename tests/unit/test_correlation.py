@@ -1,7 +1,8 @@
 """Sequences, missing events and samples on small fixtures."""
 
-from helpers import ev, run
 from trailhound.engine.sequence import SequenceState
+
+from helpers import ev, run
 
 SEC = 1000
 

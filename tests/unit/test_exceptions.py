@@ -5,13 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import hunt_cli, rule, write_case
 from trailhound.engine.search import SearchOptions, search
 from trailhound.lang import ir
 from trailhound.rules.errors import RuleError
 from trailhound.rules.exceptions import items_for, lists_from_ndjson, lists_from_toml
 from trailhound.rules.loader import rule_from_toml
 from trailhound.sources import events_from_documents
+
+from helpers import hunt_cli, rule, write_case
+
 
 def proc(i, **fields):
     doc = {"@timestamp": f"2026-01-01T00:00:{i:02d}Z", "event": {"category": ["process"], "id": f"e{i}"},

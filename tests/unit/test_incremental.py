@@ -5,7 +5,7 @@ batches that must come in event order. (That any chunking gives one batch's hits
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -114,7 +114,7 @@ def test_batches_out_of_event_order_are_refused():
 
 
 def test_key_values_round_trip_and_odd_types_are_refused():
-    values = (None, True, 3, 2.5, "x", (1, "y"), datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    values = (None, True, 3, 2.5, "x", (1, "y"), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
               date(2026, 1, 2), Decimal("1.10"))
     assert checkpoint.value_in(json.loads(json.dumps(checkpoint.value_out(values)))) == values
     with pytest.raises(TypeError, match="type set cannot be checkpointed"):

@@ -1,14 +1,15 @@
 """KQL: Kibana's semantics for keyword fields, compiled to the same IR and engine as EQL."""
 
 import pytest
-
-from helpers import ev
 from test_backends import both
+
 from trailhound.engine.prepare import FrameOptions
 from trailhound.engine.search import SearchOptions, search
 from trailhound.lang.errors import QueryError
 from trailhound.lang.kql import parse_kql, parse_kql_query
 from trailhound.sources import events_from_documents
+
+from helpers import ev
 
 DOCS = [
     ev(1, 1, "process", process={"name": "ssh", "args": ["ssh", "-i", "k"], "executable": "/usr/bin/ssh"},

@@ -3,11 +3,12 @@
 
 import pytest
 
-from helpers import ev, hunt_cli, write_case
 from trailhound.engine.new_terms import NewTermsState, date_math_span_ms
 from trailhound.engine.search import NewTermsRule, search_new_terms, search_new_terms_batch
 from trailhound.lang.kql import parse_kql_query
 from trailhound.sources import events_from_documents
+
+from helpers import ev, hunt_cli, write_case
 
 DAY = 86_400_000
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import copy
 import glob
-from pathlib import Path
 import json
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 import orjson
 

@@ -6,20 +6,26 @@ import time
 import duckdb
 import pytest
 
-from helpers import ev, run
 from trailhound.compile import functions as F
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
 from trailhound.engine.prepare import FrameOptions, prepare
-from trailhound.engine.search import (needed_fields, search, search_events_batch,
-                                      search_samples_batch, search_sequences_batch)
+from trailhound.engine.search import (
+    needed_fields,
+    search,
+    search_events_batch,
+    search_samples_batch,
+    search_sequences_batch,
+)
 from trailhound.lang import ir
 from trailhound.lang.errors import QueryError
 from trailhound.lang.kql import parse_kql_query
 from trailhound.lang.limits import MAX_DEPTH, MAX_REGEX_LENGTH, MAX_WILDCARD_LENGTH
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
+
+from helpers import ev, run
 
 DOCS = [
     ev(1, 1, process={"name": "ssh", "pid": 5}, source={"ip": "10.0.0.1"}, opcode=1),
@@ -78,7 +84,7 @@ def test_queries_just_under_the_depth_limit_run_on_both_backends_even_from_a_dee
     con = duckdb.connect()
     register_udfs(con)
     for q in queries:
-        def everything():
+        def everything(q=q):
             hits = [h.rows for h in search(q, frame).hits]
             batch = search_events_batch([q], frame)[0]
             assert [h.rows for h in batch.hits] == hits

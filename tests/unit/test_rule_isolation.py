@@ -3,12 +3,13 @@ and the hunt goes on: every other rule keeps exactly the hits it has without the
 
 import pytest
 
-from helpers import ev, hunt_cli, rule, write_case
 from trailhound.engine import hunt as hunt_module
 from trailhound.engine.hunt import hunt
 from trailhound.rules.check import check_rule
 from trailhound.rules.errors import UnsupportedError
 from trailhound.rules.loader import load_rules
+
+from helpers import ev, hunt_cli, rule, write_case
 
 DOCS = [
     ev(1, 1000, process={"name": "ssh"}, host={"name": "h1"}, source={"ip": "10.0.0.1"}, user={"name": "root"}),

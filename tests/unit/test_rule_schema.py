@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ev, rule, write_case
 from trailhound.engine.hunt import hunt
 from trailhound.rules.check import check_rule
 from trailhound.rules.errors import RuleError, UnsupportedError
 from trailhound.rules.loader import load_rules, rule_from_toml
+
+from helpers import ev, rule, write_case
 
 THRESHOLD = '''
 [rule]

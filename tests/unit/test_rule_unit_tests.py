@@ -1,8 +1,7 @@
 """`trailhound test`: rule unit-test files, their cases, and the pack's own tests."""
 
-from typer.testing import CliRunner
-
 import pytest
+from typer.testing import CliRunner
 
 from trailhound.cli.main import app
 from trailhound.pack import DIR as PACK

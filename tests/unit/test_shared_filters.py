@@ -13,8 +13,14 @@ import polars as pl
 import pytest
 
 from trailhound.engine import prepare as prep
-from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_samples_batch,
-                                      search_sequences_batch, shared_filters)
+from trailhound.engine.search import (
+    SearchOptions,
+    search,
+    search_events_batch,
+    search_samples_batch,
+    search_sequences_batch,
+    shared_filters,
+)
 from trailhound.engine.shared import _stable_argsort
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents

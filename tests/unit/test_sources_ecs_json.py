@@ -12,11 +12,10 @@ import pytest
 from trailhound.sources import (
     EventTable,
     SourceError,
+    ecs_json,
     events_from_documents,
     load_events,
 )
-from trailhound.sources import ecs_json
-
 
 LOGGER = "trailhound.sources.ecs_json"
 

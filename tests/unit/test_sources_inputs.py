@@ -15,8 +15,7 @@ import time
 import orjson
 import pytest
 
-from trailhound.sources import InputStats, SourceError, events_from_documents, load_events
-from trailhound.sources import ecs_json
+from trailhound.sources import InputStats, SourceError, ecs_json, events_from_documents, load_events
 from trailhound.sources._ecs_values import MAX_DEPTH, FieldPath
 from trailhound.sources.formats import ascii_int
 

@@ -3,16 +3,17 @@ loader, query, hunt and normalize paths over such files."""
 
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
-from helpers import hunt_cli
 from trailhound.api import search
 from trailhound.cli.main import app
 from trailhound.sources import ReadOptions, load_events
 from trailhound.sources.formats import detect
 from trailhound.sources.syslog import read
+
+from helpers import hunt_cli
 
 
 def normalize(*lines, **options):
@@ -94,7 +95,7 @@ def test_other_framings_rfc3339_rfc5424_journald():
 def test_year_from_option_file_time_and_rollover():
     line = "Dec 31 23:59:59 h sshd[1]: x"
     assert one(line, year=2020)["@timestamp"].startswith("2020-12-31")
-    jan = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    jan = datetime(2026, 1, 2, tzinfo=UTC)
     # a December line in a file last written in January is from the year before
     assert one(line, year=None, file_time=jan)["@timestamp"].startswith("2025-12-31")
     assert one("Jan  1 00:00:01 h sshd[1]: x", year=None, file_time=jan)["@timestamp"].startswith("2026-01-01")

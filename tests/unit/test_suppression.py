@@ -3,11 +3,12 @@ severity / risk score / rule name mappings."""
 
 import pytest
 
-from helpers import hunt_cli, write_case
 from trailhound.alerts.build import alerts_for_hits
 from trailhound.engine.search import Hit
 from trailhound.rules.errors import RuleError
 from trailhound.rules.loader import rule_from_toml
+
+from helpers import hunt_cli, write_case
 
 BASE = '''
 [rule]

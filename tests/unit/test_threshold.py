@@ -2,11 +2,12 @@
 
 
 
-from helpers import ev, hunt_cli, write_case
 from trailhound.engine.search import search_threshold
 from trailhound.engine.threshold import ThresholdSpec
 from trailhound.lang.kql import parse_kql_query
 from trailhound.sources import events_from_documents
+
+from helpers import ev, hunt_cli, write_case
 
 MIN = 60_000
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from trailhound.engine.search import (SearchOptions, search, search_events_batch, search_sequences_batch,
-                                      shared_filters)
+from trailhound.engine.search import SearchOptions, search, search_events_batch, search_sequences_batch, shared_filters
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from test_exceptions import _toml, exceptions_toml
 from trailhound.rules.errors import RuleError
 from trailhound.rules.exceptions import lists_from_toml
+
+from test_exceptions import _toml, exceptions_toml
 
 SECRET = "AKIA-THIS-IS-A-SECRET"
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -336,7 +337,7 @@ def field_value(doc: dict, path: str):
     return None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -357,7 +358,7 @@ def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:
         except ValueError:
             dt = None
         if dt is not None:
-            dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
             return (dt - _EPOCH) // _MICROSECOND * 1000, value
     return parse_date_ns(value, nanos=True) or 0, None if value is None else str(value)
 
@@ -394,4 +395,4 @@ def _unflatten(flat: dict) -> dict:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

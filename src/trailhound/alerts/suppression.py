@@ -95,7 +95,7 @@ class SuppressionState:
         }
 
     @classmethod
-    def from_dict(cls, spec: SuppressionSpec, data: dict[str, Any]) -> "SuppressionState":
+    def from_dict(cls, spec: SuppressionSpec, data: dict[str, Any]) -> SuppressionState:
         group_by, duration, strategy = data["spec"]
         if (tuple(group_by), duration, strategy) != (spec.group_by, spec.duration_ns, spec.missing_fields_strategy):
             raise ValueError("suppression checkpoint: it was saved for another alert_suppression")

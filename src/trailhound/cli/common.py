@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 import typer
 from rich.console import Console
@@ -34,7 +34,7 @@ ALLOW_BAD_HELP = ("Accept an input that gives no events and whose lines are most
                   "as it is probably the wrong file or format).")
 
 
-def _input_format(value: Optional[str]) -> Optional[str]:
+def _input_format(value: str | None) -> str | None:
     if value is None:
         return None
     from ..sources.formats import registry
@@ -45,7 +45,7 @@ def _input_format(value: Optional[str]) -> Optional[str]:
     return value
 
 
-def input_format_option() -> Optional[str]:
+def input_format_option() -> str | None:
     return typer.Option(None, "--input-format", "-i", metavar="[" + "|".join(INPUT_FORMATS) + "]",
                         callback=_input_format, help=INPUT_FORMAT_HELP)
 
@@ -56,7 +56,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
-def input_options(year: Optional[int], tz: Optional[str], host: Optional[str] = None):
+def input_options(year: int | None, tz: str | None, host: str | None = None):
     from ..sources import ReadOptions
 
     if tz is not None:
@@ -65,19 +65,19 @@ def input_options(year: Optional[int], tz: Optional[str], host: Optional[str] = 
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise fail(f"[red]error[/red]: unknown time zone {m(repr(tz))} (use an IANA name such as Europe/Paris)")
+            raise fail(f"[red]error[/red]: unknown time zone {m(repr(tz))} (use an IANA name such as Europe/Paris)") from None
     return ReadOptions(year=year, timezone=tz, host=host)
 
 
 # -- output paths ---------------------------------------------------------------------------------
 
-def is_stdout(path: Optional[Path]) -> bool:
+def is_stdout(path: Path | None) -> bool:
     from ..sinks import is_stdout as stdout
 
     return stdout(path)
 
 
-def check_output(path: Optional[Path], what: str = "--out", inputs=()) -> None:
+def check_output(path: Path | None, what: str = "--out", inputs=()) -> None:
     """Refuse (exit 2) an output path that cannot be written, before any work is done
     (`sinks.output_problem`). `-` is standard output."""
     from ..sinks import output_problem
@@ -86,14 +86,15 @@ def check_output(path: Optional[Path], what: str = "--out", inputs=()) -> None:
         raise fail(f"[red]error[/red]: cannot write {what} {m(str(path))}: {m(problem)}")
 
 
-def open_output(path: Optional[Path]) -> IO[bytes]:
+def open_output(path: Path | None) -> IO[bytes]:
     """`sinks.open_output`, an error left (a full disk, a race) reported as one line, exit 2."""
-    from ..sinks import SinkError, open_output as opened
+    from ..sinks import SinkError
+    from ..sinks import open_output as opened
 
     try:
         return opened(path)
     except SinkError as e:
-        raise fail(f"[red]error[/red]: {m(e)}")
+        raise fail(f"[red]error[/red]: {m(e)}") from None
 
 
 # -- inputs ---------------------------------------------------------------------------------------

@@ -5,14 +5,31 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import orjson
 import typer
 
-from .common import (ALLOW_BAD_HELP, EXIT_ERROR, EXIT_FOUND, EXIT_OK, HOST_HELP, TZ_HELP, YEAR_HELP, OutputFormat,
-                     bad_inputs, check_output, err, fail, input_format_option, input_options, inputs_summary,
-                     is_stdout, open_output, print_report, report_bad_inputs)
+from .common import (
+    ALLOW_BAD_HELP,
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    HOST_HELP,
+    TZ_HELP,
+    YEAR_HELP,
+    OutputFormat,
+    bad_inputs,
+    check_output,
+    err,
+    fail,
+    input_format_option,
+    input_options,
+    inputs_summary,
+    is_stdout,
+    open_output,
+    print_report,
+    report_bad_inputs,
+)
 from .render import TableWriter, cell
 from .safe import m
 
@@ -33,19 +50,19 @@ def hunt(
                                           "exception TOML or Kibana's export NDJSON (files or directories)."),
     value_lists: list[Path] = typer.Option([], "--value-lists", help="Directories of value lists (one value "
                                            "per line, file named by list id) for `list` exception entries."),
-    max_signals: Optional[int] = typer.Option(None, "--max-signals", min=0, help="Alerts per rule execution for "
+    max_signals: int | None = typer.Option(None, "--max-signals", min=0, help="Alerts per rule execution for "
                                               "every rule (default: each rule's max_signals; 0: no limit)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write alerts as NDJSON (Kibana alert schema); "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write alerts as NDJSON (Kibana alert schema); "
                                        "'-' is standard output, a .gz name is gzip-compressed."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table: alerts per rule; "
                                         "ndjson: the alerts themselves on standard output (the table goes to stderr)."),
-    summary: Optional[Path] = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
+    summary: Path | None = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts "
                                    "(errors still exit 2)."),
-    input_format: Optional[str] = input_format_option(),
-    year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
+    input_format: str | None = input_format_option(),
+    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
+    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
@@ -73,7 +90,7 @@ def hunt(
     try:
         planned = plan(load_rules(rule_paths, exceptions, value_lists))
     except RuleError as e:
-        raise fail(f"[red]error[/red]: {m(e)}")
+        raise fail(f"[red]error[/red]: {m(e)}") from None
     loaded = planned.rules
     for e in loaded.errors:
         err.print(f"[red]rule error[/red]: {m(e)}")
@@ -97,7 +114,7 @@ def hunt(
         if format is OutputFormat.ndjson and not is_stdout(out):
             sinks.append(NdjsonSink("-"))
     except SinkError as e:
-        raise fail(f"[red]error[/red]: {m(e)}")
+        raise fail(f"[red]error[/red]: {m(e)}") from None
     bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                    transient=True, disable=not err.is_terminal)
     try:
@@ -109,7 +126,7 @@ def hunt(
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
         raise fail(f"0 rules run ({len(planned.runnable)} loaded and runnable); {len(files)} input(s) given, "
-                   "not all readable")
+                   "not all readable") from None
     finally:
         for s in sinks:
             s.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,15 +23,15 @@ def _log(msg: str) -> None:
 
 @lab_app.command("run")
 def run_cmd(
-    rules: Optional[list[Path]] = typer.Option(None, "--rules", "-r", help="Rule files or directories "
+    rules: list[Path] | None = typer.Option(None, "--rules", "-r", help="Rule files or directories "
                                                "(default: the bundled pack, src/trailhound/pack)."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Also write the capture as test fixtures "
+    record: Path | None = typer.Option(None, "--record", help="Also write the capture as test fixtures "
                                           "here (e.g. tests/fixtures/lab)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory for the capture "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output directory for the capture "
                                        "(default: ./lab-out-<time>)."),
     keep: bool = typer.Option(False, "--keep", help="Leave the lab running (for debugging); undo later "
                               "with `trailhound lab cleanup`."),
-    scenarios: Optional[str] = typer.Option(None, "--scenarios", "-s", help="Comma-separated scenario "
+    scenarios: str | None = typer.Option(None, "--scenarios", "-s", help="Comma-separated scenario "
                                             "names (default: all). See `trailhound lab list`."),
 ) -> None:
     """Set up the lab, run the scenarios, capture audit.log and the sshd log, restore the machine,
@@ -54,7 +53,7 @@ def run_cmd(
             _log(f"scenario {name} will be skipped: {why}")
     except preflight.Refusal as e:
         err.print(f"[red]refused[/red]: {m(e)}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     out = out or Path(f"lab-out-{time.strftime('%Y%m%d-%H%M%S')}")
     windows = []
     failed = False
@@ -73,13 +72,13 @@ def run_cmd(
         problems = lab.problems
     except preflight.Refusal as e:
         err.print(f"[red]refused[/red]: {m(e)}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except LabError as e:
         err.print(f"[red]lab error[/red]: {m(e)}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except (KeyboardInterrupt, Interrupted):
         err.print("[yellow]interrupted[/yellow]; the machine was restored")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     write_capture(cap, out)
     for note in cap.notes:
         _log(note)
@@ -123,7 +122,7 @@ def cleanup_cmd() -> None:
         cleanup_leftovers(_log)
     except (preflight.Refusal, LabError) as e:
         err.print(f"[red]cleanup failed[/red]: {m(e)}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     _log("nothing left to undo")
 
 

@@ -78,7 +78,7 @@ def run() -> None:
     except BrokenPipeError:  # `trailhound ... | head`: the reader has what it wanted
         _quiet_stdout()
         code = 0
-    except BaseException as e:  # noqa: BLE001: the last line of defence
+    except BaseException as e:  # noqa: BLE001 - the last line of defence
         code = EXIT_ERROR
         if _debug:
             traceback.print_exc()

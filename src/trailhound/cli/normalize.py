@@ -5,13 +5,27 @@ from __future__ import annotations
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import orjson
 import typer
 
-from .common import (ALLOW_BAD_HELP, EXIT_ERROR, HOST_HELP, TZ_HELP, YEAR_HELP, BadInput, bad_inputs, check_output,
-                     err, fail, input_format_option, input_options, is_stdout, open_output, report_bad_inputs)
+from .common import (
+    ALLOW_BAD_HELP,
+    EXIT_ERROR,
+    HOST_HELP,
+    TZ_HELP,
+    YEAR_HELP,
+    BadInput,
+    bad_inputs,
+    check_output,
+    err,
+    fail,
+    input_format_option,
+    input_options,
+    is_stdout,
+    open_output,
+    report_bad_inputs,
+)
 from .safe import m
 
 
@@ -21,13 +35,13 @@ class NormalizedFormat(str, Enum):
 
 def normalize(
     files: list[Path] = typer.Argument(..., help="auditd or syslog logs (.gz too); ECS JSON passes through."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of standard output "
                                        "('-': standard output; a .gz name is gzip-compressed)."),
     to: NormalizedFormat = typer.Option(NormalizedFormat.ndjson, "--to", help="Output format."),
-    input_format: Optional[str] = input_format_option(),
-    year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
+    input_format: str | None = input_format_option(),
+    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
+    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
 ) -> None:
     """Write the ECS events of log files as NDJSON, one event per line, as the rules see them
@@ -60,7 +74,7 @@ def normalize(
                 src = Source.open(str(path))
                 fmt = format_of(src, input_format)
             except SourceError as e:
-                raise fail(f"[red]error reading input[/red]: {m(e)}")
+                raise fail(f"[red]error reading input[/red]: {m(e)}") from None
             if fmt is None:  # ECS already: each JSON object as it is
                 table = load_events([src], [])  # the opened source: stdin cannot be read twice
                 for start in range(0, table.frame.height, 5000):

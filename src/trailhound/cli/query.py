@@ -6,13 +6,26 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import orjson
 import typer
 
-from .common import (ALLOW_BAD_HELP, EXIT_ERROR, HOST_HELP, TZ_HELP, YEAR_HELP, OutputFormat, bad_inputs, err,
-                     fail, input_format_option, input_options, inputs_summary, print_report, report_bad_inputs)
+from .common import (
+    ALLOW_BAD_HELP,
+    EXIT_ERROR,
+    HOST_HELP,
+    TZ_HELP,
+    YEAR_HELP,
+    OutputFormat,
+    bad_inputs,
+    err,
+    fail,
+    input_format_option,
+    input_options,
+    inputs_summary,
+    print_report,
+    report_bad_inputs,
+)
 from .render import TableWriter, cell
 from .safe import m
 
@@ -40,17 +53,17 @@ def query(
     eql: str = typer.Argument(..., help="The query (EQL, or KQL with --language kuery)."),
     files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too)."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    size: Optional[int] = typer.Option(None, "--size", "-n", min=0, help="Return at most N results."),
+    size: int | None = typer.Option(None, "--size", "-n", min=0, help="Return at most N results."),
     tail: bool = typer.Option(False, "--tail", help="With --size: the last N results instead of the first N."),
-    fields: Optional[str] = typer.Option(None, "--fields", help="Table columns, comma-separated field names "
+    fields: str | None = typer.Option(None, "--fields", help="Table columns, comma-separated field names "
                                          "(default: common ECS fields that the results fill)."),
-    tiebreaker: Optional[str] = typer.Option(None, "--tiebreaker", help="Field that orders events with equal timestamps."),
+    tiebreaker: str | None = typer.Option(None, "--tiebreaker", help="Field that orders events with equal timestamps."),
     timestamp_field: str = typer.Option("@timestamp", "--timestamp-field", help="The event time field."),
     language: Language = typer.Option(Language.eql, "--language", "-l", help="Query language."),
-    input_format: Optional[str] = input_format_option(),
-    year: Optional[int] = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: Optional[str] = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: Optional[str] = typer.Option(None, "--host", help=HOST_HELP),
+    input_format: str | None = input_format_option(),
+    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
+    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
     allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
 ) -> None:
     """Print the events, sequences or samples that an EQL (or KQL) query matches.
@@ -76,9 +89,9 @@ def query(
         result = search(eql, files, size=size, tail=tail, tiebreaker=tiebreaker, timestamp_field=timestamp_field,
                         language=language.value, input_format=input_format, read_options=input_options(year, tz, host))
     except QueryError as e:
-        raise fail(f"[red]error in query[/red]\n{m(e.render())}")
+        raise fail(f"[red]error in query[/red]\n{m(e.render())}") from None
     except SourceError as e:
-        raise fail(f"[red]error reading input[/red]: {m(e)}")
+        raise fail(f"[red]error reading input[/red]: {m(e)}") from None
     elapsed = time.perf_counter() - started
 
     if format is OutputFormat.ndjson:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import IO, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import IO
 
 from .safe import clean
 

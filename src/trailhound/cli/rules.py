@@ -35,7 +35,7 @@ def rules_validate(
     try:
         loaded = load_rules(paths)
     except RuleError as e:
-        raise fail(f"[red]error[/red]: {m(e)}")
+        raise fail(f"[red]error[/red]: {m(e)}") from None
     checks = [check_rule(r) for r in loaded.rules]
     rows = []
     for c in checks:

@@ -34,7 +34,7 @@ def test_rules(
     try:
         chosen = select(paths)
     except RuleError as e:
-        raise fail(f"[red]error[/red]: {m(e)}")
+        raise fail(f"[red]error[/red]: {m(e)}") from None
     ndjson = format is OutputFormat.ndjson
     out = sys.stdout
 

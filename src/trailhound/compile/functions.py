@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from ..lang.errors import EqlSemanticError
 

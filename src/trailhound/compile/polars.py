@@ -16,8 +16,8 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Callable, Iterable
 
 import numpy as np
 import polars as pl
@@ -27,10 +27,18 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arg_kinds, check_arith_kinds, check_int,
-                        coerce_const,
-                        fold_compare, is_pushable, version_key)
-
+from .semantics import (
+    ARITH_FUNCTIONS,
+    SWAP,
+    ConditionCompiler,
+    check_arg_kinds,
+    check_arith_kinds,
+    check_int,
+    coerce_const,
+    fold_compare,
+    is_pushable,
+    version_key,
+)
 
 Bind = dict[str, pl.Expr]
 

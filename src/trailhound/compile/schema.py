@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import polars as pl
 
@@ -67,7 +67,7 @@ class Schema:
         return name in self._fields
 
     @classmethod
-    def of_frame(cls, frame: pl.DataFrame | pl.LazyFrame, es_types: Mapping[str, str] | None = None) -> "Schema":
+    def of_frame(cls, frame: pl.DataFrame | pl.LazyFrame, es_types: Mapping[str, str] | None = None) -> Schema:
         es_types = es_types or {}
         schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
         return cls({n: FieldInfo(n, dt, es_types.get(n)) for n, dt in schema.items() if not n.startswith("__")})

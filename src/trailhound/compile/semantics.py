@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from ..lang import ir
@@ -74,7 +74,7 @@ def parse_date_ns(v: object, nanos: bool) -> int | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
     if not nanos:
         ns -= ns % 1_000_000

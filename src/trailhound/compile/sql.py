@@ -16,9 +16,17 @@ from ..lang.errors import EqlSemanticError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
-from .semantics import (ARITH_FUNCTIONS, SWAP, ConditionCompiler, check_arg_kinds, check_arith_kinds, check_int,
-                        coerce_const,
-                        fold_compare, is_pushable)
+from .semantics import (
+    ARITH_FUNCTIONS,
+    SWAP,
+    ConditionCompiler,
+    check_arg_kinds,
+    check_arith_kinds,
+    check_int,
+    coerce_const,
+    fold_compare,
+    is_pushable,
+)
 
 _X = "__x"  # the lambda variable for one element of an array
 

@@ -9,9 +9,10 @@ same Python value, so that a restored key equals the one it was saved from.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Hashable
+from typing import Any
 
 #: a checkpoint's format version; `check` refuses any other
 VERSION = 1

@@ -26,9 +26,10 @@ new_terms history by its window, a threshold's events by its lookback. Samples h
 from __future__ import annotations
 
 import bisect
+from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Hashable, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -117,7 +118,7 @@ def render_key(v: Any, es_type: str | None, for_sample: bool) -> Any:
     if es_type in DATE_TYPES and isinstance(v, int):
         if for_sample:
             return v // 1_000_000
-        dt = datetime.fromtimestamp(v / 1e9, tz=timezone.utc)
+        dt = datetime.fromtimestamp(v / 1e9, tz=UTC)
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(v // 1_000_000) % 1000:03d}Z"
     return v
 
@@ -281,7 +282,7 @@ class SequenceRun:
         }
 
     @classmethod
-    def from_dict(cls, query: ir.SequenceQuery, data: dict[str, Any]) -> "SequenceRun":
+    def from_dict(cls, query: ir.SequenceQuery, data: dict[str, Any]) -> SequenceRun:
         run = cls(query)
         checkpoint.check(data, "sequence", **run._identity())
         run.state = SequenceState.from_dict(data["state"])
@@ -352,7 +353,7 @@ class SampleRun:
                 "rows": [[[checkpoint.value_out(k), r] for k, r in per_key.items()] for per_key in self.rows]}
 
     @classmethod
-    def from_dict(cls, query: ir.SampleQuery, max_per_key: int, data: dict[str, Any]) -> "SampleRun":
+    def from_dict(cls, query: ir.SampleQuery, max_per_key: int, data: dict[str, Any]) -> SampleRun:
         run = cls(query, max_per_key)
         checkpoint.check(data, "sample", **run._identity())
         run.rows = [{checkpoint.key_in(k): list(r) for k, r in per_key} for per_key in data["rows"]]
@@ -404,7 +405,7 @@ class NewTermsRun:
                 "watermark": self.watermark}
 
     @classmethod
-    def from_dict(cls, query: ir.EventQuery, fields: list[str], history_ms: int, data: dict[str, Any]) -> "NewTermsRun":
+    def from_dict(cls, query: ir.EventQuery, fields: list[str], history_ms: int, data: dict[str, Any]) -> NewTermsRun:
         run = cls(query, fields, history_ms)
         checkpoint.check(data, "new_terms", fields=run.fields)
         run.state = NewTermsState.from_dict(data["state"])
@@ -453,7 +454,7 @@ class ThresholdRun:
         return {**checkpoint.header("threshold"), "state": self.state.to_dict()}
 
     @classmethod
-    def from_dict(cls, query: ir.EventQuery, spec: ThresholdSpec, data: dict[str, Any]) -> "ThresholdRun":
+    def from_dict(cls, query: ir.EventQuery, spec: ThresholdSpec, data: dict[str, Any]) -> ThresholdRun:
         checkpoint.check(data, "threshold")
         run = cls(query, spec)
         run.state = ThresholdState.from_dict(spec, data["state"])

@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .._gc import no_gc
+from ..lang import ir
 from ..rules.check import RuleCheck, ecs
 from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
-from ..lang import ir
-from .search import (Hit, NewTermsRule, SearchOptions, needed_fields, search, search_events_batch,
-                     search_new_terms_batch, search_samples_batch, search_sequences_batch,
-                     search_threshold)
+from .search import (
+    Hit,
+    NewTermsRule,
+    SearchOptions,
+    needed_fields,
+    search,
+    search_events_batch,
+    search_new_terms_batch,
+    search_samples_batch,
+    search_sequences_batch,
+    search_threshold,
+)
 
 
 @dataclass

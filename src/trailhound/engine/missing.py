@@ -12,8 +12,8 @@ each missing stage with the same join key:
 from __future__ import annotations
 
 import bisect
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 Key = tuple[Hashable, ...]
 

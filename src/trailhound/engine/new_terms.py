@@ -10,8 +10,9 @@ The state (term → last seen) is explicit and bounded by `expire()`, so a strea
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable
+from typing import Any
 
 from . import checkpoint
 
@@ -43,7 +44,7 @@ class NewTermsState:
                 "last_seen": [[checkpoint.value_out(t), s] for t, s in self.last_seen.items()]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NewTermsState":
+    def from_dict(cls, data: dict[str, Any]) -> NewTermsState:
         return cls(data["history_ns"], {checkpoint.key_in(t): s for t, s in data["last_seen"]})
 
 

@@ -9,15 +9,15 @@ The event order is (`__ts`, `__tb` with nulls last, `__row`), as ES orders hits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..compile.semantics import parse_date_ns
 from ..compile.schema import DATE_TYPES
+from ..compile.semantics import parse_date_ns
 
 #: a date given as epoch milliseconds in a string ("11", "1516116808349")
 EPOCH_RE = r"^\s*-?\d+(\.\d+)?\s*$"

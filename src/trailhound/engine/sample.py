@@ -10,7 +10,8 @@ filter slowest), skipping combinations that would use one event twice.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 Key = tuple[Hashable, ...]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Collection, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -22,9 +22,9 @@ from ..lang import ir
 from ..lang.categories import unknown_category_warnings
 from ..lang.errors import QueryError
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
-from .threshold import ThresholdSpec
 from .prepare import ORDER, FrameOptions, prepare
 from .shared import SharedFilters
+from .threshold import ThresholdSpec
 
 
 @dataclass(frozen=True)

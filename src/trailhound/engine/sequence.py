@@ -9,8 +9,9 @@ by (number of live keys × stages); `expire()` drops partial sequences past maxs
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 from . import checkpoint
 
@@ -29,7 +30,7 @@ class Partial:
         return [list(self.events), self.start_ts, self.last_ts, list(self.rows), list(self.times)]
 
     @classmethod
-    def from_list(cls, v: list) -> "Partial":
+    def from_list(cls, v: list) -> Partial:
         events, start, last, rows, times = v
         return cls(tuple(events), start, last, tuple(rows), tuple(times))
 
@@ -48,7 +49,7 @@ class Completed:
                 list(self.times)]
 
     @classmethod
-    def from_list(cls, v: list) -> "Completed":
+    def from_list(cls, v: list) -> Completed:
         events, key, start, last, rows, times = v
         return cls(tuple(events), checkpoint.key_in(key), start, last, tuple(rows), tuple(times))
 
@@ -131,7 +132,7 @@ class SequenceState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SequenceState":
+    def from_dict(cls, data: dict[str, Any]) -> SequenceState:
         state = cls(data["stages"], data["maxspan_ns"])
         for k, slots in data["pending"]:
             state.pending[checkpoint.key_in(k)] = [None if p is None else Partial.from_list(p) for p in slots]

@@ -49,7 +49,7 @@ class FieldValues:
         self._starts: np.ndarray | None = None
         self._items: _Items | None = None
 
-    def items(self) -> "_Items":
+    def items(self) -> _Items:
         """What exact-match and element-wise atoms read, made once per field (hunt's event,
         sequence and new_terms batches each bring new atoms for the same fields)."""
         if self._items is None:
@@ -190,7 +190,7 @@ class _Planner(ConditionCompiler[Node]):
     """The shared boolean skeleton, with atoms as leaves: shared single-field atoms, and Polars
     expressions (over the rows' real columns) for the others."""
 
-    def __init__(self, owner: "SharedFilters") -> None:
+    def __init__(self, owner: SharedFilters) -> None:
         self.owner = owner
         self.polars = PolarsCompiler(owner.schema)
         self.fallback_fields: set[str] = set()
@@ -222,7 +222,7 @@ class _Planner(ConditionCompiler[Node]):
         return ("atom", self.owner._category_atom(category, field))
 
 
-def _truth(node: Node, rows: np.ndarray, owner: "SharedFilters", exprs: dict[int, pl.Series]) -> tuple:
+def _truth(node: Node, rows: np.ndarray, owner: SharedFilters, exprs: dict[int, pl.Series]) -> tuple:
     """(definitely true, definitely false) over `rows`, with Kleene's and/or/not."""
     kind = node[0]
     if kind == "atom":

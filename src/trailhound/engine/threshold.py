@@ -11,8 +11,9 @@ interval past the last, and the history is the explicit `last_signal` map.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 from . import checkpoint
 
@@ -129,7 +130,7 @@ class ThresholdState:
         }
 
     @classmethod
-    def from_dict(cls, spec: ThresholdSpec, data: dict[str, Any]) -> "ThresholdState":
+    def from_dict(cls, spec: ThresholdSpec, data: dict[str, Any]) -> ThresholdState:
         fields, value, card, interval, lookback = data["spec"]
         if (tuple(fields), value, tuple(tuple(c) for c in card), interval, lookback) != (
                 spec.fields, spec.value, spec.cardinality, spec.interval_ns, spec.lookback_ns):

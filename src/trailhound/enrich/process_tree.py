@@ -198,7 +198,7 @@ class ProcessTree:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProcessTree":
+    def from_dict(cls, data: dict[str, Any]) -> ProcessTree:
         max_processes, max_total, max_hosts, max_logins = data["bounds"]
         tree = cls(max_processes, max_total, max_hosts, max_logins)
         for host, procs in data["hosts"]:

@@ -6,8 +6,8 @@ import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 # tool → the Debian package that provides it
 PACKAGES = {

@@ -28,8 +28,25 @@ from pathlib import Path
 from . import capture, preflight
 from .scenarios import BY_NAME, SCENARIOS, Scenario, render
 from .syslog import SyslogReceiver
-from .system import (ADDR, GECOS, HOSTNAME, LOCK_PATH, NETNS, USERS, VETH, LabError, State, alive, audit_rules,
-                     audit_status, clean_env, cleanup, lab_user, netns_list, run)
+from .system import (
+    ADDR,
+    GECOS,
+    HOSTNAME,
+    LOCK_PATH,
+    NETNS,
+    USERS,
+    VETH,
+    LabError,
+    State,
+    alive,
+    audit_rules,
+    audit_status,
+    clean_env,
+    cleanup,
+    lab_user,
+    netns_list,
+    run,
+)
 
 SETTLE = 1.5  # seconds after a scenario's shell exits for sshd to log the session's end
 
@@ -192,7 +209,7 @@ class Lab:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         self._old_handlers = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
             self._lock()  # refused when another run holds it: then nothing here is ours to undo

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 _MESSAGE = re.compile(r"^<(\d{1,3})>(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d )?(.*)$", re.S)
@@ -45,11 +45,11 @@ class SyslogReceiver:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
-            line = format_line(data, self.host, datetime.now(timezone.utc))
+            line = format_line(data, self.host, datetime.now(UTC))
             if line is not None:
                 with self._lock:
                     self.out.write(line + "\n")

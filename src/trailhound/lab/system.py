@@ -77,7 +77,7 @@ class State:
         tmp.replace(STATE_PATH)
 
     @classmethod
-    def load(cls) -> "State | None":
+    def load(cls) -> State | None:
         try:
             return cls(**json.loads(STATE_PATH.read_text()))
         except FileNotFoundError:

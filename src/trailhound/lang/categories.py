@@ -5,7 +5,7 @@ worth a warning when the category is neither ECS's nor one the data has."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from . import ir
 from .errors import nearest

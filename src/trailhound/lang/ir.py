@@ -8,10 +8,11 @@ correlators (engine/) consume it; nothing here knows about Polars or SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Literal as Lit, Union
+from typing import Literal as Lit
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 
 # ---- expressions ----------------------------------------------------------------
@@ -42,17 +43,17 @@ class Literal:
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
 class And:
-    terms: tuple["Expr", ...]
+    terms: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    terms: tuple["Expr", ...]
+    terms: tuple[Expr, ...]
 
 
 CompareOp = Lit["==", "!=", "<", "<=", ">", ">="]
@@ -63,16 +64,16 @@ class Compare:
     """`left op right`; `x == null` / `x != null` are IsNull, never Compare."""
 
     op: CompareOp
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class InSet:
     """`value in (...)` (exact membership; `in~` compares case-insensitively)."""
 
-    value: "Expr"
-    options: tuple["Expr", ...]
+    value: Expr
+    options: tuple[Expr, ...]
     case_insensitive: bool = False
 
 
@@ -80,7 +81,7 @@ class InSet:
 class Match:
     """`:`, `like`, `like~`, `regex`, `regex~`, each with one or more patterns (any of)."""
 
-    value: "Expr"
+    value: Expr
     kind: Lit["wildcard", "regex"]
     patterns: tuple[str, ...]
     case_insensitive: bool
@@ -88,19 +89,19 @@ class Match:
 
 @dataclass(frozen=True)
 class IsNull:
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
 class Arith:
     op: Lit["+", "-", "*", "/", "%"]
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class Negate:
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,11 @@ class Call:
     """A function call; `name` is the canonical ES name, `case_insensitive` its `~` form."""
 
     name: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     case_insensitive: bool = False
 
 
-Expr = Union[Field, Literal, Not, And, Or, Compare, InSet, Match, IsNull, Arith, Negate, Call]
+Expr = Field | Literal | Not | And | Or | Compare | InSet | Match | IsNull | Arith | Negate | Call
 
 #: Predicates: the units to which any-element (array) semantics applies.
 ATOMS = (Compare, InSet, Match, IsNull, Call, Field, Literal)
@@ -210,7 +211,7 @@ class EventFilter:
 @dataclass(frozen=True)
 class Stage:
     filter: EventFilter
-    keys: tuple[Expr, ...] = ()  # sequence-level keys first, then the stage's own
+    keys: tuple[Field, ...] = ()  # sequence-level keys first, then the stage's own (always fields)
     missing: bool = False  # `![...]`
     runs: int = 1  # `with runs=N`: N copies of this stage
 
@@ -248,7 +249,7 @@ class SampleQuery:
     pipes: tuple[Pipe, ...] = ()
 
 
-Query = Union[EventQuery, SequenceQuery, SampleQuery]
+Query = EventQuery | SequenceQuery | SampleQuery
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ where and why, before Python's recursion limit, Polars or the regex engine would
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lark import Tree
 

@@ -174,7 +174,7 @@ class _ToIR(Transformer):
 
     def sequence(self, meta, items):
         items = [i for i in items if not (isinstance(i, Token) and i.type == "SEQUENCE")]
-        keys: tuple[ir.Expr, ...] = ()
+        keys: tuple[ir.Field, ...] = ()
         maxspan = None
         stages: list[ir.Stage] = []
         until = None
@@ -203,7 +203,7 @@ class _ToIR(Transformer):
         return ir.SequenceQuery(tuple(stages), maxspan, until)
 
     def sample(self, meta, items):
-        keys: tuple[ir.Expr, ...] = ()
+        keys: tuple[ir.Field, ...] = ()
         stages: list[ir.Stage] = []
         for it in items:
             if isinstance(it, _JoinBy):
@@ -525,7 +525,7 @@ class _ToIR(Transformer):
 
 
 class _JoinBy:
-    def __init__(self, keys: tuple[ir.Expr, ...]) -> None:
+    def __init__(self, keys: tuple[ir.Field, ...]) -> None:
         self.keys = keys
 
 

@@ -22,10 +22,10 @@ import ipaddress
 import json
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 from ..lang import ir
 from ..lang.kql import wildcard_query
@@ -64,7 +64,7 @@ class ExceptionList:
 
 def items_for(rule: Rule, lists: Iterable[ExceptionList], now: datetime | None = None) -> list[ExceptionItem]:
     """The live items of every list attached to `rule` (expired items no longer apply, as in Kibana)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return [i for lst in lists if lst.applies_to(rule) for i in lst.items if not _expired(i, now)]
 
 
@@ -77,7 +77,7 @@ def _expired(item: ExceptionItem, now: datetime) -> bool:
     if not item.expire_time:
         return False
     when = datetime.fromisoformat(item.expire_time.replace("Z", "+00:00"))
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) <= now
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)) <= now
 
 
 # ---- reading ---------------------------------------------------------------------

@@ -157,7 +157,7 @@ class Rule:
         return SuppressionSpec(tuple(group_by), duration_ns, strategy)
 
     @classmethod
-    def from_table(cls, table: dict[str, Any], metadata: Any = None, source: str | None = None) -> "Rule":
+    def from_table(cls, table: dict[str, Any], metadata: Any = None, source: str | None = None) -> Rule:
         """Build from a `[rule]` table, every field checked against its schema first (types,
         ranges, enumerations, date math); raises RuleError naming the key on a missing or wrong value."""
         from .errors import RuleError

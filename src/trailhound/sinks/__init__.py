@@ -9,7 +9,8 @@ the same interface.
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from .ndjson import NdjsonSink, SinkError, is_stdout, open_output, output_problem
 

@@ -8,8 +8,9 @@ import gzip
 import lzma
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO
 
 import orjson
 

@@ -1,7 +1,6 @@
 """Event sources: loaders that turn event files into frames for the engine."""
 
 from trailhound.sources._ecs_readers import SourceError
-from trailhound.sources.formats import ReadOptions
 from trailhound.sources.ecs_json import (
     MAX_SKIPPED_KEPT,
     EventTable,
@@ -11,6 +10,7 @@ from trailhound.sources.ecs_json import (
     events_from_documents,
     load_events,
 )
+from trailhound.sources.formats import ReadOptions
 
 __all__ = [
     "MAX_SKIPPED_KEPT",

@@ -16,8 +16,8 @@ import bz2
 import codecs
 import gzip
 import json
-import lzma
 import logging
+import lzma
 import os
 import re
 import stat

@@ -33,6 +33,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trailhound._gc import no_gc
+from trailhound.enrich import ProcessTree
 from trailhound.sources._ecs_readers import (
     Declaration,
     JsonOrigin,
@@ -44,18 +46,14 @@ from trailhound.sources._ecs_readers import (
     SkipLog,
     Source,
     describe,
-    dump_document,
-    load_document,
     duck_discover,
     duck_read,
+    dump_document,
+    load_document,
     py_leaf_names,
     py_read,
     scan_keys,
 )
-from trailhound._gc import no_gc
-from trailhound.enrich import ProcessTree
-from trailhound.sources.formats import Format, ReadOptions
-from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources._ecs_values import (
     JSON_KIND,
     MAX_DEPTH,
@@ -75,7 +73,8 @@ from trailhound.sources._ecs_values import (
     py_kinds,
     too_deep,
 )
-
+from trailhound.sources.formats import Format, ReadOptions
+from trailhound.sources.normalize import documents, format_of, year_note
 
 _log = logging.getLogger(__name__)
 
@@ -459,7 +458,6 @@ class _Loader:
         """The columns of these parts (of the same column types), one after the other, in their
         final types, plus ``__file``."""
         part = parts[0]
-        rows = sum(p.origin.rows for p in parts)
         file_col = pl.Series("__file", np.repeat(np.array([p.origin.file_no for p in parts], dtype=np.int32),
                                                  [p.origin.rows for p in parts]), dtype=pl.Int32)
         if not final:

@@ -3,11 +3,11 @@ documents it yields. Used by the loader (`load_events`) and by `trailhound norma
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
-import os
+from datetime import UTC, datetime
 
 from ._ecs_readers import Source, SourceError, bounded_lines
 from .formats import Format, ReadOptions, Skip, detect, registry
@@ -50,7 +50,7 @@ def file_options(src: Source, options: ReadOptions) -> ReadOptions:
     """`options` with the file's modification time, for the year of syslog timestamps."""
     if options.file_time is not None or options.year is not None:
         return options
-    when = datetime.fromtimestamp(src.mtime, timezone.utc) if src.mtime is not None else datetime.now(timezone.utc)
+    when = datetime.fromtimestamp(src.mtime, UTC) if src.mtime is not None else datetime.now(UTC)
     return replace(options, file_time=when)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -68,7 +68,7 @@ def read(lines: Lines, skip: Skip, options: ReadOptions) -> Iterator[tuple[dict,
             yield doc, n
 
 
-def _framed(line: str, clock: "_Clock") -> dict | str:
+def _framed(line: str, clock: _Clock) -> dict | str:
     """The event of a framed line, or why there is none."""
     if m := _RFC5424.match(line):
         prog = None if m["app"] == "-" else m["app"]
@@ -118,7 +118,7 @@ def _journal(line: str, n: int, skip: Skip) -> dict | None:
     stamp = entry["__REALTIME_TIMESTAMP"]
     micros = ascii_int(stamp if isinstance(stamp, str) else str(stamp) if type(stamp) is int else None)
     try:
-        when = _iso(datetime.fromtimestamp(micros / 1_000_000, timezone.utc))
+        when = _iso(datetime.fromtimestamp(micros / 1_000_000, UTC))
     except (TypeError, ValueError, OverflowError, OSError):
         skip(n, f"bad __REALTIME_TIMESTAMP {str(_text(stamp))[:40]!r} (microseconds since 1970 expected)")
         return None
@@ -161,14 +161,14 @@ def _event(when: str, host: str, prog: str | None, pid: int | None, message: str
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class _Clock:
     """Turns syslog timestamps into UTC ISO text, with the year rule for RFC 3164."""
 
     def __init__(self, options: ReadOptions) -> None:
-        self.zone = ZoneInfo(options.timezone) if options.timezone else timezone.utc
+        self.zone = ZoneInfo(options.timezone) if options.timezone else UTC
         self.year = options.year
         self.ref = options.file_time
         now = datetime.now(self.zone)
