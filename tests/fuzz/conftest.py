@@ -14,7 +14,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "bench", max_examples=5000, deadline=None, print_blob=True,
+    "bench", max_examples=int(os.environ.get("TRAILHOUND_FUZZ_EXAMPLES", "5000")), deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
