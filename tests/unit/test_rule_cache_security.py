@@ -11,17 +11,7 @@ from trailhound.rules import cache
 from trailhound.rules.check import check_rule
 from trailhound.rules.loader import rule_from_toml
 
-RULE = '''
-[rule]
-name = "r"
-rule_id = "r"
-description = "d"
-risk_score = 1
-severity = "low"
-type = "eql"
-language = "eql"
-query = "process where process.name == \\"ssh\\""
-'''
+from test_rule_cache import RULE
 
 
 @pytest.fixture
