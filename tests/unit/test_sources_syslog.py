@@ -176,3 +176,14 @@ def test_the_year_note_only_for_year_less_timestamps(tmp_path):
     notes = load_events([legacy, iso], None).report.notes
     assert len(notes) == 1 and "legacy.log" in notes[0] and "--year" in notes[0]
     assert load_events([legacy], None, options=ReadOptions(year=2026)).report.notes == []
+
+
+def test_event_timezone_is_the_lines_own_offset_else_the_zones_on_that_date():
+    """--timezone stamped the zone's offset of *now* on every line, even on lines with their own offset."""
+    paris = {"timezone": "Europe/Paris"}
+    own = one("2026-07-01T10:00:00+00:00 web1 sshd[1]: Connection closed by 10.1.2.3 port 22", **paris)
+    assert own["@timestamp"] == "2026-07-01T10:00:00.000Z" and own["event"]["timezone"] == "+0000"
+    summer = one("Jul  1 12:00:00 web1 sshd[1]: Connection closed by 10.1.2.3 port 22", **paris)
+    winter = one("Jan  1 12:00:00 web1 sshd[1]: Connection closed by 10.1.2.3 port 22", **paris)
+    assert summer["@timestamp"] == "2026-07-01T10:00:00.000Z" and summer["event"]["timezone"] == "+0200"
+    assert winter["@timestamp"] == "2026-01-01T11:00:00.000Z" and winter["event"]["timezone"] == "+0100"

@@ -171,8 +171,7 @@ class _Clock:
         self.zone = ZoneInfo(options.timezone) if options.timezone else UTC
         self.year = options.year
         self.ref = options.file_time
-        now = datetime.now(self.zone)
-        self.offset = now.strftime("%z") or "+0000"
+        self.offset = "+0000"  # event.timezone of the last time read (`iso`, `legacy`)
 
     def iso(self, text: str) -> str | None:
         """UTC ISO text of an RFC 3339 timestamp; None when it is no valid time."""
@@ -180,7 +179,9 @@ class _Clock:
             dt = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=self.zone)
-            return _iso(dt)
+            when = _iso(dt)
+            self.offset = dt.strftime("%z") or "+0000"  # the line's own offset, else the zone's on that date
+            return when
         except (ValueError, OverflowError, OSError):
             return None
 
@@ -197,9 +198,12 @@ class _Clock:
             except ValueError:
                 pass
         try:
-            return _iso(datetime(year, month, day, h, m, s, micro, tzinfo=self.zone))
+            dt = datetime(year, month, day, h, m, s, micro, tzinfo=self.zone)
+            when = _iso(dt)
         except (ValueError, OverflowError, OSError):
             return None
+        self.offset = dt.strftime("%z") or "+0000"  # the zone's offset on that date (DST)
+        return when
 
 
 FORMAT = Format("syslog", "syslog files (RFC 3164/3339/5424: auth.log, secure, Sysmon for Linux), journalctl -o json",
