@@ -67,3 +67,25 @@ value = 5
     result = alert["kibana.alert.threshold_result"]
     assert result["count"] == 5 and result["terms"] == [{"field": "source.ip", "value": "203.0.113.7"}]
     assert alert["source"] == {"ip": "203.0.113.7"} and len(alert["kibana.alert.ancestors"]) == 5
+
+
+def test_hunt_threshold_rule_with_a_sequence_query_says_why(tmp_path):
+    # was: AttributeError: 'SequenceQuery' object has no attribute 'filter'
+    data, rules = write_case(tmp_path, [fail(i, i * 0.2, "203.0.113.7") for i in range(1, 6)], {"th.toml": '''
+[rule]
+name = "SSH brute force"
+description = "d"
+risk_score = 47
+rule_id = "th-1"
+severity = "medium"
+type = "threshold"
+language = "eql"
+query = "sequence [authentication where true] [authentication where true]"
+
+[rule.threshold]
+field = ["source.ip"]
+value = 5
+'''})
+    res, alerts = hunt_cli(data, rules)
+    assert alerts == [] and "AttributeError" not in res.output, res.output
+    assert "rule failed SSH brute force: a threshold rule counts single events, not a sequence" in res.output

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -54,12 +54,18 @@ def flatten(doc: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _get(flat: dict, key: str) -> Any:
+class Fields(Protocol):
+    """Field lookup by dotted name: a flattened document (dict) or a `_View` of a nested one."""
+
+    def get(self, key: str, /) -> Any: ...
+
+
+def _get(flat: Fields, key: str) -> Any:
     v = flat.get(key)
     return v[0] if isinstance(v, list) and v else v
 
 
-def reason(rule: Rule, flat: dict, severity: str | None = None) -> str:
+def reason(rule: Rule, flat: Fields, severity: str | None = None) -> str:
     """Kibana's reason text; parts whose fields are missing are left out."""
     parts = []
     category = _get(flat, "event.category")
@@ -95,7 +101,7 @@ def _rule_fields(rule: Rule) -> dict[str, Any]:
 
 
 def _make_rule_fields(rule: Rule) -> dict[str, Any]:
-    fields = {
+    fields: dict[str, Any] = {
         "kibana.alert.rule.name": rule.name,
         "kibana.alert.rule.rule_id": rule.rule_id,
         "kibana.alert.rule.type": rule.type,
@@ -125,7 +131,7 @@ def _make_rule_fields(rule: Rule) -> dict[str, Any]:
     return fields
 
 
-def _values(flat: dict, key: str) -> list:
+def _values(flat: Fields, key: str) -> list:
     v = flat.get(key)
     return v if isinstance(v, list) else [] if v is None else [v]
 
@@ -134,7 +140,7 @@ def _text(v: Any) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
-def mapped_severity(rule: Rule, flat: dict) -> str:
+def mapped_severity(rule: Rule, flat: Fields) -> str:
     """Kibana tries the mappings from lowest to highest severity; the last that matches wins."""
     severity = rule.severity
     for m in sorted(rule.severity_mapping, key=lambda m: SEVERITIES.index(m["severity"])):
@@ -143,7 +149,7 @@ def mapped_severity(rule: Rule, flat: dict) -> str:
     return severity
 
 
-def mapped_risk_score(rule: Rule, flat: dict) -> float:
+def mapped_risk_score(rule: Rule, flat: Fields) -> float:
     """The first mapped field holding a number from 0 to 100, else the rule's risk_score."""
     for m in rule.risk_score_mapping:
         for v in _values(flat, m["field"])[:1]:
@@ -299,6 +305,7 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
             alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
         primary = alerts[-1]  # the event alert, or a sequence's shell
         if state is not None:
+            assert spec is not None  # state exists only with a spec
             flat = flatten(primary)
             values = tuple(_group_value(flat, f) for f in spec.group_by)
             if state.fold(values, time_ns, when, execution):

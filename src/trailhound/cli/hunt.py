@@ -92,8 +92,8 @@ def hunt(
     except RuleError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
     loaded = planned.rules
-    for e in loaded.errors:
-        err.print(f"[red]rule error[/red]: {m(e)}")
+    for error in loaded.errors:
+        err.print(f"[red]rule error[/red]: {m(error)}")
     unsupported = [c for c in planned.checks if c.status == "unsupported"]
     errors = [c for c in planned.checks if c.status == "error"]
     for c in unsupported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def run_cmd(
     if record:
         write_capture(cap, record, whole=False)
         _log(f"recorded as fixtures in {record}/")
-    rule_paths = rules or [mx.default_rules_dir()]
+    rule_paths: list[str | os.PathLike] = list(rules) if rules else [mx.default_rules_dir()]
     if all(Path(p).exists() for p in rule_paths):
         matrix = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
         (out / "matrix.json").write_text(json.dumps(matrix.as_dict(), indent=1) + "\n")

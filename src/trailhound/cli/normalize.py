@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -88,7 +89,7 @@ def normalize(
                 continue
             if note := year_note(src, fmt, options):
                 err.print(f"[dim]{m(note)}[/dim]")
-            for doc, _ in documents(src, fmt, options, lambda n, reason, p=str(path): skips.add(p, n, reason)):
+            for doc, _ in documents(src, fmt, options, partial(skips.add, str(path))):
                 tree.apply(doc)
                 sink.write(orjson.dumps(doc) + b"\n")
                 produced += 1

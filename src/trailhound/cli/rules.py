@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -37,14 +38,15 @@ def rules_validate(
     except RuleError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
     checks = [check_rule(r) for r in loaded.rules]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c in checks:
         lang = f"{c.rule.type}/{c.rule.language}" if c.rule.language else c.rule.type
         rows.append({"rule": c.rule.name, "rule_id": c.rule.rule_id, "file": c.rule.source, "type": lang,
                      "status": c.status, "detail": c.reason, "warnings": list(c.warnings)})
-    for e in loaded.errors:
-        rows.append({"rule": None, "rule_id": None, "file": e.source, "type": None, "status": "error",
-                     "detail": f"{'[rule] ' + e.key + ': ' if e.key else ''}{e.message}", "warnings": []})
+    for error in loaded.errors:
+        rows.append({"rule": None, "rule_id": None, "file": error.source, "type": None, "status": "error",
+                     "detail": f"{'[rule] ' + error.key + ': ' if error.key else ''}{error.message}",
+                     "warnings": []})
     if format is OutputFormat.ndjson:
         out = sys.stdout.buffer
         for row in rows:

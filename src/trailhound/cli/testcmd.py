@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -39,7 +40,7 @@ def test_rules(
     out = sys.stdout
 
     def emit(row: dict) -> None:
-        base = {"rule": None, "rule_id": None, "file": None, "case": None, "status": None, "expected_hits": None,
+        base: dict[str, Any] = {"rule": None, "rule_id": None, "file": None, "case": None, "status": None, "expected_hits": None,
                 "hits": None, "problems": [], "fired": []}
         out.write(orjson.dumps({**base, **row}).decode() + "\n")
 
@@ -87,11 +88,11 @@ def test_rules(
                       "problems": [f"needs {missing} case"]})
             else:
                 err.print(f"[yellow]untested[/yellow] {m(r.name)}: needs {missing} case")
-    for e in errors:
+    for error in errors:
         if ndjson:
-            emit({"status": "error", "problems": [e]})
+            emit({"status": "error", "problems": [error]})
         else:
-            err.print(f"[red]error[/red] {m(e)}")
+            err.print(f"[red]error[/red] {m(error)}")
     out.flush()
     cases = passed + failed
     err.print(f"{passed} passed, {failed} failed, {len(errors)} errors; {len(chosen.rules)} rules, {cases} cases")

@@ -9,7 +9,7 @@ same Python value, so that a restored key equals the one it was saved from.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,8 +17,9 @@ from typing import Any
 #: a checkpoint's format version; `check` refuses any other
 VERSION = 1
 
-_TAGGED = {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "time": time.fromisoformat,
-           "decimal": Decimal, "timedelta": lambda us: timedelta(microseconds=us)}
+_TAGGED: dict[str, Callable[[Any], Any]] = {"datetime": datetime.fromisoformat, "date": date.fromisoformat,
+                                             "time": time.fromisoformat, "decimal": Decimal,
+                                             "timedelta": lambda us: timedelta(microseconds=us)}
 
 
 def value_out(v: Any) -> Any:

@@ -26,10 +26,10 @@ new_terms history by its window, a threshold's events by its lookback. Samples h
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -41,6 +41,9 @@ from .new_terms import NewTermsState
 from .sample import build_samples
 from .sequence import Completed, SequenceState
 from .threshold import ThresholdSpec, ThresholdState
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 Key = tuple[Hashable, ...]
 
@@ -69,17 +72,17 @@ class Correlator(Protocol):
 # ---- join keys ---------------------------------------------------------------------------
 
 
-def key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[pl.DataType]:
+def key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[PolarsDataType]:
     """One dtype per key position; positions whose fields disagree compare as strings."""
     n = len(stages[0].keys)
-    out = []
+    out: list[PolarsDataType] = []
     for i in range(n):
-        dts = {schema.get(s.keys[i].path).inner for s in stages} - {None, pl.Null}
+        dts = {d for s in stages if (d := schema.get(s.keys[i].path).inner) is not None} - {pl.Null}
         out.append(dts.pop() if len(dts) == 1 else pl.String)
     return out
 
 
-def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[pl.DataType], cols: list[str]) -> pl.DataFrame:
+def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[PolarsDataType], cols: list[str]) -> pl.DataFrame:
     """Rows of one stage, one per distinct join-key combination (cartesian over arrays)."""
     exprs = []
     for i, key in enumerate(stage.keys):
@@ -102,7 +105,7 @@ def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[pl.Dat
     return out.unique(maintain_order=True)
 
 
-def semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str], held: list[Key] = ()) -> pl.DataFrame:
+def semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str], held: Sequence[Key] = ()) -> pl.DataFrame:
     """The rows of `df` whose key occurs in `other` or among `held` keys (from earlier batches)."""
     if not keys:
         return df if other.height or held else df.clear()
@@ -231,19 +234,22 @@ class SequenceRun:
             c: Completed = entry[0]
             if not any(self.missing):
                 entry[1] = True
-            elif trailing and not final and self.watermark <= c.start_ts + self.maxspan_ns:
+                continue
+            assert self.maxspan_ns is not None  # the parser requires a maxspan with missing stages
+            if trailing and not final and self.watermark is not None and self.watermark <= c.start_ts + self.maxspan_ns:
                 # a later event of the trailing missing stage, within maxspan, may still discard it
                 waiting_from = c.start_ts if waiting_from is None else min(waiting_from, c.start_ts)
             else:
-                assert self.maxspan_ns is not None
                 entry[1] = keep_candidate(self.missing, c.times, c.key, MissingIndex(self.absent), self.maxspan_ns)
         if self.absent and self.watermark is not None and not final:
+            assert self.maxspan_ns is not None  # missing stages (self.absent) come with a maxspan
             self._forget_absent(self.watermark - self.maxspan_ns if waiting_from is None
                                 else min(waiting_from, self.watermark - self.maxspan_ns))
 
     def _forget_absent(self, first_start: int) -> None:
         """Drop missing-stage times older than maxspan before any sequence yet to be decided starts:
         such a time decides as no event would (see missing.keep_candidate)."""
+        assert self.maxspan_ns is not None
         cutoff = first_start - self.maxspan_ns
         for per_key in self.absent.values():
             for key in list(per_key):

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import polars as pl
 
 from .._gc import no_gc
 from ..lang import ir
+from ..lang.errors import QueryError
 from ..rules.check import RuleCheck, ecs
-from ..rules.errors import UnsupportedError, reason_of
+from ..rules.errors import RuleError, UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
@@ -26,6 +29,7 @@ from .search import (
     Hit,
     NewTermsRule,
     SearchOptions,
+    SearchResult,
     needed_fields,
     search,
     search_events_batch,
@@ -99,7 +103,7 @@ class _Frame:
         self.current = self.current.clone()
 
 
-def _isolated(run_batch, members: list[int], frame: _Frame) -> list[tuple[int, object]]:
+def _isolated(run_batch, members: list[int], frame: _Frame) -> list[tuple[int, SearchResult | Exception]]:
     """(member, result or exception) for every member of a batch. The whole batch runs at once;
     if it raises, it is split in halves, each run on a fresh frame, down to the rules that fail,
     so one bad rule costs about log2(batch) extra runs and the others keep their results."""
@@ -128,6 +132,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     queries: dict[int, ir.Query] = {}
     fields: set[str] = {"@timestamp"}
     for i, c in enumerate(runnable):
+        assert c.query is not None  # runnable checks have a query
         try:
             items = items_for(c.rule, exceptions)
             query = ir.restrict(c.query, ir.Not(_any([it.condition for it in items]))) if items else c.query
@@ -174,9 +179,9 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             kind = None
             if c.rule.type in ("eql", "query") and type(c.query) in _BATCHES:
                 kind = _BATCHES[type(c.query)]
-            elif c.rule.type == "new_terms" and isinstance(queries[i], ir.EventQuery):
+            elif c.rule.type == "new_terms" and isinstance(q := queries[i], ir.EventQuery):
                 terms, history = c.rule.new_terms_spec()
-                new_terms[i] = NewTermsRule(queries[i], tuple(terms), date_math_ms(history))
+                new_terms[i] = NewTermsRule(q, tuple(terms), date_math_ms(history))
                 kind = "new_terms"
         except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start: the rule says why
             runs[i].fail(e)
@@ -193,7 +198,10 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         t0 = time.perf_counter()
         try:
             if c.rule.type == "threshold":
-                result = search_threshold(queries[i], frame.current, c.rule.threshold_spec(), options)
+                if not isinstance(q := queries[i], ir.EventQuery):
+                    raise RuleError(c.rule.source, "query", "a threshold rule counts single events, not a "
+                                    f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
+                result = search_threshold(q, frame.current, c.rule.threshold_spec(), options)
             else:
                 result = search(queries[i], frame.current, options)
             _record(runs[i], result)
@@ -206,22 +214,25 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()
         options = batch_options[key]
+        run_batch: Callable[[list[int], pl.DataFrame], list[SearchResult | QueryError]]
         if key[0] == "new_terms":
-            def run_batch(ids, f, options=options):
+            def run_new_terms(ids, f, options=options):
                 return search_new_terms_batch([new_terms[i] for i in ids], f, options)
+            run_batch = run_new_terms
         else:
             batch = {"events": search_events_batch, "sequences": search_sequences_batch,
                      "samples": search_samples_batch}[key[0]]
 
-            def run_batch(ids, f, batch=batch, options=options):
+            def run_queries(ids, f, batch=batch, options=options):
                 return batch([queries[i] for i in ids], f, options)
+            run_batch = run_queries
         outcome = _isolated(run_batch, members, frame)
         share = (time.perf_counter() - t0) / len(members)
-        for i, result in outcome:
-            if isinstance(result, Exception):
-                runs[i].fail(result)
+        for i, got in outcome:
+            if isinstance(got, Exception):
+                runs[i].fail(got)
             else:
-                _record(runs[i], result)
+                _record(runs[i], got)
             runs[i].seconds = share
         tick(len(members))
     ordered = [runs[i] for i in range(len(runnable))]
@@ -245,6 +256,7 @@ def _count_exceptions(runs: list[RuleRun], table: EventTable, frame: _Frame) -> 
         options, _ = _options(run.check, table.present)
         key = (options.timestamp_field, options.tiebreaker_field, options.event_category_field)
         group = by_options.setdefault(key, (options, []))[1]
+        assert run.check.query is not None  # runs are of runnable checks
         for item in run.exceptions:
             for f in ir.query_filters(run.check.query):
                 group.append((run, item, ir.EventQuery(ir.EventFilter(f.category, ir.And((f.condition, item.condition))))))

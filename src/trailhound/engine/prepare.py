@@ -9,8 +9,9 @@ The event order is (`__ts`, `__tb` with nulls last, `__row`), as ES orders hits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -18,6 +19,9 @@ import pyarrow.compute as pc
 
 from ..compile.schema import DATE_TYPES
 from ..compile.semantics import parse_date_ns
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 #: a date given as epoch milliseconds in a string ("11", "1516116808349")
 EPOCH_RE = r"^\s*-?\d+(\.\d+)?\s*$"
@@ -41,7 +45,7 @@ class FrameOptions:
         return t
 
 
-def date_to_ns(expr: pl.Expr, dtype: pl.DataType, nanos: bool) -> pl.Expr:
+def date_to_ns(expr: pl.Expr, dtype: PolarsDataType, nanos: bool) -> pl.Expr:
     """Epoch-ms numbers, numeric strings and ISO-8601 strings → Int64 epoch nanoseconds."""
     if isinstance(dtype, pl.List):
         return expr.list.eval(date_to_ns(pl.element(), dtype.inner, nanos))
@@ -88,7 +92,7 @@ def _parse_iso(s: pl.Series) -> pl.Series | None:
 
 
 def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],
-            derived: list[pl.Expr] = ()) -> tuple[pl.LazyFrame, dict[str, str]]:
+            derived: Sequence[pl.Expr] = ()) -> tuple[pl.LazyFrame, dict[str, str]]:
     """The frame with aliases, converted dates, `__ts` and `__tb`; and the ES types in force.
 
     `derived` columns (e.g. lower-cased companions) are added before the date conversions, so

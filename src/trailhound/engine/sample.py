@@ -17,7 +17,7 @@ Key = tuple[Hashable, ...]
 
 
 def key_order(key: Key) -> tuple:
-    parts = []
+    parts: list[tuple[int, float, str | bytes]] = []
     for v in key:
         if v is None:
             parts.append((0, 0, ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Collection, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,7 +37,7 @@ class SearchOptions(FrameOptions):
 
 @dataclass
 class SearchResult:
-    kind: Literal["events", "sequences", "samples"]
+    kind: Literal["events", "sequences", "samples", "threshold"]
     hits: list[Hit]
     warnings: list[str] = field(default_factory=list)
     candidates: int = 0  # rows that reached correlation
@@ -70,7 +71,7 @@ def search(query: ir.Query, frame: pl.DataFrame, options: SearchOptions = Search
 
 
 def _prepared(frame: pl.DataFrame, options: FrameOptions, queries: list[ir.Query],
-              extra_fields: set[str] = frozenset()) -> tuple[pl.LazyFrame, Schema, PolarsCompiler]:
+              extra_fields: AbstractSet[str] = frozenset()) -> tuple[pl.LazyFrame, Schema, PolarsCompiler]:
     """The prepared frame for these queries, its schema, and a compiler that reads the
     lower-cased companion columns added for their case-insensitive matches."""
     needed = set(extra_fields)
@@ -182,7 +183,7 @@ def _frame_key(options: FrameOptions) -> tuple:
 
 
 def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndarray,
-                  fields: set[str] = frozenset()) -> pl.DataFrame:
+                  fields: AbstractSet[str] = frozenset()) -> pl.DataFrame:
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
     The order keys come from the SharedFilters, which parses the timestamps once per frame,
     unless the rows are few and no order was made yet: then they are sorted on their own."""
@@ -190,7 +191,9 @@ def _ordered_rows(frame: pl.DataFrame, options: FrameOptions, positions: np.ndar
     wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
     if not shared.has_order() and len(positions) * 8 < frame.height:
         ts, tb = options.timestamp_field, options.tiebreaker_field
-        wanted |= {ts, tb, options.aliases.get(ts), options.aliases.get(tb)}
+        for f in (ts, tb, options.aliases.get(ts), options.aliases.get(tb) if tb is not None else None):
+            if f is not None:
+                wanted.add(f)
         base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
         return (prepare(base, options, set(fields))[0].with_columns(pl.Series("__pos", positions, dtype=pl.Int64))
                 .sort(ORDER, nulls_last=True).collect())
@@ -307,7 +310,7 @@ def _candidates(q: ir.Query, lf: pl.LazyFrame, compiler: PolarsCompiler, options
     names = lf.collect_schema().names()
     if isinstance(q, ir.SequenceQuery):
         filters, copies, flags, key_fields = _sequence_columns(q, compiler, options, names)
-        return (lf.select(ORDER + key_fields + filters).with_columns(copies)
+        return (lf.select([*ORDER, *key_fields, *filters]).with_columns(copies)
                 .filter(pl.any_horizontal(flags) & pl.col("__ts").is_not_null())
                 .sort(ORDER, nulls_last=True).collect())
     if isinstance(q, ir.SampleQuery):
@@ -315,7 +318,7 @@ def _candidates(q: ir.Query, lf: pl.LazyFrame, compiler: PolarsCompiler, options
         filters = [_stage_filter(compiler, s.filter, options).alias(f"__s{i}") for i, s in enumerate(stages)]
         flags = [f"__s{i}" for i in range(len(stages))]
         key_fields = sorted({k.path for s in stages for k in s.keys} & set(names))
-        return lf.select(ORDER + key_fields + filters).filter(pl.any_horizontal(flags)).sort(
+        return lf.select([*ORDER, *key_fields, *filters]).filter(pl.any_horizontal(flags)).sort(
             ORDER, nulls_last=True).collect()
     keep = _stage_filter(compiler, q.filter, options)
     present = sorted(set(fields) & set(names))

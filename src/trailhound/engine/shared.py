@@ -71,7 +71,7 @@ class FieldValues:
             mask = np.zeros(len(self.counts), dtype=bool)
             mask[true_codes] = True
             return np.flatnonzero(mask[self.codes])
-        if self._order is None:
+        if self._order is None or self._starts is None:
             self._order, self._starts = _grouped(self.codes, len(self.counts))
         starts = self._starts
         parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
@@ -128,9 +128,9 @@ def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     """The distinct values of a column (null last when present) and each row's index into them."""
     if series.dtype == pl.String:
         cats = series.drop_nulls().unique()
-        codes = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
-        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if codes.null_count() else cats
-        return values, codes.fill_null(len(cats)).to_numpy()
+        coded = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
+        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if coded.null_count() else cats
+        return values, coded.fill_null(len(cats)).to_numpy()
     groups = (pl.DataFrame({"v": series}).with_row_index("__i")
               .group_by("v").agg(pl.col("__i")))
     codes = np.empty(series.len(), dtype=np.uint32)
@@ -162,10 +162,12 @@ def _lookup(e: ir.Expr, info) -> tuple[frozenset, bool] | None:
         if isinstance(lit, ir.Literal) and isinstance(lit.value, str):
             return frozenset((lit.value,)), False
         return None
-    if isinstance(e, ir.InSet) and isinstance(e.value, ir.Field) and e.options and all(
-            isinstance(o, ir.Literal) and isinstance(o.value, str) for o in e.options):
+    if isinstance(e, ir.InSet) and isinstance(e.value, ir.Field) and e.options:
+        strings = [o.value for o in e.options if isinstance(o, ir.Literal) and isinstance(o.value, str)]
+        if len(strings) < len(e.options):
+            return None
         ci = e.case_insensitive
-        return frozenset(o.value.lower() if ci else o.value for o in e.options), ci
+        return frozenset(v.lower() if ci else v for v in strings), ci
     if (isinstance(e, ir.Match) and e.kind == "wildcard" and isinstance(e.value, ir.Field) and e.patterns
             and not any("*" in p or "?" in p for p in e.patterns)):
         ci = e.case_insensitive
@@ -416,6 +418,7 @@ class SharedFilters:
                 continue
             index: dict[str, list[int]] = {}
             for j, a in enumerate(group):
+                assert a.lookup is not None  # only exact-match atoms come here
                 for value in a.lookup:
                     index.setdefault(value, []).append(j)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
@@ -452,8 +455,8 @@ class SharedFilters:
         """`__ts` and `__tb` of every row, and the row positions in event order (made once)."""
         if self._order is None:
             ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
-            wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb)}
-            base = self.frame.select(sorted((wanted & set(self.frame.columns)) | {"__row"}))
+            wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb) if tb is not None else None}
+            base = self.frame.select(sorted((set(self.frame.columns) & wanted) | {"__row"}))
             keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
             by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
             self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))

@@ -86,7 +86,7 @@ class ProcessTree:
         if _is_start(doc):
             if table is None:
                 table = self.hosts[host] = OrderedDict()
-            parent = process.get("parent") if isinstance(process.get("parent"), dict) else {}
+            parent = process["parent"] if isinstance(process.get("parent"), dict) else {}
             ppid = parent.get("pid") if isinstance(parent.get("pid"), int) else None
             info = {k: process[k] for k in _COPIED if k in process}
             if table.pop(process["pid"], None) is not None:
@@ -125,7 +125,9 @@ class ProcessTree:
                 del self.hosts[oldest_host]
 
     def _fill_parent(self, process: dict, table: OrderedDict[int, Proc], me: Proc) -> None:
-        parent = table.get(me.ppid) if me.ppid is not None else None
+        if me.ppid is None:
+            return
+        parent = table.get(me.ppid)
         if parent is None:
             return
         table.move_to_end(me.ppid)
@@ -161,7 +163,7 @@ class ProcessTree:
         leader = dict(node.info)
         meta: dict[str, Any] = {"type": kind}
         ip = self.logins.get((host, node.session)) if node.session else None
-        if ip is not None:
+        if ip is not None and node.session:
             self.logins.move_to_end((host, node.session))
         if ip and kind == "sshd":
             meta["source"] = {"ip": ip}

@@ -11,8 +11,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .report import HuntReport, RuleOutcome
+
+if TYPE_CHECKING:
+    from ..rules.loader import RuleSet
 
 TIMESTAMP_FALLBACK = "no event has timestamp_override"  # engine.hunt's warning, said once for all rules
 
@@ -21,7 +25,7 @@ TIMESTAMP_FALLBACK = "no event has timestamp_override"  # engine.hunt's warning,
 class Plan:
     """The rules of a hunt, checked: what will run, and what cannot (with the reason)."""
 
-    rules: object  # rules.loader.RuleSet
+    rules: RuleSet
     checks: list = field(default_factory=list)  # rules.check.RuleCheck, one per rule
 
     @property

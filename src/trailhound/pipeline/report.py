@@ -4,6 +4,7 @@ FILE` (JSON), the HTML report and a live status line are renderings of this obje
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ class HuntReport:
         """Rules that could not be run or failed, and files that did not load."""
         return len(self.with_status("error", "failed")) + len(self.load_errors)
 
-    def to_dict(self, exit_code: int | None = None, mostly_bad: list[str] = ()) -> dict:
+    def to_dict(self, exit_code: int | None = None, mostly_bad: Sequence[str] = ()) -> dict:
         """The report as JSON-ready data with stable keys (`hunt --summary FILE`)."""
         first, last = self.span
         load = self.load

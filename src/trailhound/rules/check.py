@@ -51,7 +51,7 @@ class EcsSchema:
             t = self.types.get(n)
             if t is None:
                 continue
-            dt = _POLARS_TYPE.get(t, pl.String)
+            dt = _POLARS_TYPE.get(t, pl.String)()  # an instance, as FieldInfo.dtype (and a frame's schema) holds
             fields[n] = FieldInfo(n, pl.List(dt) if n in self.arrays else dt, t)
         return Schema(fields)
 
@@ -139,6 +139,7 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
         return hit
     cacheable = True
     query = None
+    outcome: tuple[ir.Query | None, str | None, Status]
     try:
         query = parse_rule_query(rule)
         _compile(query, rule)
@@ -151,7 +152,7 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
         outcome, cacheable = (query, f"the query cannot be parsed or compiled: {reason_of(e)}", "error"), False
     if cacheable:
         cache.put(key, outcome)
-    return outcome  # type: ignore[return-value]
+    return outcome
 
 
 def _compile(query: ir.Query, rule: Rule) -> None:

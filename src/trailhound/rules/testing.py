@@ -23,12 +23,14 @@ import json
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import RuleError
+
+T = TypeVar("T")
 
 SUFFIX = ".test.toml"
 
@@ -82,7 +84,7 @@ def _case(c: Any, path: str, i: int) -> Case:
         if not isinstance(c["event"], list) or not all(isinstance(e, dict) for e in c["event"]):
             raise RuleError(path, None, f"{where} ({name}): [[case.event]] must be tables")
         data = "".join(json.dumps(e, default=str) + "\n" for e in c["event"])
-        fmt = "ecs"
+        fmt: str | None = "ecs"
     else:
         data = str(c[given[0]])
         fmt = c.get("format", "ecs" if given[0] == "ndjson" else None)
@@ -160,9 +162,20 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             files, errors = load_test_files(sorted(p.parent.glob("*" + SUFFIX)))
             out.errors += [e for e in errors if e.source and Path(e.source) == beside]
             out.files += [tf for tf in files if any(tests_rule(tf, r) for r in loaded.rules)]
-    seen_rules, seen_files = set(), set()
-    out.rules = [r for r in out.rules if not ((r.source, r.rule_id) in seen_rules or seen_rules.add((r.source, r.rule_id)))]
-    out.files = [f for f in out.files if not (f.path in seen_files or seen_files.add(f.path))]
+    out.rules = _first_each(out.rules, lambda r: (r.source, r.rule_id))
+    out.files = _first_each(out.files, lambda f: f.path)
+    return out
+
+
+def _first_each(items: list[T], key: Callable[[T], Hashable]) -> list[T]:
+    """`items` in order, without those whose key an earlier item has."""
+    seen: set[Hashable] = set()
+    out = []
+    for item in items:
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            out.append(item)
     return out
 
 

@@ -8,13 +8,14 @@ import gzip
 import lzma
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
-_COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: openers by suffix; typed loosely because their overloads (text or binary by mode) match no single Callable
+_COMPRESSORS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 class SinkError(Exception):
@@ -63,7 +64,7 @@ def open_output(path: str | os.PathLike | None) -> IO[bytes]:
     p = Path(path)
     opener = _COMPRESSORS.get(p.suffix.lower())
     try:
-        return opener(p, "wb") if opener else p.open("wb")  # type: ignore[return-value]
+        return opener(p, "wb") if opener else p.open("wb")
     except OSError as e:
         raise SinkError(f"cannot write {p}: {e.strerror or e}") from None
 
