@@ -70,6 +70,8 @@ class TableWriter:
             self._flush()
 
     def close(self) -> None:
+        if self.count == 0:
+            return  # no rows, no table: the summary line on stderr says "0 ..."
         if self.widths is None:
             self._layout()
         self._flush()

@@ -129,7 +129,3 @@ def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],
 
 
 ORDER = ["__ts", "__tb", "__row"]
-
-
-def sort_events(lf: pl.LazyFrame) -> pl.LazyFrame:
-    return lf.sort(ORDER, nulls_last=True)

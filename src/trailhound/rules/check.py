@@ -10,9 +10,7 @@ from typing import Literal
 
 import polars as pl
 
-from ..compile.polars import PolarsCompiler
 from ..compile.schema import FieldInfo, Schema
-from ..compile.sql import SqlCompiler
 from ..lang import ir
 from ..lang.errors import QueryError
 from ..lang.kql import parse_kql_query
@@ -156,7 +154,11 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
 
 
 def _compile(query: ir.Query, rule: Rule) -> None:
-    """Compile every filter with both backends against ECS's field types."""
+    """Compile every filter with both backends against ECS's field types. (Imported here: a rule
+    found in the cache needs neither, and sqlglot alone costs a tenth of a second to import.)"""
+    from ..compile.polars import PolarsCompiler
+    from ..compile.sql import SqlCompiler
+
     category_field = rule.event_category_override or "event.category"
     schema = ecs().schema([f.path for f in ir.query_fields(query)] + [category_field])
     for backend in (PolarsCompiler(schema), SqlCompiler(schema)):

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache
+from .discovery import is_test_file, rule_files
 from .errors import RuleError, reason_of
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
-from .testing import SUFFIX as TEST_SUFFIX
 
 
 def rule_from_toml(text: str, source: str | None = None) -> Rule:
@@ -85,19 +85,6 @@ def read_rule_file(path: Path) -> str:
         raise RuleError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
 
 
-def rule_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """TOML files under `paths` (directories are searched recursively), sorted."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(p.rglob("*.toml")))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise RuleError(str(p), None, "no such file or directory")
-    return out
-
-
 @dataclass
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
@@ -114,7 +101,7 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
     out = RuleSet()
     dirs = [Path(d) for d in value_list_dirs]
     for path in rule_files(paths):
-        if path.name.endswith(TEST_SUFFIX):
+        if is_test_file(path):
             continue  # rule unit tests (`testing`), not rules
         try:
             doc = _parse_toml(read_rule_file(path))

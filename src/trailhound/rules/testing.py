@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .discovery import TEST_SUFFIX as SUFFIX
+from .discovery import rule_files
 from .errors import RuleError
 
 T = TypeVar("T")
-
-SUFFIX = ".test.toml"
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ class CaseFile:
     path: str
     rule_ref: str  # a rule_id, or the path of the rule file beside it
     cases: tuple[Case, ...]
-
-
-def is_test_document(doc: dict) -> bool:
-    return "case" in doc and "rule" not in doc
 
 
 def parse_test_file(doc: dict, path: str) -> CaseFile:
@@ -95,8 +91,6 @@ def _case(c: Any, path: str, i: int) -> Case:
 
 
 def load_test_files(paths: Iterable[str | os.PathLike]) -> tuple[list[CaseFile], list[RuleError]]:
-    from .loader import rule_files
-
     out, errors = [], []
     for path in rule_files(paths):
         if not path.name.endswith(SUFFIX):
