@@ -153,9 +153,9 @@ def test_es_suite_random_cuts(data):
 @cache
 def lab_cases() -> tuple[Case, ...]:
     from trailhound.engine.hunt import _options
-    from trailhound.engine.new_terms import date_math_span_ms
     from trailhound.rules.check import check_rule
     from trailhound.rules.loader import load_rules
+    from trailhound.rules.model import date_math_ms
 
     paths = sorted(glob.glob(str(REPO / "tests/fixtures/lab/*/audit.log"))) + sorted(
         glob.glob(str(REPO / "tests/fixtures/lab/*/auth.log")))
@@ -178,7 +178,7 @@ def lab_cases() -> tuple[Case, ...]:
             out.append(_case(rule.name, q, table.frame, options))
         elif rule.type == "new_terms":
             terms, history = rule.new_terms_spec()
-            ms = date_math_span_ms(history)
+            ms = date_math_ms(history)
             out.append(_case(rule.name, q, table.frame, options, fields=terms,
                              make=lambda q=q, t=terms, ms=ms: NewTermsRun(q, t, ms),
                              restore=lambda d, q=q, t=terms, ms=ms: NewTermsRun.from_dict(q, t, ms, d)))

@@ -3,9 +3,10 @@
 
 import pytest
 
-from trailhound.engine.new_terms import NewTermsState, date_math_span_ms
+from trailhound.engine.new_terms import NewTermsState
 from trailhound.engine.search import NewTermsRule, search_new_terms, search_new_terms_batch
 from trailhound.lang.kql import parse_kql_query
+from trailhound.rules.model import date_math_ms
 from trailhound.sources import events_from_documents
 
 from helpers import ev, hunt_cli, write_case
@@ -70,7 +71,7 @@ def test_state_is_bounded():
 
 @pytest.mark.parametrize("text, ms", [("now-5d", 5 * DAY), ("now-14d", 14 * DAY), ("now-30m", 1_800_000)])
 def test_history_window_date_math(text, ms):
-    assert date_math_span_ms(text) == ms
+    assert date_math_ms(text) == ms
 
 
 def test_hunt_runs_new_terms_rules(tmp_path):

@@ -46,15 +46,3 @@ class NewTermsState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NewTermsState:
         return cls(data["history_ns"], {checkpoint.key_in(t): s for t, s in data["last_seen"]})
-
-
-_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000,
-             "M": 30 * 86_400_000, "y": 365 * 86_400_000}
-
-
-def date_math_span_ms(expr: str) -> int:
-    """The span of Kibana date math like "now-14d" (how far back it reaches from now)."""
-    text = expr.strip()
-    if not text.startswith("now-") or len(text) < 6 or text[-1] not in _UNITS_MS or not text[4:-1].isdigit():
-        raise ValueError(f"unsupported date math {expr!r}; expected now-<n><unit> with unit s, m, h, d, w, M or y")
-    return int(text[4:-1]) * _UNITS_MS[text[-1]]
