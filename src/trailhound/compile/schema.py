@@ -26,7 +26,7 @@ class FieldInfo:
     """
 
     name: str
-    dtype: pl.DataType | None
+    dtype: PolarsDataType | None
     es_type: str | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ def default_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "pack"
 
 
-def run_matrix(rules: list[str | os.PathLike], files: list[str | os.PathLike], windows) -> Matrix:
+def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.PathLike], windows) -> Matrix:
     """`windows`: objects with name, start, end, benign, skipped (the runner's `Window`s)."""
     from ..alerts.build import alerts_for_hits, utc_now
     from ..engine.hunt import hunt

@@ -678,7 +678,7 @@ class Declaration:
     ValueError when the fields cannot be declared (see `FieldPath.variants` too).
     """
 
-    def __init__(self, paths: list[FieldPath], dotted: Collection[str] = ()) -> None:
+    def __init__(self, paths: list[FieldPath], dotted: Collection[str] | None = ()) -> None:
         self.paths = paths
         self.tree: dict = {}  # key -> subtree, or the field name at a leaf
         self.expr: dict[str, str] = {}
