@@ -173,7 +173,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 if c is ...:
                     return exp.Null()
         b = _lit(c).expr
-        ops: dict[str, type[exp.Expression]] = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+        ops: dict[str, type[exp.Expression]] = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE,
+                                                 ">": exp.GT, ">=": exp.GTE}
         cls = ops[op]
         return cls(this=a, expression=b)
 

@@ -109,7 +109,8 @@ def render_matrix(m: Matrix, console=None) -> None:
     fired = sorted({r for (_, r) in m.cells}, key=lambda r: (-_sev(m.rules.get(r, "")), r))
     ids = {r: f"R{i}" for i, r in enumerate(fired, 1)}
     t = Table(title=f"scenario × rule ({m.rules_run} rules run)")
-    columns: list[tuple[str, JustifyMethod]] = [("scenario", "left"), ("alerts", "right"), ("rules fired (×alerts)", "left")]
+    columns: list[tuple[str, JustifyMethod]] = [("scenario", "left"), ("alerts", "right"),
+                                                ("rules fired (×alerts)", "left")]
     for c, j in columns:
         t.add_column(c, justify=j, overflow="fold")
     for s in m.scenarios + ([OUTSIDE] if any(k[0] == OUTSIDE for k in m.cells) else []):
