@@ -112,10 +112,10 @@ def kernel_record_types() -> dict[str, int]:
     return dict(sorted(types.items(), key=lambda kv: kv[1]))
 
 
-def _one_per_line(name: str, table: dict) -> str:
+def _one_per_line(name: str, table: dict, annotation: str) -> str:
     """A dict literal with one entry per line (the entries are small dicts)."""
     rows = "".join(f"    {key!r}: {table[key]!r},\n" for key in sorted(table))
-    return f"{name} = {{\n{rows}}}"
+    return f"{name}: {annotation} = {{\n{rows}}}"
 
 
 def _numbered(name: str, table: dict[int, str]) -> str:
@@ -140,9 +140,9 @@ def main() -> int:
         "KERNEL_RECORD_TYPES: kernel-generated record types (1300-2099), which wait for EOE; any other",
         'type is a standalone event. ARCHES: audit arch (hex) -> name. ERRNO: number -> name."""',
         "",
-        _one_per_line("SYSCALL_NORMS", by_syscall),
+        _one_per_line("SYSCALL_NORMS", by_syscall, "dict[str, dict]"),  # rows mix names, lists and numbers
         "",
-        _one_per_line("RECORD_NORMS", by_type),
+        _one_per_line("RECORD_NORMS", by_type, "dict[str, list[dict]]"),
         "",
         "",
         "def _numbered(names: str) -> dict[int, str]:",

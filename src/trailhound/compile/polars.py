@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -39,6 +40,9 @@ from .semantics import (
     is_pushable,
     version_key,
 )
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 Bind = dict[str, pl.Expr]
 
@@ -137,10 +141,10 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             # the parser let this through because an optional field is involved; it is
             # only legal when that field is unmapped (it then reads as the null literal)
             raise EqlSemanticError(f"comparisons against fields are not supported: {_show(e)}")
-        for a, b in ((left, right), (right, left)):
-            if a.is_const and a.const is None and op in ("==", "!="):
+        for x, y in ((left, right), (right, left)):
+            if x.is_const and x.const is None and op in ("==", "!="):
                 # ES rewrites `x == null` to IS NULL, also once an unmapped ?field became null
-                test = b.expr.is_null() if not b.is_const else pl.lit(b.const is None)
+                test = y.expr.is_null() if not y.is_const else pl.lit(y.const is None)
                 return test if op == "==" else ~test
         if left.is_const and right.is_const:
             return pl.lit(fold_compare(op, left.const, right.const), dtype=pl.Boolean)
@@ -181,7 +185,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         if not all(o.is_const for o in opts):
             # `"x" in (field, ...)`: membership is equality with each option
             return _any_of([self._compare(ir.Compare("==", e.value, o), bind) for o in e.options])
-        consts = []
+        consts: list[F.Value] = []  # constants of the value's kind (str, int, float, ...)
         info = self.schema.get(e.value.path) if isinstance(e.value, ir.Field) else None
         for o in opts:
             if o.const is None:
@@ -324,6 +328,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             needle = args[1].const
             if needle is None:
                 return Value(pl.lit(None, dtype=pl.Boolean), "bool")
+            assert isinstance(needle, str)  # check_arg_kinds let only a string constant through
             x = _as_string(s)
             if ci:
                 x, needle = x.str.to_lowercase(), str(needle).lower()
@@ -403,7 +408,7 @@ def lowered_columns(exprs: Iterable[ir.Expr], schema: Schema) -> dict[str, pl.Ex
         for node in ir.walk(e):
             path = _insensitive_field(node)
             info = schema.get(path) if path else None
-            if info is None or info.inner not in (pl.String, pl.Utf8) or path in out:
+            if not path or info is None or info.inner not in (pl.String, pl.Utf8) or path in out:
                 continue
             col = pl.col(path)
             lower = col.list.eval(pl.element().str.to_lowercase()) if info.multi else col.str.to_lowercase()
@@ -416,7 +421,7 @@ def _no_values(col: pl.Expr) -> pl.Expr:
     return col.is_null() | (col.list.drop_nulls().list.len() == 0)
 
 
-def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:
+def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: PolarsDataType) -> pl.Expr:
     if len(exprs) == 1:
         def by_distinct_value(s: pl.Series) -> pl.Series:
             # values repeat a lot in telemetry: call the Python function once per distinct value
@@ -466,7 +471,7 @@ def _cidr_match(ips: pl.Series, cidrs: list) -> pl.Series:
     return ips.replace_strict(keys, pl.Series(hit, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
 
 
-def _float(v: object) -> float | None:
+def _float(v: F.Value) -> float | None:
     return None if v is None else float(v)
 
 
@@ -474,7 +479,7 @@ def _as_string(v: Value) -> pl.Expr:
     return v.expr if v.kind == "string" else v.expr.cast(pl.String)
 
 
-def _dtype_of_kind(kind: str) -> pl.DataType:
+def _dtype_of_kind(kind: str) -> PolarsDataType:
     return {"int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "date": pl.Int64}.get(kind, pl.String)
 
 

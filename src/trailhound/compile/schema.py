@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 #: Elasticsearch field types that change comparison semantics (others behave as inferred).
 DATE_TYPES = ("date", "date_nanos")
@@ -22,7 +26,7 @@ class FieldInfo:
     """
 
     name: str
-    dtype: pl.DataType | None
+    dtype: PolarsDataType | None
     es_type: str | None = None
 
     @property
@@ -30,8 +34,8 @@ class FieldInfo:
         return isinstance(self.dtype, pl.List)
 
     @property
-    def inner(self) -> pl.DataType | None:
-        return self.dtype.inner if isinstance(self.dtype, pl.List) else self.dtype  # type: ignore[union-attr]
+    def inner(self) -> PolarsDataType | None:
+        return self.dtype.inner if isinstance(self.dtype, pl.List) else self.dtype
 
     @property
     def kind(self) -> str:

@@ -15,9 +15,9 @@ from . import functions as F
 from .schema import FieldInfo
 
 #: `not (x op c)` on a pushed-down range is the opposite range
-FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+FLIP: dict[ir.CompareOp, ir.CompareOp] = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 #: `c op x` written as `x op' c`
-SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+SWAP: dict[ir.CompareOp, ir.CompareOp] = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
 #: the EQL functions that are arithmetic operators, which backends compile as the operator
@@ -132,7 +132,7 @@ def const_kind(v: object) -> str:
     return {bool: "bool", int: "int", float: "float"}.get(type(v), "string")
 
 
-def fold_compare(op: str, a: object, b: object) -> bool | None:
+def fold_compare(op: str, a: F.Value, b: F.Value) -> bool | None:
     """`a op b` for two constants, as the compilers compare a value with a constant: the right one
     converted to the left one's kind (None when it cannot be). Both backends fold it alike."""
     if a is None or b is None:

@@ -150,9 +150,9 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         op = e.op
         if not left.is_const and not right.is_const:
             raise EqlSemanticError("comparisons against fields are not supported")
-        for a, b in ((left, right), (right, left)):
-            if a.is_const and a.const is None and op in ("==", "!="):
-                test = exp.Is(this=b.expr, expression=exp.Null()) if not b.is_const else exp.Boolean(this=b.const is None)
+        for x, y in ((left, right), (right, left)):
+            if x.is_const and x.const is None and op in ("==", "!="):
+                test = exp.Is(this=y.expr, expression=exp.Null()) if not y.is_const else exp.Boolean(this=y.const is None)
                 return test if op == "==" else _not(test)
         if left.is_const and right.is_const:
             folded = fold_compare(op, left.const, right.const)
@@ -173,7 +173,9 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 if c is ...:
                     return exp.Null()
         b = _lit(c).expr
-        cls = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[op]
+        ops: dict[str, type[exp.Expression]] = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE,
+                                                 ">": exp.GT, ">=": exp.GTE}
+        cls = ops[op]
         return cls(this=a, expression=b)
 
     def _in(self, e: ir.InSet, bind) -> exp.Expression:
@@ -182,7 +184,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         if not all(o.is_const for o in opts):
             return _or([self._compare(ir.Compare("==", e.value, o), bind) for o in e.options])
         info = self.schema.get(e.value.path) if isinstance(e.value, ir.Field) else None
-        consts = []
+        consts: list[F.Value] = []  # constants of the value's kind (str, int, float, ...)
         for o in opts:
             if o.const is None:
                 continue
@@ -207,7 +209,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                         for p in e.patterns])
         if e.case_insensitive:
             s = exp.Lower(this=s)
-        parts = []
+        parts: list[exp.Expression] = []
         for p in e.patterns:
             plan = plan_wildcard(p.lower() if e.case_insensitive else p)
             lit = exp.Literal.string(plan.text)
@@ -264,7 +266,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         kind = "float" if "float" in (a.kind, b.kind) else "int"
         x, y = exp.Paren(this=a.expr), exp.Paren(this=b.expr)
         if op in "+-*":
-            cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[op]
+            ops: dict[str, type[exp.Expression]] = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
+            cls = ops[op]
             return SqlValue(cls(this=x, expression=y), kind)
         safe_y = exp.Nullif(this=y, expression=exp.Literal.number(0))
         if op == "/":

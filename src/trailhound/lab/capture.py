@@ -12,6 +12,7 @@ An audit event is the lab's when
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -72,7 +73,7 @@ def audit_events(lines: list[str]) -> list[AuditEvent]:
 
 
 def lab_events(events: list[AuditEvent], ses_floor: int, sshd_pids: set[int],
-               exclude: set[int] = frozenset()) -> list[AuditEvent]:
+               exclude: AbstractSet[int] = frozenset()) -> list[AuditEvent]:
     """The lab's events; `exclude`: pids of the lab's own launchers (plumbing, not scenario)."""
     tracked = set(sshd_pids)
     kept = []

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 OUTSIDE = "(outside the windows)"
 
@@ -52,7 +57,7 @@ def default_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "pack"
 
 
-def run_matrix(rules: list[str | os.PathLike], files: list[str | os.PathLike], windows) -> Matrix:
+def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.PathLike], windows) -> Matrix:
     """`windows`: objects with name, start, end, benign, skipped (the runner's `Window`s)."""
     from ..alerts.build import alerts_for_hits, utc_now
     from ..engine.hunt import hunt
@@ -89,7 +94,7 @@ def run_matrix(rules: list[str | os.PathLike], files: list[str | os.PathLike], w
         for a in batch.alerts:
             if a.get("kibana.alert.building_block_type"):
                 continue
-            t = group_time.get(a.get("kibana.alert.group.id")) or _epoch(a.get("kibana.alert.original_time"))
+            t = group_time.get(a.get("kibana.alert.group.id", "")) or _epoch(a.get("kibana.alert.original_time"))
             where = next((w.name for w in ran if t is not None and w.start - 0.001 <= t <= w.end), OUTSIDE)
             m.cells[(where, rule.name)] = m.cells.get((where, rule.name), 0) + 1
     return m
@@ -104,7 +109,9 @@ def render_matrix(m: Matrix, console=None) -> None:
     fired = sorted({r for (_, r) in m.cells}, key=lambda r: (-_sev(m.rules.get(r, "")), r))
     ids = {r: f"R{i}" for i, r in enumerate(fired, 1)}
     t = Table(title=f"scenario × rule ({m.rules_run} rules run)")
-    for c, j in (("scenario", "left"), ("alerts", "right"), ("rules fired (×alerts)", "left")):
+    columns: list[tuple[str, JustifyMethod]] = [("scenario", "left"), ("alerts", "right"),
+                                                ("rules fired (×alerts)", "left")]
+    for c, j in columns:
         t.add_column(c, justify=j, overflow="fold")
     for s in m.scenarios + ([OUTSIDE] if any(k[0] == OUTSIDE for k in m.cells) else []):
         hits = [(r, m.cells[(s, r)]) for r in fired if (s, r) in m.cells]

@@ -66,8 +66,8 @@ def scenario_problem(scenario, which: Callable[[str], str | None] | None = None,
     missing = [t for t in scenario.needs if which(t) is None]
     if missing:
         return f"missing {', '.join(missing)} ({install_hint(missing)})"
-    if "busybox" in scenario.needs and not static(which("busybox")):
-        return (f"{which('busybox')} is dynamically linked; the container needs a static busybox "
+    if "busybox" in scenario.needs and (busybox := which("busybox")) is not None and not static(busybox):
+        return (f"{busybox} is dynamically linked; the container needs a static busybox "
                 f"({install_hint(['busybox'])})")
     return None
 
@@ -90,7 +90,9 @@ def check(optional_tools=()) -> None:
     missing = missing_tools(REQUIRED + tuple(optional_tools))
     if missing:
         raise Refusal(f"missing {', '.join(missing)}; install with: {install_hint(missing)}")
-    p = subprocess.run([which("auditctl"), "-s"], capture_output=True, text=True)
+    auditctl = which("auditctl")
+    assert auditctl is not None  # REQUIRED: missing_tools found it
+    p = subprocess.run([auditctl, "-s"], capture_output=True, text=True)
     if p.returncode != 0:
         raise Refusal(f"no kernel audit: `auditctl -s` failed: {(p.stderr or p.stdout).strip()}")
     status = {ln.split()[0]: ln.split()[1] for ln in p.stdout.splitlines() if len(ln.split()) >= 2}
@@ -101,7 +103,9 @@ def check(optional_tools=()) -> None:
                       "auditd with a private log, so stop it first (and restart it afterwards)")
     if not Path("/proc/self/ns/net").exists():
         raise Refusal("network namespaces are not available (no /proc/self/ns/net)")
-    p = subprocess.run([which("ip"), "netns", "list"], capture_output=True, text=True)
+    ip = which("ip")
+    assert ip is not None  # REQUIRED: missing_tools found it
+    p = subprocess.run([ip, "netns", "list"], capture_output=True, text=True)
     if p.returncode != 0:
         raise Refusal(f"network namespaces are not available: `ip netns list` failed: {p.stderr.strip()}")
     p = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)

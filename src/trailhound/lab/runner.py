@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -49,6 +50,22 @@ from .system import (
 )
 
 SETTLE = 1.5  # seconds after a scenario's shell exits for sshd to log the session's end
+
+
+def _created_user(name: str) -> pwd.struct_passwd:
+    """The passwd entry of a user the lab created (useradd succeeded, so it exists)."""
+    entry = lab_user(name)
+    if entry is None:
+        raise LabError(f"user {name} is missing although the lab created it")
+    return entry
+
+
+def _tool(name: str) -> str:
+    """The path of a tool the preflight found."""
+    path = preflight.which(name)
+    if path is None:
+        raise LabError(f"{name} is missing; install with: {preflight.install_hint([name])}")
+    return path
 
 
 def audit_rule_set(workdir: Path) -> list[list[str]]:
@@ -316,6 +333,7 @@ class Lab:
         self._start_sshd()
         if any(s.name == "container_ssh" and not preflight.scenario_problem(s) for s in self.scenarios):
             self._setup_container()
+        assert self.auditd is not None  # _setup_audit started it
         self.log(f"lab ready: sshd {ADDR['target']} (pid {self.sshd_pid}), auditd pid {self.auditd.pid}, "
                  f"work dir {self.w}")
 
@@ -331,7 +349,7 @@ class Lab:
         (conf / "auditd.conf").write_text(AUDITD_CONF.format(
             log=self.w / "audit/audit.log", host=HOSTNAME, plugins=conf / "plugins.d"))
         os.chmod(conf / "auditd.conf", 0o640)
-        self.auditd = subprocess.Popen([preflight.which("auditd"), "-n", "-c", str(conf)],
+        self.auditd = subprocess.Popen([_tool("auditd"), "-n", "-c", str(conf)],
                                        stdout=subprocess.DEVNULL, stderr=open(self.w / "auditd.stderr", "w"))
         st.auditd_pid = self.auditd.pid
         st.save()
@@ -366,7 +384,7 @@ class Lab:
             run(["chpasswd"], input=f"{user}:{pw}\n")
             ssh = Path(f"/home/{user}/.ssh")
             ssh.mkdir(mode=0o700, exist_ok=True)
-            e = lab_user(user)
+            e = _created_user(user)
             os.chown(ssh, e.pw_uid, e.pw_gid)
 
     def _setup_netns(self) -> None:
@@ -393,7 +411,7 @@ class Lab:
         os.chmod(a / "tmp", 0o1777)
         os.chmod(a / "root/.ssh", 0o700)
         for role, user in USERS.items():
-            e = lab_user(user)
+            e = _created_user(user)
             ws = a / "home" / user / ".ssh"  # the user's home on the attacker host (their workstation)
             ws.mkdir(parents=True, exist_ok=True)
             key = ws / ("id_rsa" if role == "victim" else "id_ed25519")
@@ -415,7 +433,7 @@ class Lab:
         hostkey = (sshd / "ssh_host_ed25519_key.pub").read_text().split()[:2]
         known = a / "home" / USERS["admin"] / ".ssh/known_hosts"
         known.write_text(f"{ADDR['target']} {' '.join(hostkey)}\n")
-        e = lab_user(USERS["admin"])
+        e = _created_user(USERS["admin"])
         os.chown(known, e.pw_uid, e.pw_gid)
 
     def _start_sshd(self) -> None:
@@ -442,7 +460,7 @@ class Lab:
         rootfs = bundle / "rootfs"
         for d in ("bin", "usr/bin", "etc", "root/.ssh", "tmp", "proc", "dev", "sys"):
             (rootfs / d).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(preflight.which("busybox"), rootfs / "bin/busybox")
+        shutil.copy2(_tool("busybox"), rootfs / "bin/busybox")
         os.symlink("busybox", rootfs / "bin/sh")
         shutil.copy2("/usr/bin/ssh", rootfs / "usr/bin/ssh")
         # the ssh binary's libraries, at the same paths
@@ -490,7 +508,7 @@ class Lab:
             win.skipped = problem
             return win
         if s.actor == "admin":
-            e = lab_user(USERS["admin"])
+            e = _created_user(USERS["admin"])
             home, uid, user = e.pw_dir, e.pw_uid, e.pw_name
             become = f"setpriv --reuid={uid} --regid={e.pw_gid} --init-groups "
         else:

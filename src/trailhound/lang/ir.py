@@ -92,9 +92,12 @@ class IsNull:
     operand: Expr
 
 
+ArithOp = Lit["+", "-", "*", "/", "%"]
+
+
 @dataclass(frozen=True)
 class Arith:
-    op: Lit["+", "-", "*", "/", "%"]
+    op: ArithOp
     left: Expr
     right: Expr
 
@@ -174,7 +177,9 @@ def fold_alternatives(terms: tuple[Expr, ...]) -> tuple[Expr, ...]:
         if len(items) == len(_alternative(first)[1]):
             out[at] = first  # nothing to merge with: the term as written
             continue
-        kind, value, *rest = _alternative(first)[0]
+        key = _alternative(first)[0]
+        assert key is not None  # only a foldable term opened a slot
+        kind, value, *rest = key
         if kind == "in":
             out[at] = InSet(value, tuple(unique), rest[0])
         else:
@@ -193,7 +198,7 @@ def _alternative(t: Expr) -> tuple[tuple | None, list]:
             return ("in", field_, False), [(lit_key(lit), lit)]
     if isinstance(t, InSet) and isinstance(t.value, Field) and t.options and all(
             isinstance(o, Literal) for o in t.options):
-        return ("in", t.value, t.case_insensitive), [(lit_key(o), o) for o in t.options]
+        return ("in", t.value, t.case_insensitive), [(lit_key(o), o) for o in t.options if isinstance(o, Literal)]
     if isinstance(t, Match) and isinstance(t.value, Field):
         return ("match", t.value, t.kind, t.case_insensitive), [(p, p) for p in t.patterns]
     return None, []

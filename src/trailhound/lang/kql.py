@@ -50,7 +50,8 @@ def parse_kql(text: str) -> ir.Expr:
             col = len(lines[-1]) + 1
             raise KqlSyntaxError("the query ends too early", text, len(lines), col, col + 1,
                                  "close every ( and {, and give each field a value") from None
-        found = str(token or text[e.pos_in_stream:e.pos_in_stream + 1])
+        pos = e.pos_in_stream or 0  # lark declares it None; the lexer sets the offending offset
+        found = str(token or text[pos:pos + 1])
         hint = "escape special characters with a backslash, or quote the value" if found in '():<>"{}\\' else None
         raise KqlSyntaxError(f"unexpected {found!r}", text, e.line, e.column, e.column + max(1, len(found)), hint) from None
     depth, meta = tree_depth(tree)

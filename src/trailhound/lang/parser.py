@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -79,13 +79,14 @@ def _syntax_error(text: str, e: UnexpectedInput) -> EqlSyntaxError:
     line, col = e.line, e.column
     hint = None
     if isinstance(e, UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        pos = e.pos_in_stream or 0  # lark declares it None; the lexer sets the offending offset
+        ch = text[pos] if pos < len(text) else ""
         msg = f"unexpected character {ch!r}"
         if ch == "'":
             hint = 'strings are written in double quotes: "text" (or """raw""")'
         elif ch == "=":
             hint = "use == to compare"
-        elif ch == "?" or text[e.pos_in_stream:].startswith('?"'):
+        elif ch == "?" or text[pos:].startswith('?"'):
             hint = '?"..." raw strings are not EQL; use """..."""'
         return EqlSyntaxError(msg, text, line, col, col + 1, hint)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
@@ -144,7 +145,8 @@ class _ToIR(Transformer):
         return EqlSemanticError(message, self.text, line, col, end, hint)
 
     def _tok_err(self, tok: Token, message: str, hint: str | None = None) -> EqlSemanticError:
-        return EqlSemanticError(message, self.text, tok.line, tok.column, tok.column + len(str(tok)), hint)
+        end = None if tok.column is None else tok.column + len(str(tok))
+        return EqlSemanticError(message, self.text, tok.line, tok.column, end, hint)
 
     # -- queries
     def query(self, meta, items):
@@ -389,7 +391,7 @@ class _ToIR(Transformer):
             self._check_numeric(meta, operand)
         acc = items[0]
         for op, rhs in zip(items[1::2], items[2::2]):
-            acc = ir.Arith(str(op), acc, rhs)
+            acc = ir.Arith(cast(ir.ArithOp, str(op)), acc, rhs)  # ADD_OP / MUL_OP tokens
             self._check_overflow(meta, acc)
         # a chain is a left-deep tree: `1 + 1 + ... + 1` nests once per operator
         depth = expr_depth(acc, self._depths)
@@ -550,7 +552,7 @@ def _number(tok: Any) -> int | float | None:
     return v if v != float("inf") else None
 
 
-def _flatten(kind: type, items: list[ir.Expr]) -> list[ir.Expr]:
+def _flatten(kind: type[ir.And] | type[ir.Or], items: list[ir.Expr]) -> list[ir.Expr]:
     out: list[ir.Expr] = []
     for i in items:
         out.extend(i.terms if isinstance(i, kind) else [i])

@@ -24,8 +24,9 @@ import stat
 import tempfile
 import zlib
 from array import array
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import duckdb
 import numpy as np
@@ -166,7 +167,7 @@ class Source:
         if wide is not None:  # UTF-16/32 with a BOM: the readers take UTF-8
             opener = gzip.open if compressed else open
             with opener(reading, "rb") as fh:
-                spool = _spool(codecs.getreader(wide)(fh, errors="replace"), encode=True)
+                spool = _spool(codecs.getreader(wide)(fh, "replace"), encode=True)
             notes.append(f"{name}: decoded from {wide.upper()} (its byte order mark says so)")
             reading, compressed = _fd_path(spool), False
             with open(reading, "rb") as fh:
@@ -320,19 +321,23 @@ class Origin:
         raise NotImplementedError
 
 
+#: byte offsets or line numbers of a file's lines: NumPy's from the vectorized scan, array("q")'s otherwise
+Positions = np.ndarray | array
+
+
 class NdjsonOrigin(Origin):
     """Document k is the k-th non-blank line (the DuckDB reader fails on anything else).
 
     Byte offsets come from the Python reader, or from one scan of the file on first use.
     """
 
-    def __init__(self, src: Source, file_no: int, rows: int, offsets: array | None = None,
-                 line_numbers: array | None = None) -> None:
+    def __init__(self, src: Source, file_no: int, rows: int, offsets: Positions | None = None,
+                 line_numbers: Positions | None = None) -> None:
         self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
         self._offsets, self._lines = offsets, line_numbers
 
-    def _index(self) -> tuple[Sequence[int], Sequence[int]]:
-        if self._offsets is None:
+    def _index(self) -> tuple[Positions, Positions]:
+        if self._offsets is None or self._lines is None:
             offsets, lines = line_index(self.src)
             if len(offsets) != self.rows:
                 raise RuntimeError(f"{self.name}: the file changed after it was loaded")
@@ -359,7 +364,7 @@ _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() removes
 
 
-def line_index(src: Source) -> tuple[np.ndarray, np.ndarray]:
+def line_index(src: Source) -> tuple[Positions, Positions]:
     """Byte offset and line number of every non-blank line, by a vectorized newline scan.
 
     A line whose first byte is not whitespace is not blank; the few others are read to decide.
@@ -539,7 +544,7 @@ def _ndjson_docs(src: Source, skips: SkipLog, counted: list[int] | None = None
     with src.open_binary() as fh:
         try:
             for line_no, line in enumerate(bounded_lines(fh, MAX_JSON_LINE_BYTES), 1):
-                if type(line) is int:
+                if isinstance(line, int):
                     pos += line
                     skips.add(src.name, line_no, f"line of {line} bytes, over the {MAX_JSON_LINE_BYTES}-byte limit")
                     continue
@@ -673,7 +678,7 @@ class Declaration:
     ValueError when the fields cannot be declared (see `FieldPath.variants` too).
     """
 
-    def __init__(self, paths: list[FieldPath], dotted: Collection[str] = ()) -> None:
+    def __init__(self, paths: list[FieldPath], dotted: Collection[str] | None = ()) -> None:
         self.paths = paths
         self.tree: dict = {}  # key -> subtree, or the field name at a leaf
         self.expr: dict[str, str] = {}
@@ -750,18 +755,18 @@ def scan_keys(con: duckdb.DuckDBPyConnection, src: Source, extract: bool = False
     Python's regex scans the file."""
     if src.size == 0:
         return KeyScan(frozenset(), 0)
-    found: list | bool | None
+    found: bool | None
     try:
         lines = ("FROM read_csv(?, columns={'l': 'VARCHAR'}, delim='\x01', quote='', escape='', header=false, "
                  "auto_detect=false, compression=?)")
         openers = "strlen(l) - strlen(replace(replace(l, '{', ''), '[', ''))"
         if extract:
-            (found, most), = con.execute(
+            (keys, most), = con.execute(
                 f"SELECT list(DISTINCT k), max(o) FROM (SELECT {openers} AS o, unnest(list_concat(CASE WHEN "
                 f"regexp_matches(l, ?) THEN regexp_extract_all(l, ?, 1) END, [NULL])) AS k {lines})",
                 [_HAS_DOTTED_KEY.pattern.decode(), _DOTTED_KEY.pattern.decode(), src.path,
                  "gzip" if src.gzip else "none"]).fetchall()
-            raw = {k.encode() for k in found or () if k is not None}
+            raw = {k.encode() for k in keys or () if k is not None}
         else:
             (found, most), = con.execute(f"SELECT bool_or(regexp_matches(l, ?)), max({openers}) {lines}",
                                          [_HAS_DOTTED_KEY.pattern.decode(), src.path,
@@ -791,7 +796,8 @@ def scan_keys(con: duckdb.DuckDBPyConnection, src: Source, extract: bool = False
     return KeyScan(frozenset(dotted), most or 0)
 
 
-def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str], records: str):
+def _relation(con: duckdb.DuckDBPyConnection, src: Source, columns: dict[str, str],
+              records: Literal["true", "false"]):
     return con.read_json(src.path, columns=columns,
                          format="array" if src.array else "newline_delimited",
                          records=records, compression="gzip" if src.gzip else "none")

@@ -125,7 +125,7 @@ def _flatten(items: list) -> list:
 
 def too_deep(doc: dict) -> str | None:
     """Why a document is refused for its depth (see MAX_DEPTH), or None; iterative, so any depth is safe."""
-    stack = [(doc, 1, 0)]
+    stack: list[tuple[dict | list, int, int]] = [(doc, 1, 0)]
     while stack:
         node, depth, parts = stack.pop()
         if depth > MAX_DEPTH:

@@ -98,13 +98,14 @@ class _Event:
     result = "unknown"
     session = None
     how = None
-    source = None
-    dest = None
-    direction = None
-    args = None
-    file = None
+    source: dict | None = None
+    dest: dict | None = None
+    direction: str | None = None
+    args: list[str] | None = None
+    file: dict | None = None
 
     data: dict  # set by _new_event
+    enriched: dict  # set by _new_event
 
     def __init__(self):
         self.ids: dict = {}
@@ -268,11 +269,11 @@ def _apply_normalization(event: _Event, rtype: str) -> dict | None:
             if value is not None:
                 event.actor[slot], event.actor_src[slot] = value, key
                 break
-    for slot, field in (("primary", "object_primary"), ("secondary", "object_secondary")):
+    for side, field in (("primary", "object_primary"), ("secondary", "object_secondary")):
         for key in norm.get(field, ()):
             value = _get_value(event, key)
             if value is not None:
-                event.obj[slot], event.obj_src[slot] = value, key
+                event.obj[side], event.obj_src[side] = value, key
                 break
     for key in norm.get("how", ()):
         value = _get_value(event, key)

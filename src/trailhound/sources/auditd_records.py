@@ -193,6 +193,8 @@ class Record:
         drop = _DROP_IN_EXECVE if self.rtype == "EXECVE" else _DROP
         text = _normalize_body(self.rtype, body) if self.rtype in _ODD_BODIES else body
         simple = _extract_simple(text, drop)
+        data: dict
+        orig: dict
         if simple is None:
             data, orig = {}, {}
             _extract(text, data, orig, enriched, drop)

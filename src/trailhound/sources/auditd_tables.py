@@ -5,7 +5,7 @@ fields) per syscall name and per record type. SYSCALLS: arch name -> number -> s
 KERNEL_RECORD_TYPES: kernel-generated record types (1300-2099), which wait for EOE; any other
 type is a standalone event. ARCHES: audit arch (hex) -> name. ERRNO: number -> name."""
 
-SYSCALL_NORMS = {
+SYSCALL_NORMS: dict[str, dict] = {
     '*': {'id': 1, 'category': ['process'], 'type': ['info']},
     'accept': {'id': 24, 'action': 'accepted-connection-from', 'object_what': 'socket', 'category': ['network'], 'type': ['connection', 'start']},
     'accept4': {'id': 24, 'action': 'accepted-connection-from', 'object_what': 'socket', 'category': ['network'], 'type': ['connection', 'start']},
@@ -112,7 +112,7 @@ SYSCALL_NORMS = {
     'write': {'id': 6, 'action': 'wrote-to-file', 'object_what': 'file', 'category': ['file'], 'type': ['change']},
 }
 
-RECORD_NORMS = {
+RECORD_NORMS: dict[str, list[dict]] = {
     'ACCT_LOCK': [{'id': 37, 'action': 'locked-account', 'category': ['iam'], 'type': ['user', 'info']}],
     'ACCT_UNLOCK': [{'id': 38, 'action': 'unlocked-account', 'category': ['iam'], 'type': ['user', 'info']}],
     'ADD_GROUP': [{'id': 39, 'action': 'added-group-account-to', 'object_what': 'account', 'object_primary': ['id', 'acct'], 'category': ['iam'], 'type': ['group', 'creation'], 'mappings': [('subject.primary', 'user'), ('subject.secondary', 'user.effective'), ('object.primary', 'group')]}],

@@ -25,6 +25,7 @@ import os
 from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -75,6 +76,9 @@ from trailhound.sources._ecs_values import (
 )
 from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.normalize import documents, format_of, year_note
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 _log = logging.getLogger(__name__)
 
@@ -276,6 +280,7 @@ class _Loader:
     def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None]],
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
+        assert self.paths is not None  # _plan fixed the field list
         parts, stats = [], []
         declarations: dict[frozenset[str] | None, Declaration | None] = {frozenset(): decl}
         for file_no, src in enumerate(sources):
@@ -321,6 +326,7 @@ class _Loader:
             _log.info("%s: a line nests deeper than %d levels; reading line by line", src.name, MAX_DEPTH)
             return None
         if scan.dotted not in known:
+            assert self.paths is not None  # _plan fixed the field list
             try:
                 known[scan.dotted] = Declaration(self.paths, scan.dotted)
             except ValueError as e:
@@ -382,6 +388,7 @@ class _Loader:
                 _log.info("%s: a field runs through an array or a scalar; reading line by line",
                           src.name)
                 return False
+            assert self.paths is not None  # _plan fixed the field list
             for path in self.paths:
                 value = lookup(doc, path.keys)
                 if value is not MISSING and value is not None:
@@ -406,15 +413,15 @@ class _Loader:
         if raw:
             rel = self.con.from_arrow(pa.table({f"c{k}": part.columns[n] for k, n in enumerate(raw)}))
             sql = ", ".join(f"list(DISTINCT {kind_sql(f'c{k}')})" for k in range(len(raw)))
-            for k, (name, found) in enumerate(zip(raw, rel.query("t", f"SELECT {sql} FROM t")
+            for k, (name, found) in enumerate(zip(raw, _select(rel, "t", f"SELECT {sql} FROM t")
                                                   .fetchall()[0])):
-                kinds = {JSON_KIND[j] for j in found or ()} - {None}
+                kinds = {kind for j in found or () if (kind := JSON_KIND[j]) is not None}
                 is_list = "arr" in kinds
                 if is_list:
-                    (found,) = rel.query("t", f"SELECT list(DISTINCT {kind_sql('e')}) FROM (SELECT "
-                                              f"unnest(from_json(c{k}, '[\"JSON\"]')) AS e FROM t "
-                                              f"WHERE starts_with(c{k}, '['))").fetchall()[0]
-                    elements = {JSON_KIND[j] for j in found or ()} - {None}
+                    (found,) = _select(rel, "t", f"SELECT list(DISTINCT {kind_sql('e')}) FROM (SELECT "
+                                                 f"unnest(from_json(c{k}, '[\"JSON\"]')) AS e FROM t "
+                                                 f"WHERE starts_with(c{k}, '['))").fetchall()[0]
+                    elements = {kind for j in found or () if (kind := JSON_KIND[j]) is not None}
                     nested = nested or "arr" in elements
                     kinds = (kinds - {"arr"}) | elements
                 out[name] = (kinds, is_list)
@@ -429,6 +436,7 @@ class _Loader:
         for part_stats in stats:
             merge_stats(merged, part_stats)
         final = {}
+        assert self.paths is not None  # _plan fixed the field list
         for path in self.paths:
             if path.name in merged and (t := join_kinds(*merged[path.name])) is not None:
                 final[path.name] = t
@@ -446,7 +454,7 @@ class _Loader:
             group.append(part)
         if group:
             frames.append(self._convert(group, final))
-        schema = {**{name: _polars_type(t) for name, t in final.items()}, "__file": pl.Int32}
+        schema: dict[str, PolarsDataType] = {**{name: _polars_type(t) for name, t in final.items()}, "__file": pl.Int32}
         frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
         frame = frame.select(*final, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"),
                              "__file")
@@ -475,9 +483,11 @@ class _Loader:
         if all(part.types.get(name) == want for name, want in final.items()):
             table = pa.table(list(columns.values()), names=list(final))  # already final
         else:
-            table = self.con.from_arrow(pa.table(columns)).query(
-                "t", f"SELECT {', '.join(select)} FROM t").to_arrow_table()
-        frame = pl.from_arrow(table).cast({name: _polars_type(t) for name, t in final.items()})
+            table = _select(self.con.from_arrow(pa.table(columns)),
+                            "t", f"SELECT {', '.join(select)} FROM t").to_arrow_table()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)  # a pa.Table gives one (polars cannot overload on pyarrow's types)
+        frame = frame.cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
 
 
@@ -505,6 +515,13 @@ def _field_paths(names: set[str]) -> list[FieldPath]:
     return paths
 
 
-def _polars_type(t: ColumnType) -> pl.DataType:
+def _select(rel: duckdb.DuckDBPyRelation, name: str, sql: str) -> duckdb.DuckDBPyRelation:
+    """`rel.query(name, sql)` of a SELECT, which always gives a relation (None is for other statements)."""
+    result = rel.query(name, sql)
+    assert result is not None
+    return result
+
+
+def _polars_type(t: ColumnType) -> PolarsDataType:
     base = {"bool": pl.Boolean, "int": pl.Int64, "float": pl.Float64, "str": pl.String}[t.base]
     return pl.List(base) if t.is_list else base

@@ -59,6 +59,7 @@ def year_note(src: Source, fmt: Format, options: ReadOptions) -> str | None:
     if fmt.undated is None or options.year is not None or not fmt.undated(head_lines(src)):
         return None
     when = file_options(src, options).file_time
+    assert when is not None  # file_options sets it when no year is given
     origin = "the file's modification time" if src.mtime is not None else "the current date (the input is a stream)"
     return (f"{src.name}: syslog timestamps carry no year; using {when.year} from {origin} "
             "(a later date goes to the year before); set it with --year")
@@ -72,7 +73,7 @@ def text_lines(src: Source, skip: Skip, counted: list[int] | None = None) -> Ite
         try:
             for raw in bounded_lines(fh, MAX_LINE_BYTES):
                 n += 1
-                if type(raw) is int:
+                if isinstance(raw, int):
                     skip(n, f"line of {raw} bytes, over the {MAX_LINE_BYTES}-byte limit")
                     continue
                 try:

@@ -53,6 +53,7 @@ def read(lines: Lines, skip: Skip, options: ReadOptions) -> Iterator[tuple[dict,
     for n, line in lines:
         if not line.strip():
             continue
+        doc: dict | str | None
         try:
             if line.lstrip().startswith("{"):
                 doc = _journal(line, n, skip)
@@ -118,6 +119,8 @@ def _journal(line: str, n: int, skip: Skip) -> dict | None:
     stamp = entry["__REALTIME_TIMESTAMP"]
     micros = ascii_int(stamp if isinstance(stamp, str) else str(stamp) if type(stamp) is int else None)
     try:
+        if micros is None:
+            raise ValueError("not a number")
         when = _iso(datetime.fromtimestamp(micros / 1_000_000, UTC))
     except (TypeError, ValueError, OverflowError, OSError):
         skip(n, f"bad __REALTIME_TIMESTAMP {str(_text(stamp))[:40]!r} (microseconds since 1970 expected)")

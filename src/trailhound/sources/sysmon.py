@@ -77,7 +77,7 @@ def fill(doc: dict, system: dict[str, str], data: dict[str, str]) -> None:
     code = system.get("EventID", "0") or "0"
     eid = ascii_int(code)  # None: not a number, kept as text in event.code
     code = code if eid is None else str(eid)
-    category, types, action = _CATEGORY.get(eid, (None, None, None))
+    category, types, action = _CATEGORY.get(eid, (None, None, None)) if eid is not None else (None, None, None)
     event = doc.setdefault("event", {})
     event.update({"kind": "event", "code": code, "provider": system.get("Provider.Name", "Linux-Sysmon"),
                   "module": "sysmon"})
