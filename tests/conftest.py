@@ -8,3 +8,7 @@ sys.path.insert(0, str(Path(__file__).parent / "conformance"))
 import os  # noqa: E402
 
 os.environ["TRAILHOUND_CACHE_DIR"] = "off"
+# the rule cache's key lives in the user's state directory: the tests use their own
+import tempfile  # noqa: E402
+
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="trailhound-test-state-")

@@ -18,6 +18,7 @@ from test_rule_cache import RULE
 def cache_dir(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("TRAILHOUND_CACHE_DIR", str(root))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     cache._key.cache_clear()
     cache._warned.clear()
     yield root
@@ -111,9 +112,54 @@ def test_entries_others_can_write_and_links_are_ignored(cache_dir, tmp_path):
 
 def test_a_readable_key_disables_the_cache(cache_dir, caplog):
     check_rule(rule_from_toml(RULE))
-    key_file = cache_dir / "key"
+    key_file = cache.key_file()
+    assert not key_file.is_relative_to(cache_dir)  # never inside a cache that can be restored from elsewhere
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key_file.chmod(0o644)
     cache._key.cache_clear()
     assert cache.get(_query_key(rule_from_toml(RULE))) is None
-    assert "others can read its key" in caplog.text
+    assert "others can read the cache key" in caplog.text
+
+
+def test_a_whole_cache_restored_from_elsewhere_is_rebuilt(cache_dir, tmp_path, monkeypatch):
+    """A CI cache brings entries signed by another key (its own, in the same tarball): they are
+    ignored and rebuilt, and the rule finds what its real query finds."""
+    import shutil
+    import tarfile
+
+    from trailhound.lang import ir
+
+    rule = rule_from_toml(RULE)
+    real = check_rule(rule).query
+    # elsewhere: another user's state directory (another key) builds a cache with a forged entry
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere-state"))
+    cache._key.cache_clear()
+    check_rule(rule)
+    path, secret = cache._path(_query_key(rule))
+    never = ir.EventQuery(ir.EventFilter("process", ir.Literal(False)))
+    body = cache.dumps([_query_key(rule), (never, None, "ok")])
+    path.write_bytes(cache._mac(secret, body) + b"\n" + body)
+    shutil.copy(cache.key_file(), cache_dir / "key")  # as if the key were shipped along
+    with tarfile.open(tmp_path / "ci-cache.tar", "w") as tar:
+        tar.add(cache_dir, arcname="cache")
+    shutil.rmtree(cache_dir)
+    with tarfile.open(tmp_path / "ci-cache.tar") as tar:
+        tar.extractall(tmp_path, filter="tar")
+    # here: this user's own key
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cache._key.cache_clear()
+    assert check_rule(rule).query == real
+
+
+def test_a_fifo_where_a_file_should_be_does_not_block(cache_dir):
+    rule = rule_from_toml(RULE)
+    check_rule(rule)
+    path, _ = cache._path(_query_key(rule))
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    assert check_rule(rule).status == "ok"  # would block for ever on open() without O_NONBLOCK
+    key = cache.key_file()
+    key.unlink()
+    os.mkfifo(key, 0o600)
+    cache._key.cache_clear()
+    assert cache.get(_query_key(rule)) is None and check_rule(rule).status == "ok"

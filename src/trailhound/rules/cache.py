@@ -16,9 +16,10 @@ someone else wrote. So:
   into arbitrary objects: a planted entry cannot run code;
 * the directory must belong to the current user and be writable by no one else, and so must
   each entry; otherwise the cache is not used, with a warning;
-* each entry carries an HMAC-SHA256 under a per-user key kept in the directory (mode 0600): an
-  entry that someone else wrote or altered (to swap a rule's query for one that never matches)
-  fails the check and is rebuilt.
+* each entry carries an HMAC-SHA256 under a per-user key kept outside every cache directory
+  (`$XDG_STATE_HOME/trailhound/cache-key`, mode 0600): an entry that someone else wrote or
+  altered (to swap a rule's query for one that never matches), or a whole cache restored from
+  elsewhere, fails the check and is rebuilt.
 """
 
 from __future__ import annotations
@@ -173,58 +174,84 @@ def _owned_and_private(st: os.stat_result) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=8)
-def _key(root: Path) -> bytes | None:
-    """The per-user HMAC key of this cache directory (made on first use), or None when the
-    directory cannot be trusted."""
+def key_file() -> Path:
+    """Where the per-user HMAC key lives: outside every cache directory, so that a cache restored
+    or copied from elsewhere (a CI cache, a shared XDG_CACHE_HOME) cannot bring its own key."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "trailhound" / "cache-key"
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted where a file should be must not block the open
+
+
+def _private_dir(path: Path) -> bool:
+    """Make `path` (0700) if missing; True when it is a directory of this user's that no one else can write."""
     try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = root.lstat()
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        _distrust(path, "it is not a directory")
+        return False
+    if why := _owned_and_private(st):
+        _distrust(path, why)
+        return False
+    return True
+
+
+def _read_private(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of this user's that no one else can write; None otherwise (missing,
+    a link, a FIFO or device, someone else's, larger than `limit`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except OSError:
         return None
-    if not stat.S_ISDIR(st.st_mode):
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or _owned_and_private(st) or st.st_size > limit:
+            return None
+        return fh.read(limit + 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _key(path: Path) -> bytes | None:
+    """The per-user HMAC key (made on first use), or None when it cannot be trusted."""
+    if not _private_dir(path.parent):
         return None
-    if why := _owned_and_private(st):
-        _distrust(root, why)
-        return None
-    path = root / "key"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        st = path.lstat()
     except FileNotFoundError:
         key = secrets.token_bytes(32)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         except OSError:
             return None
         with os.fdopen(fd, "wb") as fh:
             fh.write(base64.b64encode(key))
         return key
-    except OSError as e:
-        _distrust(path, f"its key cannot be read ({e.strerror})")
+    except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        why = _owned_and_private(st)
-        if why is None and st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-            why = "others can read its key"
-        if why:
-            _distrust(path, why)
-            return None
-        try:
-            key = base64.b64decode(fh.read(100), validate=True)
-        except ValueError:
-            key = b""
+    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        _distrust(path, "others can read the cache key")
+        return None
+    data = _read_private(path, 100)
+    try:
+        key = base64.b64decode(data or b"", validate=True)
+    except ValueError:
+        key = b""
     if len(key) != 32:
-        _distrust(path, "its key is damaged")
+        _distrust(path, "the cache key is not a file of this user's, or is damaged")
         return None
     return key
 
 
 def _path(key: tuple) -> tuple[Path, bytes] | None:
     root = directory()
-    if root is None:
+    if root is None or not _private_dir(root):
         return None
-    secret = _key(root)
+    secret = _key(key_file())
     if secret is None:
         return None
     digest = hashlib.sha256(repr(key).encode()).hexdigest()
@@ -241,17 +268,8 @@ def get(key: tuple) -> Any | None:
     if found is None:
         return None
     path, secret = found
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode) or _owned_and_private(st) or st.st_size > 64 << 20:
-                return None
-            data = fh.read()
-    except OSError:
+    data = _read_private(path, 64 << 20)
+    if data is None:
         return None
     mac, _, body = data.partition(b"\n")
     if not hmac.compare_digest(mac, _mac(secret, body)):
