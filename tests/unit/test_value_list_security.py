@@ -90,3 +90,21 @@ def test_hunt_with_a_traversing_list_id_exits_2_without_the_file(tmp_path):
     assert p.returncode == 2, p.stderr
     assert "is not a plain file name" in p.stderr
     assert SECRET not in p.stderr + p.stdout
+
+
+@pytest.mark.parametrize("expire", ["5", '"2026-13-45"', '"soon"'])
+def test_a_bad_expire_time_is_a_load_error_not_a_failed_rule(tmp_path, expire):
+    """`rules validate` said ok, then the hunt failed the whole rule on the item."""
+    text = exceptions_toml([{"field": "user.name", "type": "match", "operator": "included", "value": "x"}])
+    text = text.replace('description = "d"\nentries', f'description = "d"\nexpire_time = {expire}\nentries', 1)
+    with pytest.raises(RuleError, match=r"items\[0\]: expire_time must be an ISO-8601"):
+        lists_from_toml(_toml(text), str(tmp_path / "x.toml"))
+    ok = text.replace(f"expire_time = {expire}", 'expire_time = "2026-12-31T00:00:00Z"')
+    assert lists_from_toml(_toml(ok), str(tmp_path / "x.toml"))[0].items[0].expire_time == "2026-12-31T00:00:00Z"
+
+
+def test_rule_ids_must_be_a_list_not_a_string_split_into_letters(tmp_path):
+    text = exceptions_toml([{"field": "user.name", "type": "match", "operator": "included", "value": "x"}])
+    text = text.replace('rule_ids = ["r-ssh"]', 'rule_ids = "r-ssh"')
+    with pytest.raises(RuleError, match=r"metadata.rule_ids: needs a list of strings"):
+        lists_from_toml(_toml(text), str(tmp_path / "x.toml"))

@@ -76,8 +76,8 @@ def unattached(rules: Iterable[Rule], lists: Iterable[ExceptionList]) -> list[Ex
 def _expired(item: ExceptionItem, now: datetime) -> bool:
     if not item.expire_time:
         return False
-    when = datetime.fromisoformat(item.expire_time.replace("Z", "+00:00"))
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)) <= now
+    when = _expiry(item.expire_time)
+    return when is not None and when <= now
 
 
 # ---- reading ---------------------------------------------------------------------
@@ -90,6 +90,12 @@ def is_exceptions_document(doc: dict) -> bool:
 
 def lists_from_toml(doc: dict, source: str, value_list_dirs: Iterable[Path] = ()) -> list[ExceptionList]:
     meta = doc.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise RuleError(source, None, "[metadata] must be a table")
+    for key in ("rule_ids", "rule_names"):
+        names = meta.get(key, [])
+        if not (isinstance(names, list) and all(isinstance(x, str) for x in names)):
+            raise RuleError(source, None, f"metadata.{key}: needs a list of strings (got {type(names).__name__})")
     dirs = [Path(source).parent, *value_list_dirs]
     out = []
     for i, block in enumerate(doc.get("exceptions") or []):
@@ -164,8 +170,24 @@ def _item(obj: dict, list_id: str, source: str, where: str, dirs: list[Path]) ->
     name = str(obj.get("name", ""))
     label = f"{where} ({name})" if name else where
     terms = tuple(_entry(e, source, f"{label}.entries[{k}]", dirs, "") for k, e in enumerate(entries))
+    expire = obj.get("expire_time")
+    if expire is not None:
+        if isinstance(expire, datetime):  # a TOML datetime
+            expire = expire.isoformat()
+        if not isinstance(expire, str) or _expiry(expire) is None:
+            raise RuleError(source, None, f"{where}: expire_time must be an ISO-8601 date and time "
+                                          "(like 2026-12-31T00:00:00Z)")
     return ExceptionItem(list_id, str(obj.get("item_id", "")), name,
-                         terms[0] if len(terms) == 1 else ir.And(terms), obj.get("expire_time"))
+                         terms[0] if len(terms) == 1 else ir.And(terms), expire)
+
+
+def _expiry(text: str) -> datetime | None:
+    """An item's expire_time as an aware datetime (UTC when it names no zone), None when it is none."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _entry(e: dict, source: str, where: str, dirs: list[Path], parent: str) -> ir.Expr:
