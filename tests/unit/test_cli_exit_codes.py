@@ -184,3 +184,11 @@ def test_a_rule_that_fails_at_run_time_exits_2(tmp_path):
                     'event = { category = "process" }\nprocess = { name = "ssh" }\n')
     test = trailhound("test", str(rules / "good.toml"), env={"PYTHONPATH": str(hook)})
     assert test.returncode == 2 and "the rule failed: ValueError: cannot run here" in test.stdout + test.stderr
+
+
+def test_summary_and_out_cannot_be_one_file(tmp_path):
+    """The summary silently replaced the alerts written to the same file."""
+    data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule()})
+    same = tmp_path / "same.ndjson"
+    res = trailhound("hunt", "--rules", str(rules), str(data), "-o", str(same), "--summary", str(same))
+    assert res.returncode == 2 and "--out and --summary name the same file" in res.stderr and not same.exists()

@@ -65,3 +65,9 @@ def test_no_cases_found_is_an_error(tmp_path):
     assert trailhound("test", str(empty)).returncode == 2
     missing = trailhound("test", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_the_no_cases_message_keeps_its_brackets(tmp_path):
+    (tmp_path / "r.toml").write_text(rule())
+    res = trailhound("test", str(tmp_path))
+    assert res.returncode == 2 and "tested by the [[case]] tables" in res.stderr

@@ -152,3 +152,24 @@ def test_any_chunking_with_checkpoints_enriches_as_one_pass():
                 tree = ProcessTree.from_dict(json.loads(json.dumps(tree.to_dict())))
             tree.apply(d)
         assert [orjson.dumps(d) for d in got] == [orjson.dumps(d) for d in want]
+
+
+def test_evictions_are_reported_in_the_load_report(tmp_path, monkeypatch):
+    """The bound was counted but said nowhere: a flood of new hosts silently changed leaders."""
+    import functools
+
+    import trailhound.sources.ecs_json as loader
+    from trailhound.sources import load_events
+
+    log = tmp_path / "audit.log"
+    log.write_text("".join(
+        f'node=h{i} type=SYSCALL msg=audit(1767225600.{i % 1000:03d}:{i}): arch=c000003e syscall=59 success=yes exit=0 '
+        f'ppid=1 pid={100 + i} auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 '
+        f'comm="sh" exe="/bin/sh" key=(null)\nnode=h{i} type=EOE msg=audit(1767225600.{i % 1000:03d}:{i}): \n'
+        for i in range(50)))
+    quiet = load_events([log], ["process.name"])
+    assert quiet.report.events == 50 and not any(n.startswith("process tree: ") for n in quiet.report.notes)
+    monkeypatch.setattr(loader, "ProcessTree", functools.partial(ProcessTree, max_hosts=10))
+    table = load_events([log], ["process.name"])
+    assert table.report.events == 50
+    assert any(n.startswith("process tree: 40 processes") and "dropped by its bounds" in n for n in table.report.notes)

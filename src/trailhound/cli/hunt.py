@@ -83,7 +83,9 @@ def hunt(
     from ..sources import SourceError
 
     check_output(out, inputs=files)
-    check_output(summary, "--summary", inputs=files)
+    check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
+    if out is not None and summary is not None and not is_stdout(out) and Path(out).resolve() == Path(summary).resolve():
+        raise fail(f"[red]error[/red]: --out and --summary name the same file ({m(str(out))}); give two files")
     options = input_options(year, tz, host)
     started = time.perf_counter()
     rule_paths = rules or [PACK]

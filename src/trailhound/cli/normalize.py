@@ -101,6 +101,8 @@ def normalize(
         err.print(f"[yellow]skipped[/yellow] {m(file)}:{line}: {m(reason)}")
     if skips.count > len(skips.kept):
         err.print(f"[yellow]... {skips.count - len(skips.kept)} more bad lines[/yellow]")
+    if note := tree.eviction_note():
+        err.print(f"[yellow]warning[/yellow]: {m(note)}")
     failed = report_bad_inputs(bad, allow_bad_input)
     n = len(files)
     err.print(f"{produced} events from {n} input{'s' if n != 1 else ''}; {skips.count} lines skipped or repaired; "

@@ -98,7 +98,7 @@ def test_rules(
     err.print(f"{passed} passed, {failed} failed, {len(errors)} errors; {len(chosen.rules)} rules, {cases} cases")
     if cases == 0 and not errors:
         raise fail(f"[red]error[/red]: no test cases found for {m(', '.join(map(str, paths)))}; a rule x.toml is "
-                   "tested by the [[case]] tables of x.test.toml beside it")
+                   f"tested by the {m('[[case]]')} tables of x.test.toml beside it")
     raise typer.Exit(EXIT_ERROR if errors or cases == 0 else EXIT_FOUND if failed else EXIT_OK)
 
 

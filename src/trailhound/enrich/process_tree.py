@@ -69,6 +69,14 @@ class ProcessTree:
         """Entries (processes and logins) the bounds have dropped so far."""
         return self.evicted_processes + self.evicted_logins
 
+    def eviction_note(self) -> str | None:
+        """What the bounds dropped, for the load report; None when nothing was."""
+        if not self.evicted:
+            return None
+        return (f"process tree: {self.evicted_processes} processes and {self.evicted_logins} logins dropped by its "
+                f"bounds ({self.max_processes} processes per host, {self.max_total} in all, {self.max_hosts} hosts, "
+                f"{self.max_logins} logins); later events of those may lack parent, leader and login fields")
+
     def size(self) -> int:
         """Entries held: processes and logins."""
         return self._total + len(self.logins)

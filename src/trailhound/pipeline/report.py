@@ -119,6 +119,7 @@ class HuntReport:
                          for r in self.rules for label, n in r.excepted.items()],
             "inputs": {"files": list(load.files) if load else [], "events": load.events if load else 0,
                        "bad_lines": load.skipped_count if load else 0, "mostly_bad": list(mostly_bad),
+                       "notes": list(load.notes) if load else [],
                        "per_file": [asdict(i) for i in load.inputs] if load else []},
             "hits_and_alerts": HITS_AND_ALERTS,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},

@@ -263,6 +263,8 @@ class _Loader:
                         numbers.append(line)
                 normalized[id(src)] = (docs, numbers, rows)
                 self._count(src, stats, counted[0], len(docs), before)
+        if note := tree.eviction_note():
+            self.notes.append(note)
         # the key scans (DuckDB, every core, no GIL) run while Python samples the files
         scans = concurrent.futures.ThreadPoolExecutor(1)
         # which dotted keys a file has is asked only for fields of many spellings (the scan costs more)
