@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from trailhound.sources import InputStats, SourceError, ecs_json, events_from_documents, load_events
+from trailhound.sources import _ecs_readers as readers
 from trailhound.sources._ecs_values import MAX_DEPTH, FieldPath
 from trailhound.sources.formats import ascii_int
 
@@ -372,3 +373,33 @@ def test_a_deep_document_in_a_file_for_duckdb_is_skipped_too(tmp_path, monkeypat
         assert t.report.events == 2000 and [s.line for s in t.report.skipped] == [2001]
         for doc in t.documents([0, 1999]):
             orjson.dumps(doc)
+
+
+@pytest.mark.parametrize("compress, suffix", [(lzma.compress, "xz"), (bz2.compress, "bz2")])
+def test_a_truncated_xz_or_bzip2_file_keeps_all_it_can(tmp_path, compress, suffix):
+    """A file object's read(1 MiB) dropped the part of that MiB decompressed before the damage."""
+    lines = [orjson.dumps({"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": "process", "id": i},
+                           "process": {"args": [os.urandom(90).hex()]}}) + b"\n" for i in range(12_000)]
+    data = compress(b"".join(lines))
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    # what a decompressor fed the whole truncated file gives: every line before the damage
+    d = lzma.LZMADecompressor() if suffix == "xz" else bz2.BZ2Decompressor()
+    recoverable = d.decompress(cut.read_bytes()).count(b"\n")
+    assert recoverable > 1_000_000 // len(lines[0])  # more than the MiB the old read lost
+    table = load_events([cut], ["event.id"])
+    assert table.report.events >= recoverable - 1
+    assert any("truncated" in s.reason for s in table.report.skipped)
+
+
+def test_a_gzip_bomb_json_array_is_refused_not_inflated(tmp_path):
+    bomb = tmp_path / "bomb.json.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        f.write(b"[")
+        block = b" " * (1 << 20)
+        for _ in range(readers.MAX_ARRAY_BYTES // len(block) + 8):
+            f.write(block)
+        f.write(b"]")
+    assert bomb.stat().st_size < 4 << 20
+    with pytest.raises(SourceError, match="JSON array over"):
+        load_events([bomb], ["event.id"])

@@ -68,6 +68,13 @@ _SPOOLED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "
 _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
               (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _SPOOL_CHUNK = 1 << 20
+#: a JSON array file is parsed whole: at most this much of it, decompressed (NDJSON has no such bound)
+MAX_ARRAY_BYTES = 512 << 20
+_TOO_BIG_ARRAY = (f"a JSON array over {MAX_ARRAY_BYTES >> 20} MiB (decompressed) is not read whole; "
+                  "write it as NDJSON, one document per line")
+#: decompressed bzip2/xz/zstd input is spooled to disk: at most this many times the compressed size
+#: (logs compress 10-50x) or 1 GiB, whichever is more, so that a small bomb cannot fill the disk
+MAX_INFLATION = 200
 # Sample used to guess column types for the DuckDB reader: the head of the file plus, for
 # uncompressed files, chunks spread over it (cheap with seek).
 _SAMPLE_HEAD_BYTES = 256 * 1024
@@ -181,19 +188,26 @@ class Source:
         return gzip.open(self.path, "rb") if self.gzip else open(self.path, "rb")
 
     def read_all(self) -> tuple[bytes, str | None]:
-        """The whole (decompressed) content and, if the gzip stream is damaged, why."""
+        """The whole (decompressed) content and, if the gzip stream is damaged, why. A JSON array is
+        held whole, so its size is bounded (MAX_ARRAY_BYTES): a gzip bomb is refused, not inflated."""
         with open(self.path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_ARRAY_BYTES + 1)
+        if len(raw) > MAX_ARRAY_BYTES:
+            raise SourceError(self.name, _TOO_BIG_ARRAY)
         if not self.gzip:
             return raw, None
-        out, error = [], None
+        out, error, size = [], None, 0
         while raw:  # member by member: a gzip file may be a concatenation
             d = zlib.decompressobj(wbits=31)
             try:
-                out.append(d.decompress(raw))
+                part = d.decompress(raw, MAX_ARRAY_BYTES + 1 - size)
             except zlib.error as e:
                 error = f"corrupt gzip data ({e})"
                 break
+            size += len(part)
+            if size > MAX_ARRAY_BYTES:
+                raise SourceError(self.name, _TOO_BIG_ARRAY)
+            out.append(part)
             if not d.eof:
                 error = "gzip data is truncated"
                 break
@@ -249,26 +263,66 @@ def _spool(stream, encode: bool = False):
 
 
 def _spool_decompressed(fh, compression: str, path: str):
-    """(spool of the decompressed content, why it ends early or None)."""
-    if compression == "bzip2":
-        stream = bz2.open(fh, "rb")
-    elif compression == "xz":
-        stream = lzma.open(fh, "rb")
-    else:
-        try:
-            import zstandard
-        except ImportError:
-            raise SourceError(path, "zstd input needs the zstandard package (pip install zstandard)") from None
-        stream = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+    """(spool of the decompressed content, why it ends early or None). bzip2 and xz go through
+    their decompressor objects chunk by chunk, so a truncated or damaged file keeps every byte
+    decompressed before the damage (a file object's read(n) drops the part of n it had)."""
     spool = tempfile.TemporaryFile(prefix="trailhound-")
-    damage = None
     try:
-        while chunk := stream.read(_SPOOL_CHUNK):
+        size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        size = 0
+    limit = max(1 << 30, MAX_INFLATION * size)
+    written, damage = 0, None
+    try:
+        for chunk in _decompressed_chunks(fh, compression, path):
+            written += len(chunk)
+            if written > limit:
+                damage = (f"{compression} data inflates past {limit >> 20} MiB ({MAX_INFLATION}x the file); "
+                          "the rest of the file is unread")
+                break
             spool.write(chunk)
+    except SourceError:
+        raise
     except Exception as e:  # noqa: BLE001 - EOFError, OSError, LZMAError, zstandard.ZstdError...
         damage = f"{compression} data is damaged or truncated ({e}); the rest of the file is unread"
     spool.flush()
     return spool, damage
+
+
+def _decompressed_chunks(fh, compression: str, path: str) -> Iterator[bytes]:
+    """The decompressed bytes, stream after stream (bzip2 and xz files may be concatenations);
+    raises EOFError at a truncated end, after yielding all that came before it."""
+    if compression == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise SourceError(path, "zstd input needs the zstandard package (pip install zstandard)") from None
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+        while chunk := reader.read(64 << 10):
+            yield chunk
+        return
+
+    def fresh():
+        return bz2.BZ2Decompressor() if compression == "bzip2" else lzma.LZMADecompressor()
+
+    d, started = fresh(), False
+    while raw := fh.read(64 << 10):
+        while raw:
+            started = True
+            out = d.decompress(raw, 16 << 20)
+            if out:
+                yield out
+            while not d.eof and not d.needs_input:  # output still pending for input already given
+                out = d.decompress(b"", 16 << 20)
+                if out:
+                    yield out
+            if d.eof:
+                raw = d.unused_data if d.unused_data.strip(b"\0") else b""  # another stream, or xz padding
+                d, started = fresh(), False
+            else:
+                raw = b""
+    if started:
+        raise EOFError("compressed stream ended before its end marker")
 
 
 def bounded_lines(fh, limit: int) -> Iterator[bytes | int]:
