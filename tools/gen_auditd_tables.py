@@ -1,8 +1,9 @@
-"""Regenerate src/trailhound/sources/auditd_tables.py, the data the auditd reader needs.
+"""Regenerate src/trailhound/sources/auditd/tables.py, the data the auditd reader needs.
 
 Inputs (read once, here; the package ships only the generated module):
-* go-libaudit's `aucoalesce/normalizations.yaml` under ../shared/corpora: the event.action / category /
-  type of each syscall and record type, as Auditbeat applies them. Needs PyYAML (tool-only dependency).
+* go-libaudit's `aucoalesce/normalizations.yaml` under ../shared/corpora (or $TRAILHOUND_SHARED/corpora):
+  the event.action / category / type of each syscall and record type, as Auditbeat applies them.
+  Needs PyYAML (tool-only dependency).
 * the kernel UAPI headers of the machine: syscall numbers (x86_64 `unistd_64.h`, i386 `unistd_32.h`,
   the generic table aarch64 uses) and the kernel audit record types (`linux/audit.h`).
 * Python's `errno` module on Linux: errno number -> name, for negative syscall exit codes.
@@ -13,6 +14,7 @@ Run: python3 tools/gen_auditd_tables.py
 from __future__ import annotations
 
 import errno
+import os
 import pprint
 import re
 import sys
@@ -22,8 +24,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-NORMALIZATIONS = REPO.parent / "shared" / "corpora" / "go-libaudit" / "aucoalesce" / "normalizations.yaml"
-OUT = REPO / "src" / "trailhound" / "sources" / "auditd_tables.py"
+SHARED = Path(os.environ.get("TRAILHOUND_SHARED", REPO.parent / "shared"))
+NORMALIZATIONS = SHARED / "corpora" / "go-libaudit" / "aucoalesce" / "normalizations.yaml"
+OUT = REPO / "src" / "trailhound" / "sources" / "auditd" / "tables.py"
 INCLUDE = Path("/usr/include")
 
 # Kernel record types newer than some headers, or defined by AppArmor/SELinux in libaudit.h only.

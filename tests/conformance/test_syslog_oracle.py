@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from oracle import Agreement  # noqa: E402
 
-from trailhound.sources._ecs_readers import Source  # noqa: E402
+from trailhound.sources.ecs_readers import Source  # noqa: E402
 from trailhound.sources.formats import ReadOptions  # noqa: E402
 from trailhound.sources.normalize import documents, format_of  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from trailhound.enrich import ProcessTree
-from trailhound.sources._ecs_readers import Source
+from trailhound.sources.ecs_readers import Source
 from trailhound.sources.formats import ReadOptions
 from trailhound.sources.normalize import documents, format_of
 

@@ -264,7 +264,7 @@ def test_vectorized_line_index_equals_reading_line_by_line(tmp_path, monkeypatch
     """Line starts found across chunk boundaries, blank and indented lines, no final newline."""
     import random
 
-    from trailhound.sources import _ecs_readers as readers
+    from trailhound.sources import ecs_readers as readers
 
     rng = random.Random(7)
     pieces = [b"", b" ", b"\t\r", b"  {\"a\": 1}", b"{\"b\": 22}", b"\x0b", b"{}", b"\r"]
@@ -479,7 +479,7 @@ def test_string_lists_read_as_lists_with_late_scalars_and_odd_elements(tmp_path,
 
 
 def test_dotted_keys_anywhere_in_a_file_are_read_and_their_absence_is_detected(tmp_path, monkeypatch):
-    from trailhound.sources._ecs_readers import Source, has_dotted_keys
+    from trailhound.sources.ecs_readers import Source, has_dotted_keys
 
     monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 0)
     lines = [{"process": {"name": "ssh", "args": ["a.b"]}, "message": "k.v: 1"} for _ in range(12_000)]

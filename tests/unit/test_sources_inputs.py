@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from trailhound.sources import InputStats, SourceError, ecs_json, events_from_documents, load_events
-from trailhound.sources import _ecs_readers as readers
-from trailhound.sources._ecs_values import MAX_DEPTH, FieldPath
+from trailhound.sources import ecs_readers as readers
+from trailhound.sources.ecs_values import MAX_DEPTH, FieldPath
 from trailhound.sources.formats import ascii_int
 
 AUTH = ("Mar  3 10:00:01 web1 sshd[812]: Accepted publickey for deploy from 10.1.2.3 port 50022 ssh2\n"

@@ -1,6 +1,5 @@
 """Event sources: loaders that turn event files into frames for the engine."""
 
-from trailhound.sources._ecs_readers import SourceError
 from trailhound.sources.ecs_json import (
     MAX_SKIPPED_KEPT,
     EventTable,
@@ -10,6 +9,7 @@ from trailhound.sources.ecs_json import (
     events_from_documents,
     load_events,
 )
+from trailhound.sources.ecs_readers import SourceError
 from trailhound.sources.formats import ReadOptions
 
 __all__ = [

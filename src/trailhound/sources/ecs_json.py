@@ -1,8 +1,8 @@
 """Load ECS events from NDJSON or JSON-array files (optionally gzip) into one Polars frame.
 
-Each file is read by one of two readers (`_ecs_readers`): DuckDB for files of some size, orjson
+Each file is read by one of two readers (`ecs_readers`): DuckDB for files of some size, orjson
 line by line for small files and whenever DuckDB fails (a bad line, a field under an array of
-objects, a BOM, ...). Column types are decided over all values of all files (`_ecs_values`):
+objects, a BOM, ...). Column types are decided over all values of all files (`ecs_values`):
 
 1. Plan: the field list (given, or for ``fields=None`` every leaf, from an exact structure scan)
    and, from a sample of each file, a guessed type per field.
@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from trailhound._gc import no_gc
 from trailhound.enrich import ProcessTree
-from trailhound.sources._ecs_readers import (
+from trailhound.sources.ecs_readers import (
     Declaration,
     JsonOrigin,
     KeyScan,
@@ -55,7 +55,7 @@ from trailhound.sources._ecs_readers import (
     py_read,
     scan_keys,
 )
-from trailhound.sources._ecs_values import (
+from trailhound.sources.ecs_values import (
     JSON_KIND,
     MAX_DEPTH,
     MISSING,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ._ecs_readers import Source, SourceError, bounded_lines
+from .ecs_readers import Source, SourceError, bounded_lines
 from .formats import Format, ReadOptions, Skip, detect, registry
 
 MAX_LINE_BYTES = 1 << 20

@@ -1,13 +1,13 @@
 """One audit event: its records coalesced, as go-libaudit's aucoalesce and Auditbeat do, into an ECS
-document (with the additions the `auditd` module docstring lists)."""
+document (with the additions the `auditd.stream` module docstring lists)."""
 
 from __future__ import annotations
 
 import time
 
-from .auditd_records import UNSET, Record, hex_string
-from .auditd_tables import RECORD_NORMS, SYSCALL_NORMS
-from .formats import ascii_int
+from ..formats import ascii_int
+from .records import UNSET, Record, hex_string
+from .tables import RECORD_NORMS, SYSCALL_NORMS
 
 # records the kernel writes after the SYSCALL record of the same event (audit_log_exit)
 AUXILIARY = frozenset((

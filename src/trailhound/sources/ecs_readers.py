@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trailhound._gc import no_gc
-from trailhound.sources._ecs_values import (
+from trailhound.sources.ecs_values import (
     JSON_KIND,
     MAX_DEPTH,
     MISSING,

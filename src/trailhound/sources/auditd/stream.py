@@ -3,7 +3,7 @@
 Records are parsed like go-libaudit's `auparse` (its key=value regex, hex decoding, enrichment),
 grouped into events like its `Reassembler`, and coalesced into one ECS document per event like
 `aucoalesce` + Auditbeat's `buildMetricbeatEvent`, with the normalization table of
-`normalizations.yaml` (generated into `auditd_tables.py` by `tools/gen_auditd_tables.py`).
+`normalizations.yaml` (generated into `tables.py` by `tools/gen_auditd_tables.py`).
 
 Grouping. Records belong to one event when they share `node` and `msg=audit(TIME:SERIAL)`. An event
 is complete at its EOE, or at once for user-space and daemon record types (below 1300 or from 2100
@@ -53,9 +53,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from .auditd_events import AUXILIARY, coalesce
-from .auditd_records import HEADER, Record, parse_record
-from .formats import Format, Lines, ReadOptions, Skip
+from ..formats import Format, Lines, ReadOptions, Skip
+from .events import AUXILIARY, coalesce
+from .records import HEADER, Record, parse_record
 
 __all__ = ["FORMAT", "MAX_IN_FLIGHT", "MAX_LINE", "parse_record", "read", "sniff"]
 

@@ -1,13 +1,13 @@
 """One audit record: its header, and its key=value data parsed as go-libaudit does (quoting, hex,
-ENRICHED names, the fix-ups and enrichment), parsed once and on first use. See `auditd`."""
+ENRICHED names, the fix-ups and enrichment), parsed once and on first use. See `auditd.stream`."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 
-from .auditd_tables import ARCHES, ERRNO, KERNEL_RECORD_TYPES, SYSCALLS
-from .formats import ascii_int
+from ..formats import ascii_int
+from .tables import ARCHES, ERRNO, KERNEL_RECORD_TYPES, SYSCALLS
 
 HEADER = re.compile(r"(?:node=(\S*) )?type=([A-Za-z0-9_]+(?:\[\d+\])?) msg=audit\((\d+)\.(\d+):(\d+)\):?")
 # go-libaudit's kvRegex, widened to ENRICHED upper-case keys and to the `aN[i]` chunks of EXECVE
