@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import IO
+from typing import IO, Annotated
 
 import typer
 from rich.console import Console
@@ -45,9 +45,13 @@ def _input_format(value: str | None) -> str | None:
     return value
 
 
-def input_format_option() -> str | None:
-    return typer.Option(None, "--input-format", "-i", metavar="[" + "|".join(INPUT_FORMATS) + "]",
-                        callback=_input_format, help=INPUT_FORMAT_HELP)
+# the options every command that reads event files takes (query, hunt, normalize)
+InputFormat = Annotated[str | None, typer.Option("--input-format", "-i", metavar="[" + "|".join(INPUT_FORMATS) + "]",
+                                                 callback=_input_format, help=INPUT_FORMAT_HELP)]
+Year = Annotated[int | None, typer.Option("--year", help=YEAR_HELP)]
+TimeZone = Annotated[str | None, typer.Option("--timezone", help=TZ_HELP)]
+Host = Annotated[str | None, typer.Option("--host", help=HOST_HELP)]
+AllowBadInput = Annotated[bool, typer.Option("--allow-bad-input", help=ALLOW_BAD_HELP)]
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

@@ -10,19 +10,19 @@ import orjson
 import typer
 
 from .common import (
-    ALLOW_BAD_HELP,
     EXIT_ERROR,
     EXIT_FOUND,
     EXIT_OK,
-    HOST_HELP,
-    TZ_HELP,
-    YEAR_HELP,
+    AllowBadInput,
+    Host,
+    InputFormat,
     OutputFormat,
+    TimeZone,
+    Year,
     bad_inputs,
     check_output,
     err,
     fail,
-    input_format_option,
     input_options,
     inputs_summary,
     is_stdout,
@@ -59,11 +59,11 @@ def hunt(
     summary: Path | None = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts "
                                    "(errors still exit 2)."),
-    input_format: str | None = input_format_option(),
-    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
-    allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
+    input_format: InputFormat = None,
+    year: Year = None,
+    tz: TimeZone = None,
+    host: Host = None,
+    allow_bad_input: AllowBadInput = False,
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 

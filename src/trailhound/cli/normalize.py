@@ -11,17 +11,17 @@ import orjson
 import typer
 
 from .common import (
-    ALLOW_BAD_HELP,
     EXIT_ERROR,
-    HOST_HELP,
-    TZ_HELP,
-    YEAR_HELP,
+    AllowBadInput,
     BadInput,
+    Host,
+    InputFormat,
+    TimeZone,
+    Year,
     bad_inputs,
     check_output,
     err,
     fail,
-    input_format_option,
     input_options,
     is_stdout,
     open_output,
@@ -39,11 +39,11 @@ def normalize(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of standard output "
                                        "('-': standard output; a .gz name is gzip-compressed)."),
     to: NormalizedFormat = typer.Option(NormalizedFormat.ndjson, "--to", help="Output format."),
-    input_format: str | None = input_format_option(),
-    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
-    allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
+    input_format: InputFormat = None,
+    year: Year = None,
+    tz: TimeZone = None,
+    host: Host = None,
+    allow_bad_input: AllowBadInput = False,
 ) -> None:
     """Write the ECS events of log files as NDJSON, one event per line, as the rules see them
     (with the process tree's parent and leader fields).

@@ -11,16 +11,16 @@ import orjson
 import typer
 
 from .common import (
-    ALLOW_BAD_HELP,
     EXIT_ERROR,
-    HOST_HELP,
-    TZ_HELP,
-    YEAR_HELP,
+    AllowBadInput,
+    Host,
+    InputFormat,
     OutputFormat,
+    TimeZone,
+    Year,
     bad_inputs,
     err,
     fail,
-    input_format_option,
     input_options,
     inputs_summary,
     print_report,
@@ -60,11 +60,11 @@ def query(
     tiebreaker: str | None = typer.Option(None, "--tiebreaker", help="Field that orders events with equal timestamps."),
     timestamp_field: str = typer.Option("@timestamp", "--timestamp-field", help="The event time field."),
     language: Language = typer.Option(Language.eql, "--language", "-l", help="Query language."),
-    input_format: str | None = input_format_option(),
-    year: int | None = typer.Option(None, "--year", help=YEAR_HELP),
-    tz: str | None = typer.Option(None, "--timezone", help=TZ_HELP),
-    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
-    allow_bad_input: bool = typer.Option(False, "--allow-bad-input", help=ALLOW_BAD_HELP),
+    input_format: InputFormat = None,
+    year: Year = None,
+    tz: TimeZone = None,
+    host: Host = None,
+    allow_bad_input: AllowBadInput = False,
 ) -> None:
     """Print the events, sequences or samples that an EQL (or KQL) query matches.
 
