@@ -166,3 +166,10 @@ def test_ecs_on_standard_input_is_read_once_by_every_command(tmp_path):
     assert norm.returncode == 0 and json.loads(norm.stdout)["event"]["id"] == "e0"
     q = trailhound("query", 'process where process.name == "ssh"', "-", "--format", "ndjson", stdin=doc)
     assert q.returncode == 0 and json.loads(q.stdout)["event"]["id"] == "e0"
+
+
+def test_lab_list_prints_ndjson_rows_too():
+    res = trailhound("lab", "list", "--format", "ndjson")
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert res.returncode == 0 and rows and all(set(r) == {"name", "techniques", "title", "atomic", "benign"} for r in rows)
+    assert any(r["name"] == "container_ssh" for r in rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .common import OutputFormat
 from .safe import m
 
 lab_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -103,11 +104,18 @@ def run_cmd(
 
 
 @lab_app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, or ndjson: one JSON "
+                                        "object per scenario (name, techniques, title, atomic, benign)."),
+) -> None:
     """The scenarios, with their ATT&CK techniques."""
     from ..lab.scenarios import SCENARIOS
 
     for s in SCENARIOS:
+        if format is OutputFormat.ndjson:
+            print(json.dumps({"name": s.name, "techniques": list(s.techniques), "title": s.title,
+                              "atomic": s.atomic, "benign": s.benign}))
+            continue
         tag = " [benign]" if s.benign else (" [atomic]" if s.atomic else "")
         print(f"{s.name:16} {','.join(s.techniques) or '-':28} {s.title}{tag}")
 
