@@ -341,3 +341,15 @@ def test_arithmetic_with_a_missing_operand_is_missing_on_both_backends():
         con.register("events", lf.collect().to_arrow())
         where = SqlCompiler(Schema.of_frame(lf, types)).where(q.filter.condition)
         assert con.sql(f'SELECT "__row" FROM events WHERE {where}').fetchall() == [], where
+
+
+def test_an_error_in_a_long_line_shows_a_window_around_its_spot():
+    from trailhound.lang.errors import QueryError
+    from trailhound.lang.parser import parse
+
+    text = "process where " + " or ".join(f"process.pid == {i}" for i in range(300)) + " and startWith(process.name, 1)"
+    with pytest.raises(QueryError) as e:
+        parse(text)
+    shown, caret = e.value.render().splitlines()[1:3]
+    assert len(shown) < 200 and shown.strip().startswith("…")
+    assert shown[caret.index("^"):].startswith("startWith")

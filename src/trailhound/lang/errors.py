@@ -39,11 +39,22 @@ class QueryError(ValueError):
             src = lines[self.line - 1]
             width = max(1, (self.end_column or self.column + 1) - self.column)
             width = min(width, max(1, len(src) - self.column + 1))
+            col = self.column - 1
+            if len(src) > _SHOWN:  # a window of a long line around the spot, not the whole line
+                start = max(0, min(col - _SHOWN // 3, len(src) - _SHOWN))
+                shown = src[start:start + _SHOWN]
+                lead, tail = ("…" if start else ""), ("…" if start + _SHOWN < len(src) else "")
+                src, col = lead + shown + tail, col - start + len(lead)
+                width = min(width, len(shown) - (col - len(lead)))
             parts.append("  " + src)
-            parts.append("  " + " " * (self.column - 1) + "^" * width)
+            parts.append("  " + " " * col + "^" * max(1, width))
         if self.hint:
             parts.append("hint: " + self.hint)
         return "\n".join(parts)
+
+
+#: how much of a long query line an error shows around its spot
+_SHOWN = 120
 
 
 def _printable(text: str) -> str:
