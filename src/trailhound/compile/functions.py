@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from ..lang.errors import EqlSemanticError
 
@@ -54,7 +54,7 @@ def between(s, left, right, greedy=False, ci=False):
 def concat(*args):
     if any(a is None for a in args):
         return None
-    return "".join(to_string(a) for a in args)
+    return "".join(cast(str, to_string(a)) for a in args)  # no argument is None here
 
 
 def ends_with(s, suffix, ci=False):

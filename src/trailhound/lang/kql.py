@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import re
 from importlib import resources
+from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput
@@ -156,7 +157,7 @@ class _ToIR(Transformer):
         op, value = str(items[1]), items[2]
         if value.has_wildcard:
             raise self._err(meta, "a range bound cannot contain a wildcard")
-        return ir.Compare(op, field, ir.Literal(value.text))
+        return ir.Compare(cast(ir.CompareOp, op), field, ir.Literal(value.text))  # the grammar's range operators
 
     def nested(self, meta, items):
         prefix = self._field(meta, items[0])

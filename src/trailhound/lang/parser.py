@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -302,7 +302,7 @@ class _ToIR(Transformer):
             if not (isinstance(a, ir.Literal) and isinstance(a.value, int) and not isinstance(a.value, bool)) or a.value < 0:
                 raise self._err(meta, f"{kind} takes a non-negative whole number")
             count = a.value
-        return ir.Pipe(kind, count)
+        return ir.Pipe("head" if kind == "head" else "tail", count)
 
     # -- expressions
     def or_expr(self, meta, items):
@@ -326,7 +326,7 @@ class _ToIR(Transformer):
             return e if op == "==" else ir.Not(e)
         if _has_required_field(left) and _has_required_field(right):
             raise self._err(meta, "comparisons against fields are not supported", "compare a field with a constant")
-        return ir.Compare(op, left, right)
+        return ir.Compare(cast(ir.CompareOp, op), left, right)  # the grammar's comparison operators
 
     def assign_error(self, meta, items):
         raise self._tok_err(items[1], "`=` is not an EQL operator", "use == to compare")
@@ -360,16 +360,17 @@ class _ToIR(Transformer):
             # `:` on a non-string constant is insensitive equality in ES: no pattern to expand
             if all(not isinstance(v, str) for v in literals):
                 return ir.InSet(value, tuple(ir.Literal(v) for v in literals), True)
-        if any(not isinstance(v, str) for v in literals):
+        patterns = [v for v in literals if isinstance(v, str)]
+        if len(patterns) != len(literals):
             raise self._err(meta, f"{op!r} takes string patterns")
-        kind = "regex" if op.startswith("regex") else "wildcard"
+        kind: Literal["wildcard", "regex"] = "regex" if op.startswith("regex") else "wildcard"
         insensitive = op == ":" or op.endswith("~")
-        for p in literals:
+        for p in patterns:
             try:
                 check_pattern(kind, p, insensitive)
             except QueryError as e:
                 raise self._err(meta, e.message, e.hint) from None
-        return ir.Match(value, kind, tuple(literals), insensitive)
+        return ir.Match(value, kind, tuple(patterns), insensitive)
 
     def unary(self, meta, items):
         op, operand = items

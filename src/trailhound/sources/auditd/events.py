@@ -113,9 +113,9 @@ class _Event:
         self.selinux: dict = {}
         self.paths: list[dict] = []
         self.path_records: list[Record] = []
-        self.actor = [None, None]  # (value, source key) pairs as lists
-        self.actor_src = [None, None]
-        self.obj = {"type": None, "primary": None, "secondary": None}
+        self.actor: list[str | None] = [None, None]  # (value, source key) pairs as lists
+        self.actor_src: list[str | None] = [None, None]
+        self.obj: dict[str, str | None] = {"type": None, "primary": None, "secondary": None}
         self.obj_src = {"primary": None, "secondary": None}
 
 

@@ -166,6 +166,7 @@ class Record:
     def data(self) -> dict:
         if self._data is None:
             self._parse()
+        assert self._data is not None  # _parse sets it
         return self._data
 
     def _parse(self) -> None:
@@ -180,6 +181,7 @@ class Record:
                 self._data = data.copy()  # documents hold the dicts (auditd.paths): one per record
                 return
         self._parse_body()
+        assert self._data is not None  # _parse_body sets it
         if memo:
             if len(_PARSED) >= _PARSED_SIZE:
                 _PARSED.clear()
