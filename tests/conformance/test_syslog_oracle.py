@@ -16,8 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from oracle import Agreement  # noqa: E402
 
-from trailhound.sources.ecs_readers import Source  # noqa: E402
 from trailhound.sources.formats import ReadOptions  # noqa: E402
+from trailhound.sources.inputs import Source  # noqa: E402
 from trailhound.sources.normalize import documents, format_of  # noqa: E402
 
 import es_eql  # noqa: E402

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 
 from trailhound.enrich import ProcessTree
-from trailhound.sources.ecs_readers import Source
 from trailhound.sources.formats import ReadOptions
+from trailhound.sources.inputs import Source
 from trailhound.sources.normalize import documents, format_of
 
 

@@ -479,7 +479,8 @@ def test_string_lists_read_as_lists_with_late_scalars_and_odd_elements(tmp_path,
 
 
 def test_dotted_keys_anywhere_in_a_file_are_read_and_their_absence_is_detected(tmp_path, monkeypatch):
-    from trailhound.sources.ecs_readers import Source, has_dotted_keys
+    from trailhound.sources.ecs_readers import has_dotted_keys
+    from trailhound.sources.inputs import Source
 
     monkeypatch.setattr(ecs_json, "_SMALL_FILE_BYTES", 0)
     lines = [{"process": {"name": "ssh", "args": ["a.b"]}, "message": "k.v: 1"} for _ in range(12_000)]

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from trailhound.sources import InputStats, SourceError, ecs_json, events_from_documents, load_events
-from trailhound.sources import ecs_readers as readers
+from trailhound.sources import inputs as readers
 from trailhound.sources.ecs_values import MAX_DEPTH, FieldPath
 from trailhound.sources.formats import ascii_int
 

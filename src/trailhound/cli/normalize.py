@@ -54,7 +54,7 @@ def normalize(
     """
     from ..enrich import ProcessTree
     from ..sources import SourceError, load_events
-    from ..sources.ecs_readers import SkipLog, Source
+    from ..sources.inputs import SkipLog, Source
     from ..sources.normalize import documents, format_of, year_note
 
     check_output(out, inputs=files)

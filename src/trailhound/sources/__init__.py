@@ -9,8 +9,8 @@ from trailhound.sources.ecs_json import (
     events_from_documents,
     load_events,
 )
-from trailhound.sources.ecs_readers import SourceError
 from trailhound.sources.formats import ReadOptions
+from trailhound.sources.inputs import SourceError
 
 __all__ = [
     "MAX_SKIPPED_KEPT",

@@ -44,8 +44,6 @@ from trailhound.sources.ecs_readers import (
     Origin,
     Part,
     Rows,
-    SkipLog,
-    Source,
     describe,
     duck_discover,
     duck_read,
@@ -75,6 +73,7 @@ from trailhound.sources.ecs_values import (
     too_deep,
 )
 from trailhound.sources.formats import Format, ReadOptions
+from trailhound.sources.inputs import SkipLog, Source
 from trailhound.sources.normalize import documents, format_of, year_note
 
 if TYPE_CHECKING:

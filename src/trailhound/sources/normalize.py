@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from .ecs_readers import Source, SourceError, bounded_lines
 from .formats import Format, ReadOptions, Skip, detect, registry
+from .inputs import Source, SourceError, bounded_lines
 
 MAX_LINE_BYTES = 1 << 20
 """Longer lines are reported and skipped: no log format here has records that long."""
