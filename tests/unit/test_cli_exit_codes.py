@@ -192,3 +192,6 @@ def test_summary_and_out_cannot_be_one_file(tmp_path):
     same = tmp_path / "same.ndjson"
     res = trailhound("hunt", "--rules", str(rules), str(data), "-o", str(same), "--summary", str(same))
     assert res.returncode == 2 and "--out and --summary name the same file" in res.stderr and not same.exists()
+    for alerts_to_stdout in (["-o", "-"], ["--format", "ndjson"]):
+        res = trailhound("hunt", "--rules", str(rules), str(data), *alerts_to_stdout, "--summary", "-")
+        assert res.returncode == 2 and "write --summary to a file" in res.stderr and res.stdout == ""

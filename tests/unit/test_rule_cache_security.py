@@ -163,3 +163,18 @@ def test_a_fifo_where_a_file_should_be_does_not_block(cache_dir):
     os.mkfifo(key, 0o600)
     cache._key.cache_clear()
     assert cache.get(_query_key(rule)) is None and check_rule(rule).status == "ok"
+
+
+def test_a_directory_where_an_entry_or_the_key_should_be_is_skipped(cache_dir):
+    """fdopen() of a directory raised before the regular-file check: every rule failed to load."""
+    rule = rule_from_toml(RULE)
+    check_rule(rule)
+    path, _ = cache._path(_query_key(rule))
+    path.unlink()
+    path.mkdir(mode=0o700)
+    assert check_rule(rule).status == "ok"
+    key = cache.key_file()
+    key.unlink()
+    key.mkdir(mode=0o700)
+    cache._key.cache_clear()
+    assert cache.get(_query_key(rule)) is None and check_rule(rule).status == "ok"

@@ -403,3 +403,13 @@ def test_a_gzip_bomb_json_array_is_refused_not_inflated(tmp_path):
     assert bomb.stat().st_size < 4 << 20
     with pytest.raises(SourceError, match="JSON array over"):
         load_events([bomb], ["event.id"])
+
+
+def test_xz_streams_with_padding_between_them_are_all_read(tmp_path):
+    """Stream padding (zero bytes) between two xz streams lost the second stream."""
+    one = b'{"@timestamp": "2026-01-01T00:00:00Z", "event": {"id": "a"}}\n'
+    two = b'{"@timestamp": "2026-01-01T00:00:01Z", "event": {"id": "b"}}\n'
+    f = tmp_path / "pad.xz"
+    f.write_bytes(lzma.compress(one) + b"\0" * 4 + lzma.compress(two) + b"\0" * 8)
+    table = load_events([f], ["event.id"])
+    assert table.report.events == 2 and table.report.skipped_count == 0

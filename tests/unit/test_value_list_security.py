@@ -101,6 +101,10 @@ def test_a_bad_expire_time_is_a_load_error_not_a_failed_rule(tmp_path, expire):
         lists_from_toml(_toml(text), str(tmp_path / "x.toml"))
     ok = text.replace(f"expire_time = {expire}", 'expire_time = "2026-12-31T00:00:00Z"')
     assert lists_from_toml(_toml(ok), str(tmp_path / "x.toml"))[0].items[0].expire_time == "2026-12-31T00:00:00Z"
+    for toml_value in ("2026-12-31", "2026-12-31T00:00:00Z"):  # TOML's own date and date-time, unquoted
+        item = lists_from_toml(_toml(text.replace(f"expire_time = {expire}", f"expire_time = {toml_value}")),
+                               str(tmp_path / "x.toml"))[0].items[0]
+        assert item.expire_time.startswith("2026-12-31")
 
 
 def test_rule_ids_must_be_a_list_not_a_string_split_into_letters(tmp_path):

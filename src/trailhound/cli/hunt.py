@@ -84,6 +84,8 @@ def hunt(
 
     check_output(out, inputs=files)
     check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
+    if summary is not None and is_stdout(summary) and (format is OutputFormat.ndjson or is_stdout(out)):
+        raise fail("[red]error[/red]: the alerts go to standard output; write --summary to a file")
     if out is not None and summary is not None and not is_stdout(out) and Path(out).resolve() == Path(summary).resolve():
         raise fail(f"[red]error[/red]: --out and --summary name the same file ({m(str(out))}); give two files")
     options = input_options(year, tz, host)

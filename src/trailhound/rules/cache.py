@@ -208,11 +208,16 @@ def _read_private(path: Path, limit: int) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or _owned_and_private(st) or st.st_size > limit:
-            return None
-        return fh.read(limit + 1)
+            return None  # a directory, FIFO or device where a file should be; someone else's; too large
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=4)

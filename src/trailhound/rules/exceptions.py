@@ -24,7 +24,7 @@ import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ..lang import ir
@@ -173,6 +173,8 @@ def _item(obj: dict, list_id: str, source: str, where: str, dirs: list[Path]) ->
     expire = obj.get("expire_time")
     if expire is not None:
         if isinstance(expire, datetime):  # a TOML datetime
+            expire = expire.isoformat()
+        elif isinstance(expire, date):  # a TOML date: its first moment, as a quoted date reads
             expire = expire.isoformat()
         if not isinstance(expire, str) or _expiry(expire) is None:
             raise RuleError(source, None, f"{where}: expire_time must be an ISO-8601 date and time "

@@ -275,6 +275,10 @@ def _decompressed_chunks(fh, compression: str, path: str) -> Iterator[bytes]:
     d, started = fresh(), False
     while raw := fh.read(64 << 10):
         while raw:
+            if not started:  # between streams: xz stream padding (zero bytes) may come first
+                raw = raw.lstrip(b"\0")
+                if not raw:
+                    break
             started = True
             out = d.decompress(raw, 16 << 20)
             if out:
@@ -284,7 +288,7 @@ def _decompressed_chunks(fh, compression: str, path: str) -> Iterator[bytes]:
                 if out:
                     yield out
             if d.eof:
-                raw = d.unused_data if d.unused_data.strip(b"\0") else b""  # another stream, or xz padding
+                raw = d.unused_data  # another stream, or padding
                 d, started = fresh(), False
             else:
                 raw = b""
