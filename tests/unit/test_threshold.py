@@ -46,8 +46,7 @@ def test_cardinality_condition():
     assert run(docs, spec) == [([4, 5, 6], ["b"])]
 
 
-def test_hunt_threshold_alert(tmp_path):
-    data, rules = write_case(tmp_path, [fail(i, i * 0.2, "203.0.113.7") for i in range(1, 6)], {"th.toml": '''
+BRUTE_FORCE_RULE = '''
 [rule]
 name = "SSH brute force"
 description = "d"
@@ -55,13 +54,22 @@ risk_score = 47
 rule_id = "th-1"
 severity = "medium"
 type = "threshold"
-language = "kuery"
-query = "event.category:authentication and event.outcome:failure"
+language = "{language}"
+query = "{query}"
 
 [rule.threshold]
 field = ["source.ip"]
 value = 5
-'''})
+'''
+
+
+def five_failures(tmp_path, language, query):
+    events = [fail(i, i * 0.2, "203.0.113.7") for i in range(1, 6)]
+    return write_case(tmp_path, events, {"th.toml": BRUTE_FORCE_RULE.format(language=language, query=query)})
+
+
+def test_hunt_threshold_alert(tmp_path):
+    data, rules = five_failures(tmp_path, "kuery", "event.category:authentication and event.outcome:failure")
     res, [alert] = hunt_cli(data, rules)
     assert res.exit_code == 1, res.output
     result = alert["kibana.alert.threshold_result"]
@@ -71,21 +79,7 @@ value = 5
 
 def test_hunt_threshold_rule_with_a_sequence_query_says_why(tmp_path):
     # was: AttributeError: 'SequenceQuery' object has no attribute 'filter'
-    data, rules = write_case(tmp_path, [fail(i, i * 0.2, "203.0.113.7") for i in range(1, 6)], {"th.toml": '''
-[rule]
-name = "SSH brute force"
-description = "d"
-risk_score = 47
-rule_id = "th-1"
-severity = "medium"
-type = "threshold"
-language = "eql"
-query = "sequence [authentication where true] [authentication where true]"
-
-[rule.threshold]
-field = ["source.ip"]
-value = 5
-'''})
+    data, rules = five_failures(tmp_path, "eql", "sequence [authentication where true] [authentication where true]")
     res, alerts = hunt_cli(data, rules)
     assert alerts == [] and "AttributeError" not in res.output, res.output
     assert "rule failed SSH brute force: a threshold rule counts single events, not a sequence" in res.output

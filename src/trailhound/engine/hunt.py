@@ -39,6 +39,8 @@ from .search import (
     search_threshold,
 )
 
+#: the start of the warning for a rule whose timestamp_override no event has (said once for all rules)
+TIMESTAMP_FALLBACK = "no event has timestamp_override"
 
 @dataclass
 class RuleRun:
@@ -79,7 +81,7 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
     warnings = []
     ts = rule.timestamp_override or "@timestamp"
     if ts not in present and ts != "@timestamp":
-        warnings.append(f"no event has timestamp_override {ts!r}; ordering by @timestamp")
+        warnings.append(f"{TIMESTAMP_FALLBACK} {ts!r}; ordering by @timestamp")
         ts = "@timestamp"
     options = SearchOptions(
         timestamp_field=ts,

@@ -18,7 +18,6 @@ from .report import HuntReport, RuleOutcome
 if TYPE_CHECKING:
     from ..rules.loader import RuleSet
 
-TIMESTAMP_FALLBACK = "no event has timestamp_override"  # engine.hunt's warning, said once for all rules
 
 
 @dataclass
@@ -50,7 +49,7 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
     Raises `sources.SourceError` when an input cannot be read at all."""
     from .._gc import no_gc
     from ..alerts.build import alerts_for_hits, utc_now
-    from ..engine.hunt import hunt
+    from ..engine.hunt import TIMESTAMP_FALLBACK, hunt
     from ..rules.exceptions import unattached
 
     started = time.perf_counter()
@@ -70,9 +69,8 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
             fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
             if fallback:
                 report.fallbacks[fallback[0]] = report.fallbacks.get(fallback[0], 0) + 1
-            status = getattr(run, "status", "error" if run.error else "ok")
-            status = {"ok": "ran", "error": "failed"}.get(status, status)
-            outcome = RuleOutcome.of(rule, status, run.error or getattr(run, "unsupported", None) or "",
+            status = {"ok": "ran", "error": "failed"}.get(run.status, run.status)
+            outcome = RuleOutcome.of(rule, status, run.error or run.unsupported or "",
                                      kind=run.kind, hits=len(run.hits), excepted=dict(sorted(run.excepted.items())),
                                      seconds=run.seconds)
             outcome.notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
