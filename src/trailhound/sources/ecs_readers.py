@@ -203,8 +203,13 @@ def dump_document(doc: dict) -> bytes:
     try:
         text = orjson.dumps(doc)
     except orjson.JSONEncodeError:
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace")
+        text = _fallback_json(doc).encode("utf-8", "replace")
     return zlib.compress(text, 1)
+
+
+def _fallback_json(value) -> str:
+    """Compact JSON of what orjson refuses (an int beyond 64 bits, a key that is not a string...)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def load_document(blob: bytes) -> dict:
@@ -259,8 +264,8 @@ class Rows:
                 continue
             try:
                 self.columns[k].append(dumps(value).decode())
-            except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string...
-                self.columns[k].append(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+            except orjson.JSONEncodeError:
+                self.columns[k].append(_fallback_json(value))
             if py_kinds(value, kinds[k]):
                 lists[k] = True
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
-import logging
 import lzma
 import os
 import stat
@@ -20,8 +19,6 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-log = logging.getLogger("trailhound.sources.ecs_json")
 
 MAX_JSON_LINE_BYTES = 16 << 20
 """Longer JSON lines are reported and skipped (DuckDB's own limit for one JSON object)."""
@@ -317,10 +314,8 @@ class SkipLog:
         self.keep = keep
         self.kept: list[tuple[str, int, str]] = []
         self.count = 0
-        self.by_file: dict[str, int] = {}
 
     def add(self, file: str, line: int, reason: str) -> None:
         self.count += 1
-        self.by_file[file] = self.by_file.get(file, 0) + 1
         if len(self.kept) < self.keep:
             self.kept.append((file, line, reason))

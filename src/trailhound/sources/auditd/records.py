@@ -212,8 +212,8 @@ class Record:
             self._enrich_common(data, orig)
         rtype = self.rtype
         if rtype in ("SYSCALL", "SECCOMP"):
-            if rtype == "SECCOMP" and 0 < (ascii_int(data.get("sig")) or 0) < len(_SIGNALS):
-                data["sig"] = _SIGNALS[int(data["sig"])]
+            if rtype == "SECCOMP" and 0 < (sig := ascii_int(data.get("sig")) or 0) < len(_SIGNALS):
+                data["sig"] = _SIGNALS[sig]
             arch = data.get("arch")
             if arch is not None:
                 data["arch"] = arch = ARCHES.get(arch.lower(), arch)
