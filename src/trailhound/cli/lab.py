@@ -8,15 +8,13 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from .common import OutputFormat
+from .common import OutputFormat, err
 from .safe import m
 
 lab_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                       help="Run SSH attack scenarios for real (root; auditd, openssh-server, sshpass) and "
                            "check which rules fire.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _log(msg: str) -> None:

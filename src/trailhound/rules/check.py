@@ -133,7 +133,7 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
     for failures other than QueryError and UnsupportedError (a defect, or memory)."""
     key = (rule.language, rule.query, rule.event_category_override)
     hit = cache.get(key)
-    if isinstance(hit, tuple) and len(hit) == 3:
+    if hit is not None:
         return hit
     cacheable = True
     query = None

@@ -4,6 +4,7 @@ so that the loader and the rule unit tests both depend on it and not on each oth
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,3 +29,29 @@ def rule_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 def is_test_file(path: Path) -> bool:
     return path.name.endswith(TEST_SUFFIX)
+
+
+#: a rule file larger than this is not a rule (the largest of Elastic's is about 60 KiB)
+MAX_RULE_FILE = 16 * 1024 * 1024
+
+
+def read_rule_file(path: Path) -> str:
+    """A rule file's text, refusing what is not a regular file (a FIFO would block, /dev/zero
+    never ends) or is too large to be a rule."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RuleError(str(path), None, "not a regular file")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_RULE_FILE + 1)
+    except OSError as e:
+        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_RULE_FILE:
+        raise RuleError(str(path), None, f"larger than {MAX_RULE_FILE // 2**20} MiB: not a rule file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RuleError(str(path), None, f"not UTF-8 text (byte {e.start})") from None

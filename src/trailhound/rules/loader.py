@@ -4,14 +4,13 @@ exception lists that sit among them or are given apart."""
 from __future__ import annotations
 
 import os
-import stat
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache
-from .discovery import is_test_file, rule_files
+from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError, reason_of
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
@@ -58,32 +57,6 @@ def rule_from_document(doc: dict | TomlError, source: str | None = None) -> Rule
 #: what a hostile file can make a parser or a checker raise; other exceptions are defects and propagate
 _DATA_ERRORS = (ArithmeticError, AttributeError, LookupError, MemoryError, OSError, RecursionError, TypeError,
                 ValueError)
-
-#: a rule file larger than this is not a rule (the largest of Elastic's is about 60 KiB)
-MAX_RULE_FILE = 16 * 1024 * 1024
-
-
-def read_rule_file(path: Path) -> str:
-    """A rule file's text, refusing what is not a regular file (a FIFO would block, /dev/zero
-    never ends) or is too large to be a rule."""
-    try:
-        info = path.stat()
-    except OSError as e:
-        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise RuleError(str(path), None, "not a regular file")
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_RULE_FILE + 1)
-    except OSError as e:
-        raise RuleError(str(path), None, f"cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_RULE_FILE:
-        raise RuleError(str(path), None, f"larger than {MAX_RULE_FILE // 2**20} MiB: not a rule file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RuleError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
-
 
 @dataclass
 class RuleSet:

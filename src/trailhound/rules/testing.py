@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .discovery import TEST_SUFFIX as SUFFIX
-from .discovery import rule_files
+from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError
 
 T = TypeVar("T")
@@ -93,10 +93,10 @@ def _case(c: Any, path: str, i: int) -> Case:
 def load_test_files(paths: Iterable[str | os.PathLike]) -> tuple[list[CaseFile], list[RuleError]]:
     out, errors = [], []
     for path in rule_files(paths):
-        if not path.name.endswith(SUFFIX):
+        if not is_test_file(path):
             continue
         try:
-            out.append(parse_test_file(tomllib.loads(path.read_text(encoding="utf-8")), str(path)))
+            out.append(parse_test_file(tomllib.loads(read_rule_file(path)), str(path)))
         except tomllib.TOMLDecodeError as e:
             errors.append(RuleError(str(path), None, f"invalid TOML: {e}"))
         except RuleError as e:
@@ -137,7 +137,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.rules += loaded.rules
             out.files += files
             out.errors += loaded.errors + errors
-        elif p.name.endswith(SUFFIX):
+        elif is_test_file(p):
             files, errors = load_test_files([p])
             out.files += files
             out.errors += errors
