@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from ..lang.errors import EqlSemanticError
+from ..lang.limits import INT64_MAX, INT64_MIN
 
 Value = Any
 
@@ -127,12 +128,12 @@ def number(s, base=None):
             n = sign * int(body, b) if 2 <= b <= 36 and len(body) <= 64 else None
         except ValueError:
             return None
-        return n if n is not None and -(1 << 63) <= n < (1 << 63) else None
+        return n if n is not None and INT64_MIN <= n <= INT64_MAX else None
     if not _NUM_RE.match(text):
         return None
     if re.fullmatch(r"\s*[+-]?\d+\s*", text) and len(text.strip().lstrip("+-").lstrip("0")) <= 19:
         n = int(text)
-        if -(1 << 63) <= n < (1 << 63):
+        if INT64_MIN <= n <= INT64_MAX:
             return n
     # Java: Long.parseLong failed, Double.parseDouble takes over
     v = float(text)
@@ -222,6 +223,11 @@ SCALAR: dict[str, Callable[..., Value]] = {
 
 #: functions whose Python form takes a trailing `ci` flag (their `~` variant)
 CASE_AWARE = {"between", "endsWith", "indexOf", "startsWith", "stringContains"}
+
+
+
+#: the arithmetic operators' scalar reference (EQL `a + b` is `add(a, b)`), for constant folding
+ARITH_OPS: dict[str, Callable[..., Any]] = {"+": add, "-": subtract, "*": multiply, "/": divide, "%": modulo}
 
 
 def call(name: str, args: list[Value], case_insensitive: bool = False) -> Value:

@@ -16,6 +16,7 @@ Semantics (shared/docs/research/eql-conformance.md §3):
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from .semantics import (
     ARITH_FUNCTIONS,
     SWAP,
     ConditionCompiler,
+    balanced,
     check_arg_kinds,
     check_arith_kinds,
     check_int,
@@ -290,7 +292,7 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
     def _arith(self, op: str, a: Value, b: Value) -> Value:
         check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
-            fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
+            fn = F.ARITH_OPS[op]
             return _lit(fn(a.const, b.const))
         kind = "float" if "float" in (a.kind, b.kind) else "int"
         if "null" in (a.kind, b.kind):
@@ -490,17 +492,12 @@ def _typed_lit(v: object, kind: str) -> pl.Expr:
 
 
 def _any_of(parts: list[pl.Expr]) -> pl.Expr:
-    """`a | b | ...` as a balanced tree: Polars' optimizer is quadratic in a deep chain."""
-    while len(parts) > 1:
-        parts = [parts[i] | parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
-    return parts[0]
+    return balanced(parts, operator.or_)
 
 
 def _all_of(parts: list[pl.Expr]) -> pl.Expr:
-    """`a & b & ...` (Kleene), as a balanced tree."""
-    while len(parts) > 1:
-        parts = [parts[i] & parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
-    return parts[0]
+    """Kleene `and`."""
+    return balanced(parts, operator.and_)
 
 
 def _show(e: ir.Expr) -> str:

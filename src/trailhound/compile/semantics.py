@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -11,6 +12,7 @@ from typing import Generic, TypeVar
 from ..lang import ir
 from ..lang.errors import EqlSemanticError
 from ..lang.functions import FUNCTIONS
+from ..lang.limits import INT64_MAX, INT64_MIN
 from . import functions as F
 from .schema import FieldInfo
 
@@ -22,6 +24,17 @@ SWAP: dict[ir.CompareOp, ir.CompareOp] = {"<": ">", "<=": ">=", ">": "<", ">=": 
 
 #: the EQL functions that are arithmetic operators, which backends compile as the operator
 ARITH_FUNCTIONS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "modulo": "%"}
+
+
+T_ = TypeVar("T_")
+
+
+def balanced(parts: list[T_], combine: Callable[[T_, T_], T_]) -> T_:
+    """`a op b op ...` as a balanced tree of `combine`: a deep left chain makes Polars' optimizer
+    quadratic and sqlglot's generator recurse once per term."""
+    while len(parts) > 1:
+        parts = [combine(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def is_pushable(e: ir.Expr) -> bool:
@@ -40,7 +53,6 @@ def is_pushable(e: ir.Expr) -> bool:
 
 
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def check_int(v: int) -> int:

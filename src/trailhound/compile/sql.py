@@ -20,6 +20,7 @@ from .semantics import (
     ARITH_FUNCTIONS,
     SWAP,
     ConditionCompiler,
+    balanced,
     check_arg_kinds,
     check_arith_kinds,
     check_int,
@@ -59,11 +60,7 @@ def column(name: str) -> exp.Column:
 
 
 def _balanced(cls: type, parts: list[exp.Expression]) -> exp.Expression:
-    """`a op b op ...` as a balanced tree: sqlglot renders a deep chain recursively."""
-    while len(parts) > 1:
-        parts = [cls(this=exp.Paren(this=parts[i]), expression=exp.Paren(this=parts[i + 1])) if i + 1 < len(parts)
-                 else parts[i] for i in range(0, len(parts), 2)]
-    return parts[0]
+    return balanced(parts, lambda a, b: cls(this=exp.Paren(this=a), expression=exp.Paren(this=b)))
 
 
 def _or(parts: list[exp.Expression]) -> exp.Expression:
@@ -261,7 +258,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
     def _arith(self, op: str, a: SqlValue, b: SqlValue) -> SqlValue:
         check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
-            fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[op]
+            fn = F.ARITH_OPS[op]
             return _lit(fn(a.const, b.const))
         kind = "float" if "float" in (a.kind, b.kind) else "int"
         x, y = exp.Paren(this=a.expr), exp.Paren(this=b.expr)

@@ -167,7 +167,7 @@ class SequenceRun:
         if cand.height == 0:
             return self._release(schema)
         q, stages = self.query, self.stages
-        cand = (cand.drop("__ord") if "__ord" in cand.columns else cand).with_row_index("__ord", offset=self.next_ord)
+        cand = cand.with_row_index("__ord", offset=self.next_ord)
         self.next_ord += cand.height
         all_stages = stages + ([q.until] if q.until is not None else [])
         dtypes = key_dtypes(all_stages, schema)
@@ -227,12 +227,13 @@ class SequenceRun:
 
     def _decide(self, final: bool) -> None:
         trailing = bool(self.missing) and self.missing[-1]
+        index = MissingIndex(self.absent) if any(self.missing) else None  # self.absent is not changed in the loop
         waiting_from = None
         for entry in self.queue:
             if entry[1] is not None:
                 continue
             c: Completed = entry[0]
-            if not any(self.missing):
+            if index is None:
                 entry[1] = True
                 continue
             assert self.maxspan_ns is not None  # the parser requires a maxspan with missing stages
@@ -240,7 +241,7 @@ class SequenceRun:
                 # a later event of the trailing missing stage, within maxspan, may still discard it
                 waiting_from = c.start_ts if waiting_from is None else min(waiting_from, c.start_ts)
             else:
-                entry[1] = keep_candidate(self.missing, c.times, c.key, MissingIndex(self.absent), self.maxspan_ns)
+                entry[1] = keep_candidate(self.missing, c.times, c.key, index, self.maxspan_ns)
         if self.absent and self.watermark is not None and not final:
             assert self.maxspan_ns is not None  # missing stages (self.absent) come with a maxspan
             self._forget_absent(self.watermark - self.maxspan_ns if waiting_from is None
@@ -386,7 +387,6 @@ class NewTermsRun:
         stage = ir.Stage(self.query.filter, tuple(ir.Field(f) for f in self.fields))
         dtypes = key_dtypes([stage], schema)
         key_cols = [f"__k{i}" for i in range(len(self.fields))]
-        cand = cand.drop("__ord") if "__ord" in cand.columns else cand
         rows = keyed(cand.with_row_index("__ord"), stage, schema, dtypes, ["__ord", "__ts", "__row"])
         per_event = rows.group_by(["__ord", "__ts", "__row"], maintain_order=True).agg(
             pl.struct(key_cols).alias("__terms")).sort("__ord")
@@ -446,7 +446,6 @@ class ThresholdRun:
         spec = self.spec
         card_fields = [f for f, _ in spec.cardinality]
         stage = ir.Stage(self.query.filter, tuple(ir.Field(f) for f in spec.fields))
-        cand = cand.drop("__ord") if "__ord" in cand.columns else cand
         rows = keyed(cand.with_row_index("__ord"), stage, schema, key_dtypes([stage], schema),
                      ["__ord", "__ts", "__row"] + [f for f in card_fields if f in cand.columns])
         key_cols = [f"__k{i}" for i in range(len(spec.fields))]

@@ -431,10 +431,7 @@ def search_new_terms(query: ir.EventQuery, frame: pl.DataFrame, fields: list[str
     """Events matching `query` that bring a combination of `fields` values not seen within
     `history_ms` before them; each hit's join_keys are its new terms (flattened)."""
     lf, schema, compiler = _prepared(frame, options, [query], set(fields))
-    keep = _stage_filter(compiler, query.filter, options)
-    present = [f for f in fields if f in schema]
-    cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
-            .sort(ORDER, nulls_last=True).collect())
+    cand = _candidates(query, lf, compiler, options, fields)
     return _new_terms(query, cand, fields, history_ms, schema, options)
 
 
@@ -487,10 +484,7 @@ def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdS
     rows are the events counted and its join_keys the group's values."""
     card_fields = [f for f, _ in spec.cardinality]
     lf, schema, compiler = _prepared(frame, options, [query], set(spec.fields) | set(card_fields))
-    keep = _stage_filter(compiler, query.filter, options)
-    present = sorted((set(spec.fields) | set(card_fields)) & set(lf.collect_schema().names()))
-    cand = (lf.filter(keep & pl.col("__ts").is_not_null()).select(ORDER + present)
-            .sort(ORDER, nulls_last=True).collect())
+    cand = _candidates(query, lf, compiler, options, set(spec.fields) | set(card_fields))
     run = ThresholdRun(query, spec)
     hits = run.feed(cand, schema) + run.finish(schema)
     return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),

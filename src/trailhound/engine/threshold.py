@@ -138,9 +138,3 @@ class ThresholdState:
         return cls(spec, {checkpoint.key_in(g): s for g, s in data["last_signal"]},
                    [(ts, row, checkpoint.key_in(g), checkpoint.key_in(c)) for ts, row, g, c in data["events"]],
                    data["next_t"], data["last_ts"])
-
-
-def run_threshold(events: Sequence[tuple[int, int, Group, tuple]], spec: ThresholdSpec) -> list[ThresholdHit]:
-    """`events`: (ts_ns, row, group, cardinality values) in event order; all of them as one batch."""
-    state = ThresholdState(spec)
-    return state.feed(events) + state.finish()

@@ -411,7 +411,7 @@ class _ToIR(Transformer):
             return
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (a.value, b.value)):
             return
-        fn = {"+": F.add, "-": F.subtract, "*": F.multiply, "/": F.divide, "%": F.modulo}[e.op]
+        fn = F.ARITH_OPS[e.op]
         v = fn(a.value, b.value)
         if v is not None and not INT64_MIN <= v <= INT64_MAX:
             raise self._err(meta, f"{a} {e.op} {b} overflows a 64-bit integer",

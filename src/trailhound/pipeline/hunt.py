@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..sinks import Sink
 from .report import HuntReport, RuleOutcome
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def plan(rules) -> Plan:
 
 
 def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format: str | None = None,
-             read_options=None, max_signals: int | None = None, sinks: Sequence = (), now: str | None = None,
+             read_options=None, max_signals: int | None = None, sinks: Sequence[Sink] = (), now: str | None = None,
              progress: Callable[[int, int], None] | None = None, keep_alerts: bool = False) -> HuntReport:
     """Run the runnable rules of `planned` over the event files `paths`.
 

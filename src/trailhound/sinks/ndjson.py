@@ -92,13 +92,11 @@ class NdjsonSink:
     def __init__(self, path: str | os.PathLike | None) -> None:
         self.path = path
         self._out = open_output(path)
-        self.written = 0
 
     def write(self, alerts: Iterable[dict]) -> None:
         out = self._out
         for alert in alerts:
             out.write(orjson.dumps(alert, default=str) + b"\n")
-            self.written += 1
 
     def close(self) -> None:
         self._out.close()
