@@ -15,14 +15,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from importlib import resources
 from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
 from ..compile.patterns import lucene_to_regex, plan_wildcard
-from . import ir
+from . import grammars, ir
 from .errors import QueryError, transform
 from .limits import MAX_DEPTH, MAX_WILDCARD_LENGTH, check_text, depth_hint, tree_depth
 
@@ -33,8 +32,7 @@ class KqlSyntaxError(QueryError):
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files(__package__).joinpath("kql.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True)
+    return grammars.lalr("kql")
 
 
 def parse_kql(text: str) -> ir.Expr:

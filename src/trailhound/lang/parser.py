@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 from typing import Any, Literal, cast
 
 from lark import Lark, Token, Transformer, v_args
@@ -12,7 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..compile import functions as F
 from ..compile.patterns import check_pattern
-from . import ir
+from . import grammars, ir
 from .errors import EqlSemanticError, EqlSyntaxError, QueryError, nearest, transform
 from .functions import FUNCTIONS, UNSUPPORTED, canonical_names, literal_kind
 from .limits import INT64_MAX, INT64_MIN, MAX_DEPTH, check_text, depth_hint, expr_depth, tree_depth
@@ -25,8 +24,7 @@ UNSUPPORTED_PIPES = ("count", "filter", "sort", "unique", "unique_count")
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files(__package__).joinpath("eql.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
+    return grammars.lalr("eql")
 
 
 def parse(text: str) -> ir.Query:
