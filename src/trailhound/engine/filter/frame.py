@@ -1,4 +1,4 @@
-"""Turn a loaded event frame into what the evaluator expects.
+"""A loaded event frame as the filters read it, and the options that decide how.
 
 * field aliases resolved (ES mapping `alias` fields, e.g. event.category → event_type);
 * date fields (the timestamp field and any field typed date/date_nanos) as Int64 epoch ns,
@@ -9,6 +9,7 @@ The event order is (`__ts`, `__tb` with nulls last, `__row`), as ES orders hits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,8 +18,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..compile.schema import DATE_TYPES
-from ..compile.semantics import parse_date_ns
+from ...compile.schema import DATE_TYPES
+from ...compile.semantics import parse_date_ns
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -43,6 +44,16 @@ class FrameOptions:
         t = dict(self.es_types)
         t.setdefault(self.timestamp_field, "date")
         return t
+
+    def key(self) -> tuple:
+        """Every frame option, by value: what per-frame work (filters, and the event order that the
+        timestamp and tiebreaker decide) depends on. A SearchOptions' search-only options (size, ...)
+        are left out, so that searches differing only in them share that work."""
+        parts = []
+        for f in dataclasses.fields(FrameOptions):
+            value = getattr(self, f.name)
+            parts.append(tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+        return tuple(parts)
 
 
 def date_to_ns(expr: pl.Expr, dtype: PolarsDataType, nanos: bool) -> pl.Expr:
