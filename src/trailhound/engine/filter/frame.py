@@ -2,7 +2,7 @@
 
 * field aliases resolved (ES mapping `alias` fields, e.g. event.category → event_type);
 * date fields (the timestamp field and any field typed date/date_nanos) as Int64 epoch ns,
-  truncated to ms for `date` as Elasticsearch stores them;
+  truncated to ms for `date` as Elasticsearch stores them (parsed by compile/dates.py);
 * `__ts` (the ordering timestamp) and `__tb` (the tiebreaker) columns.
 The event order is (`__ts`, `__tb` with nulls last, `__row`), as ES orders hits.
 """
@@ -12,22 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ...compile.dates import date_to_ns
 from ...compile.schema import DATE_TYPES
-from ...compile.semantics import parse_date_ns
-
-if TYPE_CHECKING:
-    from polars._typing import PolarsDataType
-
-#: a date given as epoch milliseconds in a string ("11", "1516116808349")
-EPOCH_RE = r"^\s*-?\d+(\.\d+)?\s*$"
-#: the layout `_parse_iso` takes: date, time, optional fraction, Z or a numeric offset
-ISO_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 
 
 @dataclass(frozen=True)
@@ -54,52 +43,6 @@ class FrameOptions:
             value = getattr(self, f.name)
             parts.append(tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
         return tuple(parts)
-
-
-def date_to_ns(expr: pl.Expr, dtype: PolarsDataType, nanos: bool) -> pl.Expr:
-    """Epoch-ms numbers, numeric strings and ISO-8601 strings → Int64 epoch nanoseconds."""
-    if isinstance(dtype, pl.List):
-        return expr.list.eval(date_to_ns(pl.element(), dtype.inner, nanos))
-    if dtype.is_float():
-        return (expr * 1_000_000).cast(pl.Int64)
-    if dtype.is_numeric():
-        return expr.cast(pl.Int64) * 1_000_000
-    if isinstance(dtype, pl.Datetime):
-        ns = expr.dt.cast_time_unit("ns").cast(pl.Int64)
-        return ns if nanos else ns - ns % 1_000_000
-    if dtype == pl.String:
-        # elementwise: lets Polars filter rows before parsing their timestamps
-        return expr.map_batches(lambda s: _parse_dates(s, nanos), return_dtype=pl.Int64, is_elementwise=True)
-    return pl.lit(None, dtype=pl.Int64)
-
-
-def _parse_dates(s: pl.Series, nanos: bool) -> pl.Series:
-    out = _parse_iso(s)
-    if out is None:
-        # one vectorized parse for the usual layouts; slow path per odd value
-        parsed = s.str.to_datetime(format=None, strict=False, time_unit="ns", time_zone="UTC", ambiguous="null")
-        out = parsed.dt.epoch("ns")
-        needs_slow = (out.is_null() & s.is_not_null()) | s.str.contains(EPOCH_RE).fill_null(False)
-        if needs_slow.any():
-            idx = needs_slow.arg_true()
-            slow = [parse_date_ns(v, nanos) for v in s.gather(idx).to_list()]
-            out = out.scatter(idx, pl.Series(slow, dtype=pl.Int64))
-    if not nanos:
-        out = out - out % 1_000_000
-    return out
-
-
-def _parse_iso(s: pl.Series) -> pl.Series | None:
-    """Epoch ns when every value is a full ISO-8601 date-time with a zone, as telemetry writes
-    them: Arrow's parser is about 10x faster than Polars' here, and stricter (it refuses the
-    whole column on any out-of-range part, and then the general path decides)."""
-    if s.null_count() == s.len() or not s.str.contains(ISO_RE).fill_null(True).all():
-        return None
-    try:
-        parsed = pc.cast(s.to_arrow(), pa.timestamp("ns", "UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return pl.Series(s.name, parsed).dt.epoch("ns")
 
 
 def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],

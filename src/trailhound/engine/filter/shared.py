@@ -26,12 +26,13 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
+from ...compile.dates import date_to_ns
 from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
 from .encoding import FieldValues, encode
-from .frame import FrameOptions, date_to_ns, prepare
+from .frame import FrameOptions, prepare
 from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
