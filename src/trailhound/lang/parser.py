@@ -12,7 +12,7 @@ from . import ir
 from .eql_expressions import ExpressionRules
 from .eql_syntax import syntax_error
 from .errors import EqlSemanticError, EqlSyntaxError, QueryError, transform
-from .limits import INT64_MAX, MAX_DEPTH, check_text, depth_hint, expr_depth, tree_depth
+from .limits import INT64_MAX, MAX_DEPTH, check_text, check_tree_depth, expr_depth, too_deep
 
 TIME_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 MAX_RUNS = 100
@@ -33,10 +33,7 @@ def parse(text: str) -> ir.Query:
         tree = _lark().parse(text)
     except UnexpectedInput as e:
         raise syntax_error(text, e) from None
-    depth, meta = tree_depth(tree)
-    if depth > MAX_DEPTH:
-        raise EqlSemanticError(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text,
-                               getattr(meta, "line", None), getattr(meta, "column", None), None, depth_hint())
+    check_tree_depth(tree, text, EqlSemanticError)
     query = transform(_ToIR(text), tree)
     check_query_depth(query, text, EqlSemanticError)
     return query
@@ -50,7 +47,7 @@ def check_query_depth(query: ir.Query, text: str, error: type[QueryError]) -> No
     memo: dict = {}
     depth = max((expr_depth(e, memo) for e in exprs), default=0)
     if depth > MAX_DEPTH:
-        raise error(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text, 1, 1, None, depth_hint())
+        raise too_deep(depth, text, 1, 1, error)
 
 
 @v_args(meta=True)
