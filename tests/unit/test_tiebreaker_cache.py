@@ -68,3 +68,15 @@ def test_work_of_other_frame_options_is_refused(options):
         search_events_batch([EVENTS], frame, options, shared)
     with pytest.raises(ValueError, match="another frame"):  # same options, another frame
         search_sequences_batch([SEQUENCE], _frame(), SearchOptions(tiebreaker_field="a"), shared)
+
+
+def test_a_hunt_keeps_one_shared_work_per_frame_options_and_drops_it_after_a_failure():
+    from trailhound.engine.hunt import _Frame
+
+    frame = _Frame(_frame())
+    by_a = frame.shared(SearchOptions(tiebreaker_field="a"))
+    assert by_a.frame is frame.current
+    assert frame.shared(SearchOptions(tiebreaker_field="a", size=3)) is by_a
+    assert frame.shared(SearchOptions(tiebreaker_field="b")) is not by_a
+    frame.spoil()  # a batch raised: whatever it left half done is not reused
+    assert frame.shared(SearchOptions(tiebreaker_field="a")) is not by_a
