@@ -174,7 +174,7 @@ def test_a_rule_that_fails_at_run_time_exits_2(tmp_path):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import trailhound.engine.hunt as h\n"
-        "h.search_events_batch = lambda queries, frame, options: [ValueError('cannot run here') for _ in queries]\n")
+        "h.search_events_batch = lambda queries, *args, **kwargs: [ValueError('cannot run here') for _ in queries]\n")
     data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule(name="ssh client")})
     res = trailhound("hunt", "--rules", str(rules), str(data), "--exit-zero", env={"PYTHONPATH": str(hook)})
     assert res.returncode == 2 and "rule failed ssh client: ValueError: cannot run here" in res.stderr

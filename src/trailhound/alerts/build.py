@@ -18,12 +18,12 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
-from ..compile.semantics import parse_date_ns
+from ..compile.dates import parse_time_ns
 from ..rules.model import SEVERITIES, Rule
 from .suppression import SuppressionState
 
@@ -344,30 +344,12 @@ def field_value(doc: dict, path: str):
     return None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _at_most_micro(text: str) -> bool:
-    """No more than six fraction digits: datetime would silently drop nanoseconds."""
-    dot = text.find(".")
-    return dot < 0 or not text[dot + 7:dot + 8].isdigit()
-
-
 def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:
     value = field_value(doc, timestamp_field)
     if value is None:
         value = field_value(doc, "@timestamp")
     value = value[0] if isinstance(value, list) and value else value
-    if isinstance(value, str) and _at_most_micro(value):
-        try:  # the common ISO form, to the microsecond; anything else takes the general parser
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            dt = None
-        if dt is not None:
-            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-            return (dt - _EPOCH) // _MICROSECOND * 1000, value
-    return parse_date_ns(value, nanos=True) or 0, None if value is None else str(value)
+    return parse_time_ns(value) or 0, None if value is None else str(value)
 
 
 def _intersection(flats: list[dict]) -> dict:

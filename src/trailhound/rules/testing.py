@@ -26,11 +26,14 @@ import tomllib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .discovery import TEST_SUFFIX as SUFFIX
 from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError
+
+if TYPE_CHECKING:
+    from .loader import RuleSet
 
 T = TypeVar("T")
 
@@ -128,6 +131,20 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
     from .loader import load_rules
 
     out = Selection()
+    # a folder's test files (and its rules) are read once, however many of its files are named
+    folder_tests: dict[Path, tuple[list[CaseFile], list[RuleError]]] = {}
+    folder_rules: dict[Path, RuleSet] = {}
+
+    def tests_in(folder: Path) -> tuple[list[CaseFile], list[RuleError]]:
+        if folder not in folder_tests:
+            folder_tests[folder] = load_test_files(sorted(folder.glob("*" + SUFFIX)))
+        return folder_tests[folder]
+
+    def rules_in(folder: Path) -> RuleSet:
+        if folder not in folder_rules:
+            folder_rules[folder] = load_rules([folder])
+        return folder_rules[folder]
+
     for p in map(Path, paths):
         if not p.exists():
             raise RuleError(str(p), None, "no such file or directory")
@@ -144,7 +161,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             for tf in files:
                 beside = Path(tf.rule_ref)
                 by_path = tf.rule_ref.endswith(".toml") and beside.is_file()
-                loaded = load_rules([beside] if by_path else [p.parent])
+                loaded = load_rules([beside]) if by_path else rules_in(p.parent)
                 if by_path:
                     out.errors += loaded.errors
                 out.rules += [r for r in loaded.rules if tests_rule(tf, r)]
@@ -153,7 +170,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.rules += loaded.rules
             out.errors += loaded.errors
             beside = p.with_name(p.stem + SUFFIX)
-            files, errors = load_test_files(sorted(p.parent.glob("*" + SUFFIX)))
+            files, errors = tests_in(p.parent)
             out.errors += [e for e in errors if e.source and Path(e.source) == beside]
             out.files += [tf for tf in files if any(tests_rule(tf, r) for r in loaded.rules)]
     out.rules = _first_each(out.rules, lambda r: (r.source, r.rule_id))
