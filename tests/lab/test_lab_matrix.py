@@ -113,3 +113,43 @@ def test_lab_matrix_command_over_the_recorded_capture(tmp_path):
     (tmp_path / "scenarios.json").write_text('{"scenarios": [{"name": "x", "start": 1, "end": 2}]}')
     r = CliRunner().invoke(lab_app, ["matrix", str(tmp_path)])
     assert r.exit_code == 2 and "x/audit.log: missing" in r.output
+
+
+def test_the_local_exception_list_ships_empty_and_the_lab_fills_it(tuned, capture):
+    from trailhound.rules.loader import load_rules
+
+    shipped = PACK / "local_exceptions.toml"
+    loaded = load_rules([PACK])
+    assert not loaded.errors
+    (lst,) = [e for e in loaded.exceptions if e.list_id == "trailhound-ssh-local"]
+    names = {r.rule_id: r.name for r in loaded.rules}
+    assert {names[i] for i in lst.rule_ids} == {"SSH Authorized Keys File Written by an Unusual Process",
+                                                  "SSH Port Forward Started as a Background Tunnel",
+                                                  "SSH Public Key First Used for an Account"}
+    # as shipped (placeholders) it excepts nothing: the pack without it gives the same matrix
+    rules = [p for p in sorted(PACK.glob("*.toml")) if p != shipped]
+    assert run_matrix(rules, capture[1], capture[0]).cells == tuned.cells
+    # filled in with the lab's local knowledge: the agent's rewrite of the automation keys, the admin's tunnel to
+    # the bastion and the automation key's first use go; the attacks are all still detected, and an admin adding a
+    # key by hand (key rotation) is still worth a look
+    lab = run_matrix([PACK], capture[1], capture[0], [FIXTURES / "local_exceptions.toml"])
+    assert lab.summary()["missed"] == [] and lab.summary()["benign_high_critical"] == 0
+    assert not lab.fired("provisioning_agent") and not lab.fired("db_tunnel") and not lab.fired("ansible_play")
+    assert lab.fired("key_rotation") == {"SSH Authorized Keys File Written by an Unusual Process": 2}
+    assert lab.summary()["benign_alerts"] < tuned.summary()["benign_alerts"]
+
+
+def test_the_readme_shows_the_true_matrix(tuned, capture):
+    import re
+
+    text = (FIXTURES.parents[2] / "README.md").read_text(encoding="utf-8")
+    lab = run_matrix([PACK], capture[1], capture[0], [FIXTURES / "local_exceptions.toml"])
+    for label, m in (("after (the default pack)", tuned), ("after, with the lab's local exception list", lab)):
+        s = m.summary()
+        row = f"| {label} | {s['attacks_detected']}/{s['attack_windows']} | {s['benign_high_critical']} | " \
+              f"{s['benign_alerts']} |"
+        assert row in text, row
+    # the per-rule table and the scenario table are the ones the pack gives today
+    assert markdown_rules(tuned).strip() in text
+    assert markdown(tuned).strip() in text
+    assert re.search(r"\| before \| 11/11 \| 5 \(", text)
