@@ -1,5 +1,6 @@
-"""The lab's scenarios: what an attacker (or, for the baseline, an administrator) types on the
-attacker host, run by `sh` in the attacker namespace.
+"""The lab's scenarios: what an attacker (or, for the benign ones, an administrator or their
+automation) types on the attacker host, run by `sh` in the attacker namespace; a scenario's `agent`
+runs first on the target, as a root service outside any login.
 
 Placeholders `@NAME@` are replaced before the run (target address, user names, password, paths),
 so `scenarios.json` records the concrete commands. The Atomic Red Team tests T1021.004 (none for
