@@ -548,8 +548,9 @@ class Lab:
             home, uid, user, become = "/root", 0, "root", ""
         launch = ATTACKER_LAUNCH.format(a=self.w / "attacker", home=home, uid=uid, become=become)
         win.start = time.time()
-        if s.agent:
-            self._run_agent(render(s.agent, self.values()), win)
+        if s.agent and not self._run_agent(render(s.agent, self.values()), win):
+            win.end = time.time()
+            return win  # the scenario failed (its exit code and output say why); the run goes on
         # nsenter + unshare rather than `ip netns exec`, whose fresh /sys would hide the cgroup
         # mounts runc needs; the mount namespace is a slave copy of the host's
         p = subprocess.Popen(["nsenter", f"--net=/run/netns/{NETNS['attacker']}", "unshare", "--mount",
@@ -570,9 +571,10 @@ class Lab:
         win.end = time.time()
         return win
 
-    def _run_agent(self, script: str, win: Window) -> None:
+    def _run_agent(self, script: str, win: Window) -> bool:
         """A scenario's agent: on the target, as root with no login uid (a service, not a session),
-        its own process group. Its launcher is plumbing (left out); its children are tracked."""
+        its own process group. Its launcher is plumbing (left out); its children are tracked.
+        False (with the window's exit code and output set) when it failed."""
         launch = "echo 4294967295 > /proc/self/loginuid 2>/dev/null; cd /; sh -c \"$0\""
         p = subprocess.Popen(["ip", "netns", "exec", NETNS["target"], "sh", "-c", launch, script],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -586,7 +588,9 @@ class Lab:
             out, _ = p.communicate()
         win.output += f"agent exit {p.returncode}: " + out.decode(errors="replace")[-2000:] + "\n"
         if p.returncode != 0:
-            raise LabError(f"the {win.name} agent failed: {out.decode(errors='replace')[-500:]}")
+            win.exit_code = p.returncode
+            return False
+        return True
 
     # -- capture ------------------------------------------------------------------------------
 
