@@ -153,3 +153,13 @@ def test_the_readme_shows_the_true_matrix(tuned, capture):
     assert markdown_rules(tuned).strip() in text
     assert markdown(tuned).strip() in text
     assert re.search(r"\| before \| 11/11 \| 5 \(", text)
+
+
+def test_the_published_rules_pass_their_own_unit_tests():
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    r = CliRunner().invoke(app, ["test", str(PUBLISHED)])
+    assert r.exit_code == 0, r.output
+    assert "7 passed, 0 failed, 0 errors; 2 rules" in r.output
