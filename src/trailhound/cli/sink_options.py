@@ -41,7 +41,7 @@ def check_sinks(texts: list[str], inputs=(), taken=(), stdout_taken: bool = Fals
             else:
                 files.add(path)
         if problem:
-            raise fail(f"[red]error[/red]: --sink {m(text)}: {m(problem)}")
+            raise fail(f"[red]error[/red]: --sink '{m(text)}': {m(problem)}")
         specs.append(spec)
     return specs
 
@@ -57,7 +57,7 @@ def open_sinks(specs: list) -> list:
         except (SinkError, SinkSpecError) as e:
             for s in opened:
                 s.close()
-            raise fail(f"[red]error[/red]: --sink {m(spec.text)}: {m(e)}") from None
+            raise fail(f"[red]error[/red]: --sink '{m(spec.text)}': {m(e)}") from None
     return opened
 
 
@@ -77,11 +77,11 @@ def report_delivery(sinks: list) -> tuple[list[dict], bool]:
         if d.retries:
             figures += f", {d.retries} retries"
         if d.complete:
-            err.print(f"[dim]sink {m(name)}: {figures}[/dim]")
+            err.print(f"[dim]sink '{m(name)}': {figures}[/dim]")
             continue
         complete = False
         lost = ([f"{d.failed} not delivered"] if d.failed else []) + ([f"{d.spooled} spooled"] if d.spooled else [])
-        err.print(f"[red]sink {m(name)}[/red]: {figures}, {', '.join(lost)}")
+        err.print(f"[red]sink '{m(name)}'[/red]: {figures}, {', '.join(lost)}")
         for p in d.problems:
             err.print(f"  [red]{m(p)}[/red]")
         if d.problem_count > len(d.problems):
