@@ -9,10 +9,11 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from helpers import rule, write_case
 from typer.testing import CliRunner
 
 from trailhound.cli.main import app
+
+from helpers import rule, write_case
 
 EVENTS = [{"@timestamp": f"2026-01-01T00:00:0{i}Z", "event": {"category": "process"}, "process": {"name": "ssh"},
            "host": {"name": "h1"}, "user": {"name": "u1"}} for i in range(3)]
