@@ -5,10 +5,12 @@ deliver every alert."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from typer.testing import CliRunner
 
 from trailhound.cli.main import app
@@ -101,3 +103,14 @@ def test_an_undelivered_alert_exits_2_and_says_why(tmp_path):
 def test_the_help_names_the_sinks():
     res = CliRunner().invoke(app, ["hunt", "--help"], env={"COLUMNS": "200"})
     assert "--sink" in res.output and "syslog:udp://" in res.output and "elasticsearch:" in res.output
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to fill a disk")
+def test_a_full_disk_under_out_is_counted_and_exits_2(tmp_path):
+    summary = tmp_path / "summary.json"
+    res = hunt(tmp_path, "--out", "/dev/full", "--summary", str(summary))
+    assert res.exit_code == 2, res.output
+    assert "3 not delivered" in res.output and "No space left on device" in res.output
+    assert json.loads(summary.read_text())["sinks"] == [
+        {"sink": "/dev/full", "delivered": 0, "duplicates": 0, "spooled": 0, "failed": 3, "retries": 0,
+         "problems": ["cannot write /dev/full: No space left on device"], "problem_count": 1}]

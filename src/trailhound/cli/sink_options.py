@@ -71,8 +71,12 @@ def report_delivery(sinks: list) -> tuple[list[dict], bool]:
         d = delivery_of(sink)
         if d is None:
             continue
-        name = getattr(sink, "name", type(sink).__name__)
+        given = getattr(sink, "name", None)  # a --sink's spec; None: --out or --format ndjson
+        path = getattr(sink, "path", None)
+        name = given or ("-" if path is None else str(path))
         rows.append({"sink": name, **d.as_dict()})
+        if d.complete and given is None:
+            continue  # --out says where the alerts went in the summary line already
         figures = f"{d.delivered} alerts delivered" + (f", {d.duplicates} already there" if d.duplicates else "")
         if d.retries:
             figures += f", {d.retries} retries"

@@ -88,7 +88,7 @@ class SinkSpec:
                     raise SinkError(f"cannot write {self.target}: {e.strerror or e}") from None
             from .ndjson import NdjsonSink
 
-            return NdjsonSink(self.target)
+            return NdjsonSink(self.target, name=self.text)
         if self.kind == "syslog":
             from .syslog import SyslogSink
 
