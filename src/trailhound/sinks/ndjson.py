@@ -117,18 +117,20 @@ class NdjsonSink:
             self.delivery.failed += len(batch)
             return
         out = self._out
-        i = 0
+        written = 0  # lines handed to a compressor: its output is judged at close
         try:
-            for i, alert in enumerate(batch):
+            for alert in batch:
                 out.write(orjson.dumps(alert, default=str) + b"\n")
+                written += 1
             if not self._compressed:
                 out.flush()
         except BrokenPipeError:
             raise
         except OSError as e:
             self._error(e)
-            self.delivery.failed += len(batch) - (i if self._compressed else 0)
-            self.delivery.delivered += i if self._compressed else 0
+            kept = written if self._compressed else 0  # a plain file's torn batch: counted as not written
+            self.delivery.failed += len(batch) - kept
+            self.delivery.delivered += kept
             return
         self.delivery.delivered += len(batch)
 
