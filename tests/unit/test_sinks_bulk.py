@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -203,3 +206,28 @@ def test_a_path_prefix_and_refresh(es):
     s.write(alerts(0, 1))
     s.close()
     assert es.paths == ["/es/_bulk?refresh=wait_for"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test certificate")
+def test_https_with_the_clusters_own_ca(es, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    es.server.socket = context.wrap_socket(es.server.socket, server_side=True)
+    url = f"elasticsearch:https://127.0.0.1:{es.port}?attempts=1&timeout=5"
+    untrusted = parse_sink(url).open()
+    untrusted.write(alerts(0, 1))
+    untrusted.close()
+    assert untrusted.delivery.failed == 1 and "certificate verify failed" in untrusted.delivery.problems[0]
+    spec = parse_sink(f"{url}&ca={cert}")
+    assert spec.problem() is None
+    trusted = spec.open()
+    trusted.write(alerts(0, 1))
+    trusted.close()
+    assert trusted.delivery.delivered == 1 and list(es.docs) == [(DEFAULT_INDEX, "id-0")]
+    assert "not a readable file" in parse_sink(f"{url}&ca={tmp_path / 'nothing.pem'}").problem()
+    (tmp_path / "cert.txt").write_text("not a certificate")
+    assert "not a PEM" in parse_sink(f"{url}&ca={tmp_path / 'cert.txt'}").problem()

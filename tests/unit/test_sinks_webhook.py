@@ -226,3 +226,15 @@ def test_token_from_the_environment(endpoints, tmp_path, monkeypatch):
     s.write(alerts(0, 1))
     s.close()
     assert e.headers[0]["Authorization"] == "Bearer s3cret"
+
+
+def test_retry_spool_sends_when_the_endpoint_is_due(endpoints, tmp_path):
+    port = free_port()
+    s = sink(port, tmp_path / "spool", attempts=1, max_backoff=0.2)
+    s.write(alerts(0, 1))
+    e = endpoints(port)
+    assert s.retry_spool() is False and e.requests == []  # counted down for max_backoff: not tried yet
+    time.sleep(0.25)
+    assert s.retry_spool() is True and e.delivered() == ["a0"]
+    s.close()
+    assert s.delivery.complete

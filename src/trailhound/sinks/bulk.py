@@ -45,7 +45,7 @@ def _reason(error) -> str:
 class BulkSink:
     def __init__(self, url: str, index: str = DEFAULT_INDEX, *, headers: dict[str, str] | None = None,
                  batch: int = 500, max_bytes: int = 5 << 20, retry: Retry | None = None,
-                 refresh: str | None = None, name: str | None = None) -> None:
+                 refresh: str | None = None, ca: str | None = None, name: str | None = None) -> None:
         base = urlsplit(url)
         path = base.path.rstrip("/") + "/_bulk"
         self.url = base._replace(path=path, query=f"refresh={refresh}" if refresh else "")
@@ -55,7 +55,8 @@ class BulkSink:
         self.max_bytes = max_bytes
         self.retry = retry or Retry()
         self.delivery = Delivery()
-        self.client = HttpClient(self.url, {"User-Agent": "trailhound", **(headers or {})}, self.retry.timeout)
+        self.client = HttpClient(self.url, {"User-Agent": "trailhound", **(headers or {})}, self.retry.timeout,
+                                 ca)
         self._down = False
 
     def _items(self, alerts: Iterable[dict]) -> list[bytes]:

@@ -106,8 +106,9 @@ class Response:
 class HttpClient:
     """POSTs to one URL over one keep-alive connection, re-opened after any error."""
 
-    def __init__(self, url: SplitResult, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, url: SplitResult, headers: dict[str, str], timeout: float, ca: str | None = None) -> None:
         self.url = url
+        self.ca = ca  # a CA bundle to trust for https (Elasticsearch's own CA); default: the system's
         self.headers = headers
         self.timeout = timeout
         self.target = (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -117,7 +118,10 @@ class HttpClient:
         if self._conn is None:
             host, port = self.url.hostname or "", self.url.port
             if self.url.scheme == "https":
-                self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout)
+                import ssl
+
+                context = ssl.create_default_context(cafile=self.ca)
+                self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
             else:
                 self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return self._conn

@@ -31,9 +31,9 @@ _RETRY = {"attempts", "backoff", "max_backoff", "timeout"}
 OPTIONS: dict[str, set[str]] = {
     "ndjson": {"max_bytes", "keep"},
     "syslog": {"facility", "framing", "max_size", "attempts", "backoff", "timeout"},
-    "webhook": {"batch", "spool", "spool_max", "token_env", "max_retry_after"} | _RETRY,
+    "webhook": {"batch", "spool", "spool_max", "token_env", "max_retry_after", "ca"} | _RETRY,
     "elasticsearch": {"index", "batch", "max_bytes", "refresh", "api_key_env", "username_env", "password_env",
-                      "max_retry_after"} | _RETRY,
+                      "max_retry_after", "ca"} | _RETRY,
 }
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)(i?b)?$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -62,6 +62,16 @@ class SinkSpec:
             except OSError as e:
                 return f"no socket at {self.target} ({e.strerror})"
             return None if stat.S_ISSOCK(mode) else f"{self.target} is not a socket"
+        ca = self.options.get("ca")
+        if ca is not None:
+            if not os.path.isfile(ca) or not os.access(ca, os.R_OK):
+                return f"ca={ca}: not a readable file"
+            import ssl
+
+            try:
+                ssl.create_default_context(cafile=ca)
+            except (ssl.SSLError, OSError) as e:
+                return f"ca={ca}: not a PEM certificate bundle ({e})"
         if self.kind == "webhook":
             spool = self.options.get("spool")
             return _dir_problem(Path(spool)) if spool is not None else None
@@ -106,12 +116,12 @@ class SinkSpec:
             spool = o.get("spool", default_spool(self.target))
             return WebhookSink(self.target, spool=None if spool == "off" else spool,
                                spool_max=o.get("spool_max", 64 << 20), batch=o.get("batch", 100),
-                               retry=Retry(**retry_args), headers=headers, name=self.text)
+                               retry=Retry(**retry_args), headers=headers, ca=o.get("ca"), name=self.text)
         from .bulk import DEFAULT_INDEX, BulkSink
 
         return BulkSink(self.target, o.get("index", DEFAULT_INDEX), headers=_es_headers(o),
                         batch=o.get("batch", 500), max_bytes=o.get("max_bytes", 5 << 20), retry=Retry(**retry_args),
-                        refresh=o.get("refresh"), name=self.text)
+                        refresh=o.get("refresh"), ca=o.get("ca"), name=self.text)
 
 
 def _dir_problem(d: Path) -> str | None:

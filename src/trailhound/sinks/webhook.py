@@ -115,13 +115,14 @@ def default_spool(url: str) -> Path:
 class WebhookSink:
     def __init__(self, url: str, *, spool: str | os.PathLike | None = None, spool_max: int = 64 << 20,
                  batch: int = 100, retry: Retry | None = None, headers: dict[str, str] | None = None,
-                 name: str | None = None) -> None:
+                 ca: str | None = None, name: str | None = None) -> None:
         self.url = url
         self.name = name or f"webhook:{url}"
         self.batch = max(1, batch)
         self.retry = retry or Retry()
         self.delivery = Delivery()
-        self.client = HttpClient(urlsplit(url), {"User-Agent": "trailhound", **(headers or {})}, self.retry.timeout)
+        self.client = HttpClient(urlsplit(url), {"User-Agent": "trailhound", **(headers or {})}, self.retry.timeout,
+                                 ca)
         self.spool = Spool(spool, spool_max) if spool is not None else None
         self._next_try = 0.0  # time.monotonic(): before it the endpoint counts as down
 
@@ -134,6 +135,13 @@ class WebhookSink:
                 bodies.pop(0)
         for body, n in bodies:
             self._hold(body, n)
+
+    def retry_spool(self) -> bool:
+        """Send the spool now if the endpoint is due another try (a long-running `watch` calls this when
+        idle, so the spool does not wait for the next alert); True when the spool is empty."""
+        if self.spool is None or not self.spool.entries():
+            return True
+        return time.monotonic() >= self._next_try and self._drain()
 
     def _deliver(self, body: bytes, n: int) -> str:
         """Send one request: "ok", "refused" (counted as failed) or "down" (retries exhausted)."""
