@@ -62,6 +62,12 @@ def test_bad_specs_say_why(spec, reason):
         parse_sink(spec)
 
 
+def test_a_home_directory_is_expanded(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/analyst")
+    assert parse_sink("ndjson:~/alerts.ndjson").target == "/home/analyst/alerts.ndjson"
+    assert parse_sink("webhook:http://127.0.0.1/x?spool=~/spool").options["spool"] == "/home/analyst/spool"
+
+
 def test_sizes():
     assert [parse_size(v) for v in ("4096", "4k", "100M", "1GiB", "2mb")] == [4096, 4096, 100 << 20, 1 << 30, 2 << 20]
     with pytest.raises(SinkSpecError):

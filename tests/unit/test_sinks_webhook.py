@@ -238,3 +238,53 @@ def test_retry_spool_sends_when_the_endpoint_is_due(endpoints, tmp_path):
     assert s.retry_spool() is True and e.delivered() == ["a0"]
     s.close()
     assert s.delivery.complete
+
+
+def test_a_keep_alive_connection_closed_while_idle_is_reopened_without_a_retry(tmp_path):
+    got: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection open between requests...
+        timeout = 0.2  # ...and closes it after 0.2 s idle, as servers do
+
+        def do_POST(self):  # noqa: N802 - http.server's name
+            got.extend(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        s = sink(server.server_address[1], tmp_path / "spool", backoff=5)
+        s.write(alerts(0, 1))
+        time.sleep(0.6)  # the server has closed the idle connection
+        t0 = time.monotonic()
+        s.write(alerts(1, 1))
+        assert time.monotonic() - t0 < 2  # no backoff wait (5 s)
+        s.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert [a["n"] for a in got] == [0, 1] and s.delivery.retries == 0
+
+
+def test_retry_after_and_the_jittered_backoff():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from trailhound.sinks.delivery import Retry, retry_after
+
+    assert retry_after("7") == 7.0 and retry_after(None) is None and retry_after("soon") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= retry_after(later) <= 30
+    r = Retry(backoff=1, max_backoff=8, max_retry_after=60)
+    for attempt, d in enumerate([1, 2, 4, 8, 8]):
+        waits = [r.wait(attempt) for _ in range(200)]
+        assert all(d / 2 <= w <= d for w in waits) and len(set(waits)) > 1  # jittered, within [d/2, d]
+    assert r.wait(0, retry_after=600) == 60  # a server's Retry-After, capped

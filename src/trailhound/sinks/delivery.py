@@ -128,7 +128,18 @@ class HttpClient:
 
     def post(self, body: bytes, content_type: str = "application/json") -> Response:
         """The server's answer; raises OSError or http.client.HTTPException when there is none
-        (refused, reset, timed out), after closing the connection."""
+        (refused, reset, timed out), after closing the connection. A kept-alive connection the
+        server closed while idle is re-opened at once (not a failure: it happens to every client
+        that waits between requests longer than the server keeps connections)."""
+        reused = self._conn is not None
+        try:
+            return self._post(body, content_type)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            return self._post(body, content_type)
+
+    def _post(self, body: bytes, content_type: str) -> Response:
         conn = self._connection()
         try:
             conn.request("POST", self.target, body=body,

@@ -220,7 +220,7 @@ def _option(kind: str, key: str, value: str):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise SinkSpecError(f"{key}={value!r} is not an environment variable name")
         return value
-    return value  # spool: a directory (or off)
+    return value if value == "off" else os.path.expanduser(value)  # spool, ca: paths ("~" too: no shell expands it here)
 
 
 def _index(name: str) -> str:
@@ -308,13 +308,14 @@ def parse_sink(text: str) -> SinkSpec:
             raise SinkSpecError("keep= needs max_bytes= (the size at which the file rotates)")
         if "max_bytes" in options and Path(target).suffix.lower() in (".gz", ".bz2", ".xz"):
             raise SinkSpecError("a rotating file is not compressed; drop the .gz/.bz2/.xz suffix")
-        return SinkSpec(text, "ndjson", target, options)
+        return SinkSpec(text, "ndjson", target if target == "-" else os.path.expanduser(target), options)
     if kind == "syslog":
         transport, sep, address = rest.partition("://")
         if not sep or transport not in ("unix", "udp", "tcp"):
             raise SinkSpecError(f"syslog needs unix://PATH, udp://HOST:PORT or tcp://HOST:PORT, not {rest!r}")
         address, options = _split_options("syslog", address, strict=True)
         if transport == "unix":
+            address = os.path.expanduser(address)
             if not address.startswith("/"):
                 raise SinkSpecError(f"syslog:unix:// needs an absolute socket path (unix:///dev/log), not {address!r}")
         else:
