@@ -41,6 +41,8 @@ def test_a_sink_cannot_write_what_another_output_writes(tmp_path):
     assert res.exit_code == 2 and "another output writes this file" in res.output
     res = hunt(tmp_path, "--format", "ndjson", "--sink", "stdout")
     assert res.exit_code == 2 and "standard output already" in res.output
+    res = hunt(tmp_path, "--sink", "syslog:udp://127.0.0.1:9", "--sink", "syslog:udp://127.0.0.1:9")
+    assert res.exit_code == 2 and "given twice" in res.output
 
 
 def test_alerts_go_to_every_sink_and_the_figures_are_reported(tmp_path):

@@ -26,7 +26,9 @@ def check_sinks(texts: list[str], inputs=(), taken=(), stdout_taken: bool = Fals
     specs = []
     files = {Path(p).resolve() for p in taken if p is not None and not is_stdout(p)}
     stdout = stdout_taken or any(p is not None and is_stdout(p) for p in taken)
-    for text in texts:
+    for n, text in enumerate(texts):
+        if text in texts[:n]:
+            raise fail(f"[red]error[/red]: --sink '{m(text)}' is given twice")
         try:
             spec = parse_sink(text)
             problem = spec.problem(inputs)
