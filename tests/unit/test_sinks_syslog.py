@@ -267,3 +267,11 @@ def test_rsyslog_parses_our_messages_over_every_transport(rsyslog):
         assert msg.lstrip("\ufeff").startswith(f"via {transport}")
     # octet counting kept the TCP message whole, line break included (rsyslog escapes it as #012)
     assert by_uuid["uuid-2"][6].lstrip("\ufeff") in ("via tcp: two#012lines", "via tcp: two\nlines")
+
+
+def test_fields_dotted_nested_or_mixed_and_a_timestamp_that_is_not_one():
+    msg = format_message({"@timestamp": ["odd"], "host.name": "a", "user": {"name": "b"}, "source": {"ip": ["1.2.3.4",
+                          "::1"]}, "process.parent": {"name": "x"}, "kibana.alert.uuid": "u"}, hostname="h")
+    sd = sd_params(RFC5424.match(msg).group(7))
+    assert sd == {"uuid": "u", "host": "a", "user": "b", "source_ip": "1.2.3.4,::1"}
+    assert re.match(rb"<133>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z h ", msg)  # now, when @timestamp is no time

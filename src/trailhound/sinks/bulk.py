@@ -66,7 +66,7 @@ class BulkSink:
             uuid = alert.get("kibana.alert.uuid")
             if isinstance(uuid, str) and uuid:
                 action["_id"] = uuid
-            doc = {k: v for k, v in alert.items() if k not in METADATA}
+            doc = alert if METADATA.isdisjoint(alert) else {k: v for k, v in alert.items() if k not in METADATA}
             items.append(orjson.dumps({"create": action}) + b"\n" + orjson.dumps(doc, default=str) + b"\n")
         return items
 

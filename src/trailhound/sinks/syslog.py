@@ -26,6 +26,7 @@ a stream that breaks is retried (re-connecting) with backoff; what cannot be sen
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import socket
@@ -58,10 +59,23 @@ SD_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _field(alert: dict, key: str):
-    from ..alerts.build import field_value
+def _lookup(doc: dict, key: str):
+    """`key` in a document whose fields may be dotted (`host.name`), nested (`host: {name}`) or both."""
+    if key in doc:
+        return doc[key]
+    dot = key.find(".")
+    while dot != -1:
+        inner = doc.get(key[:dot])
+        if isinstance(inner, dict):
+            found = _lookup(inner, key[dot + 1:])
+            if found is not None:
+                return found
+        dot = key.find(".", dot + 1)
+    return None
 
-    v = field_value(alert, key)
+
+def _field(alert: dict, key: str):
+    v = _lookup(alert, key)
     if isinstance(v, list):
         v = ",".join(str(x) for x in v) if v else None
     return v
@@ -71,16 +85,21 @@ def sd_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
+@functools.lru_cache(maxsize=64)  # a run's alerts share their creation time
+def _rfc3339(value: str) -> str | None:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _timestamp(value) -> str:
-    """RFC 5424 TIMESTAMP (RFC 3339, UTC, at most 6 fractional digits) from the alert's @timestamp."""
-    if isinstance(value, str) and value:
-        try:
-            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
-            return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        except ValueError:
-            pass
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """RFC 5424 TIMESTAMP (RFC 3339, UTC, at most 6 fractional digits) from the alert's @timestamp;
+    now when it has none that reads as a time."""
+    stamp = _rfc3339(value) if isinstance(value, str) and value else None
+    return stamp or datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _header_token(value: str, limit: int) -> str:
@@ -186,8 +205,6 @@ class SyslogSink:
         return str(len(message)).encode() + b" " + message
 
     def _send(self, message: bytes) -> None:
-        if self._sock is not None and self._stream and _peer_closed(self._sock):
-            self._close_socket()  # the receiver restarted: sending on would lose the message unseen
         s = self._connect()
         data = self._frame(message)
         if self._stream:
@@ -197,6 +214,8 @@ class SyslogSink:
 
     def write(self, alerts: Iterable[dict]) -> None:
         messages = [format_message(a, self.facility, self.hostname, max_size=self.max_size) for a in alerts]
+        if self._sock is not None and self._stream and _peer_closed(self._sock):
+            self._close_socket()  # the receiver restarted since the last batch: sending on would lose it unseen
         for i, message in enumerate(messages):
             for attempt in range(self.retry.attempts):
                 try:
