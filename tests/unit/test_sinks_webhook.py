@@ -288,3 +288,16 @@ def test_retry_after_and_the_jittered_backoff():
         waits = [r.wait(attempt) for _ in range(200)]
         assert all(d / 2 <= w <= d for w in waits) and len(set(waits)) > 1  # jittered, within [d/2, d]
     assert r.wait(0, retry_after=600) == 60  # a server's Retry-After, capped
+
+
+def test_the_spool_keeps_its_size_and_order_across_a_reopen(tmp_path):
+    spool = Spool(tmp_path / "spool", 100)
+    assert spool.put(b"x" * 40, 1) and spool.put(b"y" * 40, 2) and not spool.put(b"z" * 40, 3)
+    spool.remove(spool.entries()[0])
+    assert spool.size() == 40 and spool.put(b"z" * 40, 3)
+    spool.close()
+    again = Spool(tmp_path / "spool", 100)
+    assert again.size() == 80 and again.alerts() == 5 and not again.put(b"w" * 40, 1)
+    assert [e.read_bytes()[:1] for e in again.entries()] == [b"y", b"z"]
+    assert again.put(b"w" * 20, 1) and again.entries()[-1].name.startswith("0000000000000004-")
+    again.close()

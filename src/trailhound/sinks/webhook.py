@@ -65,6 +65,10 @@ class Spool:
                             "give this one its own (spool=DIR)") from None
         for leftover in self.dir.glob(".tmp-*"):  # a write cut short by a crash: never renamed, never counted
             leftover.unlink(missing_ok=True)
+        entries = self.entries()
+        self._size = sum(p.stat().st_size for p in entries)  # kept up to date by put and remove: no scan per put
+        last = _ENTRY.match(entries[-1].name) if entries else None
+        self._seq = int(last.group(1)) if last else 0
 
     def entries(self) -> list[Path]:
         return sorted(p for p in self.dir.iterdir() if _ENTRY.match(p.name))
@@ -75,30 +79,37 @@ class Spool:
         return int(m.group(2)) if m else 0
 
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.entries())
+        return self._size
 
     def alerts(self) -> int:
         return sum(self.count(p) for p in self.entries())
 
     def put(self, body: bytes, count: int) -> bool:
         """Keep `body` (holding `count` alerts); False when it does not fit. Raises OSError."""
-        entries = self.entries()
-        if sum(p.stat().st_size for p in entries) + len(body) > self.max_bytes:
+        if self._size + len(body) > self.max_bytes:
             return False
-        last = _ENTRY.match(entries[-1].name) if entries else None
-        seq = int(last.group(1)) + 1 if last else 1
+        seq = self._seq + 1
         tmp = self.dir / f".tmp-{seq:016d}"
         with open(tmp, "wb") as f:
             f.write(body)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / f"{seq:016d}-{count}.json")
+        self._seq, self._size = seq, self._size + len(body)
         fd = os.open(self.dir, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         return True
+
+    def remove(self, entry: Path) -> None:
+        try:
+            size = entry.stat().st_size
+            entry.unlink()
+        except FileNotFoundError:
+            return
+        self._size = max(0, self._size - size)
 
     def close(self) -> None:
         if self._lock >= 0:
@@ -180,7 +191,7 @@ class WebhookSink:
                 return False
             if self._deliver(body, Spool.count(entry)) == "down":
                 return False
-            entry.unlink(missing_ok=True)  # delivered or refused (counted): either way it leaves the spool
+            self.spool.remove(entry)  # delivered or refused (counted): either way it leaves the spool
         return True
 
     def _hold(self, body: bytes, n: int) -> None:
