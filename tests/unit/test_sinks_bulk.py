@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -231,3 +232,23 @@ def test_https_with_the_clusters_own_ca(es, tmp_path):
     assert "not a readable file" in parse_sink(f"{url}&ca={tmp_path / 'nothing.pem'}").problem()
     (tmp_path / "cert.txt").write_text("not a certificate")
     assert "not a PEM" in parse_sink(f"{url}&ca={tmp_path / 'cert.txt'}").problem()
+
+
+def test_the_fields_kibana_needs_to_show_an_alert_are_added_where_absent(es):
+    s = sink(es.port, index=".alerts-security.alerts-soc")
+    s.write([{**alerts(0, 1)[0], "kibana.alert.rule.type": "eql", "kibana.alert.rule.rule_id": "r-1"},
+             {**alerts(1, 1)[0], "kibana.alert.rule.type": "threshold", "kibana.space_ids": ["other"],
+              "kibana.alert.rule.consumer": "mine"}])
+    s.close()
+    eql = es.docs[(".alerts-security.alerts-soc", "id-0")]
+    assert eql["kibana.space_ids"] == ["soc"] and eql["kibana.alert.rule.rule_type_id"] == "siem.eqlRule"
+    assert eql["kibana.alert.rule.category"] == "Event Correlation Rule"
+    assert eql["kibana.alert.rule.producer"] == eql["kibana.alert.rule.consumer"] == "siem"
+    assert re.fullmatch(r"[0-9a-f-]{36}", eql["kibana.alert.rule.uuid"])
+    threshold = es.docs[(".alerts-security.alerts-soc", "id-1")]
+    assert threshold["kibana.space_ids"] == ["other"] and threshold["kibana.alert.rule.consumer"] == "mine"
+    assert threshold["kibana.alert.rule.rule_type_id"] == "siem.thresholdRule" and "kibana.alert.rule.uuid" not in threshold
+    other = sink(es.port, index="my-alerts", space="blue")
+    other.write(alerts(2, 1))
+    other.close()
+    assert es.docs[("my-alerts", "id-2")]["kibana.space_ids"] == ["blue"]

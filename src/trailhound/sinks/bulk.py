@@ -6,6 +6,13 @@
   deterministic, so a replay is idempotent: a 409 (version conflict: the document exists) counts
   as already delivered ("duplicates"), never as a failure. Top-level ES metadata fields an input
   document may carry (`_id`, `_index`...) are left out of the source, as Elasticsearch refuses them.
+- Kibana's alerts table shows an alert only to a space and a user allowed its rule type, which it
+  reads from fields the rule executor writes; the alert documents Trailhound builds lack them, so
+  this sink adds them where absent: `kibana.space_ids` (the space of the index,
+  `.alerts-security.alerts-<space>`, or `space=`), `kibana.alert.rule.producer` and `.consumer`
+  ("siem"), `kibana.alert.rule.rule_type_id` and `.category` from the rule's type (eql →
+  siem.eqlRule, "Event Correlation Rule"...), and `kibana.alert.rule.uuid`, derived from the
+  rule_id (no Kibana rule object has it: the alert's rule link leads nowhere).
 - Requests hold at most `batch` alerts (default 500) and about `max_bytes` (default 5 MiB).
 - A whole request that fails (connection error, time-out, 429, 5xx) is retried with backoff and
   jitter, Retry-After honoured; a request answered 200 with per-item errors has only its failed
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import http.client
 import time
+import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -36,6 +44,46 @@ METADATA = frozenset({"_id", "_index", "_source", "_routing", "_version", "_seq_
                       "_ignored", "_type", "_tier", "_field_names", "_doc_count", "_data_stream_timestamp"})
 
 
+#: Kibana's rule type id and category per detection-rules `type`
+RULE_TYPES = {
+    "query": ("siem.queryRule", "Custom Query Rule"),
+    "eql": ("siem.eqlRule", "Event Correlation Rule"),
+    "threshold": ("siem.thresholdRule", "Threshold Rule"),
+    "new_terms": ("siem.newTermsRule", "New Terms Rule"),
+    "saved_query": ("siem.savedQueryRule", "Saved Query Rule"),
+    "threat_match": ("siem.indicatorRule", "Indicator Match Rule"),
+    "machine_learning": ("siem.mlRule", "Machine Learning Rule"),
+    "esql": ("siem.esqlRule", "ES|QL Rule"),
+}
+_RULE_NAMESPACE = uuid.UUID("6f1d7a52-3c8e-5b8f-9d0a-7f3e2b1c4d5e")  # Trailhound's, for rule uuids from rule_ids
+
+
+def space_of(index: str) -> str:
+    """The Kibana space an alerts index belongs to (`.alerts-security.alerts-<space>`), else "default"."""
+    prefix = ".alerts-security.alerts-"
+    return index[len(prefix):] or "default" if index.startswith(prefix) else "default"
+
+
+def kibana_fields(alert: dict, space: str) -> dict:
+    """What Kibana's rule executor writes besides the alert itself, for the fields the alert lacks."""
+    added: dict = {}
+    if "kibana.space_ids" not in alert:
+        added["kibana.space_ids"] = [space]
+    for key in ("kibana.alert.rule.producer", "kibana.alert.rule.consumer"):
+        if key not in alert:
+            added[key] = "siem"
+    known = RULE_TYPES.get(str(alert.get("kibana.alert.rule.type", "")))
+    if known:
+        if "kibana.alert.rule.rule_type_id" not in alert:
+            added["kibana.alert.rule.rule_type_id"] = known[0]
+        if "kibana.alert.rule.category" not in alert:
+            added["kibana.alert.rule.category"] = known[1]
+    rule_id = alert.get("kibana.alert.rule.rule_id")
+    if "kibana.alert.rule.uuid" not in alert and isinstance(rule_id, str) and rule_id:
+        added["kibana.alert.rule.uuid"] = str(uuid.uuid5(_RULE_NAMESPACE, rule_id))
+    return added
+
+
 def _reason(error) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
@@ -45,11 +93,13 @@ def _reason(error) -> str:
 class BulkSink:
     def __init__(self, url: str, index: str = DEFAULT_INDEX, *, headers: dict[str, str] | None = None,
                  batch: int = 500, max_bytes: int = 5 << 20, retry: Retry | None = None,
-                 refresh: str | None = None, ca: str | None = None, name: str | None = None) -> None:
+                 refresh: str | None = None, ca: str | None = None, space: str | None = None,
+                 name: str | None = None) -> None:
         base = urlsplit(url)
         path = base.path.rstrip("/") + "/_bulk"
         self.url = base._replace(path=path, query=f"refresh={refresh}" if refresh else "")
         self.index = index
+        self.space = space or space_of(index)
         self.name = name or f"elasticsearch:{url}"
         self.batch = max(1, batch)
         self.max_bytes = max_bytes
@@ -67,6 +117,9 @@ class BulkSink:
             if isinstance(uuid, str) and uuid:
                 action["_id"] = uuid
             doc = alert if METADATA.isdisjoint(alert) else {k: v for k, v in alert.items() if k not in METADATA}
+            added = kibana_fields(alert, self.space)
+            if added:
+                doc = {**doc, **added}
             items.append(orjson.dumps({"create": action}) + b"\n" + orjson.dumps(doc, default=str) + b"\n")
         return items
 

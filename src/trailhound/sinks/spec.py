@@ -33,7 +33,7 @@ OPTIONS: dict[str, set[str]] = {
     "syslog": {"facility", "framing", "max_size", "attempts", "backoff", "timeout"},
     "webhook": {"batch", "spool", "spool_max", "token_env", "max_retry_after", "ca"} | _RETRY,
     "elasticsearch": {"index", "batch", "max_bytes", "refresh", "api_key_env", "username_env", "password_env",
-                      "max_retry_after", "ca"} | _RETRY,
+                      "max_retry_after", "ca", "space"} | _RETRY,
 }
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)(i?b)?$", re.I)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -121,7 +121,7 @@ class SinkSpec:
 
         return BulkSink(self.target, o.get("index", DEFAULT_INDEX), headers=_es_headers(o),
                         batch=o.get("batch", 500), max_bytes=o.get("max_bytes", 5 << 20), retry=Retry(**retry_args),
-                        refresh=o.get("refresh"), ca=o.get("ca"), name=self.text)
+                        refresh=o.get("refresh"), ca=o.get("ca"), space=o.get("space"), name=self.text)
 
 
 def _dir_problem(d: Path) -> str | None:
@@ -216,6 +216,10 @@ def _option(kind: str, key: str, value: str):
         return value
     if key == "index":
         return _index(value)
+    if key == "space":
+        if not re.fullmatch(r"[a-z0-9_-]+", value):
+            raise SinkSpecError(f"space={value!r} is not a Kibana space id (lowercase letters, digits, _ and -)")
+        return value
     if key.endswith("_env"):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise SinkSpecError(f"{key}={value!r} is not an environment variable name")
