@@ -85,6 +85,9 @@ def test_problems_are_found_before_the_work(tmp_path, monkeypatch):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(str(tmp_path / "log"))
         assert parse_sink(f"syslog:unix://{tmp_path}/log").problem() is None
+    assert "cannot resolve the host 'no-such-host.invalid'" in parse_sink("syslog:udp://no-such-host.invalid").problem()
+    assert "cannot resolve" in parse_sink("webhook:http://no-such-host.invalid/x").problem()
+    assert parse_sink("elasticsearch:http://localhost:9200").problem() is None
     assert "not a directory" in parse_sink(f"webhook:http://127.0.0.1:1/x?spool={data}").problem()
     monkeypatch.delenv("MY_KEY", raising=False)
     assert "MY_KEY is not set" in parse_sink("elasticsearch:http://127.0.0.1:9200?api_key_env=MY_KEY").problem()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,13 @@ class SinkSpec:
             except OSError as e:
                 return f"no socket at {self.target} ({e.strerror})"
             return None if stat.S_ISSOCK(mode) else f"{self.target} is not a socket"
+        if self.kind in ("syslog", "webhook", "elasticsearch") and self.transport != "unix":
+            host, port = (_host_port(self.target, 514) if self.kind == "syslog"
+                          else (urlsplit(self.target).hostname or "", urlsplit(self.target).port or 0))
+            try:
+                socket.getaddrinfo(host, port)
+            except (OSError, UnicodeError) as e:
+                return f"cannot resolve the host {host!r} ({getattr(e, 'strerror', None) or e})"
         ca = self.options.get("ca")
         if ca is not None:
             if not os.path.isfile(ca) or not os.access(ca, os.R_OK):
