@@ -165,3 +165,28 @@ def test_a_write_error_is_counted_not_raised(tmp_path):
     sink.close()
     assert [d["n"] for d in _lines(path)] == [1, 4]
     assert sink.delivery.delivered == 2 and not sink.delivery.complete
+
+
+def test_a_restart_does_not_write_an_alert_the_file_holds(tmp_path):
+    path = tmp_path / "a.ndjson"
+    first = parse_sink(f"file:{path}?max_bytes=200&keep=3").open()
+    first.write([_alert(i) for i in range(6)])  # rotates: the newest ids are in a.ndjson and a.ndjson.1
+    first.close()
+    again = parse_sink(f"file:{path}?max_bytes=200&keep=3").open()  # a watch resuming from an older checkpoint
+    again.write([_alert(i) for i in range(3, 9)])
+    again.close()
+    files = [tmp_path / f"a.ndjson.{n}" for n in (3, 2, 1) if (tmp_path / f"a.ndjson.{n}").exists()] + [path]
+    ids = [d["n"] for f in files for d in _lines(f)]
+    assert ids == list(range(9)) and again.delivery.duplicates == 3 and again.delivery.delivered == 3
+
+
+def test_append_true_appends_without_rotating(tmp_path):
+    path = tmp_path / "a.ndjson"
+    for start in (0, 2):
+        s = parse_sink(f"ndjson:{path}?append=true").open()
+        s.write([_alert(i, pad=300) for i in range(start, start + 3)])
+        s.close()
+    assert [d["n"] for d in _lines(path)] == [0, 1, 2, 3, 4] and s.delivery.duplicates == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["a.ndjson"]
+    with pytest.raises(SinkSpecError, match="true or false"):
+        parse_sink(f"ndjson:{path}?append=yes")

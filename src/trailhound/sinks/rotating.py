@@ -7,6 +7,12 @@ so a reader sees whole lines in every file (a single document larger than `max_b
 of its own). The file is appended to, not rewritten, so a restarted service keeps what it wrote;
 a last line left without its newline by a crash gets one before the first new document, so the
 new documents stay whole. Each batch is flushed to the operating system when written.
+
+A restart does not write an alert twice: at open the sink reads the `kibana.alert.uuid`s of the
+last `RECENT_BYTES` of the file (and of the previous one, in case it rotated just before), and
+drops an alert it finds there (counted as a duplicate). Alert ids are deterministic, so a `watch`
+resuming from its checkpoint, or a hunt run again over the same files, appends only what is new.
+With `max_bytes=None` the file is only appended to, never rotated.
 """
 
 from __future__ import annotations
@@ -25,16 +31,46 @@ def rotated(path: Path, n: int) -> Path:
     return path.with_name(f"{path.name}.{n}")
 
 
+RECENT_BYTES = 16 << 20
+
+
+def recent_ids(path: Path, limit: int = RECENT_BYTES) -> set[str]:
+    """The alert ids in the last `limit` bytes of `path` (whole lines only; none when it is absent)."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - limit))
+            data = f.read(limit)
+    except OSError:
+        return set()
+    lines = data.split(b"\n")
+    if size > limit:
+        lines = lines[1:]  # the first is a part of a line
+    ids = set()
+    for line in lines:
+        if b"kibana.alert.uuid" not in line:
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a torn line: nothing of it was delivered
+        uid = doc.get("kibana.alert.uuid") if isinstance(doc, dict) else None
+        if isinstance(uid, str):
+            ids.add(uid)
+    return ids
+
+
 class RotatingNdjsonSink:
-    def __init__(self, path: str | os.PathLike, max_bytes: int, keep: int, name: str | None = None) -> None:
-        if max_bytes <= 0 or keep < 0:
+    def __init__(self, path: str | os.PathLike, max_bytes: int | None, keep: int, name: str | None = None) -> None:
+        if (max_bytes is not None and max_bytes <= 0) or keep < 0:
             raise ValueError("max_bytes must be > 0 and keep >= 0")
         self.path = Path(path)
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes if max_bytes is not None else 1 << 62
         self.keep = keep
         self.name = name or f"file:{self.path}"
         self.delivery = Delivery()
         self.rotations = 0
+        self._held = recent_ids(self.path) | (recent_ids(rotated(self.path, 1)) if max_bytes is not None else set())
         self._out: BinaryIO | None = self._open()
 
     def _open(self) -> BinaryIO:
@@ -64,6 +100,10 @@ class RotatingNdjsonSink:
         self._out = self._open()
 
     def write(self, alerts: Iterable[dict]) -> None:
+        if self._held:
+            batch = list(alerts)
+            alerts = [a for a in batch if a.get("kibana.alert.uuid") not in self._held]
+            self.delivery.duplicates += len(batch) - len(alerts)
         lines = [orjson.dumps(a, default=str) + b"\n" for a in alerts]
         i = 0
         try:

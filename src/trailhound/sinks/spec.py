@@ -1,6 +1,7 @@
 """`--sink SPEC`: where alerts go besides `--out`, as `KIND:TARGET[?OPTION=VALUE&...]`.
 
-    ndjson:PATH | file:PATH     NDJSON file ('-': standard output); max_bytes=SIZE&keep=N rotates it
+    ndjson:PATH | file:PATH     NDJSON file ('-': standard output); max_bytes=SIZE&keep=N rotates it,
+                                append=true appends (both drop alerts the file holds already)
     stdout                      NDJSON on standard output
     syslog:unix:///dev/log      RFC 5424 to a local socket (datagram, or stream when it is one)
     syslog:udp://HOST:PORT      RFC 5424 over UDP (default port 514)
@@ -30,7 +31,7 @@ from .ndjson import SinkError, output_problem
 KINDS = ("ndjson", "file", "stdout", "syslog", "webhook", "elasticsearch")
 _RETRY = {"attempts", "backoff", "max_backoff", "timeout"}
 OPTIONS: dict[str, set[str]] = {
-    "ndjson": {"max_bytes", "keep"},
+    "ndjson": {"max_bytes", "keep", "append"},
     "syslog": {"facility", "framing", "max_size", "attempts", "backoff", "timeout"},
     "webhook": {"batch", "spool", "spool_max", "token_env", "max_retry_after", "ca"} | _RETRY,
     "elasticsearch": {"index", "batch", "max_bytes", "refresh", "api_key_env", "username_env", "password_env",
@@ -97,11 +98,11 @@ class SinkSpec:
         o = self.options
         retry_args = {k: o[k] for k in ("attempts", "backoff", "max_backoff", "timeout", "max_retry_after") if k in o}
         if self.kind == "ndjson":
-            if "max_bytes" in o:
+            if "max_bytes" in o or o.get("append"):
                 from .rotating import RotatingNdjsonSink
 
                 try:
-                    return RotatingNdjsonSink(self.target, o["max_bytes"], o.get("keep", 5), name=self.text)
+                    return RotatingNdjsonSink(self.target, o.get("max_bytes"), o.get("keep", 5), name=self.text)
                 except OSError as e:
                     raise SinkError(f"cannot write {self.target}: {e.strerror or e}") from None
             from .ndjson import NdjsonSink
@@ -218,6 +219,10 @@ def _option(kind: str, key: str, value: str):
         if value not in ("octet", "lf"):
             raise SinkSpecError(f"framing={value!r}: octet (RFC 6587 octet counting) or lf")
         return value
+    if key == "append":
+        if value not in ("true", "false"):
+            raise SinkSpecError(f"append={value!r}: true or false")
+        return value == "true"
     if key == "refresh":
         if value not in ("true", "false", "wait_for"):
             raise SinkSpecError(f"refresh={value!r}: true, false or wait_for")
@@ -315,11 +320,11 @@ def parse_sink(text: str) -> SinkSpec:
     if kind in ("ndjson", "file"):
         target, options = _split_options("ndjson", rest, strict=True)
         if target == "-" and options:
-            raise SinkSpecError("standard output cannot rotate (max_bytes, keep)")
+            raise SinkSpecError("standard output cannot rotate or append (max_bytes, keep, append)")
         if "keep" in options and "max_bytes" not in options:
             raise SinkSpecError("keep= needs max_bytes= (the size at which the file rotates)")
-        if "max_bytes" in options and Path(target).suffix.lower() in (".gz", ".bz2", ".xz"):
-            raise SinkSpecError("a rotating file is not compressed; drop the .gz/.bz2/.xz suffix")
+        if ("max_bytes" in options or options.get("append")) and Path(target).suffix.lower() in (".gz", ".bz2", ".xz"):
+            raise SinkSpecError("a rotating or appended file is not compressed; drop the .gz/.bz2/.xz suffix")
         return SinkSpec(text, "ndjson", target if target == "-" else os.path.expanduser(target), options)
     if kind == "syslog":
         transport, sep, address = rest.partition("://")
