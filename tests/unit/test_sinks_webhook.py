@@ -25,6 +25,7 @@ class Endpoint:
         self.script = list(script)
         self.requests: list[tuple[object, list]] = []
         self.headers: list[dict] = []
+        self.raw: list[bytes] = []
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,7 @@ class Endpoint:
                 step = endpoint.script.pop(0) if endpoint.script else "ok"
                 endpoint.requests.append((step, json.loads(body)))
                 endpoint.headers.append(dict(self.headers))
+                endpoint.raw.append(body)
                 if isinstance(step, tuple) and step[0] == "slow":
                     time.sleep(step[1])
                     step = "ok"
@@ -219,13 +221,21 @@ def test_a_write_cut_short_by_a_crash_is_not_sent(endpoints, tmp_path):
     assert e.delivered() == ["whole"] and list(spool.iterdir()) == [spool / ".lock"]
 
 
-def test_token_from_the_environment(endpoints, tmp_path, monkeypatch):
+def test_token_and_signature_from_the_environment(endpoints, tmp_path, monkeypatch):
+    import hashlib
+    import hmac
+
+    monkeypatch.delenv("HOOK_TOKEN", raising=False)
+    assert "HOOK_TOKEN (token_env) is not set" in parse_sink("webhook:http://127.0.0.1/x?token_env=HOOK_TOKEN").problem()
     monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    monkeypatch.setenv("HOOK_KEY", "k3y")
     e = endpoints()
-    s = sink(e.port, tmp_path / "spool", token_env="HOOK_TOKEN")
+    s = sink(e.port, tmp_path / "spool", token_env="HOOK_TOKEN", secret_env="HOOK_KEY")
     s.write(alerts(0, 1))
     s.close()
     assert e.headers[0]["Authorization"] == "Bearer s3cret"
+    expected = hmac.new(b"k3y", e.raw[0], hashlib.sha256).hexdigest()
+    assert e.headers[0]["X-Trailhound-Signature"] == f"sha256={expected}"
 
 
 def test_retry_spool_sends_when_the_endpoint_is_due(endpoints, tmp_path):

@@ -106,8 +106,10 @@ class Response:
 class HttpClient:
     """POSTs to one URL over one keep-alive connection, re-opened after any error."""
 
-    def __init__(self, url: SplitResult, headers: dict[str, str], timeout: float, ca: str | None = None) -> None:
+    def __init__(self, url: SplitResult, headers: dict[str, str], timeout: float, ca: str | None = None,
+                 secret: bytes | None = None) -> None:
         self.url = url
+        self.secret = secret  # signs each body: X-Trailhound-Signature: sha256=HMAC-SHA256(secret, body) in hex
         self.ca = ca  # a CA bundle to trust for https (Elasticsearch's own CA); default: the system's
         self.headers = headers
         self.timeout = timeout
@@ -141,9 +143,14 @@ class HttpClient:
 
     def _post(self, body: bytes, content_type: str) -> Response:
         conn = self._connection()
+        headers = {**self.headers, "Content-Type": content_type, "Content-Length": str(len(body))}
+        if self.secret is not None:
+            import hashlib
+            import hmac
+
+            headers["X-Trailhound-Signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         try:
-            conn.request("POST", self.target, body=body,
-                         headers={**self.headers, "Content-Type": content_type, "Content-Length": str(len(body))})
+            conn.request("POST", self.target, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
         except (OSError, http.client.HTTPException):

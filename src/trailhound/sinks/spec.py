@@ -33,7 +33,7 @@ _RETRY = {"attempts", "backoff", "max_backoff", "timeout"}
 OPTIONS: dict[str, set[str]] = {
     "ndjson": {"max_bytes", "keep", "append"},
     "syslog": {"facility", "framing", "max_size", "attempts", "backoff", "timeout"},
-    "webhook": {"batch", "spool", "spool_max", "token_env", "max_retry_after", "ca"} | _RETRY,
+    "webhook": {"batch", "spool", "spool_max", "token_env", "secret_env", "max_retry_after", "ca"} | _RETRY,
     "elasticsearch": {"index", "batch", "max_bytes", "refresh", "api_key_env", "username_env", "password_env",
                       "max_retry_after", "ca", "space"} | _RETRY,
 }
@@ -82,6 +82,9 @@ class SinkSpec:
             except (ssl.SSLError, OSError) as e:
                 return f"ca={ca}: not a PEM certificate bundle ({e})"
         if self.kind == "webhook":
+            for var in ("token_env", "secret_env"):
+                if var in self.options and not os.environ.get(self.options[var]):
+                    return f"the environment variable {self.options[var]} ({var}) is not set"
             spool = self.options.get("spool")
             return _dir_problem(Path(spool)) if spool is not None else None
         if self.kind == "elasticsearch":
@@ -125,7 +128,8 @@ class SinkSpec:
             spool = o.get("spool", default_spool(self.target))
             return WebhookSink(self.target, spool=None if spool == "off" else spool,
                                spool_max=o.get("spool_max", 64 << 20), batch=o.get("batch", 100),
-                               retry=Retry(**retry_args), headers=headers, ca=o.get("ca"), name=self.text)
+                               retry=Retry(**retry_args), headers=headers, ca=o.get("ca"),
+                               secret=_env(o["secret_env"]).encode() if "secret_env" in o else None, name=self.text)
         from .bulk import DEFAULT_INDEX, BulkSink
 
         return BulkSink(self.target, o.get("index", DEFAULT_INDEX), headers=_es_headers(o),

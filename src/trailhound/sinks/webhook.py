@@ -9,6 +9,9 @@ endpoint that is down loses nothing.
   exponential backoff and jitter (`delivery.Retry`; a Retry-After header sets the wait). Any other
   answer (400, 401, 404, 413, a redirect...) is a refusal: sending the same body again would get
   the same answer, so those alerts are counted as failed and the answer is reported.
+- Authentication: `token_env=VAR` sends `Authorization: Bearer $VAR`; `secret_env=VAR` signs each
+  body, `X-Trailhound-Signature: sha256=<hex HMAC-SHA256 of the body with $VAR as key>`, so a
+  receiver can check that the alerts come from this Trailhound, unaltered.
 - When the retries run out the request goes to the spool, a directory of request bodies (one file
   each, written atomically: temporary file, fsync, rename), and the endpoint counts as down for
   `max_backoff` seconds: batches in that time go straight to the spool. Every later attempt sends
@@ -126,14 +129,14 @@ def default_spool(url: str) -> Path:
 class WebhookSink:
     def __init__(self, url: str, *, spool: str | os.PathLike | None = None, spool_max: int = 64 << 20,
                  batch: int = 100, retry: Retry | None = None, headers: dict[str, str] | None = None,
-                 ca: str | None = None, name: str | None = None) -> None:
+                 ca: str | None = None, secret: bytes | None = None, name: str | None = None) -> None:
         self.url = url
         self.name = name or f"webhook:{url}"
         self.batch = max(1, batch)
         self.retry = retry or Retry()
         self.delivery = Delivery()
         self.client = HttpClient(urlsplit(url), {"User-Agent": "trailhound", **(headers or {})}, self.retry.timeout,
-                                 ca)
+                                 ca, secret)
         self.spool = Spool(spool, spool_max) if spool is not None else None
         self._next_try = 0.0  # time.monotonic(): before it the endpoint counts as down
 
