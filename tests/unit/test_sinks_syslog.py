@@ -182,9 +182,16 @@ def test_an_absent_receiver_is_counted_not_raised(tmp_path):
         port = s.getsockname()[1]  # nothing listens on it once closed
     sink = _sink(f"syslog:tcp://127.0.0.1:{port}?attempts=2&backoff=0.01")
     sink.write([alert(1), alert(2)])
-    sink.close()
     d = sink.delivery
     assert (d.delivered, d.failed, d.retries) == (0, 2, 1) and "refused" in d.problems[0]
+    sink.write([alert(3)])  # still down: one attempt, no retry wait (a hunt with many rules does not crawl)
+    assert (d.failed, d.retries) == (3, 1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        sink.write([alert(4)])  # back: sent
+        sink.close()
+    assert d.delivered == 1
 
 
 # -- the real rsyslog ------------------------------------------------------------------------------

@@ -161,6 +161,7 @@ class SyslogSink:
         self.delivery = Delivery()
         self._sock: socket.socket | None = None
         self._stream = transport == "tcp"
+        self._down = False  # the last batch could not be sent: the next gets one attempt, not `attempts`
 
     def _connect(self) -> socket.socket:
         if self._sock is not None:
@@ -216,17 +217,20 @@ class SyslogSink:
         messages = [format_message(a, self.facility, self.hostname, max_size=self.max_size) for a in alerts]
         if self._sock is not None and self._stream and _peer_closed(self._sock):
             self._close_socket()  # the receiver restarted since the last batch: sending on would lose it unseen
+        attempts = 1 if self._down else self.retry.attempts  # a receiver that was down: one try per batch
         for i, message in enumerate(messages):
-            for attempt in range(self.retry.attempts):
+            for attempt in range(attempts):
                 try:
                     self._send(message)
                     self.delivery.delivered += 1
+                    self._down = False
                     break
                 except OSError as e:
                     self._close_socket()
-                    if attempt + 1 == self.retry.attempts:
+                    if attempt + 1 == attempts:
                         self.delivery.problem(f"cannot send to {self.name}: {transport_error(e)}")
                         self.delivery.failed += len(messages) - i
+                        self._down = True
                         return  # the rest of this batch would fail alike; the next batch tries again
                     self.delivery.retries += 1
                     time.sleep(self.retry.wait(attempt))
