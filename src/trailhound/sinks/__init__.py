@@ -7,9 +7,10 @@ rather than after it; the sink then takes alerts batch by batch and is closed on
 Destinations: NDJSON files and standard output (`ndjson`), a size-rotated NDJSON file
 (`rotating`), RFC 5424 syslog (`syslog`), an HTTP webhook with an on-disk spool (`webhook`) and
 Elasticsearch's `_bulk` API (`bulk`), named on the command line by a spec (`spec.parse_sink`).
-Sinks that can fail to deliver (all but the plain NDJSON file, whose errors raise) count what
-they delivered and what they could not in a `delivery.Delivery` (`delivery_of`), which the
-command reports; they never raise on a failed delivery.
+Every sink here counts what it delivered and what it could not in a `delivery.Delivery` (its
+`delivery` attribute, read with `delivery_of`), which the command reports (exit 2 when an alert
+was not delivered); none raises on a failed delivery, so a collector that is down never stops a
+hunt or a watch. (A closed standard output, `| head`, still ends the command, as before.)
 """
 
 from __future__ import annotations
@@ -34,6 +35,6 @@ class Sink(Protocol):
 
 
 def delivery_of(sink: Sink) -> Delivery | None:
-    """The sink's delivery figures, or None for a sink that keeps none (it raises on failure)."""
+    """The sink's delivery figures, or None for a sink from elsewhere that keeps none."""
     d = getattr(sink, "delivery", None)
     return d if isinstance(d, Delivery) else None
