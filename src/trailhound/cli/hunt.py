@@ -32,6 +32,7 @@ from .common import (
 )
 from .render import TableWriter, cell
 from .safe import m
+from .sink_options import SINK_HELP, check_sinks, open_sinks, report_delivery
 
 _NAMES_SHOWN = 3  # hosts or users named in a row; more are counted
 
@@ -56,6 +57,7 @@ def hunt(
                                        "'-' is standard output, a .gz name is gzip-compressed."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table: alerts per rule; "
                                         "ndjson: the alerts themselves on standard output (the table goes to stderr)."),
+    sink_specs: list[str] = typer.Option([], "--sink", metavar="SPEC", help=SINK_HELP),
     summary: Path | None = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts "
                                    "(errors still exit 2)."),
@@ -69,7 +71,8 @@ def hunt(
 
     Exit codes: 0 no alerts; 1 alerts raised; 2 the run cannot be trusted: a rule, exception list
     or input that did not load, a rule that failed, no rule to run, an input with no events and
-    mostly bad lines, an output that cannot be written. --exit-zero turns 1 into 0, never 2.
+    mostly bad lines, an output that cannot be written, a --sink that did not deliver every alert.
+    --exit-zero turns 1 into 0, never 2.
     Rules that cannot run (esql, ML, ...) are listed with the reason. Exception lists sitting among
     the rule files apply to the rules they name.
     """
@@ -79,10 +82,12 @@ def hunt(
     from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
     from ..rules.errors import RuleError
     from ..rules.loader import load_rules
-    from ..sinks import NdjsonSink, SinkError
+    from ..sinks import NdjsonSink, Sink, SinkError
     from ..sources import SourceError
 
     check_output(out, inputs=files)
+    checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
+                                stdout_taken=format is OutputFormat.ndjson)
     check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
     if summary is not None and is_stdout(summary) and (format is OutputFormat.ndjson or is_stdout(out)):
         raise fail("[red]error[/red]: the alerts go to standard output; write --summary to a file")
@@ -112,13 +117,14 @@ def hunt(
                   "inputs not read")
         raise typer.Exit(EXIT_ERROR)
 
-    to_stdout = format is OutputFormat.ndjson or is_stdout(out)
+    to_stdout = format is OutputFormat.ndjson or is_stdout(out) or any(s.target == "-" for s in checked_sinks)
     try:
-        sinks = [NdjsonSink(out)] if out is not None else []
+        sinks: list[Sink] = [NdjsonSink(out)] if out is not None else []
         if format is OutputFormat.ndjson and not is_stdout(out):
             sinks.append(NdjsonSink("-"))
     except SinkError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
+    sinks += open_sinks(checked_sinks)
     bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                    transient=True, disable=not err.is_terminal)
     try:
@@ -161,6 +167,7 @@ def hunt(
     for r in report.with_status("unsupported"):
         if (r.rule_id, r.name) not in said:  # found to need a feature we lack while running
             err.print(f"[yellow]not run[/yellow] {m(r.name)}: {m(r.reason)}")
+    delivery, delivered = report_delivery(sinks)
     load = report.load
     print_report(load)
     bad = bad_inputs(load)
@@ -181,9 +188,10 @@ def hunt(
         f"(load {report.timings['load']:.2f}s)"
         + (f"; alerts written to {m(out)}" if out and not is_stdout(out) else "")
     )
-    code = EXIT_ERROR if report.errors or failed_input else EXIT_FOUND if total_alerts and not exit_zero else EXIT_OK
+    code = EXIT_ERROR if report.errors or failed_input or not delivered else EXIT_FOUND if total_alerts and not exit_zero else EXIT_OK
     if summary is not None:
         with open_output(summary) as sink:
             doc = report.to_dict(code, [b.file for b in bad])
+            doc["sinks"] = delivery
             sink.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n")
     raise typer.Exit(code)
