@@ -123,6 +123,13 @@ def _make_rule_fields(rule: Rule) -> dict[str, Any]:
         params["alert_suppression"] = rule.alert_suppression
     if rule.exceptions_list:
         fields["kibana.alert.rule.exceptions_list"] = list(rule.exceptions_list)
+    if rule.language == "sigma":
+        # the Detection Rule License of SigmaHQ's rules obliges us to keep their author in every alert
+        fields["kibana.alert.rule.author"] = list(rule.author)
+        if rule.license:
+            fields["kibana.alert.rule.license"] = rule.license
+        sigma = rule.extra.get("sigma") or {}
+        params["sigma"] = {k: v for k, v in sigma.items() if v is not None}
     for key, value in (("note", rule.note), ("from", rule.lookback), ("interval", rule.interval),
                        ("timestamp_override", rule.timestamp_override),
                        ("building_block_type", rule.building_block_type)):

@@ -80,10 +80,43 @@ def parse_rule_query(rule: Rule) -> ir.Query:
         return parse(rule.query or "")
     if rule.language == "kuery":
         return parse_kql_query(rule.query or "")
+    if rule.language == "sigma":
+        return sigma_query(rule.query or "")
     if rule.language in ("lucene", "esql"):
         raise UnsupportedError(f"query language {rule.language!r} is not supported"
                                + (" (Lucene query syntax)" if rule.language == "lucene" else ""))
     raise QueryError(f"query language {rule.language!r} is not supported")
+
+
+def sigma_query(text: str) -> ir.Query:
+    """A Sigma rule (one YAML document, as the loader keeps it) as IR; SigmaUnsupported / SigmaRuleError."""
+    import yaml
+    from sigma.exceptions import SigmaError
+    from sigma.rule import SigmaRule
+
+    from ..lang.sigma.errors import SigmaRuleError
+    from ..lang.sigma.translate import normalized, translate
+
+    try:
+        parsed = SigmaRule.from_dict(normalized(yaml.safe_load(text)))
+    except SigmaError as e:
+        raise SigmaRuleError(str(e).split("\n")[0]) from None
+    return translate(parsed, ecs_types=ecs().types).query
+
+
+@functools.lru_cache(maxsize=1)
+def sigma_fingerprint() -> str:
+    """Of the Sigma translator and its mapping: part of the cache key of every Sigma rule's outcome."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    folder = Path(__file__).resolve().parents[1] / "lang" / "sigma"
+    for p in sorted(folder.iterdir()):
+        if p.suffix in (".py", ".yml"):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def check_rule(rule: Rule) -> RuleCheck:
@@ -100,6 +133,8 @@ def check_rule(rule: Rule) -> RuleCheck:
 def _check(rule: Rule) -> RuleCheck:
     if rule.type == "query" and rule.language == "lucene":
         return RuleCheck(rule, "unsupported", "Lucene query syntax is not supported; KQL (kuery) and EQL are")
+    if rule.type == "sigma_correlation":
+        return RuleCheck(rule, "unsupported", "Sigma correlation rules are not run yet")
     if rule.type in ("esql", "machine_learning", "threat_match", "saved_query"):
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type])
     if rule.extra.get("filters"):
@@ -131,7 +166,9 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
     """(query, None, "ok") when it parses and compiles; (None, why, status) or (query, why, status)
     when not, status being "unsupported" for a feature we lack, else "error". Cached, except
     for failures other than QueryError and UnsupportedError (a defect, or memory)."""
-    key = (rule.language, rule.query, rule.event_category_override)
+    key: tuple = (rule.language, rule.query, rule.event_category_override)
+    if rule.language == "sigma":
+        key += (sigma_fingerprint(),)
     hit = cache.get(key)
     if hit is not None:
         return hit

@@ -14,6 +14,7 @@ from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError, reason_of
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
+from .sigma import is_sigma_file, rules_from_yaml
 
 
 def rule_from_toml(text: str, source: str | None = None) -> Rule:
@@ -77,6 +78,9 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
         if is_test_file(path):
             continue  # rule unit tests (`testing`), not rules
         try:
+            if is_sigma_file(path):
+                out.rules.extend(rules_from_yaml(read_rule_file(path), str(path)))
+                continue
             doc = _parse_toml(read_rule_file(path))
             if not isinstance(doc, TomlError) and is_exceptions_document(doc):
                 out.exceptions.extend(lists_from_toml(doc, str(path), dirs))

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .discovery import RULE_SUFFIXES, is_test_file, read_rule_file, rule_files
 from .discovery import TEST_SUFFIX as SUFFIX
-from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError
 
 T = TypeVar("T")
@@ -59,10 +59,21 @@ def parse_test_file(doc: dict, path: str) -> CaseFile:
     if doc.get("rule_id"):
         ref = str(doc["rule_id"])
     elif path.endswith(SUFFIX):
-        ref = str(Path(path).with_name(Path(path).name[: -len(SUFFIX)] + ".toml"))
+        ref = rule_beside(Path(path))
     else:
         raise RuleError(path, None, f"name the file <rule>{SUFFIX} or give rule_id = \"...\"")
     return CaseFile(path, ref, tuple(_case(c, path, i) for i, c in enumerate(cases)))
+
+
+def rule_beside(test_path: Path) -> str:
+    """The rule file a `<stem>.test.toml` tests: `<stem>.toml`, else the Sigma `<stem>.yml` / `.yaml`
+    that exists (`<stem>.toml` when none does, for the message)."""
+    stem = test_path.name[: -len(SUFFIX)]
+    for suffix in RULE_SUFFIXES:
+        candidate = test_path.with_name(stem + suffix)
+        if candidate.is_file():
+            return str(candidate)
+    return str(test_path.with_name(stem + ".toml"))
 
 
 def _case(c: Any, path: str, i: int) -> Case:
@@ -143,7 +154,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.errors += errors
             for tf in files:
                 beside = Path(tf.rule_ref)
-                by_path = tf.rule_ref.endswith(".toml") and beside.is_file()
+                by_path = tf.rule_ref.endswith(RULE_SUFFIXES) and beside.is_file()
                 loaded = load_rules([beside] if by_path else [p.parent])
                 if by_path:
                     out.errors += loaded.errors
