@@ -132,7 +132,9 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     on with the others. Errors reading the input (SourceError) still end the hunt."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
     from .records import hunt_records, reads_records  # Sigma rules over raw audit records: their own events
+    from .sigma_hunt import is_correlation, run_correlations
 
+    correlations = [c for c in checks if c.status == "ok" and is_correlation(c)]
     records = [c for c in runnable if reads_records(c)]
     if records:
         runnable = [c for c in runnable if not reads_records(c)]
@@ -249,6 +251,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         ordered += hunt_records(records, paths, exceptions, input_format, read_options)
         if progress:
             progress(len(runnable) + len(records), len(runnable) + len(records))
+    if correlations:  # after every other rule: they read those rules' hits
+        ordered += run_correlations(correlations, ordered, table)
     return Hunt(table, ordered, load_seconds)
 
 
