@@ -194,3 +194,13 @@ def test_a_correlation_naming_an_unknown_rule_fails_with_the_reason(tmp_path):
     report = run_hunt(plan(load_rules([tmp_path / "corr.yml"])), [_events(tmp_path)])
     [outcome] = report.rules
     assert outcome.status == "failed" and "failed_login" in outcome.reason
+
+
+def test_a_correlation_of_a_correlation_is_unsupported_with_the_reason(tmp_path):
+    (tmp_path / "base.yml").write_text(BASE)
+    (tmp_path / "corr.yml").write_text(CORRELATION.replace("GENERATE", "false") + "name: many_failed\n")
+    (tmp_path / "outer.yml").write_text("title: outer\ncorrelation: {type: event_count, rules: [many_failed], "
+                                        "timespan: 1h, condition: {gte: 2}}\n")
+    report = run_hunt(plan(load_rules([tmp_path])), [_events(tmp_path)])
+    outer = next(o for o in report.rules if o.name == "outer")
+    assert outer.status == "unsupported" and "correlations of correlations" in outer.reason

