@@ -20,14 +20,9 @@ if TYPE_CHECKING:
 
 def reads_records(check: RuleCheck) -> bool:
     """Whether the rule reads raw audit records (its logsource maps to them in lang/sigma/linux.yml)."""
-    rule = check.rule
-    if rule.language != "sigma":
-        return False
-    from ..lang.sigma.mapping import linux
+    from ..rules.check import reads_audit_records
 
-    logsource = (rule.extra.get("sigma") or {}).get("logsource") or {}
-    entry = linux().select(logsource)
-    return entry is not None and entry.events == "auditd_records"
+    return reads_audit_records(check.rule)
 
 
 def hunt_records(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],

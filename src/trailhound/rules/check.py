@@ -143,7 +143,8 @@ def _check(rule: Rule) -> RuleCheck:
     query, error, status = _parsed_and_compiled(rule)
     if query is None:
         return RuleCheck(rule, status, error or "")
-    warnings = tuple(_field_warnings(query))
+    # raw audit records have their own field names (type, a0, exe...), not ECS's
+    warnings = () if reads_audit_records(rule) else tuple(_field_warnings(query))
     if error is not None:
         return RuleCheck(rule, status, error, query, warnings)
     try:
@@ -160,6 +161,15 @@ def _check(rule: Rule) -> RuleCheck:
     if rule.type not in RUNNABLE_TYPES:
         return RuleCheck(rule, "unsupported", UNSUPPORTED_TYPES[rule.type], query, warnings)
     return RuleCheck(rule, "ok", "", query, warnings)
+
+
+def reads_audit_records(rule: Rule) -> bool:
+    if rule.language != "sigma":
+        return False
+    from ..lang.sigma.mapping import linux
+
+    entry = linux().select((rule.extra.get("sigma") or {}).get("logsource") or {})
+    return entry is not None and entry.events == "auditd_records"
 
 
 def _check_correlation(rule: Rule) -> RuleCheck:
