@@ -194,6 +194,12 @@ def test_other_products_are_unsupported_with_the_reason():
         sigma_query(rule_text({"sel": {"Image": "x"}, "condition": "sel"}, {"product": "windows"}))
 
 
+def test_an_unknown_category_is_unsupported_not_every_event():
+    with pytest.raises(SigmaUnsupported, match="category: process_access"):
+        sigma_query(rule_text({"sel": {"Image": "x"}, "condition": "sel"},
+                              {"product": "linux", "category": "process_access"}))
+
+
 def test_bad_condition_is_a_rule_error():
     with pytest.raises(SigmaRuleError):
         sigma_query(rule_text({"sel": {"Image": "x"}, "condition": "sel and nosuch"}))

@@ -26,6 +26,10 @@ class Logsource:
     events: str  # "ecs": the normalized events; "auditd_records": one event per raw auditd record
 
     def applies(self, logsource: dict[str, str | None]) -> bool:
+        """Every `match` key equals the rule's; a rule's category must be named (an unknown category
+        selects nothing rather than everything), its other keys are free when `match` leaves them out."""
+        if logsource.get("category") and not any(k == "category" for k, _ in self.match):
+            return False
         return all((logsource.get(k) or "").lower() == v.lower() for k, v in self.match)
 
 
