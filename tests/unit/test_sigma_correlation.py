@@ -204,3 +204,16 @@ def test_a_correlation_of_a_correlation_is_unsupported_with_the_reason(tmp_path)
     report = run_hunt(plan(load_rules([tmp_path])), [_events(tmp_path)])
     outer = next(o for o in report.rules if o.name == "outer")
     assert outer.status == "unsupported" and "correlations of correlations" in outer.reason
+
+
+def test_trailhound_test_runs_a_correlation_with_the_rules_beside_it():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "sigma" / "correlation"
+    res = CliRunner().invoke(app, ["test", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "4 passed, 0 failed, 0 errors" in res.output

@@ -203,9 +203,10 @@ def run_case(check, case: Case) -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="trailhound-test-") as tmp:
         data = Path(tmp) / ("events.ndjson" if case.format == "ecs" else "events.log")
         data.write_text(case.data, encoding="utf-8")
-        report = run_hunt(Plan(RuleSet(rules=[check.rule]), [check]), [data], input_format=case.format,
+        checks = [check] + _correlated(check)
+        report = run_hunt(Plan(RuleSet(rules=[c.rule for c in checks]), checks), [data], input_format=case.format,
                           read_options=ReadOptions(year=case.year, host="lab"), max_signals=0, keep_alerts=True)
-    outcome = report.rules[0]
+    outcome = next(o for o in report.rules if o.rule_id == check.rule.rule_id and o.file == check.rule.source)
     problems = []
     if outcome.status != "ran":
         problems.append(f"the rule failed: {outcome.reason}")
@@ -220,6 +221,19 @@ def run_case(check, case: Case) -> CaseResult:
                 seen = sorted({repr(a.get(key)) for a in first})
                 problems.append(f"{key}: expected {want!r}, the first hit's alerts have {', '.join(seen)}")
     return CaseResult(case, not problems, outcome.hits, alerts, problems)
+
+
+def _correlated(check) -> list:
+    """For a Sigma correlation: the checks of the Sigma rules beside it (its file's directory), which it
+    reads; they run with it, and only its own outcome is the case's."""
+    if check.rule.type != "sigma_correlation" or not check.rule.source:
+        return []
+    from .check import check_rule
+    from .loader import load_rules
+
+    others = load_rules([Path(check.rule.source).parent]).rules
+    return [check_rule(r) for r in others
+            if r.language == "sigma" and r.type != "sigma_correlation" and r.rule_id != check.rule.rule_id]
 
 
 def _first_hit(alerts: list[dict]) -> list[dict]:
