@@ -182,6 +182,8 @@ def test_hunt_correlation_and_generate(tmp_path, generate):
     assert corr.hits == 1 and corr.alerts == 4  # three building blocks and the shell
     shell = [a for a in corr.alert_documents if "kibana.alert.building_block_type" not in a]
     assert len(shell) == 1 and shell[0]["source"]["ip"] == "10.0.0.1"
+    assert shell[0]["kibana.alert.sigma.correlation"] == {"type": "event_count", "timespan": "1m",
+                                                          "group_by": {"source.ip": "10.0.0.1"}, "events": 3}
     assert shell[0]["kibana.alert.rule.author"] == ["Trailhound tests"]
     assert any("no timestamp or no group-by value" in n for n in corr.notes)  # the event without source.ip
     base = by_name["Failed login"]

@@ -104,7 +104,8 @@ def _rule(doc: dict, source: str, where: str) -> Rule:
              "modified": _text(parsed.modified)}
     if kind == CORRELATION_TYPE:
         sigma["correlation"] = {"type": parsed.type.name.lower(), "generate": bool(parsed.generate),
-                                "rules": [str(r.reference) for r in parsed.rules]}
+                                "rules": [str(r.reference) for r in parsed.rules or ()],
+                                "group_by": list(parsed.group_by or ()), "timespan": parsed.timespan.spec}
     return Rule(
         rule_id=rule_id, name=title, type=kind, severity=severity, risk_score=risk,
         description=parsed.description or "", language=SIGMA_LANGUAGE, query=text, tags=tags,
