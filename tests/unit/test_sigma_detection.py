@@ -174,6 +174,13 @@ def test_keywords_search_message_else_event_original():
     assert hits({"keywords": {"|all": ["accepted", "root"]}, "condition": "keywords"}, docs, syslog) == [1]
 
 
+def test_a_number_keyword_is_a_whole_word():
+    docs = [{"id": 1, "@timestamp": 1, "message": "runlevel 6 requested"},
+            {"id": 2, "@timestamp": 2, "message": "pid 1600 at 16:00"},
+            {"id": 3, "@timestamp": 3, "event": {"original": 'a0="init" a1="6"'}}]
+    assert hits({"keywords": [6], "condition": "keywords"}, docs, {"product": "linux"}) == [1, 3]
+
+
 def test_logsource_selects_events():
     file_event = {"id": 9, "@timestamp": 9, "event": {"category": ["file"], "type": ["creation"]},
                   "process": {"executable": "/usr/bin/curl"}, "file": {"path": "/tmp/x"}}

@@ -168,3 +168,17 @@ def test_sigmahq_linux_rules_run_without_error_over_ecs_and_audit_events(tmp_pat
     assert [(o.name, o.reason) for o in report.rules if o.status != "ran"] == []
     fired = {o.name for o in report.rules if o.hits}
     assert "Curl Usage on Linux" in fired and "Webshell Remote Command Execution" in fired
+
+
+@pytest.mark.skipif(not (CORPUS / "rules" / "linux").is_dir(), reason="SigmaHQ corpus (../shared) not present")
+def test_sigmahq_linux_rules_run_over_the_lab_capture():
+    from trailhound.pipeline import plan, run_hunt
+
+    lab = Path(__file__).resolve().parents[1] / "fixtures" / "lab"
+    logs = sorted(lab.glob("*/audit.log")) + sorted(lab.glob("*/auth.log"))
+    report = run_hunt(plan(load_rules([CORPUS / "rules" / "linux"])), logs)
+    assert [(o.name, o.reason) for o in report.rules if o.status != "ran"] == []
+    hits = {o.name: o.hits for o in report.rules}
+    # the lab's sessions ran `uname` and the like: the process_creation rule sees the coalesced ECS events, the
+    # auditd rule the raw records
+    assert hits["System Information Discovery"] > 0 and hits["System Information Discovery - Auditd"] > 0

@@ -9,7 +9,7 @@ typed values; each leaf becomes one IR predicate here, with Sigma's meaning:
 * `null` is a missing field, `|exists` a present one, `|cidr` is cidrMatch, `|gt`... compare numbers,
   `|fieldref` compares with another field;
 * keywords (values without a field) are searched, as substrings, case-insensitively, in the event's
-  full text: `message`, else `event.original` (the raw line);
+  full text: `message`, else `event.original` (the raw line); a number, as a whole word;
 * the logsource's condition (linux.yml) is ANDed with the detection.
 """
 
@@ -208,7 +208,15 @@ class _Writer:
         if isinstance(v, T.SigmaExpansion):
             return _or([self.keyword(x) for x in v.values])
         if isinstance(v, T.SigmaNumber) and not isinstance(v, T.SigmaTimestampPart):
-            v = T.SigmaString(str(v.number))
+            # a number is a whole word of the text (as Elasticsearch's term on every field would match
+            # a value, not a digit inside a timestamp)
+            word = "[^A-Za-z0-9_]"
+            pattern = f"(@{word})?" + "".join("\\" + c for c in str(v.number)) + f"({word}@)?"
+            text_fields = [ir.Field(name) for name in TEXT_FIELDS]
+            first_match = ir.Match(text_fields[0], "regex", (pattern,), False)
+            later = [ir.And((ir.IsNull(text_fields[0]), ir.Match(t, "regex", (pattern,), False)))
+                     for t in text_fields[1:]]
+            return _or([first_match, *later])
         if not isinstance(v, (T.SigmaString, T.SigmaRegularExpression)):
             raise SigmaUnsupported(f"a keyword (value without a field) of type {type(v).__name__}")
         out: list[ir.Expr] = []
