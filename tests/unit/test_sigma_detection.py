@@ -210,3 +210,16 @@ def test_an_unknown_category_is_unsupported_not_every_event():
 def test_bad_condition_is_a_rule_error():
     with pytest.raises(SigmaRuleError):
         sigma_query(rule_text({"sel": {"Image": "x"}, "condition": "sel and nosuch"}))
+
+
+def test_expand_with_placeholder_values_is_an_or_of_them():
+    from sigma.rule import SigmaRule
+
+    from trailhound.lang.sigma.translate import translate
+
+    rule = SigmaRule.from_yaml(rule_text({"sel": {"User|expand": "%admins%"}, "condition": "sel"}))
+    query = translate(rule, {"admins": ["root", "toor"]}).query
+    docs = [proc(1, user={"name": "ROOT"}), proc(2, user={"name": "toor"}), proc(3, user={"name": "bob"})]
+    frame = events_from_documents(docs).frame
+    [(want, got, where)] = both(query, frame, FrameOptions())
+    assert want == got == [0, 1], where
