@@ -219,3 +219,18 @@ def test_trailhound_test_runs_a_correlation_with_the_rules_beside_it():
     res = CliRunner().invoke(app, ["test", str(folder)])
     assert res.exit_code == 0, res.output
     assert "4 passed, 0 failed, 0 errors" in res.output
+
+
+def test_events_out_of_order_in_the_input_correlate_as_in_order(tmp_path):
+    (tmp_path / "base.yml").write_text(BASE)
+    (tmp_path / "corr.yml").write_text(CORRELATION.replace("GENERATE", "false"))
+    ordered = _events(tmp_path)
+    lines = ordered.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.ndjson"
+    shuffled.write_text("\n".join(reversed(lines)) + "\n")
+    results = []
+    for path in (ordered, shuffled):
+        report = run_hunt(plan(load_rules([tmp_path / "base.yml", tmp_path / "corr.yml"])), [path], keep_alerts=True)
+        corr = next(o for o in report.rules if o.name == "Many failed logins from one source")
+        results.append(sorted(a["user"]["name"] for a in corr.alert_documents if "user" in a))
+    assert results[0] == results[1] == ["u0", "u1", "u3"]
