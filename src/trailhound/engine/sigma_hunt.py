@@ -64,11 +64,11 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
                     raise RuleError(check.rule.source, "correlation",
                                     f"rule {ref!r} did not run: {base.error or base.unsupported}")
                 bases.append(base)
-            tables = {id(b.table or table) for b in bases}
+            tables = {id(b.table if b.table is not None else table) for b in bases}
             if len(tables) > 1:
                 raise RuleError(check.rule.source, "correlation", "its rules read different events (raw audit "
                                 "records and ECS events); a correlation joins rules over the same events")
-            source = bases[0].table or table
+            source = bases[0].table if bases[0].table is not None else table
             events: list[BaseEvent] = []
             ungrouped = 0
             rows = sorted({r for b in bases for h in b.hits for r in h.rows if r is not None})
