@@ -74,11 +74,23 @@ def test_a_bad_sigma_file_is_one_load_error_with_the_reason(tmp_path, text, reas
     (tmp_path / "bad.yml").write_text(text)
     (tmp_path / "good.yml").write_text(BASE.format(title="ok", id="0b0b0b0b-0000-4000-8000-000000000004",
                                                    level="medium"))
-    loaded = load_rules([tmp_path])
+    loaded = load_rules([tmp_path / "bad.yml", tmp_path / "good.yml"])
     assert [r.name for r in loaded.rules] == ["ok"]
     [error] = loaded.errors
     assert error.source and error.source.endswith("bad.yml")
     assert reason in error.message
+    if "title" in text or "detection" in text:  # Sigma-looking (or unreadable) YAML found in a directory: an error too
+        assert len(load_rules([tmp_path]).errors) == 1
+
+
+def test_other_yaml_in_a_directory_is_not_a_rule_but_named_it_is_an_error(tmp_path):
+    (tmp_path / "config.yaml").write_text("mapping:\n  a: b\n")
+    (tmp_path / "rule.yml").write_text(BASE.format(title="ok", id="0b0b0b0b-0000-4000-8000-000000000005",
+                                                   level="low"))
+    loaded = load_rules([tmp_path])
+    assert [r.name for r in loaded.rules] == ["ok"] and loaded.errors == []
+    [error] = load_rules([tmp_path / "config.yaml"]).errors
+    assert "not a Sigma rule" in error.message
 
 
 def test_a_bad_condition_is_the_rules_error_at_check(tmp_path):

@@ -74,12 +74,14 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
     `exception_paths` may also be Kibana's exception-list export (NDJSON)."""
     out = RuleSet()
     dirs = [Path(d) for d in value_list_dirs]
+    paths = list(paths)
+    named = {Path(p) for p in paths}
     for path in rule_files(paths):
         if is_test_file(path):
             continue  # rule unit tests (`testing`), not rules
         try:
             if is_sigma_file(path):
-                out.rules.extend(rules_from_yaml(read_rule_file(path), str(path)))
+                out.rules.extend(rules_from_yaml(read_rule_file(path), str(path), explicit=path in named))
                 continue
             doc = _parse_toml(read_rule_file(path))
             if not isinstance(doc, TomlError) and is_exceptions_document(doc):

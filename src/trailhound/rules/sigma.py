@@ -39,9 +39,14 @@ def is_sigma_file(path) -> bool:
     return str(path).endswith((".yml", ".yaml"))
 
 
-def rules_from_yaml(text: str, source: str) -> list[Rule]:
+#: top-level keys of which a Sigma document has at least one
+SIGMA_KEYS = ("detection", "correlation", "filter", "logsource", "action")
+
+
+def rules_from_yaml(text: str, source: str, explicit: bool = True) -> list[Rule]:
     """Every rule of a Sigma YAML file (one or more documents); RuleError for the first that pySigma
-    refuses, naming the document and pySigma's reason."""
+    refuses, naming the document and pySigma's reason. A file found in a directory (not `explicit`)
+    whose documents have none of Sigma's keys is some other YAML (a tool's configuration): no rules."""
     import yaml
     from sigma.exceptions import SigmaError
 
@@ -51,6 +56,8 @@ def rules_from_yaml(text: str, source: str) -> list[Rule]:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         raise RuleError(source, None, f"invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if not explicit and not any(isinstance(d, dict) and any(k in d for k in SIGMA_KEYS) for d in docs):
+        return []
     if not docs:
         raise RuleError(source, None, "no Sigma rule in this YAML file")
     out: list[Rule] = []
