@@ -45,7 +45,7 @@ def _names(values: set) -> str:
 
 def hunt(
     files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too)."),
-    rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML; "
+    rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML, Sigma YAML; "
                                      "default: Trailhound's SSH pack)."),
     exceptions: list[Path] = typer.Option([], "--exceptions", "-x", help="Exception lists: detection-rules "
                                           "exception TOML or Kibana's export NDJSON (files or directories)."),
@@ -110,7 +110,8 @@ def hunt(
     for c in errors:
         err.print(f"[red]not run (error)[/red] {m(c.rule.name)}: {m(c.reason.splitlines()[0] if c.reason else '')}")
     if not planned.runnable:
-        why = ("no rule loaded from " + ", ".join(map(str, rule_paths)) + " (rules are detection-rules *.toml files)"
+        why = ("no rule loaded from " + ", ".join(map(str, rule_paths))
+               + " (rules are detection-rules *.toml and Sigma *.yml files)"
                if not loaded.rules else f"none of the {len(loaded.rules)} rules loaded can run")
         err.print(f"[red]error[/red]: {m(why)}")
         err.print(f"0 rules run, {len(unsupported)} unsupported, {len(errors) + len(loaded.errors)} errors; "

@@ -56,6 +56,7 @@ class RuleRun:
     exceptions: list[ExceptionItem] = field(default_factory=list)
     excepted: dict[str, int] = field(default_factory=dict)  # item label → events it excepted
     unsupported: str | None = None  # a feature the rule needs that Trailhound lacks (not an error)
+    table: EventTable | None = None  # where its hits' rows are, when not the hunt's table (raw audit records)
 
     @property
     def status(self) -> str:
@@ -140,6 +141,13 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     reported on its RuleRun (`error`, or `unsupported` for a feature we lack) and the hunt goes
     on with the others. Errors reading the input (SourceError) still end the hunt."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
+    from .records import hunt_records, reads_records  # Sigma rules over raw audit records: their own events
+    from .sigma_hunt import is_correlation, run_correlations
+
+    correlations = [c for c in checks if c.status == "ok" and is_correlation(c)]
+    records = [c for c in runnable if reads_records(c)]
+    if records:
+        runnable = [c for c in runnable if not reads_records(c)]
     runs = {i: RuleRun(c) for i, c in enumerate(runnable)}
     queries: dict[int, ir.Query] = {}
     fields: set[str] = {"@timestamp"}
@@ -248,6 +256,12 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         tick(len(members))
     ordered = [runs[i] for i in range(len(runnable))]
     _count_exceptions(ordered, table, frame)
+    if records:
+        ordered += hunt_records(records, paths, exceptions, input_format, read_options)
+        if progress:
+            progress(len(runnable) + len(records), len(runnable) + len(records))
+    if correlations:  # after every other rule: they read those rules' hits
+        ordered += run_correlations(correlations, ordered, table)
     return Hunt(table, ordered, load_seconds)
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .discovery import RULE_SUFFIXES, is_test_file, read_rule_file, rule_files
 from .discovery import TEST_SUFFIX as SUFFIX
-from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError
 
 if TYPE_CHECKING:
@@ -62,10 +62,21 @@ def parse_test_file(doc: dict, path: str) -> CaseFile:
     if doc.get("rule_id"):
         ref = str(doc["rule_id"])
     elif path.endswith(SUFFIX):
-        ref = str(Path(path).with_name(Path(path).name[: -len(SUFFIX)] + ".toml"))
+        ref = rule_beside(Path(path))
     else:
         raise RuleError(path, None, f"name the file <rule>{SUFFIX} or give rule_id = \"...\"")
     return CaseFile(path, ref, tuple(_case(c, path, i) for i, c in enumerate(cases)))
+
+
+def rule_beside(test_path: Path) -> str:
+    """The rule file a `<stem>.test.toml` tests: `<stem>.toml`, else the Sigma `<stem>.yml` / `.yaml`
+    that exists (`<stem>.toml` when none does, for the message)."""
+    stem = test_path.name[: -len(SUFFIX)]
+    for suffix in RULE_SUFFIXES:
+        candidate = test_path.with_name(stem + suffix)
+        if candidate.is_file():
+            return str(candidate)
+    return str(test_path.with_name(stem + ".toml"))
 
 
 def _case(c: Any, path: str, i: int) -> Case:
@@ -160,7 +171,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.errors += errors
             for tf in files:
                 beside = Path(tf.rule_ref)
-                by_path = tf.rule_ref.endswith(".toml") and beside.is_file()
+                by_path = tf.rule_ref.endswith(RULE_SUFFIXES) and beside.is_file()
                 loaded = load_rules([beside]) if by_path else rules_in(p.parent)
                 if by_path:
                     out.errors += loaded.errors
@@ -209,9 +220,10 @@ def run_case(check, case: Case) -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="trailhound-test-") as tmp:
         data = Path(tmp) / ("events.ndjson" if case.format == "ecs" else "events.log")
         data.write_text(case.data, encoding="utf-8")
-        report = run_hunt(Plan(RuleSet(rules=[check.rule]), [check]), [data], input_format=case.format,
+        checks = [check] + _correlated(check)
+        report = run_hunt(Plan(RuleSet(rules=[c.rule for c in checks]), checks), [data], input_format=case.format,
                           read_options=ReadOptions(year=case.year, host="lab"), max_signals=0, keep_alerts=True)
-    outcome = report.rules[0]
+    outcome = next(o for o in report.rules if o.rule_id == check.rule.rule_id and o.file == check.rule.source)
     problems = []
     if outcome.status != "ran":
         problems.append(f"the rule failed: {outcome.reason}")
@@ -226,6 +238,19 @@ def run_case(check, case: Case) -> CaseResult:
                 seen = sorted({repr(a.get(key)) for a in first})
                 problems.append(f"{key}: expected {want!r}, the first hit's alerts have {', '.join(seen)}")
     return CaseResult(case, not problems, outcome.hits, alerts, problems)
+
+
+def _correlated(check) -> list:
+    """For a Sigma correlation: the checks of the Sigma rules beside it (its file's directory), which it
+    reads; they run with it, and only its own outcome is the case's."""
+    if check.rule.type != "sigma_correlation" or not check.rule.source:
+        return []
+    from .check import check_rule
+    from .loader import load_rules
+
+    others = load_rules([Path(check.rule.source).parent]).rules
+    return [check_rule(r) for r in others
+            if r.language == "sigma" and r.type != "sigma_correlation" and r.rule_id != check.rule.rule_id]
 
 
 def _first_hit(alerts: list[dict]) -> list[dict]:
