@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 from ..formats import ReadOptions, ascii_int
 from ..inputs import Source
-from .events import _timestamp
+from .document import _timestamp
 from .records import _DROP_IN_EXECVE, HEADER, _extract, _hex_bytes, _hex_strings, hex_string, parse_record
 from .tables import ARCHES, SYSCALLS
 
