@@ -126,7 +126,10 @@ def sigma_regex(pattern: str, case_insensitive: bool, flavor: str) -> tuple[str,
     """(regex, modifiers) for a Lucene regex: kept as it is for Elastic's backends (which hand it
     to Lucene), else translated to the anchored form PCRE-style engines read."""
     if flavor == "elastic":
-        return pattern, ["re"] + (["i"] if case_insensitive else [])
+        if case_insensitive:
+            raise ConversionRefused(f"the case-insensitive regex {pattern!r} has no form in Lucene's query syntax "
+                                    "(no (?i) flag)")
+        return pattern, ["re"]
     from ..compile.patterns import lucene_to_regex
 
     rx = lucene_to_regex(pattern, case_insensitive)
