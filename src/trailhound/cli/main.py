@@ -11,6 +11,7 @@ import traceback
 import typer
 
 from .common import EXIT_ERROR, err
+from .convert import convert
 from .hunt import hunt
 from .lab import lab_app
 from .normalize import normalize
@@ -52,6 +53,7 @@ app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
 app.command("test")(test_rules)
+app.command()(convert)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
 

@@ -348,7 +348,7 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
                 raise ConversionRefused("a repeated step in a temporal correlation has no EQL sample form")
             if not stages[0].keys:
                 raise ConversionRefused("a temporal correlation without group-by has no EQL form (samples need keys)")
-            warnings.append(f"temporal became an EQL sample, which has no time window: the rule's {corr.timespan} "
+            warnings.append(f"temporal became an EQL sample, which has no time window: the rule's {corr.timespan.spec} "
                             "is not enforced (give the rule a lookback of that length)")
             return ir.SampleQuery(tuple(stages)), warnings
         return ir.SequenceQuery(tuple(stages), span_ms), warnings
