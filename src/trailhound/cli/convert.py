@@ -100,9 +100,9 @@ def convert(
                 results.extend(cv.from_sigma(text, path.stem, target))
                 continue
             loaded = load_rules([path])
-            for e in loaded.errors:
-                err.print(f"[red]error[/red]: {m(e)}")
-                results.append(cv.Refused(path.stem, str(path), e.message))
+            for problem in loaded.errors:
+                err.print(f"[red]error[/red]: {m(problem)}")
+                results.append(cv.Refused(path.stem, str(path), problem.message))
             for rule in loaded.rules:
                 results.append(cv.from_rule(rule, target, path.stem))
     if not results:
