@@ -99,12 +99,13 @@ def _section(note: str | None, heading: str) -> str | None:
 
 
 def hunting_queries(fields: list[str]) -> list[tuple[str, str, str]]:
-    """(what it finds, language, query) a responder runs around an alert; CAPS are the alert's values."""
+    """(what it finds, language, query) a responder runs around an alert; CAPS and the pid 12345 stand for
+    the alert's values."""
     out = [("everything the host logged around the alert", "eql", 'any where host.name == "HOST"')]
     have = set(fields)
     if any(f.startswith("process.") for f in have):
         out.append(("the process's children and what they did", "eql",
-                    'any where host.name == "HOST" and (process.parent.pid == PID or process.pid == PID)'))
+                    'any where host.name == "HOST" and (process.parent.pid == 12345 or process.pid == 12345)'))
         out.append(("the same program anywhere, with its command lines", "eql",
                     'process where event.type == "start" and process.name == "NAME"'))
         out.append(("network activity of the process soon after it started", "eql",
@@ -198,8 +199,8 @@ def page(rule: Any, stem: str, queries: dict[str, str], refused: dict[str, str],
     lines += ["", "## Investigation guide", ""]
     lines += [re.sub(r"^#", "##", rule.note.strip(), flags=re.M) if rule.note else "None."]
     lines += ["", "## Hunting queries", "",
-              "Run around an alert with `trailhound query` over the host's logs (replace the CAPS with the alert's "
-              "values), e.g. `trailhound query -l kuery '...' /var/log/audit/audit.log /var/log/auth.log`.", ""]
+              "Run around an alert with `trailhound query` over the host's logs (replace the CAPS and the pid 12345 "
+              "with the alert's values), e.g. `trailhound query -l kuery '...' /var/log/audit/audit.log /var/log/auth.log`.", ""]
     for what, lang, q in hunting_queries(fields):
         lines += [f"{what.capitalize()} ({'KQL' if lang == 'kuery' else 'EQL'}):", "", f"```{_FENCE[lang]}", q, "```", ""]
     lines += ["## Response playbook", ""] + _playbook(rule, fields)
