@@ -14,6 +14,7 @@ from trailhound.cli.main import app
 from trailhound.emit.sigma import check_sigma
 from trailhound.lang.parser import parse
 from trailhound.pack import DIR as PACK
+from trailhound.rules.check import check_rule
 from trailhound.rules.loader import load_rules
 
 runner = CliRunner()
@@ -48,7 +49,8 @@ def test_a_bad_query_is_an_error_not_a_traceback():
 
 def test_pack_to_sigma_files_then_back_to_eql_and_toml(tmp_path):
     sig = tmp_path / "sigma"
-    res = run("--to", "sigma", "-o", str(sig), str(PACK))
+    # the rule files (the pack directory also holds its committed Sigma export, pack/sigma/)
+    res = run("--to", "sigma", "-o", str(sig), *map(str, sorted(PACK.glob("*.toml"))))
     assert res.exit_code == 1, res.output  # the two new_terms rules are refused
     assert res.stderr.count("refused: ") == 2 and "21 converted, 2 refused" in res.stderr
     files = sorted(sig.glob("*.yml"))
@@ -66,7 +68,12 @@ def test_pack_to_sigma_files_then_back_to_eql_and_toml(tmp_path):
     loaded = load_rules([toml])
     assert not loaded.errors and len(loaded.rules) == 21
     brute = next(r for r in loaded.rules if r.name == "SSH Brute Force From a Single Source")
-    assert brute.type == "eql" and "with runs=5" in (brute.query or "")
+    # an event_count whose events KQL can say is a threshold rule again
+    assert brute.type == "threshold" and brute.language == "kuery"
+    assert brute.threshold == {"field": ["host.id", "source.ip"], "value": 5}
+    assert check_rule(brute).status == "ok"
+    after = next(r for r in loaded.rules if r.name == "SSH Successful Login After Repeated Failures")
+    assert after.type == "eql" and "with runs=5" in (after.query or "")
     *_, top = yaml.safe_load_all((sig / "ssh_bruteforce.yml").read_text())
     assert brute.rule_id == top["id"]  # the Sigma id is kept as the rule_id
     assert brute.false_positives and brute.references
@@ -130,3 +137,16 @@ def test_sigma_correlations_become_sequences_and_samples(tmp_path):
     assert "sequence by user.name with maxspan=10m\n  [process where" in out and "with runs=20" in out
     assert "has no time window" in res.stderr
     assert "value_count correlations have no EQL form" in res.stderr
+
+
+def test_sigma_count_correlations_to_toml(tmp_path):
+    f = tmp_path / "c.yml"
+    f.write_text((FIXTURES / "sigma" / "correlations.yml").read_text())
+    res = run("--to", "toml", "-o", str(tmp_path / "out"), str(f))
+    assert res.exit_code == 1, res.output
+    # Sigma's default matching is case-insensitive: KQL cannot say it, so no threshold rule
+    assert "refused: sudo by many users on one host: as a threshold rule its events need a KQL query" in res.stderr
+    assert "not a threshold rule (its events have no KQL form" in res.stderr  # event_count: an EQL sequence instead
+    loaded = load_rules([tmp_path / "out"])
+    assert not loaded.errors and len(loaded.rules) == 3
+    assert all(check_rule(r).status == "ok" for r in loaded.rules)

@@ -136,27 +136,15 @@ def from_sigma(text: str, stem: str, target: str) -> list[Result]:
             results.append(Refused(stem, stem, item.reason))
             continue
         name = f"{stem}_{slug(item.title)}" if many else stem
-        eql = print_query(item.query)
         try:
+            if target == "toml":
+                results.append(Converted(name, item.title, *_sigma_toml(item)))
+                continue
+            if item.query is None:
+                raise ConversionRefused(item.no_eql or "no EQL form")
+            eql = print_query(item.query)
             if target == "eql":
                 results.append(Converted(name, item.title, eql + "\n", item.warnings))
-            elif target == "toml":
-                from .toml import dumps, new_rule
-
-                extra: dict[str, Any] = {}
-                if item.references:
-                    extra["references"] = item.references
-                if item.author:
-                    extra["author"] = [a.strip() for a in item.author.split(",")]
-                if item.falsepositives:
-                    extra["false_positives"] = item.falsepositives
-                if item.tags:
-                    extra["tags"] = ["Sigma"] + item.tags
-                doc = new_rule(eql, "eql", name=item.title, description=(item.description or item.title).strip(),
-                               severity=_SEVERITY.get(item.level or "", "medium"), extra=extra)
-                if item.rule_id:
-                    doc["rule"]["rule_id"] = item.rule_id
-                results.append(Converted(name, item.title, dumps(doc), item.warnings))
             else:  # Elastic's languages: from our IR, with ECS names
                 siem = _siem(target)
                 meta = Meta(item.rule_id or str(uuid.uuid5(ID_NAMESPACE, eql)), item.title)
@@ -165,3 +153,47 @@ def from_sigma(text: str, stem: str, target: str) -> list[Result]:
         except ConversionRefused as e:
             results.append(Refused(name, item.title, e.reason))
     return results
+
+
+def _sigma_toml(item: Any) -> tuple[str, list[str]]:
+    """A Sigma output rule as detection-rules TOML: a threshold rule (KQL) for a count correlation
+    when its events have a KQL form, else an EQL rule."""
+    from .kql import filter_kql
+    from .toml import dumps, new_rule
+
+    extra: dict[str, Any] = {}
+    if item.references:
+        extra["references"] = item.references
+    if item.author:
+        extra["author"] = [a.strip() for a in item.author.split(",")]
+    if item.falsepositives:
+        extra["false_positives"] = item.falsepositives
+    if item.tags:
+        extra["tags"] = ["Sigma"] + item.tags
+    warnings = list(item.warnings)
+    description = (item.description or item.title).strip()
+    severity = _SEVERITY.get(item.level or "", "medium")
+    doc = None
+    if item.threshold is not None and item.base is not None:
+        try:
+            kql = filter_kql(item.base)
+        except ConversionRefused as e:
+            if item.query is None:
+                raise ConversionRefused(f"as a threshold rule its events need a KQL query: {e.reason}") from None
+            warnings.append(f"not a threshold rule (its events have no KQL form: {e.reason}); written as an EQL "
+                            "sequence with runs")
+        else:
+            span = item.timespan or "5m"
+            doc = new_rule(kql, "kuery", name=item.title, rule_type="threshold", description=description,
+                           severity=severity, extra={**extra, "from": f"now-{span}", "interval": span,
+                                                     "threshold": item.threshold})
+            warnings.append(f"Kibana counts a threshold over each run's window (every {span}, looking back {span}): "
+                            "a burst across two runs is not counted together")
+    if doc is None:
+        if item.query is None:
+            raise ConversionRefused(item.no_eql or "no EQL form")
+        doc = new_rule(print_query(item.query), "eql", name=item.title, description=description, severity=severity,
+                       extra=extra)
+    if item.rule_id:
+        doc["rule"]["rule_id"] = item.rule_id
+    return dumps(doc), warnings

@@ -31,7 +31,7 @@ _MAX_RUNS = 100
 class SigmaQuery:
     """One Sigma output rule as a query, with what a TOML rule needs from its metadata."""
 
-    query: ir.Query
+    query: ir.Query | None  # None: no EQL form (`no_eql` says why), only a threshold rule
     title: str
     rule_id: str | None
     description: str | None
@@ -41,6 +41,10 @@ class SigmaQuery:
     author: str | None
     falsepositives: list[str]
     warnings: list[str] = field(default_factory=list)
+    threshold: dict | None = None  # a count correlation as a threshold rule's [rule.threshold]
+    base: ir.EventFilter | None = None  # the events it counts
+    timespan: str | None = None
+    no_eql: str | None = None
 
 
 # ---- regexes: PCRE (Sigma) → Lucene (Elasticsearch) ------------------------------------------
@@ -146,7 +150,7 @@ def _entry(rule: Any) -> dict[str, Any]:
     if have.get("product") != "linux":
         raise ConversionRefused(f"logsource {have or '{}'}: Trailhound maps Sigma's taxonomy for product: linux only")
     for e in _linux()["logsources"]:
-        if all(have.get(k) == v for k, v in e["match"].items()) and set(have) <= set(e["match"]) | {"product"}:
+        if all(have.get(k) == v for k, v in e["match"].items()):  # as the loader picks: keys not in match are free
             return e
     raise ConversionRefused(f"logsource {have}: not in lang/sigma/linux.yml")
 
@@ -353,7 +357,32 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
             return ir.SampleQuery(tuple(stages)), warnings
         return ir.SequenceQuery(tuple(stages), span_ms), warnings
     raise ConversionRefused(f"{corr.type.name.lower()} correlations have no EQL form "
-                            "(a threshold rule with cardinality needs a KQL query)")
+                            "(as a threshold rule: --to toml)")
+
+
+def threshold_of(corr: Any) -> tuple[ir.EventFilter, dict]:
+    """An event_count / value_count of one rule as a threshold rule: (its events, [rule.threshold])."""
+    from sigma.correlations import SigmaCorrelationConditionOperator as Op
+    from sigma.correlations import SigmaCorrelationRule
+    from sigma.correlations import SigmaCorrelationType as T
+
+    if corr.type not in (T.EVENT_COUNT, T.VALUE_COUNT) or len(corr.rules) != 1 or isinstance(
+            corr.rules[0].rule, SigmaCorrelationRule):
+        raise ConversionRefused(f"a {corr.type.name.lower()} correlation is not a threshold rule")
+    cond = corr.condition
+    if not hasattr(cond, "op") or cond.op not in (Op.GTE, Op.GT):
+        raise ConversionRefused("a threshold rule alerts at N or more: the correlation's condition is not that")
+    count = cond.count + (1 if cond.op == Op.GT else 0)
+    ref = corr.rules[0]
+    base = base_filter(ref.rule)
+    spec: dict[str, Any] = {"field": [f.path for f in _keys(corr, ref.reference, ref.rule)]}
+    if corr.type == T.EVENT_COUNT:
+        spec["value"] = count
+    else:
+        (distinct,) = _fields([cond.fieldref], ref.rule)
+        spec["value"] = 1
+        spec["cardinality"] = [{"field": distinct.path, "value": count}]
+    return base, spec
 
 
 def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
@@ -370,9 +399,21 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
         raise ConversionRefused(f"pySigma cannot read it: {e}") from None
     out: list[SigmaQuery | ConversionRefused] = []
     for r in rules:
+        threshold: tuple[ir.EventFilter, dict] | None = None
+        no_eql = None
+        q: ir.Query | None
         try:
             if isinstance(r, SigmaCorrelationRule):
-                q, warnings = correlation_query(r)
+                try:
+                    threshold = threshold_of(r)
+                except ConversionRefused:
+                    pass
+                try:
+                    q, warnings = correlation_query(r)
+                except ConversionRefused as e:
+                    if threshold is None:
+                        raise
+                    q, warnings, no_eql = None, [], e.reason
             else:
                 q, warnings = ir.EventQuery(base_filter(r)), []
         except ConversionRefused as e:
@@ -380,6 +421,8 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
             continue
         out.append(SigmaQuery(q, r.title, str(r.id) if r.id else None, r.description,
                               r.level.name.lower() if r.level else None, [str(t) for t in r.tags],
-                              list(r.references), r.author, list(r.falsepositives), warnings))
+                              list(r.references), r.author, list(r.falsepositives), warnings,
+                              threshold[1] if threshold else None, threshold[0] if threshold else None,
+                              r.timespan.spec if isinstance(r, SigmaCorrelationRule) else None, no_eql))
     return out
 
