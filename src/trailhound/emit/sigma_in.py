@@ -69,14 +69,47 @@ def pcre_to_lucene(rx: str, ignorecase: bool = False, multiline: bool = False) -
             raise ConversionRefused(f"the regex {rx!r} uses an inline flag Lucene regexes lack")
         rx = rx[m.end():]
     whole = re.fullmatch(r"\^\(\?:(.*)\)\$", rx, re.S)
-    start = end = True
-    if whole:
-        rx = whole.group(1)
-    else:
-        start, end = rx.startswith("^"), bool(re.search(r"(?<!\\)(?:\\\\)*\$\Z", rx))
-        rx = rx[1 if start else 0: len(rx) - (1 if end else 0)]
+    if whole:  # the anchored form Trailhound writes
+        return _translate(whole.group(1), rx), ignorecase
+    out = []
+    for branch in _branches(rx):  # `^a|b$`: each alternative has its own anchors
+        start, end = branch.startswith("^"), bool(re.search(r"(?<!\\)(?:\\\\)*\$\Z", branch))
+        body = _translate(branch[1 if start else 0: len(branch) - (1 if end else 0)], rx)
+        out.append(("" if start else ".*") + body + ("" if end else ".*"))
+    return "|".join(out), ignorecase
+
+
+def _branches(rx: str) -> list[str]:
+    """The top-level alternatives of a regex."""
+    parts, depth, in_class, i, last = [], 0, False, 0, 0
+    while i < len(rx):
+        c = rx[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if rx[i + 1: i + 2] == "^":
+                i += 1
+            if rx[i + 1: i + 2] == "]":
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(rx[last:i])
+            last = i + 1
+        i += 1
+    return parts + [rx[last:]]
+
+
+def _translate(rx: str, whole: str) -> str:
+    """PCRE text (no anchors at its ends) as Lucene regex text."""
     out: list[str] = []
-    i, depth, in_class, top_alt = 0, 0, False, False
+    i, in_class = 0, False
     while i < len(rx):
         c = rx[i]
         if c == "\\" and i + 1 < len(rx):
@@ -84,11 +117,11 @@ def pcre_to_lucene(rx: str, ignorecase: bool = False, multiline: bool = False) -
             if in_class and n in _CLASS_ESC:
                 out.append(_CLASS_ESC[n])
             elif in_class and n in "DWS":
-                raise ConversionRefused(f"the regex {rx!r} uses \\{n} inside a character class, which Lucene lacks")
+                raise ConversionRefused(f"the regex {whole!r} uses \\{n} inside a character class, which Lucene lacks")
             elif not in_class and n in _OUTSIDE_ESC:
                 out.append(_OUTSIDE_ESC[n])
             elif n.isalnum():
-                raise ConversionRefused(f"the regex {rx!r} uses \\{n}, which Lucene regexes lack")
+                raise ConversionRefused(f"the regex {whole!r} uses \\{n}, which Lucene regexes lack")
             else:
                 out.append("\\" + n)
             i += 2
@@ -106,32 +139,19 @@ def pcre_to_lucene(rx: str, ignorecase: bool = False, multiline: bool = False) -
             if rx[i + 1: i + 2] == "]":
                 out.append("\\]")
                 i += 1
-        elif c == "(":
-            if rx.startswith("(?:", i):
-                out.append("(")
-                depth += 1
-                i += 3
-                continue
-            if rx.startswith("(?", i):
-                raise ConversionRefused(f"the regex {rx!r} uses {rx[i:i + 3]!r}: Lucene regexes have no "
-                                        "look-around or inline groups")
-            depth += 1
-            out.append(c)
-        elif c == ")":
-            depth -= 1
-            out.append(c)
+        elif c == "(" and rx.startswith("(?:", i):
+            out.append("(")
+            i += 3
+            continue
+        elif c == "(" and rx.startswith("(?", i):
+            raise ConversionRefused(f"the regex {whole!r} uses {rx[i:i + 3]!r}: Lucene regexes have no "
+                                    "look-around or inline groups")
         elif c in "^$":
-            raise ConversionRefused(f"the regex {rx!r} has an anchor inside it, which Lucene regexes lack")
-        elif c == "|" and depth == 0:
-            top_alt = True
-            out.append(c)
+            raise ConversionRefused(f"the regex {whole!r} has an anchor inside it, which Lucene regexes lack")
         else:
             out.append("\\" + c if c in _LUCENE_LITERAL else c)
         i += 1
-    body = "".join(out)
-    if top_alt and not (start and end):
-        body = f"({body})"
-    return ("" if start else ".*") + body + ("" if end else ".*"), ignorecase
+    return "".join(out)
 
 
 # ---- base rules ---------------------------------------------------------------------------
@@ -179,9 +199,10 @@ def _backend_class() -> type:
 
         def decide_convert_condition_as_in_expression(self, cond: Any, state: Any) -> bool:
             # its `f : (...)` list compares case-insensitively: never for `cased` values
-            from sigma.types import SigmaCasedString
+            from sigma.types import SigmaCasedString, SigmaNumber
 
-            if any(isinstance(getattr(a, "value", None), SigmaCasedString) for a in cond.args):
+            # nor for numbers: it writes them as `like~ (4, 5)`, which takes strings
+            if any(isinstance(getattr(a, "value", None), (SigmaCasedString, SigmaNumber)) for a in cond.args):
                 return False
             return bool(super().decide_convert_condition_as_in_expression(cond, state))
 
@@ -253,6 +274,9 @@ def _tidy(e: ir.Expr) -> ir.Expr:
         return type(e)(tuple(_tidy(t) for t in e.terms))
     if isinstance(e, ir.Not):
         return ir.Not(_tidy(e.operand))
+    if isinstance(e, ir.InSet) and e.case_insensitive and not any(
+            isinstance(o, ir.Literal) and isinstance(o.value, str) for o in e.options):
+        return ir.InSet(e.value, e.options)  # `:` on numbers is plain equality
     if (isinstance(e, ir.Match) and e.kind == "wildcard" and not e.case_insensitive
             and not any("*" in p or "?" in p for p in e.patterns)):
         if len(e.patterns) == 1:
