@@ -202,3 +202,9 @@ def test_check_sigma_reports_what_pysigma_refuses():
           condition: sel and missing
         """)
     assert check_sigma(bad)
+
+
+def test_cidr_networks_with_host_bits_become_networks():
+    # Elasticsearch reads 10.6.48.157/8 as 10.0.0.0/8; pySigma refuses host bits
+    det = sigma('network where cidrMatch(destination.ip, "10.6.48.157/8")').documents[0]["detection"]
+    assert det["selection_1"]["destination.ip|cidr"] == "10.0.0.0/8"

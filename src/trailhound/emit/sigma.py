@@ -246,11 +246,21 @@ class _Detection:
             name = self.name(e.args[0])
             values = [a.value for a in e.args[1:] if isinstance(a, ir.Literal)]
             if e.name == "cidrMatch":
-                return {f"{name}|cidr": values[0] if len(values) == 1 else values}
+                nets = [_network(str(v)) for v in values]  # ES takes host bits (10.1.2.3/8); Sigma wants the network
+                return {f"{name}|cidr": nets[0] if len(nets) == 1 else nets}
             fn = {"startsWith": "startswith", "endsWith": "endswith", "stringContains": "contains"}.get(e.name)
             if fn and len(values) == 1 and isinstance(values[0], str):
                 return {f"{name}|{'' if e.case_insensitive else 'cased|'}{fn}": sigma_string(values[0])}
         return None
+
+
+def _network(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text
 
 
 def _describe(e: ir.Expr) -> str:
