@@ -150,3 +150,22 @@ def test_sigma_count_correlations_to_toml(tmp_path):
     loaded = load_rules([tmp_path / "out"])
     assert not loaded.errors and len(loaded.rules) == 3
     assert all(check_rule(r).status == "ok" for r in loaded.rules)
+
+
+def test_bad_sigma_files_are_refused_with_the_file_and_reason(tmp_path):
+    bad = {
+        "syntax.yml": "title: [unclosed\n",
+        "scalar.yml": "just a string\n",
+        "list.yml": "- a\n- b\n",
+        "nodetection.yml": "title: x\nlogsource: {product: linux}\n",
+        "weird.yml": "title: x\nlogsource: {product: linux}\ndetection: 5\n",
+        "corr.yml": "title: c\ncorrelation: {type: temporal, rules: [nope], timespan: 5m}\n",
+    }
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+    for target in ("eql", "sigma", "toml", "splunk"):
+        res = run("--to", target, str(tmp_path))
+        assert res.exit_code == 2, (target, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (target, res.exception)
+        assert res.stderr.count("refused: ") == len(bad), (target, res.stderr)
+        assert f"refused: {tmp_path / 'syntax.yml'}: not YAML: line 2" in res.stderr

@@ -97,7 +97,7 @@ def convert(
                     err.print(f"[red]error[/red]: {m(e)}")
                     results.append(cv.Refused(path.stem, str(path), e.message))
                     continue
-                results.extend(cv.from_sigma(text, path.stem, target))
+                results.extend(cv.from_sigma(text, path.stem, target, str(path)))
                 continue
             loaded = load_rules([path])
             for problem in loaded.errors:

@@ -101,18 +101,22 @@ def from_query(q: ir.Query, text: str, language: str, target: str) -> Result:
         return Refused("query", meta.title, e.reason)
 
 
-def from_sigma(text: str, stem: str, target: str) -> list[Result]:
-    """Each rule a Sigma file alerts on, in `target`."""
+def from_sigma(text: str, stem: str, target: str, source: str | None = None) -> list[Result]:
+    """Each rule a Sigma file alerts on, in `target`; `source` (the file) names what has no title."""
     import yaml
 
     from .sigma import check_sigma
 
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        return [Refused(stem, source or stem, f"not YAML: {where}{getattr(e, 'problem', None) or e}")]
+    if not docs or not all(isinstance(d, dict) for d in docs):
+        return [Refused(stem, source or stem, "not a Sigma rule: each YAML document must be a mapping (title, logsource, ...)")]
     if target in ("sigma", "splunk", "kusto"):
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d]
-        except yaml.YAMLError as e:
-            return [Refused(stem, stem, f"not YAML: {e}")]
-        title = str(docs[-1].get("title", stem)) if docs and isinstance(docs[-1], dict) else stem
+        title = str(docs[-1].get("title", source or stem))
         problems = check_sigma(text)
         if problems:
             return [Refused(stem, title, "pySigma refuses it: " + "; ".join(problems[:3]))]
@@ -128,12 +132,12 @@ def from_sigma(text: str, stem: str, target: str) -> list[Result]:
     try:
         found = sigma_queries(text)
     except ConversionRefused as e:
-        return [Refused(stem, stem, e.reason)]
+        return [Refused(stem, source or stem, e.reason)]
     results: list[Result] = []
     many = len(found) > 1
     for item in found:
         if isinstance(item, ConversionRefused):
-            results.append(Refused(stem, stem, item.reason))
+            results.append(Refused(stem, source or stem, item.reason))
             continue
         name = f"{stem}_{slug(item.title)}" if many else stem
         try:

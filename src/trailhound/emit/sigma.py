@@ -337,10 +337,17 @@ def check_sigma(text: str) -> list[str]:
         coll.resolve_rule_references()
     except SigmaError as e:
         return [f"pySigma cannot read it: {e}"]
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # pySigma on input it does not expect
+        return [f"pySigma cannot read it: {type(e).__name__}: {e}"]
     problems = [f"{r.title}: {e}" for r in coll for e in r.errors]
+    if problems:
+        return problems
     chosen = [v for k, v in validators.items() if k not in SKIPPED_VALIDATORS]
-    for issue in SigmaValidator(chosen).validate_rules(iter(coll)):  # type: ignore[arg-type]
-        problems.append(f"{type(issue).__name__}: {issue.description}")
+    try:
+        for issue in SigmaValidator(chosen).validate_rules(iter(coll)):  # type: ignore[arg-type]
+            problems.append(f"{type(issue).__name__}: {issue.description}")
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        problems.append(f"pySigma's validators cannot read it: {type(e).__name__}: {e}")
     return problems
 
 

@@ -409,6 +409,15 @@ def threshold_of(corr: Any) -> tuple[ir.EventFilter, dict]:
     return base, spec
 
 
+#: what pySigma raises on input it cannot handle, besides its own SigmaError
+_DATA_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, NotImplementedError)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
     """Every rule Sigma would alert on (correlations, and rules no correlation hides) as a query."""
     from sigma.collection import SigmaCollection
@@ -419,8 +428,8 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
         coll = SigmaCollection.from_yaml(text)
         coll.resolve_rule_references()
         rules = list(coll.get_output_rules())
-    except SigmaError as e:
-        raise ConversionRefused(f"pySigma cannot read it: {e}") from None
+    except (SigmaError, *_DATA_ERRORS) as e:
+        raise ConversionRefused(f"pySigma cannot read it: {_first_line(e)}") from None
     out: list[SigmaQuery | ConversionRefused] = []
     for r in rules:
         threshold: tuple[ir.EventFilter, dict] | None = None
@@ -442,6 +451,9 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
                 q, warnings = ir.EventQuery(base_filter(r)), []
         except ConversionRefused as e:
             out.append(ConversionRefused(f"{r.title}: {e.reason}"))
+            continue
+        except (SigmaError, *_DATA_ERRORS) as e:  # pySigma on a rule it parsed but cannot convert
+            out.append(ConversionRefused(f"{r.title}: pySigma cannot convert it: {_first_line(e)}"))
             continue
         out.append(SigmaQuery(q, r.title, str(r.id) if r.id else None, r.description,
                               r.level.name.lower() if r.level else None, [str(t) for t in r.tags],
