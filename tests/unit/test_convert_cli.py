@@ -72,6 +72,8 @@ def test_pack_to_sigma_files_then_back_to_eql_and_toml(tmp_path):
     assert brute.type == "threshold" and brute.language == "kuery"
     assert brute.threshold == {"field": ["host.id", "source.ip"], "value": 5}
     assert check_rule(brute).status == "ok"
+    (orig,) = load_rules([PACK / "ssh_bruteforce.toml"]).rules
+    assert brute.metadata["creation_date"] == orig.metadata["creation_date"]  # Sigma's date carried through
     after = next(r for r in loaded.rules if r.name == "SSH Successful Login After Repeated Failures")
     assert after.type == "eql" and "with runs=5" in (after.query or "")
     *_, top = yaml.safe_load_all((sig / "ssh_bruteforce.yml").read_text())

@@ -200,4 +200,6 @@ def _sigma_toml(item: Any) -> tuple[str, list[str]]:
                        extra=extra)
     if item.rule_id:
         doc["rule"]["rule_id"] = item.rule_id
+    if item.date:
+        doc["metadata"].update({"creation_date": item.date, "updated_date": item.modified or item.date})
     return dumps(doc), warnings

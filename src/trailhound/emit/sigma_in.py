@@ -45,6 +45,8 @@ class SigmaQuery:
     base: ir.EventFilter | None = None  # the events it counts
     timespan: str | None = None
     no_eql: str | None = None
+    date: str | None = None  # YYYY/MM/DD, as detection-rules' metadata writes dates
+    modified: str | None = None
 
 
 # ---- regexes: PCRE (Sigma) → Lucene (Elasticsearch) ------------------------------------------
@@ -409,6 +411,10 @@ def threshold_of(corr: Any) -> tuple[ir.EventFilter, dict]:
     return base, spec
 
 
+def _date(value: Any) -> str | None:
+    return value.strftime("%Y/%m/%d") if hasattr(value, "strftime") else None
+
+
 #: what pySigma raises on input it cannot handle, besides its own SigmaError
 _DATA_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, NotImplementedError)
 
@@ -459,6 +465,7 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
                               r.level.name.lower() if r.level else None, [str(t) for t in r.tags],
                               list(r.references), r.author, list(r.falsepositives), warnings,
                               threshold[1] if threshold else None, threshold[0] if threshold else None,
-                              r.timespan.spec if isinstance(r, SigmaCorrelationRule) else None, no_eql))
+                              r.timespan.spec if isinstance(r, SigmaCorrelationRule) else None, no_eql,
+                              _date(r.date), _date(r.modified or r.date)))
     return out
 
