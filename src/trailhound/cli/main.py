@@ -11,9 +11,11 @@ import traceback
 import typer
 
 from .common import EXIT_ERROR, err
+from .convert import convert
 from .hunt import hunt
 from .lab import lab_app
 from .normalize import normalize
+from .pack import pack_app
 from .query import query
 from .rules import rules_app
 from .safe import clean, m
@@ -52,8 +54,10 @@ app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
 app.command("test")(test_rules)
+app.command()(convert)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
+app.add_typer(pack_app, name="pack")
 
 
 def run() -> None:
