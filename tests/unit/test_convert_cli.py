@@ -49,7 +49,7 @@ def test_a_bad_query_is_an_error_not_a_traceback():
 
 def test_pack_to_sigma_files_then_back_to_eql_and_toml(tmp_path):
     sig = tmp_path / "sigma"
-    # the rule files (the pack directory also holds its committed Sigma export, pack/sigma/)
+    # the rule files (the pack directory also holds no Sigma files: its export is in pack_sigma/)
     res = run("--to", "sigma", "-o", str(sig), *map(str, sorted(PACK.glob("*.toml"))))
     assert res.exit_code == 1, res.output  # the two new_terms rules are refused
     assert res.stderr.count("refused: ") == 2 and "21 converted, 2 refused" in res.stderr

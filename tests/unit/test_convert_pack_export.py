@@ -1,4 +1,4 @@
-"""The pack's committed Sigma export (src/trailhound/pack/sigma/) matches what the converter makes of
+"""The pack's committed Sigma export (src/trailhound/pack_sigma/) matches what the converter makes of
 the pack's rules today, and `trailhound pack export` writes a complete package per rule."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from trailhound.lang.parser import parse
 from trailhound.pack import DIR as PACK
 from trailhound.rules.loader import load_rules
 
-EXPORT = PACK / "sigma"
-REGENERATE = "trailhound convert --to sigma -o src/trailhound/pack/sigma src/trailhound/pack/*.toml"
+EXPORT = PACK.parent / "pack_sigma"
+REGENERATE = "trailhound convert --to sigma -o src/trailhound/pack_sigma src/trailhound/pack/*.toml"
 
 
 def test_committed_sigma_export_is_in_sync_with_the_pack():

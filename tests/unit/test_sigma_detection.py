@@ -8,7 +8,7 @@ import pytest
 import yaml
 from test_backends import both
 
-from trailhound.engine.prepare import FrameOptions
+from trailhound.engine.filter import FrameOptions
 from trailhound.lang import ir
 from trailhound.lang.sigma.errors import SigmaRuleError, SigmaUnsupported
 from trailhound.rules.check import sigma_query
