@@ -15,6 +15,7 @@ from .hunt import hunt
 from .lab import lab_app
 from .normalize import normalize
 from .query import query
+from .report import report
 from .rules import rules_app
 from .safe import clean, m
 from .testcmd import test_rules
@@ -51,6 +52,7 @@ def main(
 app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
+app.command()(report)
 app.command("test")(test_rules)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
