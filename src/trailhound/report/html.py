@@ -55,7 +55,7 @@ def render_html(data: ReportData, title: str = "Trailhound report") -> str:
         raise ValueError("report assets may not contain '</'")
     notes = "\n".join(f'<template id="note-{i}">{body}</template>' for i, body in sorted(data.notes.items()))
     parts = {
-        "CSP": html.escape(content_security_policy(script, style), quote=True),
+        "CSP": html.escape(content_security_policy(script, style), quote=False).replace('"', "&quot;"),
         "TITLE": html.escape(title, quote=True),
         "CSS": style,
         "JS": script,

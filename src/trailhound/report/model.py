@@ -77,7 +77,7 @@ def techniques(threat: Any) -> list[tuple[str, str, str, str]]:
         tid, tname = str(tactic.get("id") or ""), str(tactic.get("name") or "")
         techs = entry.get("technique")
         techs = techs if isinstance(techs, list) else []
-        if not techs:
+        if not techs and tid:  # a tactic alone
             out.append((tid, tname, "", ""))
         for t in techs:
             if not isinstance(t, dict):
