@@ -103,7 +103,7 @@ def hostile_auth_log() -> str:
     """Failed logins for hostile user names from one address (a brute force), then a success."""
     lines = []
     second = 0
-    for round_ in range(2):
+    for _ in range(2):
         for p in PAYLOADS:
             second += 1
             lines.append(f"2026-11-23T15:00:{second:02d}.000000+00:00 victim-host sshd[{3000 + second}]: "
