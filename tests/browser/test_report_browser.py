@@ -196,6 +196,14 @@ def test_hostile_corpus_stays_inert(hostile_report, open_report):
         hrefs = page.eval_on_selector_all("#app a[href]", "as => as.map(a => a.getAttribute('href'))")
         # links: the report's own (#...) and the rules' references; none from the logs
         assert all(h.startswith("#") or (h.startswith("https://") and "evil" not in h) for h in hrefs), (view, hrefs)
+    # a long value shows its start; "show all" puts the whole of it in, still as text
+    big = next(n for n in hostile if "A" * 1000 in json.dumps(alerts[n]))
+    page.evaluate(f"location.hash = '#alert/{big}'")
+    page.wait_for_selector("#event button.more")
+    before = len(page.inner_text("#event"))
+    page.click("#event button.more >> nth=0")
+    assert len(page.inner_text("#event")) > before + 90_000
+    assert page.evaluate("window.__pwned === undefined")
     # the payloads are shown as text: a user name with markup is readable in the list and the detail
     page.evaluate("location.hash = '#alerts?q=' + encodeURIComponent('</script><script>window.__pwned=2')")
     page.wait_for_selector("#alert-table tbody tr")
@@ -210,4 +218,26 @@ def test_hostile_corpus_stays_inert(hostile_report, open_report):
     page.wait_for_selector("#skipped")
     assert "auth.log" in page.inner_text("#skipped") and "over the 1048576-byte limit" in page.inner_text("#skipped")
     assert page.evaluate("window.__pwned === undefined")
+    clean(seen, html)
+
+
+def test_an_alerts_exception_entry_excepts_it(lab_report, open_report, tmp_path):
+    """The entry the page writes (in the browser, from the alert's fields) loads as an exception
+    list and, given back to hunt, removes that alert and keeps the rule's others that differ."""
+    from conftest import LAB, hunt
+
+    alerts_file, html, _ = lab_report
+    alerts = alerts_of(alerts_file)
+    n = next(i for i, a in enumerate(alerts) if a["kibana.alert.rule.name"] == "SSH Private Key Copied, Encoded or "
+             "Transferred")
+    seen = open_report(html, f"#alert/{n}")
+    toml = seen.page.inner_text("#exception-toml")
+    assert 'field = "process.executable"' in toml and alerts[n]["kibana.alert.rule.rule_id"] in toml
+    (tmp_path / "exc").mkdir()
+    (tmp_path / "exc" / "one.toml").write_text(toml)
+    after, _, _ = hunt(tmp_path, sorted(LAB.glob("*/audit.log")) + sorted(LAB.glob("*/auth.log")),
+                       "--exceptions", str(tmp_path / "exc"))
+    left = alerts_of(after)
+    assert alerts[n]["kibana.alert.uuid"] not in {a["kibana.alert.uuid"] for a in left}
+    assert len(left) == len(alerts) - 1  # that rule had one alert; no other rule is touched
     clean(seen, html)

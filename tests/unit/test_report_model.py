@@ -73,7 +73,7 @@ def test_rules_carry_author_license_and_join_keys(hunted):
     data = build_report(alerts, rules=rules.rules)
     seq = next(r for r in data.rules if r["name"] == "SSH Authorized Key Added Then SSH Client Started")
     assert seq["author"] == ["Trailhound"] and seq["license"] == "Apache-2.0"
-    assert seq["file"].endswith("ssh_authorized_keys_then_ssh.toml")
+    assert seq["file"] == "trailhound pack: ssh_authorized_keys_then_ssh.toml"
     assert seq["sequence"] == {"stages": [["host.name"], ["host.name"]], "missing": [False, False],
                                "maxspan_ms": 3_600_000, "kind": "sequence"}
     guided = [i for i, r in enumerate(data.rules) if r["note"]]

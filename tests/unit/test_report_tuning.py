@@ -70,5 +70,6 @@ def test_one_alert_entry_excepts_that_alert(tmp_path):
 
 
 def test_toml_strings_round_trip():
-    for text in ['a"b\\c', "line\nbreak\ttab\x00\x1f\x7f", "\u2028 ünïcödé 😀", "</script>"]:
+    for text in ['a"b\\c', "line\nbreak\ttab\x00\x1f\x7f", "\u2028 ünïcödé 😀", "</script>", "\u202egnp.exe\x85"]:
         assert tomllib.loads(f"v = {toml_string(text)}")["v"] == text
+    assert toml_string("\u202ex\u2066") == '"\\u202Ex\\u2066"'  # shown as escapes, read back as the characters

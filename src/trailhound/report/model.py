@@ -173,33 +173,48 @@ class ReportData:
 
 
 class _Values:
-    """Each distinct value once; strings keyed by themselves, other values by their JSON."""
+    """Each distinct value once: strings keyed by themselves, other plain values by (type, value),
+    lists and objects by their JSON."""
 
     def __init__(self) -> None:
         self.values: list = []
-        self._str: dict[str, int] = {}
-        self._other: dict[bytes, int] = {}
+        self._index: dict[Any, int] = {}
 
     def ref(self, value: Any) -> int:
-        if isinstance(value, str):
-            i = self._str.get(value)
-            if i is None:
-                i = self._str[value] = len(self.values)
-                self.values.append(value)
-            return i
-        import orjson
-
-        key = orjson.dumps(value, default=str)
-        i = self._other.get(key)
+        key: Any = value if isinstance(value, str) else \
+            (type(value), value) if value is None or isinstance(value, int | float | bool) else _json_key(value)
+        i = self._index.get(key)
         if i is None:
-            i = self._other[key] = len(self.values)
-            self.values.append(orjson.loads(key))
+            i = self._index[key] = len(self.values)
+            self.values.append(value)
         return i
 
     def encode(self, value: Any) -> int | list[int]:
         if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
             return [self.ref(v) for v in value]
         return self.ref(value)
+
+
+def _json_key(value: Any) -> tuple[str, bytes]:
+    import orjson
+
+    return "json", orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
+
+
+def _rule_file(path: str | None) -> str | None:
+    """Where a rule came from; the bundled pack's rules by their name in the pack, not by the
+    install path."""
+    if not path:
+        return None
+    from pathlib import Path
+
+    from ..pack import DIR as PACK
+
+    p = Path(path)
+    try:
+        return "trailhound pack: " + p.resolve().relative_to(Path(PACK).resolve()).as_posix()
+    except ValueError:
+        return path
 
 
 def _rule_entry(flat: Mapping, rule: Any | None) -> dict:
@@ -232,7 +247,7 @@ def _rule_entry(flat: Mapping, rule: Any | None) -> dict:
         "author": authors,
         "license": str(license) if license else None,
         "attribution": attribution(authors, str(license) if license else None),
-        "file": getattr(rule, "source", None),
+        "file": _rule_file(getattr(rule, "source", None)),
         "attack": [list(t) for t in techniques(threat)],
         "sequence": join_keys(str(language or ""), str(query or "")),
         "note": str(note) if note else None,

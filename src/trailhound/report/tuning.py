@@ -70,7 +70,10 @@ class NoiseTally:
                 value, count = top[0]
                 if count / hits >= DOMINANT_SHARE and name != "process.command_line":
                     dominant.append({"field": name, "value": value, "count": count, "share": round(count / hits, 3)})
-            entries = [entry(d["field"], d["value"]) for d in dominant[:3]]
+            named = {d["field"] for d in dominant}
+            # the executable says what the name does, with its directory
+            useful = [d for d in dominant if not (d["field"] == "process.name" and "process.executable" in named)]
+            entries = [entry(d["field"], d["value"]) for d in useful[:3]]
             r = rules[rule]
             out.append({"rule": rule, "hits": hits, "fields": fields, "dominant": dominant, "entries": entries,
                         "toml": exception_toml(r["rule_id"], r["name"], [entries]) if entries else None})
@@ -92,13 +95,16 @@ def alert_entries(flat: Mapping, query_fields: Sequence[str] = ()) -> list[dict]
     return out
 
 
+_TOML_ESCAPED = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]')
+
+
 def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped; everything else
-    (any language, U+2028) as it is."""
+    """A TOML basic string: quotes, backslashes, control characters and the invisible ones that
+    reorder or break text (bidi controls, U+2028) escaped; everything else as it is."""
     def esc(m: re.Match) -> str:
         c = m.group(0)
         return {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\u{ord(c):04X}")
-    return '"' + re.sub(r'[\\"\x00-\x1f\x7f]', esc, text) + '"'
+    return '"' + _TOML_ESCAPED.sub(esc, text) + '"'
 
 
 def _slug(text: str) -> str:

@@ -30,10 +30,22 @@
   function add(parent, child) {
     if (child === null || child === undefined || child === false) return parent;
     if (Array.isArray(child)) { child.forEach(function (c) { add(parent, c); }); return parent; }
-    parent.appendChild(typeof child === 'object' ? child : document.createTextNode(vis(child)));
+    parent.appendChild(typeof child === 'object' ? child : long(vis(child)));
     return parent;
   }
-  function pre(text) { var p = el('pre'); p.textContent = vis(text, true); return p; }
+  // A value longer than LONG characters shows its start and a button for the rest: laying out
+  // a megabyte of unbroken text would stall the page.
+  var LONG = 2000;
+  function long(text) {
+    if (text.length <= LONG) return document.createTextNode(text);
+    var span = el('span'), node = document.createTextNode(text.slice(0, LONG) + '\u2026 '), more = el('button', 'more');
+    more.textContent = 'show all ' + text.length + ' characters';
+    more.addEventListener('click', function () { node.textContent = text; more.remove(); });
+    span.appendChild(node);
+    span.appendChild(more);
+    return span;
+  }
+  function pre(text) { var p = el('pre'); p.appendChild(long(vis(text, true))); return p; }
   function link(hash, text, cls) { var a = el('a', cls, text); a.setAttribute('href', '#' + hash); return a; }
   function safeUrl(u) {
     if (typeof u !== 'string' || /[\u0000-\u0020\u007f\\]/.test(u)) return null;
@@ -459,7 +471,7 @@
     return dl;
   }
   function tomlString(s) {
-    return '"' + String(s).replace(/[\\"\u0000-\u001f\u007f]/g, function (c) {
+    return '"' + String(s).replace(/[\\"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, function (c) {
       return { '\\': '\\\\', '"': '\\"', '\n': '\\n', '\t': '\\t', '\r': '\\r' }[c] || '\\u' + ('000' + c.charCodeAt(0).toString(16).toUpperCase()).slice(-4);
     }) + '"';
   }
@@ -570,14 +582,12 @@
     if (A.gp[n] >= 0) head.appendChild(el('p', null, 'Step ' + (A.gi[n] + 1) + ' of ', link('alert/' + A.gp[n], 'a sequence'), '.'));
     app.appendChild(head);
     if (A.gp[n] === -2) app.appendChild(sequenceSteps(n));
-    app.appendChild(ruleCard(ri));
     var ev = el('div', 'card', el('h2', null, A.gp[n] === -2 ? 'Fields all steps share' : 'Source event'));
     ev.id = 'event';
     ev.appendChild(el('h3', null, 'Raw line'));
     ev.appendChild(rawLines(doc));
     ev.appendChild(el('h3', null, 'Fields'));
     ev.appendChild(fieldsTable(doc));
-    app.appendChild(ev);
     if (A.gp[n] === -2) {
       for (var s = 0; s < N; s++) {
         if (A.gp[s] !== n || A.pc[s] < 0) continue;
@@ -586,7 +596,12 @@
         t.firstChild.textContent = 'Process tree of step ' + (A.gi[s] + 1);
         app.appendChild(t);
       }
-    } else app.appendChild(processTree(A.pc[n]));
+      app.appendChild(ev);
+    } else {
+      app.appendChild(ev);
+      app.appendChild(processTree(A.pc[n]));
+    }
+    app.appendChild(ruleCard(ri));
     var g = el('div', 'card guide', el('h2', null, 'Investigation guide'));
     g.id = 'guide';
     var tpl = document.getElementById('note-' + ri);
@@ -599,7 +614,7 @@
     else fp.appendChild(el('p', 'muted', 'The rule lists no false positives.'));
     var toml = exceptionToml(r, doc);
     fp.appendChild(el('h3', null, 'Exception entry (detection-rules exception TOML, for hunt --exceptions)'));
-    if (toml) { var p = pre(toml); p.id = 'exception-toml'; p.textContent = toml; fp.appendChild(p); }
+    if (toml) { var p = pre(toml); p.id = 'exception-toml'; fp.appendChild(p); }
     else fp.appendChild(el('p', 'muted', 'The alert carries none of the fields an exception entry is written from.'));
     app.appendChild(fp);
   }
