@@ -49,10 +49,10 @@ class Start:
     leader_type: str | None
     leader_ip: str | None
 
-    def node(self, relation: str, depth: int = 0) -> dict:
+    def node(self, relation: str, depth: int = 0, leader: bool = False) -> dict:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "executable": self.executable,
                 "command_line": self.command_line, "user": self.user, "start": self.at, "relation": relation,
-                "depth": depth}
+                "depth": depth, "leader": leader}
 
 
 @dataclass
@@ -135,11 +135,11 @@ class ProcessIndex:
         else:
             end = "depth limit"
         parent = ancestors[0] if ancestors else None
-        siblings = [s for s in self._children(host, parent) if s.pid != me.pid] if parent else []
+        siblings = [s for s in self._children(host, parent) if s is not me] if parent else []
         children = self._children(host, me)
         nodes = [a.node("leader" if a.pid == leader_pid else "ancestor", -(i + 1))
                  for i, a in reversed(list(enumerate(ancestors)))]
-        nodes.append(me.node("leader" if me.pid == leader_pid else "self", 0))
+        nodes.append(me.node("self", 0, leader=me.pid == leader_pid))
         nodes += [c.node("child", 1) for c in children[:MAX_RELATIVES]]
         ctx = {"host": host, "nodes": nodes,
                "siblings": [s.node("sibling", 0) for s in siblings[:MAX_RELATIVES]],

@@ -538,7 +538,7 @@
     var c = D.processes[ci], ul = el('ul', 'tree'), base = c.nodes.length ? -c.nodes[0].depth : 0;
     c.nodes.forEach(function (p) {
       var li = el('li', (p.relation === 'self' ? 'self ' : p.relation === 'leader' ? 'leader ' : '') + 'd' + Math.min(6, p.depth + base),
-        el('span', 'rel', p.relation === 'self' ? 'this process' : p.relation), el('strong', 'v', p.name || '?'), ' pid ' + p.pid,
+        el('span', 'rel', p.relation === 'self' ? 'this process' + (p.leader ? ', the entry leader' : '') : p.relation), el('strong', 'v', p.name || '?'), ' pid ' + p.pid,
         p.user ? ' user ' : '', p.user ? el('span', 'v', p.user) : null, ' started ' + p.start, el('div', 'mono v', p.command_line || p.executable));
       ul.appendChild(li);
     });
