@@ -191,9 +191,12 @@
   function overview() {
     var s = D.summary;
     var head = el('div', 'card');
-    var times = A.tm.filter(function (t) { return t !== null; });
-    var first = times.length ? Math.min.apply(null, times.slice(0, 100000)) : null;
-    var last = times.length ? Math.max.apply(null, times.slice(0, 100000)) : null;
+    var first = null, last = null;
+    A.tm.forEach(function (t) {
+      if (t === null) return;
+      if (first === null || t < first) first = t;
+      if (last === null || t > last) last = t;
+    });
     add(head, el('p', null, el('strong', null, String(N)), ' alerts from ', el('strong', null, String(R.length)),
       ' rules', first !== null ? ', from ' + fmtTime(first) + ' to ' + fmtTime(last) + ' UTC' : '',
       s ? '; ' + s.rules_run + ' rules run' : ''));
