@@ -20,7 +20,8 @@ def finds(alert: dict, text: str) -> bool:
     """What the list's search does: any value of the alert's own fields, or its rule's name."""
     values = [alert["kibana.alert.rule.name"]]
     for k, v in alert.items():
-        if not k.startswith(("kibana.alert.rule.", "kibana.alert.original_event.")) and k != "@timestamp":
+        if not k.startswith(("kibana.alert.rule.", "kibana.alert.original_event.")) and \
+                k not in ("@timestamp", "kibana.alert.ancestors"):
             values += [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
     return any(text.lower() in v.lower() for v in values)
 
@@ -240,4 +241,26 @@ def test_an_alerts_exception_entry_excepts_it(lab_report, open_report, tmp_path)
     left = alerts_of(after)
     assert alerts[n]["kibana.alert.uuid"] not in {a["kibana.alert.uuid"] for a in left}
     assert len(left) == len(alerts) - 1  # that rule had one alert; no other rule is touched
+    clean(seen, html)
+
+
+def test_a_report_without_alerts_loads_clean(tmp_path, open_report):
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    (tmp_path / "alerts.ndjson").write_text("")
+    html = tmp_path / "r.html"
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "alerts.ndjson"), "-o", str(html)])
+    assert r.exit_code == 0, r.output
+    for view in ("", "#alert/0"):  # an alert that does not exist shows the overview
+        seen = open_report(html, view)
+        assert seen.page.eval_on_selector_all("#severity-counts .n", "ns => ns.map(n => n.innerText)") == ["0"] * 4
+        assert "No rule that fired" in seen.page.inner_text("#attack-matrix")
+        clean(seen, html)
+    seen = open_report(html, "#alerts")
+    assert count_shown(seen.page) == 0 and seen.page.locator("#alert-table tbody tr").count() == 0
+    clean(seen, html)
+    seen = open_report(html, "#tuning")
+    assert "No alert." in seen.page.inner_text("#tuning")
     clean(seen, html)

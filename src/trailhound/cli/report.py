@@ -178,6 +178,11 @@ def report(
     raise typer.Exit(EXIT_OK)
 
 
+def _has_pid(alert: dict) -> bool:
+    process = alert.get("process")
+    return "process.pid" in alert or (isinstance(process, dict) and "pid" in process)
+
+
 def hunt_reports(hunt_report: Any, files: list[Path], rules: list, code: int, mostly_bad: list[str], *,
                  html: Path | None, navigator: Path | None, markdown: Path | None, input_format: str | None,
                  options: Any) -> list[str]:
@@ -189,7 +194,8 @@ def hunt_reports(hunt_report: Any, files: list[Path], rules: list, code: int, mo
 
     alerts = [a for r in hunt_report.rules for a in (r.alert_documents or [])]
     index = None
-    if html is not None and alerts:
+    # the event files are read again for the process trees: only when some alert names a process
+    if html is not None and any(_has_pid(a) for a in alerts):
         try:
             index, _ = index_events(files, input_format, options)
         except SourceError as e:  # the hunt read them a moment ago: say it, still write the report

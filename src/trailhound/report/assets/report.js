@@ -587,7 +587,7 @@
     if (A.gp[n] === -2) app.appendChild(sequenceSteps(n));
     var ev = el('div', 'card', el('h2', null, A.gp[n] === -2 ? 'Fields all steps share' : 'Source event'));
     ev.id = 'event';
-    ev.appendChild(el('h3', null, 'Raw line'));
+    ev.appendChild(el('h3', null, doc['event.original'] !== undefined ? 'Raw lines (event.original)' : doc.message !== undefined ? 'Message (the log line after its syslog header)' : 'Raw line'));
     ev.appendChild(rawLines(doc));
     ev.appendChild(el('h3', null, 'Fields'));
     ev.appendChild(fieldsTable(doc));
