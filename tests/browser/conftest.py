@@ -93,10 +93,20 @@ def hunt(tmp: Path, files: list[Path], *extra: str) -> tuple[Path, Path, Path]:
     return alerts, html, summary
 
 
+def lab_files() -> list[Path]:
+    return sorted(LAB.glob("*/audit.log")) + sorted(LAB.glob("*/auth.log"))
+
+
+@pytest.fixture
+def hunt_lab():
+    """Hunt the lab capture again (into a directory, with more options); the alerts file."""
+    return lambda tmp, *extra: hunt(tmp, lab_files(), *extra)[0]
+
+
 @pytest.fixture(scope="session")
 def lab_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab-report")
-    return hunt(tmp, sorted(LAB.glob("*/audit.log")) + sorted(LAB.glob("*/auth.log")))
+    return hunt(tmp, lab_files())
 
 
 def hostile_auth_log() -> str:

@@ -222,11 +222,9 @@ def test_hostile_corpus_stays_inert(hostile_report, open_report):
     clean(seen, html)
 
 
-def test_an_alerts_exception_entry_excepts_it(lab_report, open_report, tmp_path):
+def test_an_alerts_exception_entry_excepts_it(lab_report, open_report, hunt_lab, tmp_path):
     """The entry the page writes (in the browser, from the alert's fields) loads as an exception
-    list and, given back to hunt, removes that alert and keeps the rule's others that differ."""
-    from conftest import LAB, hunt
-
+    list and, given back to hunt, removes that alert and no other."""
     alerts_file, html, _ = lab_report
     alerts = alerts_of(alerts_file)
     n = next(i for i, a in enumerate(alerts) if a["kibana.alert.rule.name"] == "SSH Private Key Copied, Encoded or "
@@ -236,8 +234,7 @@ def test_an_alerts_exception_entry_excepts_it(lab_report, open_report, tmp_path)
     assert 'field = "process.executable"' in toml and alerts[n]["kibana.alert.rule.rule_id"] in toml
     (tmp_path / "exc").mkdir()
     (tmp_path / "exc" / "one.toml").write_text(toml)
-    after, _, _ = hunt(tmp_path, sorted(LAB.glob("*/audit.log")) + sorted(LAB.glob("*/auth.log")),
-                       "--exceptions", str(tmp_path / "exc"))
+    after = hunt_lab(tmp_path, "--exceptions", str(tmp_path / "exc"))
     left = alerts_of(after)
     assert alerts[n]["kibana.alert.uuid"] not in {a["kibana.alert.uuid"] for a in left}
     assert len(left) == len(alerts) - 1  # that rule had one alert; no other rule is touched
