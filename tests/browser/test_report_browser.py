@@ -68,6 +68,11 @@ def test_overview_counts_match_the_alerts_file(lab_report, open_report):
     t1021 = sum(1 for a in alerts if "T1021.004" in json.dumps(a.get("kibana.alert.rule.threat")))
     assert int(page.inner_text("#attack-matrix a[data-technique='T1021.004'] .c")) == t1021
     assert int(page.get_attribute("#timeline svg", "data-bars")) > 0
+    assert page.inner_text("#timeline .legend") == "trailhound-lab"  # by host: one host
+    page.select_option("#timeline select", "ru")  # by rule: the eight busiest rules, then the others
+    legend = page.inner_text("#timeline .legend").split("\n")
+    assert legend[:2] == [name for name, _ in per_rule.most_common(2)] and legend[-1] == "other"
+    assert len(legend) == 9
     # the run: inputs and rules run come from the hunt's report
     assert "24 files, 1259 events, 0 bad lines" in page.inner_text("#inputs")
     assert page.locator("#rules-run tbody tr").count() == 23
