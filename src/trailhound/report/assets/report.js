@@ -220,12 +220,12 @@
     var byUser = topTable('By user', countBy('us'), function (k) { return V[k]; }, 'user', 15);
     byUser.id = 'by-user';
     add(grid, [byRule, byHost, byUser]);
-    app.appendChild(el('h2', null, 'Alerts'));
-    app.appendChild(grid);
-    app.appendChild(el('h2', null, 'ATT&CK: tactics and techniques that fired'));
-    app.appendChild(matrix());
     app.appendChild(el('h2', null, 'Timeline'));
     app.appendChild(timeline('ho'));
+    app.appendChild(el('h2', null, 'ATT&CK: tactics and techniques that fired'));
+    app.appendChild(matrix());
+    app.appendChild(el('h2', null, 'Alerts by rule, host and user'));
+    app.appendChild(grid);
     app.appendChild(el('h2', null, 'The run'));
     app.appendChild(runCard());
   }
