@@ -59,6 +59,10 @@ def hunt(
                                         "ndjson: the alerts themselves on standard output (the table goes to stderr)."),
     sink_specs: list[str] = typer.Option([], "--sink", metavar="SPEC", help=SINK_HELP),
     summary: Path | None = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report of the alerts "
+                                        "(see trailhound report)."),
+    navigator: Path | None = typer.Option(None, "--navigator", help="Also write an ATT&CK Navigator layer (JSON)."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Also write a Markdown summary of the alerts."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts "
                                    "(errors still exit 2)."),
     input_format: InputFormat = None,
@@ -93,6 +97,12 @@ def hunt(
         raise fail("[red]error[/red]: the alerts go to standard output; write --summary to a file")
     if out is not None and summary is not None and not is_stdout(out) and Path(out).resolve() == Path(summary).resolve():
         raise fail(f"[red]error[/red]: --out and --summary name the same file ({m(str(out))}); give two files")
+    reports = html is not None or navigator is not None or markdown is not None
+    if reports:
+        from .report import check_outputs
+
+        check_outputs(html, navigator, markdown, None,
+                      inputs=[*files, *([out] if out is not None else []), *([summary] if summary else [])])
     options = input_options(year, tz, host)
     started = time.perf_counter()
     rule_paths = rules or [PACK]
@@ -132,7 +142,7 @@ def hunt(
         with bar:
             task = bar.add_task("rules", total=None)
             report = run_hunt(planned, files, input_format=input_format, read_options=options,
-                              max_signals=max_signals, sinks=sinks,
+                              max_signals=max_signals, sinks=sinks, keep_alerts=reports,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
@@ -195,4 +205,10 @@ def hunt(
             doc = report.to_dict(code, [b.file for b in bad])
             doc["sinks"] = delivery
             sink.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n")
+    if reports:
+        from .report import hunt_reports
+
+        for line in hunt_reports(report, files, loaded.rules, code, [b.file for b in bad], html=html,
+                                 navigator=navigator, markdown=markdown, input_format=input_format, options=options):
+            err.print(line)
     raise typer.Exit(code)

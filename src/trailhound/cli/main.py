@@ -17,6 +17,7 @@ from .lab import lab_app
 from .normalize import normalize
 from .pack import pack_app
 from .query import query
+from .report import report
 from .rules import rules_app
 from .safe import clean, m
 from .testcmd import test_rules
@@ -53,6 +54,7 @@ def main(
 app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
+app.command()(report)
 app.command("test")(test_rules)
 app.command()(convert)
 app.add_typer(rules_app, name="rules")
