@@ -216,23 +216,25 @@ def _event_fields(doc: dict) -> dict[str, Any]:
 def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
     flat = _View(doc)
     severity = mapped_severity(rule, flat) if rule.severity_mapping else rule.severity
-    out = {k: v for k, v in doc.items() if k != "@timestamp"}
-    out.update({
-        "@timestamp": now,
-        "event.kind": "signal",
-        "ecs.version": ECS_VERSION,
-        "kibana.alert.uuid": alert_uuid,
-        "kibana.alert.status": "active",
-        "kibana.alert.workflow_status": "open",
-        "kibana.alert.depth": 1,
-        "kibana.alert.ancestors": ancestors,
-        "kibana.alert.severity": severity,
-        "kibana.alert.risk_score": mapped_risk_score(rule, flat),
-        "kibana.alert.reason": _reason(rule, functools.partial(field_value, doc), severity),
-        "kibana.alert.original_time": flat.get("@timestamp"),
-        **{f"kibana.alert.original_event.{k}": v for k, v in _event_fields(doc).items()},
-        **_rule_fields(rule),
-    })
+    # key by key in this order (a key the document already has keeps its place): the source's fields
+    # but its @timestamp, the alert's, its original event's, the rule's
+    out = dict(doc)
+    out.pop("@timestamp", None)
+    out["@timestamp"] = now
+    out["event.kind"] = "signal"
+    out["ecs.version"] = ECS_VERSION
+    out["kibana.alert.uuid"] = alert_uuid
+    out["kibana.alert.status"] = "active"
+    out["kibana.alert.workflow_status"] = "open"
+    out["kibana.alert.depth"] = 1
+    out["kibana.alert.ancestors"] = ancestors
+    out["kibana.alert.severity"] = severity
+    out["kibana.alert.risk_score"] = mapped_risk_score(rule, flat) if rule.risk_score_mapping else float(rule.risk_score)
+    out["kibana.alert.reason"] = _reason(rule, functools.partial(field_value, doc), severity)
+    out["kibana.alert.original_time"] = field_value(doc, "@timestamp")
+    for k, v in _event_fields(doc).items():
+        out["kibana.alert.original_event." + k] = v
+    out.update(_rule_fields(rule))
     if rule.rule_name_override:
         name = _get(flat, rule.rule_name_override)
         if isinstance(name, str) and name:
