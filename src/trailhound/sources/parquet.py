@@ -106,7 +106,8 @@ def column_type(t: pa.DataType) -> ColumnType | None:
     base = t.value_type if is_list else t
     kind = ("bool" if pa.types.is_boolean(base) else "int" if pa.types.is_integer(base) else
             "float" if pa.types.is_floating(base) else
-            "str" if pa.types.is_string(base) or pa.types.is_large_string(base) else None)
+            "str" if pa.types.is_string(base) or pa.types.is_large_string(base) or pa.types.is_string_view(base)
+            else None)
     return None if kind is None else ColumnType(kind, is_list)
 
 
@@ -142,6 +143,7 @@ class ParquetOrigin(Origin):
 def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     """The requested fields of a Parquet input, typed as written. A field without a column of its own
     (the parent of other fields, or a type our writer does not write) is read from ``__source``."""
+    import polars as pl
     import pyarrow as pa
 
     pf = _open(src)
@@ -149,7 +151,9 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     names = set(schema.names) - set(OWN_COLUMNS)
     direct = [p.name for p in paths if p.name in names and column_type(schema.field(p.name).type) is not None]
     rows = pf.metadata.num_rows
-    table = pf.read(columns=direct) if direct else None
+    # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
+    # without a copy when the loader makes its frame
+    table = pl.read_parquet(src.path, columns=direct).to_arrow(compat_level=pl.CompatLevel.newest()) if direct else None
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     types: dict[str, ColumnType | None] = {}
     for name in direct:
