@@ -105,7 +105,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
                              [InputStats(s.name, s.format, s.lines, s.events, s.skipped_count) for s in scans])
     report.timings["load"] = time.perf_counter() - started
     types = join_types(scans)
-    results = _stage2(spark, stage1, specs, offsets, types, now, max_signals)
+    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
 
@@ -203,19 +203,23 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
     return units
 
 
-def _stage2(spark, stage1, specs: list[RuleSpec], offsets: dict[int, int], types: dict[str, tuple[str, bool]],
-            now: str, max_signals: int | None) -> dict[int, RuleResult]:
+def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
+            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None) -> dict[int, RuleResult]:
     """One group per runnable rule: its RuleResult, alerts included."""
     import pandas as pd
 
     present = frozenset(types)
+    categories: dict[str, set[str]] = {}
+    for scan in scans:
+        for name, values in scan.categories.items():
+            categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
     def correlate(pdf):
         index = int(pdf["rule"].iloc[0])
         cands = [(offsets[int(f)] + int(r), bytes(p)) for k, f, r, p in
                  zip(pdf["kind"], pdf["file"], pdf["row"], pdf["payload"]) if k == "cand"]
-        result = correlate_rule(by_index[index], cands, types, present, now, max_signals)
+        result = correlate_rule(by_index[index], cands, types, present, now, max_signals, categories)
         alerts, result.alerts = result.alerts, []
         return pd.DataFrame({"rule": index, "kind": ["result"] + ["alert"] * len(alerts),
                              "seq": range(len(alerts) + 1),

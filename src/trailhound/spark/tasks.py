@@ -28,6 +28,8 @@ import orjson
 
 #: bad lines kept in full per file (the count is always complete)
 SKIPPED_KEPT = 1000
+#: distinct non-ECS event categories a file reports (for the unknown-category warnings)
+MAX_CATEGORIES = 10_000
 
 
 @dataclass
@@ -58,6 +60,7 @@ class FileScan:
     notes: list[str] = field(default_factory=list)
     types: dict[str, tuple[str, bool]] = field(default_factory=dict)  # field → (base kind, is a list)
     excepted: dict[str, dict[str, int]] = field(default_factory=dict)  # rule index → item label → events
+    categories: dict[str, list[str]] = field(default_factory=dict)  # category field → its values that are not ECS's
     error: str | None = None  # the input cannot be read at all (a SourceError)
 
 
@@ -110,6 +113,8 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
     """Stage 1 over inputs loaded together (`files`: (file number, path), in input order): a report per
     file, and (rule index, file number, row in the file, document JSON) for every row matching one of a
     rule's filters. Raw logs are loaded together so that the process tree runs across them as locally."""
+    import polars as pl
+
     from .._gc import no_gc
     from ..engine.search import SearchOptions, search_events_batch
     from ..lang import ir
@@ -138,6 +143,13 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
     for scan in scans:
         scan.types = types
     frame = table.frame
+    from ..lang.categories import ECS_CATEGORIES
+
+    for name in {s.check.rule.event_category_override or "event.category" for s in specs}:
+        if name in frame.columns:  # what the rules' unknown-category warnings ask of the data (stage 2)
+            col = frame[name].explode() if isinstance(frame.schema[name], pl.List) else frame[name]
+            other = [v for v in col.unique().to_list() if isinstance(v, str) and v not in ECS_CATEGORIES]
+            scans[0].categories[name] = sorted(other)[:MAX_CATEGORIES]
     # every filter of every rule, one batch per category field (the only frame option a filter reads)
     by_category: dict[str, list[tuple[int, ir.EventQuery]]] = {}
     for s in specs:
@@ -222,7 +234,8 @@ class RuleResult:
 
 
 def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: dict[str, tuple[str, bool]],
-                   present: frozenset[str], now: str, max_signals: int | None) -> RuleResult:
+                   present: frozenset[str], now: str, max_signals: int | None,
+                   categories: dict[str, set[str]] | None = None) -> RuleResult:
     """Stage 2 for one rule: `candidates` are (global row, document JSON), in any order."""
     from ..alerts.build import alerts_for_hits
     from ..engine.hunt import _options
@@ -256,7 +269,8 @@ def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: d
             result = search(q, frame, options)
         hits = [Hit(tuple(None if r is None else rows[r] for r in h.rows), h.join_keys) for h in result.hits]
         out.kind, out.hits = result.kind, len(hits)
-        out.warnings.extend(result.warnings)
+        out.warnings.extend(_category_warnings(q, result.warnings, (categories or {}).get(
+            options.event_category_field, set())))
         if hits:
             by_row = dict(zip(rows, docs))
             used = {r for h in hits for r in h.rows if r is not None}
@@ -271,6 +285,17 @@ def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: d
     if out.error or out.unsupported:
         out.kind, out.hits, out.alerts = "", 0, []
     return out
+
+
+def _category_warnings(query, warnings: list[str], categories: set[str]) -> list[str]:
+    """`warnings` with the unknown-category ones said over every file's categories, not the candidates'."""
+    from ..lang.categories import unknown_category_warnings
+
+    at = [i for i, w in enumerate(warnings) if w.startswith("event category ")]
+    if not at:
+        return warnings
+    kept = [w for w in warnings if not w.startswith("event category ")]
+    return kept[:at[0]] + unknown_category_warnings(query, lambda: categories) + kept[at[0]:]
 
 
 def _retyped(frame, types: dict[str, tuple[str, bool]]):
