@@ -69,3 +69,17 @@ def test_a_field_typed_apart_by_two_files_is_typed_as_one_load_types_it(tmp_path
     assert {r.name: r.hits for r in local.rules} == {"str": 2, "int": 2, "list": 2, "seq": 1, "threshold": 1}
     (terms,) = [a["kibana.alert.threshold_result"]["terms"] for a in spark["threshold"].alerts]
     assert terms == [{"field": "x", "value": "5"}]
+
+
+def test_spark_connect_without_its_client_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from trailhound.spark.driver import SparkUnavailable, session
+
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(SparkUnavailable, match="pyspark\\[connect\\]"):
+        session("sc://localhost:15002")

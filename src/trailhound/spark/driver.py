@@ -43,14 +43,26 @@ def session(master: str | None = None):
     except ImportError:
         raise SparkUnavailable("--engine spark needs pyspark: pip install 'trailhound[spark]'") from None
     if master and master.startswith("sc://"):
-        return SparkSession.builder.remote(master).getOrCreate()
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:  # pyspark exits the process when it is missing
+            raise SparkUnavailable("Spark Connect (sc://) needs its client packages: pip install 'pyspark[connect]'")
+        try:
+            return SparkSession.builder.remote(master).getOrCreate()
+        except Exception as e:  # noqa: BLE001 - the Connect client's packages missing, no server: one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SparkUnavailable(f"cannot connect to {master} ({first}); Spark Connect needs "
+                                   "pip install 'pyspark[connect]' and a running server") from None
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter's trailhound
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
         builder = (SparkSession.builder.master(master or "local[*]").appName("trailhound")
                    .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-                   .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-        return builder.getOrCreate()
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   .config("spark.ui.showConsoleProgress", "false"))  # the CLI's own lines say what happened
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
     except Exception as e:  # noqa: BLE001 - no Java, a bad master URL: said in one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SparkUnavailable(f"cannot start Spark ({first}); --engine spark needs Java 17 or later") from None
