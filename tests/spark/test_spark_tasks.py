@@ -7,7 +7,7 @@ import json
 
 from trailhound.pipeline import plan, run_hunt
 from trailhound.rules.loader import load_rules
-from trailhound.spark.tasks import correlate_rule, join_types, rule_specs, scan_files
+from trailhound.spark.tasks import build_alerts, correlate_rule, join_types, rule_specs, scan_files
 
 NOW = "2026-12-01T00:00:00.000Z"
 RULE = """[rule]
@@ -25,17 +25,19 @@ query = '{query}'
 def _by_hand(planned, files):
     """What the driver does, without Spark: each file its own task, then each rule."""
     specs = rule_specs(planned.checks, planned.rules.exceptions)
-    scans, cands, offset = [], [], 0
+    scans, cands, docs, offset = [], [], {}, 0
     for n, path in enumerate(files):
-        got, rows = scan_files([(n, path)], specs)
+        got, rows, found = scan_files([(n, path)], specs)
         scans += got
-        cands += [(rule, offset + row, doc) for rule, _, row, doc in rows]
+        cands += [(rule, offset + row, values) for rule, _, row, values in rows]
+        docs.update({offset + row: json.loads(doc) for _, row, doc in found})
         offset += got[0].events
     types = join_types(scans)
     out = {}
     for spec in specs:
         mine = [(row, doc) for rule, row, doc in cands if rule == spec.index]
-        out[spec.check.rule.name] = correlate_rule(spec, mine, types, frozenset(types), NOW, None)
+        out[spec.check.rule.name] = result = correlate_rule(spec, mine, types, frozenset(types), NOW, None)
+        build_alerts(spec, result, docs, NOW, None)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..pipeline.report import HuntReport, RuleOutcome
-from .tasks import FileScan, RuleResult, RuleSpec, correlate_rule, join_types, rule_specs, scan_files
+from .tasks import FileScan, RuleResult, RuleSpec, build_alerts, correlate_rule, join_types, rule_specs, scan_files
 
 if TYPE_CHECKING:
     from ..pipeline.hunt import Plan
@@ -174,9 +174,13 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
         for pdf in frames:
             for unit in pdf["files"]:
                 files = [(int(n), p) for n, p in orjson.loads(unit)]
-                results, candidates = scan_files(files, specs, input_format, read_options)
+                results, candidates, docs = scan_files(files, specs, input_format, read_options)
                 yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
                                     "payload": [orjson.dumps(asdict(r)) for r in results]})
+                for k in range(0, len(docs), _CHUNK):
+                    part = docs[k:k + _CHUNK]
+                    yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
+                                        "row": [d[1] for d in part], "payload": [d[2] for d in part]})
                 for k in range(0, len(candidates), _CHUNK):
                     chunk = candidates[k:k + _CHUNK]
                     yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": [c[1] for c in chunk],
@@ -232,23 +236,31 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
         cands = [(offsets[int(f)] + int(r), bytes(p)) for k, f, r, p in
                  zip(pdf["kind"], pdf["file"], pdf["row"], pdf["payload"]) if k == "cand"]
         result = correlate_rule(by_index[index], cands, types, present, now, max_signals, categories)
-        alerts, result.alerts = result.alerts, []
-        return pd.DataFrame({"rule": index, "kind": ["result"] + ["alert"] * len(alerts),
-                             "seq": range(len(alerts) + 1),
-                             "payload": [orjson.dumps(asdict(result))] + [orjson.dumps(a) for a in alerts]})
+        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [0], "payload": [orjson.dumps(asdict(result))]})
 
     if not by_index:
         return {}
     spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index), 8))))
     seeds = spark.createDataFrame([("seed", i, -1, -1, b"") for i in by_index], STAGE1_SCHEMA)
     grouped = stage1.filter("kind = 'cand'").unionByName(seeds).groupBy("rule").applyInPandas(correlate, STAGE2_SCHEMA)
-    results: dict[int, RuleResult] = {}
-    alerts: dict[int, list[tuple[int, dict]]] = {}
-    for row in grouped.collect():
-        if row.kind == "result":
-            results[row.rule] = RuleResult(**orjson.loads(row.payload))
-        else:
-            alerts.setdefault(row.rule, []).append((row.seq, orjson.loads(row.payload)))
-    for index, found in alerts.items():
-        results[index].alerts = [a for _, a in sorted(found, key=lambda x: x[0])]
+    results = {row.rule: RuleResult(**orjson.loads(row.payload)) for row in grouped.collect()}
+    # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
+    starts = sorted(offsets.items(), key=lambda kv: kv[1])
+    wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})
+    docs: dict[int, dict] = {}
+    if wanted:
+        import bisect
+
+        firsts = [start for _, start in starts]
+        refs = []
+        for r in wanted:
+            k = bisect.bisect_right(firsts, r) - 1
+            while k + 1 < len(firsts) and firsts[k + 1] == firsts[k]:
+                k += 1  # files without events share a start with the next
+            refs.append((starts[k][0], r - firsts[k]))
+        hits = spark.createDataFrame(refs, "file int, row long")
+        for row in stage1.filter("kind = 'doc'").join(hits, ["file", "row"]).select("file", "row", "payload").collect():
+            docs[offsets[row.file] + row.row] = orjson.loads(row.payload)
+    for index, res in results.items():
+        build_alerts(by_index[index], res, docs, now, max_signals)
     return results

@@ -109,10 +109,12 @@ def _column_type(dtype) -> tuple[str, bool] | None:
 
 
 def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format: str | None = None,
-               read_options=None) -> tuple[list[FileScan], list[tuple[int, int, int, bytes]]]:
+               read_options=None) -> tuple[list[FileScan], list[tuple[int, int, int, bytes]],
+                                           list[tuple[int, int, bytes]]]:
     """Stage 1 over inputs loaded together (`files`: (file number, path), in input order): a report per
-    file, and (rule index, file number, row in the file, document JSON) for every row matching one of a
-    rule's filters. Raw logs are loaded together so that the process tree runs across them as locally."""
+    file; (rule index, file number, row in the file, the rule's fields as JSON) for every row matching one of a
+    rule's filters; and (file number, row, document JSON) of each of those rows, once. Raw logs are loaded
+    together so that the process tree runs across them as locally."""
     import polars as pl
 
     from .._gc import no_gc
@@ -126,7 +128,7 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
         table = load_events([path for _, path in files], fields, format=input_format, options=read_options)
     except SourceError as e:
         scans[0].error = str(e)
-        return scans, []
+        return scans, [], []
     report = table.report
     starts, start = [], 0
     for scan, stats in zip(scans, report.inputs):
@@ -190,14 +192,24 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
                 rows_of.setdefault(index, set()).update(r for h in result.hits if (r := h.rows[0]) is not None)
         wanted = sorted({r for rows in rows_of.values() for r in rows})
         docs = dict(zip(wanted, (orjson.dumps(d, default=str) for d in table.documents(wanted))))
+
+    def place(r: int) -> tuple[int, int]:
+        k = bisect.bisect_right(starts, r) - 1
+        while k + 1 < len(starts) and starts[k + 1] == starts[k] and scans[k].events == 0:
+            k += 1  # inputs without events share a start with the next
+        return scans[k].file_no, r - starts[k]
+
+    # per rule, only the fields it reads, as the loader gave them (stage 2 types them as one load of all
+    # the files would); each document once, for the driver to fetch those of the hits
     out: list[tuple[int, int, int, bytes]] = []
+    by_index = {s.index: s for s in specs}
     for index, rows in rows_of.items():
-        for r in sorted(rows):
-            k = bisect.bisect_right(starts, r) - 1
-            while k + 1 < len(starts) and starts[k + 1] == starts[k] and scans[k].events == 0:
-                k += 1  # inputs without events share a start with the next
-            out.append((index, scans[k].file_no, r - starts[k], docs[r]))
-    return scans, out
+        ordered = sorted(rows)
+        cols = [f for f in by_index[index].fields if f in frame.columns]
+        values = frame[ordered].select(cols).to_dicts()
+        for r, v in zip(ordered, values):
+            out.append((index, *place(r), orjson.dumps({k: x for k, x in v.items() if x is not None}, default=str)))
+    return scans, out, [(*place(r), doc) for r, doc in docs.items()]
 
 
 def join_types(scans: list[FileScan]) -> dict[str, tuple[str, bool]]:
@@ -230,16 +242,17 @@ class RuleResult:
     suppressed: int = 0
     over_max_signals: int = 0
     seconds: float = 0.0
-    alerts: list[dict] = field(default_factory=list)
+    found: list = field(default_factory=list)  # the hits: [global rows (None: a missing event), join keys]
+    alerts: list[dict] = field(default_factory=list)  # built by the driver (`build_alerts`)
 
 
 def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: dict[str, tuple[str, bool]],
                    present: frozenset[str], now: str, max_signals: int | None,
                    categories: dict[str, set[str]] | None = None) -> RuleResult:
-    """Stage 2 for one rule: `candidates` are (global row, document JSON), in any order."""
-    from ..alerts.build import alerts_for_hits
+    """Stage 2 for one rule: `candidates` are (global row, the rule's fields as JSON), in any order. The hits
+    come back as global rows (`RuleResult.found`); the driver builds the alerts (`build_alerts`)."""
     from ..engine.hunt import _options
-    from ..engine.search import Hit, search, search_new_terms, search_threshold
+    from ..engine.search import search, search_new_terms, search_threshold
     from ..lang import ir
     from ..rules.errors import RuleError, UnsupportedError, reason_of
     from ..rules.model import date_math_ms
@@ -267,24 +280,31 @@ def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: d
             result = search_new_terms(q, frame, list(terms), date_math_ms(history), options)
         else:
             result = search(q, frame, options)
-        hits = [Hit(tuple(None if r is None else rows[r] for r in h.rows), h.join_keys) for h in result.hits]
-        out.kind, out.hits = result.kind, len(hits)
+        out.found = [[[None if r is None else rows[r] for r in h.rows], h.join_keys] for h in result.hits]
+        out.kind, out.hits = result.kind, len(out.found)
         out.warnings.extend(_category_warnings(q, result.warnings, (categories or {}).get(
             options.event_category_field, set())))
-        if hits:
-            by_row = dict(zip(rows, docs))
-            used = {r for h in hits for r in h.rows if r is not None}
-            batch = alerts_for_hits(rule, result.kind, hits, {r: by_row[r] for r in used}, options.timestamp_field,
-                                    now, max_signals)
-            out.alerts, out.suppressed, out.over_max_signals = batch.alerts, batch.suppressed, batch.over_max_signals
     except UnsupportedError as e:
         out.unsupported = reason_of(e)
     except Exception as e:  # noqa: BLE001 - one rule's failure is reported, the others go on
         out.error = reason_of(e)
     out.seconds = time.perf_counter() - t0
     if out.error or out.unsupported:
-        out.kind, out.hits, out.alerts = "", 0, []
+        out.kind, out.hits, out.found = "", 0, []
     return out
+
+
+def build_alerts(spec: RuleSpec, result: RuleResult, docs: dict[int, dict], now: str, max_signals: int | None) -> None:
+    """The rule's alerts from its hits and their documents (global row → document), as `run_hunt` builds them."""
+    from ..alerts.build import alerts_for_hits
+    from ..engine.search import Hit
+
+    if not result.found:
+        return
+    hits = [Hit(tuple(rows), None if keys is None else tuple(keys)) for rows, keys in result.found]
+    used = {r: docs[r] for h in hits for r in h.rows if r is not None}
+    batch = alerts_for_hits(spec.check.rule, result.kind, hits, used, result.timestamp_field, now, max_signals)
+    result.alerts, result.suppressed, result.over_max_signals = batch.alerts, batch.suppressed, batch.over_max_signals
 
 
 def _category_warnings(query, warnings: list[str], categories: set[str]) -> list[str]:
