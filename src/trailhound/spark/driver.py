@@ -90,7 +90,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). Raises
     `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
-    from ..engine.hunt import TIMESTAMP_FALLBACK
+    from ..pipeline.hunt import deliver, rule_outcome
     from ..rules.exceptions import unattached
     from ..sources import InputStats, LoadReport, Skipped, SourceError
 
@@ -131,32 +131,17 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
         runs.append(result)
     for run in sorted(runs, key=lambda r: (-r.hits, by_index[r.index].check.rule.name)):
         rule = by_index[run.index].check.rule
-        fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
-        if fallback:
-            report.fallbacks[fallback[0]] = report.fallbacks.get(fallback[0], 0) + 1
         status = "unsupported" if run.unsupported else "failed" if run.error else "ran"
         excepted: dict[str, int] = {}
         for scan in scans:
             for label, n in scan.excepted.get(str(run.index), {}).items():
                 excepted[label] = excepted.get(label, 0) + n
-        outcome = RuleOutcome.of(rule, status, run.error or run.unsupported or "", kind=run.kind, hits=run.hits,
-                                 excepted=dict(sorted(excepted.items())) if status == "ran" else {},
-                                 seconds=run.seconds)
-        outcome.notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
+        outcome = rule_outcome(report, rule, status, run.error or run.unsupported or "", kind=run.kind,
+                               hits=run.hits, excepted=dict(sorted(excepted.items())) if status == "ran" else {},
+                               seconds=run.seconds, warnings=run.warnings, error=run.error)
         if run.hits:
-            if run.suppressed:
-                outcome.notes.append(f"{run.suppressed} suppressed into earlier alerts")
-            if run.over_max_signals:
-                outcome.notes.append(f"{run.over_max_signals} hits over max_signals "
-                                     f"({rule.max_signals if max_signals is None else max_signals} per "
-                                     "execution); see --max-signals")
-            outcome.alerts = len(run.alerts)
-            for alert in run.alerts:
-                outcome.add_alert(alert)
-            for sink in sinks:
-                sink.write(run.alerts)
-            if keep_alerts:
-                outcome.alert_documents = run.alerts
+            deliver(outcome, rule, run.alerts, suppressed=run.suppressed, over_max_signals=run.over_max_signals,
+                    max_signals=max_signals, sinks=sinks, keep_alerts=keep_alerts)
         report.rules.append(outcome)
     for c in planned.checks:
         if c.status != "ok":
