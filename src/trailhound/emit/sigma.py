@@ -54,6 +54,10 @@ def logsources() -> tuple[LogSource, ...]:
     doc = yaml.safe_load(text)
     out = []
     for entry in doc["logsources"]:
+        if entry.get("events", "ecs") != "ecs":
+            # a logsource over other events (raw auditd records) has none of the ECS fields a converted
+            # detection names: choosing it would select nothing in the Sigma loader
+            continue
         q = parse(f"any where {entry['where']}")
         assert isinstance(q, ir.EventQuery)
         table = doc["fields"].get(entry.get("fields"), {})
@@ -194,6 +198,11 @@ class _Detection:
             return "not " + self.condition(ir.Compare("==", e.left, e.right), not negated)
         pair = self.atom(e)
         if pair is None:
+            if any(isinstance(n, ir.Call) and any(not isinstance(a, ir.Literal) for a in n.args[1:])
+                   for n in ir.walk(e)):
+                # e.g. the pack's `stringContains(process.command_line, concat("/home/", user.name, "/"))`
+                raise ConversionRefused(f"{_describe(e)} compares with a value computed from the event's fields; "
+                                        "Sigma compares fields with constant values only")
             raise ConversionRefused(f"{_describe(e)} has no Sigma equivalent")
         if isinstance(e, ir.Match) and len(pair) > 1:  # patterns of different shapes: any of them
             return self._add([{k: v} for k, v in pair.items()], negated)
@@ -529,6 +538,10 @@ def _sequence(q: ir.SequenceQuery, meta: Meta, flavor: str) -> SigmaExport:
                                   "timespan": span, "condition": {"gte": s.runs}}
             docs.append(_footer(doc, meta, len(q.stages) == 1))
             name = runs
+            warnings.append(f"step {i} `with runs={s.runs}` became an event_count: EQL finds every run of "
+                            f"{s.runs} consecutive events within the span (M events in a burst give M-{s.runs - 1} "
+                            f"overlapping sequences), a Sigma correlation counts each event once (M // {s.runs} "
+                            "alerts in Trailhound's Sigma engine): the same bursts alert, fewer times")
         steps.append((name, keys))
     if len(q.stages) == 1:  # one step with runs=N: the event_count is the rule
         return SigmaExport(docs, warnings)
