@@ -84,3 +84,22 @@ def test_sigmahq_linux_rules_convert_or_are_refused_with_a_reason():
     # raw-audit-record rules are refused (157 and 53 of 210 at the time of writing)
     assert converted >= 150, (converted, refused)
     assert all("raw audit records" in why for why in refused.values()), refused
+
+
+@pytest.mark.parametrize("value", ["1516116808349", "'2018-01-16T15:33:28.349Z'"])
+def test_an_exact_value_on_a_date_field_compares_as_a_date(value):
+    """Regression: the Sigma loader matched a date field's exact value as a text pattern, which finds nothing
+    (Elasticsearch's term query on a date parses the value; EQL's `==` does the same), so EQL → Sigma → EQL
+    lost `@timestamp == 1516116808349` of the EQL QA suite. Native run and converted EQL both find the event."""
+    from trailhound.engine.search import SearchOptions, search
+    from trailhound.rules.check import sigma_query
+    from trailhound.sources import events_from_documents
+
+    rule = (f"title: t\nlogsource: {{product: linux}}\ndetection:\n  sel:\n    '@timestamp|cased': {value}\n"
+            "  condition: sel\n").replace("|cased", "" if value[0] != "'" else "|cased")
+    frame = events_from_documents([{"@timestamp": 1516116808349 + d, "message": "m"} for d in (0, 1)]).frame
+    native = sigma_query(rule)
+    (converted,) = sigma_queries(rule)
+    assert isinstance(converted, SigmaQuery) and converted.query is not None
+    for q in (native, parse(print_query(converted.query))):
+        assert [h.rows for h in search(q, frame, SearchOptions()).hits] == [(0,)], print_query(q)
