@@ -202,7 +202,8 @@ class _Detection:
                    for n in ir.walk(e)):
                 # e.g. the pack's `stringContains(process.command_line, concat("/home/", user.name, "/"))`
                 raise ConversionRefused(f"{_describe(e)} compares with a value computed from the event's fields; "
-                                        "Sigma compares fields with constant values only")
+                                        "Sigma compares fields with constant values only (or, with |fieldref, "
+                                        "with another field as it is)")
             raise ConversionRefused(f"{_describe(e)} has no Sigma equivalent")
         if isinstance(e, ir.Match) and len(pair) > 1:  # patterns of different shapes: any of them
             return self._add([{k: v} for k, v in pair.items()], negated)

@@ -20,6 +20,10 @@ from ..lang import ir
 from . import ConversionRefused
 
 _MAX_RUNS = 100
+#: event_count ↔ `with runs=N`: the same bursts alert, not as many times
+_RUNS_WARNING = ("the event_count became `with runs={n}`: EQL finds every run of {n} consecutive events within the "
+                 "span (a burst of M events gives M-{n}+1 overlapping sequences), where Trailhound's Sigma engine "
+                 "counts each event once (about M/{n} alerts)")
 
 
 @dataclass
@@ -137,6 +141,7 @@ def _step(ref: Any, corr: Any, timespan_ms: int) -> tuple[ir.Stage, list[str]]:
             warnings.append(f"the step {ref.reference!r} counts within {target.timespan.seconds}s; in EQL its "
                             "runs only have the sequence's maxspan")
         base = target.rules[0].rule
+        warnings.append(_RUNS_WARNING.format(n=runs))
         return ir.Stage(base_filter(base), _keys(corr, ref.reference, base), runs=runs), warnings
     return ir.Stage(base_filter(target), _keys(corr, ref.reference, target)), warnings
 
@@ -176,6 +181,7 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
             raise ConversionRefused(f"event_count of {runs}: EQL allows runs up to {_MAX_RUNS}")
         ref = corr.rules[0]
         stage = ir.Stage(base_filter(ref.rule), _keys(corr, ref.reference, ref.rule), runs=runs)
+        warnings.append(_RUNS_WARNING.format(n=runs))
         return ir.SequenceQuery((stage,), span_ms), warnings
     if corr.type in (T.TEMPORAL_ORDERED, T.TEMPORAL):
         cond = corr.condition
