@@ -21,7 +21,6 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from ..lang import ir
@@ -46,24 +45,13 @@ class LogSource:
 
 @functools.lru_cache(maxsize=1)
 def logsources() -> tuple[LogSource, ...]:
-    import yaml
+    """linux.yml's logsources as the Sigma loader reads them (lang/sigma/mapping.py), those over ECS events only:
+    a logsource over raw audit records has none of the ECS fields a converted detection names, so the loader
+    would select nothing for it."""
+    from ..lang.sigma.mapping import linux
 
-    from ..lang.parser import parse
-
-    text = resources.files("trailhound.lang.sigma").joinpath("linux.yml").read_text()
-    doc = yaml.safe_load(text)
-    out = []
-    for entry in doc["logsources"]:
-        if entry.get("events", "ecs") != "ecs":
-            # a logsource over other events (raw auditd records) has none of the ECS fields a converted
-            # detection names: choosing it would select nothing in the Sigma loader
-            continue
-        q = parse(f"any where {entry['where']}")
-        assert isinstance(q, ir.EventQuery)
-        table = doc["fields"].get(entry.get("fields"), {})
-        out.append(LogSource(dict(entry["match"]), tuple(_conjuncts(q.filter.condition)),
-                             {ecs: name for name, ecs in table.items()}))
-    return tuple(out)
+    return tuple(LogSource(dict(e.match), tuple(_conjuncts(e.where)), {ecs: name for name, ecs in e.fields.items()})
+                 for e in linux().logsources if e.events == "ecs")
 
 
 def _conjuncts(e: ir.Expr) -> list[ir.Expr]:
