@@ -179,8 +179,10 @@ def test_every_pack_rule_converts_or_is_refused_with_a_reason_and_passes_pysigma
         try:
             export = rule_to_sigma(r)
         except ConversionRefused as e:
-            assert r.type == "new_terms", (r.source, e.reason)
-            assert "new_terms" in e.reason
+            if r.type == "new_terms":
+                assert "new_terms" in e.reason
+            else:  # the tuned pack's stringContains/startsWith with concat() of fields
+                assert "concat(" in e.reason and "constant values only" in e.reason, (r.source, e.reason)
             refused += 1
             continue
         problems = check_sigma(export.yaml())
@@ -190,7 +192,7 @@ def test_every_pack_rule_converts_or_is_refused_with_a_reason_and_passes_pysigma
         assert last["title"] == r.name and last["id"] == sigma_id(r.rule_id)
         assert last["description"].strip() == r.description.strip()
         converted += 1
-    assert converted >= 20 and refused == 2
+    assert converted == 18 and refused == 5
 
 
 def test_check_sigma_reports_what_pysigma_refuses():

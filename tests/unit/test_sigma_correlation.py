@@ -234,3 +234,26 @@ def test_events_out_of_order_in_the_input_correlate_as_in_order(tmp_path):
         corr = next(o for o in report.rules if o.name == "Many failed logins from one source")
         results.append(sorted(a["user"]["name"] for a in corr.alert_documents if "user" in a))
     assert results[0] == results[1] == ["u0", "u1", "u3"]
+
+
+def test_group_by_and_value_fields_use_the_base_rules_taxonomy(tmp_path):
+    """Regression: a correlation's group-by, aliases and value field are Sigma names of its rules' logsource
+    (`pam_rhost` of an auth rule is `source.ip`, `User` is `user.name`), as pySigma's field mappings read them;
+    they were looked up as ECS names, so every event was left out for a missing group-by value."""
+    assert "service: auth" in BASE
+    (tmp_path / "base.yml").write_text(BASE)
+    corr = CORRELATION.replace("GENERATE", "false").replace("[source.ip]", "[pam_rhost]")
+    (tmp_path / "corr.yml").write_text(corr)
+    distinct = (CORRELATION.replace("GENERATE", "false").replace("event_count", "value_count")
+                .replace("{gte: 3}", "{gte: 3, field: User}").replace("[source.ip]", "[pam_rhost]")
+                .replace("Many failed logins from one source", "Many users tried from one source")
+                .replace("-000000000021", "-000000000022"))
+    (tmp_path / "distinct.yml").write_text(distinct)
+    report = run_hunt(plan(load_rules([tmp_path])), [_events(tmp_path)], keep_alerts=True)
+    by_name = {o.name: o for o in report.rules}
+    for name in ("Many failed logins from one source", "Many users tried from one source"):
+        outcome = by_name[name]
+        assert outcome.hits == 1, (name, outcome.notes)
+        shell = [a for a in outcome.alert_documents if "kibana.alert.building_block_type" not in a]
+        assert shell[0]["kibana.alert.sigma.correlation"]["group_by"] == {"pam_rhost": "10.0.0.1"}
+        assert sorted(a["user"]["name"] for a in outcome.alert_documents if "user" in a) == ["u0", "u1", "u3"]

@@ -275,7 +275,7 @@ def alerts_for_sequence(rule: Rule, docs: Iterable[dict | None], now: str | None
         a["kibana.alert.group.index"] = i
         blocks.append(a)
     shared = _intersection([flatten(d) for d in present])
-    shell_source = _unflatten(shared)
+    shell_source = unflatten(shared)
     shell = _alert(rule, shell_source, shell_uuid, [_ancestor(d, e) for d, e in zip(present, ids)], now)
     shell["kibana.alert.group.id"] = shell_uuid
     return blocks + [shell]
@@ -287,7 +287,7 @@ def alerts_for_threshold(rule: Rule, group: tuple, count: int, first_time: str |
     now = now or utc_now()
     spec = rule.threshold_spec()
     terms = [{"field": f, "value": v} for f, v in zip(spec.fields, group)]
-    source = _unflatten({f: v for f, v in zip(spec.fields, group)})
+    source = unflatten({f: v for f, v in zip(spec.fields, group)})
     source["@timestamp"] = first_time
     ids = [event_id(d) for d in docs]
     uid = _uuid5(f"{rule.rule_id}|threshold|{'|'.join(ids)}")
@@ -411,7 +411,9 @@ def _intersection(flats: list[dict]) -> dict:
     return out
 
 
-def _unflatten(flat: dict) -> dict:
+def unflatten(flat: dict) -> dict:
+    """Dotted keys as a nested document (`{"a.b": 1}` → `{"a": {"b": 1}}`); a key under a value that is not an
+    object is dropped."""
     out: dict = {}
     for key, value in flat.items():
         node = out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -70,6 +71,10 @@ def hunt(
     tz: TimeZone = None,
     host: Host = None,
     allow_bad_input: AllowBadInput = False,
+    engine: str = typer.Option("local", "--engine", help="local, or spark: the same hunt on Apache Spark "
+                               "(pip install 'trailhound[spark]'; README \"Spark and Parquet\")."),
+    master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port, "
+                                      "or sc://host:port for Spark Connect (default local[*])."),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 
@@ -104,6 +109,10 @@ def hunt(
         check_outputs(html, navigator, markdown, None,
                       inputs=[*files, *([out] if out is not None else []), *([summary] if summary else [])])
     options = input_options(year, tz, host)
+    if engine not in ("local", "spark"):
+        raise fail(f"[red]error[/red]: unknown --engine {m(repr(engine))}; choose local or spark")
+    if master is not None and engine != "spark":
+        raise fail("[red]error[/red]: --master goes with --engine spark")
     started = time.perf_counter()
     rule_paths = rules or [PACK]
     try:
@@ -141,7 +150,15 @@ def hunt(
     try:
         with bar:
             task = bar.add_task("rules", total=None)
-            report = run_hunt(planned, files, input_format=input_format, read_options=options,
+            runner = run_hunt
+            if engine == "spark":
+                from ..spark.driver import SparkUnavailable, run_hunt_spark, session
+
+                try:
+                    runner = partial(run_hunt_spark, spark=session(master))
+                except SparkUnavailable as e:
+                    raise fail(f"[red]error[/red]: {m(e)}") from None
+            report = runner(planned, files, input_format=input_format, read_options=options,
                               max_signals=max_signals, sinks=sinks, keep_alerts=reports,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     except SourceError as e:

@@ -114,20 +114,8 @@ def _lab_runs(rules: list, capture: Path) -> dict[str, list]:
 
 
 def _unflatten(flat: dict) -> dict:
-    """A flattened alert's source fields as a nested document (for field lookups)."""
-    doc: dict = {}
-    for key, value in flat.items():
-        if key == "@timestamp":  # the alert's time, not the event's
-            continue
-        if key.startswith("kibana."):
-            continue
-        node = doc
-        parts = key.split(".")
-        for p in parts[:-1]:
-            nxt = node.setdefault(p, {})
-            if not isinstance(nxt, dict):
-                break
-            node = nxt
-        else:
-            node[parts[-1]] = value
-    return doc
+    """A flattened alert's source fields as a nested document (for field lookups): the alert's own
+    fields (`@timestamp`, the alert's time, and `kibana.*`) left out."""
+    from ..alerts.build import unflatten
+
+    return unflatten({k: v for k, v in flat.items() if k != "@timestamp" and not k.startswith("kibana.")})

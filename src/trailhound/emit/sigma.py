@@ -21,7 +21,6 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from ..lang import ir
@@ -46,20 +45,13 @@ class LogSource:
 
 @functools.lru_cache(maxsize=1)
 def logsources() -> tuple[LogSource, ...]:
-    import yaml
+    """linux.yml's logsources as the Sigma loader reads them (lang/sigma/mapping.py), those over ECS events only:
+    a logsource over raw audit records has none of the ECS fields a converted detection names, so the loader
+    would select nothing for it."""
+    from ..lang.sigma.mapping import linux
 
-    from ..lang.parser import parse
-
-    text = resources.files("trailhound.lang.sigma").joinpath("linux.yml").read_text()
-    doc = yaml.safe_load(text)
-    out = []
-    for entry in doc["logsources"]:
-        q = parse(f"any where {entry['where']}")
-        assert isinstance(q, ir.EventQuery)
-        table = doc["fields"].get(entry.get("fields"), {})
-        out.append(LogSource(dict(entry["match"]), tuple(_conjuncts(q.filter.condition)),
-                             {ecs: name for name, ecs in table.items()}))
-    return tuple(out)
+    return tuple(LogSource(dict(e.match), tuple(_conjuncts(e.where)), {ecs: name for name, ecs in e.fields.items()})
+                 for e in linux().logsources if e.events == "ecs")
 
 
 def _conjuncts(e: ir.Expr) -> list[ir.Expr]:
@@ -194,6 +186,12 @@ class _Detection:
             return "not " + self.condition(ir.Compare("==", e.left, e.right), not negated)
         pair = self.atom(e)
         if pair is None:
+            if any(isinstance(n, ir.Call) and any(not isinstance(a, ir.Literal) for a in n.args[1:])
+                   for n in ir.walk(e)):
+                # e.g. the pack's `stringContains(process.command_line, concat("/home/", user.name, "/"))`
+                raise ConversionRefused(f"{_describe(e)} compares with a value computed from the event's fields; "
+                                        "Sigma compares fields with constant values only (or, with |fieldref, "
+                                        "with another field as it is)")
             raise ConversionRefused(f"{_describe(e)} has no Sigma equivalent")
         if isinstance(e, ir.Match) and len(pair) > 1:  # patterns of different shapes: any of them
             return self._add([{k: v} for k, v in pair.items()], negated)
@@ -529,6 +527,10 @@ def _sequence(q: ir.SequenceQuery, meta: Meta, flavor: str) -> SigmaExport:
                                   "timespan": span, "condition": {"gte": s.runs}}
             docs.append(_footer(doc, meta, len(q.stages) == 1))
             name = runs
+            warnings.append(f"step {i} `with runs={s.runs}` became an event_count: EQL finds every run of "
+                            f"{s.runs} consecutive events within the span (M events in a burst give M-{s.runs - 1} "
+                            f"overlapping sequences), a Sigma correlation counts each event once (M // {s.runs} "
+                            "alerts in Trailhound's Sigma engine): the same bursts alert, fewer times")
         steps.append((name, keys))
     if len(q.stages) == 1:  # one step with runs=N: the event_count is the rule
         return SigmaExport(docs, warnings)

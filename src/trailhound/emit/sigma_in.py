@@ -1,30 +1,29 @@
 """Sigma → our IR (then EQL or TOML), correct where pySigma's own EQL backend is wrong.
 
+One translation of detections: a base rule's detection and logsource become IR through the Sigma loader's
+own translator (lang/sigma/translate.py, with linux.yml's logsource conditions and field tables), which the
+EQL printer writes as EQL; so a Sigma rule converted to EQL finds the events the native Sigma run finds
+(tests/unit/test_convert_sigma_agreement.py). Rules over raw audit records (`service: auditd`) are refused:
+EQL rules read ECS events.
+
 Correlations are rebuilt from pySigma's rule objects: `temporal_ordered` → `sequence by ... with
 maxspan`, a chained `event_count` step → `with runs=N`, `event_count` alone → a sequence of one step
 `with runs=N`, `temporal` → `sample by` (with a warning: a sample has no time window).
-
-Base-rule detections go through pySigma's EQL backend with the few templates it gets wrong for
-Elasticsearch corrected (`cased` values become `like`, not `==` over a wildcard pattern; regexes are
-case-sensitive unless `|i`, and PCRE is translated to Lucene's syntax, or refused naming the
-construct), with the field table and logsource condition of lang/sigma/linux.yml, and the result
-read by our own EQL parser. When the Sigma loader (issue #10, lang/sigma) lands, its translator is
-the better source for detections; this module's correlation mapping stays.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from ..lang import ir
 from . import ConversionRefused
-from .eql import string as eql_string
 
 _MAX_RUNS = 100
+#: event_count ↔ `with runs=N`: the same bursts alert, not as many times
+_RUNS_WARNING = ("the event_count became `with runs={n}`: EQL finds every run of {n} consecutive events within the "
+                 "span (a burst of M events gives M-{n}+1 overlapping sequences), where Trailhound's Sigma engine "
+                 "counts each event once (about M/{n} alerts)")
 
 
 @dataclass
@@ -49,212 +48,45 @@ class SigmaQuery:
     modified: str | None = None
 
 
-# ---- regexes: PCRE (Sigma) → Lucene (Elasticsearch) ------------------------------------------
-
-_CLASS_ESC = {"d": "0-9", "w": "A-Za-z0-9_", "s": " \t\n\r\f\v"}
-_OUTSIDE_ESC = {"d": "[0-9]", "w": "[A-Za-z0-9_]", "s": "[ \t\n\r\f\v]", "D": "[^0-9]", "W": "[^A-Za-z0-9_]",
-                "S": "[^ \t\n\r\f\v]", "t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}
-_LUCENE_LITERAL = set('@#&<>~"')  # operators in Lucene, plain characters in PCRE
+# ---- detections: the Sigma loader's translation ------------------------------------------
 
 
-def pcre_to_lucene(rx: str, ignorecase: bool = False, multiline: bool = False) -> tuple[str, bool]:
-    """(Lucene regex, case-insensitive) meaning what the Sigma regex means: Sigma regexes search
-    (unanchored unless ^/$), Lucene's match the whole value. Raises ConversionRefused naming a
-    construct Lucene lacks."""
-    if multiline:
-        raise ConversionRefused(f"the regex {rx!r} uses the multiline flag, which Lucene regexes lack")
-    m = re.match(r"\(\?([imsx]+)\)", rx)
-    if m:
-        if "i" in m.group(1):
-            ignorecase = True
-        if "m" in m.group(1) or "x" in m.group(1):
-            raise ConversionRefused(f"the regex {rx!r} uses an inline flag Lucene regexes lack")
-        rx = rx[m.end():]
-    whole = re.fullmatch(r"\^\(\?:(.*)\)\$", rx, re.S)
-    if whole:  # the anchored form Trailhound writes
-        return _translate(whole.group(1), rx), ignorecase
-    out = []
-    for branch in _branches(rx):  # `^a|b$`: each alternative has its own anchors
-        start, end = branch.startswith("^"), bool(re.search(r"(?<!\\)(?:\\\\)*\$\Z", branch))
-        body = _translate(branch[1 if start else 0: len(branch) - (1 if end else 0)], rx)
-        out.append(("" if start else ".*") + body + ("" if end else ".*"))
-    return "|".join(out), ignorecase
+def _entry(rule: Any) -> dict[str, str]:
+    """The field table (Sigma name → ECS) of the linux.yml logsource the Sigma loader picks for the rule."""
+    from ..lang.sigma.mapping import linux
 
-
-def _branches(rx: str) -> list[str]:
-    """The top-level alternatives of a regex."""
-    parts, depth, in_class, i, last = [], 0, False, 0, 0
-    while i < len(rx):
-        c = rx[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if rx[i + 1: i + 2] == "^":
-                i += 1
-            if rx[i + 1: i + 2] == "]":
-                i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(rx[last:i])
-            last = i + 1
-        i += 1
-    return parts + [rx[last:]]
-
-
-def _translate(rx: str, whole: str) -> str:
-    """PCRE text (no anchors at its ends) as Lucene regex text."""
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(rx):
-        c = rx[i]
-        if c == "\\" and i + 1 < len(rx):
-            n = rx[i + 1]
-            if in_class and n in _CLASS_ESC:
-                out.append(_CLASS_ESC[n])
-            elif in_class and n in "DWS":
-                raise ConversionRefused(f"the regex {whole!r} uses \\{n} inside a character class, which Lucene lacks")
-            elif not in_class and n in _OUTSIDE_ESC:
-                out.append(_OUTSIDE_ESC[n])
-            elif n.isalnum():
-                raise ConversionRefused(f"the regex {whole!r} uses \\{n}, which Lucene regexes lack")
-            else:
-                out.append("\\" + n)
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-            out.append("\\" + c if c in _LUCENE_LITERAL else c)
-        elif c == "[":
-            in_class = True
-            out.append(c)
-            if rx[i + 1: i + 2] == "^":
-                out.append("^")
-                i += 1
-            if rx[i + 1: i + 2] == "]":
-                out.append("\\]")
-                i += 1
-        elif c == "(" and rx.startswith("(?:", i):
-            out.append("(")
-            i += 3
-            continue
-        elif c == "(" and rx.startswith("(?", i):
-            raise ConversionRefused(f"the regex {whole!r} uses {rx[i:i + 3]!r}: Lucene regexes have no "
-                                    "look-around or inline groups")
-        elif c in "^$":
-            raise ConversionRefused(f"the regex {whole!r} has an anchor inside it, which Lucene regexes lack")
-        else:
-            out.append("\\" + c if c in _LUCENE_LITERAL else c)
-        i += 1
-    return "".join(out)
-
-
-# ---- base rules ---------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _linux() -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(resources.files("trailhound.lang.sigma").joinpath("linux.yml").read_text())
-
-
-def _entry(rule: Any) -> dict[str, Any]:
     ls = rule.logsource
     have = {k: getattr(ls, k) for k in ("product", "category", "service") if getattr(ls, k, None)}
     if have.get("product") != "linux":
         raise ConversionRefused(f"logsource {have or '{}'}: Trailhound maps Sigma's taxonomy for product: linux only")
-    for e in _linux()["logsources"]:
-        if all(have.get(k) == v for k, v in e["match"].items()):  # as the loader picks: keys not in match are free
-            return e
-    raise ConversionRefused(f"logsource {have}: not in lang/sigma/linux.yml")
-
-
-@functools.lru_cache(maxsize=1)
-def _backend_class() -> type:
-    from sigma.backends.elasticsearch import EqlBackend
-
-    class Eql(EqlBackend):
-        """pySigma's EQL backend with what it gets wrong for Elasticsearch overridden."""
-
-        # `cased` values: a case-sensitive wildcard match, not `==` over a pattern
-        case_sensitive_match_expression = "{field} like {value}"
-
-        def convert_condition_field_eq_val_re(self, cond: Any, state: Any) -> str:
-            from sigma.types import SigmaRegularExpressionFlag as Flag
-
-            value = cond.value
-            regexp = value.regexp if isinstance(value.regexp, str) else value.regexp.to_plain()
-            pattern, insensitive = pcre_to_lucene(regexp, Flag.IGNORECASE in value.flags,
-                                                  Flag.MULTILINE in value.flags)
-            return f"{self.escape_and_quote_field(cond.field)} regex{'~' if insensitive else ''} {eql_string(pattern)}"
-
-        def convert_condition_field_eq_val_re_contains(self, cond: Any, state: Any) -> str:
-            return self.convert_condition_field_eq_val_re(cond, state)
-
-        def decide_convert_condition_as_in_expression(self, cond: Any, state: Any) -> bool:
-            # its `f : (...)` list compares case-insensitively: never for `cased` values
-            from sigma.types import SigmaCasedString, SigmaNumber
-
-            # nor for numbers: it writes them as `like~ (4, 5)`, which takes strings
-            if any(isinstance(getattr(a, "value", None), (SigmaCasedString, SigmaNumber)) for a in cond.args):
-                return False
-            return bool(super().decide_convert_condition_as_in_expression(cond, state))
-
-    return Eql
-
-
-def _check_values(rule: Any) -> None:
-    from sigma.types import SigmaString
-
-    for det in rule.detection.detections.values():
-        stack = list(det.detection_items)
-        while stack:
-            item = stack.pop()
-            if hasattr(item, "detection_items"):
-                stack.extend(item.detection_items)
-                continue
-            if item.field is None:
-                raise ConversionRefused("keyword (field-less) detections search the full text, which EQL cannot")
-            for v in item.value:
-                if isinstance(v, SigmaString) and any(isinstance(p, str) and ("*" in p or "?" in p) for p in v.s):
-                    raise ConversionRefused(f"the value {str(v)!r} of {item.field} has a literal * or ?, which an "
-                                            "EQL wildcard cannot express")
+    entry = linux().select(have)
+    if entry is None:
+        raise ConversionRefused(f"logsource {have}: not in lang/sigma/linux.yml")
+    return entry.fields
 
 
 def base_filter(rule: Any) -> ir.EventFilter:
-    """A Sigma rule's detection and logsource as one EQL event filter over ECS."""
-    from sigma.collection import SigmaCollection
-    from sigma.exceptions import SigmaError
-    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import FieldMappingTransformation
-
+    """A Sigma rule's detection and logsource as one EQL event filter over ECS: the Sigma loader's own
+    translation (lang/sigma/translate.py: linux.yml's logsource condition and field table, Sigma's
+    matching semantics), so Sigma → EQL finds what the native Sigma run finds. Refused, with the reason:
+    what the loader cannot run, rules over raw audit records (EQL rules read ECS events), and IR the EQL
+    printer has no text for."""
     from ..lang.errors import QueryError
     from ..lang.parser import parse
+    from ..lang.sigma.errors import SigmaRuleError, SigmaUnsupported
+    from ..lang.sigma.translate import translate
+    from ..rules.check import ecs
+    from .eql import print_query
 
-    entry = _entry(rule)
-    _check_values(rule)
-    table = _linux()["fields"].get(entry.get("fields"), {})
-    pipeline = ProcessingPipeline(name="trailhound linux.yml", priority=20, items=[
-        ProcessingItem(identifier="linux_fields", transformation=FieldMappingTransformation(dict(table)))])
+    _entry(rule)
     try:
-        text = _backend_class()(pipeline).convert(SigmaCollection([rule.__class__.from_dict(rule.to_dict())]))[0]
-    except (SigmaError, NotImplementedError) as e:
+        done = translate(rule, ecs_types=ecs().types)
+    except (SigmaUnsupported, SigmaRuleError) as e:
         raise ConversionRefused(str(e).splitlines()[0]) from None
-    try:
-        q = parse(str(text))
-        where = parse(f"any where {entry['where']}")
-    except QueryError as e:
-        raise ConversionRefused(f"the converted detection does not read as EQL: {e.message}") from None
-    assert isinstance(q, ir.EventQuery) and isinstance(where, ir.EventQuery)
-    terms = _and_terms(where.filter.condition) + _and_terms(_tidy(q.filter.condition))
+    if done.events != "ecs":
+        raise ConversionRefused(f"logsource {{{done.logsource}}} matches raw audit records one at a time (their "
+                                "own key=value fields), which EQL rules over ECS events do not see")
+    terms = _and_terms(done.query.filter.condition)
     category = None
     for t in terms:
         if (isinstance(t, ir.Compare) and t.op == "==" and t.left == ir.Field("event.category")
@@ -263,35 +95,23 @@ def base_filter(rule: Any) -> ir.EventFilter:
             terms.remove(t)
             break
     terms = [t for t in terms if t != ir.Literal(True)] or [ir.Literal(True)]
-    return ir.EventFilter(category, terms[0] if len(terms) == 1 else ir.And(tuple(terms)))
+    out = ir.EventFilter(category, terms[0] if len(terms) == 1 else ir.And(tuple(terms)))
+    try:
+        parse(print_query(ir.EventQuery(out)))
+    except (TypeError, ValueError, QueryError) as e:  # an IR node the printer or EQL's grammar lacks
+        raise ConversionRefused(f"the detection has no EQL form: {_first_line(e)}") from None
+    return out
 
 
 def _and_terms(e: ir.Expr) -> list[ir.Expr]:
     return [t for x in e.terms for t in _and_terms(x)] if isinstance(e, ir.And) else [e]
 
 
-def _tidy(e: ir.Expr) -> ir.Expr:
-    """The backend's spellings in the usual EQL form: `like` without wildcards is `==`/`in`."""
-    if isinstance(e, (ir.And, ir.Or)):
-        return type(e)(tuple(_tidy(t) for t in e.terms))
-    if isinstance(e, ir.Not):
-        return ir.Not(_tidy(e.operand))
-    if isinstance(e, ir.InSet) and e.case_insensitive and not any(
-            isinstance(o, ir.Literal) and isinstance(o.value, str) for o in e.options):
-        return ir.InSet(e.value, e.options)  # `:` on numbers is plain equality
-    if (isinstance(e, ir.Match) and e.kind == "wildcard" and not e.case_insensitive
-            and not any("*" in p or "?" in p for p in e.patterns)):
-        if len(e.patterns) == 1:
-            return ir.Compare("==", e.value, ir.Literal(e.patterns[0]))
-        return ir.InSet(e.value, tuple(ir.Literal(p) for p in e.patterns))
-    return e
-
-
 # ---- correlations --------------------------------------------------------------------------
 
 
 def _fields(names: list[str], rule: Any) -> tuple[ir.Field, ...]:
-    table = _linux()["fields"].get(_entry(rule).get("fields"), {})
+    table = _entry(rule)
     return tuple(ir.Field(table.get(n, n)) for n in names)
 
 
@@ -321,6 +141,7 @@ def _step(ref: Any, corr: Any, timespan_ms: int) -> tuple[ir.Stage, list[str]]:
             warnings.append(f"the step {ref.reference!r} counts within {target.timespan.seconds}s; in EQL its "
                             "runs only have the sequence's maxspan")
         base = target.rules[0].rule
+        warnings.append(_RUNS_WARNING.format(n=runs))
         return ir.Stage(base_filter(base), _keys(corr, ref.reference, base), runs=runs), warnings
     return ir.Stage(base_filter(target), _keys(corr, ref.reference, target)), warnings
 
@@ -360,6 +181,7 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
             raise ConversionRefused(f"event_count of {runs}: EQL allows runs up to {_MAX_RUNS}")
         ref = corr.rules[0]
         stage = ir.Stage(base_filter(ref.rule), _keys(corr, ref.reference, ref.rule), runs=runs)
+        warnings.append(_RUNS_WARNING.format(n=runs))
         return ir.SequenceQuery((stage,), span_ms), warnings
     if corr.type in (T.TEMPORAL_ORDERED, T.TEMPORAL):
         cond = corr.condition

@@ -74,6 +74,7 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
             rows = sorted({r for b in bases for h in b.hits for r in h.rows if r is not None})
             docs = dict(zip(rows, source.documents(rows)))
             for i, (ref, base) in enumerate(zip(spec.references, bases)):
+                names = _field_names(base)
                 for h in base.hits:
                     row = h.rows[0]
                     if row is None:
@@ -83,12 +84,13 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
                     if ts is None:
                         ungrouped += 1
                         continue
-                    key = tuple(field_value(doc, spec.field_for(g, ref)) for g in spec.group_by)
+                    key = tuple(field_value(doc, _mapped(names, spec.field_for(g, ref))) for g in spec.group_by)
                     if any(v is None for v in key):
                         ungrouped += 1
                         continue
                     key = tuple(str(v) if not isinstance(v, list) else str(v[0]) if v else "" for v in key)
-                    value = field_value(doc, spec.field_for(spec.field, ref)) if spec.field else None
+                    value = (field_value(doc, _mapped(names, spec.field_for(spec.field, ref))) if spec.field
+                             else None)
                     events.append(BaseEvent(ts // 1_000_000, row, i, key, value))
             events.sort(key=lambda e: (e.ts, e.row, e.rule))
             state = SigmaCorrelationRun(spec)
@@ -108,3 +110,18 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
                                  "(generate: false)")
             base.hits = []
     return out
+
+
+def _field_names(base: RuleRun) -> dict[str, str]:
+    """Sigma field name → the field of its events, for the logsource of a correlated rule: a correlation's
+    group-by, aliases and value field are named in its rules' taxonomy (as pySigma's field mappings treat
+    them), so `pam_rhost` of an auth rule is the events' `source.ip`. A name the table lacks is used as it is."""
+    from ..lang.sigma.mapping import linux
+
+    logsource = (base.check.rule.extra.get("sigma") or {}).get("logsource") or {}
+    entry = linux().select(logsource)
+    return dict(entry.fields) if entry is not None else {}
+
+
+def _mapped(names: dict[str, str], name: str) -> str:
+    return names.get(name, name)

@@ -50,7 +50,7 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
     Raises `sources.SourceError` when an input cannot be read at all."""
     from .._gc import no_gc
     from ..alerts.build import alerts_for_hits, utc_now
-    from ..engine.hunt import TIMESTAMP_FALLBACK, hunt
+    from ..engine.hunt import hunt
     from ..rules.exceptions import unattached
 
     started = time.perf_counter()
@@ -67,31 +67,17 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
     with no_gc():  # tens of thousands of alert dicts: see trailhound._gc
         for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
             rule = run.check.rule
-            fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
-            if fallback:
-                report.fallbacks[fallback[0]] = report.fallbacks.get(fallback[0], 0) + 1
             status = {"ok": "ran", "error": "failed"}.get(run.status, run.status)
-            outcome = RuleOutcome.of(rule, status, run.error or run.unsupported or "",
-                                     kind=run.kind, hits=len(run.hits), excepted=dict(sorted(run.excepted.items())),
-                                     seconds=run.seconds)
-            outcome.notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
+            outcome = rule_outcome(report, rule, status, run.error or run.unsupported or "", kind=run.kind,
+                                   hits=len(run.hits), excepted=dict(sorted(run.excepted.items())),
+                                   seconds=run.seconds, warnings=run.warnings, error=run.error)
             if run.hits:
                 rows = sorted({r for h in run.hits for r in h.rows if r is not None})
                 docs = dict(zip(rows, (run.table if run.table is not None else result.table).documents(rows)))
                 batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
-                if batch.suppressed:
-                    outcome.notes.append(f"{batch.suppressed} suppressed into earlier alerts")
-                if batch.over_max_signals:
-                    outcome.notes.append(f"{batch.over_max_signals} hits over max_signals "
-                                         f"({rule.max_signals if max_signals is None else max_signals} per "
-                                         "execution); see --max-signals")
-                outcome.alerts = len(batch.alerts)
-                for alert in batch.alerts:
-                    outcome.add_alert(alert)
-                for sink in sinks:
-                    sink.write(batch.alerts)
-                if keep_alerts:
-                    outcome.alert_documents = batch.alerts
+                deliver(outcome, rule, batch.alerts, suppressed=batch.suppressed,
+                        over_max_signals=batch.over_max_signals, max_signals=max_signals, sinks=sinks,
+                        keep_alerts=keep_alerts)
             report.rules.append(outcome)
     for c in planned.checks:
         if c.status != "ok":
@@ -99,3 +85,37 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
     report.timings["alerts"] = time.perf_counter() - t0
     report.timings["total"] = time.perf_counter() - started
     return report
+
+
+def rule_outcome(report: HuntReport, rule, status: str, reason: str, *, kind: str | None, hits: int,
+                 excepted: dict[str, int], seconds: float, warnings: Sequence[str], error: str | None) -> RuleOutcome:
+    """A rule's line of the report, its notes from the run's warnings; a timestamp-fallback warning is
+    counted once for the report (`report.fallbacks`), not repeated per rule. The local and the Spark
+    runners both build their outcomes here."""
+    from ..engine.hunt import TIMESTAMP_FALLBACK
+
+    fallback = [w for w in warnings if w.startswith(TIMESTAMP_FALLBACK)]
+    if fallback:
+        report.fallbacks[fallback[0]] = report.fallbacks.get(fallback[0], 0) + 1
+    outcome = RuleOutcome.of(rule, status, reason, kind=kind, hits=hits, excepted=excepted, seconds=seconds)
+    outcome.notes = [error] if error else [w for w in warnings if w not in fallback]
+    return outcome
+
+
+def deliver(outcome: RuleOutcome, rule, alerts: list[dict], *, suppressed: int, over_max_signals: int,
+            max_signals: int | None, sinks: Sequence[Sink], keep_alerts: bool) -> None:
+    """A rule's alerts: counted on its outcome (with notes for what suppression and max_signals held back),
+    written to every sink, and kept on the outcome when asked."""
+    if suppressed:
+        outcome.notes.append(f"{suppressed} suppressed into earlier alerts")
+    if over_max_signals:
+        outcome.notes.append(f"{over_max_signals} hits over max_signals "
+                             f"({rule.max_signals if max_signals is None else max_signals} per "
+                             "execution); see --max-signals")
+    outcome.alerts = len(alerts)
+    for alert in alerts:
+        outcome.add_alert(alert)
+    for sink in sinks:
+        sink.write(alerts)
+    if keep_alerts:
+        outcome.alert_documents = alerts

@@ -108,7 +108,9 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
     fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
-    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
+    from . import parquet
+
+    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in parquet.expand(paths)]
     formats = [format_of(src, format) for src in sources]
     with duckdb.connect() as con:
         return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
@@ -158,13 +160,20 @@ class _Loader:
         return self._finish([source], [part], [self._census(part)[0]])
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
-        normalized: dict[int, tuple[list[bytes], array, Rows | None]] = {}
+        from . import parquet
+
+        # inputs not read as ECS JSON: their normalized documents, or None for Parquet
+        normalized: dict[int, tuple[list[bytes], array, Rows | None] | None] = {}
         extra: set[str] = set()
         self.inputs = [InputStats(src.name, fmt.name if fmt else "ecs", 0, 0, 0) for src, fmt in zip(sources, formats)]
         tree = ProcessTree()  # one across files: rotated logs of a host continue each other
         for src, fmt, stats in zip(sources, formats, self.inputs):
             self.notes.extend(src.notes)
-            if fmt is not None:
+            if fmt is parquet.FORMAT:  # columns already typed: read in _read (sources/parquet.py)
+                normalized[id(src)] = None
+                if self.paths is None:
+                    extra |= parquet.field_names(src)
+            elif fmt is not None:
                 if note := year_note(src, fmt, options):
                     self.notes.append(note)
                 docs, numbers = [], array("q")
@@ -199,7 +208,7 @@ class _Loader:
                 future.cancel()
             scans.shutdown()
 
-    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None]],
+    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None] | None],
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         assert self.paths is not None  # _plan fixed the field list
@@ -208,13 +217,20 @@ class _Loader:
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
-                docs, numbers, rows = normalized.pop(id(src))
-                if rows is None:
-                    rows = Rows(self.paths)
-                    with no_gc():
-                        for doc in docs:
-                            rows.add(load_document(doc))
-                part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
+                held = normalized.pop(id(src))
+                if held is None:  # Parquet: columns already typed (sources/parquet.py)
+                    from . import parquet
+
+                    part = parquet.read_part(src, file_no, self.paths)
+                    self._count(src, self.inputs[file_no], part.origin.rows, part.origin.rows, self.skips.count)
+                else:
+                    docs, numbers, rows = held
+                    if rows is None:
+                        rows = Rows(self.paths)
+                        with no_gc():
+                            for doc in docs:
+                                rows.add(load_document(doc))
+                    part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
                 parts.append(part)
                 stats.append(self._census(part)[0])
                 continue

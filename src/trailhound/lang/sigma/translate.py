@@ -129,7 +129,7 @@ class _Writer:
         if isinstance(v, T.SigmaBool):
             return ir.Compare("==", f, ir.Literal(bool(v.boolean)))
         if isinstance(v, T.SigmaNumber):
-            if self.types.get(f.path) in _NUMERIC:
+            if self.types.get(f.path) in _NUMERIC or self.types.get(f.path) == "date":  # a date: epoch millis
                 return ir.Compare("==", f, ir.Literal(v.number))
             return ir.Match(f, "wildcard", (str(v.number),), True)
         if isinstance(v, T.SigmaNull):
@@ -200,6 +200,10 @@ class _Writer:
             return ir.Match(f, "regex", ("".join(parts),), not cased)
         pattern = "".join("*" if p == SpecialChars.WILDCARD_MULTI else "?" if p == SpecialChars.WILDCARD_SINGLE
                           else p for p in s.s)
+        if cased and not any(isinstance(p, SpecialChars) for p in s.s):
+            # an exact value is equality: the same on text, and on a date or address field it compares the
+            # value as Elasticsearch's term query would (a pattern over a date's text matches nothing)
+            return ir.Compare("==", f, ir.Literal(pattern))
         return ir.Match(f, "wildcard", (pattern,), not cased)
 
     def keyword(self, v) -> ir.Expr:
