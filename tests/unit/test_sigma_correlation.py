@@ -337,6 +337,19 @@ def test_trailhound_test_runs_a_correlation_with_the_rules_beside_it():
     assert "4 passed, 0 failed, 0 errors" in res.output
 
 
+def test_trailhound_test_runs_a_correlation_of_a_correlation_with_the_rules_beside_it():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "sigma" / "chain"
+    res = CliRunner().invoke(app, ["test", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "5 passed, 0 failed, 0 errors" in res.output
+
+
 def test_events_out_of_order_in_the_input_correlate_as_in_order(tmp_path):
     (tmp_path / "base.yml").write_text(BASE)
     (tmp_path / "corr.yml").write_text(CORRELATION.replace("GENERATE", "false"))

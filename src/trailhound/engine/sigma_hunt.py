@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..rules.check import RuleCheck
-from ..rules.errors import RuleError, UnsupportedError
+from ..rules.errors import RuleError
 from ..sources import EventTable
 
 if TYPE_CHECKING:
