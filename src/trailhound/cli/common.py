@@ -52,6 +52,24 @@ Year = Annotated[int | None, typer.Option("--year", help=YEAR_HELP)]
 TimeZone = Annotated[str | None, typer.Option("--timezone", help=TZ_HELP)]
 Host = Annotated[str | None, typer.Option("--host", help=HOST_HELP)]
 AllowBadInput = Annotated[bool, typer.Option("--allow-bad-input", help=ALLOW_BAD_HELP)]
+# the rule commands that run Sigma rules (hunt, test, rules validate)
+SigmaPlaceholders = Annotated[Path | None, typer.Option(
+    "--sigma-placeholders", metavar="FILE", help="Values of Sigma `|expand` placeholders: a YAML or TOML map of "
+    "placeholder name → value or list of values (README \"Sigma\"). A rule expanding a placeholder not given is "
+    "not run, with the placeholder named.")]
+
+
+def sigma_placeholders(path: Path | None) -> dict[str, tuple[str, ...]]:
+    """The values of --sigma-placeholders (none without it); a bad file exits 2 with its reason."""
+    if path is None:
+        return {}
+    from ..rules.errors import RuleError
+    from ..rules.sigma import read_placeholders
+
+    try:
+        return read_placeholders(path)
+    except RuleError as e:
+        raise fail(f"[red]error[/red]: --sigma-placeholders: {m(e)}") from None
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

@@ -247,8 +247,9 @@ def _correlated(check) -> list:
         return []
     from .check import check_rule
     from .loader import load_rules
+    from .sigma import placeholders_of, with_placeholders
 
-    others = load_rules([Path(check.rule.source).parent]).rules
+    others = with_placeholders(load_rules([Path(check.rule.source).parent]).rules, placeholders_of(check.rule))
     return [check_rule(r) for r in others
             if r.language == "sigma" and r.rule_id != check.rule.rule_id]
 
