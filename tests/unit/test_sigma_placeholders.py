@@ -122,3 +122,24 @@ def test_trailhound_test_with_the_values(tmp_path, rules):
     assert "2 passed, 0 failed, 0 errors" in res.output
     res = CliRunner().invoke(app, ["test", str(rules)])
     assert res.exit_code == 2 and "%admins%" in res.output
+
+
+def test_values_on_the_command_line(tmp_path, rules):
+    runner = CliRunner()
+
+    def status(*options: str) -> dict:
+        res = runner.invoke(app, ["rules", "validate", "--format", "ndjson", *options, str(rules)])
+        [row] = [json.loads(line) for line in res.stdout.splitlines()]
+        return row
+
+    assert status("--sigma-placeholder", "admins=ops1", "--sigma-placeholder", "admins=ops2")["status"] == "ok"
+    res = runner.invoke(app, ["rules", "validate", "--sigma-placeholder", "admins", str(rules)])
+    assert res.exit_code == 2 and "write NAME=VALUE" in res.output
+    # the command line's values of a name replace the file's: ops1 only, so the hunt finds one login, not two
+    (tmp_path / "p.yml").write_text("admins: [ops1, ops2]\n")
+    summary = tmp_path / "s.json"
+    res = runner.invoke(app, ["hunt", "--rules", str(rules), "--sigma-placeholders", str(tmp_path / "p.yml"),
+                              "--sigma-placeholder", "%admins%=ops1", "--summary", str(summary),
+                              str(_events(tmp_path))])
+    assert res.exit_code == 1, res.output
+    assert json.loads(summary.read_text())["rules"][0]["alerts"] == 1

@@ -18,6 +18,7 @@ from .common import (
     Host,
     InputFormat,
     OutputFormat,
+    SigmaPlaceholder,
     SigmaPlaceholders,
     TimeZone,
     Year,
@@ -74,6 +75,7 @@ def hunt(
     host: Host = None,
     allow_bad_input: AllowBadInput = False,
     placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
     engine: str = typer.Option("local", "--engine", help="local, or spark: the same hunt on Apache Spark "
                                "(pip install 'trailhound[spark]'; README \"Spark and Parquet\")."),
     master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port, "
@@ -119,7 +121,7 @@ def hunt(
         raise fail("[red]error[/red]: --master goes with --engine spark")
     started = time.perf_counter()
     rule_paths = rules or [PACK]
-    values = sigma_placeholders(placeholders)
+    values = sigma_placeholders(placeholders, placeholder)
     try:
         loaded_rules = load_rules(rule_paths, exceptions, value_lists)
         loaded_rules.rules[:] = with_placeholders(loaded_rules.rules, values)

@@ -9,7 +9,16 @@ from typing import Any
 import orjson
 import typer
 
-from .common import EXIT_FOUND, EXIT_OK, OutputFormat, SigmaPlaceholders, err, fail, sigma_placeholders
+from .common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    OutputFormat,
+    SigmaPlaceholder,
+    SigmaPlaceholders,
+    err,
+    fail,
+    sigma_placeholders,
+)
 from .render import TableWriter, cell
 from .safe import m
 
@@ -21,6 +30,7 @@ def rules_validate(
     paths: list[Path] = typer.Argument(..., help="Rule files or directories (searched for *.toml and Sigma *.yml, *.yaml)."),
     show_warnings: bool = typer.Option(False, "--warnings", help="List each field warning."),
     placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, or ndjson: one JSON "
                                         "object per rule (rule, rule_id, file, type, status, detail, warnings)."),
 ) -> None:
@@ -35,7 +45,7 @@ def rules_validate(
     from ..rules.loader import load_rules
     from ..rules.sigma import with_placeholders
 
-    values = sigma_placeholders(placeholders)
+    values = sigma_placeholders(placeholders, placeholder)
     try:
         loaded = load_rules(paths)
     except RuleError as e:

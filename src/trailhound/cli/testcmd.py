@@ -9,7 +9,17 @@ from typing import Any
 import orjson
 import typer
 
-from .common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, OutputFormat, SigmaPlaceholders, err, fail, sigma_placeholders
+from .common import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    OutputFormat,
+    SigmaPlaceholder,
+    SigmaPlaceholders,
+    err,
+    fail,
+    sigma_placeholders,
+)
 from .safe import clean, m
 
 
@@ -21,6 +31,7 @@ def test_rules(
                                         "ndjson: one JSON object per case, error or untested rule (rule, rule_id, "
                                         "file, case, status, expected_hits, hits, problems, fired)."),
     placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
 ) -> None:
     """Run rule unit tests: each case's events through its rule, against the hits it expects.
 
@@ -34,7 +45,7 @@ def test_rules(
     from ..rules.testing import run_case, select, tests_rule
 
     paths = paths or [PACK]
-    values = sigma_placeholders(placeholders)
+    values = sigma_placeholders(placeholders, placeholder)
     try:
         chosen = select(paths)
     except RuleError as e:
