@@ -216,6 +216,14 @@ def test_a_correlation_alert_lies_in_a_window_only_with_all_its_events(cuts):
     assert run(closing, late, cuts) == []
 
 
+@pytest.mark.parametrize("cuts", [(), (1,)])
+def test_a_closing_window_opens_at_the_earliest_beginning(cuts):
+    """B ends after A but began before it: the window judged first is B's ([0, 10] s), which holds both."""
+    s = spec(cond=(("==", 2.0),), span=10 * S)
+    events = [nested(5 * S, 6 * S, (5, 6)), nested(0, 8 * S, (0, 8))]
+    assert run(s, events, cuts) == [(5, 6, 0, 8)]
+
+
 def test_a_correlation_alert_is_ordered_by_its_last_event():
     s = spec("temporal_ordered", refs=("runs", "success"), span=60 * S, cond=((">=", 2.0),))
     # the success comes before the repeated failures were complete: not in order

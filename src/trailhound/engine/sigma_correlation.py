@@ -39,6 +39,7 @@ of the newest.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Sequence
@@ -103,9 +104,12 @@ class SigmaCorrelationRun:
                 out += self._close_before(e.ts)
             window = self.groups.setdefault(e.key, [])
             if self.closing:
-                if not window:
+                if not window or e.begin < window[0].begin:  # it opens the group's earliest window
                     self._schedule(e.key, e.begin)
-                window.append(e)
+                if self.nested:  # closing windows are kept in the order they begin
+                    bisect.insort(window, e, key=lambda x: x.begin)
+                else:
+                    window.append(e)
                 continue
             start = e.ts - self.spec.timespan_ms
             if self.nested:
@@ -139,6 +143,8 @@ class SigmaCorrelationRun:
                 continue  # that window was judged already
             opened = window[0].begin
             inside = [x for x in window if x.ts <= end and x.begin >= opened]
+            if self.nested:
+                inside.sort(key=lambda x: (x.ts, x.row))
             if self._holds(inside):
                 out.append(self._hit(key, inside))
                 used = {id(x) for x in inside}
