@@ -84,7 +84,8 @@ def test_temporal_needs_every_rule_and_ordered_needs_their_order():
     assert run(t, [ev(0, rule=1), ev(1, rule=0)]) == [(0, 1)]
     o = spec("temporal_ordered", refs=("a", "b"), cond=((">=", 2.0),))
     assert run(o, [ev(0, rule=1), ev(1, rule=0)]) == []
-    assert run(o, [ev(0, rule=1), ev(1, rule=0), ev(2, rule=1)]) == [(0, 1, 2)]
+    # the b at 0 precedes every a: it is no part of the order, and not among the alert's events
+    assert run(o, [ev(0, rule=1), ev(1, rule=0), ev(2, rule=1)]) == [(1, 2)]
     assert run(o, [ev(0, rule=0), ev(61 * S, rule=1)]) == []  # beyond the timespan
 
 
@@ -198,14 +199,137 @@ def test_a_correlation_naming_an_unknown_rule_fails_with_the_reason(tmp_path):
     assert outcome.status == "failed" and "failed_login" in outcome.reason
 
 
-def test_a_correlation_of_a_correlation_is_unsupported_with_the_reason(tmp_path):
-    (tmp_path / "base.yml").write_text(BASE)
-    (tmp_path / "corr.yml").write_text(CORRELATION.replace("GENERATE", "false") + "name: many_failed\n")
-    (tmp_path / "outer.yml").write_text("title: outer\ncorrelation: {type: event_count, rules: [many_failed], "
-                                        "timespan: 1h, condition: {gte: 2}}\n")
+def nested(start, end, rows, rule=0, key=()) -> BaseEvent:
+    """An alert of another correlation, as an event: at its last event, beginning at its first."""
+    return BaseEvent(end, max(rows), rule, key, None, start, tuple(rows))
+
+
+@pytest.mark.parametrize("cuts", [(), (1,)])
+def test_a_correlation_alert_lies_in_a_window_only_with_all_its_events(cuts):
+    s = spec(cond=((">=", 2.0),), span=10 * S)
+    inside = [nested(0, 4 * S, (0, 4)), nested(6 * S, 10 * S, (6, 10))]
+    assert run(s, inside, cuts) == [(0, 4, 6, 10)]  # its first event at exactly the timespan: inside
+    late = [nested(0, 4 * S, (0, 4)), nested(6 * S, 10 * S + 1, (6, 11))]
+    assert run(s, late, cuts) == []  # 1 ms more: the first alert began before the window
+    closing = spec(cond=(("==", 2.0),), span=10 * S)
+    assert run(closing, inside, cuts) == [(0, 4, 6, 10)]
+    assert run(closing, late, cuts) == []
+
+
+@pytest.mark.parametrize("cuts", [(), (1,)])
+def test_a_closing_window_opens_at_the_earliest_beginning(cuts):
+    """B ends after A but began before it: the window judged first is B's ([0, 10] s), which holds both."""
+    s = spec(cond=(("==", 2.0),), span=10 * S)
+    events = [nested(5 * S, 6 * S, (5, 6)), nested(0, 8 * S, (0, 8))]
+    assert run(s, events, cuts) == [(5, 6, 0, 8)]
+
+
+def test_a_correlation_alert_is_ordered_by_its_last_event():
+    s = spec("temporal_ordered", refs=("runs", "success"), span=60 * S, cond=((">=", 2.0),))
+    # the success comes before the repeated failures were complete: not in order
+    assert run(s, [ev(5 * S, row=5, rule=1), nested(0, 9 * S, (0, 9))]) == []
+    assert run(s, [nested(0, 9 * S, (0, 9)), ev(10 * S, row=10, rule=1)]) == [(0, 9, 10)]
+
+
+def test_a_temporal_ordered_alert_leaves_out_what_came_before_its_first_rule():
+    s = spec("temporal_ordered", refs=("a", "b"), span=60 * S, cond=((">=", 2.0),))
+    events = [ev(S, rule=1), ev(2 * S, rule=0), ev(3 * S, rule=1)]
+    assert run(s, events) == [(2 * S, 3 * S)]  # the b at 1 s precedes every a: no part of the order
+    assert run(s, [ev(S, rule=0), ev(2 * S, rule=1), ev(3 * S, rule=0)]) == [(S, 2 * S)]
+
+
+SUCCESS = """title: Successful login
+name: success_login
+id: 6a1c2b3d-0000-4000-8000-000000000022
+logsource: {product: linux, service: auth}
+detection:
+  sel: {event.outcome: success}
+  condition: sel
+level: low
+"""
+OUTER = """title: Login after failures
+id: 6a1c2b3d-0000-4000-8000-000000000023
+correlation:
+  type: temporal_ordered
+  rules: [many_failed, success_login]
+  group-by: [ip]
+  aliases:
+    ip: {many_failed: source.ip, success_login: source.ip}
+  timespan: 1m
+  generate: GENERATE
+level: critical
+"""
+
+
+def _login_events(tmp_path):
+    """Failures from 10.0.0.1 at 0, 10, 20 s (and one from .2), then successes from .1 at 40 s and from .2 at 41 s,
+    and from .1 again at 70 s (when the failures began more than 1m earlier)."""
+    lines = []
+    for i, (t, ip, outcome) in enumerate([(0, "10.0.0.1", "failure"), (10, "10.0.0.1", "failure"),
+                                          (15, "10.0.0.2", "failure"), (20, "10.0.0.1", "failure"),
+                                          (40, "10.0.0.1", "success"), (41, "10.0.0.2", "success"),
+                                          (70, "10.0.0.1", "success")]):
+        lines.append(json.dumps({"@timestamp": 1_700_000_000_000 + t * 1000, "source": {"ip": ip},
+                                 "event": {"category": ["authentication"], "outcome": outcome},
+                                 "user": {"name": f"u{i}"}}))
+    path = tmp_path / "logins.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _chain(tmp_path, generate="false", outer=OUTER):
+    rules = tmp_path / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "base.yml").write_text(BASE + "---\n" + SUCCESS)
+    (rules / "corr.yml").write_text(CORRELATION.replace("GENERATE", "false") + "name: many_failed\n")
+    (rules / "outer.yml").write_text(outer.replace("GENERATE", generate))
+    loaded = load_rules([rules])
+    assert loaded.errors == []
+    report = run_hunt(plan(loaded), [_login_events(tmp_path)], keep_alerts=True)
+    return {o.name: o for o in report.rules}
+
+
+@pytest.mark.parametrize("generate", ["false", "true"])
+def test_a_correlation_of_a_correlation_in_a_hunt(tmp_path, generate):
+    by_name = _chain(tmp_path, generate)
+    outer = by_name["Login after failures"]
+    assert outer.status == "ran", outer.reason
+    assert outer.hits == 1 and outer.alerts == 5  # the three failures, the success at 40 s, and the shell
+    shell = [a for a in outer.alert_documents if "kibana.alert.building_block_type" not in a]
+    assert shell[0]["kibana.alert.sigma.correlation"]["group_by"] == {"ip": "10.0.0.1"}
+    blocks = sorted(a["user"]["name"] for a in outer.alert_documents if "kibana.alert.building_block_type" in a)
+    assert blocks == ["u0", "u1", "u3", "u4"]
+    # what the outer names (the inner correlation, the success rule) alerts only when it says generate: true;
+    # the inner's base rule never (the inner's own generate is false)
+    assert by_name["Many failed logins from one source"].hits == (1 if generate == "true" else 0)
+    assert by_name["Successful login"].alerts == (3 if generate == "true" else 0)
+    assert by_name["Failed login"].alerts == 0
+
+
+def test_a_chain_is_bounded_by_its_first_source_event(tmp_path):
+    """With a 30 s outer timespan, the failures (0-20 s) and the success (40 s) are not within one window."""
+    by_name = _chain(tmp_path, outer=OUTER.replace("timespan: 1m", "timespan: 30s"))
+    assert by_name["Login after failures"].hits == 0
+    by_name = _chain(tmp_path, outer=OUTER.replace("timespan: 1m", "timespan: 40s"))  # exactly the edge
+    assert by_name["Login after failures"].hits == 1
+
+
+def test_a_correlation_of_a_correlation_groups_only_by_its_group_by_fields(tmp_path):
+    outer = OUTER.replace("ip: {many_failed: source.ip, success_login: source.ip}",
+                          "ip: {many_failed: user.name, success_login: source.ip}")
+    by_name = _chain(tmp_path, outer=outer)
+    outer_run = by_name["Login after failures"]
+    assert outer_run.status == "failed" and "carry only their group-by fields (source.ip)" in outer_run.reason
+
+
+def test_correlations_naming_each_other_fail_with_the_cycle(tmp_path):
+    (tmp_path / "a.yml").write_text("title: ca\nname: ca\ncorrelation: {type: event_count, rules: [cb], "
+                                    "timespan: 1h, condition: {gte: 2}}\n")
+    (tmp_path / "b.yml").write_text("title: cb\nname: cb\ncorrelation: {type: event_count, rules: [ca], "
+                                    "timespan: 1h, condition: {gte: 2}}\n")
     report = run_hunt(plan(load_rules([tmp_path])), [_events(tmp_path)])
-    outer = next(o for o in report.rules if o.name == "outer")
-    assert outer.status == "unsupported" and "correlations of correlations" in outer.reason
+    assert [o.status for o in report.rules] == ["failed", "failed"]
+    assert all("cycle" in o.reason and "'ca'" in o.reason and "'cb'" in o.reason for o in report.rules)
 
 
 def test_trailhound_test_runs_a_correlation_with_the_rules_beside_it():
@@ -219,6 +343,19 @@ def test_trailhound_test_runs_a_correlation_with_the_rules_beside_it():
     res = CliRunner().invoke(app, ["test", str(folder)])
     assert res.exit_code == 0, res.output
     assert "4 passed, 0 failed, 0 errors" in res.output
+
+
+def test_trailhound_test_runs_a_correlation_of_a_correlation_with_the_rules_beside_it():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "sigma" / "chain"
+    res = CliRunner().invoke(app, ["test", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "5 passed, 0 failed, 0 errors" in res.output
 
 
 def test_events_out_of_order_in_the_input_correlate_as_in_order(tmp_path):

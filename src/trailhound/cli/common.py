@@ -52,6 +52,36 @@ Year = Annotated[int | None, typer.Option("--year", help=YEAR_HELP)]
 TimeZone = Annotated[str | None, typer.Option("--timezone", help=TZ_HELP)]
 Host = Annotated[str | None, typer.Option("--host", help=HOST_HELP)]
 AllowBadInput = Annotated[bool, typer.Option("--allow-bad-input", help=ALLOW_BAD_HELP)]
+# the rule commands that run Sigma rules (hunt, test, rules validate)
+SigmaPlaceholders = Annotated[Path | None, typer.Option(
+    "--sigma-placeholders", metavar="FILE", help="Values of Sigma `|expand` placeholders: a YAML or TOML map of "
+    "placeholder name → value or list of values (README \"Sigma\"). A rule expanding a placeholder not given is "
+    "not run, with the placeholder named.")]
+SigmaPlaceholder = Annotated[list[str] | None, typer.Option(
+    "--sigma-placeholder", metavar="NAME=VALUE", help="A value of a Sigma `|expand` placeholder (repeat for more "
+    "values; the values of a name given here replace those of --sigma-placeholders for it).")]
+
+
+def sigma_placeholders(path: Path | None, pairs: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """The values of --sigma-placeholders and --sigma-placeholder (none without them); a bad file or pair
+    exits 2 with its reason."""
+    values: dict[str, tuple[str, ...]] = {}
+    if path is not None:
+        from ..rules.errors import RuleError
+        from ..rules.sigma import read_placeholders
+
+        try:
+            values = read_placeholders(path)
+        except RuleError as e:
+            raise fail(f"[red]error[/red]: --sigma-placeholders: {m(e)}") from None
+    given: dict[str, tuple[str, ...]] = {}
+    for pair in pairs or ():
+        name, eq, value = pair.partition("=")
+        name = name.strip().strip("%")
+        if not eq or not name:
+            raise fail(f"[red]error[/red]: --sigma-placeholder {m(repr(pair))}: write NAME=VALUE")
+        given[name] = (*given.get(name, ()), value)
+    return {**values, **given}
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

@@ -18,6 +18,8 @@ from .common import (
     Host,
     InputFormat,
     OutputFormat,
+    SigmaPlaceholder,
+    SigmaPlaceholders,
     TimeZone,
     Year,
     bad_inputs,
@@ -30,6 +32,7 @@ from .common import (
     open_output,
     print_report,
     report_bad_inputs,
+    sigma_placeholders,
 )
 from .render import TableWriter, cell
 from .safe import m
@@ -71,6 +74,8 @@ def hunt(
     tz: TimeZone = None,
     host: Host = None,
     allow_bad_input: AllowBadInput = False,
+    placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
     engine: str = typer.Option("local", "--engine", help="local, or spark: the same hunt on Apache Spark "
                                "(pip install 'trailhound[spark]'; README \"Spark and Parquet\")."),
     master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port, "
@@ -91,6 +96,7 @@ def hunt(
     from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
     from ..rules.errors import RuleError
     from ..rules.loader import load_rules
+    from ..rules.sigma import with_placeholders
     from ..sinks import NdjsonSink, Sink, SinkError
     from ..sources import SourceError
 
@@ -115,8 +121,11 @@ def hunt(
         raise fail("[red]error[/red]: --master goes with --engine spark")
     started = time.perf_counter()
     rule_paths = rules or [PACK]
+    values = sigma_placeholders(placeholders, placeholder)
     try:
-        planned = plan(load_rules(rule_paths, exceptions, value_lists))
+        loaded_rules = load_rules(rule_paths, exceptions, value_lists)
+        loaded_rules.rules[:] = with_placeholders(loaded_rules.rules, values)
+        planned = plan(loaded_rules)
     except RuleError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
     loaded = planned.rules

@@ -9,7 +9,16 @@ from typing import Any
 import orjson
 import typer
 
-from .common import EXIT_FOUND, EXIT_OK, OutputFormat, err, fail
+from .common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    OutputFormat,
+    SigmaPlaceholder,
+    SigmaPlaceholders,
+    err,
+    fail,
+    sigma_placeholders,
+)
 from .render import TableWriter, cell
 from .safe import m
 
@@ -20,6 +29,8 @@ rules_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Work 
 def rules_validate(
     paths: list[Path] = typer.Argument(..., help="Rule files or directories (searched for *.toml and Sigma *.yml, *.yaml)."),
     show_warnings: bool = typer.Option(False, "--warnings", help="List each field warning."),
+    placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, or ndjson: one JSON "
                                         "object per rule (rule, rule_id, file, type, status, detail, warnings)."),
 ) -> None:
@@ -32,11 +43,14 @@ def rules_validate(
     from ..rules.check import check_rule
     from ..rules.errors import RuleError
     from ..rules.loader import load_rules
+    from ..rules.sigma import with_placeholders
 
+    values = sigma_placeholders(placeholders, placeholder)
     try:
         loaded = load_rules(paths)
     except RuleError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
+    loaded.rules[:] = with_placeholders(loaded.rules, values)
     checks = [check_rule(r) for r in loaded.rules]
     rows: list[dict[str, Any]] = []
     for c in checks:

@@ -9,7 +9,17 @@ from typing import Any
 import orjson
 import typer
 
-from .common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, OutputFormat, err, fail
+from .common import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    OutputFormat,
+    SigmaPlaceholder,
+    SigmaPlaceholders,
+    err,
+    fail,
+    sigma_placeholders,
+)
 from .safe import clean, m
 
 
@@ -20,6 +30,8 @@ def test_rules(
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table (PASS/FAIL lines), or "
                                         "ndjson: one JSON object per case, error or untested rule (rule, rule_id, "
                                         "file, case, status, expected_hits, hits, problems, fired)."),
+    placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
 ) -> None:
     """Run rule unit tests: each case's events through its rule, against the hits it expects.
 
@@ -29,13 +41,16 @@ def test_rules(
     from ..pack import DIR as PACK
     from ..rules.check import check_rule
     from ..rules.errors import RuleError
+    from ..rules.sigma import with_placeholders
     from ..rules.testing import run_case, select, tests_rule
 
     paths = paths or [PACK]
+    values = sigma_placeholders(placeholders, placeholder)
     try:
         chosen = select(paths)
     except RuleError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
+    chosen.rules[:] = with_placeholders(chosen.rules, values)
     ndjson = format is OutputFormat.ndjson
     out = sys.stdout
 

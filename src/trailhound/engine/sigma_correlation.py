@@ -11,6 +11,8 @@ When a correlation alerts (README, "Sigma"):
   the window is the group's unused events in [t - timespan, t] (sliding, inclusive, like EQL's
   maxspan). If the condition holds there, one alert is raised with those events, and they are used:
   a burst of 3N events within the timespan gives 3 alerts for `gte: N`, not one per event after N.
+  A temporal_ordered alert leaves out the window's events before the first event of its first rule
+  (they take no part in the order; they are used all the same).
 * Any other condition (`lt`, `lte`, `eq`, `neq`, a `not` in a temporal condition; and value_avg,
   value_percentile, value_median, whose value can fall as events arrive): windows are judged once
   closed. The group's first unused event a opens [a.t, a.t + timespan]; the window closes when an
@@ -23,6 +25,13 @@ When a correlation alerts (README, "Sigma"):
   the numbers in `field` (others are ignored; none at all never alerts); percentiles interpolate
   linearly between the closest ranks.
 
+* Correlations of correlations: an alert of a named correlation is one event of the correlation that
+  names it. It happens at its last event (when it is known: a temporal_ordered step is done when its
+  last event arrived), it lies inside a window only if all its events do (its first event too: so a
+  chain's timespan bounds all its source events, like EQL's maxspan over a sequence with `runs`), its
+  fields are its group-by values (under the group-by names of the correlation that raised it), and it
+  brings all its events' rows to the alert it helps raise.
+
 Input must arrive in time order (a batch earlier than what was fed is refused); whatever the batch
 cut points, the hits are those of one batch. State holds, per group, only events within a timespan
 of the newest.
@@ -30,6 +39,7 @@ of the newest.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Sequence
@@ -50,6 +60,13 @@ class BaseEvent:
     rule: int  # index in the spec's references
     key: tuple  # the group-by values
     value: Any = None  # `field`'s value, for the value_* types
+    start: int | None = None  # a correlation's alert fed to another: the time of its first event (ts: its last)
+    rows: tuple[int, ...] = ()  # ... and all its events' rows
+
+    @property
+    def begin(self) -> int:
+        """When this event began: its time, or for a correlation's alert the time of its first event."""
+        return self.ts if self.start is None else self.start
 
 
 def closing(spec: CorrelationSpec) -> bool:
@@ -71,6 +88,7 @@ class SigmaCorrelationRun:
         self.seen = 0
         self.ungrouped = 0  # events left out for a missing group-by value (counted by the caller)
         self._tie = 0
+        self.nested = False  # fed correlation alerts (events with a duration): windows filter by their start
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -80,15 +98,22 @@ class SigmaCorrelationRun:
             if self.watermark is not None and e.ts < self.watermark:
                 raise ValueError(f"correlation input out of order: {e.ts} after {self.watermark}")
             self.watermark = e.ts
+            if e.start is not None and e.start != e.ts:
+                self.nested = True
             if self.closing:
                 out += self._close_before(e.ts)
             window = self.groups.setdefault(e.key, [])
             if self.closing:
-                if not window:
-                    self._schedule(e.key, e.ts)
-                window.append(e)
+                if not window or e.begin < window[0].begin:  # it opens the group's earliest window
+                    self._schedule(e.key, e.begin)
+                if self.nested:  # closing windows are kept in the order they begin
+                    bisect.insort(window, e, key=lambda x: x.begin)
+                else:
+                    window.append(e)
                 continue
             start = e.ts - self.spec.timespan_ms
+            if self.nested:
+                window[:] = [x for x in window if x.begin >= start]
             while window and window[0].ts < start:
                 window.pop(0)
             window.append(e)
@@ -114,16 +139,20 @@ class SigmaCorrelationRun:
         while self.deadlines and (ts is None or self.deadlines[0][0] < ts):
             end, _, key = heapq.heappop(self.deadlines)
             window = self.groups.get(key)
-            if not window or window[0].ts + span != end:
+            if not window or window[0].begin + span != end:
                 continue  # that window was judged already
-            inside = [x for x in window if x.ts <= end]
+            opened = window[0].begin
+            inside = [x for x in window if x.ts <= end and x.begin >= opened]
+            if self.nested:
+                inside.sort(key=lambda x: (x.ts, x.row))
             if self._holds(inside):
                 out.append(self._hit(key, inside))
-                del window[:len(inside)]
+                used = {id(x) for x in inside}
+                window[:] = [x for x in window if id(x) not in used]
             else:
                 window.pop(0)
             if window:
-                self._schedule(key, window[0].ts)  # the next window: judged in this loop if it ended too
+                self._schedule(key, window[0].begin)  # the next window: judged in this loop if it ended too
             else:
                 del self.groups[key]
         return out
@@ -133,7 +162,9 @@ class SigmaCorrelationRun:
             del self.groups[key]
 
     def _hit(self, key: tuple, window: list[BaseEvent]) -> Hit:
-        rows = tuple(dict.fromkeys(e.row for e in window))
+        if self.spec.kind == "temporal_ordered":  # events before the first of the first rule take no part in the order
+            window = window[next((i for i, e in enumerate(window) if e.rule == 0), 0):]
+        rows = tuple(dict.fromkeys(r for e in window for r in (e.rows or (e.row,))))
         return Hit(rows, key)
 
     # ---- the condition -------------------------------------------------------------------------
@@ -181,7 +212,8 @@ class SigmaCorrelationRun:
     def to_dict(self) -> dict[str, Any]:
         return {"version": checkpoint.VERSION, "kind": "sigma_correlation", "watermark": self.watermark,
                 "seen": self.seen, "ungrouped": self.ungrouped,
-                "groups": [[checkpoint.value_out(k), [[e.ts, e.row, e.rule, checkpoint.value_out(e.value)]
+                "groups": [[checkpoint.value_out(k), [[e.ts, e.row, e.rule, checkpoint.value_out(e.value),
+                                                       *([e.start, list(e.rows)] if e.start is not None else [])]
                                                       for e in w]] for k, w in self.groups.items()],
                 "deadlines": [[end, checkpoint.value_out(k)] for end, _, k in sorted(self.deadlines)]}
 
@@ -193,8 +225,10 @@ class SigmaCorrelationRun:
         run.watermark, run.seen, run.ungrouped = data["watermark"], int(data["seen"]), int(data["ungrouped"])
         for key, events in data["groups"]:
             k = _key_in(key)
-            run.groups[k] = [BaseEvent(int(ts), int(row), int(rule), k, _key_in(v) if isinstance(v, list) else v)
-                             for ts, row, rule, v in events]
+            run.groups[k] = [BaseEvent(int(ts), int(row), int(rule), k, _key_in(v) if isinstance(v, list) else v,
+                                       int(more[0]) if more else None, tuple(int(r) for r in more[1]) if more else ())
+                             for ts, row, rule, v, *more in events]
+            run.nested = run.nested or any(e.start is not None and e.start != e.ts for e in run.groups[k])
         for end, key in data["deadlines"]:
             run._tie += 1
             heapq.heappush(run.deadlines, (int(end), run._tie, _key_in(key)))

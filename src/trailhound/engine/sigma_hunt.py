@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..rules.check import RuleCheck
-from ..rules.errors import RuleError, UnsupportedError
+from ..rules.errors import RuleError
 from ..sources import EventTable
 
 if TYPE_CHECKING:
+    from ..lang.sigma.correlation import CorrelationSpec
     from .hunt import RuleRun
+    from .sigma_correlation import BaseEvent
 
 
 def is_correlation(check: RuleCheck) -> bool:
@@ -40,23 +42,20 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
             by_ref.setdefault(rule.rule_id, run)
             if name := (rule.extra.get("sigma") or {}).get("name"):
                 by_ref.setdefault(str(name), run)
-    correlation_refs = {c.rule.rule_id for c in checks} | {
-        str(n) for c in checks if (n := (c.rule.extra.get("sigma") or {}).get("name"))}
-    out: list[RuleRun] = []
+    out = [RuleRun(check) for check in checks]
+    specs: dict[int, CorrelationSpec] = {}  # id(correlation run) → its spec, once it ran
     quiet: dict[int, tuple[RuleRun, str]] = {}  # runs whose own alerts a correlation takes
     loud: set[int] = set()
-    for check in checks:
-        corr = RuleRun(check)
-        out.append(corr)
+    for corr in _in_dependency_order(out):
+        check = corr.check
         t0 = time.perf_counter()
         try:
+            if corr.error:  # a cycle, found while ordering
+                continue
             spec = correlation_spec(yaml.safe_load(check.rule.query or ""))
             bases = []
             for ref in spec.references:
                 base = by_ref.get(ref)
-                if base is None and ref in correlation_refs:
-                    raise UnsupportedError(f"it correlates the correlation {ref!r}: correlations of correlations "
-                                           "are not supported yet")
                 if base is None:
                     raise RuleError(check.rule.source, "correlation",
                                     f"names rule {ref!r}, which is not among the rules loaded (by name or id)")
@@ -73,14 +72,23 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
             ungrouped = 0
             rows = sorted({r for b in bases for h in b.hits for r in h.rows if r is not None})
             docs = dict(zip(rows, source.documents(rows)))
+
+            def ms(doc: dict, field: str) -> int | None:
+                ns = parse_date_ns(field_value(doc, field), True)
+                return None if ns is None else ns // 1_000_000
+
             for i, (ref, base) in enumerate(zip(spec.references, bases)):
+                inner = specs.get(id(base))
+                if inner is not None:  # a correlation's alerts are this one's events
+                    events += _alert_events(check, spec, ref, i, base, inner, docs, ms)
+                    continue
                 names = _field_names(base)
                 for h in base.hits:
                     row = h.rows[0]
                     if row is None:
                         continue
                     doc = docs[row]
-                    ts = parse_date_ns(field_value(doc, base.timestamp_field), True)
+                    ts = ms(doc, base.timestamp_field)
                     if ts is None:
                         ungrouped += 1
                         continue
@@ -91,11 +99,12 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
                     key = tuple(str(v) if not isinstance(v, list) else str(v[0]) if v else "" for v in key)
                     value = (field_value(doc, _mapped(names, spec.field_for(spec.field, ref))) if spec.field
                              else None)
-                    events.append(BaseEvent(ts // 1_000_000, row, i, key, value))
+                    events.append(BaseEvent(ts, row, i, key, value))
             events.sort(key=lambda e: (e.ts, e.row, e.rule))
             state = SigmaCorrelationRun(spec)
             corr.hits = state.feed(events) + state.finish()
             corr.kind, corr.table, corr.timestamp_field = "sequences", source, bases[0].timestamp_field
+            specs[id(corr)] = spec
             if ungrouped:
                 corr.warnings.append(f"{ungrouped} events of its rules had no timestamp or no group-by value "
                                      f"({', '.join(spec.group_by)}) and were left out")
@@ -103,12 +112,91 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
                 (loud.add(id(base)) if spec.generate else quiet.setdefault(id(base), (base, check.rule.name)))
         except Exception as e:  # noqa: BLE001 - one correlation that cannot run says why; the others go on
             corr.fail(e)
-        corr.seconds = time.perf_counter() - t0
+        finally:
+            corr.seconds = time.perf_counter() - t0
+            by_ref.setdefault(check.rule.rule_id, corr)
+            if name := (check.rule.extra.get("sigma") or {}).get("name"):
+                by_ref.setdefault(str(name), corr)
     for ident, (base, name) in quiet.items():
         if ident not in loud and base.hits:
             base.warnings.append(f"{len(base.hits)} hits feed the correlation {name!r}; no alerts of their own "
                                  "(generate: false)")
             base.hits = []
+    return out
+
+
+def _in_dependency_order(runs: list[RuleRun]) -> list[RuleRun]:
+    """The correlation runs, each after the correlations it names (by name or id); the runs of a cycle
+    fail with the cycle named (and come last)."""
+    import yaml
+
+    refs: dict[str, RuleRun] = {}
+    names: dict[int, list[str]] = {}
+    for run in runs:
+        rule = run.check.rule
+        refs.setdefault(rule.rule_id, run)
+        if name := (rule.extra.get("sigma") or {}).get("name"):
+            refs.setdefault(str(name), run)
+        try:
+            doc = yaml.safe_load(rule.query or "")
+            named = (doc.get("correlation") or {}).get("rules") or []
+            names[id(run)] = [str(n) for n in ([named] if isinstance(named, str) else named)]
+        except (yaml.YAMLError, AttributeError):
+            names[id(run)] = []  # correlation_spec says what is wrong
+    ordered: list[RuleRun] = []
+    state: dict[int, str] = {}  # id → "open" while its references are ordered, "done" after
+
+    def visit(run: RuleRun, path: list[RuleRun]) -> None:
+        if state.get(id(run)) == "done":
+            return
+        if state.get(id(run)) == "open":
+            cycle = path[path.index(run):] + [run]
+            for r in cycle[:-1]:
+                if not r.error:
+                    r.fail(RuleError(r.check.rule.source, "correlation", "correlations name each other in a cycle: "
+                                     + " → ".join(repr(x.check.rule.name) for x in cycle)))
+            return
+        state[id(run)] = "open"
+        for ref in names[id(run)]:
+            if (inner := refs.get(ref)) is not None and inner is not run:
+                visit(inner, [*path, run])
+            elif inner is run:
+                run.fail(RuleError(run.check.rule.source, "correlation", "a correlation cannot name itself"))
+        state[id(run)] = "done"
+        ordered.append(run)
+
+    for run in runs:
+        visit(run, [])
+    return ordered
+
+
+def _alert_events(check: RuleCheck, spec: CorrelationSpec, ref: str, i: int, inner: RuleRun,
+                  inner_spec: CorrelationSpec, docs: dict, ms) -> list[BaseEvent]:
+    """The alerts of the correlation `inner` as events of `spec` (README, "Sigma"): at the time of their
+    last event, starting at their first, with their group-by values as their only fields."""
+    from .sigma_correlation import BaseEvent
+
+    carried = list(inner_spec.group_by)
+
+    def field(name: str) -> int:
+        mapped = spec.field_for(name, ref)
+        if mapped not in carried:
+            raise RuleError(check.rule.source, "correlation",
+                            f"{name!r} of the correlation {ref!r}: its alerts carry only their group-by fields "
+                            f"({', '.join(carried) or 'none'})")
+        return carried.index(mapped)
+
+    at = [field(g) for g in spec.group_by]
+    value_at = field(spec.field) if spec.field else None
+    out = []
+    for h in inner.hits:
+        rows = tuple(r for r in h.rows if r is not None)
+        times = [t for r in rows if (t := ms(docs[r], inner.timestamp_field)) is not None]
+        if not rows or not times:
+            continue
+        keys = tuple(h.join_keys or ())
+        out.append(BaseEvent(max(times), max(rows), i, tuple(keys[j] for j in at),
+                             keys[value_at] if value_at is not None else None, min(times), rows))
     return out
 
 

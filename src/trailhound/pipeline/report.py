@@ -36,10 +36,12 @@ class RuleOutcome:
     excepted: dict[str, int] = field(default_factory=dict)  # exception item → events it excepted
     seconds: float = 0.0
     alert_documents: list[dict] | None = None  # only with run_hunt(keep_alerts=True)
+    author: tuple[str, ...] = ()  # the rule's authors (the Detection Rule License of SigmaHQ's rules asks for them)
 
     @classmethod
     def of(cls, rule, status: str, reason: str = "", **kw: Any) -> RuleOutcome:
-        return cls(rule.rule_id, rule.name, rule.severity, rule.source, status, reason, **kw)
+        return cls(rule.rule_id, rule.name, rule.severity, rule.source, status, reason,
+                   author=tuple(getattr(rule, "author", ()) or ()), **kw)
 
     def add_alert(self, alert: dict) -> None:
         """Count one alert into the hosts, users and time span."""
@@ -61,7 +63,7 @@ class RuleOutcome:
                 "status": self.status, "kind": self.kind, "hits": self.hits, "alerts": self.alerts,
                 "hosts": sorted(self.hosts), "users": sorted(self.users), "first": self.first, "last": self.last,
                 "notes": self.notes, "error": self.reason if self.status in ("failed", "error") else None,
-                "excepted": self.excepted, "seconds": round(self.seconds, 4)}
+                "excepted": self.excepted, "seconds": round(self.seconds, 4), "author": list(self.author)}
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Literal
@@ -81,15 +82,18 @@ def parse_rule_query(rule: Rule) -> ir.Query:
     if rule.language == "kuery":
         return parse_kql_query(rule.query or "")
     if rule.language == "sigma":
-        return sigma_query(rule.query or "")
+        from .sigma import placeholders_of
+
+        return sigma_query(rule.query or "", placeholders_of(rule))
     if rule.language in ("lucene", "esql"):
         raise UnsupportedError(f"query language {rule.language!r} is not supported"
                                + (" (Lucene query syntax)" if rule.language == "lucene" else ""))
     raise QueryError(f"query language {rule.language!r} is not supported")
 
 
-def sigma_query(text: str) -> ir.Query:
-    """A Sigma rule (one YAML document, as the loader keeps it) as IR; SigmaUnsupported / SigmaRuleError."""
+def sigma_query(text: str, placeholders: Mapping[str, Sequence[str]] | None = None) -> ir.Query:
+    """A Sigma rule (one YAML document, as the loader keeps it) as IR, its `|expand` placeholders given
+    these values; SigmaUnsupported / SigmaRuleError."""
     from sigma.exceptions import SigmaError
     from sigma.rule import SigmaRule
 
@@ -101,7 +105,7 @@ def sigma_query(text: str) -> ir.Query:
         parsed = SigmaRule.from_dict(normalized(load_yaml(text)))
     except SigmaError as e:
         raise SigmaRuleError(str(e).split("\n")[0]) from None
-    return translate(parsed, ecs_types=ecs().types).query
+    return translate(parsed, {k: list(v) for k, v in (placeholders or {}).items()}, ecs_types=ecs().types).query
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,7 +192,9 @@ def _parsed_and_compiled(rule: Rule) -> tuple[ir.Query | None, str | None, Statu
     for failures other than QueryError and UnsupportedError (a defect, or memory)."""
     key: tuple = (rule.language, rule.query, rule.event_category_override)
     if rule.language == "sigma":
-        key += (sigma_fingerprint(),)
+        from .sigma import placeholders_of
+
+        key += (sigma_fingerprint(), tuple(sorted(placeholders_of(rule).items())))
     hit = cache.get(key)
     if hit is not None:
         return hit

@@ -137,6 +137,67 @@ def _rule(doc: dict, source: str, where: str) -> Rule:
     )
 
 
+#: the values of `|expand` placeholders: name (without the %) → its values
+Placeholders = dict[str, tuple[str, ...]]
+
+
+def read_placeholders(path) -> Placeholders:
+    """A placeholder file (`--sigma-placeholders`): YAML (`.yml`, `.yaml`) or TOML (`.toml`), a map of
+    placeholder name → a value or a list of values (strings or numbers; `*` and `?` in a value are Sigma
+    wildcards), optionally under a top-level `vars` key as in a pySigma pipeline. RuleError naming the file
+    (and line) and the reason for anything else."""
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleError(source, None, f"cannot read the placeholder file: {e}") from None
+    try:
+        if source.endswith(".toml"):
+            doc: Any = tomllib.loads(text)
+        else:
+            doc = yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RuleError(source, None, f"invalid TOML: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise RuleError(source, None, f"invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if isinstance(doc, dict) and set(doc) == {"vars"}:
+        doc = doc["vars"]
+    if not isinstance(doc, dict):
+        raise RuleError(source, None, "a placeholder file is a map of placeholder name → value or list of values")
+    out: Placeholders = {}
+    for name, values in doc.items():
+        items = values if isinstance(values, list) else [values]
+        if not items:
+            raise RuleError(source, str(name), "an empty list of values (a rule expanding it could never match)")
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise RuleError(source, str(name), f"values are strings or numbers, not {type(v).__name__}")
+        out[str(name).strip("%")] = tuple(str(v) for v in items)
+    return out
+
+
+def with_placeholders(rules: list[Rule], values: Placeholders) -> list[Rule]:
+    """The rules, Sigma ones carrying the placeholder values their `|expand` modifiers read (rules.check)."""
+    import dataclasses
+
+    if not values:
+        return list(rules)
+    return [dataclasses.replace(r, extra={**r.extra, "sigma": {**(r.extra.get("sigma") or {}),
+                                                                 "placeholders": dict(values)}})
+            if r.language == SIGMA_LANGUAGE else r for r in rules]
+
+
+def placeholders_of(rule: Rule) -> Placeholders:
+    return dict((rule.extra.get("sigma") or {}).get("placeholders") or {})
+
+
 def _logsource(parsed) -> dict[str, str] | None:
     ls = getattr(parsed, "logsource", None)
     if ls is None:

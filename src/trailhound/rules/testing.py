@@ -241,16 +241,17 @@ def run_case(check, case: Case) -> CaseResult:
 
 
 def _correlated(check) -> list:
-    """For a Sigma correlation: the checks of the Sigma rules beside it (its file's directory), which it
-    reads; they run with it, and only its own outcome is the case's."""
+    """For a Sigma correlation: the checks of the Sigma rules beside it (its file's directory, correlations
+    too, which it may name), which it reads; they run with it, and only its own outcome is the case's."""
     if check.rule.type != "sigma_correlation" or not check.rule.source:
         return []
     from .check import check_rule
     from .loader import load_rules
+    from .sigma import placeholders_of, with_placeholders
 
-    others = load_rules([Path(check.rule.source).parent]).rules
+    others = with_placeholders(load_rules([Path(check.rule.source).parent]).rules, placeholders_of(check.rule))
     return [check_rule(r) for r in others
-            if r.language == "sigma" and r.type != "sigma_correlation" and r.rule_id != check.rule.rule_id]
+            if r.language == "sigma" and r.rule_id != check.rule.rule_id]
 
 
 def _first_hit(alerts: list[dict]) -> list[dict]:

@@ -170,8 +170,8 @@ class _Writer:
             if isinstance(part, Placeholder):
                 values = self.placeholders.get(part.name)
                 if values is None:
-                    raise SigmaUnsupported(f"|expand placeholder %{part.name}% has no values (Trailhound cannot "
-                                           "be given placeholder values yet)")
+                    raise SigmaUnsupported(f"|expand placeholder %{part.name}% has no values (give them with "
+                                           "--sigma-placeholders FILE)")
                 out = [prefix + list(SigmaString(val).s) for prefix in out for val in values]
                 if len(out) > 10_000:
                     raise SigmaRuleError(f"|expand of %{part.name}% gives more than 10000 values")
