@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +30,17 @@ from .suppression import SuppressionState
 
 ECS_VERSION = "8.11.0"
 _NAMESPACE = uuid.UUID("8f2b9c1e-5d3a-4e6f-9a7b-2c1d0e3f4a5b")  # Trailhound's uuid5 namespace
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """`str(uuid.uuid5(_NAMESPACE, name))`, without building the UUID object (two per alert add up
+    over 100k alerts): the SHA-1 of namespace + name, version 5 and RFC 4122 variant bits set."""
+    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def event_id(doc: dict) -> str:
@@ -67,22 +79,31 @@ def _get(flat: Fields, key: str) -> Any:
 
 def reason(rule: Rule, flat: Fields, severity: str | None = None) -> str:
     """Kibana's reason text; parts whose fields are missing are left out."""
-    parts = []
-    category = _get(flat, "event.category")
-    parts.append(f"{category} event" if category else "event")
+    return _reason(rule, flat.get, severity)
+
+
+def _reason(rule: Rule, lookup: Callable[[str], Any], severity: str | None) -> str:
+    """`reason` with `lookup(field)` giving a field's value (a list: its first element)."""
+
+    def first(key: str) -> Any:
+        v = lookup(key)
+        return v[0] if isinstance(v, list) and v else v
+
+    category = first("event.category")
+    parts = [f"{category} event" if category else "event"]
     for label, key in (("with process", "process.name"), ("parent process", "process.parent.name"),
                        ("file", "file.name")):
-        if (value := _get(flat, key)) is not None:
+        if (value := first(key)) is not None:
             parts.append(f"{label} {value}")
     for label, side in (("source", "source"), ("destination", "destination")):
-        addr = _get(flat, f"{side}.address") or _get(flat, f"{side}.ip")
+        addr = first(f"{side}.address") or first(f"{side}.ip")
         if addr is not None:
-            port = _get(flat, f"{side}.port")
+            port = first(f"{side}.port")
             parts.append(f"{label} {addr}" + (f":{port}" if port is not None else ""))
     text = ", ".join(parts)
-    if (user := _get(flat, "user.name")) is not None:
+    if (user := first("user.name")) is not None:
         text += f", by {user}"
-    if (host := _get(flat, "host.name")) is not None:
+    if (host := first("host.name")) is not None:
         text += f" on {host}"
     return f"{text} created {severity or rule.severity} alert {rule.name}."
 
@@ -195,23 +216,25 @@ def _event_fields(doc: dict) -> dict[str, Any]:
 def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
     flat = _View(doc)
     severity = mapped_severity(rule, flat) if rule.severity_mapping else rule.severity
-    out = {k: v for k, v in doc.items() if k != "@timestamp"}
-    out.update({
-        "@timestamp": now,
-        "event.kind": "signal",
-        "ecs.version": ECS_VERSION,
-        "kibana.alert.uuid": alert_uuid,
-        "kibana.alert.status": "active",
-        "kibana.alert.workflow_status": "open",
-        "kibana.alert.depth": 1,
-        "kibana.alert.ancestors": ancestors,
-        "kibana.alert.severity": severity,
-        "kibana.alert.risk_score": mapped_risk_score(rule, flat),
-        "kibana.alert.reason": reason(rule, flat, severity),
-        "kibana.alert.original_time": flat.get("@timestamp"),
-        **{f"kibana.alert.original_event.{k}": v for k, v in _event_fields(doc).items()},
-        **_rule_fields(rule),
-    })
+    # key by key in this order (a key the document already has keeps its place): the source's fields
+    # but its @timestamp, the alert's, its original event's, the rule's
+    out = dict(doc)
+    out.pop("@timestamp", None)
+    out["@timestamp"] = now
+    out["event.kind"] = "signal"
+    out["ecs.version"] = ECS_VERSION
+    out["kibana.alert.uuid"] = alert_uuid
+    out["kibana.alert.status"] = "active"
+    out["kibana.alert.workflow_status"] = "open"
+    out["kibana.alert.depth"] = 1
+    out["kibana.alert.ancestors"] = ancestors
+    out["kibana.alert.severity"] = severity
+    out["kibana.alert.risk_score"] = mapped_risk_score(rule, flat) if rule.risk_score_mapping else float(rule.risk_score)
+    out["kibana.alert.reason"] = _reason(rule, functools.partial(field_value, doc), severity)
+    out["kibana.alert.original_time"] = field_value(doc, "@timestamp")
+    for k, v in _event_fields(doc).items():
+        out["kibana.alert.original_event." + k] = v
+    out.update(_rule_fields(rule))
     if rule.rule_name_override:
         name = _get(flat, rule.rule_name_override)
         if isinstance(name, str) and name:
@@ -224,14 +247,14 @@ def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: s
     return out
 
 
-def _ancestor(doc: dict) -> dict:
-    return {"id": event_id(doc), "type": "event", "depth": 0, "index": doc.get("_index", "")}
+def _ancestor(doc: dict, eid: str | None = None) -> dict:
+    return {"id": event_id(doc) if eid is None else eid, "type": "event", "depth": 0, "index": doc.get("_index", "")}
 
 
 def alerts_for_event(rule: Rule, doc: dict, now: str | None = None, new_terms: list | None = None) -> list[dict]:
     now = now or utc_now()
-    uid = str(uuid.uuid5(_NAMESPACE, f"{rule.rule_id}|{event_id(doc)}"))
-    alert = _alert(rule, doc, uid, [_ancestor(doc)], now)
+    eid = event_id(doc)
+    alert = _alert(rule, doc, _uuid5(f"{rule.rule_id}|{eid}"), [_ancestor(doc, eid)], now)
     if new_terms is not None:
         alert["kibana.alert.new_terms"] = new_terms
     return [alert]
@@ -242,18 +265,18 @@ def alerts_for_sequence(rule: Rule, docs: Iterable[dict | None], now: str | None
     now = now or utc_now()
     present = [d for d in docs if d is not None]
     ids = [event_id(d) for d in present]
-    shell_uuid = str(uuid.uuid5(_NAMESPACE, f"{rule.rule_id}|sequence|{'|'.join(ids)}"))
+    shell_uuid = _uuid5(f"{rule.rule_id}|sequence|{'|'.join(ids)}")
     blocks = []
     for i, doc in enumerate(present):
-        bb_uuid = str(uuid.uuid5(_NAMESPACE, f"{shell_uuid}|{i}"))
-        a = _alert(rule, doc, bb_uuid, [_ancestor(doc)], now)
+        bb_uuid = _uuid5(f"{shell_uuid}|{i}")
+        a = _alert(rule, doc, bb_uuid, [_ancestor(doc, ids[i])], now)
         a["kibana.alert.building_block_type"] = "default"
         a["kibana.alert.group.id"] = shell_uuid
         a["kibana.alert.group.index"] = i
         blocks.append(a)
     shared = _intersection([flatten(d) for d in present])
     shell_source = unflatten(shared)
-    shell = _alert(rule, shell_source, shell_uuid, [_ancestor(d) for d in present], now)
+    shell = _alert(rule, shell_source, shell_uuid, [_ancestor(d, e) for d, e in zip(present, ids)], now)
     shell["kibana.alert.group.id"] = shell_uuid
     return blocks + [shell]
 
@@ -267,8 +290,8 @@ def alerts_for_threshold(rule: Rule, group: tuple, count: int, first_time: str |
     source = unflatten({f: v for f, v in zip(spec.fields, group)})
     source["@timestamp"] = first_time
     ids = [event_id(d) for d in docs]
-    uid = str(uuid.uuid5(_NAMESPACE, f"{rule.rule_id}|threshold|{'|'.join(ids)}"))
-    alert = _alert(rule, source, uid, [_ancestor(d) for d in docs], now)
+    uid = _uuid5(f"{rule.rule_id}|threshold|{'|'.join(ids)}")
+    alert = _alert(rule, source, uid, [_ancestor(d, e) for d, e in zip(docs, ids)], now)
     result = {"terms": terms, "count": count, "from": first_time}
     if spec.cardinality:
         result["cardinality"] = [{"field": f, "value": n} for f, n in spec.cardinality]
@@ -345,16 +368,18 @@ def _group_value(flat: dict, key: str) -> Any:
 
 
 def field_value(doc: dict, path: str):
-    """A dotted field of a document whose keys may be nested, dotted, or a mix of both."""
+    """A dotted field of a document whose keys may be nested, dotted, or a mix of both.
+
+    The key `path` itself first; else, for each dot from the left, the part before it as a key
+    whose value is an object, searched for the rest (None found there goes on to the next dot)."""
     if path in doc:
         return doc[path]
-    if "." not in path:
-        return None
     head, _, rest = path.partition(".")
     while rest:
         node = doc.get(head)
         if isinstance(node, dict):
-            found = field_value(node, rest)
+            # a last part is its key alone (the common case, without a call)
+            found = field_value(node, rest) if "." in rest else node.get(rest)
             if found is not None:
                 return found
         nxt, _, rest = rest.partition(".")

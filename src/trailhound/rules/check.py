@@ -94,15 +94,15 @@ def parse_rule_query(rule: Rule) -> ir.Query:
 def sigma_query(text: str, placeholders: Mapping[str, Sequence[str]] | None = None) -> ir.Query:
     """A Sigma rule (one YAML document, as the loader keeps it) as IR, its `|expand` placeholders given
     these values; SigmaUnsupported / SigmaRuleError."""
-    import yaml
     from sigma.exceptions import SigmaError
     from sigma.rule import SigmaRule
 
     from ..lang.sigma.errors import SigmaRuleError
     from ..lang.sigma.translate import normalized, translate
+    from .sigma import load_yaml
 
     try:
-        parsed = SigmaRule.from_dict(normalized(yaml.safe_load(text)))
+        parsed = SigmaRule.from_dict(normalized(load_yaml(text)))
     except SigmaError as e:
         raise SigmaRuleError(str(e).split("\n")[0]) from None
     return translate(parsed, {k: list(v) for k, v in (placeholders or {}).items()}, ecs_types=ecs().types).query
