@@ -59,10 +59,10 @@ def stream(planned, paths: list[str], rng: random.Random, *, order: list[list[in
             pipe.sources[i].idle = False
             lines = cutters[i].feed(chunks[i][pos[i]])
             pos[i] += 1
-            for doc, line in decoders[i].push([(n, raw) for n, raw, _ in lines]):
+            for doc, line in decoders[i].push(lines):
                 pipe.add(i, doc, line)
             if pos[i] == len(chunks[i]):
-                rest = decoders[i].push([(n, raw) for n, raw, _ in cutters[i].flush()]) + decoders[i].close()
+                rest = decoders[i].push(cutters[i].flush()) + decoders[i].close()
                 for doc, line in rest:
                     pipe.add(i, doc, line)
                 pipe.close_source(i)

@@ -18,6 +18,7 @@ from .query import query
 from .rules import rules_app
 from .safe import clean, m
 from .testcmd import test_rules
+from .watch import watch
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False)
@@ -52,6 +53,7 @@ app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
 app.command("test")(test_rules)
+app.command()(watch)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
 

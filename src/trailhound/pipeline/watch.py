@@ -190,6 +190,14 @@ class StreamPipeline:
         self.stats.events += 1
         self.buffer.append((ts, row_id(source, line), b"", doc))
 
+    def set_enrich(self, source: int, enrich: bool) -> None:
+        """Whether `source`'s documents go through the process tree (a non-ECS format, as in `load_events`)."""
+        self.sources[source].enrich = enrich
+
+    def set_idle(self, source: int, idle: bool) -> None:
+        """An idle source (nothing new for a while) holds the others back no longer."""
+        self.sources[source].idle = idle
+
     def close_source(self, source: int) -> None:
         """No more events will come from `source`: it no longer holds the others back."""
         self.sources[source].closed = True
@@ -325,3 +333,186 @@ def _unb64(text: str) -> bytes:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+# ---- the watch loop ------------------------------------------------------------------------
+
+
+class AlertFile:
+    """`--out FILE` for a watch: NDJSON appended, synced at each checkpoint, and cut back at a restart to the
+    size the checkpoint recorded, so the alerts written after it (which the restart writes again, with the same
+    ids) are not repeated. `-` is standard output, which cannot be cut back."""
+
+    def __init__(self, path: str) -> None:
+        import sys
+
+        self.path = path
+        self.stdout = path == "-"
+        self._out = sys.stdout.buffer if self.stdout else open(path, "ab")  # noqa: SIM115 - closed by close()
+
+    def write(self, alerts) -> None:
+        import orjson
+
+        out = self._out
+        for alert in alerts:
+            out.write(orjson.dumps(alert, default=str) + b"\n")
+        if self.stdout:
+            out.flush()
+
+    def sync(self) -> int | None:
+        """Flush to disk; the file's size (None for standard output)."""
+        import os
+
+        self._out.flush()
+        if self.stdout:
+            return None
+        os.fsync(self._out.fileno())
+        return self._out.tell()
+
+    def cut_back(self, size: int | None) -> str | None:
+        """Drop what was written after a checkpoint's `size`; a note when that cannot be done."""
+        import os
+
+        if self.stdout or size is None:
+            return None
+        have = os.fstat(self._out.fileno()).st_size
+        if have < size:
+            return (f"{self.path}: shorter than at the last checkpoint ({have} < {size} bytes): rotated or cut by "
+                    "someone else; new alerts are appended")
+        if have > size:
+            self._out.flush()
+            os.truncate(self.path, size)
+            self._out.seek(0, os.SEEK_END)
+        return None
+
+    def close(self) -> None:
+        self.sync()
+        if not self.stdout:
+            self._out.close()
+
+
+@dataclass
+class WatchStatus:
+    """What the status line and the structured logs say."""
+
+    events: int
+    rate: float  # events per second, over the last interval
+    lag: float | None  # seconds from the newest event read to the last one evaluated (event time)
+    alerts: int
+    state: int  # documents held (buffered and kept for correlators)
+    sources: int
+    late: int
+    checkpoint: int | None = None  # bytes of the last checkpoint
+
+
+@dataclass
+class WatchSettings:
+    batch_events: int = 5000  # a micro-batch is evaluated once this many events wait...
+    batch_seconds: float = 0.2  # ...or this long after the last one
+    poll_seconds: float = 0.1  # between polls of the inputs when nothing new came
+    checkpoint_seconds: float = 5.0
+    status_seconds: float = 1.0
+    idle_seconds: float = 0.5  # an input with nothing new for this long holds the others back no longer
+    lateness_seconds: float = 0.0
+
+
+def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sinks: Sequence[Sink] = (),
+              state_dir: str | None = None, from_start: bool = False, reset_state: bool = False,
+              input_format: str | None = None, read_options=None, max_signals: int | None = None,
+              settings: WatchSettings | None = None, stop=None, on_status=None, on_note=None,
+              on_skip=None) -> StreamPipeline:
+    """Follow `patterns` (paths, quoted globs, `-`) and write the alerts of `planned`'s rules to `out` and `sinks`
+    until `stop` (a threading.Event) is set, or standard input, the only input, ends. With `state_dir`, resume
+    from its checkpoint and write one every few seconds and at the end. Raises `checkpoint.CheckpointError` for a
+    state directory that cannot be used and `sources.tail.FollowError` for an input that cannot be followed."""
+    import threading
+
+    from ..sources.tail import Follower
+    from . import checkpoint
+
+    settings = settings or WatchSettings()
+    stop = stop or threading.Event()
+    note = on_note or (lambda text: None)
+    all_sinks: list[Sink] = ([out] if out is not None else []) + list(sinks)
+    lock = checkpoint.open_state(state_dir) if state_dir is not None else None
+    try:
+        lateness = int(settings.lateness_seconds * 1e9)
+        fingerprint = IncrementalHunt(planned.runnable, planned.rules.exceptions).fingerprint
+        saved = None
+        if state_dir is not None:
+            if reset_state and checkpoint.reset(state_dir):
+                note(f"{state_dir}: checkpoint removed (--reset-state); starting over")
+            saved = checkpoint.load(state_dir, fingerprint)
+        if saved is not None:
+            try:
+                pipe = StreamPipeline.from_dict(planned, saved["pipeline"], all_sinks, max_signals=max_signals,
+                                                lateness_ns=lateness)
+            except (KeyError, TypeError, ValueError) as e:
+                raise checkpoint.CheckpointError(f"{state_dir}: the checkpoint cannot be resumed ({e}); start "
+                                                 "over with --reset-state") from None
+        else:
+            pipe = StreamPipeline(planned, all_sinks, max_signals=max_signals, lateness_ns=lateness)
+        follower = Follower(patterns, pipe, skip=on_skip or (lambda f, n, r: None), input_format=input_format,
+                            options=read_options, from_start=from_start, idle_after=settings.idle_seconds)
+        if saved is not None:
+            if out is not None and (why := out.cut_back(saved["out"])):
+                note(why)
+            follower.resume(saved["follower"])
+            followed = {f.source for f in follower.files}
+            for i, src in enumerate(pipe.sources):
+                if i not in followed and not src.closed:
+                    pipe.close_source(i)  # stdin, or a file gone while nobody watched
+            note(f"resumed from {state_dir}: {len(follower.files)} file(s), {pipe.state_size()} events held")
+
+        def save() -> int | None:
+            if state_dir is None:
+                for s in all_sinks:
+                    getattr(s, "sync", lambda: None)()
+                return None
+            size = out.sync() if out is not None else None
+            for s in sinks:
+                getattr(s, "sync", lambda: None)()
+            return checkpoint.save(state_dir, {"fingerprint": fingerprint, "pipeline": pipe.to_dict(),
+                                               "follower": follower.to_dict(), "out": size})
+
+        now = monotonic()
+        last_step = last_save = last_status = now
+        counted, saved_bytes = pipe.stats.events, None
+        only_stdin = patterns == ["-"]
+        try:
+            while not stop.is_set():
+                read = follower.poll()
+                for text in follower.notes:
+                    note(text)
+                follower.notes.clear()
+                now = monotonic()
+                if len(pipe.buffer) >= settings.batch_events or now - last_step >= settings.batch_seconds:
+                    pipe.step()
+                    last_step = now
+                if only_stdin and follower.stdin_done:
+                    pipe.finish()
+                    break
+                if now - last_save >= settings.checkpoint_seconds:
+                    saved_bytes = save() or saved_bytes
+                    last_save = now
+                if on_status is not None and now - last_status >= settings.status_seconds:
+                    on_status(_status(pipe, follower, (pipe.stats.events - counted) / (now - last_status),
+                                      saved_bytes))
+                    counted, last_status = pipe.stats.events, now
+                if not read:
+                    stop.wait(settings.poll_seconds)
+            pipe.step()
+            save()
+        finally:
+            follower.close()
+        return pipe
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _status(pipe: StreamPipeline, follower, rate: float, saved: int | None) -> WatchStatus:
+    newest = max((s.latest for s in pipe.sources if s.latest is not None), default=None)
+    lag = (newest - pipe.passed) / 1e9 if newest is not None and pipe.passed is not None else None
+    return WatchStatus(pipe.stats.events, rate, None if lag is None else max(lag, 0.0), pipe.stats.alerts,
+                       pipe.state_size(), len(follower.files), pipe.stats.late, saved)
