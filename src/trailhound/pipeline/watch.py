@@ -475,6 +475,9 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             return checkpoint.save(state_dir, {"fingerprint": fingerprint, "pipeline": pipe.to_dict(),
                                                "follower": follower.to_dict(), "out": size})
 
+        if saved is None:
+            follower.discover()
+            save()  # where the files were found: a restart before the next checkpoint reads on from there
         now = monotonic()
         last_step = last_save = last_status = now
         counted, saved_bytes = pipe.stats.events, None

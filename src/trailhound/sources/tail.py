@@ -392,11 +392,16 @@ class Followed:
         return self.cutter.offset + len(self.cutter.partial)
 
     def to_dict(self) -> dict:
-        assert self.decoder is not None
-        line, offset, done = self.decoder.resume_point(self.cutter.line + 1, self.cutter.offset)
+        done: list[int] = []
+        fmt: str | None = None
+        if self.decoder is None:  # nothing read yet: the format is not known
+            line, offset = self.cutter.line + 1, self.cutter.offset
+        else:
+            line, offset, done = self.decoder.resume_point(self.cutter.line + 1, self.cutter.offset)
+            fmt = self.decoder.fmt.name if self.decoder.fmt else "ecs"
         return {"path": self.path, "source": self.source, "dev": self.dev, "ino": self.ino, "fp": self.fp,
-                "fp_len": self.fp_len, "line": line, "offset": offset, "done": done,
-                "format": self.decoder.fmt.name if self.decoder.fmt else "ecs", "rotated": self.rotated_at is not None}
+                "fp_len": self.fp_len, "line": line, "offset": offset, "done": done, "format": fmt,
+                "rotated": self.rotated_at is not None}
 
 
 class Follower:
@@ -445,10 +450,18 @@ class Follower:
 
     def poll(self) -> int:
         """Read what was appended (bounded per file); the bytes read."""
+        self.discover()
         now = self.clock()
+        total = 0
+        for f in list(self.files):
+            total += self._poll_file(f, now)
+        return total
+
+    def discover(self) -> None:
+        """Open the files the patterns name now and that are not followed yet (at their start, or at their end
+        for those found at the very start without `from_start`)."""
         first = not self.started
         self.started = True
-        total = 0
         known = {(f.dev, f.ino): f for f in self.files if not f.stdin}
         for path in expand(self.patterns):
             if path == "-":
@@ -469,9 +482,6 @@ class Follower:
                 known[(st.st_dev, st.st_ino)].path = path
                 continue
             self._open(path, from_start=self.from_start or not first)
-        for f in list(self.files):
-            total += self._poll_file(f, now)
-        return total
 
     def _poll_file(self, f: Followed, now: float) -> int:
         if f.stdin:
@@ -586,7 +596,7 @@ class Follower:
             cutter = LineCutter(start, 0)
             source = self.intake.add_source(path, False)
         f = Followed(path, source, fd, st.st_dev, st.st_ino, fp, fp_len, cutter, last_data=self.clock())
-        if resume is not None:
+        if resume is not None and resume["format"] is not None:
             fmt = format_for([], resume["format"])
             f.decoder = StreamDecoder(path, fmt, read_options(path, self.options), functools.partial(self._skip, path),
                                       skip_lines=set(resume["done"]))
@@ -631,7 +641,7 @@ class Follower:
 
     def to_dict(self) -> list[dict]:
         """Where each file is (stdin is not resumable: a restart cannot read it again)."""
-        return [f.to_dict() for f in self.files if not f.stdin and f.decoder is not None]
+        return [f.to_dict() for f in self.files if not f.stdin]
 
     def resume(self, saved: list[dict]) -> list[int]:
         """Reopen the files of a checkpoint where it left them; the sources that cannot be resumed (the pipeline
