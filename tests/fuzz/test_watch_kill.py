@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 import orjson
+from test_watch_equivalence import RULES, generated_rules, write_events
+from watch_harness import Keep
 
 from trailhound.pipeline.hunt import plan
 from trailhound.pipeline.watch import StreamPipeline
 from trailhound.rules.loader import load_rules
 from trailhound.sources.tail import LineCutter, StreamDecoder
-
-from test_watch_equivalence import RULES, generated_rules, write_events
-from watch_harness import Keep
 
 
 def start(tmp: Path, paths: list[Path]) -> subprocess.Popen:
@@ -103,7 +102,7 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path):
             proc = start(tmp_path, paths)
             starts += 1
             # running again (killed while it imports, it would prove nothing), for a moment or for longer
-            wait_for(lambda: (tmp_path / "watch.log").read_text().count('"msg":"watching"') == starts)
+            wait_for(lambda n=starts: (tmp_path / "watch.log").read_text().count('"msg":"watching"') == n)
             time.sleep(rng.uniform(0.0, 1.0))
     for host, rest in pieces.items():
         with open(tmp_path / f"{host}.ndjson", "ab") as fh:

@@ -13,7 +13,7 @@ import pytest
 
 from trailhound.engine.incremental import IncrementalHunt
 from trailhound.pipeline import checkpoint
-from trailhound.pipeline.hunt import plan, run_hunt
+from trailhound.pipeline.hunt import plan
 from trailhound.pipeline.watch import StreamPipeline, run_watch
 from trailhound.rules.loader import load_rules
 from trailhound.sources import load_events
