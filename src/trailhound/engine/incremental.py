@@ -34,7 +34,7 @@ from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionList, items_for
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
-from .search import SearchOptions, candidates, needed_fields, search_events_batch
+from .search import SearchOptions, candidates, needed_fields, search_events_batch, shared_filters
 
 STATE_VERSION = 1
 
@@ -258,6 +258,8 @@ class IncrementalHunt:
             fields = set(run.fields)
         elif isinstance(run, ThresholdRun):
             fields = set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
+        if not self._any_candidate(q, frame, options):
+            return []  # nothing for this correlator in the batch: as an empty batch, it would change nothing
         cand, schema = candidates(q, frame, options, fields)
         live.schema = schema
         if isinstance(run, SampleRun):
@@ -268,6 +270,16 @@ class IncrementalHunt:
             live.late += cand.height - int(keep.sum())
             cand = cand.filter(keep)
         return run.feed(cand, schema)
+
+    @staticmethod
+    def _any_candidate(q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> bool:
+        """Whether one of the query's filters matches an event of the batch, asked of the filter work the batch's
+        rules share (engine/shared.py): most correlating rules have nothing in most batches."""
+        shared = shared_filters(frame, options)
+        filters = ir.query_filters(q)
+        for f in filters:
+            shared.add(f)
+        return any(len(shared.rows(f)) for f in filters)
 
     def _events(self, members: list[int], frame: pl.DataFrame) -> list[RuleHits]:
         options = self.rules[members[0]].options
