@@ -407,7 +407,7 @@ class WatchStatus:
 
 @dataclass
 class WatchSettings:
-    batch_events: int = 5000  # a micro-batch is evaluated once this many events wait...
+    batch_events: int = 20000  # a micro-batch is evaluated once this many events wait...
     batch_seconds: float = 0.2  # ...or this long after the last one
     poll_seconds: float = 0.1  # between polls of the inputs when nothing new came
     checkpoint_seconds: float = 5.0
@@ -489,6 +489,8 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
                     note(text)
                 follower.notes.clear()
                 now = monotonic()
+                if follower.behind and len(pipe.buffer) < settings.batch_events:
+                    continue  # catching up: a bigger batch shares the per-batch work among more events
                 if len(pipe.buffer) >= settings.batch_events or now - last_step >= settings.batch_seconds:
                     pipe.step()
                     last_step = now

@@ -440,6 +440,7 @@ class Follower:
         self.files: list[Followed] = []
         self.notes: list[str] = []  # what a user should hear (rotations, truncations, losses)
         self.started = False
+        self.behind = False  # the last poll left bytes unread
         self.stdin_done = False
         self._stdin: Followed | None = None
         self._stdin_queue: list[bytes | None] = []
@@ -453,6 +454,7 @@ class Follower:
         self.discover()
         now = self.clock()
         total = 0
+        self.behind = False
         for f in list(self.files):
             total += self._poll_file(f, now)
         return total
@@ -505,6 +507,8 @@ class Follower:
         if f.fp_len < FINGERPRINT_BYTES and size > f.fp_len:
             f.fp, f.fp_len = fingerprint(f.fd, size)
         data = os.pread(f.fd, min(READ_BYTES, size - f.offset), f.offset) if size > f.offset else b""
+        if size - f.offset > READ_BYTES:
+            self.behind = True  # more is waiting than one poll reads
         if data:
             self._feed(f, data, now)
         elif f.rotated_at is not None and now - f.rotated_at >= ROTATED_GRACE:
