@@ -230,3 +230,14 @@ def test_run_watch_stops_on_its_event_and_checkpoints(tmp_path):
     again = Keep()
     pipe2 = run_watch(planned, [str(log)], None, sinks=[again], state_dir=str(tmp_path / "st"), stop=stop2)
     assert again.alerts == [] and pipe2.stats.events == pipe.stats.events
+
+
+def test_a_rule_that_needs_the_end_of_input_is_said_at_start(tmp_path):
+    import threading
+
+    planned = seq_plan(tmp_path, SEQ_RULE.replace("[b where true]", "[b where true] | tail 3"))
+    notes: list[str] = []
+    stop = threading.Event()
+    stop.set()
+    run_watch(planned, [str(tmp_path / "none.log")], None, stop=stop, on_note=notes.append)
+    assert any(n.startswith("rule not run live: seq: | tail keeps the last results") for n in notes), notes

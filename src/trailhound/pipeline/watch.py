@@ -452,6 +452,9 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
                                                  "over with --reset-state") from None
         else:
             pipe = StreamPipeline(planned, all_sinks, max_signals=max_signals, lateness_ns=lateness)
+        for live in pipe.engine.rules:
+            if live.status != "ok" and saved is None:
+                note(f"rule not run live: {live.check.rule.name}: {live.error or live.unsupported}")
         follower = Follower(patterns, pipe, skip=on_skip or (lambda f, n, r: None), input_format=input_format,
                             options=read_options, from_start=from_start, idle_after=settings.idle_seconds)
         if saved is not None:
