@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
-from trailhound.engine.prepare import FrameOptions, prepare
+from trailhound.engine.filter.frame import FrameOptions, prepare
 from trailhound.engine.search import (
     needed_fields,
     search,

@@ -163,6 +163,63 @@ def test_baseline_is_ordinary_admin_use():
 
 def test_no_foreign_host_noise():
     # the capture keeps only the lab's processes: every exec is one of the lab's sessions or sshd's
+    # (python3 and git, which this machine runs all the time, appear only where a scenario runs them)
     for name in RECORDED:
-        for d in execs(docs(name), "python3") + execs(docs(name), "git") + execs(docs(name), "pytest"):
+        own = window(name)["commands"]
+        markers = [t for t in ("python3", "git", "pytest") if t not in own]
+        for d in [d for t in markers for d in execs(docs(name), t)]:
             pytest.fail(f"{name}: foreign process {args_of(d)}")
+
+
+# -- the benign automation: each did what the tool really does, and nothing of an attacker's
+
+def test_ansible_play_drives_ssh_as_ansible_does():
+    ev = need("ansible_play")
+    clients = execs(ev, "ssh")
+    assert clients and all(get(d, "user.name") == ADMIN for d in clients)
+    for opt in ("ControlMaster=auto", "ControlPersist=60s", "KbdInteractiveAuthentication=no",
+                "PasswordAuthentication=no", f'User="{ADMIN}"', "ConnectTimeout=10", "StrictHostKeyChecking=no",
+                "PreferredAuthentications=gssapi-with-mic,gssapi-keyex,hostbased,publickey"):
+        assert ssh_with(ev, opt), opt
+    assert [d for d in clients if any(a.startswith("ControlPath=") and "/.ansible/cp/" in a for a in args_of(d))]
+    # module transfer with sftp in batch mode over the master, then python3 through /bin/sh -c '... && sleep 0'
+    assert [d for d in execs(ev, "sftp") if args_of(d)[1:3] == ["-b", "-"]]
+    assert [d for d in execs(ev, "sftp-server")], "sshd ran the sftp subsystem"
+    assert [d for d in execs(ev, "python3") if any(a.endswith("AnsiballZ_ping.py") for a in args_of(d))]
+    assert [d for d in execs(ev, "sh") if args_of(d)[1:2] == ["-c"] and args_of(d)[-1].endswith("&& sleep 0")]
+    # one master connection: fewer key logins than ssh commands
+    assert 1 <= len(ssh_logins(ev, "success", "publickey", ADMIN)) < len(clients)
+
+
+def test_provisioning_agent_rewrites_authorized_keys_outside_a_login():
+    ev = need("provisioning_agent")
+    writes = [d for d in ev if "file" in values(d, "event.category") and get(d, "file.name") == "authorized_keys"
+              and get(d, "process.name") == "python3"]
+    assert writes, "the agent's write of authorized_keys"
+    # a service: no login session (auid unset), run as root
+    assert all(get(d, "user.id") == "0" and get(d, "user.audit.id") in (None, "4294967295") for d in writes)
+    assert ssh_logins(ev, "success", "publickey", ADMIN), "the automation reconnected with the new key"
+
+
+def test_backup_probe_git_and_tunnel_run_the_real_tools():
+    ev = need("rsync_backup")
+    assert [d for d in execs(ev, "rsync") if "--server" in args_of(d)], "rsync ran its server over ssh"
+    assert [d for d in execs(ev, "ssh") if "BatchMode=yes" in args_of(d) and "rsync" in args_of(d)]
+    ev = need("monitoring_probe")
+    assert [d for d in execs(ev, "ssh") if args_of(d)[1:3] == ["-l", ADMIN] and "BatchMode=yes" in args_of(d)]
+    ev = need("git_over_ssh")
+    assert [d for d in execs(ev, "ssh") if any("git-upload-pack" in a for a in args_of(d))]
+    assert [d for d in execs(ev, "ssh") if any("git-receive-pack" in a for a in args_of(d))]
+    ev = need("db_tunnel")
+    assert ssh_with(ev, "-f", "-N", "-L", "15432:127.0.0.1:5432")
+    ev = need("bastion_proxyjump")
+    jump = [d for d in execs(ev, "ssh") if "-W" in args_of(d)]
+    assert jump and not ssh_with(ev, "-J"), "the jump comes from ~/.ssh/config, not the command line"
+
+
+def test_key_rotation_installs_the_new_key_and_removes_the_old():
+    ev = need("key_rotation")
+    assert [d for d in execs(ev, "ssh-keygen") if any(a.startswith(f"/home/{ADMIN}/.ssh/") or a.startswith("~")
+                                                     or "/.ssh/" in a for a in args_of(d))]
+    assert execs(ev, "ssh-copy-id") or [d for d in execs(ev, "sh") if "ssh-copy-id" in " ".join(args_of(d))]
+    assert [d for d in execs(ev, "sed") if "-i" in args_of(d)], "the old key removed on the target"

@@ -1,6 +1,10 @@
-"""The live lab: run the four Atomic-style scenarios for real (root, kernel audit, auditd, sshd,
-sshpass), check the raw evidence each left in audit.log and the sshd log, and check that teardown
-put back the audit rules and state, namespaces, users and files it touched.
+"""The live lab: run the four Atomic-style scenarios and five benign automation scenarios for real
+(root, kernel audit, auditd, sshd, sshpass), check the raw evidence each left in audit.log and the
+sshd log, that the pack detects each attack at medium or higher and raises no high or critical alert
+on the benign ones, and that teardown put back the audit rules and state, namespaces, users and
+files it touched. The benign subset (`scenarios.LIVE_BENIGN`: ansible_play, provisioning_agent,
+bastion_proxyjump, db_tunnel, key_rotation) needs no package beyond the lab's own; rsync_backup,
+monitoring_probe and git_over_ssh are checked over the recorded capture (test_lab_matrix).
 
 Skipped, with the lab's own refusal as the reason, where it cannot run."""
 
@@ -53,11 +57,11 @@ def snapshot() -> dict:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     from trailhound.lab.runner import Lab, select, write_capture
-    from trailhound.lab.scenarios import ATOMIC
+    from trailhound.lab.scenarios import ATOMIC, LIVE_BENIGN
 
     before = snapshot()
     out = tmp_path_factory.mktemp("lab")
-    chosen = select(ATOMIC)
+    chosen = select(ATOMIC + LIVE_BENIGN)
     messages: list[str] = []
     try:
         with Lab(chosen, log=messages.append) as lab:
@@ -147,13 +151,28 @@ def test_capture_is_the_labs_own(live):
     assert not foreign
 
 
-def test_the_pack_detects_each_atomic_scenario_live(live):
-    # the same check as over the recorded fixtures (test_lab_matrix), on what this machine just did
+def test_the_benign_automation_ran(live):
+    from trailhound.lab.scenarios import LIVE_BENIGN
+
+    for name in LIVE_BENIGN:
+        audit, auth = scenario_logs(live, name)
+        assert [ln for ln in auth if "Accepted publickey for lab-admin from " in ln], name
+    audit, _ = scenario_logs(live, "ansible_play")
+    assert [a for a in ssh_execs(audit) if "ControlMaster=auto" in a and "KbdInteractiveAuthentication=no" in a]
+    audit, _ = scenario_logs(live, "provisioning_agent")
+    assert [ln for ln in audit if "type=PATH " in ln and 'name="/home/lab-admin/.ssh/authorized_keys"' in ln]
+
+
+def test_the_pack_detects_each_attack_and_stays_quiet_on_automation_live(live):
+    # the same checks as over the recorded fixtures (test_lab_matrix), on what this machine just did
     from trailhound.lab.matrix import default_rules_dir, run_matrix
 
     files = [live.out / "audit.log", live.out / "auth.log"]
     m = run_matrix([default_rules_dir()], files, list(live.windows.values()))
     assert not [n for n in m.notes if n.startswith("rule error")]
-    for name in live.windows:
+    assert len(m.benign) == 5 and len(m.attacks()) == 4
+    for name in m.attacks():
         fired = m.fired(name)
         assert any(m.rules[r] in ("medium", "high", "critical") for r in fired), (name, fired)
+    paging = {(s, r): n for (s, r), n in m.cells.items() if s in m.benign and m.rules[r] in ("high", "critical")}
+    assert paging == {}

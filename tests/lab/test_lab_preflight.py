@@ -61,6 +61,35 @@ def test_capture_keeps_lab_sessions_and_sshd_descendants():
     assert [e.serial for e in kept] == [2, 3, 4, 5]
 
 
+def test_capture_keeps_an_agents_children_but_not_its_launcher():
+    # the provisioning agent runs as a service (no login session): its launcher (plumbing) is left out,
+    # what it starts is kept through the pid/ppid chain
+    lines = [
+        _line(1, "SYSCALL", "syscall=59 ppid=1 pid=20 auid=4294967295 ses=4294967295 comm=\"sh\""),  # launcher
+        _line(2, "SYSCALL", "syscall=59 ppid=20 pid=21 auid=4294967295 ses=4294967295 comm=\"sh\""),
+        _line(3, "SYSCALL", "syscall=257 ppid=21 pid=22 auid=4294967295 ses=4294967295 comm=\"python3\""),
+        _line(4, "SYSCALL", "syscall=59 ppid=1 pid=30 auid=4294967295 ses=4294967295 comm=\"cron\""),  # host
+    ]
+    kept = capture.lab_events(capture.audit_events(lines), ses_floor=7, sshd_pids={20}, exclude={20})
+    assert [e.serial for e in kept] == [2, 3]
+
+
+def test_benign_scenarios_skip_without_their_tools_and_name_the_package():
+    from trailhound.lab.scenarios import BY_NAME, LIVE_BENIGN
+
+    def which(tool):
+        return None if tool in ("rsync", "check_by_ssh", "git") else f"/usr/bin/{tool}"
+
+    assert preflight.scenario_problem(BY_NAME["rsync_backup"], which) == "missing rsync (apt-get install rsync)"
+    assert "apt-get install monitoring-plugins-standard" in preflight.scenario_problem(BY_NAME["monitoring_probe"],
+                                                                                       which)
+    skipped = preflight.plan([BY_NAME[n] for n in ("rsync_backup", "git_over_ssh", *LIVE_BENIGN)], named=False,
+                             which=which)
+    assert sorted(skipped) == ["git_over_ssh", "rsync_backup"]  # the live subset needs nothing more
+    with pytest.raises(preflight.Refusal, match="scenario monitoring_probe cannot run"):
+        preflight.plan([BY_NAME["monitoring_probe"]], named=True, which=which)
+
+
 def test_enriched_records_keep_their_separator(tmp_path):
     p = tmp_path / "audit.log"
     p.write_bytes(b"type=USER_LOGIN msg=audit(1.000:1): pid=1 res=success\x1dUID=\"root\"\ntype=EOE msg=audit(1.000:1): \n")

@@ -140,7 +140,7 @@ def test_hunt_batches_event_rules_and_matches_single_searches(tmp_path):
 
 def test_alert_times_keep_nanoseconds_and_zones():
     from trailhound.alerts.build import _time
-    from trailhound.compile.semantics import parse_date_ns
+    from trailhound.compile.dates import parse_date_ns
 
     for value in ("2026-01-01T00:00:05Z", "2026-01-01T00:00:05.123456Z", "2026-01-01T00:00:05.123456789Z",
                   "2026-01-01T02:00:05+02:00", "2026-01-01T00:00:05", 1767225605000, "1767225605000"):

@@ -8,7 +8,7 @@ from test_semantics import DOCS
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
-from trailhound.engine.prepare import FrameOptions, prepare
+from trailhound.engine.filter.frame import FrameOptions, prepare
 from trailhound.engine.search import needed_fields
 from trailhound.lang import ir
 from trailhound.lang.errors import QueryError

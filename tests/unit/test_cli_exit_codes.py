@@ -61,10 +61,14 @@ def test_no_rule_loaded_exits_2(tmp_path):
     empty = trailhound("hunt", "--rules", str(rules), str(data))
     assert empty.returncode == 2 and "no rule loaded from" in empty.stderr  # was "0 rules", exit 0
     assert "0 rules run" in empty.stderr
-    (rules / "sigma.yml").write_text("title: x\ndetection: {}\n")  # a file we do not read (yet)
+    (rules / "notes.txt").write_text("title: x\ndetection: {}\n")  # not a rule file
     assert trailhound("hunt", "--rules", str(rules), str(data)).returncode == 2
     val = trailhound("rules", "validate", str(rules))
     assert val.returncode == 2 and "no rule found" in val.stderr
+    (rules / "sigma.yml").write_text("title: x\ndetection: {}\n")  # Sigma YAML is read: a broken rule
+    assert trailhound("hunt", "--rules", str(rules), str(data)).returncode == 2
+    val = trailhound("rules", "validate", str(rules))
+    assert val.returncode != 0 and "must have a log source" in val.stdout
 
 
 def test_unsupported_rules_alone_exit_2_but_beside_a_runnable_one_are_not_errors(tmp_path):
@@ -174,7 +178,7 @@ def test_a_rule_that_fails_at_run_time_exits_2(tmp_path):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import trailhound.engine.hunt as h\n"
-        "h.search_events_batch = lambda queries, frame, options: [ValueError('cannot run here') for _ in queries]\n")
+        "h.search_events_batch = lambda queries, *args, **kwargs: [ValueError('cannot run here') for _ in queries]\n")
     data, rules = write_case(tmp_path, EVENTS, {"good.toml": rule(name="ssh client")})
     res = trailhound("hunt", "--rules", str(rules), str(data), "--exit-zero", env={"PYTHONPATH": str(hook)})
     assert res.returncode == 2 and "rule failed ssh client: ValueError: cannot run here" in res.stderr

@@ -3,7 +3,7 @@
 import pytest
 from test_backends import both
 
-from trailhound.engine.prepare import FrameOptions
+from trailhound.engine.filter.frame import FrameOptions
 from trailhound.engine.search import SearchOptions, search
 from trailhound.lang.errors import QueryError
 from trailhound.lang.kql import parse_kql, parse_kql_query

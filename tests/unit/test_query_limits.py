@@ -10,7 +10,7 @@ from trailhound.compile import functions as F
 from trailhound.compile.polars import PolarsCompiler
 from trailhound.compile.schema import Schema
 from trailhound.compile.sql import SqlCompiler, register_udfs
-from trailhound.engine.prepare import FrameOptions, prepare
+from trailhound.engine.filter.frame import FrameOptions, prepare
 from trailhound.engine.search import (
     needed_fields,
     search,
@@ -152,6 +152,19 @@ def test_long_patterns_are_refused_quickly():
     assert time.monotonic() - started < 10
     # a long literal is no regex: it is allowed
     assert run('process where process.name : "' + "a" * 50_000 + '"', DOCS) == []
+
+
+def test_kql_values_are_bounded_as_wildcards_by_the_one_pattern_check():
+    """KQL's values go through compile.patterns.check_pattern, as EQL's patterns do: bounded as
+    wildcards (ES runs them as wildcard queries), even when said as a regex for a literal `*`."""
+    literal_star = "process.name:ss\\*" + "h" * (MAX_REGEX_LENGTH + 10) + "*"  # longer than a regex may be
+    assert kql_ids(literal_star) == []
+    too_long = "process.name:" + "s" * MAX_WILDCARD_LENGTH + "*"  # a prefix: bounded in KQL whatever its plan
+    for text in (too_long, too_long.replace("*", "\\**")):  # kept as a wildcard; said as a regex
+        e = error_of(text, kql=True)
+        assert e.message.startswith("the wildcard pattern is 100") and e.message.endswith(
+            f"characters long; the limit is {MAX_WILDCARD_LENGTH}"), e.message
+        assert e.hint == "match a shorter part of the value"
 
 
 def test_patterns_up_to_the_limits_run():

@@ -36,7 +36,16 @@ def test_the_setup_hunt_over_the_lab_capture():
     assert res.returncode == 0, res.stderr  # --exit-zero: alerts do not fail it
     assert "0 unsupported, 0 errors" in res.stderr and "bad lines" not in res.stderr
     assert "SSH Client Driven by sshpass" in res.stdout and "Suspicious SSH Client Use" in res.stdout
-    assert re.search(r"^[1-9]\d* alerts from \d+ rules; 23 rules run", res.stderr, re.M), res.stderr
+    # the figures the README gives for it are the truth
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"It reports (\d+) alerts from (\d+) rules over ([\d,]+) events", text)
+    assert stated, "the README states what the first command reports"
+    alerts, rules, events = stated.group(1), stated.group(2), stated.group(3).replace(",", "")
+    assert re.search(rf"^{alerts} alerts from {rules} rules; 23 rules run, .* {events} events read", res.stderr,
+                     re.M), res.stderr
+    assert "eleven SSH attacks and nine benign" in text
+    lab = sorted(p.parent.name for p in (ROOT / "tests/fixtures/lab").glob("*/audit.log"))
+    assert len(lab) == 20, lab
 
 
 def test_the_query_example():

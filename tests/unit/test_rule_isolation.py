@@ -87,11 +87,11 @@ def _failing(real, culprit: str, error: Exception):
     hostile regex does inside Polars."""
     calls = []
 
-    def batch(queries, frame, options):
+    def batch(queries, frame, options, shared=None):
         calls.append(len(queries))
         if any(culprit in repr(q) for q in queries):
             raise error
-        return real(queries, frame, options)
+        return real(queries, frame, options, shared=shared)
 
     return batch, calls
 
@@ -118,10 +118,10 @@ def test_a_failing_batch_is_split_down_to_the_culprit(tmp_path, monkeypatch, kin
 def test_new_terms_and_threshold_failures_stay_with_their_rule(tmp_path, monkeypatch):
     real_nt = hunt_module.search_new_terms_batch
 
-    def new_terms(rules, frame, options):
+    def new_terms(rules, frame, options, shared=None):
         if any("source.ip" in r.fields for r in rules):
             raise ValueError("boom in new_terms")
-        return real_nt(rules, frame, options)
+        return real_nt(rules, frame, options, shared=shared)
 
     def threshold(query, frame, spec, options):
         raise UnsupportedError("threshold over this data needs a feature we lack")

@@ -83,3 +83,18 @@ def test_the_pack_passes_its_own_tests_and_every_rule_has_both_kinds_of_case():
     res = CliRunner().invoke(app, ["test"])
     assert res.exit_code == 0, res.output
     assert "untested" not in res.output and "FAIL" not in res.output
+
+
+def test_naming_several_rules_of_a_folder_reads_its_tests_once(monkeypatch):
+    """select() read every test file of the folder again for each rule file named in it."""
+    from trailhound.rules import testing
+
+    names = sorted(p for p in PACK.glob("*.toml") if not p.name.endswith(".test.toml"))[:4]
+    one_by_one = [testing.select([p]) for p in names]
+    calls = []
+    real = testing.load_test_files
+    monkeypatch.setattr(testing, "load_test_files", lambda paths: calls.append(list(paths)) or real(paths))
+    together = testing.select(names)
+    assert len(calls) == 1
+    assert [r.rule_id for r in together.rules] == [r.rule_id for s in one_by_one for r in s.rules]
+    assert [f.path for f in together.files] == [f.path for s in one_by_one for f in s.files] and together.files

@@ -1,27 +1,25 @@
-"""The shared multi-rule evaluation (engine/shared.py) and its fast paths give what the plain
+"""The shared multi-rule evaluation (engine/filter/) and its fast paths give what the plain
 per-query Polars evaluation gives, on data large enough to take every path: fields with more
 than 65,536 distinct values (two radix passes), candidate sets above the slice limit, many
 fields evaluated in parallel, exact-match lookups, element-wise array atoms, and timestamps
-both in the ISO layout (Arrow's parser) and not (the general parser)."""
+both in the ISO layout (Arrow's parser) and not (the general parser; see also test_dates.py)."""
 
 from __future__ import annotations
 
 import random
 
 import numpy as np
-import polars as pl
 import pytest
 
-from trailhound.engine import prepare as prep
+from trailhound.engine.filter.encoding import stable_argsort
+from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     SearchOptions,
     search,
     search_events_batch,
     search_samples_batch,
     search_sequences_batch,
-    shared_filters,
 )
-from trailhound.engine.shared import _stable_argsort
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
@@ -88,14 +86,15 @@ def frame(request):
 def test_batched_event_queries_equal_single_searches(frame):
     options = SearchOptions()
     queries = [parse(q) for q in QUERIES]
-    got = search_events_batch(queries, frame, options)
+    shared = SharedFilters(frame, options)
+    got = search_events_batch(queries, frame, options, shared)
     nonempty = 0
     for q, g in zip(queries, got):
         want = search(q, frame, options)
         assert [h.rows for h in g.hits] == [h.rows for h in want.hits], q
         nonempty += bool(want.hits)
     assert nonempty >= 8
-    fv = shared_filters(frame, options).field("file.path")
+    fv = shared.field("file.path")
     assert fv.values.height > 1 << 16  # the two-pass radix order was used
 
 
@@ -116,47 +115,19 @@ def test_batched_correlations_equal_single_searches(frame, texts, batch):
 @pytest.mark.parametrize("n_values", [1, 300, 1 << 16, (1 << 16) + 1, 1 << 20])
 def test_radix_argsort_equals_numpy_stable_argsort(n_values):
     codes = np.random.default_rng(n_values).integers(0, n_values, 50_000).astype(np.uint32)
-    assert np.array_equal(_stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
-
-
-def test_iso_fast_path_equals_the_general_parser(monkeypatch):
-    rng = random.Random(3)
-
-    def stamp() -> str:
-        odd = rng.random() < 0.02  # now and then a part out of range: Arrow refuses the column
-        parts = [rng.choice([1970, 1999, 2000, 2024, 2025, 2262]), rng.randint(0, 13) if odd else rng.randint(1, 12),
-                 rng.randint(1, 28) if not odd else rng.randint(28, 32), rng.randint(0, 24 if odd else 23),
-                 rng.randint(0, 59), rng.randint(0, 60 if odd else 59)]
-        text = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format(*parts)
-        text += rng.choice(["", ".1", ".123", ".123456", ".123456789"])
-        return text + rng.choice(["Z", "+00:00", "-0530", "+14:00", "+02"])
-
-    plausible = [stamp() for _ in range(5000)]
-    for nanos in (False, True):
-        series = [pl.Series("t", [rng.choice(plausible) for _ in range(rng.randint(1, 8))] + [None])
-                  for _ in range(600)]
-        fast = [prep._parse_dates(s, nanos) for s in series]
-        assert 100 < sum(prep._parse_iso(s) is not None for s in series) < 600  # both paths taken
-        monkeypatch.setattr(prep, "_parse_iso", lambda s: None)
-        slow = [prep._parse_dates(s, nanos) for s in series]
-        monkeypatch.undo()
-        for s, a, b in zip(series, fast, slow):
-            assert a.to_list() == b.to_list(), s.to_list()
-    clean = pl.Series("t", ["2025-03-11T00:00:00.123456789Z", "2025-03-11T01:00:00+01:00", None])
-    assert prep._parse_iso(clean) is not None  # the fast path does serve the usual layout
-    assert prep._parse_dates(clean, False).to_list() == [1741651200123000000, 1741651200000000000, None]
+    assert np.array_equal(stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
 
 
 def test_a_searched_frame_is_freed_with_its_shared_work():
+    """No module keeps per-frame work: once the caller drops the frame and its SharedFilters, both go."""
     import gc
     import weakref
 
-    from trailhound.engine import search as search_module
-
     frame = events_from_documents(_docs(50, False)).frame
-    search_events_batch([parse(QUERIES[0])], frame)
-    key, ref = id(frame), weakref.ref(frame)
-    assert key in search_module._SHARED
-    del frame
+    shared = SharedFilters(frame, SearchOptions())
+    assert search_events_batch([parse(QUERIES[0])], frame, SearchOptions(), shared)[0].hits
+    search_events_batch([parse(QUERIES[0])], frame)  # work of its own, dropped when the call returns
+    refs = weakref.ref(frame), weakref.ref(shared)
+    del frame, shared
     gc.collect()
-    assert ref() is None and key not in search_module._SHARED
+    assert [r() for r in refs] == [None, None]

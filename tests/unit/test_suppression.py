@@ -162,5 +162,10 @@ value = 1
     batch = alerts_for_hits(r, "threshold", hits, dict(enumerate(docs)))
     assert len(batch.alerts) == 1 and batch.suppressed == 1
     assert batch.alerts[0]["kibana.alert.suppression.terms"] == [{"field": "host.name", "value": ["h1"]}]
-    with pytest.raises(RuleError, match="only duration"):
-        type(r)(**{**r.__dict__, "alert_suppression": {"group_by": ["user.name"]}}).suppression_spec()
+    for bad, message in [('group_by = ["user.name"]\n[rule.alert_suppression.duration]\nunit = "h"\nvalue = 1',
+                          "only duration"), ('missing_fields_strategy = "suppress"', "needs a duration")]:
+        with pytest.raises(RuleError, match=message):  # refused when the rule loads
+            rule_from_toml(BASE.replace('type = "eql"', 'type = "threshold"').replace(
+                'language = "eql"', 'language = "kuery"').replace(
+                'query = "process where process.name == \\"ssh\\""', 'query = "process.name:ssh"')
+                + '\n[rule.threshold]\nfield = ["host.name"]\nvalue = 2\n[rule.alert_suppression]\n' + bad + "\n")

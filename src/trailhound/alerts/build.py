@@ -18,12 +18,12 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
-from ..compile.semantics import parse_date_ns
+from ..compile.dates import parse_time_ns
 from ..rules.model import SEVERITIES, Rule
 from .suppression import SuppressionState
 
@@ -123,6 +123,13 @@ def _make_rule_fields(rule: Rule) -> dict[str, Any]:
         params["alert_suppression"] = rule.alert_suppression
     if rule.exceptions_list:
         fields["kibana.alert.rule.exceptions_list"] = list(rule.exceptions_list)
+    if rule.language == "sigma":
+        # the Detection Rule License of SigmaHQ's rules obliges us to keep their author in every alert
+        fields["kibana.alert.rule.author"] = list(rule.author)
+        if rule.license:
+            fields["kibana.alert.rule.license"] = rule.license
+        sigma = rule.extra.get("sigma") or {}
+        params["sigma"] = {k: v for k, v in sigma.items() if v is not None}
     for key, value in (("note", rule.note), ("from", rule.lookback), ("interval", rule.interval),
                        ("timestamp_override", rule.timestamp_override),
                        ("building_block_type", rule.building_block_type)):
@@ -303,6 +310,8 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
             alerts = alerts_for_event(rule, present[0], now, terms)
         else:
             alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
+            if rule.type == "sigma_correlation":
+                alerts[-1]["kibana.alert.sigma.correlation"] = _correlation_fields(rule, hit, len(alerts) - 1)
         primary = alerts[-1]  # the event alert, or a sequence's shell
         if state is not None:
             assert spec is not None  # state exists only with a spec
@@ -319,6 +328,15 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
         per_execution[execution] = per_execution.get(execution, 0) + 1
         out.alerts.extend(alerts)
     return out
+
+
+def _correlation_fields(rule: Rule, hit: Any, events: int) -> dict[str, Any]:
+    """What a Sigma correlation's shell alert says of itself: its type, timespan, the group it counted
+    (group-by name → value, as compared) and how many events it joins."""
+    spec = (rule.extra.get("sigma") or {}).get("correlation") or {}
+    names = spec.get("group_by") or []
+    return {"type": spec.get("type"), "timespan": spec.get("timespan"),
+            "group_by": dict(zip(names, hit.join_keys or ())), "events": events}
 
 
 def _group_value(flat: dict, key: str) -> Any:
@@ -344,30 +362,12 @@ def field_value(doc: dict, path: str):
     return None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _at_most_micro(text: str) -> bool:
-    """No more than six fraction digits: datetime would silently drop nanoseconds."""
-    dot = text.find(".")
-    return dot < 0 or not text[dot + 7:dot + 8].isdigit()
-
-
 def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:
     value = field_value(doc, timestamp_field)
     if value is None:
         value = field_value(doc, "@timestamp")
     value = value[0] if isinstance(value, list) and value else value
-    if isinstance(value, str) and _at_most_micro(value):
-        try:  # the common ISO form, to the microsecond; anything else takes the general parser
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            dt = None
-        if dt is not None:
-            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-            return (dt - _EPOCH) // _MICROSECOND * 1000, value
-    return parse_date_ns(value, nanos=True) or 0, None if value is None else str(value)
+    return parse_time_ns(value) or 0, None if value is None else str(value)
 
 
 def _intersection(flats: list[dict]) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -32,6 +33,7 @@ from .common import (
 )
 from .render import TableWriter, cell
 from .safe import m
+from .sink_options import SINK_HELP, check_sinks, open_sinks, report_delivery
 
 _NAMES_SHOWN = 3  # hosts or users named in a row; more are counted
 
@@ -44,7 +46,7 @@ def _names(values: set) -> str:
 
 def hunt(
     files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too)."),
-    rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML; "
+    rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML, Sigma YAML; "
                                      "default: Trailhound's SSH pack)."),
     exceptions: list[Path] = typer.Option([], "--exceptions", "-x", help="Exception lists: detection-rules "
                                           "exception TOML or Kibana's export NDJSON (files or directories)."),
@@ -56,7 +58,12 @@ def hunt(
                                        "'-' is standard output, a .gz name is gzip-compressed."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table: alerts per rule; "
                                         "ndjson: the alerts themselves on standard output (the table goes to stderr)."),
+    sink_specs: list[str] = typer.Option([], "--sink", metavar="SPEC", help=SINK_HELP),
     summary: Path | None = typer.Option(None, "--summary", help="Also write the summary as JSON to this file."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report of the alerts "
+                                        "(see trailhound report)."),
+    navigator: Path | None = typer.Option(None, "--navigator", help="Also write an ATT&CK Navigator layer (JSON)."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Also write a Markdown summary of the alerts."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when rules raise alerts "
                                    "(errors still exit 2)."),
     input_format: InputFormat = None,
@@ -64,12 +71,17 @@ def hunt(
     tz: TimeZone = None,
     host: Host = None,
     allow_bad_input: AllowBadInput = False,
+    engine: str = typer.Option("local", "--engine", help="local, or spark: the same hunt on Apache Spark "
+                               "(pip install 'trailhound[spark]'; README \"Spark and Parquet\")."),
+    master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port, "
+                                      "or sc://host:port for Spark Connect (default local[*])."),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 
     Exit codes: 0 no alerts; 1 alerts raised; 2 the run cannot be trusted: a rule, exception list
     or input that did not load, a rule that failed, no rule to run, an input with no events and
-    mostly bad lines, an output that cannot be written. --exit-zero turns 1 into 0, never 2.
+    mostly bad lines, an output that cannot be written, a --sink that did not deliver every alert.
+    --exit-zero turns 1 into 0, never 2.
     Rules that cannot run (esql, ML, ...) are listed with the reason. Exception lists sitting among
     the rule files apply to the rules they name.
     """
@@ -79,16 +91,28 @@ def hunt(
     from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
     from ..rules.errors import RuleError
     from ..rules.loader import load_rules
-    from ..sinks import NdjsonSink, SinkError
+    from ..sinks import NdjsonSink, Sink, SinkError
     from ..sources import SourceError
 
     check_output(out, inputs=files)
+    checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
+                                stdout_taken=format is OutputFormat.ndjson)
     check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
     if summary is not None and is_stdout(summary) and (format is OutputFormat.ndjson or is_stdout(out)):
         raise fail("[red]error[/red]: the alerts go to standard output; write --summary to a file")
     if out is not None and summary is not None and not is_stdout(out) and Path(out).resolve() == Path(summary).resolve():
         raise fail(f"[red]error[/red]: --out and --summary name the same file ({m(str(out))}); give two files")
+    reports = html is not None or navigator is not None or markdown is not None
+    if reports:
+        from .report import check_outputs
+
+        check_outputs(html, navigator, markdown, None,
+                      inputs=[*files, *([out] if out is not None else []), *([summary] if summary else [])])
     options = input_options(year, tz, host)
+    if engine not in ("local", "spark"):
+        raise fail(f"[red]error[/red]: unknown --engine {m(repr(engine))}; choose local or spark")
+    if master is not None and engine != "spark":
+        raise fail("[red]error[/red]: --master goes with --engine spark")
     started = time.perf_counter()
     rule_paths = rules or [PACK]
     try:
@@ -105,27 +129,37 @@ def hunt(
     for c in errors:
         err.print(f"[red]not run (error)[/red] {m(c.rule.name)}: {m(c.reason.splitlines()[0] if c.reason else '')}")
     if not planned.runnable:
-        why = ("no rule loaded from " + ", ".join(map(str, rule_paths)) + " (rules are detection-rules *.toml files)"
+        why = ("no rule loaded from " + ", ".join(map(str, rule_paths))
+               + " (rules are detection-rules *.toml and Sigma *.yml files)"
                if not loaded.rules else f"none of the {len(loaded.rules)} rules loaded can run")
         err.print(f"[red]error[/red]: {m(why)}")
         err.print(f"0 rules run, {len(unsupported)} unsupported, {len(errors) + len(loaded.errors)} errors; "
                   "inputs not read")
         raise typer.Exit(EXIT_ERROR)
 
-    to_stdout = format is OutputFormat.ndjson or is_stdout(out)
+    to_stdout = format is OutputFormat.ndjson or is_stdout(out) or any(s.target == "-" for s in checked_sinks)
     try:
-        sinks = [NdjsonSink(out)] if out is not None else []
+        sinks: list[Sink] = [NdjsonSink(out)] if out is not None else []
         if format is OutputFormat.ndjson and not is_stdout(out):
             sinks.append(NdjsonSink("-"))
     except SinkError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
+    sinks += open_sinks(checked_sinks)
     bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                    transient=True, disable=not err.is_terminal)
     try:
         with bar:
             task = bar.add_task("rules", total=None)
-            report = run_hunt(planned, files, input_format=input_format, read_options=options,
-                              max_signals=max_signals, sinks=sinks,
+            runner = run_hunt
+            if engine == "spark":
+                from ..spark.driver import SparkUnavailable, run_hunt_spark, session
+
+                try:
+                    runner = partial(run_hunt_spark, spark=session(master))
+                except SparkUnavailable as e:
+                    raise fail(f"[red]error[/red]: {m(e)}") from None
+            report = runner(planned, files, input_format=input_format, read_options=options,
+                              max_signals=max_signals, sinks=sinks, keep_alerts=reports,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
@@ -161,6 +195,7 @@ def hunt(
     for r in report.with_status("unsupported"):
         if (r.rule_id, r.name) not in said:  # found to need a feature we lack while running
             err.print(f"[yellow]not run[/yellow] {m(r.name)}: {m(r.reason)}")
+    delivery, delivered = report_delivery(sinks)
     load = report.load
     print_report(load)
     bad = bad_inputs(load)
@@ -181,9 +216,16 @@ def hunt(
         f"(load {report.timings['load']:.2f}s)"
         + (f"; alerts written to {m(out)}" if out and not is_stdout(out) else "")
     )
-    code = EXIT_ERROR if report.errors or failed_input else EXIT_FOUND if total_alerts and not exit_zero else EXIT_OK
+    code = EXIT_ERROR if report.errors or failed_input or not delivered else EXIT_FOUND if total_alerts and not exit_zero else EXIT_OK
     if summary is not None:
         with open_output(summary) as sink:
             doc = report.to_dict(code, [b.file for b in bad])
+            doc["sinks"] = delivery
             sink.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n")
+    if reports:
+        from .report import hunt_reports
+
+        for line in hunt_reports(report, files, loaded.rules, code, [b.file for b in bad], html=html,
+                                 navigator=navigator, markdown=markdown, input_format=input_format, options=options):
+            err.print(line)
     raise typer.Exit(code)

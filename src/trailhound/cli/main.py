@@ -11,10 +11,13 @@ import traceback
 import typer
 
 from .common import EXIT_ERROR, err
+from .convert import convert
 from .hunt import hunt
 from .lab import lab_app
 from .normalize import normalize
+from .pack import pack_app
 from .query import query
+from .report import report
 from .rules import rules_app
 from .safe import clean, m
 from .testcmd import test_rules
@@ -52,10 +55,13 @@ def main(
 app.command()(query)
 app.command()(hunt)
 app.command()(normalize)
+app.command()(report)
 app.command("test")(test_rules)
+app.command()(convert)
 app.command()(watch)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
+app.add_typer(pack_app, name="pack")
 
 
 def run() -> None:

@@ -18,7 +18,7 @@ rules_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Work 
 
 @rules_app.command("validate")
 def rules_validate(
-    paths: list[Path] = typer.Argument(..., help="Rule files or directories (searched for *.toml)."),
+    paths: list[Path] = typer.Argument(..., help="Rule files or directories (searched for *.toml and Sigma *.yml, *.yaml)."),
     show_warnings: bool = typer.Option(False, "--warnings", help="List each field warning."),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, or ndjson: one JSON "
                                         "object per rule (rule, rule_id, file, type, status, detail, warnings)."),
@@ -67,7 +67,7 @@ def rules_validate(
               f"{counts['error']} errors{lists}")
     if not rows:
         raise fail(f"[red]error[/red]: no rule found in {m(', '.join(map(str, paths)))} "
-                   "(rules are detection-rules *.toml files)")
+                   "(rules are detection-rules *.toml and Sigma *.yml files)")
     raise typer.Exit(EXIT_FOUND if counts["error"] else EXIT_OK)
 
 

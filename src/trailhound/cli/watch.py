@@ -78,7 +78,7 @@ def watch(
             err.print(f"[yellow]not run[/yellow] {m(c.rule.name)}: {m(c.reason)}")
     if not planned.runnable:
         raise fail("[red]error[/red]: no rule can run")
-    extra = extra_sinks(sink)
+    extra = extra_sinks(sink, out, paths)
     log = _Log()
     try:
         alert_file = AlertFile(out)
@@ -104,28 +104,28 @@ def watch(
         for s in extra:
             s.close()
     log.end()
+    delivered = True
+    if extra:
+        from .sink_options import report_delivery
+
+        delivered = report_delivery(extra)[1]
     for live in pipe.engine.rules:
         if live.status != "ok":
             log.info(f"rule not run: {live.check.rule.name}: {live.error or live.unsupported}", level="warning")
     s = pipe.stats
     log.info("stopped", events=s.events, alerts=s.alerts, late=s.late, skipped=log.skipped)
-    raise typer.Exit(EXIT_ERROR if any(live.error for live in pipe.engine.rules) else EXIT_OK)
+    raise typer.Exit(EXIT_ERROR if any(live.error for live in pipe.engine.rules) or not delivered else EXIT_OK)
 
 
-def extra_sinks(specs: list[str]) -> list:
-    """The `--sink SPEC` destinations. The hook for the sinks of sinks/ (syslog, webhook, _bulk, rotating NDJSON):
-    `sinks.open_sink(spec)` when that exists; until then only --out."""
+def extra_sinks(specs: list[str], out: str, paths) -> list:
+    """The `--sink SPEC` destinations (syslog, webhook, _bulk, NDJSON files: see sinks/), checked and opened
+    before watching starts; exit 2 naming a bad one."""
     if not specs:
         return []
-    from .. import sinks
+    from .sink_options import check_sinks, open_sinks
 
-    opener = getattr(sinks, "open_sink", None)
-    if opener is None:
-        raise fail("[red]error[/red]: --sink: this build has no other sinks yet; use --out")
-    try:
-        return [opener(spec) for spec in specs]
-    except sinks.SinkError as e:
-        raise fail(f"[red]error[/red]: --sink: {m(e)}") from None
+    return open_sinks(check_sinks(specs, inputs=[p for p in paths if p != "-"], taken=[None if out == "-" else out],
+                                  stdout_taken=out == "-"))
 
 
 class _Log:

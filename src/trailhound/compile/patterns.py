@@ -16,11 +16,20 @@ from ..lang.errors import EqlSemanticError
 from ..lang.limits import MAX_REGEX_LENGTH, MAX_WILDCARD_LENGTH
 
 
-def check_pattern(kind: str, pattern: str, case_insensitive: bool = False) -> None:
+def check_pattern(kind: str, pattern: str, case_insensitive: bool = False, from_wildcard: bool = False) -> None:
     """Raise EqlSemanticError (without position: the parser adds it) for a pattern that the
-    engine could not run: too long, or a regex that Lucene or Rust's regex engine refuses."""
+    engine could not run: too long, or a regex that Lucene or Rust's regex engine refuses.
+
+    A regex is bounded by ES's index.max_regex_length; a wildcard by MAX_WILDCARD_LENGTH where it
+    runs as a regex (plan_wildcard: a long literal is no regex). A KQL value with wildcards
+    (`from_wildcard`: kept as a wildcard, or said as a regex for its literal * or ?, which ES still
+    runs as a wildcard query) is bounded by MAX_WILDCARD_LENGTH whatever its plan."""
+    if from_wildcard and len(pattern) > MAX_WILDCARD_LENGTH:
+        raise EqlSemanticError(
+            f"the wildcard pattern is {len(pattern)} characters long; the limit is {MAX_WILDCARD_LENGTH}",
+            hint="match a shorter part of the value")
     if kind == "regex":
-        if len(pattern) > MAX_REGEX_LENGTH:
+        if len(pattern) > MAX_REGEX_LENGTH and not from_wildcard:
             raise EqlSemanticError(
                 f"the regex is {len(pattern)} characters long; the limit is {MAX_REGEX_LENGTH}",
                 hint="Elasticsearch refuses longer regex queries (index.max_regex_length)")

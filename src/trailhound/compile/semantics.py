@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from ..lang import ir
@@ -14,6 +12,7 @@ from ..lang.errors import EqlSemanticError
 from ..lang.functions import FUNCTIONS
 from ..lang.limits import INT64_MAX, INT64_MIN
 from . import functions as F
+from .dates import parse_date_ns
 from .schema import FieldInfo
 
 #: `not (x op c)` on a pushed-down range is the opposite range
@@ -62,40 +61,6 @@ def check_int(v: int) -> int:
         raise EqlSemanticError(f"integer {digits} overflows a 64-bit integer",
                                hint="ES computes integers as Java longs; write a decimal (e.g. 1.0) to compute in doubles")
     return v
-
-
-def parse_date_ns(v: object, nanos: bool) -> int | None:
-    """A date literal (ISO string or epoch millis) as epoch nanoseconds, at the field's precision."""
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return _in_range(int(v) * 1_000_000) if math.isfinite(v) else None
-    s = str(v).strip()
-    if re.fullmatch(r"-?\d{1,19}", s):
-        return _in_range(int(s) * 1_000_000)
-    if re.fullmatch(r"-?\d+", s):
-        return None
-    m = re.fullmatch(r"(.*?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", s)
-    if not m:
-        return None
-    base, frac, tz = m.group(1), m.group(2) or "", m.group(3) or "Z"
-    try:
-        dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    ns = int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
-    if not nanos:
-        ns -= ns % 1_000_000
-    return _in_range(ns)
-
-
-def _in_range(ns: int) -> int | None:
-    """Epoch nanoseconds as the engine stores them (a long), None beyond."""
-    return ns if INT64_MIN <= ns <= INT64_MAX else None
 
 
 def version_key(v: object) -> str | None:

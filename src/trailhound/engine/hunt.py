@@ -25,6 +25,8 @@ from ..rules.errors import RuleError, UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
 from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
+from .filter.frame import FrameOptions
+from .filter.shared import SharedFilters
 from .search import (
     Hit,
     NewTermsRule,
@@ -54,6 +56,7 @@ class RuleRun:
     exceptions: list[ExceptionItem] = field(default_factory=list)
     excepted: dict[str, int] = field(default_factory=dict)  # item label → events it excepted
     unsupported: str | None = None  # a feature the rule needs that Trailhound lacks (not an error)
+    table: EventTable | None = None  # where its hits' rows are, when not the hunt's table (raw audit records)
 
     @property
     def status(self) -> str:
@@ -93,24 +96,32 @@ def _options(check: RuleCheck, present: frozenset[str]) -> tuple[SearchOptions, 
 
 
 class _Frame:
-    """The frame the rules search. The engine keeps shared work per frame object (engine/shared.py);
-    a rule that raises half-way may leave that work half done, so after a failure the rules go on
-    with a fresh copy (same data, nothing shared yet): a failure costs some repeated work, never
-    another rule's result."""
+    """The frame the rules search, and its shared filter work per set of frame options (made on first
+    use, passed to every batch with those options). A rule that raises half-way may leave that work
+    half done, so after a failure the rules go on with fresh work (nothing shared yet): a failure
+    costs some repeated work, never another rule's result."""
 
-    def __init__(self, frame) -> None:
+    def __init__(self, frame: pl.DataFrame) -> None:
         self.current = frame
+        self._work: dict[tuple, SharedFilters] = {}
+
+    def shared(self, options: FrameOptions) -> SharedFilters:
+        key = options.key()
+        work = self._work.get(key)
+        if work is None:
+            work = self._work[key] = SharedFilters(self.current, options)
+        return work
 
     def spoil(self) -> None:
-        self.current = self.current.clone()
+        self._work.clear()
 
 
 def _isolated(run_batch, members: list[int], frame: _Frame) -> list[tuple[int, SearchResult | Exception]]:
     """(member, result or exception) for every member of a batch. The whole batch runs at once;
-    if it raises, it is split in halves, each run on a fresh frame, down to the rules that fail,
+    if it raises, it is split in halves, each run with fresh shared work, down to the rules that fail,
     so one bad rule costs about log2(batch) extra runs and the others keep their results."""
     try:
-        results = run_batch(members, frame.current)
+        results = run_batch(members, frame)
     except Exception as e:  # noqa: BLE001 - one rule's failure must not stop the others
         frame.spoil()
         if len(members) == 1:
@@ -130,6 +141,13 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     reported on its RuleRun (`error`, or `unsupported` for a feature we lack) and the hunt goes
     on with the others. Errors reading the input (SourceError) still end the hunt."""
     runnable = [c for c in checks if c.status == "ok" and c.query is not None]
+    from .records import hunt_records, reads_records  # Sigma rules over raw audit records: their own events
+    from .sigma_hunt import is_correlation, run_correlations
+
+    correlations = [c for c in checks if c.status == "ok" and is_correlation(c)]
+    records = [c for c in runnable if reads_records(c)]
+    if records:
+        runnable = [c for c in runnable if not reads_records(c)]
     runs = {i: RuleRun(c) for i, c in enumerate(runnable)}
     queries: dict[int, ir.Query] = {}
     fields: set[str] = {"@timestamp"}
@@ -208,25 +226,24 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
                 result = search(queries[i], frame.current, options)
             _record(runs[i], result)
         except Exception as e:  # noqa: BLE001 - a rule that cannot run on this data says why
-            frame.spoil()
-            runs[i].fail(e)
+            runs[i].fail(e)  # a single search shares no work: nothing to spoil
         runs[i].seconds = time.perf_counter() - t0
         tick()
-    # new_terms last: it reuses the filter work the event and sequence batches cached on the frame
+    # new_terms last: it reuses the filter work the event and sequence batches did on the frame
     for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()
         options = batch_options[key]
-        run_batch: Callable[[list[int], pl.DataFrame], list[SearchResult | QueryError]]
+        run_batch: Callable[[list[int], _Frame], list[SearchResult | QueryError]]
         if key[0] == "new_terms":
             def run_new_terms(ids, f, options=options):
-                return search_new_terms_batch([new_terms[i] for i in ids], f, options)
+                return search_new_terms_batch([new_terms[i] for i in ids], f.current, options, shared=f.shared(options))
             run_batch = run_new_terms
         else:
             batch = {"events": search_events_batch, "sequences": search_sequences_batch,
                      "samples": search_samples_batch}[key[0]]
 
             def run_queries(ids, f, batch=batch, options=options):
-                return batch([queries[i] for i in ids], f, options)
+                return batch([queries[i] for i in ids], f.current, options, shared=f.shared(options))
             run_batch = run_queries
         outcome = _isolated(run_batch, members, frame)
         share = (time.perf_counter() - t0) / len(members)
@@ -239,6 +256,12 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         tick(len(members))
     ordered = [runs[i] for i in range(len(runnable))]
     _count_exceptions(ordered, table, frame)
+    if records:
+        ordered += hunt_records(records, paths, exceptions, input_format, read_options)
+        if progress:
+            progress(len(runnable) + len(records), len(runnable) + len(records))
+    if correlations:  # after every other rule: they read those rules' hits
+        ordered += run_correlations(correlations, ordered, table)
     return Hunt(table, ordered, load_seconds)
 
 
@@ -264,7 +287,7 @@ def _count_exceptions(runs: list[RuleRun], table: EventTable, frame: _Frame) -> 
                 group.append((run, item, ir.EventQuery(ir.EventFilter(f.category, ir.And((f.condition, item.condition))))))
     for options, group in by_options.values():
         outcome = _isolated(lambda ids, f, options=options, group=group: search_events_batch(
-            [group[j][2] for j in ids], f, options), list(range(len(group))), frame)
+            [group[j][2] for j in ids], f.current, options, shared=f.shared(options)), list(range(len(group))), frame)
         rows: dict[tuple[int, str], set] = {}
         for j, result in outcome:
             run, item, _ = group[j]

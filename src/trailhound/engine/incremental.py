@@ -34,7 +34,8 @@ from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionList, items_for
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
-from .search import SearchOptions, candidates, needed_fields, search_events_batch, shared_filters
+from .filter import SharedFilters
+from .search import SearchOptions, candidates, needed_fields, search_events_batch
 
 STATE_VERSION = 1
 
@@ -96,6 +97,8 @@ class IncrementalHunt:
         self.fingerprint = rules_fingerprint(self.checks, exceptions)
         self.rules = [LiveRule(c) for c in self.checks]
         self.started = False
+        self._shared_frame: pl.DataFrame | None = None  # the batch whose shared filter work `_shared` holds
+        self._shared: dict[tuple, SharedFilters] = {}
         fields: set[str] = {"@timestamp"}
         for live in self.rules:
             c = live.check
@@ -271,23 +274,35 @@ class IncrementalHunt:
             cand = cand.filter(keep)
         return run.feed(cand, schema)
 
-    @staticmethod
-    def _any_candidate(q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> bool:
+    def _any_candidate(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> bool:
         """Whether one of the query's filters matches an event of the batch, asked of the filter work the batch's
-        rules share (engine/shared.py): most correlating rules have nothing in most batches."""
-        shared = shared_filters(frame, options)
+        rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
+        shared = self._shared_filters(frame, options)
         filters = ir.query_filters(q)
         for f in filters:
             shared.add(f)
         return any(len(shared.rows(f)) for f in filters)
+
+    def _shared_filters(self, frame: pl.DataFrame, options: SearchOptions) -> SharedFilters:
+        """The batch's shared filter work for these frame options: one per batch (frame) and options, made here
+        and passed on, as engine.hunt does for a whole load."""
+        if self._shared_frame is not frame:
+            self._shared_frame, self._shared = frame, {}
+        key = options.key()
+        work = self._shared.get(key)
+        if work is None:
+            work = self._shared[key] = SharedFilters(frame, options)
+        return work
 
     def _events(self, members: list[int], frame: pl.DataFrame) -> list[RuleHits]:
         options = self.rules[members[0]].options
         assert options is not None
         queries = [self.rules[i].query for i in members]
         try:
-            results = search_events_batch(queries, frame, options)  # type: ignore[arg-type]
+            results = search_events_batch(queries, frame, options,  # type: ignore[arg-type]
+                                          shared=self._shared_filters(frame, options))
         except Exception:  # noqa: BLE001 - one by one, so that only the failing rule fails
+            self._shared = {}  # a search that raised half-way may have left the shared work half done
             results = []
             for q in queries:
                 try:

@@ -1,5 +1,6 @@
 """Run a rule pack over a capture and attribute each alert to the scenario whose window holds its
-source events (a sequence: its last event). Alerts in the baseline's window are false positives."""
+source events (a sequence: its last event). Alerts in an attack's window are true positives, alerts
+in a benign window (the baseline, the automation scenarios) are false positives."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
 OUTSIDE = "(outside the windows)"
+PAGING = ("high", "critical")  # the severities that page someone
+DETECTED = ("medium", "high", "critical")  # what counts as detecting an attack
+
+
+@dataclass(frozen=True)
+class RuleScore:
+    """One rule over a capture: attack windows it fired in (true positives) and benign windows it
+    fired in (false positives), each with its alerts."""
+    rule: str
+    severity: str
+    tp_scenarios: int
+    tp_alerts: int
+    fp_scenarios: int
+    fp_alerts: int
 
 
 @dataclass
@@ -36,10 +51,33 @@ class Matrix:
                 out[r] += n
         return dict(out)
 
+    def attacks(self) -> list[str]:
+        return [s for s in self.scenarios if s not in self.benign]
+
+    def scores(self) -> list[RuleScore]:
+        """Per rule that fired or ran: its true and false positives, by severity then name."""
+        out = []
+        for r in sorted(self.rules, key=lambda r: (-_sev(self.rules[r]), r)):
+            tp = {s: n for (s, rr), n in self.cells.items() if rr == r and s in self.scenarios and s not in self.benign}
+            fp = {s: n for (s, rr), n in self.cells.items() if rr == r and s in self.benign}
+            out.append(RuleScore(r, self.rules[r], len(tp), sum(tp.values()), len(fp), sum(fp.values())))
+        return out
+
+    def summary(self) -> dict:
+        """What the issue asks of the pack: attacks detected at medium or higher, benign windows
+        free of high and critical alerts."""
+        missed = [s for s in self.attacks() if not any(self.rules.get(r) in DETECTED for r in self.fired(s))]
+        paging = {r: n for r, n in self.false_positives().items() if self.rules.get(r) in PAGING}
+        return {"attack_windows": len(self.attacks()), "attacks_detected": len(self.attacks()) - len(missed),
+                "missed": missed, "benign_windows": len(self.benign & set(self.scenarios)),
+                "benign_alerts": sum(self.false_positives().values()),
+                "benign_high_critical": sum(paging.values()), "paging_false_positives": paging}
+
     def as_dict(self) -> dict:
         return {"rules": self.rules, "rules_run": self.rules_run,
                 "cells": [{"scenario": s, "rule": r, "alerts": n} for (s, r), n in sorted(self.cells.items())],
-                "false_positives": self.false_positives(), "notes": self.notes}
+                "false_positives": self.false_positives(),
+                "per_rule": [sc.__dict__ for sc in self.scores()], "summary": self.summary(), "notes": self.notes}
 
 
 def _epoch(value) -> float | None:
@@ -57,7 +95,44 @@ def default_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "pack"
 
 
-def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.PathLike], windows) -> Matrix:
+@dataclass(frozen=True)
+class RecordedWindow:
+    name: str
+    start: float
+    end: float
+    benign: bool
+    skipped: str | None
+
+
+def recorded(directory: str | os.PathLike) -> tuple[list[RecordedWindow], list[Path]]:
+    """A capture written by `lab run -o DIR` or `--record DIR`: its windows (scenarios.json) and
+    each scenario's audit.log and auth.log. Raises ValueError naming what is missing or wrong."""
+    import json
+
+    d = Path(directory)
+    meta_path = d / "scenarios.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        windows = [RecordedWindow(str(s["name"]), float(s.get("start") or 0), float(s.get("end") or 0),
+                                  bool(s.get("benign")), s.get("skipped")) for s in meta["scenarios"]]
+    except FileNotFoundError:
+        raise ValueError(f"{meta_path}: not found (a capture written by `trailhound lab run -o DIR`)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{meta_path}: not a lab capture's scenarios.json ({type(e).__name__}: {e})") from None
+    files = []
+    for w in windows:
+        if w.skipped:
+            continue
+        for name in ("audit.log", "auth.log"):
+            f = d / w.name / name
+            if not f.is_file():
+                raise ValueError(f"{f}: missing (scenario {w.name} of {meta_path})")
+            files.append(f)
+    return windows, files
+
+
+def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.PathLike], windows,
+               exception_paths: Sequence[str | os.PathLike] = ()) -> Matrix:
     """`windows`: objects with name, start, end, benign, skipped (the runner's `Window`s)."""
     from ..alerts.build import alerts_for_hits, utc_now
     from ..engine.hunt import hunt
@@ -66,7 +141,7 @@ def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.Path
 
     ran = [w for w in windows if not w.skipped]
     m = Matrix([w.name for w in ran], {w.name for w in ran if w.benign})
-    loaded = load_rules(rules)
+    loaded = load_rules(rules, exception_paths)
     m.notes += [f"rule error: {e}" for e in loaded.errors]
     checks = [check_rule(r) for r in loaded.rules]
     m.notes += [f"not run: {c.rule.name}: {c.reason.splitlines()[0]}" for c in checks if c.status != "ok"]
@@ -127,9 +202,39 @@ def render_matrix(m: Matrix, console=None) -> None:
         where = sorted({s for (s, rr) in m.cells if rr == r and s not in m.benign})
         legend.add_row(ids[r], r, m.rules.get(r, "?"), str(len(where)), str(fps.get(r, 0)))
     console.print(legend)
+    scores = Table(title="per rule: true positives (attack windows) and false positives (benign windows)")
+    for c, j in (("rule", "left"), ("severity", "left"), ("TP windows", "right"), ("TP alerts", "right"),
+                 ("FP windows", "right"), ("FP alerts", "right")):
+        scores.add_column(c, justify=j, overflow="fold")
+    for sc in m.scores():
+        scores.add_row(sc.rule, sc.severity, f"{sc.tp_scenarios}/{len(m.attacks())}", str(sc.tp_alerts),
+                       f"{sc.fp_scenarios}/{len(m.benign & set(m.scenarios))}", str(sc.fp_alerts))
+    console.print(scores)
     silent = [s for s in m.scenarios if s not in m.benign and not m.fired(s)]
     if silent:
         console.print(f"no rule fired for: {', '.join(silent)}")
+    console.print(summary_line(m))
+
+
+def summary_line(m: Matrix) -> str:
+    s = m.summary()
+    text = (f"attacks detected at medium or higher: {s['attacks_detected']}/{s['attack_windows']}; "
+            f"high or critical alerts in benign windows: {s['benign_high_critical']} "
+            f"({s['benign_alerts']} alerts of any severity in {s['benign_windows']} benign windows)")
+    if s["missed"]:
+        text += f"; missed: {', '.join(s['missed'])}"
+    return text
+
+
+def markdown_rules(m: Matrix) -> str:
+    """Per rule, as Markdown: true positives over the attack windows, false positives over the benign ones."""
+    n_att, n_ben = len(m.attacks()), len(m.benign & set(m.scenarios))
+    rows = [f"| rule | severity | TP: attack windows (of {n_att}) | TP alerts | FP: benign windows (of {n_ben}) "
+            "| FP alerts |", "|---|---|---|---|---|---|"]
+    for sc in m.scores():
+        rows.append(f"| {sc.rule} | {sc.severity} | {sc.tp_scenarios} | {sc.tp_alerts} | {sc.fp_scenarios} "
+                    f"| {sc.fp_alerts} |")
+    return "\n".join(rows) + "\n"
 
 
 def markdown(m: Matrix) -> str:

@@ -14,9 +14,11 @@ PACKAGES = {
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "scp": "openssh-client",
     "sshpass": "sshpass", "auditd": "auditd", "auditctl": "auditd", "ip": "iproute2",
     "setpriv": "util-linux", "useradd": "passwd", "runc": "runc", "busybox": "busybox-static",
+    "rsync": "rsync", "check_by_ssh": "monitoring-plugins-standard", "git": "git",
 }
 REQUIRED = ("sshd", "ssh", "ssh-keygen", "scp", "sshpass", "auditd", "auditctl", "ip", "setpriv", "useradd")
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+# plus where Debian puts the monitoring plugins (check_by_ssh)
+SBIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin:/usr/lib/nagios/plugins"
 
 
 class Refusal(Exception):

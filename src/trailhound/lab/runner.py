@@ -217,6 +217,7 @@ class Lab:
         self.sshd: subprocess.Popen | None = None  # its launcher shell
         self.sshd_pid = 0  # the listening sshd (from its PidFile)
         self.launchers: set[int] = set()  # scenario launcher shells: plumbing, left out of the capture
+        self.agents: set[int] = set()  # agent launchers (plumbing too), whose children are the lab's
         self.syslog: SyslogReceiver | None = None
         self.auditd: subprocess.Popen | None = None
         self.ses_floor = capture.UNSET
@@ -429,12 +430,41 @@ class Lab:
         self._keygen(sshd / "ssh_host_ed25519_key", "ed25519", "")
         (sshd / "sshd_config").write_text(SSHD_CONF.format(
             target=ADDR["target"], dir=sshd, users=" ".join(USERS.values())))
-        # the admin knows the target (default options, no host key prompt)
-        hostkey = (sshd / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        # the admin knows the target and the internal host behind it (default options, no host key prompt)
+        hostkey = " ".join((sshd / "ssh_host_ed25519_key.pub").read_text().split()[:2])
         known = a / "home" / USERS["admin"] / ".ssh/known_hosts"
-        known.write_text(f"{ADDR['target']} {' '.join(hostkey)}\n")
+        known.write_text(f"{ADDR['target']} {hostkey}\n127.0.0.1 {hostkey}\n")
         e = _created_user(USERS["admin"])
         os.chown(known, e.pw_uid, e.pw_gid)
+        self._setup_automation()
+
+    def _setup_automation(self) -> None:
+        """What the benign scenarios need: the admin's automation key (authorized) and a deploy key
+        (that the provisioning agent installs), an ssh_config naming the bastion, and on the target
+        a directory to back up and a bare git repository."""
+        admin = USERS["admin"]
+        e = _created_user(admin)
+        ws = self.w / "attacker/home" / admin / ".ssh"
+        self._keygen(ws / "automation_ed25519", "ed25519", "automation@ci")
+        self._keygen(ws / "deploy_ed25519", "ed25519", "deploy@provisioner")
+        (ws / "config").write_text(f"Host db-internal\n    HostName 127.0.0.1\n    User {admin}\n"
+                                   f"    ProxyJump {admin}@{ADDR['target']}\n")
+        for p in ws.iterdir():
+            os.chown(p, e.pw_uid, e.pw_gid)
+        os.chmod(ws / "config", 0o600)
+        auth = Path(e.pw_dir) / ".ssh/authorized_keys"
+        with open(auth, "a") as f:
+            f.write((ws / "automation_ed25519.pub").read_text())
+        data = Path(e.pw_dir) / "data"
+        data.mkdir(exist_ok=True)
+        (data / "orders.csv").write_text("id,total\n1,42\n")
+        (data / "notes.txt").write_text("nightly backup source\n")
+        (Path(e.pw_dir) / "repos").mkdir(exist_ok=True)
+        if preflight.which("git"):
+            run(["git", "init", "-q", "--bare", f"{e.pw_dir}/repos/app.git"])
+        for d in (data, Path(e.pw_dir) / "repos"):
+            for path in [d, *d.rglob("*")]:
+                os.chown(path, e.pw_uid, e.pw_gid)
 
     def _start_sshd(self) -> None:
         d = self.w / "target"
@@ -494,9 +524,12 @@ class Lab:
     # -- scenarios ----------------------------------------------------------------------------
 
     def values(self) -> dict[str, str]:
+        deploy = self.w / "attacker/home" / USERS["admin"] / ".ssh/deploy_ed25519.pub"
         return {"TARGET": ADDR["target"], "VICTIM": USERS["victim"], "ADMIN": USERS["admin"],
                 "PASSWORD": self.password,
-                "BUNDLE": f"{self.w / 'container'}"}
+                "BUNDLE": f"{self.w / 'container'}",
+                "DEPLOY_PUB": deploy.read_text().strip() if deploy.exists() else "",
+                "CHECK_BY_SSH": preflight.which("check_by_ssh") or "check_by_ssh"}
 
     def run_scenario(self, s: Scenario) -> Window:
         commands = render(s.script, self.values())
@@ -515,6 +548,9 @@ class Lab:
             home, uid, user, become = "/root", 0, "root", ""
         launch = ATTACKER_LAUNCH.format(a=self.w / "attacker", home=home, uid=uid, become=become)
         win.start = time.time()
+        if s.agent and not self._run_agent(render(s.agent, self.values()), win):
+            win.end = time.time()
+            return win  # the scenario failed (its exit code and output say why); the run goes on
         # nsenter + unshare rather than `ip netns exec`, whose fresh /sys would hide the cgroup
         # mounts runc needs; the mount namespace is a slave copy of the host's
         p = subprocess.Popen(["nsenter", f"--net=/run/netns/{NETNS['attacker']}", "unshare", "--mount",
@@ -535,6 +571,27 @@ class Lab:
         win.end = time.time()
         return win
 
+    def _run_agent(self, script: str, win: Window) -> bool:
+        """A scenario's agent: on the target, as root with no login uid (a service, not a session),
+        its own process group. Its launcher is plumbing (left out); its children are tracked.
+        False (with the window's exit code and output set) when it failed."""
+        launch = "echo 4294967295 > /proc/self/loginuid 2>/dev/null; cd /; sh -c \"$0\""
+        p = subprocess.Popen(["ip", "netns", "exec", NETNS["target"], "sh", "-c", launch, script],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env=clean_env(), start_new_session=True)
+        self.state.pids.append(p.pid)
+        self.agents.add(p.pid)
+        try:
+            out, _ = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate()
+        win.output += f"agent exit {p.returncode}: " + out.decode(errors="replace")[-2000:] + "\n"
+        if p.returncode != 0:
+            win.exit_code = p.returncode
+            return False
+        return True
+
     # -- capture ------------------------------------------------------------------------------
 
     def collect(self, windows: list[Window], stop: bool = True) -> Capture:
@@ -547,8 +604,9 @@ class Lab:
         if stop:
             self._stop_services()
         raw = capture.read_lines(self.w / "audit/audit.log")
-        events = capture.lab_events(capture.audit_events(raw), self.ses_floor, {sshd_pid} if sshd_pid else set(),
-                                    exclude=self.launchers)
+        tracked = ({sshd_pid} if sshd_pid else set()) | self.agents
+        events = capture.lab_events(capture.audit_events(raw), self.ses_floor, tracked,
+                                    exclude=self.launchers | self.agents)
         audit_lines = capture.audit_lines_between(events, run_start, run_end)
         auth = capture.syslog_lines_between(
             capture.read_lines(self.w / "auth.log"), run_start, run_end)

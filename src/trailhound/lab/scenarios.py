@@ -1,5 +1,6 @@
-"""The lab's scenarios: what an attacker (or, for the baseline, an administrator) types on the
-attacker host, run by `sh` in the attacker namespace.
+"""The lab's scenarios: what an attacker (or, for the benign ones, an administrator or their
+automation) types on the attacker host, run by `sh` in the attacker namespace; a scenario's `agent`
+runs first on the target, as a root service outside any login.
 
 Placeholders `@NAME@` are replaced before the run (target address, user names, password, paths),
 so `scenarios.json` records the concrete commands. The Atomic Red Team tests T1021.004 (none for
@@ -19,8 +20,11 @@ class Scenario:
     script: str
     actor: str = "attacker"  # "attacker": root on the attacker host; "admin": the admin user there
     atomic: bool = False  # one of the four Atomic-style scenarios the live test checks
-    benign: bool = False  # the baseline: its alerts are false positives
+    benign: bool = False  # benign activity (the baseline, automation): its alerts are false positives
     needs: tuple[str, ...] = field(default_factory=tuple)  # tools beyond ssh/sshpass
+    # run first, on the target, as a root service outside any login session (a provisioning agent)
+    agent: str = ""
+    live: bool = False  # one of the benign scenarios the live test performs
 
 
 # Background tunnels (-f) are ended by the attacker with pkill limited to the attacker host's
@@ -117,8 +121,137 @@ SCENARIOS: list[Scenario] = [
         actor="admin", benign=True),
 ]
 
+# -- benign automation: the published false positives of SSH lateral-movement detections, performed
+# the way the tools really drive ssh, by the admin user (lab-admin) of the attacker host (here the
+# control node, backup server or monitoring server), with their own keys.
+
+# The arguments Ansible's ssh connection plugin gives ssh (ansible-core 2.1x, as `-vvv` shows them):
+# compression, a persistent master (ControlMaster/ControlPersist/ControlPath under ~/.ansible/cp),
+# StrictHostKeyChecking=no when host_key_checking is off, the key of ansible_ssh_private_key_file,
+# key-only authentication, the remote user and a connect timeout, values quoted as Ansible quotes them.
+ANSIBLE_SSH = ("-C -o ControlMaster=auto -o ControlPersist=60s -o StrictHostKeyChecking=no "
+               "-o 'IdentityFile=\"/home/@ADMIN@/.ssh/@KEY@\"' -o KbdInteractiveAuthentication=no "
+               "-o PreferredAuthentications=gssapi-with-mic,gssapi-keyex,hostbased,publickey "
+               "-o PasswordAuthentication=no -o 'User=\"@ADMIN@\"' -o ConnectTimeout=10 "
+               "-o 'ControlPath=\"/home/@ADMIN@/.ansible/cp/@CP@\"'")
+
+# A play of two modules (ping, then a command) as Ansible runs each without pipelining: find the
+# remote home, make a private temp dir, upload the module with sftp over the master connection,
+# make it executable, run it with python3, remove the temp dir; every remote command is
+# `/bin/sh -c '... && sleep 0'`. The master is closed at the end (meta: reset_connection does
+# `ssh -O stop`), so that its session ends inside the scenario's window.
+ANSIBLE_PLAY = r"""CP=/home/@ADMIN@/.ansible/cp/@CP@
+mkdir -p /home/@ADMIN@/.ansible/cp /home/@ADMIN@/.ansible/tmp/ansible-local-4021q8x
+L=/home/@ADMIN@/.ansible/tmp/ansible-local-4021q8x/tmpk3v9x1
+printf 'import json, os\nprint(json.dumps({"changed": False, "ping": "pong", "uid": os.getuid()}))\n' > $L
+for m in ping command; do
+  T=ansible-tmp-$(date +%s).41-4021-$m
+  R=/home/@ADMIN@/.ansible/tmp/$T
+  ssh @SSH@ @TARGET@ "/bin/sh -c 'echo ~@ADMIN@ && sleep 0'"
+  ssh @SSH@ @TARGET@ "/bin/sh -c '( umask 77 && mkdir -p \"\` echo /home/@ADMIN@/.ansible/tmp \`\"&& mkdir \"\` echo $R \`\" && echo $T=\"\` echo $R \`\" ) && sleep 0'"
+  echo "put $L $R/AnsiballZ_$m.py" | sftp -b - @SSH@ '[@TARGET@]'
+  ssh @SSH@ @TARGET@ "/bin/sh -c 'chmod u+x $R/ $R/AnsiballZ_$m.py && sleep 0'"
+  ssh @SSH@ @TARGET@ "/bin/sh -c '/usr/bin/python3 $R/AnsiballZ_$m.py && sleep 0'"
+  ssh @SSH@ @TARGET@ "/bin/sh -c 'rm -f -r $R/ > /dev/null 2>&1 && sleep 0'"
+done
+ssh -O stop -o "ControlPath=\"$CP\"" @TARGET@
+"""
+
+
+def _ansible(key: str, cp: str, script: str) -> str:
+    return script.replace("@SSH@", ANSIBLE_SSH).replace("@KEY@", key).replace("@CP@", cp)
+
+
+BENIGN: list[Scenario] = [
+    Scenario(
+        "ansible_play", "benign: an Ansible-style play (ControlMaster, sftp module transfer, python3 over /bin/sh -c)",
+        (), _ansible("automation_ed25519", "5f3c2a91d0", ANSIBLE_PLAY), actor="admin", benign=True, live=True),
+    Scenario(
+        "provisioning_agent", "benign: a provisioning agent rewrites authorized_keys, the automation reconnects",
+        (),
+        # the automation's first connection with the key the agent just installed
+        _ansible("deploy_ed25519", "0c9e14be27",
+                 "ssh @SSH@ @TARGET@ \"/bin/sh -c 'echo ~@ADMIN@ && sleep 0'\"\n"
+                 "ssh @SSH@ @TARGET@ \"/bin/sh -c '/usr/bin/python3 -c \\\"import platform; "
+                 "print(platform.node())\\\" && sleep 0'\"\n"
+                 "ssh -O stop -o 'ControlPath=\"/home/@ADMIN@/.ansible/cp/@CP@\"' @TARGET@\n"),
+        actor="admin", benign=True, live=True,
+        # on the target, as root outside any login (a cloud or configuration-management agent): the
+        # account's keys rewritten atomically (a temporary file in ~/.ssh, then renamed into place)
+        agent=r"""/usr/bin/python3 - <<'PY'
+import os, pwd, tempfile
+u = pwd.getpwnam("@ADMIN@")
+path = os.path.join(u.pw_dir, ".ssh", "authorized_keys")
+with open(path) as f:
+    keys = [ln for ln in f.read().splitlines() if ln.strip()]
+if "@DEPLOY_PUB@" not in keys:
+    keys.append("@DEPLOY_PUB@")
+fd, tmp = tempfile.mkstemp(prefix=".authorized_keys.", dir=os.path.dirname(path))
+with os.fdopen(fd, "w") as f:
+    f.write("\n".join(keys) + "\n")
+os.chown(tmp, u.pw_uid, u.pw_gid)
+os.chmod(tmp, 0o600)
+os.replace(tmp, path)
+PY
+"""),
+    Scenario(
+        "rsync_backup", "benign: an rsync backup pulled over ssh (rsync -e 'ssh -i ... -o BatchMode=yes')",
+        (),
+        # rsync runs: ssh -i KEY -o BatchMode=yes -l USER HOST rsync --server --sender ...
+        "mkdir -p /tmp/backup\n"
+        "rsync -a --delete -e 'ssh -i /home/@ADMIN@/.ssh/automation_ed25519 -o BatchMode=yes' "
+        "@ADMIN@@@TARGET@:data/ /tmp/backup/data/\n"
+        "ls /tmp/backup/data\n",
+        actor="admin", benign=True, needs=("rsync",)),
+    Scenario(
+        "monitoring_probe", "benign: check_by_ssh probes in BatchMode (uptime, disk)",
+        (),
+        # check_by_ssh runs: /usr/bin/ssh -l USER -i KEY -o BatchMode=yes -o StrictHostKeyChecking=no HOST CMD
+        "@CHECK_BY_SSH@ -H @TARGET@ -l @ADMIN@ -i /home/@ADMIN@/.ssh/automation_ed25519 -o BatchMode=yes "
+        "-o StrictHostKeyChecking=no -t 10 -C uptime\n"
+        "@CHECK_BY_SSH@ -H @TARGET@ -l @ADMIN@ -i /home/@ADMIN@/.ssh/automation_ed25519 -o BatchMode=yes "
+        "-o StrictHostKeyChecking=no -t 10 -C 'df -P /'\n",
+        actor="admin", benign=True, needs=("check_by_ssh",)),
+    Scenario(
+        "bastion_proxyjump", "benign: the admin reaches an internal host through a bastion (ProxyJump in ~/.ssh/config)",
+        (),
+        # ~/.ssh/config (set up by the lab): Host db-internal, HostName 127.0.0.1, ProxyJump the target
+        "ssh db-internal 'hostname; uptime'\n",
+        actor="admin", benign=True, live=True),
+    Scenario(
+        "db_tunnel", "benign: an admin's database tunnel in the background (ssh -f -N -L 15432:127.0.0.1:5432)",
+        (),
+        "ssh -f -N -L 15432:127.0.0.1:5432 @ADMIN@@@TARGET@\n"
+        "sleep 2\n"
+        "pkill --ns $$ --nslist net -u @ADMIN@ -f '^ssh -f -N -L 15432:'\n",
+        actor="admin", benign=True, live=True),
+    Scenario(
+        "git_over_ssh", "benign: a CI job clones and pushes over ssh (GIT_SSH_COMMAND with a deploy key)",
+        (),
+        # git runs GIT_SSH_COMMAND through the shell: ssh -i KEY -o IdentitiesOnly=yes [-o SendEnv=GIT_PROTOCOL]
+        # USER@HOST "git-upload-pack 'repos/app.git'" (then git-receive-pack for the push)
+        "export GIT_SSH_COMMAND='ssh -i /home/@ADMIN@/.ssh/automation_ed25519 -o IdentitiesOnly=yes'\n"
+        "cd /tmp && rm -rf app && git clone -q @ADMIN@@@TARGET@:repos/app.git app 2>&1\n"
+        "cd app && echo \"release $(date +%s)\" >> CHANGELOG && git add CHANGELOG\n"
+        "git -c user.name=ci -c user.email=ci@example.org commit -q -m release && git push -q origin HEAD 2>&1\n",
+        actor="admin", benign=True, needs=("git",)),
+    Scenario(
+        "key_rotation", "benign: the admin rotates their key (ssh-keygen in ~/.ssh, ssh-copy-id, old key removed)",
+        (),
+        "ssh-keygen -q -t ed25519 -N '' -C @ADMIN@@workstation-2027 -f ~/.ssh/id_ed25519_2027\n"
+        "ssh-copy-id -i ~/.ssh/id_ed25519_2027.pub @ADMIN@@@TARGET@ 2>&1\n"
+        "ssh -i ~/.ssh/id_ed25519_2027 -o IdentitiesOnly=yes @ADMIN@@@TARGET@ "
+        "\"sed -i '/ @ADMIN@@workstation\\$/d' ~/.ssh/authorized_keys\"\n"
+        "mv ~/.ssh/id_ed25519_2027 ~/.ssh/id_ed25519 && mv ~/.ssh/id_ed25519_2027.pub ~/.ssh/id_ed25519.pub\n"
+        "ssh @ADMIN@@@TARGET@ true\n",
+        actor="admin", benign=True, live=True),
+]
+# key_rotation replaces the admin's default key: it runs last
+SCENARIOS += BENIGN
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 ATOMIC = [s.name for s in SCENARIOS if s.atomic]
+LIVE_BENIGN = [s.name for s in SCENARIOS if s.live]  # the benign subset the live test performs
 
 
 def render(script: str, values: dict[str, str]) -> str:

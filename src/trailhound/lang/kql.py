@@ -15,16 +15,15 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from importlib import resources
 from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput
 
-from ..compile.patterns import lucene_to_regex, plan_wildcard
-from . import ir
+from ..compile.patterns import check_pattern
+from . import grammars, ir
 from .errors import QueryError, transform
-from .limits import MAX_DEPTH, MAX_WILDCARD_LENGTH, check_text, depth_hint, tree_depth
+from .limits import check_text, check_tree_depth
 
 
 class KqlSyntaxError(QueryError):
@@ -33,8 +32,7 @@ class KqlSyntaxError(QueryError):
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files(__package__).joinpath("kql.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True)
+    return grammars.lalr("kql")
 
 
 def parse_kql(text: str) -> ir.Expr:
@@ -55,10 +53,7 @@ def parse_kql(text: str) -> ir.Expr:
         found = str(token or text[pos:pos + 1])
         hint = "escape special characters with a backslash, or quote the value" if found in '():<>"{}\\' else None
         raise KqlSyntaxError(f"unexpected {found!r}", text, e.line, e.column, e.column + max(1, len(found)), hint) from None
-    depth, meta = tree_depth(tree)
-    if depth > MAX_DEPTH:
-        raise KqlSyntaxError(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text,
-                             getattr(meta, "line", None), getattr(meta, "column", None), None, depth_hint())
+    check_tree_depth(tree, text, KqlSyntaxError)
     return transform(_ToIR(text), tree)
 
 
@@ -143,11 +138,8 @@ class _ToIR(Transformer):
         for node in ir.walk(expr):
             if isinstance(node, ir.Match):
                 for p in node.patterns:
-                    if len(p) > MAX_WILDCARD_LENGTH:
-                        raise self._err(meta, f"the wildcard value is {len(p)} characters long; the limit is "
-                                              f"{MAX_WILDCARD_LENGTH}", "match a shorter part of the value")
                     try:
-                        plan_wildcard(p) if node.kind == "wildcard" else lucene_to_regex(p)
+                        check_pattern(node.kind, p, node.case_insensitive, from_wildcard=True)
                     except QueryError as e:
                         raise self._err(meta, e.message, e.hint) from None
         return expr

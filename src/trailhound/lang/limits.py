@@ -46,6 +46,20 @@ def tree_depth(tree: Tree, limit: int = MAX_DEPTH) -> tuple[int, Any]:
     return best, where
 
 
+def too_deep(depth: int, text: str, line: int | None, column: int | None,
+             error: Callable[..., Exception]) -> Exception:
+    """The error for a query nesting `depth` levels, beyond MAX_DEPTH, at (line, column)."""
+    return error(f"the query nests {depth} levels deep; the limit is {MAX_DEPTH}", text, line, column, None,
+                 depth_hint())
+
+
+def check_tree_depth(tree: Tree, text: str, error: Callable[..., Exception]) -> None:
+    """Refuse a parse tree nesting beyond MAX_DEPTH, naming where it first does (EQL and KQL alike)."""
+    depth, meta = tree_depth(tree)
+    if depth > MAX_DEPTH:
+        raise too_deep(depth, text, getattr(meta, "line", None), getattr(meta, "column", None), error)
+
+
 def expr_depth(e: ir.Expr, memo: dict[int, tuple[ir.Expr, int]] | None = None) -> int:
     """The nesting depth of an expression, without recursion. `memo` (by id, keeping the node
     alive so that its id is not reused) makes repeated calls on growing trees linear."""

@@ -77,7 +77,7 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
             outcome.notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
             if run.hits:
                 rows = sorted({r for h in run.hits for r in h.rows if r is not None})
-                docs = dict(zip(rows, result.table.documents(rows)))
+                docs = dict(zip(rows, (run.table if run.table is not None else result.table).documents(rows)))
                 batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
                 if batch.suppressed:
                     outcome.notes.append(f"{batch.suppressed} suppressed into earlier alerts")

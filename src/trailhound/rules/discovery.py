@@ -12,14 +12,16 @@ from .errors import RuleError
 
 #: a rule unit test file: `<rule file stem>.test.toml` beside its rule
 TEST_SUFFIX = ".test.toml"
+#: rule files: detection-rules TOML, Sigma YAML
+RULE_SUFFIXES = (".toml", ".yml", ".yaml")
 
 
 def rule_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """TOML files under `paths` (directories are searched recursively), sorted."""
+    """Rule files (TOML, Sigma YAML) under `paths` (directories are searched recursively), sorted."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(p.rglob("*.toml")))
+            out.extend(sorted(x for suffix in RULE_SUFFIXES for x in p.rglob("*" + suffix)))
         elif p.exists():
             out.append(p)
         else:

@@ -14,6 +14,7 @@ from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError, reason_of
 from .exceptions import ExceptionList, is_exceptions_document, lists_from_toml, load_exception_file
 from .model import Rule
+from .sigma import is_sigma_file, rules_from_yaml
 
 
 def rule_from_toml(text: str, source: str | None = None) -> Rule:
@@ -73,10 +74,15 @@ def load_rules(paths: Iterable[str | os.PathLike], exception_paths: Iterable[str
     `exception_paths` may also be Kibana's exception-list export (NDJSON)."""
     out = RuleSet()
     dirs = [Path(d) for d in value_list_dirs]
+    paths = list(paths)
+    named = {Path(p) for p in paths}
     for path in rule_files(paths):
         if is_test_file(path):
             continue  # rule unit tests (`testing`), not rules
         try:
+            if is_sigma_file(path):
+                out.rules.extend(rules_from_yaml(read_rule_file(path), str(path), explicit=path in named))
+                continue
             doc = _parse_toml(read_rule_file(path))
             if not isinstance(doc, TomlError) and is_exceptions_document(doc):
                 out.exceptions.extend(lists_from_toml(doc, str(path), dirs))

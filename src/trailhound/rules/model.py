@@ -124,37 +124,17 @@ class Rule:
         return int(m[1]) * _SPAN_UNIT_MS[m[2]] * 1_000_000
 
     def suppression_spec(self) -> SuppressionSpec | None:
-        """The rule's alert suppression, or None; raises RuleError when malformed."""
-        from .errors import RuleError
-
+        """The rule's alert suppression, or None. Its shape was checked when the rule loaded (SCHEMA's
+        alert_suppression entry and `validate`: group_by of 1 to 3 fields, or none and a duration for a
+        threshold rule, which groups by its threshold fields); a threshold rule's own table may still
+        raise RuleError here."""
         spec = self.alert_suppression
         if spec is None:
             return None
-        if not isinstance(spec, dict):
-            raise RuleError(self.source, "alert_suppression", "must be a table")
-        group_by = spec.get("group_by", [])
-        if self.type == "threshold":
-            if group_by:
-                raise RuleError(self.source, "alert_suppression",
-                                "threshold rules group by their threshold fields; only duration is allowed")
-            group_by = self.threshold_spec().fields
-        elif not (isinstance(group_by, list) and 1 <= len(group_by) <= 3 and all(isinstance(g, str) for g in group_by)):
-            raise RuleError(self.source, "alert_suppression", "group_by must list 1 to 3 fields")
+        group_by = self.threshold_spec().fields if self.type == "threshold" else spec["group_by"]
         duration = spec.get("duration")
-        duration_ns = None
-        if duration is not None:
-            if not (isinstance(duration, dict) and duration.get("unit") in _UNIT_NS
-                    and isinstance(duration.get("value"), int) and duration["value"] > 0):
-                raise RuleError(self.source, "alert_suppression",
-                                "duration needs a whole value > 0 and a unit of s, m or h")
-            duration_ns = duration["value"] * _UNIT_NS[duration["unit"]]
-        elif self.type == "threshold":
-            raise RuleError(self.source, "alert_suppression", "a threshold rule's suppression needs a duration")
-        strategy = spec.get("missing_fields_strategy", "suppress")
-        if strategy not in ("suppress", "doNotSuppress"):
-            raise RuleError(self.source, "alert_suppression",
-                            f"missing_fields_strategy {strategy!r} is not suppress or doNotSuppress")
-        return SuppressionSpec(tuple(group_by), duration_ns, strategy)
+        duration_ns = None if duration is None else duration["value"] * _UNIT_NS[duration["unit"]]
+        return SuppressionSpec(tuple(group_by), duration_ns, spec.get("missing_fields_strategy", "suppress"))
 
     @classmethod
     def from_table(cls, table: dict[str, Any], metadata: Any = None, source: str | None = None) -> Rule:

@@ -26,11 +26,14 @@ import tomllib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .discovery import RULE_SUFFIXES, is_test_file, read_rule_file, rule_files
 from .discovery import TEST_SUFFIX as SUFFIX
-from .discovery import is_test_file, read_rule_file, rule_files
 from .errors import RuleError
+
+if TYPE_CHECKING:
+    from .loader import RuleSet
 
 T = TypeVar("T")
 
@@ -59,10 +62,21 @@ def parse_test_file(doc: dict, path: str) -> CaseFile:
     if doc.get("rule_id"):
         ref = str(doc["rule_id"])
     elif path.endswith(SUFFIX):
-        ref = str(Path(path).with_name(Path(path).name[: -len(SUFFIX)] + ".toml"))
+        ref = rule_beside(Path(path))
     else:
         raise RuleError(path, None, f"name the file <rule>{SUFFIX} or give rule_id = \"...\"")
     return CaseFile(path, ref, tuple(_case(c, path, i) for i, c in enumerate(cases)))
+
+
+def rule_beside(test_path: Path) -> str:
+    """The rule file a `<stem>.test.toml` tests: `<stem>.toml`, else the Sigma `<stem>.yml` / `.yaml`
+    that exists (`<stem>.toml` when none does, for the message)."""
+    stem = test_path.name[: -len(SUFFIX)]
+    for suffix in RULE_SUFFIXES:
+        candidate = test_path.with_name(stem + suffix)
+        if candidate.is_file():
+            return str(candidate)
+    return str(test_path.with_name(stem + ".toml"))
 
 
 def _case(c: Any, path: str, i: int) -> Case:
@@ -128,6 +142,20 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
     from .loader import load_rules
 
     out = Selection()
+    # a folder's test files (and its rules) are read once, however many of its files are named
+    folder_tests: dict[Path, tuple[list[CaseFile], list[RuleError]]] = {}
+    folder_rules: dict[Path, RuleSet] = {}
+
+    def tests_in(folder: Path) -> tuple[list[CaseFile], list[RuleError]]:
+        if folder not in folder_tests:
+            folder_tests[folder] = load_test_files(sorted(folder.glob("*" + SUFFIX)))
+        return folder_tests[folder]
+
+    def rules_in(folder: Path) -> RuleSet:
+        if folder not in folder_rules:
+            folder_rules[folder] = load_rules([folder])
+        return folder_rules[folder]
+
     for p in map(Path, paths):
         if not p.exists():
             raise RuleError(str(p), None, "no such file or directory")
@@ -143,8 +171,8 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.errors += errors
             for tf in files:
                 beside = Path(tf.rule_ref)
-                by_path = tf.rule_ref.endswith(".toml") and beside.is_file()
-                loaded = load_rules([beside] if by_path else [p.parent])
+                by_path = tf.rule_ref.endswith(RULE_SUFFIXES) and beside.is_file()
+                loaded = load_rules([beside]) if by_path else rules_in(p.parent)
                 if by_path:
                     out.errors += loaded.errors
                 out.rules += [r for r in loaded.rules if tests_rule(tf, r)]
@@ -153,7 +181,7 @@ def select(paths: Iterable[str | os.PathLike]) -> Selection:
             out.rules += loaded.rules
             out.errors += loaded.errors
             beside = p.with_name(p.stem + SUFFIX)
-            files, errors = load_test_files(sorted(p.parent.glob("*" + SUFFIX)))
+            files, errors = tests_in(p.parent)
             out.errors += [e for e in errors if e.source and Path(e.source) == beside]
             out.files += [tf for tf in files if any(tests_rule(tf, r) for r in loaded.rules)]
     out.rules = _first_each(out.rules, lambda r: (r.source, r.rule_id))
@@ -192,9 +220,10 @@ def run_case(check, case: Case) -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="trailhound-test-") as tmp:
         data = Path(tmp) / ("events.ndjson" if case.format == "ecs" else "events.log")
         data.write_text(case.data, encoding="utf-8")
-        report = run_hunt(Plan(RuleSet(rules=[check.rule]), [check]), [data], input_format=case.format,
+        checks = [check] + _correlated(check)
+        report = run_hunt(Plan(RuleSet(rules=[c.rule for c in checks]), checks), [data], input_format=case.format,
                           read_options=ReadOptions(year=case.year, host="lab"), max_signals=0, keep_alerts=True)
-    outcome = report.rules[0]
+    outcome = next(o for o in report.rules if o.rule_id == check.rule.rule_id and o.file == check.rule.source)
     problems = []
     if outcome.status != "ran":
         problems.append(f"the rule failed: {outcome.reason}")
@@ -209,6 +238,19 @@ def run_case(check, case: Case) -> CaseResult:
                 seen = sorted({repr(a.get(key)) for a in first})
                 problems.append(f"{key}: expected {want!r}, the first hit's alerts have {', '.join(seen)}")
     return CaseResult(case, not problems, outcome.hits, alerts, problems)
+
+
+def _correlated(check) -> list:
+    """For a Sigma correlation: the checks of the Sigma rules beside it (its file's directory), which it
+    reads; they run with it, and only its own outcome is the case's."""
+    if check.rule.type != "sigma_correlation" or not check.rule.source:
+        return []
+    from .check import check_rule
+    from .loader import load_rules
+
+    others = load_rules([Path(check.rule.source).parent]).rules
+    return [check_rule(r) for r in others
+            if r.language == "sigma" and r.type != "sigma_correlation" and r.rule_id != check.rule.rule_id]
 
 
 def _first_hit(alerts: list[dict]) -> list[dict]:

@@ -75,6 +75,7 @@ class _Unclosed:
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         self.write = stream.write
+        self.flush = stream.flush
 
     def close(self) -> None:
         self.stream.flush()
@@ -87,16 +88,60 @@ class _Unclosed:
 
 
 class NdjsonSink:
-    """Alerts as NDJSON lines to `path` (see `open_output`)."""
+    """Alerts as NDJSON lines to `path` (see `open_output`).
 
-    def __init__(self, path: str | os.PathLike | None) -> None:
+    A write error (a full disk) does not stop the hunt: the alerts not written are counted in
+    `delivery` with the reason, and the command exits 2. A plain file is flushed after each batch,
+    so the count is exact; a compressed one may lose what its compressor still held, and is then
+    counted as lost whole (a compressed stream cut short is unreadable past the cut). A closed pipe
+    (`| head`) is not an error here: it stops the command as before."""
+
+    def __init__(self, path: str | os.PathLike | None, name: str | None = None) -> None:
+        from .delivery import Delivery
+
         self.path = path
+        self.name = name
+        self.delivery = Delivery()
         self._out = open_output(path)
+        self._compressed = not (path is None or is_stdout(path)) and Path(path).suffix.lower() in _COMPRESSORS
+        self._broken = False
+
+    def _error(self, e: OSError) -> None:
+        self._broken = True
+        where = "standard output" if self.path is None or is_stdout(self.path) else str(self.path)
+        self.delivery.problem(f"cannot write {where}: {e.strerror or e}")
 
     def write(self, alerts: Iterable[dict]) -> None:
+        batch = alerts if isinstance(alerts, list) else list(alerts)
+        if self._broken:
+            self.delivery.failed += len(batch)
+            return
         out = self._out
-        for alert in alerts:
-            out.write(orjson.dumps(alert, default=str) + b"\n")
+        written = 0  # lines handed to a compressor: its output is judged at close
+        try:
+            for alert in batch:
+                out.write(orjson.dumps(alert, default=str) + b"\n")
+                written += 1
+            if not self._compressed:
+                out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            self._error(e)
+            kept = written if self._compressed else 0  # a plain file's torn batch: counted as not written
+            self.delivery.failed += len(batch) - kept
+            self.delivery.delivered += kept
+            return
+        self.delivery.delivered += len(batch)
 
     def close(self) -> None:
-        self._out.close()
+        try:
+            self._out.close()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if not self._broken:  # else said already: the same error, met again by the final flush
+                self._error(e)
+            if self._compressed:
+                self.delivery.failed += self.delivery.delivered
+                self.delivery.delivered = 0

@@ -17,14 +17,12 @@ or ``[null]`` gets no mapping there, so it is not in `EventTable.present` and ha
 
 from __future__ import annotations
 
-import bisect
 import concurrent.futures
 import functools
 import logging
 import os
 from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -41,7 +39,6 @@ from trailhound.sources.ecs_readers import (
     JsonOrigin,
     KeyScan,
     MemoryOrigin,
-    Origin,
     Part,
     Rows,
     describe,
@@ -75,94 +72,18 @@ from trailhound.sources.ecs_values import (
 from trailhound.sources.formats import Format, ReadOptions
 from trailhound.sources.inputs import SkipLog, Source
 from trailhound.sources.normalize import documents, format_of, year_note
+from trailhound.sources.table import MAX_SKIPPED_KEPT, EventTable, InputStats, LoadReport, Skipped
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
 _log = logging.getLogger(__name__)
 
-MAX_SKIPPED_KEPT = 1000
-"""Bad lines kept in full in `LoadReport.skipped`; `LoadReport.skipped_count` counts them all."""
-
 # Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
 _SMALL_FILE_BYTES = 512 * 1024
 # A field of up to this many parts is declared to DuckDB with all its spellings (2^(n-1)) in a
 # file that has dotted keys; a longer one only with those the file has (`scan_keys`).
 _ALL_SPELLINGS_PARTS = 6
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """One input line (or array element) that could not be used."""
-
-    file: str
-    line: int  # 1-based line number; 1-based element number in a JSON-array file
-    reason: str
-
-
-@dataclass
-class InputStats:
-    """What one input gave: its lines (array elements for a JSON array), events and bad lines."""
-
-    file: str
-    format: str  # "ecs", "auditd", "syslog", ...
-    lines: int
-    events: int
-    skipped: int
-
-
-@dataclass
-class LoadReport:
-    files: list[str]
-    events: int
-    skipped: list[Skipped]  # the first MAX_SKIPPED_KEPT bad lines
-    skipped_count: int  # all bad lines
-    notes: list[str] = field(default_factory=list)  # how files were read, where it is a guess
-    inputs: list[InputStats] = field(default_factory=list)  # one per file, in `files` order
-
-
-class EventTable:
-    """Loaded events; `frame` has one row per event, in input order.
-
-    Columns: one per field in `present`, named by dotted path, then ``__row`` (Int64, global
-    input order) and ``__file`` (Int32, index into ``report.files``).
-    """
-
-    def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
-                 origins: list[Origin]) -> None:
-        self.frame = frame
-        self.present = present
-        self.report = report
-        self._origins = origins
-        self._starts = [o.start for o in origins]
-
-    def documents(self, rows: Sequence[int]) -> list[dict]:
-        """The original documents (parsed JSON, unchanged) for these ``__row`` values, in order.
-
-        Re-reads just those lines; the first call on a file read by DuckDB scans the file once
-        for line offsets.
-        """
-        return self._per_origin(rows, lambda origin, local: origin.documents(local))
-
-    def locations(self, rows: Sequence[int]) -> list[tuple[str, int]]:
-        """(file, line) of each of these ``__row`` values; line as in `Skipped.line`."""
-        return self._per_origin(
-            rows, lambda origin, local: [(origin.name, n) for n in origin.lines(local)])
-
-    def _per_origin(self, rows: Sequence[int], fetch) -> list:
-        rows = [int(r) for r in rows]
-        groups: dict[int, list[int]] = {}
-        for r in rows:
-            if not 0 <= r < self.frame.height:
-                raise IndexError(f"row {r} out of range (the table has {self.frame.height} rows)")
-            # The last input starting at or before r: inputs without rows share a start.
-            groups.setdefault(bisect.bisect_right(self._starts, r) - 1, []).append(r)
-        found: dict[int, object] = {}
-        for i, group in groups.items():
-            origin = self._origins[i]
-            wanted = sorted(set(group))
-            found.update(zip(wanted, fetch(origin, [r - origin.start for r in wanted])))
-        return [found[r] for r in rows]
 
 
 def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[str] | None = None, *,
@@ -187,7 +108,9 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
     fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
-    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in paths]
+    from . import parquet
+
+    sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in parquet.expand(paths)]
     formats = [format_of(src, format) for src in sources]
     with duckdb.connect() as con:
         return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
@@ -237,13 +160,20 @@ class _Loader:
         return self._finish([source], [part], [self._census(part)[0]])
 
     def load_files(self, sources: list[Source], formats: list[Format | None], options: ReadOptions) -> EventTable:
-        normalized: dict[int, tuple[list[bytes], array, Rows | None]] = {}
+        from . import parquet
+
+        # inputs not read as ECS JSON: their normalized documents, or None for Parquet
+        normalized: dict[int, tuple[list[bytes], array, Rows | None] | None] = {}
         extra: set[str] = set()
         self.inputs = [InputStats(src.name, fmt.name if fmt else "ecs", 0, 0, 0) for src, fmt in zip(sources, formats)]
         tree = ProcessTree()  # one across files: rotated logs of a host continue each other
         for src, fmt, stats in zip(sources, formats, self.inputs):
             self.notes.extend(src.notes)
-            if fmt is not None:
+            if fmt is parquet.FORMAT:  # columns already typed: read in _read (sources/parquet.py)
+                normalized[id(src)] = None
+                if self.paths is None:
+                    extra |= parquet.field_names(src)
+            elif fmt is not None:
                 if note := year_note(src, fmt, options):
                     self.notes.append(note)
                 docs, numbers = [], array("q")
@@ -278,7 +208,7 @@ class _Loader:
                 future.cancel()
             scans.shutdown()
 
-    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None]],
+    def _read(self, sources: list[Source], normalized: dict[int, tuple[list[bytes], array, Rows | None] | None],
               decl: Declaration | None, guesses: dict[str, ColumnType | None], duck: set[int],
               dotted: dict[int, concurrent.futures.Future]) -> EventTable:
         assert self.paths is not None  # _plan fixed the field list
@@ -287,13 +217,20 @@ class _Loader:
         for file_no, src in enumerate(sources):
             part = None
             if id(src) in normalized:
-                docs, numbers, rows = normalized.pop(id(src))
-                if rows is None:
-                    rows = Rows(self.paths)
-                    with no_gc():
-                        for doc in docs:
-                            rows.add(load_document(doc))
-                part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
+                held = normalized.pop(id(src))
+                if held is None:  # Parquet: columns already typed (sources/parquet.py)
+                    from . import parquet
+
+                    part = parquet.read_part(src, file_no, self.paths)
+                    self._count(src, self.inputs[file_no], part.origin.rows, part.origin.rows, self.skips.count)
+                else:
+                    docs, numbers, rows = held
+                    if rows is None:
+                        rows = Rows(self.paths)
+                        with no_gc():
+                            for doc in docs:
+                                rows.add(load_document(doc))
+                    part = rows.part(JsonOrigin(src.name, docs, numbers, file_no))
                 parts.append(part)
                 stats.append(self._census(part)[0])
                 continue

@@ -20,7 +20,12 @@ _HEAD_LINE_BYTES = 1 << 20  # of a longer line, its start tells the format
 
 
 def format_of(src: Source, name: str | None) -> Format | None:
-    """The reader for `src`: the named one, or the detected one; None for ECS JSON."""
+    """The reader for `src`: the named one, or the detected one; None for ECS JSON. Parquet is
+    recognized by its content whatever the name (`parquet.FORMAT`: read by columns, not lines)."""
+    from . import parquet
+
+    if parquet.is_parquet(src):
+        return parquet.FORMAT
     if name is not None:
         if name == "ecs":
             return None

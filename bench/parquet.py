@@ -1,0 +1,92 @@
+"""The columnar store against NDJSON: the same query and the same rule set over the same events.
+
+    python bench/parquet.py [--ndjson bench/data/events_1m.ndjson] [--parquet bench/data/events_1m.parquet]
+                            [--repeat 3] [--cases event,event_wide,hunt]
+
+The Parquet data set is written first when missing (`trailhound normalize NDJSON --to parquet DIR`,
+timed). Each measurement is a fresh process; the best of `--repeat` is reported, with the results
+(hits) so that both inputs can be seen to agree. Figures: bench/RESULTS.md, "Parquet and Spark".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from run import CASES, HUNT_RULES  # noqa: E402 - the query texts and the rules of the main bench
+
+MAIN_DATA = "/work/main/bench/data/events_1m.ndjson"
+
+
+def child(case: str, path: str) -> dict:
+    t = time.perf_counter()
+    if case == "hunt":
+        from trailhound.engine.hunt import hunt
+        from trailhound.rules.check import check_rule
+        from trailhound.rules.loader import load_rules
+
+        checks = [check_rule(r) for r in load_rules([HUNT_RULES]).rules]
+        t = time.perf_counter()
+        result = hunt(checks, [path])
+        seconds = time.perf_counter() - t
+        return {"seconds": seconds, "load_seconds": result.load_seconds, "rules": len(result.runs),
+                "results": sum(len(r.hits) for r in result.runs), "events": result.table.frame.height}
+    from trailhound.api import search
+
+    t = time.perf_counter()
+    result = search(CASES[case]["query"], [path])
+    return {"seconds": time.perf_counter() - t, "results": len(result.hits)}
+
+
+def measure(case: str, path: str, repeat: int) -> dict:
+    runs = []
+    for _ in range(repeat):
+        p = subprocess.run([sys.executable, __file__, "--_child", case, "--_path", path], capture_output=True, text=True)
+        if p.returncode:
+            raise SystemExit(f"{case} over {path} failed:\n{p.stderr[-2000:]}")
+        runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["seconds"])
+    best["all"] = [round(r["seconds"], 3) for r in runs]
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--ndjson", default=MAIN_DATA if os.path.exists(MAIN_DATA) else os.path.join(HERE, "data",
+                                                                                               "events_1m.ndjson"))
+    ap.add_argument("--parquet", default=os.path.join(HERE, "data", "events_1m.parquet"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cases", default="event,event_wide,hunt")
+    ap.add_argument("--_child")
+    ap.add_argument("--_path")
+    a = ap.parse_args()
+    if a._child:
+        print(json.dumps(child(a._child, a._path)))
+        return
+    if not os.path.isdir(a.parquet):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "trailhound.cli.main", "normalize", a.ndjson, "--to", "parquet",
+                        "-o", a.parquet], check=True)
+        print(f"normalize --to parquet: {time.perf_counter() - t:.1f} s")
+    size = sum(e.stat().st_size for e in os.scandir(a.parquet))
+    print(f"NDJSON {os.path.getsize(a.ndjson) / 1e6:.0f} MB, Parquet {size / 1e6:.0f} MB")
+    events = 1_000_000
+    for case in a.cases.split(","):
+        for label, path in (("ndjson", a.ndjson), ("parquet", a.parquet)):
+            r = measure(case, path, a.repeat)
+            events = r.get("events", events)
+            extra = f", load {r['load_seconds']:.2f} s, {r['rules']} rules" if case == "hunt" else ""
+            print(f"{case:10} {label:8} best {r['seconds']:.3f} s ({events / r['seconds'] / 1e6:.2f}M events/s)"
+                  f"{extra}, {r['results']} results; runs {r['all']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Fields dictionary-encoded: each field's distinct values, and per row the index of its value.
+
+Telemetry repeats itself (a million events carry a few dozen process names), so a predicate on one
+field is evaluated once per distinct value, and the rows it selects come from an inverted index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+#: above this many true distinct values, a mask over all rows beats gathering index slices
+_SLICE_LIMIT = 256
+
+
+class FieldValues:
+    """One field dictionary-encoded: its distinct values (null included) and each row's code."""
+
+    def __init__(self, values: pl.DataFrame, codes: np.ndarray) -> None:
+        self.values = values  # one column, named after the field, values as the compiler reads them
+        self.codes = codes  # uint32, one per row
+        self.counts = np.bincount(codes, minlength=values.height)
+        self._order: np.ndarray | None = None
+        self._starts: np.ndarray | None = None
+        self._items: Items | None = None
+
+    def items(self) -> Items:
+        """What exact-match and element-wise atoms read, made once per field (hunt's event,
+        sequence and new_terms batches each bring new atoms for the same fields)."""
+        if self._items is None:
+            (column,) = self.values.get_columns()
+            if isinstance(column.dtype, pl.List):
+                pairs = self.values.with_row_index("__v").explode(column.name).drop_nulls(column.name)
+                items, codes = encode(pairs[column.name])
+                self._items = Items(items, codes, pairs["__v"].to_numpy(), True)
+            else:
+                self._items = Items(column, np.arange(column.len(), dtype=np.uint32),
+                                     np.arange(column.len()), False)
+        return self._items
+
+    def rows_with(self, true_codes: np.ndarray) -> np.ndarray:
+        """Row positions (sorted) whose value is one of `true_codes`."""
+        if len(true_codes) == 0:
+            return np.empty(0, dtype=np.int64)
+        if len(true_codes) > _SLICE_LIMIT:
+            mask = np.zeros(len(self.counts), dtype=bool)
+            mask[true_codes] = True
+            return np.flatnonzero(mask[self.codes])
+        if self._order is None or self._starts is None:
+            self._order, self._starts = grouped(self.codes, len(self.counts))
+        starts = self._starts
+        parts = [self._order[starts[c]:starts[c + 1]] for c in true_codes]
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return np.sort(out) if len(parts) > 1 else out
+
+
+class Items:
+    """A field's distinct values or, for arrays, distinct elements; each element's code per
+    (array value, element) pair, and the array value of each pair."""
+
+    def __init__(self, items: pl.Series, codes: np.ndarray, owners: np.ndarray, elements: bool) -> None:
+        self.items, self.codes, self.owners, self.elements = items, codes, owners, elements
+        self._lowered: pl.Series | None = None
+        self._texts: dict[bool, list] = {}
+        self._by_item: tuple[np.ndarray, np.ndarray] | None = None
+
+    def lowered(self) -> pl.Series:
+        if self._lowered is None:
+            self._lowered = self.items.str.to_lowercase()
+        return self._lowered
+
+    def texts(self, lowered: bool) -> list:
+        if lowered not in self._texts:
+            self._texts[lowered] = (self.lowered() if lowered else self.items).to_list()
+        return self._texts[lowered]
+
+    def by_item(self) -> tuple[np.ndarray, np.ndarray]:
+        """The owners grouped by item: item k owns owners[starts[k]:starts[k + 1]]."""
+        if self._by_item is None:
+            if self.elements:
+                order, starts = grouped(self.codes, self.items.len())
+                self._by_item = (self.owners[order], starts)
+            else:  # one owner per item, itself
+                self._by_item = (self.owners, np.arange(len(self.owners) + 1))
+        return self._by_item
+
+
+def grouped(codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions grouped by code (stable) and where each code's group starts (n_values + 1 ends)."""
+    return stable_argsort(codes, n_values), np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=n_values))))
+
+
+def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """np.argsort(codes, kind="stable"), by 16-bit radix passes (NumPy radix-sorts 16-bit
+    integers, about 10x faster than its timsort of 32-bit ones)."""
+    if n_values <= 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    low = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((codes[low] >> 16).astype(np.uint16), kind="stable")]
+
+
+def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of a column (null last when present) and each row's index into them."""
+    if series.dtype == pl.String:
+        cats = series.drop_nulls().unique()
+        coded = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
+        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if coded.null_count() else cats
+        return values, coded.fill_null(len(cats)).to_numpy()
+    groups = (pl.DataFrame({"v": series}).with_row_index("__i")
+              .group_by("v").agg(pl.col("__i")))
+    codes = np.empty(series.len(), dtype=np.uint32)
+    idx = groups["__i"].explode().to_numpy()
+    codes[idx] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["__i"].list.len().to_numpy())
+    return groups["v"], codes
+

@@ -1,0 +1,248 @@
+"""Sigma v2 correlations over the hits of their base rules: explicit, bounded, serializable state, fed
+in time order like the runs of engine/correlate.py (feed / finish / to_dict / from_dict).
+
+When a correlation alerts (README, "Sigma"):
+
+* Its events are the hits of the rules it names, in time order (timestamp, then row); an event of
+  two named rules counts for each. Events are grouped by the `group-by` values (through `aliases`
+  per rule); an event without one of them is left out (and counted in `ungrouped`). Values are
+  compared exactly, as their text.
+* Growing conditions (only `gt`/`gte`; for temporal types a condition without `not`): at each event,
+  the window is the group's unused events in [t - timespan, t] (sliding, inclusive, like EQL's
+  maxspan). If the condition holds there, one alert is raised with those events, and they are used:
+  a burst of 3N events within the timespan gives 3 alerts for `gte: N`, not one per event after N.
+* Any other condition (`lt`, `lte`, `eq`, `neq`, a `not` in a temporal condition; and value_avg,
+  value_percentile, value_median, whose value can fall as events arrive): windows are judged once
+  closed. The group's first unused event a opens [a.t, a.t + timespan]; the window closes when an
+  event later than its end arrives (of any group) or the input ends. If the condition holds, one
+  alert is raised with the window's events, which are used; else a is dropped and the next event
+  opens the next window.
+* What is measured: event_count the events; value_count the distinct non-null values of `field`;
+  temporal the named rules present; temporal_ordered the longest prefix of the named rules found in
+  order (default condition: all of them); value_sum / value_avg / value_median / value_percentile
+  the numbers in `field` (others are ignored; none at all never alerts); percentiles interpolate
+  linearly between the closest ranks.
+
+Input must arrive in time order (a batch earlier than what was fed is refused); whatever the batch
+cut points, the hits are those of one batch. State holds, per group, only events within a timespan
+of the newest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..lang.sigma.correlation import CorrelationSpec
+from . import checkpoint
+from .correlate import Hit
+
+_SWEEP_EVERY = 4096
+
+
+@dataclass(frozen=True)
+class BaseEvent:
+    ts: int  # ms
+    row: int
+    rule: int  # index in the spec's references
+    key: tuple  # the group-by values
+    value: Any = None  # `field`'s value, for the value_* types
+
+
+def closing(spec: CorrelationSpec) -> bool:
+    """Whether the spec's windows are judged once closed (else as they grow)."""
+    if spec.kind in ("value_avg", "value_percentile", "value_median"):
+        return True
+    if spec.expression is not None:
+        return "not" in repr(spec.expression)
+    return any(op not in (">", ">=") for op, _ in spec.condition)
+
+
+class SigmaCorrelationRun:
+    def __init__(self, spec: CorrelationSpec) -> None:
+        self.spec = spec
+        self.closing = closing(spec)
+        self.groups: dict[tuple, list[BaseEvent]] = {}
+        self.deadlines: list[tuple[int, int, tuple]] = []  # closing mode: (window end, tie, key)
+        self.watermark: int | None = None
+        self.seen = 0
+        self.ungrouped = 0  # events left out for a missing group-by value (counted by the caller)
+        self._tie = 0
+
+    # ---- feeding -------------------------------------------------------------------------------
+
+    def feed(self, events: Sequence[BaseEvent]) -> list[Hit]:
+        out: list[Hit] = []
+        for e in events:
+            if self.watermark is not None and e.ts < self.watermark:
+                raise ValueError(f"correlation input out of order: {e.ts} after {self.watermark}")
+            self.watermark = e.ts
+            if self.closing:
+                out += self._close_before(e.ts)
+            window = self.groups.setdefault(e.key, [])
+            if self.closing:
+                if not window:
+                    self._schedule(e.key, e.ts)
+                window.append(e)
+                continue
+            start = e.ts - self.spec.timespan_ms
+            while window and window[0].ts < start:
+                window.pop(0)
+            window.append(e)
+            if self._holds(window):
+                out.append(self._hit(e.key, window))
+                window.clear()
+            self.seen += 1
+            if self.seen % _SWEEP_EVERY == 0:
+                self._sweep(start)
+        return out
+
+    def finish(self) -> list[Hit]:
+        return self._close_before(None) if self.closing else []
+
+    def _schedule(self, key: tuple, first_ts: int) -> None:
+        self._tie += 1
+        heapq.heappush(self.deadlines, (first_ts + self.spec.timespan_ms, self._tie, key))
+
+    def _close_before(self, ts: int | None) -> list[Hit]:
+        """Judge every window that ends before `ts` (None: all of them), in the order they end."""
+        out: list[Hit] = []
+        span = self.spec.timespan_ms
+        while self.deadlines and (ts is None or self.deadlines[0][0] < ts):
+            end, _, key = heapq.heappop(self.deadlines)
+            window = self.groups.get(key)
+            if not window or window[0].ts + span != end:
+                continue  # that window was judged already
+            inside = [x for x in window if x.ts <= end]
+            if self._holds(inside):
+                out.append(self._hit(key, inside))
+                del window[:len(inside)]
+            else:
+                window.pop(0)
+            if window:
+                self._schedule(key, window[0].ts)  # the next window: judged in this loop if it ended too
+            else:
+                del self.groups[key]
+        return out
+
+    def _sweep(self, start: int) -> None:
+        for key in [k for k, w in self.groups.items() if not w or w[-1].ts < start]:
+            del self.groups[key]
+
+    def _hit(self, key: tuple, window: list[BaseEvent]) -> Hit:
+        rows = tuple(dict.fromkeys(e.row for e in window))
+        return Hit(rows, key)
+
+    # ---- the condition -------------------------------------------------------------------------
+
+    def _holds(self, window: list[BaseEvent]) -> bool:
+        spec = self.spec
+        if not window:
+            return False
+        if spec.expression is not None:
+            present = {e.rule for e in window}
+            return _evaluate(spec.expression, present)
+        measure = self.measure(window)
+        if measure is None:
+            return False
+        return all(_compare(measure, op, bound) for op, bound in spec.condition)
+
+    def measure(self, window: list[BaseEvent]) -> float | None:
+        kind = self.spec.kind
+        if kind == "event_count":
+            return float(len(window))
+        if kind == "value_count":
+            return float(len({_text(e.value) for e in window if e.value is not None}))
+        if kind == "temporal":
+            return float(len({e.rule for e in window}))
+        if kind == "temporal_ordered":
+            want = 0
+            for e in window:
+                if e.rule == want:
+                    want += 1
+                    if want == len(self.spec.references):
+                        break
+            return float(want)
+        numbers = sorted(x for e in window if (x := _number(e.value)) is not None)
+        if not numbers:
+            return None
+        if kind == "value_sum":
+            return math.fsum(numbers)
+        if kind == "value_avg":
+            return math.fsum(numbers) / len(numbers)
+        q = 50.0 if kind == "value_median" else float(self.spec.percentile or 0)
+        return _percentile(numbers, q)
+
+    # ---- state as JSON -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": checkpoint.VERSION, "kind": "sigma_correlation", "watermark": self.watermark,
+                "seen": self.seen, "ungrouped": self.ungrouped,
+                "groups": [[checkpoint.value_out(k), [[e.ts, e.row, e.rule, checkpoint.value_out(e.value)]
+                                                      for e in w]] for k, w in self.groups.items()],
+                "deadlines": [[end, checkpoint.value_out(k)] for end, _, k in sorted(self.deadlines)]}
+
+    @classmethod
+    def from_dict(cls, spec: CorrelationSpec, data: dict[str, Any]) -> SigmaCorrelationRun:
+        if data.get("version") != checkpoint.VERSION or data.get("kind") != "sigma_correlation":
+            raise ValueError("not a checkpoint of a Sigma correlation (or of another version)")
+        run = cls(spec)
+        run.watermark, run.seen, run.ungrouped = data["watermark"], int(data["seen"]), int(data["ungrouped"])
+        for key, events in data["groups"]:
+            k = _key_in(key)
+            run.groups[k] = [BaseEvent(int(ts), int(row), int(rule), k, _key_in(v) if isinstance(v, list) else v)
+                             for ts, row, rule, v in events]
+        for end, key in data["deadlines"]:
+            run._tie += 1
+            heapq.heappush(run.deadlines, (int(end), run._tie, _key_in(key)))
+        return run
+
+
+def _key_in(v: Any) -> Any:
+    return tuple(_key_in(x) for x in v) if isinstance(v, list) else checkpoint.value_in(v) \
+        if isinstance(v, dict) else v
+
+
+def _evaluate(expr: list, present: set[int]) -> bool:
+    op = expr[0]
+    if op == "ref":
+        return expr[1] in present
+    if op == "not":
+        return not _evaluate(expr[1], present)
+    parts = (_evaluate(x, present) for x in expr[1])
+    return all(parts) if op == "and" else any(parts)
+
+
+def _compare(x: float, op: str, bound: float) -> bool:
+    return {"<": x < bound, "<=": x <= bound, ">": x > bound, ">=": x >= bound, "==": x == bound,
+            "!=": x != bound}[op]
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v) if math.isfinite(v) else None
+    try:
+        x = float(str(v))
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * min(max(q, 0.0), 100.0) / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -1,0 +1,253 @@
+"""The columnar store: ECS events as Parquet, written by `trailhound normalize --to parquet DIR`
+and read by every command that reads events (detected by content: Parquet files start with
+``PAR1``).
+
+The schema (version 1, stable; README "Spark and Parquet"):
+
+* one column per leaf field of the events, named by its dotted ECS path (``process.name``), typed as
+  the loader types that field over the events of the file (`ecs_values`): ``bool``, ``int64``,
+  ``double`` or ``string``, or a list of one of them when some value is an array. A field whose
+  values are all null has no column (Elasticsearch gives it no mapping either);
+* ``__source`` (string): the event document as compact JSON, exactly as the rules see it (after
+  normalization and the process tree): what alerts and ``query`` print;
+* ``__file`` (string) and ``__line`` (int64): the input and line the event came from;
+* file metadata ``trailhound.schema = "1"``.
+
+A directory of such files is a data set: the commands take the directory and read its
+``*.parquet`` files in name order. The typed columns are what make Parquet fast: a query loads
+only the columns it reads, already typed, without parsing JSON. Documents are read back from
+``__source`` only for the events a query or rule returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import orjson
+
+from .ecs_readers import Origin, Part, Rows
+from .formats import Format
+from .inputs import Source, SourceError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .ecs_values import ColumnType, FieldPath
+
+MAGIC = b"PAR1"
+SCHEMA_VERSION = "1"
+SOURCE, FILE, LINE = "__source", "__file", "__line"
+OWN_COLUMNS = (SOURCE, FILE, LINE)
+ROWS_PER_FILE = 250_000
+"""Events per Parquet file written: the writer holds one file's events, so this bounds its memory."""
+ROW_GROUP_ROWS = 32_768
+"""Rows per row group: a document is read back by reading its group's ``__source``."""
+
+
+def _not_lines(lines, skip, options):
+    raise TypeError("Parquet is read by sources.parquet, not line by line")
+
+
+FORMAT = Format("parquet", "ECS events as Parquet (trailhound normalize --to parquet)", lambda head: False,
+                _not_lines)
+
+
+def is_parquet(src: Source) -> bool:
+    """Whether the input is a Parquet file (its first bytes are the magic ``PAR1``)."""
+    if src.gzip or src.size < 12:
+        return False
+    with open(src.path, "rb") as fh:
+        return fh.read(4) == MAGIC
+
+
+def expand(paths: Sequence) -> list:
+    """`paths` with each directory of Parquet files replaced by its ``*.parquet`` files, in name order
+    (what `normalize --to parquet DIR` writes). Other paths pass as they are."""
+    out: list = []
+    for p in paths:
+        if isinstance(p, (str, os.PathLike)) and os.path.isdir(p):
+            folder = str(os.fspath(p))
+            files = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".parquet") and e.is_file())
+            if not files:
+                raise SourceError(folder, "is a directory without *.parquet files")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+def _open(src: Source):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(src.path)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError...: the file is damaged
+        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+    if SOURCE not in pf.schema_arrow.names:
+        raise SourceError(src.name, f"a Parquet file without the {SOURCE} column: not written by "
+                                    "`trailhound normalize --to parquet` (README, \"Spark and Parquet\")")
+    return pf
+
+
+def field_names(src: Source) -> set[str]:
+    """The fields of a Parquet input (its typed columns)."""
+    return {n for n in _open(src).schema_arrow.names if n not in OWN_COLUMNS}
+
+
+def column_type(t: pa.DataType) -> ColumnType | None:
+    """The loader's type for an Arrow type; None for one our writer never writes."""
+    import pyarrow as pa
+
+    from .ecs_values import ColumnType
+
+    is_list = pa.types.is_list(t) or pa.types.is_large_list(t)
+    base = t.value_type if is_list else t
+    kind = ("bool" if pa.types.is_boolean(base) else "int" if pa.types.is_integer(base) else
+            "float" if pa.types.is_floating(base) else
+            "str" if pa.types.is_string(base) or pa.types.is_large_string(base) or pa.types.is_string_view(base)
+            else None)
+    return None if kind is None else ColumnType(kind, is_list)
+
+
+class ParquetOrigin(Origin):
+    """Rows of one Parquet input: documents from ``__source``, read a row group at a time.
+    Lines are the rows' 1-based positions in the file (`__file`/`__line` name where they came from)."""
+
+    def __init__(self, src: Source, file_no: int, rows: int, groups: list[int]) -> None:
+        self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
+        self._group_starts = [0]
+        for n in groups:
+            self._group_starts.append(self._group_starts[-1] + n)
+
+    def documents(self, local: list[int]) -> list[dict]:
+        import bisect
+
+        pf = _open(self.src)
+        by_group: dict[int, list[int]] = {}
+        for k in local:
+            by_group.setdefault(bisect.bisect_right(self._group_starts, k) - 1, []).append(k)
+        found: dict[int, dict] = {}
+        for g, wanted in by_group.items():
+            column = pf.read_row_group(g, columns=[SOURCE]).column(0)
+            base = self._group_starts[g]
+            for k in wanted:
+                found[k] = orjson.loads(column[k - base].as_py())
+        return [found[k] for k in local]
+
+    def lines(self, local: list[int]) -> list[int]:
+        return [k + 1 for k in local]
+
+
+def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
+    """The requested fields of a Parquet input, typed as written. A field without a column of its own
+    (the parent of other fields, or a type our writer does not write) is read from ``__source``."""
+    import polars as pl
+    import pyarrow as pa
+
+    pf = _open(src)
+    schema = pf.schema_arrow
+    names = set(schema.names) - set(OWN_COLUMNS)
+    direct = [p.name for p in paths if p.name in names and column_type(schema.field(p.name).type) is not None]
+    rows = pf.metadata.num_rows
+    # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
+    # without a copy when the loader makes its frame
+    table = pl.read_parquet(src.path, columns=direct).to_arrow(compat_level=pl.CompatLevel.newest()) if direct else None
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    types: dict[str, ColumnType | None] = {}
+    for name in direct:
+        assert table is not None
+        columns[name] = table.column(name)
+        types[name] = column_type(schema.field(name).type)
+    other = [p for p in paths if p.name not in columns]
+    deeper = [p for p in other if p.name in names or any(n.startswith(p.name + ".") for n in names)]
+    if deeper:  # values only the document holds whole: the loader's own reading of them
+        json_rows = Rows(deeper)
+        for batch in pf.iter_batches(columns=[SOURCE]):
+            for text in batch.column(0).to_pylist():
+                json_rows.add(orjson.loads(text))
+        json_part = json_rows.part(ParquetOrigin(src, file_no, rows, []))
+        for p in deeper:
+            columns[p.name], types[p.name] = json_part.columns[p.name], None
+    for p in other:
+        if p.name not in columns:  # no such field in this file
+            columns[p.name], types[p.name] = pa.nulls(rows, pa.string()), None
+    groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types)
+
+
+def documents(src: Source) -> Iterator[tuple[dict, int]]:
+    """(document, row number) of every event of a Parquet input, in order (for `normalize`)."""
+    n = 0
+    for batch in _open(src).iter_batches(columns=[SOURCE]):
+        for text in batch.column(0).to_pylist():
+            n += 1
+            yield orjson.loads(text), n
+
+
+class ParquetWriter:
+    """Writes events to ``DIR/part-NNNNN.parquet``, `rows_per_file` events a file, in the schema above.
+
+    The typed columns come from the loader (`events_from_documents`), so a field is typed in Parquet
+    exactly as a hunt over the same events as NDJSON types it."""
+
+    def __init__(self, directory: str | os.PathLike, rows_per_file: int = ROWS_PER_FILE) -> None:
+        self.directory = os.fspath(directory)
+        self.rows_per_file = rows_per_file
+        self.files: list[str] = []
+        self.events = 0
+        self._docs: list[dict] = []
+        self._origins: list[tuple[str, int]] = []
+
+    def add(self, doc: dict, file: str, line: int) -> None:
+        self._docs.append(doc)
+        self._origins.append((file, line))
+        if len(self._docs) >= self.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._docs:
+            return
+        path = os.path.join(self.directory, f"part-{len(self.files):05d}.parquet")
+        write_table(events_table(self._docs, self._origins), path)
+        self.files.append(path)
+        self.events += len(self._docs)
+        self._docs, self._origins = [], []
+
+    def close(self) -> None:
+        self.flush()
+
+
+def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
+    """The Arrow table of these documents in the schema above."""
+    import pyarrow as pa
+
+    from .ecs_json import events_from_documents
+
+    table = events_from_documents(docs, None)
+    kept = [line - 1 for _, line in table.locations(range(table.frame.height))]
+    frame = table.frame.drop("__row", "__file")
+    frame = frame.select([c for c in frame.columns if c not in OWN_COLUMNS])
+    arrow = frame.to_arrow()
+    arrow = arrow.append_column(SOURCE, pa.array([_dumps(docs[k]) for k in kept], pa.large_string()))
+    arrow = arrow.append_column(FILE, pa.array([origins[k][0] for k in kept], pa.string()))
+    arrow = arrow.append_column(LINE, pa.array([origins[k][1] for k in kept], pa.int64()))
+    return arrow.replace_schema_metadata({"trailhound.schema": SCHEMA_VERSION})
+
+
+def _dumps(doc: dict) -> str:
+    try:
+        return orjson.dumps(doc).decode()
+    except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string: as the loader keeps them
+        from .ecs_readers import _fallback_json
+
+        return _fallback_json(doc)
+
+
+def write_table(table: pa.Table, path: str) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path + ".part"
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    os.replace(tmp, path)

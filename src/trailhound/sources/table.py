@@ -1,0 +1,89 @@
+"""What loading events gives, whatever their format: the event table (one frame, and the way back
+from a row to its document and its file and line) and the load report (inputs, bad lines, notes)."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from trailhound.sources.ecs_readers import Origin
+
+MAX_SKIPPED_KEPT = 1000
+"""Bad lines kept in full in `LoadReport.skipped`; `LoadReport.skipped_count` counts them all."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One input line (or array element) that could not be used."""
+
+    file: str
+    line: int  # 1-based line number; 1-based element number in a JSON-array file
+    reason: str
+
+
+@dataclass
+class InputStats:
+    """What one input gave: its lines (array elements for a JSON array), events and bad lines."""
+
+    file: str
+    format: str  # "ecs", "auditd", "syslog", ...
+    lines: int
+    events: int
+    skipped: int
+
+
+@dataclass
+class LoadReport:
+    files: list[str]
+    events: int
+    skipped: list[Skipped]  # the first MAX_SKIPPED_KEPT bad lines
+    skipped_count: int  # all bad lines
+    notes: list[str] = field(default_factory=list)  # how files were read, where it is a guess
+    inputs: list[InputStats] = field(default_factory=list)  # one per file, in `files` order
+
+
+class EventTable:
+    """Loaded events; `frame` has one row per event, in input order.
+
+    Columns: one per field in `present`, named by dotted path, then ``__row`` (Int64, global
+    input order) and ``__file`` (Int32, index into ``report.files``).
+    """
+
+    def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
+                 origins: list[Origin]) -> None:
+        self.frame = frame
+        self.present = present
+        self.report = report
+        self._origins = origins
+        self._starts = [o.start for o in origins]
+
+    def documents(self, rows: Sequence[int]) -> list[dict]:
+        """The original documents (parsed JSON, unchanged) for these ``__row`` values, in order.
+
+        Re-reads just those lines; the first call on a file read by DuckDB scans the file once
+        for line offsets.
+        """
+        return self._per_origin(rows, lambda origin, local: origin.documents(local))
+
+    def locations(self, rows: Sequence[int]) -> list[tuple[str, int]]:
+        """(file, line) of each of these ``__row`` values; line as in `Skipped.line`."""
+        return self._per_origin(
+            rows, lambda origin, local: [(origin.name, n) for n in origin.lines(local)])
+
+    def _per_origin(self, rows: Sequence[int], fetch) -> list:
+        rows = [int(r) for r in rows]
+        groups: dict[int, list[int]] = {}
+        for r in rows:
+            if not 0 <= r < self.frame.height:
+                raise IndexError(f"row {r} out of range (the table has {self.frame.height} rows)")
+            # The last input starting at or before r: inputs without rows share a start.
+            groups.setdefault(bisect.bisect_right(self._starts, r) - 1, []).append(r)
+        found: dict[int, object] = {}
+        for i, group in groups.items():
+            origin = self._origins[i]
+            wanted = sorted(set(group))
+            found.update(zip(wanted, fetch(origin, [r - origin.start for r in wanted])))
+        return [found[r] for r in rows]

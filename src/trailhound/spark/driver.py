@@ -1,0 +1,266 @@
+"""`trailhound hunt --engine spark`: the hunt pipeline with its two heavy steps run as Spark stages
+(`spark/tasks.py` says what each task runs), returning the same `HuntReport` as `pipeline.run_hunt`.
+
+* Stage 1, `mapInPandas` over the list of inputs, one task per file: load, filter, candidates.
+* Stage 2, `groupBy("rule").applyInPandas`: each rule's candidates from every file, correlated and
+  turned into alerts by the local engine's code.
+* The driver joins the per-file reports into the `LoadReport`, and writes the alerts to the sinks in
+  the report's order, as `run_hunt` does: the alert files are byte-identical to the local engine's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..pipeline.report import HuntReport, RuleOutcome
+from .tasks import FileScan, RuleResult, RuleSpec, build_alerts, correlate_rule, join_types, rule_specs, scan_files
+
+if TYPE_CHECKING:
+    from ..pipeline.hunt import Plan
+    from ..sinks import Sink
+
+STAGE1_SCHEMA = "kind string, rule int, file int, row long, payload binary"
+STAGE2_SCHEMA = "rule int, kind string, seq int, payload binary"
+_CHUNK = 10_000  # candidate rows per pandas frame a task yields
+
+
+class SparkUnavailable(RuntimeError):
+    """pyspark or Java is missing, or the session cannot start: the message says which and what to do."""
+
+
+def session(master: str | None = None):
+    """A SparkSession: `sc://...` connects to a Spark Connect server; anything else is a master URL
+    (default local[*]). The Spark UI is off and shuffles are small: a hunt's stage 2 has one group per rule."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkUnavailable("--engine spark needs pyspark: pip install 'trailhound[spark]'") from None
+    if master and master.startswith("sc://"):
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:  # pyspark exits the process when it is missing
+            raise SparkUnavailable("Spark Connect (sc://) needs its client packages: pip install 'pyspark[connect]'")
+        try:
+            return SparkSession.builder.remote(master).getOrCreate()
+        except Exception as e:  # noqa: BLE001 - the Connect client's packages missing, no server: one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SparkUnavailable(f"cannot connect to {master} ({first}); Spark Connect needs "
+                                   "pip install 'pyspark[connect]' and a running server") from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter's trailhound
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        builder = (SparkSession.builder.master(master or "local[*]").appName("trailhound")
+                   .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   .config("spark.ui.showConsoleProgress", "false"))  # the CLI's own lines say what happened
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
+    except Exception as e:  # noqa: BLE001 - no Java, a bad master URL: said in one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SparkUnavailable(f"cannot start Spark ({first}); --engine spark needs Java 17 or later") from None
+
+
+def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
+    from ..sources import SourceError
+    from ..sources.parquet import expand
+
+    out = []
+    for p in expand(list(paths)):
+        path = os.fspath(p)
+        if path in ("-", "/dev/stdin") or (os.path.exists(path) and not os.path.isfile(path)):
+            raise SourceError(path, "Spark tasks read files: give a file, not a stream")
+        if not os.path.exists(path):
+            raise SourceError(path, "no such file")
+        out.append(os.path.abspath(path))
+    return out
+
+
+def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
+                   input_format: str | None = None, read_options=None, max_signals: int | None = None,
+                   sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
+                   **_: Any) -> HuntReport:
+    """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). Raises
+    `sources.SourceError` when an input cannot be read at all, as the local engine does."""
+    from ..alerts.build import utc_now
+    from ..engine.hunt import TIMESTAMP_FALLBACK
+    from ..rules.exceptions import unattached
+    from ..sources import InputStats, LoadReport, Skipped, SourceError
+
+    started = time.perf_counter()
+    rules = planned.rules
+    report = HuntReport(load_errors=list(rules.errors), unattached_lists=unattached(rules.rules, rules.exceptions))
+    files = _inputs(paths)
+    specs = rule_specs(planned.checks, rules.exceptions)
+    spark = spark or session(master)
+    now = now or utc_now()
+
+    scans, stage1 = _stage1(spark, files, specs, input_format, read_options)
+    for scan in scans:
+        if scan.error:
+            stage1.unpersist()
+            raise SourceError(scan.name, scan.error.split(": ", 1)[-1])
+    offsets, start = {}, 0
+    for scan in scans:
+        offsets[scan.file_no] = start
+        start += scan.events
+    skipped = [Skipped(*s) for scan in scans for s in scan.skipped][:1000]
+    report.load = LoadReport([s.name for s in scans], start, skipped, sum(s.skipped_count for s in scans),
+                             [n for s in scans for n in s.notes],
+                             [InputStats(s.name, s.format, s.lines, s.events, s.skipped_count) for s in scans])
+    report.timings["load"] = time.perf_counter() - started
+    types = join_types(scans)
+    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals)
+    stage1.unpersist()
+    report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
+
+    t0 = time.perf_counter()
+    by_index = {s.index: s for s in specs}
+    runs = []
+    for spec in specs:
+        result = results.get(spec.index) or RuleResult(spec.index, error=spec.error, unsupported=spec.unsupported)
+        if spec.error or spec.unsupported:
+            result.error, result.unsupported = spec.error, spec.unsupported
+        runs.append(result)
+    for run in sorted(runs, key=lambda r: (-r.hits, by_index[r.index].check.rule.name)):
+        rule = by_index[run.index].check.rule
+        fallback = [w for w in run.warnings if w.startswith(TIMESTAMP_FALLBACK)]
+        if fallback:
+            report.fallbacks[fallback[0]] = report.fallbacks.get(fallback[0], 0) + 1
+        status = "unsupported" if run.unsupported else "failed" if run.error else "ran"
+        excepted: dict[str, int] = {}
+        for scan in scans:
+            for label, n in scan.excepted.get(str(run.index), {}).items():
+                excepted[label] = excepted.get(label, 0) + n
+        outcome = RuleOutcome.of(rule, status, run.error or run.unsupported or "", kind=run.kind, hits=run.hits,
+                                 excepted=dict(sorted(excepted.items())) if status == "ran" else {},
+                                 seconds=run.seconds)
+        outcome.notes = [run.error] if run.error else [w for w in run.warnings if w not in fallback]
+        if run.hits:
+            if run.suppressed:
+                outcome.notes.append(f"{run.suppressed} suppressed into earlier alerts")
+            if run.over_max_signals:
+                outcome.notes.append(f"{run.over_max_signals} hits over max_signals "
+                                     f"({rule.max_signals if max_signals is None else max_signals} per "
+                                     "execution); see --max-signals")
+            outcome.alerts = len(run.alerts)
+            for alert in run.alerts:
+                outcome.add_alert(alert)
+            for sink in sinks:
+                sink.write(run.alerts)
+            if keep_alerts:
+                outcome.alert_documents = run.alerts
+        report.rules.append(outcome)
+    for c in planned.checks:
+        if c.status != "ok":
+            report.rules.append(RuleOutcome.of(c.rule, c.status, c.reason or ""))
+    report.timings["alerts"] = time.perf_counter() - t0
+    report.timings["total"] = time.perf_counter() - started
+    return report
+
+
+def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
+    """One task per input: (the per-file scans, the cached candidate rows)."""
+    import pandas as pd
+
+    def scan(frames):
+        for pdf in frames:
+            for unit in pdf["files"]:
+                files = [(int(n), p) for n, p in orjson.loads(unit)]
+                results, candidates, docs = scan_files(files, specs, input_format, read_options)
+                yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
+                                    "payload": [orjson.dumps(asdict(r)) for r in results]})
+                for k in range(0, len(docs), _CHUNK):
+                    part = docs[k:k + _CHUNK]
+                    yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
+                                        "row": [d[1] for d in part], "payload": [d[2] for d in part]})
+                for k in range(0, len(candidates), _CHUNK):
+                    chunk = candidates[k:k + _CHUNK]
+                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": [c[1] for c in chunk],
+                                        "row": [c[2] for c in chunk], "payload": [c[3] for c in chunk]})
+
+    units = _units(files, input_format)
+    listing = spark.createDataFrame([(i, orjson.dumps(u).decode()) for i, u in enumerate(units)], "unit int, files string")
+    stage1 = listing.repartition(len(units)).mapInPandas(scan, STAGE1_SCHEMA).cache()
+    scans = []
+    for row in stage1.filter("kind = 'file'").select("payload").collect():
+        data = orjson.loads(row.payload)
+        data["skipped"] = [tuple(s) for s in data["skipped"]]
+        data["types"] = {k: tuple(v) for k, v in data["types"].items()}
+        scans.append(FileScan(**data))
+    scans.sort(key=lambda s: s.file_no)
+    return scans, stage1
+
+
+def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, str]]]:
+    """The tasks of stage 1: each ECS JSON or Parquet file alone; the raw logs (auditd, syslog...) together,
+    in input order, so that the process tree continues across them (rotated logs) as in a local hunt."""
+    from ..sources import parquet
+    from ..sources.inputs import Source
+    from ..sources.normalize import format_of
+
+    units: list[list[tuple[int, str]]] = []
+    raw: list[tuple[int, str]] = []
+    for n, path in enumerate(files):
+        fmt = format_of(Source.open(path), input_format)
+        if fmt is None or fmt is parquet.FORMAT:
+            units.append([(n, path)])
+        else:
+            if not raw:
+                units.append(raw)
+            raw.append((n, path))
+    return units
+
+
+def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
+            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None) -> dict[int, RuleResult]:
+    """One group per runnable rule: its RuleResult, alerts included."""
+    import pandas as pd
+
+    present = frozenset(types)
+    categories: dict[str, set[str]] = {}
+    for scan in scans:
+        for name, values in scan.categories.items():
+            categories.setdefault(name, set()).update(values)
+    by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
+
+    def correlate(pdf):
+        index = int(pdf["rule"].iloc[0])
+        cands = [(offsets[int(f)] + int(r), bytes(p)) for k, f, r, p in
+                 zip(pdf["kind"], pdf["file"], pdf["row"], pdf["payload"]) if k == "cand"]
+        result = correlate_rule(by_index[index], cands, types, present, now, max_signals, categories)
+        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [0], "payload": [orjson.dumps(asdict(result))]})
+
+    if not by_index:
+        return {}
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index), 8))))
+    seeds = spark.createDataFrame([("seed", i, -1, -1, b"") for i in by_index], STAGE1_SCHEMA)
+    grouped = stage1.filter("kind = 'cand'").unionByName(seeds).groupBy("rule").applyInPandas(correlate, STAGE2_SCHEMA)
+    results = {row.rule: RuleResult(**orjson.loads(row.payload)) for row in grouped.collect()}
+    # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
+    starts = sorted(offsets.items(), key=lambda kv: kv[1])
+    wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})
+    docs: dict[int, dict] = {}
+    if wanted:
+        import bisect
+
+        firsts = [start for _, start in starts]
+        refs = []
+        for r in wanted:
+            k = bisect.bisect_right(firsts, r) - 1
+            while k + 1 < len(firsts) and firsts[k + 1] == firsts[k]:
+                k += 1  # files without events share a start with the next
+            refs.append((starts[k][0], r - firsts[k]))
+        hits = spark.createDataFrame(refs, "file int, row long")
+        for row in stage1.filter("kind = 'doc'").join(hits, ["file", "row"]).select("file", "row", "payload").collect():
+            docs[offsets[row.file] + row.row] = orjson.loads(row.payload)
+    for index, res in results.items():
+        build_alerts(by_index[index], res, docs, now, max_signals)
+    return results
