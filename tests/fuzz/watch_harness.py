@@ -54,11 +54,14 @@ def stream(planned, paths: list[str], rng: random.Random, *, order: list[list[in
         chunks.append([data[a:b] for a, b in zip(bounds, bounds[1:])])
         cutters.append(LineCutter())
     pos = [0] * len(paths)
+    begun: set[int] = set()
     for group in order or [list(range(len(paths)))]:
+        begun.update(group)
+        for i in group:  # the group's files begin together: each holds the others back from the start
+            pipe.sources[i].idle = False
         sequence = [i for i in group for _ in chunks[i]]
         rng.shuffle(sequence)
         for i in sequence:
-            pipe.sources[i].idle = False
             lines = cutters[i].feed(chunks[i][pos[i]])
             pos[i] += 1
             for doc, line in decoders[i].push(lines):
@@ -72,5 +75,9 @@ def stream(planned, paths: list[str], rng: random.Random, *, order: list[list[in
                 pipe.step()
             if rng.random() < checkpoints:
                 pipe = StreamPipeline.from_dict(planned, orjson.loads(orjson.dumps(pipe.to_dict())), [sink], now=NOW)
+                # idleness is not saved (a restarted watch waits for its inputs until they prove idle): the files
+                # of later groups, not begun, are idle again as the follower would find them
+                for j, src in enumerate(pipe.sources):
+                    src.idle = order is not None and j not in begun
     pipe.finish()
     return sink, pipe

@@ -143,7 +143,7 @@ def test_a_late_event_is_counted_and_left_out_of_correlation(tmp_path):
 
 def test_watermark_waits_for_every_active_source(tmp_path):
     planned = seq_plan(tmp_path)
-    pipe = StreamPipeline(planned)
+    pipe = StreamPipeline(planned, lateness_ns=0)  # no reorder window (test_watch_reorder.py has it)
     a, b = pipe.add_source("a", False), pipe.add_source("b", False)
     t = 1_700_000_000_000
     pipe.add(a, doc(t, "a"), 1)

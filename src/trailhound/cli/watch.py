@@ -41,6 +41,9 @@ def watch(
                                  "(milliseconds)."),
     idle_ms: int = typer.Option(500, "--idle-ms", min=1, help="An input with nothing new for this long no longer "
                                 "holds back events of the others (milliseconds)."),
+    reorder_ms: int = typer.Option(250, "--reorder-ms", min=0, help="How far out of time order an input's events "
+                                   "may come and still be correlated in order (auditd writes an event when its "
+                                   "syscall returns); adds to the delay to an alert (milliseconds)."),
     input_format: InputFormat = None,
     year: Year = None,
     tz: TimeZone = None,
@@ -88,7 +91,8 @@ def watch(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     settings = WatchSettings(batch_seconds=batch_ms / 1000, checkpoint_seconds=checkpoint_seconds,
-                             idle_seconds=idle_ms / 1000, status_seconds=1.0 if log.terminal else 10.0)
+                             idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
+                             status_seconds=1.0 if log.terminal else 10.0)
     log.info("watching", paths=paths, rules=len(planned.runnable), out=out, state=str(state) if state else None)
     try:
         pipe = run_watch(planned, list(paths), alert_file, sinks=extra, state_dir=str(state) if state else None,

@@ -34,7 +34,7 @@ from ..rules.errors import UnsupportedError, reason_of
 from ..rules.exceptions import ExceptionList, items_for
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
-from .filter import SharedFilters
+from .filter import CompiledAtoms, SharedFilters
 from .search import SearchOptions, candidates, needed_fields, search_events_batch
 
 STATE_VERSION = 1
@@ -99,6 +99,7 @@ class IncrementalHunt:
         self.started = False
         self._shared_frame: pl.DataFrame | None = None  # the batch whose shared filter work `_shared` holds
         self._shared: dict[tuple, SharedFilters] = {}
+        self._compiled = CompiledAtoms()  # the filters' atoms, compiled once for every batch alike
         fields: set[str] = {"@timestamp"}
         for live in self.rules:
             c = live.check
@@ -134,6 +135,7 @@ class IncrementalHunt:
             self._start(present)
         out: list[RuleHits] = []
         groups: dict[tuple, list[int]] = {}
+        self._add_correlated(frame)
         for i, live in enumerate(self.rules):
             if live.status != "ok" or live.options is None:
                 continue
@@ -274,6 +276,20 @@ class IncrementalHunt:
             cand = cand.filter(keep)
         return run.feed(cand, schema)
 
+    def _add_correlated(self, frame: pl.DataFrame) -> None:
+        """Every correlating rule's filters into the batch's shared work at once, so that their atoms are
+        evaluated together (one pass per field) rather than rule by rule. A filter that cannot be compiled is
+        left for `_correlate`, which fails its rule with the reason."""
+        for live in self.rules:
+            if live.status != "ok" or live.run is None or live.query is None or live.options is None:
+                continue
+            shared = self._shared_filters(frame, live.options)
+            for f in ir.query_filters(live.query):
+                try:
+                    shared.add(f)
+                except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
+                    continue
+
     def _any_candidate(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> bool:
         """Whether one of the query's filters matches an event of the batch, asked of the filter work the batch's
         rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
@@ -291,7 +307,7 @@ class IncrementalHunt:
         key = options.key()
         work = self._shared.get(key)
         if work is None:
-            work = self._shared[key] = SharedFilters(frame, options)
+            work = self._shared[key] = SharedFilters(frame, options, self._compiled)
         return work
 
     def _events(self, members: list[int], frame: pl.DataFrame) -> list[RuleHits]:

@@ -7,9 +7,13 @@ same `kibana.alert.uuid`, as Kibana updates it in place). What makes it so:
 
 * Event order. `run_hunt` sorts every event by time; a stream holds each read event until no source can still
   give an earlier one: the watermark is the smallest, over the sources still expected to write, of the latest
-  time each has given (a file's events come in time order), less `lateness`. A source that closed or is idle does
-  not hold the others back. An event older than what was already evaluated ("late") still goes through the event
-  rules; the correlators, which need event order, count it as late and leave it out.
+  time each has given, less a reorder window (`REORDER_SECONDS`, `lateness_ns`). A source that closed or is idle
+  does not hold the others back. The window is there because a file's events are not always in time order: auditd
+  stamps an event when its syscall begins and writes it when the syscall returns, so an execve that takes a few
+  milliseconds is written after events that began later (the lab capture has two, 4 and 8 ms behind). Within the
+  window they are sorted as `run_hunt` sorts a whole load. An event older than what was already evaluated ("late":
+  behind by more than the window) still goes through the event rules; the correlators, which need event order,
+  count it as late and leave it out.
 * Rows. A document's `__row` is (source number << 40) | its line, so events of equal time keep the order of
   `run_hunt`, which numbers rows through the inputs in order.
 * The process tree is applied in event order as events are evaluated (`run_hunt` applies it file by file, so the
@@ -47,6 +51,10 @@ from ..rules.model import Rule
 from ..sinks import Sink
 from ..sources.ecs_readers import dump_document, load_document
 from .hunt import Plan
+
+REORDER_SECONDS = 0.25
+"""How far behind the latest event of its input an event may come and still be evaluated in time order: the
+watermark trails the inputs by this much (it adds to the delay from event to alert while inputs are busy)."""
 
 ROW_BITS = 40
 """A row id is (source << ROW_BITS) | line: a trillion lines per source, eight million sources."""
@@ -155,7 +163,7 @@ class StreamPipeline:
     """The rules of `planned` over documents given one by one (`add`), evaluated in micro-batches (`step`)."""
 
     def __init__(self, planned: Plan, sinks: Sequence[Sink] = (), *, now: str | None = None,
-                 max_signals: int | None = None, lateness_ns: int = 0) -> None:
+                 max_signals: int | None = None, lateness_ns: int = int(REORDER_SECONDS * 1e9)) -> None:
         self.planned = planned
         self.sinks = list(sinks)
         self.now = now  # a fixed creation time (tests), else each batch's wall clock
@@ -297,7 +305,7 @@ class StreamPipeline:
 
     @classmethod
     def from_dict(cls, planned: Plan, data: dict[str, Any], sinks: Sequence[Sink] = (), *, now: str | None = None,
-                  max_signals: int | None = None, lateness_ns: int = 0) -> StreamPipeline:
+                  max_signals: int | None = None, lateness_ns: int = int(REORDER_SECONDS * 1e9)) -> StreamPipeline:
         """The pipeline as saved; ValueError with the reason when it was saved for another rule set."""
         p = cls(planned, sinks, now=now, max_signals=max_signals, lateness_ns=lateness_ns)
         p.engine = IncrementalHunt.from_dict(planned.runnable, planned.rules.exceptions, data["engine"])
@@ -413,7 +421,7 @@ class WatchSettings:
     checkpoint_seconds: float = 5.0
     status_seconds: float = 1.0
     idle_seconds: float = 0.5  # an input with nothing new for this long holds the others back no longer
-    lateness_seconds: float = 0.0
+    lateness_seconds: float = REORDER_SECONDS  # the reorder window (an input's events out of time order)
 
 
 def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sinks: Sequence[Sink] = (),

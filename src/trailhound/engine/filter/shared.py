@@ -38,6 +38,25 @@ from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nod
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
+class CompiledAtoms:
+    """Compiled single-field atoms kept across frames alike (same frame options, column names and dtypes), so
+    that a stream of small frames (watch's micro-batches) compiles each predicate once, not once per frame.
+    What an atom holds of a frame (its truth per distinct value) is not kept. Bounded: a few schemas."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._by_schema: dict[tuple, dict[str, Atom]] = {}
+
+    def of(self, key: tuple, frame: pl.DataFrame) -> dict[str, Atom]:
+        signature = (key, tuple((name, repr(dtype)) for name, dtype in frame.schema.items()))
+        atoms = self._by_schema.get(signature)
+        if atoms is None:
+            if len(self._by_schema) >= self.limit:
+                self._by_schema.pop(next(iter(self._by_schema)))
+            atoms = self._by_schema[signature] = {}
+        return atoms
+
+
 class SharedFilters:
     """Row sets of event filters over one frame, sharing dictionaries and atoms across filters.
 
@@ -45,7 +64,7 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
         self.frame = frame
         self.options = options
         self.key = options.key()
@@ -68,6 +87,8 @@ class SharedFilters:
         self._values = PolarsCompiler(self.schema)
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
+        # compiled atoms of earlier frames alike (same options, columns and dtypes): a stream's batches
+        self._compiled = compiled.of(self.key, frame) if compiled is not None else {}
 
     def serves(self, frame: pl.DataFrame, options: FrameOptions) -> bool:
         """Whether this work is that of `frame` under `options` (search-only options aside)."""
@@ -89,6 +110,9 @@ class SharedFilters:
         info = self.schema.get(path)
         key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
         atom = self._atoms.get(key)
+        if atom is None and (known := self._compiled.get(key)) is not None:
+            atom = self._atoms[key] = replace(known)  # the expression compiled for a frame alike; no results yet
+            self._pending.setdefault(path, []).append(atom)
         if atom is None:
             # on an array, a pushable predicate is true when one element satisfies it, so each
             # distinct element is tested once; other predicates see the whole array
@@ -112,16 +136,21 @@ class SharedFilters:
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
+            self._compiled[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
 
     def _constant_atom(self, e: ir.Expr) -> Atom:
         key = repr(e)
         atom = self._atoms.get(key)
+        if atom is None and (known := self._compiled.get(key)) is not None:
+            value = known.true is not None and bool(known.true[0])
+            atom = self._atoms[key] = replace(known, count=self.height if value else 0)
         if atom is None:
             value = pl.select(self._values.any_element(e).alias("v")).to_series()[0]
             atom = self._atoms[key] = Atom(pl.lit(value), None, False, np.array([value is True]),
                                             np.array([value is False]), self.height if value is True else 0)
+            self._compiled[key] = atom  # its truth is the constant's, whatever the frame
         return atom
 
     def category_atom(self, category: str, field: str) -> Atom:
