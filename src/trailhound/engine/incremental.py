@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -263,9 +264,12 @@ class IncrementalHunt:
             fields = set(run.fields)
         elif isinstance(run, ThresholdRun):
             fields = set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
-        if not self._any_candidate(q, frame, options):
+        rows = self._candidate_rows(q, frame, options)
+        if len(rows) == 0:
             return []  # nothing for this correlator in the batch: as an empty batch, it would change nothing
-        cand, schema = candidates(q, frame, options, fields)
+        # only the rows one of its filters holds on can be candidates: the correlator's own filter step (which
+        # flags each stage) runs on those, not on the whole batch
+        cand, schema = candidates(q, frame if len(rows) == frame.height else frame[rows], options, fields)
         live.schema = schema
         if isinstance(run, SampleRun):
             return run.feed(cand, schema)
@@ -290,14 +294,15 @@ class IncrementalHunt:
                 except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
                     continue
 
-    def _any_candidate(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> bool:
-        """Whether one of the query's filters matches an event of the batch, asked of the filter work the batch's
-        rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
+    def _candidate_rows(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> np.ndarray:
+        """The positions of the batch's events one of the query's filters holds on, asked of the filter work the
+        batch's rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
         shared = self._shared_filters(frame, options)
         filters = ir.query_filters(q)
         for f in filters:
             shared.add(f)
-        return any(len(shared.rows(f)) for f in filters)
+        found = [shared.rows(f) for f in filters]
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def _shared_filters(self, frame: pl.DataFrame, options: SearchOptions) -> SharedFilters:
         """The batch's shared filter work for these frame options: one per batch (frame) and options, made here
