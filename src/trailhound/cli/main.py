@@ -21,6 +21,7 @@ from .report import report
 from .rules import rules_app
 from .safe import clean, m
 from .testcmd import test_rules
+from .watch import watch
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False)
@@ -57,6 +58,7 @@ app.command()(normalize)
 app.command()(report)
 app.command("test")(test_rules)
 app.command()(convert)
+app.command()(watch)
 app.add_typer(rules_app, name="rules")
 app.add_typer(lab_app, name="lab")
 app.add_typer(pack_app, name="pack")

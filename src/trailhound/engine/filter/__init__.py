@@ -11,6 +11,6 @@
 
 from .candidates import candidates, needed_fields
 from .frame import ORDER, FrameOptions, prepare
-from .shared import SharedFilters
+from .shared import CompiledAtoms, SharedFilters
 
-__all__ = ["ORDER", "FrameOptions", "SharedFilters", "candidates", "needed_fields", "prepare"]
+__all__ = ["ORDER", "CompiledAtoms", "FrameOptions", "SharedFilters", "candidates", "needed_fields", "prepare"]

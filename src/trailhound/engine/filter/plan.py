@@ -27,6 +27,7 @@ class Atom:
     count: int = 0  # rows where it is true
     lowered: bool = False  # reads the field's lower-cased companion (LOWER_PREFIX + field)
     lookup: frozenset | None = None  # an exact match: the (lower-cased if `lowered`) strings that make it true
+    key: str = ""  # its name among a SharedFilters' atoms (the predicate's repr)
 
 
 def exact_strings(e: ir.Expr, info) -> tuple[frozenset, bool] | None:

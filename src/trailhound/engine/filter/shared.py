@@ -38,6 +38,34 @@ from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nod
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
+class CompiledAtoms:
+    """Compiled single-field atoms kept across frames alike (same frame options, column names and dtypes), so
+    that a stream of small frames (watch's micro-batches) compiles each predicate once, not once per frame.
+    What an atom holds of a frame (its truth per distinct value) is not kept. Bounded: a few schemas."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._by_schema: dict[tuple, _Compiled] = {}
+
+    def of(self, key: tuple, frame: pl.DataFrame) -> _Compiled:
+        signature = (key, tuple((name, repr(dtype)) for name, dtype in frame.schema.items()))
+        compiled = self._by_schema.get(signature)
+        if compiled is None:
+            if len(self._by_schema) >= self.limit:
+                self._by_schema.pop(next(iter(self._by_schema)))
+            compiled = self._by_schema[signature] = _Compiled()
+        return compiled
+
+
+class _Compiled:
+    """For one frame signature: atoms by key, and filters planned (their trees name template atoms, which a new
+    frame replaces by its own, by key)."""
+
+    def __init__(self) -> None:
+        self.atoms: dict[str, Atom] = {}
+        self.plans: dict[str, tuple[Node, Planner]] = {}
+
+
 class SharedFilters:
     """Row sets of event filters over one frame, sharing dictionaries and atoms across filters.
 
@@ -45,7 +73,7 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
         self.frame = frame
         self.options = options
         self.key = options.key()
@@ -68,6 +96,8 @@ class SharedFilters:
         self._values = PolarsCompiler(self.schema)
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
+        # compiled atoms of earlier frames alike (same options, columns and dtypes): a stream's batches
+        self._compiled = compiled.of(self.key, frame) if compiled is not None else _Compiled()
 
     def serves(self, frame: pl.DataFrame, options: FrameOptions) -> bool:
         """Whether this work is that of `frame` under `options` (search-only options aside)."""
@@ -89,6 +119,9 @@ class SharedFilters:
         info = self.schema.get(path)
         key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
         atom = self._atoms.get(key)
+        if atom is None and (known := self._compiled.atoms.get(key)) is not None:
+            atom = self._atoms[key] = replace(known)  # the expression compiled for a frame alike; no results yet
+            self._pending.setdefault(path, []).append(atom)
         if atom is None:
             # on an array, a pushable predicate is true when one element satisfies it, so each
             # distinct element is tested once; other predicates see the whole array
@@ -109,26 +142,31 @@ class SharedFilters:
                         path, PolarsCompiler(self.schema, lowered=frozenset({path})))
                 expr = compiler.any_element(e)
             exact = exact_strings(e, info)
-            atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered)
+            atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
+            self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
 
     def _constant_atom(self, e: ir.Expr) -> Atom:
         key = repr(e)
         atom = self._atoms.get(key)
+        if atom is None and (known := self._compiled.atoms.get(key)) is not None:
+            value = known.true is not None and bool(known.true[0])
+            atom = self._atoms[key] = replace(known, count=self.height if value else 0)
         if atom is None:
             value = pl.select(self._values.any_element(e).alias("v")).to_series()[0]
             atom = self._atoms[key] = Atom(pl.lit(value), None, False, np.array([value is True]),
-                                            np.array([value is False]), self.height if value is True else 0)
+                                            np.array([value is False]), self.height if value is True else 0, key=key)
+            self._compiled.atoms[key] = atom  # its truth is the constant's, whatever the frame
         return atom
 
     def category_atom(self, category: str, field: str) -> Atom:
         key = f"category:{field}:{category!r}"
         atom = self._atoms.get(key)
         if atom is None:
-            atom = self._atoms[key] = Atom(self._values.category(category, field), field, False)
+            atom = self._atoms[key] = Atom(self._values.category(category, field), field, False, key=key)
             self._pending.setdefault(field, []).append(atom)
         return atom
 
@@ -250,10 +288,35 @@ class SharedFilters:
         """Compile a filter (raising its QueryError) and register its atoms for evaluation."""
         key = repr(f)
         if key not in self._rows and key not in self._plans:
+            known = self._compiled.plans.get(key)
+            if known is not None:  # planned for a frame alike: its tree, with this frame's atoms
+                self._plans[key] = (self._rebind(known[0]), known[1])
+                return
             planner = Planner(self)
             cond = planner.predicate(f.condition)
             root = ("known", ("and", [planner.category(f.category, self.options.event_category_field), cond]))
-            self._plans[key] = (root, planner)
+            self._plans[key] = self._compiled.plans[key] = (root, planner)
+
+    def _rebind(self, node: Node) -> Node:
+        """A plan's tree with this frame's atoms in place of another frame's (same keys, no results yet)."""
+        kind = node[0]
+        if kind == "atom":
+            template: Atom = node[1]
+            atom = self._atoms.get(template.key)
+            if atom is None:
+                if template.field is None:  # a constant: its truth holds on every frame
+                    atom = replace(template, count=self.height if template.true is not None and template.true[0]
+                                   else 0)
+                else:
+                    atom = replace(template, true=None, false=None, count=0)
+                    self._pending.setdefault(template.field, []).append(atom)
+                self._atoms[template.key] = atom
+            return ("atom", atom)
+        if kind in ("and", "or"):
+            return (kind, [self._rebind(p) for p in node[1]])
+        if kind in ("not", "known"):
+            return (kind, self._rebind(node[1]))
+        return node
 
     def rows(self, f: ir.EventFilter) -> np.ndarray:
         """The sorted row positions where an added filter holds."""
