@@ -160,20 +160,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     queries: dict[int, ir.Query] = {}
     fields: set[str] = {"@timestamp"}
     for i, c in enumerate(runnable):
-        assert c.query is not None  # runnable checks have a query
         try:
-            items = items_for(c.rule, exceptions)
-            query = ir.restrict(c.query, ir.Not(_any([it.condition for it in items]))) if items else c.query
-            base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
-                                 tiebreaker_field=c.rule.tiebreaker_field,
-                                 event_category_field=c.rule.event_category_override or "event.category")
-            wanted = set(needed_fields(query, base))
-            if c.rule.type == "new_terms":
-                wanted.update(c.rule.new_terms_spec()[0])
-            elif c.rule.type == "threshold":
-                spec = c.rule.threshold_spec()
-                wanted.update(spec.fields)
-                wanted.update(f for f, _ in spec.cardinality)
+            items, query, wanted = rule_query(c, exceptions)
         except Exception as e:  # noqa: BLE001
             runs[i].fail(e)
             continue
@@ -274,6 +262,27 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
 
 
 _BATCHES = {ir.EventQuery: "events", ir.SequenceQuery: "sequences", ir.SampleQuery: "samples"}
+
+
+def rule_query(check: RuleCheck, exceptions: Sequence[ExceptionList] = ()) -> tuple[list, ir.Query, set[str]]:
+    """What a runnable rule searches: its exception items, its query with them folded in (events
+    matching an item are left out), and the fields that query and its rule type read. One home for the
+    local hunt, `watch` (engine.incremental) and the Spark tasks."""
+    rule = check.rule
+    assert check.query is not None  # runnable checks have a query
+    items = items_for(rule, exceptions)
+    query = ir.restrict(check.query, ir.Not(_any([it.condition for it in items]))) if items else check.query
+    base = SearchOptions(timestamp_field=rule.timestamp_override or "@timestamp",
+                         tiebreaker_field=rule.tiebreaker_field,
+                         event_category_field=rule.event_category_override or "event.category")
+    wanted = set(needed_fields(query, base))
+    if rule.type == "new_terms":
+        wanted.update(rule.new_terms_spec()[0])
+    elif rule.type == "threshold":
+        spec = rule.threshold_spec()
+        wanted.update(spec.fields)
+        wanted.update(f for f, _ in spec.cardinality)
+    return items, query, wanted
 
 
 def _any(conditions: list[ir.Expr]) -> ir.Expr:

@@ -32,11 +32,12 @@ from ..compile.schema import Schema
 from ..lang import ir
 from ..rules.check import RuleCheck
 from ..rules.errors import UnsupportedError, reason_of
-from ..rules.exceptions import ExceptionList, items_for
+from ..rules.exceptions import ExceptionList
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
 from .filter import CompiledAtoms, SharedFilters
-from .search import SearchOptions, candidates, needed_fields, search_events_batch
+from .hunt import rule_query
+from .search import SearchOptions, candidates, search_events_batch
 
 STATE_VERSION = 1
 
@@ -104,20 +105,8 @@ class IncrementalHunt:
         fields: set[str] = {"@timestamp"}
         for live in self.rules:
             c = live.check
-            assert c.query is not None
             try:
-                items = items_for(c.rule, exceptions)
-                query = ir.restrict(c.query, ir.Not(_any([it.condition for it in items]))) if items else c.query
-                base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
-                                     tiebreaker_field=c.rule.tiebreaker_field,
-                                     event_category_field=c.rule.event_category_override or "event.category")
-                wanted = set(needed_fields(query, base))
-                if c.rule.type == "new_terms":
-                    wanted.update(c.rule.new_terms_spec()[0])
-                elif c.rule.type == "threshold":
-                    spec = c.rule.threshold_spec()
-                    wanted.update(spec.fields)
-                    wanted.update(f for f, _ in spec.cardinality)
+                items, query, wanted = rule_query(c, exceptions)
                 live.head = _head(query)
             except Exception as e:  # noqa: BLE001 - one rule's failure must not stop the others
                 live.fail(e)
@@ -352,10 +341,6 @@ class IncrementalHunt:
 
         assert live.query is not None and live.options is not None
         return candidates(live.query, events_from_documents([{}], self.fields).frame, live.options)[1]
-
-
-def _any(conditions: list[ir.Expr]) -> ir.Expr:
-    return conditions[0] if len(conditions) == 1 else ir.Or(tuple(conditions))
 
 
 def _head(query: ir.Query) -> int | None:

@@ -66,31 +66,15 @@ class FileScan:
 
 def rule_specs(checks, exceptions=()) -> list[RuleSpec]:
     """The runnable rules of a plan, their exceptions folded in as engine.hunt does."""
-    from ..engine.search import SearchOptions, needed_fields
-    from ..lang import ir
+    from ..engine.hunt import rule_query
     from ..rules.errors import UnsupportedError, reason_of
-    from ..rules.exceptions import items_for
 
     specs = []
     for i, c in enumerate(x for x in checks if x.status == "ok" and x.query is not None):
         spec = RuleSpec(i, c, c.query, [])
         try:
-            items = items_for(c.rule, exceptions)
-            spec.exceptions = items
-            if items:
-                cond = items[0].condition if len(items) == 1 else ir.Or(tuple(it.condition for it in items))
-                spec.query = ir.restrict(c.query, ir.Not(cond))
-            base = SearchOptions(timestamp_field=c.rule.timestamp_override or "@timestamp",
-                                 tiebreaker_field=c.rule.tiebreaker_field,
-                                 event_category_field=c.rule.event_category_override or "event.category")
-            wanted = set(needed_fields(spec.query, base)) | {"@timestamp"}
-            if c.rule.type == "new_terms":
-                wanted.update(c.rule.new_terms_spec()[0])
-            elif c.rule.type == "threshold":
-                t = c.rule.threshold_spec()
-                wanted.update(t.fields)
-                wanted.update(f for f, _ in t.cardinality)
-            spec.fields = sorted(wanted)
+            spec.exceptions, spec.query, wanted = rule_query(c, exceptions)
+            spec.fields = sorted(wanted | {"@timestamp"})
         except UnsupportedError as e:
             spec.unsupported = reason_of(e)
         except Exception as e:  # noqa: BLE001 - the rule says why; the others run
