@@ -81,6 +81,9 @@ _log = logging.getLogger(__name__)
 
 # Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
 _SMALL_FILE_BYTES = 512 * 1024
+# The documents of non-ECS inputs are kept as plain JSON up to this many bytes in all, and compressed
+# after it: a small hunt does not pay for zlib (~30 us a document), a large one keeps its memory bound.
+_PLAIN_DOCUMENT_BYTES = 32 << 20
 # A field of up to this many parts is declared to DuckDB with all its spellings (2^(n-1)) in a
 # file that has dotted keys; a longer one only with those the file has (`scan_keys`).
 _ALL_SPELLINGS_PARTS = 6
@@ -102,9 +105,9 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
     also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
     from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
-    reader has built them, so they are kept for `documents()`, as zlib-compressed JSON (about
-    1 KB per auditd event, a third of its JSON text; as dicts they cost far more), roughly the
-    size of the log again. Measured on bench/auditd.py's
+    reader has built them, so they are kept for `documents()`, as JSON text for the first 32 MB
+    (`_PLAIN_DOCUMENT_BYTES`), then zlib-compressed (about 1 KB per auditd event, a third of its
+    JSON text; as dicts they cost far more), roughly the size of the log again. Measured on bench/auditd.py's
     log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
     fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
@@ -135,6 +138,7 @@ class _Loader:
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
         self.notes: list[str] = []
         self.inputs: list[InputStats] = []
+        self.plain_bytes = 0  # documents of non-ECS inputs kept uncompressed so far
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -208,7 +212,10 @@ class _Loader:
                             leaf_names(doc, "", extra)
                         else:
                             rows.add(doc)
-                        docs.append(dump_document(doc))
+                        blob = dump_document(doc, compress=self.plain_bytes >= _PLAIN_DOCUMENT_BYTES)
+                        if blob[:1] == b"{":
+                            self.plain_bytes += len(blob)
+                        docs.append(blob)
                         numbers.append(line)
                 normalized[id(src)] = (docs, numbers, rows)
                 self._count(src, stats, counted[0], len(docs), before)

@@ -193,21 +193,22 @@ class MemoryOrigin(Origin):
 
 
 class JsonOrigin(MemoryOrigin):
-    """Rows of a non-ECS input: its normalized documents, kept as compressed JSON (`dump_document`)."""
+    """Rows of a non-ECS input: its normalized documents, kept as JSON (`dump_document`)."""
 
     def documents(self, local: list[int]) -> list[dict]:
         return [load_document(self.docs[k]) for k in local]
 
 
-def dump_document(doc: dict) -> bytes:
-    """A document as compressed compact JSON: a normalized auditd event costs ~1 KB so, against
-    ~7 KB as orjson's bytes (which keep their growth room) and more as dicts. Ints beyond 64 bits
-    and non-string keys too (orjson refuses them)."""
+def dump_document(doc: dict, compress: bool = True) -> bytes:
+    """A document as compact JSON, compressed: a normalized auditd event costs ~1 KB so, against
+    ~3-7 KB as JSON and more as dicts. Ints beyond 64 bits and non-string keys too (orjson refuses
+    them). `compress=False` keeps the JSON as it is (zlib costs ~30 us a document: a third of a
+    small hunt's reading); `load_document` reads both."""
     try:
         text = orjson.dumps(doc)
     except orjson.JSONEncodeError:
         text = _fallback_json(doc).encode("utf-8", "replace")
-    return zlib.compress(text, 1)
+    return zlib.compress(text, 1) if compress else text
 
 
 def _fallback_json(value) -> str:
@@ -216,7 +217,8 @@ def _fallback_json(value) -> str:
 
 
 def load_document(blob: bytes) -> dict:
-    return orjson.loads(zlib.decompress(blob))
+    """The document `dump_document` stored: JSON text starts with `{`, a zlib stream never does."""
+    return orjson.loads(blob if blob[:1] == b"{" else zlib.decompress(blob))
 
 
 @dataclass
