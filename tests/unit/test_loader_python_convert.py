@@ -90,3 +90,16 @@ def test_lab_capture_every_field(monkeypatch):
               "process.name", "user.name", "source.ip"]
     assert_same(load_events(files, fields), with_duckdb_only(monkeypatch, lambda: load_events(files, fields)))
     assert seen == [True]
+
+
+def test_documents_kept_plain_then_compressed_read_back_the_same(monkeypatch):
+    """Non-ECS documents are kept as JSON text up to a budget, compressed after it: both read back."""
+    files = [str(LAB / "brute_force" / "audit.log"), str(LAB / "brute_force" / "auth.log")]
+    plain = load_events(files, ["process.name"])
+    monkeypatch.setattr(ecs_json, "_PLAIN_DOCUMENT_BYTES", 50_000)  # the budget runs out in the first file
+    mixed = load_events(files, ["process.name"])
+    rows = list(range(plain.frame.height))
+    assert plain.documents(rows) == mixed.documents(rows)
+    blobs = [b for origin in mixed._origins for b in origin.docs]
+    assert blobs[0][:1] == b"{" and blobs[-1][:1] != b"{"  # plain first, compressed once over the budget
+    assert all(b[:1] == b"{" for origin in plain._origins for b in origin.docs)
