@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +47,21 @@ def _names(values: set) -> str:
     shown = sorted(values)[:_NAMES_SHOWN]
     more = len(values) - len(shown)
     return ", ".join(shown) + (f" +{more}" if more else "")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar of the rules run on a terminal (rich.progress is imported only
+    there: 20 ms of every hunt otherwise); None elsewhere."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("rules", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def hunt(
@@ -90,8 +107,6 @@ def hunt(
     Rules that cannot run (esql, ML, ...) are listed with the reason. Exception lists sitting among
     the rule files apply to the rules they name.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..pack import DIR as PACK
     from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
     from ..rules.errors import RuleError
@@ -154,11 +169,8 @@ def hunt(
     except SinkError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
     sinks += open_sinks(checked_sinks)
-    bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                   transient=True, disable=not err.is_terminal)
     try:
-        with bar:
-            task = bar.add_task("rules", total=None)
+        with _progress() as progress:
             runner = run_hunt
             if engine == "spark":
                 from ..spark.driver import SparkUnavailable, run_hunt_spark, session
@@ -168,8 +180,7 @@ def hunt(
                 except SparkUnavailable as e:
                     raise fail(f"[red]error[/red]: {m(e)}") from None
             report = runner(planned, files, input_format=input_format, read_options=options,
-                              max_signals=max_signals, sinks=sinks, keep_alerts=reports,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                            max_signals=max_signals, sinks=sinks, keep_alerts=reports, progress=progress)
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
         raise fail(f"0 rules run ({len(planned.runnable)} loaded and runnable); {len(files)} input(s) given, "
