@@ -61,3 +61,19 @@ def test_help_imports_no_engine_library(tmp_path):
     code, mods = loaded("--help", env_cache=tmp_path / "cache")
     assert code == 0
     assert not {"duckdb", "pandas", "lark", "sqlglot", "polars", "numpy", "pyarrow"} & set(mods), mods
+
+
+def test_in_process_hunt_leaves_the_garbage_collector_as_it_was(tmp_path, monkeypatch):
+    """The start-up imports run with the collector paused; only the `trailhound` process itself
+    freezes them, not a process that runs the app among other work (these tests)."""
+    import gc
+
+    from typer.testing import CliRunner
+
+    from trailhound.cli.main import app
+
+    monkeypatch.setenv("TRAILHOUND_CACHE_DIR", str(tmp_path / "cache"))
+    frozen = gc.get_freeze_count()
+    res = CliRunner().invoke(app, ["hunt", str(LAB / "brute_force" / "auth.log"), "--exit-zero"])
+    assert res.exit_code == 0, res.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

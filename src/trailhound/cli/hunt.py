@@ -35,6 +35,7 @@ from .common import (
     print_report,
     report_bad_inputs,
     sigma_placeholders,
+    starting,
 )
 from .render import TableWriter, cell
 from .safe import m
@@ -107,13 +108,15 @@ def hunt(
     Rules that cannot run (esql, ML, ...) are listed with the reason. Exception lists sitting among
     the rule files apply to the rules they name.
     """
-    from ..pack import DIR as PACK
-    from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
-    from ..rules.errors import RuleError
-    from ..rules.loader import load_rules
-    from ..rules.sigma import with_placeholders
-    from ..sinks import NdjsonSink, Sink, SinkError
-    from ..sources import SourceError
+    with starting():
+        from ..engine import hunt as _engine  # noqa: F401 - the engine, imported here with the rest
+        from ..pack import DIR as PACK
+        from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
+        from ..rules.errors import RuleError
+        from ..rules.loader import load_rules
+        from ..rules.sigma import with_placeholders
+        from ..sinks import NdjsonSink, Sink, SinkError
+        from ..sources import SourceError
 
     check_output(out, inputs=files)
     checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
