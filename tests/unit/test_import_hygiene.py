@@ -1,6 +1,7 @@
 """What a command imports is part of its start-up cost (bench/startup.py): a hunt over raw logs
 with rules from the rule cache needs neither DuckDB (only NDJSON files read by DuckDB do), nor the
-query parsers (lark), nor pandas; `--help` needs none of the engine's libraries."""
+query parsers (lark), nor pandas, nor the network sinks' HTTP client; `--help` needs none of the
+engine's libraries."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 LAB = Path(__file__).resolve().parents[1] / "fixtures" / "lab"
 
@@ -23,7 +26,7 @@ except SystemExit as e:
     code = e.code
 print(json.dumps({{"code": code, "loaded": [m for m in watched if m in sys.modules]}}), file=sys.stderr)
 """
-WATCHED = ["duckdb", "pandas", "lark", "sqlglot", "polars", "numpy", "pyarrow"]
+WATCHED = ["duckdb", "pandas", "lark", "sqlglot", "polars", "numpy", "pyarrow", "ssl", "xml.etree.ElementTree"]
 
 
 def loaded(*args: str, env_cache: Path) -> tuple[int, list[str]]:
@@ -44,6 +47,7 @@ def test_raw_log_hunt_imports_no_duckdb_parser_or_pandas(tmp_path):
     assert code == 0
     assert "polars" in warm  # it did hunt
     assert not {"duckdb", "pandas", "lark", "sqlglot"} & set(warm), warm
+    assert not {"ssl", "xml.etree.ElementTree"} & set(warm), warm  # network sinks', Sysmon XML's
 
 
 def test_ndjson_hunt_still_reads_with_duckdb(tmp_path):
@@ -57,8 +61,9 @@ def test_ndjson_hunt_still_reads_with_duckdb(tmp_path):
     assert code == 0 and "duckdb" in mods
 
 
-def test_help_imports_no_engine_library(tmp_path):
-    code, mods = loaded("--help", env_cache=tmp_path / "cache")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["hunt", "--help"]])
+def test_help_and_version_import_no_engine_library(tmp_path, args):
+    code, mods = loaded(*args, env_cache=tmp_path / "cache")
     assert code == 0
     assert not {"duckdb", "pandas", "lark", "sqlglot", "polars", "numpy", "pyarrow"} & set(mods), mods
 
