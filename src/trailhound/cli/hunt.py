@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .common import (
     print_report,
     report_bad_inputs,
     sigma_placeholders,
+    starting,
 )
 from .render import TableWriter, cell
 from .safe import m
@@ -45,6 +48,21 @@ def _names(values: set) -> str:
     shown = sorted(values)[:_NAMES_SHOWN]
     more = len(values) - len(shown)
     return ", ".join(shown) + (f" +{more}" if more else "")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar of the rules run on a terminal (rich.progress is imported only
+    there: 20 ms of every hunt otherwise); None elsewhere."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("rules", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def hunt(
@@ -90,15 +108,15 @@ def hunt(
     Rules that cannot run (esql, ML, ...) are listed with the reason. Exception lists sitting among
     the rule files apply to the rules they name.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..pack import DIR as PACK
-    from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
-    from ..rules.errors import RuleError
-    from ..rules.loader import load_rules
-    from ..rules.sigma import with_placeholders
-    from ..sinks import NdjsonSink, Sink, SinkError
-    from ..sources import SourceError
+    with starting():
+        from ..engine import hunt as _engine  # noqa: F401 - the engine, imported here with the rest
+        from ..pack import DIR as PACK
+        from ..pipeline import HITS_AND_ALERTS, plan, run_hunt
+        from ..rules.errors import RuleError
+        from ..rules.loader import load_rules
+        from ..rules.sigma import with_placeholders
+        from ..sinks import NdjsonSink, Sink, SinkError
+        from ..sources import SourceError
 
     check_output(out, inputs=files)
     checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
@@ -154,11 +172,8 @@ def hunt(
     except SinkError as e:
         raise fail(f"[red]error[/red]: {m(e)}") from None
     sinks += open_sinks(checked_sinks)
-    bar = Progress(TextColumn("rules"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                   transient=True, disable=not err.is_terminal)
     try:
-        with bar:
-            task = bar.add_task("rules", total=None)
+        with _progress() as progress:
             runner = run_hunt
             if engine == "spark":
                 from ..spark.driver import SparkUnavailable, run_hunt_spark, session
@@ -168,8 +183,7 @@ def hunt(
                 except SparkUnavailable as e:
                     raise fail(f"[red]error[/red]: {m(e)}") from None
             report = runner(planned, files, input_format=input_format, read_options=options,
-                              max_signals=max_signals, sinks=sinks, keep_alerts=reports,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                            max_signals=max_signals, sinks=sinks, keep_alerts=reports, progress=progress)
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
         raise fail(f"0 rules run ({len(planned.runnable)} loaded and runnable); {len(files)} input(s) given, "

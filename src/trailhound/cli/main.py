@@ -10,6 +10,7 @@ import traceback
 
 import typer
 
+from . import common
 from .common import EXIT_ERROR, err
 from .convert import convert
 from .hunt import hunt
@@ -73,6 +74,7 @@ def run() -> None:
     where to report it, exit 2; `--debug` (or TRAILHOUND_DEBUG=1) adds the traceback."""
     global _debug
     _debug = _debug or "--debug" in sys.argv[1:2]
+    common.freeze_after_start = True
     try:
         app()
         code = 0

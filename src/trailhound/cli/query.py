@@ -25,6 +25,7 @@ from .common import (
     inputs_summary,
     print_report,
     report_bad_inputs,
+    starting,
 )
 from .render import TableWriter, cell
 from .safe import m
@@ -75,9 +76,10 @@ def query(
 
     Exit codes: 0 done (with or without matches), 2 query or input error.
     """
-    from ..api import search
-    from ..lang.errors import QueryError
-    from ..sources import SourceError
+    with starting():
+        from ..api import search
+        from ..lang.errors import QueryError
+        from ..sources import SourceError
 
     if tail and size is None:
         raise typer.BadParameter("--tail needs --size N (the last N results)", param_hint="--tail")

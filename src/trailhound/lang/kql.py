@@ -24,6 +24,7 @@ from ..compile.patterns import check_pattern
 from . import grammars, ir
 from .errors import QueryError, transform
 from .limits import check_text, check_tree_depth
+from .wildcards import wildcard_query
 
 
 class KqlSyntaxError(QueryError):
@@ -79,7 +80,6 @@ class _Value:
 
 
 _ESC = re.compile(r"\\(.)", re.S)
-_LUCENE_SPECIAL = set('.?+*|{}[]()"\\#@&<>~')
 
 
 def _unquoted_pieces(raw: str) -> list[tuple[str, bool]]:
@@ -189,24 +189,6 @@ def _term(v: _Value, field: ir.Field) -> ir.Expr:
             return ir.Call("cidrMatch", (field, ir.Literal(text)))
         return ir.Compare("==", field, ir.Literal(text))
     return wildcard_query(field, [(t, "*" if w else "") for t, w in v.pieces])
-
-
-def wildcard_query(field: ir.Field, pieces: list[tuple[str, str]]) -> ir.Expr:
-    """Lucene's wildcard query. `pieces` are (text, wild): wild is "*", "?" or "" for literal text."""
-    if not any(w for _, w in pieces):
-        return ir.Compare("==", field, ir.Literal("".join(t for t, _ in pieces)))
-    if all(w == "*" for _, w in pieces):
-        return ir.Not(ir.IsNull(field))  # `f:*`: the field exists
-    if any(not w and ("*" in t or "?" in t) for t, w in pieces):
-        # EQL wildcards cannot hold a literal `*` or `?`: say it as an anchored Lucene regex instead
-        regex = "".join(".*" if w == "*" else "." if w == "?" else lucene_quote(t) for t, w in pieces)
-        return ir.Match(field, "regex", (regex,), False)
-    return ir.Match(field, "wildcard", ("".join(w or t for t, w in pieces),), False)
-
-
-def lucene_quote(text: str) -> str:
-    """`text` as literal characters of a Lucene regex."""
-    return "".join("\\" + ch if ch in _LUCENE_SPECIAL else ch for ch in text)
 
 
 def _is_cidr(text: str) -> bool:

@@ -8,9 +8,10 @@ where and why, before Python's recursion limit, Polars or the regex engine would
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lark import Tree
+if TYPE_CHECKING:  # the compilers import this module's bounds; lark is for the parsers only
+    from lark import Tree
 
 from . import ir
 
@@ -34,6 +35,8 @@ def depth_hint() -> str:
 def tree_depth(tree: Tree, limit: int = MAX_DEPTH) -> tuple[int, Any]:
     """The nesting depth of a Lark parse tree, without recursion, and the meta of the node where
     it first goes beyond `limit` (of the root when it does not)."""
+    from lark import Tree
+
     best, where = 0, tree.meta
     stack = [(tree, 1)]
     while stack:

@@ -14,8 +14,6 @@ import polars as pl
 from ..compile.schema import FieldInfo, Schema
 from ..lang import ir
 from ..lang.errors import QueryError
-from ..lang.kql import parse_kql_query
-from ..lang.parser import parse
 from . import cache
 from .errors import RuleError, UnsupportedError, reason_of
 from .model import Rule, date_math_ms
@@ -78,8 +76,12 @@ def parse_rule_query(rule: Rule) -> ir.Query:
     """The rule's query as IR; raises QueryError (with position) when it does not parse, and
     UnsupportedError for a query language Trailhound does not have."""
     if rule.language == "eql":
+        from ..lang.parser import parse  # the parsers (lark) only where a query is not in the rule cache
+
         return parse(rule.query or "")
     if rule.language == "kuery":
+        from ..lang.kql import parse_kql_query
+
         return parse_kql_query(rule.query or "")
     if rule.language == "sigma":
         from .sigma import placeholders_of

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ..lang import ir
-from ..lang.kql import wildcard_query
+from ..lang.wildcards import wildcard_query
 from .errors import RuleError
 from .model import Rule
 

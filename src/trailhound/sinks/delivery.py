@@ -11,11 +11,14 @@ re-opened after an error, so no third-party client is needed for a POST.
 from __future__ import annotations
 
 import email.utils
-import http.client
 import random
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult
+
+if TYPE_CHECKING:  # http.client (with ssl, socket) is imported by the network sinks only: not by every hunt
+    import http.client
 
 _PROBLEMS_KEPT = 5  # distinct problems kept per sink: the first ones say why; the count says how often
 
@@ -117,6 +120,8 @@ class HttpClient:
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
+        import http.client
+
         if self._conn is None:
             host, port = self.url.hostname or "", self.url.port
             if self.url.scheme == "https":
@@ -133,6 +138,8 @@ class HttpClient:
         (refused, reset, timed out), after closing the connection. A kept-alive connection the
         server closed while idle is re-opened at once (not a failure: it happens to every client
         that waits between requests longer than the server keeps connections)."""
+        import http.client
+
         reused = self._conn is not None
         try:
             return self._post(body, content_type)
@@ -142,6 +149,8 @@ class HttpClient:
             return self._post(body, content_type)
 
     def _post(self, body: bytes, content_type: str) -> Response:
+        import http.client
+
         conn = self._connection()
         headers = {**self.headers, "Content-Type": content_type, "Content-Length": str(len(body))}
         if self.secret is not None:

@@ -25,7 +25,6 @@ from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import orjson
 import polars as pl
@@ -75,12 +74,16 @@ from trailhound.sources.normalize import documents, format_of, year_note
 from trailhound.sources.table import MAX_SKIPPED_KEPT, EventTable, InputStats, LoadReport, Skipped
 
 if TYPE_CHECKING:
+    import duckdb
     from polars._typing import PolarsDataType
 
 _log = logging.getLogger(__name__)
 
 # Below this size a file is parsed with orjson: a DuckDB query costs more than parsing it.
 _SMALL_FILE_BYTES = 512 * 1024
+# The documents of non-ECS inputs are kept as plain JSON up to this many bytes in all, and compressed
+# after it: a small hunt does not pay for zlib (~30 us a document), a large one keeps its memory bound.
+_PLAIN_DOCUMENT_BYTES = 32 << 20
 # A field of up to this many parts is declared to DuckDB with all its spellings (2^(n-1)) in a
 # file that has dotted keys; a longer one only with those the file has (`scan_keys`).
 _ALL_SPELLINGS_PARTS = 6
@@ -102,9 +105,9 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
     also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
     from the file. The documents of non-ECS inputs (auditd, syslog...) exist only once their
-    reader has built them, so they are kept for `documents()`, as zlib-compressed JSON (about
-    1 KB per auditd event, a third of its JSON text; as dicts they cost far more), roughly the
-    size of the log again. Measured on bench/auditd.py's
+    reader has built them, so they are kept for `documents()`, as JSON text for the first 32 MB
+    (`_PLAIN_DOCUMENT_BYTES`), then zlib-compressed (about 1 KB per auditd event, a third of its
+    JSON text; as dicts they cost far more), roughly the size of the log again. Measured on bench/auditd.py's
     log (28 MB, 33,678 events), peak RSS over the interpreter's is about 6x the input with a few
     fields and 18x with every field (`fields=None`: 111 columns of JSON text, then typed).
     """
@@ -112,25 +115,46 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
 
     sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in parquet.expand(paths)]
     formats = [format_of(src, format) for src in sources]
-    with duckdb.connect() as con:
-        return _Loader(con, fields).load_files(sources, formats, options or ReadOptions())
+    with _Loader(fields) as loader:
+        return loader.load_files(sources, formats, options or ReadOptions())
 
 
 def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | None = None, *,
                           source: str = "<memory>") -> EventTable:
     """`load_events` for documents already in memory; `source` names them in the report, and
     their lines are their 1-based positions in `docs`."""
-    with duckdb.connect() as con:
-        return _Loader(con, fields).load_documents(docs, source)
+    with _Loader(fields) as loader:
+        return loader.load_documents(docs, source)
 
 
 class _Loader:
-    def __init__(self, con: duckdb.DuckDBPyConnection, fields: Collection[str] | None) -> None:
-        self.con = con
+    """One load. Its DuckDB connection opens on first use: documents that Python read (raw logs,
+    small NDJSON files) convert in Python where that is exact (`_python_frame`), and then DuckDB is
+    not even imported (0.1 s of every `hunt` over auditd or auth logs)."""
+
+    def __init__(self, fields: Collection[str] | None) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
         self.paths = None if fields is None else _requested_paths(fields)
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
         self.notes: list[str] = []
         self.inputs: list[InputStats] = []
+        self.plain_bytes = 0  # documents of non-ECS inputs kept uncompressed so far
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            import duckdb
+
+            self._con = duckdb.connect()
+        return self._con
+
+    def __enter__(self) -> _Loader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
         kept, dicts, numbers = [], [], array("q")
@@ -188,7 +212,10 @@ class _Loader:
                             leaf_names(doc, "", extra)
                         else:
                             rows.add(doc)
-                        docs.append(dump_document(doc))
+                        blob = dump_document(doc, compress=self.plain_bytes >= _PLAIN_DOCUMENT_BYTES)
+                        if blob[:1] == b"{":
+                            self.plain_bytes += len(blob)
+                        docs.append(blob)
                         numbers.append(line)
                 normalized[id(src)] = (docs, numbers, rows)
                 self._count(src, stats, counted[0], len(docs), before)
@@ -236,6 +263,8 @@ class _Loader:
                 continue
             before = self.skips.count
             if id(src) in duck:
+                import duckdb
+
                 file_decl = self._declaration(src, dotted[id(src)].result(), declarations)
                 try:
                     part = None if file_decl is None else duck_read(self.con, src, file_no, file_decl, guesses)
@@ -292,6 +321,8 @@ class _Loader:
             names: set[str] = set(extra)
             for src in sources:
                 if id(src) in duck:
+                    import duckdb
+
                     try:  # exact field list and kinds from a structure scan
                         found = duck_discover(self.con, src)
                         merge_stats(stats, found)
@@ -408,6 +439,8 @@ class _Loader:
                                                  [p.origin.rows for p in parts]), dtype=pl.Int32)
         if not final:
             return pl.DataFrame([file_col])
+        if (converted := _python_frame(parts, final)) is not None:
+            return converted.with_columns(file_col)
         columns, select = {}, []
         for k, (name, want) in enumerate(final.items()):
             x, have = f"c{k}", part.types.get(name)
@@ -427,6 +460,55 @@ class _Loader:
         assert isinstance(frame, pl.DataFrame)  # a pa.Table gives one (polars cannot overload on pyarrow's types)
         frame = frame.cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
+
+
+def _python_frame(parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame | None:
+    """The JSON text columns of these parts converted in Python, when that gives exactly what
+    `convert_sql` would: every value of a column is of its type's own kind (a string for String,
+    an int for Int64, a bool for Boolean, scalars or arrays of them for a list). Otherwise None, and
+    DuckDB converts (a number rendered as a string, a float, an object: its rendering is DuckDB's)."""
+    for part in parts:
+        if part.stats is None or any(t is not None for t in part.types.values()):
+            return None
+        for name, want in final.items():
+            kinds, _ = part.stats.get(name, (set(), False))
+            if want.base == "float" or not kinds <= {want.base}:
+                return None
+    loads = orjson.loads
+    series = []
+    with no_gc():
+        for name, want in final.items():
+            values: list = []
+            for part in parts:
+                column = part.columns.get(name)
+                if column is None:
+                    values.extend([None] * part.origin.rows)
+                    continue
+                texts = column.to_pylist()
+                if want.is_list:  # a scalar in a list column is a one-element list, as in `convert_sql`
+                    values.extend(None if t is None else v if isinstance(v := loads(t), list) else [v] for t in texts)
+                else:
+                    values.extend(None if t is None else loads(t) for t in texts)
+            series.append(_list_series(name, values, want) if want.is_list
+                          else pl.Series(name, values, dtype=_polars_type(want)))
+    return pl.DataFrame(series)
+
+
+def _list_series(name: str, values: list[list | None], want: ColumnType) -> pl.Series:
+    """A list column from Python lists, through Arrow's offsets: 20x faster than Polars building
+    it from the nested lists (10 ms for 2,000 rows, ~40 ms of a small hunt)."""
+    flat: list = []
+    offsets, nulls = [0], []
+    for v in values:
+        if v is not None:
+            flat.extend(v)
+        nulls.append(v is None)
+        offsets.append(len(flat))
+    base = _polars_type(ColumnType(want.base, False))
+    elements = pl.Series(flat, dtype=base).to_arrow(compat_level=pl.CompatLevel.oldest())
+    lists = pa.LargeListArray.from_arrays(pl.Series(offsets, dtype=pl.Int64).to_arrow(), elements,
+                                          mask=pl.Series(nulls, dtype=pl.Boolean).to_arrow())
+    return pl.Series(name, lists, dtype=_polars_type(want))
 
 
 def _requested_paths(fields: Collection[str]) -> list[FieldPath]:

@@ -19,13 +19,16 @@ import zlib
 from array import array
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import duckdb
 import numpy as np
 import orjson
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # DuckDB is imported where it reads a file: raw logs (auditd, syslog) never need it
+    import duckdb
 
 from trailhound._gc import no_gc
 from trailhound.sources.ecs_values import (
@@ -190,21 +193,22 @@ class MemoryOrigin(Origin):
 
 
 class JsonOrigin(MemoryOrigin):
-    """Rows of a non-ECS input: its normalized documents, kept as compressed JSON (`dump_document`)."""
+    """Rows of a non-ECS input: its normalized documents, kept as JSON (`dump_document`)."""
 
     def documents(self, local: list[int]) -> list[dict]:
         return [load_document(self.docs[k]) for k in local]
 
 
-def dump_document(doc: dict) -> bytes:
-    """A document as compressed compact JSON: a normalized auditd event costs ~1 KB so, against
-    ~7 KB as orjson's bytes (which keep their growth room) and more as dicts. Ints beyond 64 bits
-    and non-string keys too (orjson refuses them)."""
+def dump_document(doc: dict, compress: bool = True) -> bytes:
+    """A document as compact JSON, compressed: a normalized auditd event costs ~1 KB so, against
+    ~3-7 KB as JSON and more as dicts. Ints beyond 64 bits and non-string keys too (orjson refuses
+    them). `compress=False` keeps the JSON as it is (zlib costs ~30 us a document: a third of a
+    small hunt's reading); `load_document` reads both."""
     try:
         text = orjson.dumps(doc)
     except orjson.JSONEncodeError:
         text = _fallback_json(doc).encode("utf-8", "replace")
-    return zlib.compress(text, 1)
+    return zlib.compress(text, 1) if compress else text
 
 
 def _fallback_json(value) -> str:
@@ -213,7 +217,8 @@ def _fallback_json(value) -> str:
 
 
 def load_document(blob: bytes) -> dict:
-    return orjson.loads(zlib.decompress(blob))
+    """The document `dump_document` stored: JSON text starts with `{`, a zlib stream never does."""
+    return orjson.loads(blob if blob[:1] == b"{" else zlib.decompress(blob))
 
 
 @dataclass
@@ -246,7 +251,7 @@ class Rows:
 
     def _flush(self) -> None:
         for column, chunks in zip(self.columns, self.chunks):
-            chunks.append(pa.array(column, pa.string()))
+            chunks.append(_string_array(column))
             column.clear()
         self.pending = 0
 
@@ -275,6 +280,12 @@ class Rows:
                    for p, c in zip(self.paths, self.chunks)}
         stats = {p.name: (kinds, is_list) for p, kinds, is_list in zip(self.paths, self.kinds, self.lists)}
         return Part(origin, columns, dict.fromkeys(columns), stats)
+
+
+def _string_array(values: list[str | None]) -> pa.Array:
+    """Python strings as an Arrow string array, built by Polars: `pa.array` imports pandas where it
+    is installed (0.2 s, on every hunt over raw logs) to ask whether the list is a pandas object."""
+    return pl.Series(values, dtype=pl.String).to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.string())
 
 
 def describe(value) -> str:
@@ -514,6 +525,8 @@ def scan_keys(con: duckdb.DuckDBPyConnection, src: Source, extract: bool = False
     more: only fields of many parts need it), and a bound on its documents' depth. DuckDB scans the
     lines with RE2 on every core; where it cannot split them (a control byte, a huge line),
     Python's regex scans the file."""
+    import duckdb
+
     if src.size == 0:
         return KeyScan(frozenset(), 0)
     found: bool | None
@@ -573,6 +586,8 @@ def duck_read(con: duckdb.DuckDBPyConnection, src: Source, file_no: int, decl: D
     `_holds_array` looks for. Other guessed fields are converted from JSON text in the query,
     next to a does-not-fit flag. Fields that do not fit are read again as JSON text.
     """
+    import duckdb
+
     strings = [name for name in decl.expr if guesses.get(name) == STRING]
     lists = [name for name in decl.expr if guesses.get(name) == STRING_LIST]
     try:

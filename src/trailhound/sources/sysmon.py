@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-import xml.etree.ElementTree as ET
 from typing import Any
 
 from .formats import ascii_int
@@ -43,6 +42,8 @@ def parse_xml(message: str) -> tuple[dict[str, str], dict[str, str]] | None:
     start = message.find("<Event>")
     if start < 0:
         return None
+    import xml.etree.ElementTree as ET  # here: syslog's reader asks every line, few are Sysmon's
+
     try:
         root = ET.fromstring(message[start:])
     except ET.ParseError:
