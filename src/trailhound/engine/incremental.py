@@ -7,7 +7,8 @@ hits `engine.hunt` gives over the whole input, in the same order:
 
 * event queries (eql, query) are stateless: the batch's matches, through the shared filter step of engine/search.py;
 * sequences, samples, new_terms and threshold rules keep their correlator (engine/correlate.py) between batches:
-  their candidate rows come from `search.candidates`, and the correlator decides what is sure;
+  their candidate rows come from the batch's shared filter work (`filter.candidates.shared_candidates`), and
+  the correlator decides what is sure;
 * a rule's exception items narrow its query, as in `engine.hunt`;
 * `| head N` counts over the stream; `| tail N` needs the end of input and is refused (a rule that cannot run
   live says why, as unsupported).
@@ -24,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 import polars as pl
 
@@ -36,6 +36,7 @@ from ..rules.exceptions import ExceptionList
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
 from .filter import CompiledAtoms, SharedFilters
+from .filter.candidates import shared_candidates
 from .hunt import rule_query
 from .search import SearchOptions, candidates, search_events_batch
 
@@ -253,12 +254,16 @@ class IncrementalHunt:
             fields = set(run.fields)
         elif isinstance(run, ThresholdRun):
             fields = set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
-        rows = self._candidate_rows(q, frame, options)
-        if len(rows) == 0:
+        shared = self._shared_filters(frame, options)
+        filters = ir.query_filters(q)
+        for f in filters:
+            shared.add(f)
+        found = [shared.rows(f) for f in filters]
+        if not any(len(r) for r in found):
             return []  # nothing for this correlator in the batch: as an empty batch, it would change nothing
-        # only the rows one of its filters holds on can be candidates: the correlator's own filter step (which
-        # flags each stage) runs on those, not on the whole batch
-        cand, schema = candidates(q, frame if len(rows) == frame.height else frame[rows], options, fields)
+        # the correlator's candidate rows from the batch's shared filter work (engine/filter/shared.py): each
+        # filter's rows are known already, so its stage flags are read from them rather than compiled again
+        cand, schema = shared_candidates(q, shared, found, fields)
         live.schema = schema
         if isinstance(run, SampleRun):
             return run.feed(cand, schema)
@@ -282,16 +287,6 @@ class IncrementalHunt:
                     shared.add(f)
                 except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
                     continue
-
-    def _candidate_rows(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> np.ndarray:
-        """The positions of the batch's events one of the query's filters holds on, asked of the filter work the
-        batch's rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
-        shared = self._shared_filters(frame, options)
-        filters = ir.query_filters(q)
-        for f in filters:
-            shared.add(f)
-        found = [shared.rows(f) for f in filters]
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def _shared_filters(self, frame: pl.DataFrame, options: SearchOptions) -> SharedFilters:
         """The batch's shared filter work for these frame options: one per batch (frame) and options, made here

@@ -146,6 +146,39 @@ def add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError 
     return None
 
 
+def shared_candidates(q: ir.Query, shared: SharedFilters, found: list[np.ndarray],
+                      fields: Collection[str] = ()) -> tuple[pl.DataFrame, Schema]:
+    """`candidates` of one query over the frame of a SharedFilters, from the rows each of its filters
+    (`ir.query_filters(q)`, in that order) holds on there: the same rows, columns and order, with no
+    filter compiled or evaluated again (watch's correlating rules, batch after batch)."""
+    height = shared.height
+    every = union(found, height)
+    schema = shared.schema
+    if isinstance(q, ir.SequenceQuery):
+        stages = list(q.expanded())
+        until = [q.until] if q.until is not None else []
+        keys = {k.path for s in stages + until for k in s.keys if k.path in schema}
+        ordered = ordered_rows(shared, every, keys).filter(pl.col("__ts").is_not_null())
+        positions = ordered["__pos"].to_numpy()
+        # expanded stages repeat their filter `runs` times: their rows are those of the stage's filter
+        rows = [found[i] for i, s in enumerate(q.stages) for _ in range(s.runs)]
+        names = [f"__s{i}" for i in range(len(stages))]
+        if q.until is not None:
+            rows.append(found[-1])
+            names.append("__until")
+        flags = [pl.Series(n, flag(r, positions, height)) for n, r in zip(names, rows)]
+        return ordered.select(ORDER + sorted(keys & set(ordered.columns))).with_columns(flags), schema
+    if isinstance(q, ir.SampleQuery):
+        keys = {k.path for s in q.stages for k in s.keys if k.path in schema}
+        ordered = ordered_rows(shared, every, keys)
+        positions = ordered["__pos"].to_numpy()
+        flags = [pl.Series(f"__s{i}", flag(r, positions, height)) for i, r in enumerate(found)]
+        return ordered.select(ORDER + sorted(keys & set(ordered.columns))).with_columns(flags), schema
+    wanted = {f for f in fields if f in schema}
+    ordered = ordered_rows(shared, every, wanted).filter(pl.col("__ts").is_not_null())
+    return ordered.select(ORDER + sorted(wanted & set(ordered.columns))), schema
+
+
 def ordered_rows(shared: SharedFilters, positions: np.ndarray,
                  fields: AbstractSet[str] = frozenset()) -> pl.DataFrame:
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
