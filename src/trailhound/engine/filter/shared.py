@@ -33,7 +33,7 @@ from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
 from .encoding import FieldValues, encode
 from .frame import FrameOptions, prepare
-from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, truth
+from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
 
@@ -63,7 +63,13 @@ class _Compiled:
 
     def __init__(self) -> None:
         self.atoms: dict[str, Atom] = {}
-        self.plans: dict[str, tuple[Node, Planner]] = {}
+        #: per filter key: its tree, its planner, and the distinct atoms of the tree (templates, by key)
+        self.plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
+        #: per filter key: where its candidate rows come from (see SharedFilters._need_plan), by atom key
+        self.needs: dict[str, tuple | None] = {}
+        #: a filter's key (its repr) by its id, kept with the filter (a rule's filters live as long as the stream):
+        #: the repr of a large filter costs more than evaluating it over a micro-batch
+        self.keys: dict[int, tuple[ir.EventFilter, str]] = {}
 
 
 class SharedFilters:
@@ -92,7 +98,7 @@ class SharedFilters:
         self._atoms: dict[str, Atom] = {}
         self._pending: dict[str, list[Atom]] = {}
         self._rows: dict[str, np.ndarray] = {}
-        self._plans: dict[str, tuple[Node, Planner]] = {}
+        self._plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
         self._values = PolarsCompiler(self.schema)
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
@@ -284,50 +290,56 @@ class SharedFilters:
 
     # ---- filters -------------------------------------------------------------------------
 
+    def _key(self, f: ir.EventFilter) -> str:
+        known = self._compiled.keys.get(id(f))
+        if known is not None and known[0] is f:
+            return known[1]
+        key = repr(f)
+        self._compiled.keys[id(f)] = (f, key)
+        return key
+
     def add(self, f: ir.EventFilter) -> None:
         """Compile a filter (raising its QueryError) and register its atoms for evaluation."""
-        key = repr(f)
+        key = self._key(f)
         if key not in self._rows and key not in self._plans:
             known = self._compiled.plans.get(key)
-            if known is not None:  # planned for a frame alike: its tree, with this frame's atoms
-                self._plans[key] = (self._rebind(known[0]), known[1])
+            if known is not None:  # planned for a frame alike: its tree, read with this frame's atoms (by key)
+                for template in known[2]:
+                    if template.key not in self._atoms:
+                        self._adopt(template)
+                self._plans[key] = known
                 return
             planner = Planner(self)
             cond = planner.predicate(f.condition)
             root = ("known", ("and", [planner.category(f.category, self.options.event_category_field), cond]))
-            self._plans[key] = self._compiled.plans[key] = (root, planner)
+            self._plans[key] = self._compiled.plans[key] = (root, planner, list(tree_atoms(root).values()))
 
-    def _rebind(self, node: Node) -> Node:
-        """A plan's tree with this frame's atoms in place of another frame's (same keys, no results yet)."""
-        kind = node[0]
-        if kind == "atom":
-            template: Atom = node[1]
-            atom = self._atoms.get(template.key)
-            if atom is None:
-                if template.field is None:  # a constant: its truth holds on every frame
-                    atom = replace(template, count=self.height if template.true is not None and template.true[0]
-                                   else 0)
-                else:
-                    atom = replace(template, true=None, false=None, count=0)
-                    self._pending.setdefault(template.field, []).append(atom)
-                self._atoms[template.key] = atom
-            return ("atom", atom)
-        if kind in ("and", "or"):
-            return (kind, [self._rebind(p) for p in node[1]])
-        if kind in ("not", "known"):
-            return (kind, self._rebind(node[1]))
-        return node
+    def _adopt(self, template: Atom) -> None:
+        """This frame's atom for a template planned over another frame alike (same key, no results yet)."""
+        if template.field is None:  # a constant: its truth holds on every frame
+            atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
+        else:
+            atom = replace(template, true=None, false=None, count=0)
+            self._pending.setdefault(template.field, []).append(atom)
+        self._atoms[template.key] = atom
+
+    def resolve(self, atom: Atom) -> Atom:
+        """This frame's atom of a plan's tree (the tree may have been planned over another frame alike)."""
+        return self._atoms[atom.key]
 
     def rows(self, f: ir.EventFilter) -> np.ndarray:
         """The sorted row positions where an added filter holds."""
-        key = repr(f)
+        key = self._key(f)
         if key not in self._rows:
             self._evaluate_pending()
-            self._rows[key] = self._run(f, *self._plans.pop(key))
+            root, planner, _ = self._plans.pop(key)
+            self._rows[key] = self._run(f, key, root, planner)
         return self._rows[key]
 
-    def _run(self, f: ir.EventFilter, root: Node, planner: Planner) -> np.ndarray:
-        need = self._necessary(f.condition, False)
+    def _run(self, f: ir.EventFilter, key: str, root: Node, planner: Planner) -> np.ndarray:
+        if key not in self._compiled.needs:
+            self._compiled.needs[key] = self._need_plan(f.condition, False)
+        need = self._need(self._compiled.needs[key])
         if f.category is not None and self.schema.get(self.options.event_category_field).dtype is not None:
             cat = self.category_atom(f.category, self.options.event_category_field)
             need = cat if need is None or cat.count < need.count else need
@@ -353,27 +365,44 @@ class SharedFilters:
                 break
         return rows
 
-    def _necessary(self, e: ir.Expr, negated: bool):
-        """A condition every row matching `e` satisfies: an atom, or an AnyOf of them; None if
-        none is cheap to find. Mirrors ConditionCompiler._bool/_atom (De Morgan, pushdown)."""
+    def _need_plan(self, e: ir.Expr, negated: bool) -> tuple | None:
+        """Where a condition's necessary condition (`_need`) comes from, by atom key, made once per filter:
+        ("atom", key) | ("min", parts) | ("any", parts) | None. Mirrors ConditionCompiler._bool/_atom (De Morgan,
+        pushdown)."""
         if isinstance(e, ir.Not):
-            return self._necessary(e.operand, not negated)
+            return self._need_plan(e.operand, not negated)
         if isinstance(e, (ir.And, ir.Or)):
-            parts = [self._necessary(t, negated) for t in e.terms]
+            parts = [self._need_plan(t, negated) for t in e.terms]
             if isinstance(e, ir.And) != negated:
                 known = [p for p in parts if p is not None]
-                return min(known, key=lambda p: p.count) if known else None
+                return ("min", known) if known else None
             if any(p is None for p in parts):
                 return None
-            return AnyOf(tuple(parts), sum(p.count for p in parts))
+            return ("any", parts)
         if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
             e, negated = replace(e, op="=="), not negated
         if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
             e, negated = replace(e, op=FLIP[e.op]), False
         if negated:
             return None
-        atom = self._atoms.get(repr(e))
-        return atom if atom is not None and atom.true is not None else None
+        return ("atom", repr(e))
+
+    def _need(self, plan: tuple | None):
+        """A condition every row matching the filter satisfies: an atom, or an AnyOf of them; None if none is
+        cheap to find (the conjunct with the fewest rows, of those this frame evaluated)."""
+        if plan is None:
+            return None
+        kind = plan[0]
+        if kind == "atom":
+            atom = self._atoms.get(plan[1])
+            return atom if atom is not None and atom.true is not None else None
+        parts = [self._need(p) for p in plan[1]]
+        if kind == "min":
+            known = [p for p in parts if p is not None]
+            return min(known, key=lambda p: p.count) if known else None
+        if any(p is None for p in parts):
+            return None
+        return AnyOf(tuple(parts), sum(p.count for p in parts))
 
     def _candidates(self, need) -> np.ndarray:
         if isinstance(need, AnyOf):
