@@ -129,11 +129,14 @@ def _events(q: ir.EventQuery, lf: pl.LazyFrame, compiler: PolarsCompiler, option
 
 def _event_result(q: ir.EventQuery, matched: pl.DataFrame, options: SearchOptions) -> SearchResult:
     """Hits from a query's matching rows (already in event order)."""
+    return _event_hits(q, matched["__row"].to_list(), matched.filter(pl.col("__ts").is_null()).height, options)
+
+
+def _event_hits(q: ir.EventQuery, rows: list[int], no_ts: int, options: SearchOptions) -> SearchResult:
+    """Hits from a query's matching rows (their `__row` ids, in event order; `no_ts` of them without a time)."""
     warnings = []
-    no_ts = matched.filter(pl.col("__ts").is_null()).height
     if no_ts:
         warnings.append(f"{no_ts} matching events have no {options.timestamp_field!r}; they are listed last")
-    rows = matched["__row"].to_list()
     return SearchResult("events", [Hit((r,)) for r in _limit(rows, q.pipes, options)], warnings, len(rows))
 
 
@@ -150,9 +153,14 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
     ordered = ordered_rows(shared, every).select(ORDER + ["__pos"])
     rank = np.empty(len(every), dtype=np.int64)
     rank[np.searchsorted(every, ordered["__pos"].to_numpy())] = np.arange(len(every))
+    # each query's hits read from numpy arrays of the ordered matches: hundreds of queries, most with no match,
+    # cost no Polars call each (which a micro-batch of watch feels)
+    no_time = ordered["__ts"].is_null().to_numpy()
+    row_ids = ordered["__row"].to_numpy()
     for i, rows in matches.items():
         q = queries[i]
-        result = _event_result(q, ordered[np.sort(rank[np.searchsorted(every, rows)])], options)
+        mine = np.sort(rank[np.searchsorted(every, rows)])
+        result = _event_hits(q, row_ids[mine].tolist(), int(no_time[mine].sum()), options)
         result.warnings[:0] = _unknown_field_warnings(q, schema)
         outcome[i] = result
     _add_category_warnings(queries, outcome, shared, options.event_category_field)
