@@ -36,6 +36,9 @@ from .frame import FrameOptions, prepare
 from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
+#: below this many rows, fields are evaluated one after another: a thread pool per evaluation costs more than it
+#: saves on a micro-batch (and Polars runs each query on its own threads anyway)
+_THREADED_ROWS = 20_000
 
 
 class CompiledAtoms:
@@ -188,7 +191,7 @@ class SharedFilters:
 
     def _evaluate_pending(self) -> None:
         pending, self._pending = self._pending, {}
-        if len(pending) > 1 and _WORKERS > 1:
+        if len(pending) > 1 and _WORKERS > 1 and self.height >= _THREADED_ROWS:
             # fields are independent and Polars releases the GIL: encoding and atom evaluation
             # of one field overlap with another's (measured 1.5x on two cores)
             with ThreadPoolExecutor(_WORKERS) as pool:
