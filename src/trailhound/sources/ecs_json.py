@@ -66,6 +66,7 @@ from trailhound.sources.ecs_values import (
     leaf_names,
     lookup,
     merge_stats,
+    node_names,
     py_kinds,
     too_deep,
 )
@@ -152,7 +153,15 @@ class _Loader:
             for doc in dicts:
                 leaf_names(doc, "", names)
             self.paths = _field_paths(names)
-        rows = Rows(self.paths)
+            paths = self.paths
+        else:
+            # only the requested fields these documents carry (a rule set asks for hundreds, a micro-batch of watch
+            # carries a few dozen): a field none of them has would be a column of nulls, which is left out anyway
+            carried: set[str] = set()
+            for doc in dicts:
+                node_names(doc, "", carried)
+            paths = [p for p in self.paths if p.name in carried]
+        rows = Rows(paths)
         with no_gc():
             for doc in dicts:
                 rows.add(doc)
