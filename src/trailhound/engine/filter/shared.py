@@ -39,6 +39,8 @@ _WORKERS = min(4, os.cpu_count() or 1)
 #: below this many rows, fields are evaluated one after another: a thread pool per evaluation costs more than it
 #: saves on a micro-batch (and Polars runs each query on its own threads anyway)
 _THREADED_ROWS = 20_000
+#: distinct values of one field whose atom truths a stream remembers; past it, it starts over (memory stays flat)
+_REMEMBERED_VALUES = 50_000
 
 
 class CompiledAtoms:
@@ -68,11 +70,34 @@ class _Compiled:
         self.atoms: dict[str, Atom] = {}
         #: per filter key: its tree, its planner, and the distinct atoms of the tree (templates, by key)
         self.plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
+        #: per field and atoms evaluated together: their truths per value seen (SharedFilters._evaluate_remembered)
+        self.values: dict[tuple, _Truths] = {}
         #: per filter key: where its candidate rows come from (see SharedFilters._need_plan), by atom key
         self.needs: dict[str, tuple | None] = {}
         #: a filter's key (its repr) by its id, kept with the filter (a rule's filters live as long as the stream):
         #: the repr of a large filter costs more than evaluating it over a micro-batch
         self.keys: dict[int, tuple[ir.EventFilter, str]] = {}
+
+
+class _Truths:
+    """Atoms' truths per distinct value of one field, over the values frames alike had (see
+    SharedFilters._evaluate_remembered)."""
+
+    def __init__(self, atoms: int) -> None:
+        self.index: dict = {}  # value → its place
+        self.true: list[np.ndarray] = [np.zeros(0, dtype=bool) for _ in range(atoms)]
+        self.false: list[np.ndarray] = [np.zeros(0, dtype=bool) for _ in range(atoms)]
+
+    def add(self, values: list, true: list[np.ndarray], false: list[np.ndarray]) -> None:
+        for v in values:
+            self.index[v] = len(self.index)
+        self.true = [np.concatenate((old, t)) for old, t in zip(self.true, true)]
+        self.false = [np.concatenate((old, f)) for old, f in zip(self.false, false)]
+
+
+def _hashable(value):
+    """A column value as a dict key (arrays as tuples)."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 
 class SharedFilters:
@@ -107,6 +132,8 @@ class SharedFilters:
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
         # compiled atoms of earlier frames alike (same options, columns and dtypes): a stream's batches
         self._compiled = compiled.of(self.key, frame) if compiled is not None else _Compiled()
+        # a stream of frames alike remembers the atoms' truths per value; one frame (a hunt) has no use for it
+        self._remember = compiled is not None
 
     def serves(self, frame: pl.DataFrame, options: FrameOptions) -> bool:
         """Whether this work is that of `frame` under `options` (search-only options aside)."""
@@ -203,6 +230,33 @@ class SharedFilters:
 
     def _evaluate_field(self, path: str, atoms: list[Atom]) -> None:
         fv = self.field(path)
+        if self._remember:
+            self._evaluate_remembered(path, fv, atoms)
+        else:
+            self._evaluate_values(path, fv, atoms)
+        for a in atoms:
+            a.count = int(fv.counts[a.true].sum())
+
+    def _evaluate_remembered(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
+        """The atoms' truths per distinct value, from those of the values earlier frames alike had: a stream's
+        batches repeat the values of most fields (a process name, a user, a category), and an atom's truth is
+        that of the value alone. Only the values not seen yet are evaluated."""
+        table = self._compiled.values.get((path, tuple(a.key for a in atoms)))
+        if table is None or len(table.index) > _REMEMBERED_VALUES:
+            table = self._compiled.values[(path, tuple(a.key for a in atoms))] = _Truths(len(atoms))
+        seen = [_hashable(v) for v in fv.values[path].to_list()]
+        index = table.index
+        new = [i for i, v in enumerate(seen) if v not in index]
+        if new:
+            fresh = [replace(a, true=None, false=None) for a in atoms]
+            part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
+            self._evaluate_values(path, part, fresh)
+            table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
+        places = np.fromiter((index[v] for v in seen), dtype=np.int64, count=len(seen))
+        for j, a in enumerate(atoms):
+            a.true, a.false = table.true[j][places], table.false[j][places]
+
+    def _evaluate_values(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         exact = [a for a in atoms if a.lookup is not None]
         if exact:
             self._evaluate_lookups(path, fv, exact)
@@ -222,8 +276,6 @@ class SharedFilters:
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
-        for a in atoms:
-            a.count = int(fv.counts[a.true].sum())
 
     def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
