@@ -166,6 +166,13 @@ class SequenceRun:
         _check_order("sequence", self.watermark, cand)
         if cand.height == 0:
             return self._release(schema)
+        if not self.state.pending and not any(self.missing) and not cand[f"__s{self.positive[0]}"].any():
+            # nothing can start or go on: no partial sequence is held and no row matches the first stage, so every
+            # row of a later stage (or of until) would be pruned (see below); a watch batch is mostly so
+            self.next_ord += cand.height
+            self.watermark = cand["__ts"][-1]
+            self._decide(final=False)
+            return self._release(schema)
         q, stages = self.query, self.stages
         cand = cand.with_row_index("__ord", offset=self.next_ord)
         self.next_ord += cand.height
