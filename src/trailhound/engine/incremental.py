@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -36,7 +37,7 @@ from ..rules.exceptions import ExceptionList
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
 from .filter import CompiledAtoms, SharedFilters
-from .filter.candidates import shared_candidates
+from .filter.candidates import ordered_rows, places, shared_candidates, union
 from .hunt import rule_query
 from .search import SearchOptions, candidates, search_events_batch
 
@@ -102,6 +103,7 @@ class IncrementalHunt:
         self.started = False
         self._shared_frame: pl.DataFrame | None = None  # the batch whose shared filter work `_shared` holds
         self._shared: dict[tuple, SharedFilters] = {}
+        self._ordered_rows: dict[tuple, tuple[SharedFilters, pl.DataFrame, np.ndarray]] = {}  # see _ordered
         self._compiled = CompiledAtoms()  # the filters' atoms, compiled once for every batch alike
         fields: set[str] = {"@timestamp"}
         for live in self.rules:
@@ -249,21 +251,14 @@ class IncrementalHunt:
     def _correlate(self, live: LiveRule, frame: pl.DataFrame) -> list[Hit]:
         run, q, options = live.run, live.query, live.options
         assert q is not None and options is not None
-        fields: set[str] = set()
-        if isinstance(run, NewTermsRun):
-            fields = set(run.fields)
-        elif isinstance(run, ThresholdRun):
-            fields = set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
         shared = self._shared_filters(frame, options)
-        filters = ir.query_filters(q)
-        for f in filters:
-            shared.add(f)
-        found = [shared.rows(f) for f in filters]
+        found = self._found(live, shared)
         if not any(len(r) for r in found):
             return []  # nothing for this correlator in the batch: as an empty batch, it would change nothing
         # the correlator's candidate rows from the batch's shared filter work (engine/filter/shared.py): each
-        # filter's rows are known already, so its stage flags are read from them rather than compiled again
-        cand, schema = shared_candidates(q, shared, found, fields)
+        # filter's rows are known already, so its stage flags are read from them rather than compiled again; the
+        # rows of every correlator (with these frame options) are put in event order once per batch
+        cand, schema = shared_candidates(q, shared, found, _correlated_fields(live), self._ordered(shared))
         live.schema = schema
         if isinstance(run, SampleRun):
             return run.feed(cand, schema)
@@ -288,11 +283,39 @@ class IncrementalHunt:
                 except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
                     continue
 
+    def _found(self, live: LiveRule, shared: SharedFilters) -> list[np.ndarray]:
+        """The rows of the batch each of a rule's filters holds on."""
+        assert live.query is not None
+        filters = ir.query_filters(live.query)
+        for f in filters:
+            shared.add(f)
+        return [shared.rows(f) for f in filters]
+
+    def _ordered(self, shared: SharedFilters) -> tuple[pl.DataFrame, np.ndarray]:
+        """The rows of the batch any correlating rule with these frame options takes, in event order with the fields
+        they read (`filter.candidates.ordered_rows`), and each row's place among them; made once per batch."""
+        made = self._ordered_rows.get(shared.key)
+        if made is None or made[0] is not shared:
+            parts: list[np.ndarray] = []
+            fields: set[str] = set()
+            for live in self.rules:
+                if live.status != "ok" or live.run is None or live.options is None or live.options.key() != shared.key:
+                    continue
+                try:
+                    parts.extend(self._found(live, shared))
+                except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
+                    continue
+                fields |= _correlated_fields(live)
+            every = union(parts, shared.height)
+            ordered = ordered_rows(shared, every, fields)
+            made = self._ordered_rows[shared.key] = (shared, ordered, places(ordered, shared.height))
+        return made[1], made[2]
+
     def _shared_filters(self, frame: pl.DataFrame, options: SearchOptions) -> SharedFilters:
         """The batch's shared filter work for these frame options: one per batch (frame) and options, made here
         and passed on, as engine.hunt does for a whole load."""
         if self._shared_frame is not frame:
-            self._shared_frame, self._shared = frame, {}
+            self._shared_frame, self._shared, self._ordered_rows = frame, {}, {}
         key = options.key()
         work = self._shared.get(key)
         if work is None:
@@ -336,6 +359,20 @@ class IncrementalHunt:
 
         assert live.query is not None and live.options is not None
         return candidates(live.query, events_from_documents([{}], self.fields).frame, live.options)[1]
+
+
+def _correlated_fields(live: LiveRule) -> set[str]:
+    """The fields a correlator reads besides a sequence's or a sample's keys: new terms, threshold groups."""
+    run = live.run
+    if isinstance(run, NewTermsRun):
+        return set(run.fields)
+    if isinstance(run, ThresholdRun):
+        return set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
+    if isinstance(run, (SequenceRun, SampleRun)):
+        q = run.query
+        stages = list(q.stages) + ([q.until] if isinstance(q, ir.SequenceQuery) and q.until is not None else [])
+        return {k.path for s in stages for k in s.keys}
+    return set()
 
 
 def _head(query: ir.Query) -> int | None:
