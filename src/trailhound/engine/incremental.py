@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from .._gc import no_gc
 from ..compile.schema import Schema
 from ..lang import ir
 from ..rules.check import RuleCheck
@@ -124,6 +125,10 @@ class IncrementalHunt:
         """One batch of events (a loaded frame whose `__row` ids are the caller's); the hits now sure, per rule."""
         if frame.height == 0:
             return []
+        with no_gc():  # thousands of small objects per batch over a heap of compiled rules: see trailhound._gc
+            return self._feed(frame, present)
+
+    def _feed(self, frame: pl.DataFrame, present: frozenset[str]) -> list[RuleHits]:
         if not self.started:
             self._start(present)
         out: list[RuleHits] = []

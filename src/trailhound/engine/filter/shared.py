@@ -248,7 +248,7 @@ class SharedFilters:
         index = table.index
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
-            fresh = [replace(a, true=None, false=None) for a in atoms]
+            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key) for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
             table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
@@ -373,8 +373,9 @@ class SharedFilters:
         """This frame's atom for a template planned over another frame alike (same key, no results yet)."""
         if template.field is None:  # a constant: its truth holds on every frame
             atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
-        else:
-            atom = replace(template, true=None, false=None, count=0)
+        else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
+            t = template
+            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
