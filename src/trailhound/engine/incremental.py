@@ -333,7 +333,7 @@ class IncrementalHunt:
         queries = [self.rules[i].query for i in members]
         try:
             results = search_events_batch(queries, frame, options,  # type: ignore[arg-type]
-                                          shared=self._shared_filters(frame, options))
+                                          shared=self._shared_filters(frame, options), warn=False)
         except Exception:  # noqa: BLE001 - one by one, so that only the failing rule fails
             self._shared = {}  # a search that raised half-way may have left the shared work half done
             results = []

@@ -142,9 +142,11 @@ def _event_hits(q: ir.EventQuery, rows: list[int], no_ts: int, options: SearchOp
 
 def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
                         options: SearchOptions = SearchOptions(),
-                        shared: SharedFilters | None = None) -> list[SearchResult | QueryError]:
+                        shared: SharedFilters | None = None, warn: bool = True) -> list[SearchResult | QueryError]:
     """Many event queries over one frame; each filter is evaluated on distinct values and on
-    its candidate rows only (see engine/filter/shared.py), and the matches are ordered together."""
+    its candidate rows only (see engine/filter/shared.py), and the matches are ordered together.
+    `warn=False`: without the warnings about fields and categories no event has (a caller that does not
+    report them, batch after batch, need not pay for them)."""
     shared = shared_work(frame, options, shared)
     schema = shared.schema
     outcome: list[SearchResult | QueryError | None] = [add_all(shared, [q.filter]) for q in queries]
@@ -161,9 +163,11 @@ def search_events_batch(queries: list[ir.EventQuery], frame: pl.DataFrame,
         q = queries[i]
         mine = np.sort(rank[np.searchsorted(every, rows)])
         result = _event_hits(q, row_ids[mine].tolist(), int(no_time[mine].sum()), options)
-        result.warnings[:0] = _unknown_field_warnings(q, schema)
+        if warn:
+            result.warnings[:0] = _unknown_field_warnings(q, schema)
         outcome[i] = result
-    _add_category_warnings(queries, outcome, shared, options.event_category_field)
+    if warn:
+        _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome  # type: ignore[return-value]
 
 
