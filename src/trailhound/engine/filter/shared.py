@@ -72,6 +72,8 @@ class _Compiled:
         self.plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
         #: per field and atoms evaluated together: their truths per value seen (SharedFilters._evaluate_remembered)
         self.values: dict[tuple, _Truths] = {}
+        #: per group of exact-match atoms (their keys): the strings they look for (SharedFilters._lookup_index)
+        self.lookups: dict[tuple, dict[str, list[int]]] = {}
         #: per filter key: where its candidate rows come from (see SharedFilters._need_plan), by atom key
         self.needs: dict[str, tuple | None] = {}
         #: a filter's key (its repr) by its id, kept with the filter (a rule's filters live as long as the stream):
@@ -287,11 +289,7 @@ class SharedFilters:
         for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
             if not group:
                 continue
-            index: dict[str, list[int]] = {}
-            for j, a in enumerate(group):
-                assert a.lookup is not None  # only exact-match atoms come here
-                for value in a.lookup:
-                    index.setdefault(value, []).append(j)
+            index = self._lookup_index(group)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
             for k, text in enumerate(items.texts(lowered)):
                 found = index.get(text) if text is not None else None
@@ -299,11 +297,26 @@ class SharedFilters:
                     own = owners[starts[k]:starts[k + 1]]
                     for j in found:
                         hits[j, own] = True
+            present = None if multi else column.is_not_null().to_numpy()
             for j, a in enumerate(group):
                 a.true = hits[j]
                 # a missing value (or an array without values) is unknown for a whole atom, and false
                 # element-wise (pushdown); a scalar value that did not match is false
-                a.false = ~hits[j] if a.element_wise or multi else (~hits[j] & column.is_not_null().to_numpy())
+                a.false = ~hits[j] if a.element_wise or present is None else (~hits[j] & present)
+
+    def _lookup_index(self, group: list[Atom]) -> dict[str, list[int]]:
+        """Each string the exact-match atoms of `group` look for → the atoms (by place) it makes true; made once
+        per group of atoms for frames alike."""
+        key = tuple(a.key for a in group)
+        index = self._compiled.lookups.get(key)
+        if index is None:
+            index = {}
+            for j, a in enumerate(group):
+                assert a.lookup is not None  # only exact-match atoms come here
+                for value in a.lookup:
+                    index.setdefault(value, []).append(j)
+            self._compiled.lookups[key] = index
+        return index
 
     def _evaluate_elements(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Each distinct element tested once, then any() per distinct array (null and empty
