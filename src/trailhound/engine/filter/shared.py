@@ -83,18 +83,28 @@ class _Compiled:
 
 class _Truths:
     """Atoms' truths per distinct value of one field, over the values frames alike had (see
-    SharedFilters._evaluate_remembered)."""
+    SharedFilters._evaluate_remembered): one row per atom, one column per value, grown by doubling."""
 
     def __init__(self, atoms: int) -> None:
-        self.index: dict = {}  # value → its place
-        self.true: list[np.ndarray] = [np.zeros(0, dtype=bool) for _ in range(atoms)]
-        self.false: list[np.ndarray] = [np.zeros(0, dtype=bool) for _ in range(atoms)]
+        self.index: dict = {}  # value → its column
+        self.true = np.zeros((atoms, 64), dtype=bool)
+        self.false = np.zeros((atoms, 64), dtype=bool)
 
     def add(self, values: list, true: list[np.ndarray], false: list[np.ndarray]) -> None:
+        start = len(self.index)
         for v in values:
             self.index[v] = len(self.index)
-        self.true = [np.concatenate((old, t)) for old, t in zip(self.true, true)]
-        self.false = [np.concatenate((old, f)) for old, f in zip(self.false, false)]
+        end = len(self.index)
+        if end > self.true.shape[1]:
+            size = max(end, 2 * self.true.shape[1])
+            for name in ("true", "false"):
+                old = getattr(self, name)
+                grown = np.zeros((old.shape[0], size), dtype=bool)
+                grown[:, :start] = old[:, :start]
+                setattr(self, name, grown)
+        if true:
+            self.true[:, start:end] = np.vstack(true)
+            self.false[:, start:end] = np.vstack(false)
 
 
 def _hashable(value):
@@ -255,8 +265,9 @@ class SharedFilters:
             self._evaluate_values(path, part, fresh)
             table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
         places = np.fromiter((index[v] for v in seen), dtype=np.int64, count=len(seen))
+        true, false = table.true[:, places], table.false[:, places]
         for j, a in enumerate(atoms):
-            a.true, a.false = table.true[j][places], table.false[j][places]
+            a.true, a.false = true[j], false[j]
 
     def _evaluate_values(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         exact = [a for a in atoms if a.lookup is not None]
