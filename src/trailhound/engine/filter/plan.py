@@ -122,6 +122,7 @@ def truth(node: Node, rows: np.ndarray, owner: Atoms, exprs: dict[int, pl.Series
     kind = node[0]
     if kind == "atom":
         atom = owner.resolve(node[1])
+        assert atom.true is not None and atom.false is not None  # evaluated before any filter runs
         if atom.field is None:
             return np.full(len(rows), atom.true[0]), np.full(len(rows), atom.false[0])
         codes = owner.field(atom.field).codes[rows]
