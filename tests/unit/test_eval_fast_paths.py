@@ -154,3 +154,35 @@ def test_documents_load_only_the_fields_they_carry():
             assert narrowed.frame[name].to_list() == everything.frame[name].to_list()
     assert {"process.name", "user.name", "threat.technique.id", "process.args"} <= narrowed.present
     assert "no.such.field" not in narrowed.present and "host.id" not in narrowed.present
+
+
+TWO_STEPS = [
+    'process where process.name == "ssh" and process.args : "-i"',
+    'process where process.args : ("-I", "*key*") and user.name : "x*" and host.id != "h2"',
+    'process where process.args : "-i"',
+    'any where process.name : "SS*" and not process.args : "-I"',
+]
+
+
+@pytest.mark.parametrize("text", TWO_STEPS)
+def test_event_query_in_two_steps_equals_one_pass(text, monkeypatch):
+    from trailhound.engine import search as search_module
+
+    rng = random.Random(7)
+    docs = documents(7, 300)
+    for doc in docs:
+        doc["process"]["name"] = rng.choice(["ssh", "SSH", "sshd", None])
+        choice = rng.random()
+        if choice < 0.7:
+            doc["process"]["args"] = rng.sample(["-i", "-I", "KEY.pem", "host", None], rng.randint(0, 3))
+        elif choice < 0.85:
+            doc["process"]["args"] = None
+    frame = events_from_documents(docs).frame
+    query = parse(text)
+    two = search(query, frame)
+    monkeypatch.setattr(search_module, "_events_in_two_steps", lambda *a: None)
+    one = search(query, frame)
+    assert [h.rows for h in two.hits] == [h.rows for h in one.hits]
+    assert two.warnings == one.warnings
+    if "not" not in text:
+        assert two.hits
