@@ -50,7 +50,7 @@ Key = tuple[Hashable, ...]
 #: how many events the sequence state takes between sweeps of expired partial matches
 _EXPIRE_EVERY = 4096
 #: at most this many candidate rows, a sequence batch's stream is made in Python (SequenceRun._small_stream)
-_SMALL_STREAM = 2048
+_SMALL_STREAM = 512
 
 
 @dataclass(frozen=True)
