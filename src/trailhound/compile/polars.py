@@ -447,6 +447,9 @@ def _ip_number(text: str) -> tuple[int, int] | None:
     return a.version, int(a)
 
 
+#: at most this many distinct addresses, cidrMatch tests each in Python (see _cidr_match)
+_FEW_ADDRESSES = 512
+
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 #: exactly the dotted quads Python's ipaddress accepts (ASCII digits, no leading zeros)
 _IPV4 = r"^" + r"\.".join([_OCTET] * 4) + r"$"
@@ -457,6 +460,15 @@ def _cidr_match(ips: pl.Series, cidrs: list) -> pl.Series:
     against every IPv4 network by Polars and numpy, anything else parsed by ipaddress (cached)."""
     nets = [F._network(str(c)) for c in cidrs if c is not None]
     keys = ips.drop_nulls().unique()
+    if keys.len() <= _FEW_ADDRESSES:
+        # a few addresses (a watch batch's): each parsed by ipaddress (cached), which accepts exactly the dotted
+        # quads the vectorized path below reads, and the rest as that path does; no Polars pass per network
+        found = []
+        for text in keys.to_list():
+            p = _ip_number(text)
+            found.append(p is not None and any(
+                net.version == p[0] and (p[1] & int(net.netmask)) == int(net.network_address) for net in nets))
+        return ips.replace_strict(keys, pl.Series(found, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
     octets = keys.str.extract_groups(_IPV4).struct.unnest().cast(pl.UInt64)
     quad = octets.select(pl.all().fill_null(0)).to_numpy()
     v4 = octets.select(pl.all_horizontal(pl.all().is_not_null())).to_series().to_numpy()

@@ -26,7 +26,7 @@ new_terms history by its window, a threshold's events by its lookback. Samples h
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +49,8 @@ Key = tuple[Hashable, ...]
 
 #: how many events the sequence state takes between sweeps of expired partial matches
 _EXPIRE_EVERY = 4096
+#: at most this many candidate rows, a sequence batch's stream is made in Python (SequenceRun._small_stream)
+_SMALL_STREAM = 512
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,22 @@ class SequenceRun:
         _check_order("sequence", self.watermark, cand)
         if cand.height == 0:
             return self._release(schema)
+        if not self.state.pending and not any(self.missing) and not cand[f"__s{self.positive[0]}"].any():
+            # nothing can start or go on: no partial sequence is held and no row matches the first stage, so every
+            # row of a later stage (or of until) would be pruned (see below); a watch batch is mostly so
+            self.next_ord += cand.height
+            self.watermark = cand["__ts"][-1]
+            self._decide(final=False)
+            return self._release(schema)
         q, stages = self.query, self.stages
-        cand = cand.with_row_index("__ord", offset=self.next_ord)
-        self.next_ord += cand.height
         all_stages = stages + ([q.until] if q.until is not None else [])
         dtypes = key_dtypes(all_stages, schema)
+        small = self._small_stream(cand, schema, dtypes, all_stages)
+        if small is not None:
+            self.next_ord += cand.height
+            return self._correlate_stream(small, len(dtypes), cand, [], [], schema)
+        cand = cand.with_row_index("__ord", offset=self.next_ord)
+        self.next_ord += cand.height
         key_cols = [f"__k{i}" for i in range(len(dtypes))]
         base_cols = ["__ord", "__ts", "__row"]
         keyed_rows = [keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, base_cols) for i, s in enumerate(stages)]
@@ -190,9 +203,13 @@ class SequenceRun:
             .agg(pl.col("__ts").first(), pl.col("__row").first(), pl.col("__stage"))
             .sort("__ord", maintain_order=True)
         )
-        nkeys = len(key_cols)
+        return self._correlate_stream(stream.iter_rows(), len(key_cols), cand, keyed_rows, key_cols, schema)
+
+    def _correlate_stream(self, stream: Iterable[tuple], nkeys: int, cand: pl.DataFrame, keyed_rows: list[pl.DataFrame],
+                          key_cols: list[str], schema: Schema) -> list[Hit]:
+        """Feed the state with the batch's stream rows: (ordinal, *key, ts, row, stages) in ordinal order."""
         state, done, ts = self.state, [], None
-        for i, row in enumerate(stream.iter_rows()):
+        for i, row in enumerate(stream):
             o, ts, r, st = row[0], row[1 + nkeys], row[2 + nkeys], row[3 + nkeys]
             state.feed(o, ts, tuple(row[1:1 + nkeys]), [s for s in st if s >= 0], -1 in st, r)
             if self.maxspan_ns is not None and i % _EXPIRE_EVERY == _EXPIRE_EVERY - 1:
@@ -207,6 +224,80 @@ class SequenceRun:
         self.queue.extend([c, None] for c in done)
         self._decide(final=False)
         return self._release(schema)
+
+    def _small_stream(self, cand: pl.DataFrame, schema: Schema, dtypes: list[PolarsDataType],
+                      all_stages: list[ir.Stage]) -> list[tuple] | None:
+        """The stream `feed` makes with Polars, made in Python for a few candidate rows (a watch batch's: a dozen
+        Polars calls per rule and batch cost more than the matching), where it is the same by construction: scalar
+        keys of one integer, string or boolean type across stages (no cast, no array), keys held of that type too,
+        and no missing stage. None: the Polars way decides."""
+        if cand.height > _SMALL_STREAM or any(self.missing):
+            return None
+        kinds: list[type] = []
+        for d in dtypes:
+            if d == pl.String:
+                kinds.append(str)
+            elif d == pl.Boolean:
+                kinds.append(bool)
+            elif d.is_integer():
+                kinds.append(int)
+            else:
+                return None
+        for s in all_stages:
+            for i, k in enumerate(s.keys):
+                info = schema.get(k.path)
+                if info.dtype is not None and (info.multi or info.dtype != dtypes[i]):
+                    return None
+        held = self.state.pending
+        for key in held:
+            if any(v is not None and type(v) is not t for v, t in zip(key, kinds)):
+                return None
+        h = cand.height
+        ords = range(self.next_ord, self.next_ord + h)
+        times, row_ids = cand["__ts"].to_list(), cand["__row"].to_list()
+        columns: dict[str, list] = {}
+
+        def column(path: str) -> list:
+            if path not in columns:
+                columns[path] = cand[path].to_list() if schema.get(path).dtype is not None else [None] * h
+            return columns[path]
+
+        def keyed_rows(stage: ir.Stage, flags: list) -> list[tuple]:
+            values = [column(k.path) for k in stage.keys]
+            required = [i for i, k in enumerate(stage.keys) if not k.optional]
+            out = []
+            for j in range(h):
+                if flags[j]:
+                    key = tuple(v[j] for v in values)
+                    if all(key[i] is not None for i in required):
+                        out.append((ords[j], key, times[j], row_ids[j]))
+            return out
+
+        def semi(rows: list[tuple], other: list[tuple]) -> list[tuple]:
+            if not dtypes:
+                return rows if other or held else []
+            keys = {r[1] for r in other}
+            return [r for r in rows if r[1] in keys or r[1] in held]
+
+        stages = self.stages
+        per_stage = [keyed_rows(st, cand[f"__s{i}"].to_list()) for i, st in enumerate(stages)]
+        positive = self.positive
+        for a, b in zip(positive, positive[1:]):
+            per_stage[b] = semi(per_stage[b], per_stage[a])
+        parts = [(j, per_stage[i]) for j, i in enumerate(positive)]
+        if self.query.until is not None:
+            until = keyed_rows(self.query.until, cand["__until"].to_list())
+            parts.append((-1, semi(until, per_stage[positive[0]])))
+        groups: dict[tuple, list] = {}
+        for label, rows in parts:
+            for o, key, t, r in rows:
+                g = groups.get((o, key))
+                if g is None:
+                    groups[(o, key)] = [o, key, t, r, [label]]
+                else:
+                    g[4].append(label)
+        ordered = sorted(groups.values(), key=lambda g: g[0])
+        return [(g[0], *g[1], g[2], g[3], g[4]) for g in ordered]
 
     def finish(self, schema: Schema) -> list[Hit]:
         """The end of input: every sequence still waiting is decided."""

@@ -7,7 +7,8 @@ hits `engine.hunt` gives over the whole input, in the same order:
 
 * event queries (eql, query) are stateless: the batch's matches, through the shared filter step of engine/search.py;
 * sequences, samples, new_terms and threshold rules keep their correlator (engine/correlate.py) between batches:
-  their candidate rows come from `search.candidates`, and the correlator decides what is sure;
+  their candidate rows come from the batch's shared filter work (`filter.candidates.shared_candidates`), and
+  the correlator decides what is sure;
 * a rule's exception items narrow its query, as in `engine.hunt`;
 * `| head N` counts over the stream; `| tail N` needs the end of input and is refused (a rule that cannot run
   live says why, as unsupported).
@@ -28,6 +29,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from .._gc import no_gc
 from ..compile.schema import Schema
 from ..lang import ir
 from ..rules.check import RuleCheck
@@ -36,6 +38,7 @@ from ..rules.exceptions import ExceptionList
 from ..rules.model import date_math_ms
 from .correlate import Hit, NewTermsRun, SampleRun, SequenceRun, ThresholdRun
 from .filter import CompiledAtoms, SharedFilters
+from .filter.candidates import ordered_rows, places, shared_candidates, union
 from .hunt import rule_query
 from .search import SearchOptions, candidates, search_events_batch
 
@@ -101,6 +104,7 @@ class IncrementalHunt:
         self.started = False
         self._shared_frame: pl.DataFrame | None = None  # the batch whose shared filter work `_shared` holds
         self._shared: dict[tuple, SharedFilters] = {}
+        self._ordered_rows: dict[tuple, tuple[SharedFilters, pl.DataFrame, np.ndarray]] = {}  # see _ordered
         self._compiled = CompiledAtoms()  # the filters' atoms, compiled once for every batch alike
         fields: set[str] = {"@timestamp"}
         for live in self.rules:
@@ -121,6 +125,10 @@ class IncrementalHunt:
         """One batch of events (a loaded frame whose `__row` ids are the caller's); the hits now sure, per rule."""
         if frame.height == 0:
             return []
+        with no_gc():  # thousands of small objects per batch over a heap of compiled rules: see trailhound._gc
+            return self._feed(frame, present)
+
+    def _feed(self, frame: pl.DataFrame, present: frozenset[str]) -> list[RuleHits]:
         if not self.started:
             self._start(present)
         out: list[RuleHits] = []
@@ -248,17 +256,14 @@ class IncrementalHunt:
     def _correlate(self, live: LiveRule, frame: pl.DataFrame) -> list[Hit]:
         run, q, options = live.run, live.query, live.options
         assert q is not None and options is not None
-        fields: set[str] = set()
-        if isinstance(run, NewTermsRun):
-            fields = set(run.fields)
-        elif isinstance(run, ThresholdRun):
-            fields = set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
-        rows = self._candidate_rows(q, frame, options)
-        if len(rows) == 0:
+        shared = self._shared_filters(frame, options)
+        found = self._found(live, shared)
+        if not any(len(r) for r in found):
             return []  # nothing for this correlator in the batch: as an empty batch, it would change nothing
-        # only the rows one of its filters holds on can be candidates: the correlator's own filter step (which
-        # flags each stage) runs on those, not on the whole batch
-        cand, schema = candidates(q, frame if len(rows) == frame.height else frame[rows], options, fields)
+        # the correlator's candidate rows from the batch's shared filter work (engine/filter/shared.py): each
+        # filter's rows are known already, so its stage flags are read from them rather than compiled again; the
+        # rows of every correlator (with these frame options) are put in event order once per batch
+        cand, schema = shared_candidates(q, shared, found, _correlated_fields(live), self._ordered(shared))
         live.schema = schema
         if isinstance(run, SampleRun):
             return run.feed(cand, schema)
@@ -283,21 +288,39 @@ class IncrementalHunt:
                 except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
                     continue
 
-    def _candidate_rows(self, q: ir.Query, frame: pl.DataFrame, options: SearchOptions) -> np.ndarray:
-        """The positions of the batch's events one of the query's filters holds on, asked of the filter work the
-        batch's rules share (engine/filter/shared.py): most correlating rules have nothing in most batches."""
-        shared = self._shared_filters(frame, options)
-        filters = ir.query_filters(q)
+    def _found(self, live: LiveRule, shared: SharedFilters) -> list[np.ndarray]:
+        """The rows of the batch each of a rule's filters holds on."""
+        assert live.query is not None
+        filters = ir.query_filters(live.query)
         for f in filters:
             shared.add(f)
-        found = [shared.rows(f) for f in filters]
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+        return [shared.rows(f) for f in filters]
+
+    def _ordered(self, shared: SharedFilters) -> tuple[pl.DataFrame, np.ndarray]:
+        """The rows of the batch any correlating rule with these frame options takes, in event order with the fields
+        they read (`filter.candidates.ordered_rows`), and each row's place among them; made once per batch."""
+        made = self._ordered_rows.get(shared.key)
+        if made is None or made[0] is not shared:
+            parts: list[np.ndarray] = []
+            fields: set[str] = set()
+            for live in self.rules:
+                if live.status != "ok" or live.run is None or live.options is None or live.options.key() != shared.key:
+                    continue
+                try:
+                    parts.extend(self._found(live, shared))
+                except Exception:  # noqa: BLE001, S112 - said by _correlate, which adds it again
+                    continue
+                fields |= _correlated_fields(live)
+            every = union(parts, shared.height)
+            ordered = ordered_rows(shared, every, fields)
+            made = self._ordered_rows[shared.key] = (shared, ordered, places(ordered, shared.height))
+        return made[1], made[2]
 
     def _shared_filters(self, frame: pl.DataFrame, options: SearchOptions) -> SharedFilters:
         """The batch's shared filter work for these frame options: one per batch (frame) and options, made here
         and passed on, as engine.hunt does for a whole load."""
         if self._shared_frame is not frame:
-            self._shared_frame, self._shared = frame, {}
+            self._shared_frame, self._shared, self._ordered_rows = frame, {}, {}
         key = options.key()
         work = self._shared.get(key)
         if work is None:
@@ -310,7 +333,7 @@ class IncrementalHunt:
         queries = [self.rules[i].query for i in members]
         try:
             results = search_events_batch(queries, frame, options,  # type: ignore[arg-type]
-                                          shared=self._shared_filters(frame, options))
+                                          shared=self._shared_filters(frame, options), warn=False)
         except Exception:  # noqa: BLE001 - one by one, so that only the failing rule fails
             self._shared = {}  # a search that raised half-way may have left the shared work half done
             results = []
@@ -341,6 +364,20 @@ class IncrementalHunt:
 
         assert live.query is not None and live.options is not None
         return candidates(live.query, events_from_documents([{}], self.fields).frame, live.options)[1]
+
+
+def _correlated_fields(live: LiveRule) -> set[str]:
+    """The fields a correlator reads besides a sequence's or a sample's keys: new terms, threshold groups."""
+    run = live.run
+    if isinstance(run, NewTermsRun):
+        return set(run.fields)
+    if isinstance(run, ThresholdRun):
+        return set(run.spec.fields) | {f for f, _ in run.spec.cardinality}
+    if isinstance(run, (SequenceRun, SampleRun)):
+        q = run.query
+        stages = list(q.stages) + ([q.until] if isinstance(q, ir.SequenceQuery) and q.until is not None else [])
+        return {k.path for s in stages for k in s.keys}
+    return set()
 
 
 def _head(query: ir.Query) -> int | None:

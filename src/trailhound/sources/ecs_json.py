@@ -21,6 +21,7 @@ import concurrent.futures
 import functools
 import logging
 import os
+import threading
 from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -65,6 +66,7 @@ from trailhound.sources.ecs_values import (
     leaf_names,
     lookup,
     merge_stats,
+    node_names,
     py_kinds,
     too_deep,
 )
@@ -123,8 +125,22 @@ def events_from_documents(docs: Iterable[Mapping], fields: Collection[str] | Non
                           source: str = "<memory>") -> EventTable:
     """`load_events` for documents already in memory; `source` names them in the report, and
     their lines are their 1-based positions in `docs`."""
-    with _Loader(fields) as loader:
+    with _Loader(fields, shared_connection=True) as loader:
         return loader.load_documents(docs, source)
+
+
+_local = threading.local()
+
+
+def _memory_connection() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection for documents in memory, made once: opening one costs ~50 ms, which a watch
+    paid per micro-batch. The loader only reads Arrow relations through it and leaves nothing behind."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        import duckdb
+
+        con = _local.con = duckdb.connect()
+    return con
 
 
 class _Loader:
@@ -132,8 +148,9 @@ class _Loader:
     small NDJSON files) convert in Python where that is exact (`_python_frame`), and then DuckDB is
     not even imported (0.1 s of every `hunt` over auditd or auth logs)."""
 
-    def __init__(self, fields: Collection[str] | None) -> None:
+    def __init__(self, fields: Collection[str] | None, shared_connection: bool = False) -> None:
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._shared = shared_connection  # this thread's kept connection (`_memory_connection`), never closed here
         self.paths = None if fields is None else _requested_paths(fields)
         self.skips = SkipLog(MAX_SKIPPED_KEPT)
         self.notes: list[str] = []
@@ -143,18 +160,21 @@ class _Loader:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            import duckdb
+            if self._shared:
+                self._con = _memory_connection()
+            else:
+                import duckdb
 
-            self._con = duckdb.connect()
+                self._con = duckdb.connect()
         return self._con
 
     def __enter__(self) -> _Loader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._con is not None:
+        if self._con is not None and not self._shared:
             self._con.close()
-            self._con = None
+        self._con = None
 
     def load_documents(self, docs: Iterable[Mapping], source: str) -> EventTable:
         kept, dicts, numbers = [], [], array("q")
@@ -176,7 +196,15 @@ class _Loader:
             for doc in dicts:
                 leaf_names(doc, "", names)
             self.paths = _field_paths(names)
-        rows = Rows(self.paths)
+            paths = self.paths
+        else:
+            # only the requested fields these documents carry (a rule set asks for hundreds, a micro-batch of watch
+            # carries a few dozen): a field none of them has would be a column of nulls, which is left out anyway
+            carried: set[str] = set()
+            for doc in dicts:
+                node_names(doc, "", carried)
+            paths = [p for p in self.paths if p.name in carried]
+        rows = Rows(paths)
         with no_gc():
             for doc in dicts:
                 rows.add(doc)

@@ -162,6 +162,20 @@ def leaf_names(node: dict, prefix: str, out: set[str]) -> None:
             out.add(name)
 
 
+def node_names(node: dict, prefix: str, out: set[str]) -> None:
+    """Add the dotted name of every key of a document, objects included, through arrays of objects: a field
+    `lookup` finds in the document has its name among them."""
+    for key, value in node.items():
+        name = prefix + key
+        out.add(name)
+        if isinstance(value, dict):
+            node_names(value, name + ".", out)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    node_names(item, name + ".", out)
+
+
 # ----------------------------------------------------------------------------------------------
 # Column types
 

@@ -146,8 +146,49 @@ def add_all(shared: SharedFilters, filters: list[ir.EventFilter]) -> QueryError 
     return None
 
 
-def ordered_rows(shared: SharedFilters, positions: np.ndarray,
-                 fields: AbstractSet[str] = frozenset()) -> pl.DataFrame:
+def shared_candidates(q: ir.Query, shared: SharedFilters, found: list[np.ndarray], fields: Collection[str] = (),
+                      base: tuple[pl.DataFrame, np.ndarray] | None = None) -> tuple[pl.DataFrame, Schema]:
+    """`candidates` of one query over the frame of a SharedFilters, from the rows each of its filters
+    (`ir.query_filters(q)`, in that order) holds on there: the same rows, columns and order, with no
+    filter compiled or evaluated again (watch's correlating rules, batch after batch). `base`: `ordered_rows`
+    of rows and fields that include this query's (its rows are taken from them), and `places` of it."""
+    height = shared.height
+    every = union(found, height)
+    schema = shared.schema
+
+    def in_order(positions: np.ndarray, fields: AbstractSet[str]) -> pl.DataFrame:
+        if base is None:
+            return _ordered_rows(shared, positions, fields)
+        ordered, place = base
+        return ordered[np.sort(place[positions])]
+
+    if isinstance(q, ir.SequenceQuery):
+        stages = list(q.expanded())
+        until = [q.until] if q.until is not None else []
+        keys = {k.path for s in stages + until for k in s.keys if k.path in schema}
+        ordered = in_order(every, keys).filter(pl.col("__ts").is_not_null())
+        positions = ordered["__pos"].to_numpy()
+        # expanded stages repeat their filter `runs` times: their rows are those of the stage's filter
+        rows = [found[i] for i, s in enumerate(q.stages) for _ in range(s.runs)]
+        names = [f"__s{i}" for i in range(len(stages))]
+        if q.until is not None:
+            rows.append(found[-1])
+            names.append("__until")
+        flags = [pl.Series(n, flag(r, positions, height)) for n, r in zip(names, rows)]
+        return ordered.select(ORDER + sorted(keys & set(ordered.columns))).with_columns(flags), schema
+    if isinstance(q, ir.SampleQuery):
+        keys = {k.path for s in q.stages for k in s.keys if k.path in schema}
+        ordered = in_order(every, keys)
+        positions = ordered["__pos"].to_numpy()
+        flags = [pl.Series(f"__s{i}", flag(r, positions, height)) for i, r in enumerate(found)]
+        return ordered.select(ORDER + sorted(keys & set(ordered.columns))).with_columns(flags), schema
+    wanted = {f for f in fields if f in schema}
+    ordered = in_order(every, wanted).filter(pl.col("__ts").is_not_null())
+    return ordered.select(ORDER + sorted(wanted & set(ordered.columns))), schema
+
+
+def _ordered_rows(shared: SharedFilters, positions: np.ndarray,
+                  fields: AbstractSet[str] = frozenset()) -> pl.DataFrame:
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
     The order keys come from the SharedFilters, which parses the timestamps once per frame,
     unless the rows are few and no order was made yet: then they are sorted on their own."""
@@ -167,6 +208,9 @@ def ordered_rows(shared: SharedFilters, positions: np.ndarray,
     prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()
     return pl.concat([prepared, keys[positions]], how="horizontal").with_columns(
         pl.Series("__pos", positions, dtype=pl.Int64))
+
+
+ordered_rows = _ordered_rows
 
 
 def places(ordered: pl.DataFrame, height: int) -> np.ndarray:

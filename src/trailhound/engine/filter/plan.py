@@ -78,6 +78,8 @@ class Atoms(Protocol):
 
     def field(self, path: str) -> FieldValues: ...
 
+    def resolve(self, atom: Atom) -> Atom: ...
+
 
 class Planner(ConditionCompiler[Node]):
     """The shared boolean skeleton, with atoms as leaves: shared single-field atoms, and Polars
@@ -119,7 +121,8 @@ def truth(node: Node, rows: np.ndarray, owner: Atoms, exprs: dict[int, pl.Series
     """(definitely true, definitely false) over `rows`, with Kleene's and/or/not."""
     kind = node[0]
     if kind == "atom":
-        atom = node[1]
+        atom = owner.resolve(node[1])
+        assert atom.true is not None and atom.false is not None  # evaluated before any filter runs
         if atom.field is None:
             return np.full(len(rows), atom.true[0]), np.full(len(rows), atom.false[0])
         codes = owner.field(atom.field).codes[rows]
@@ -141,6 +144,20 @@ def truth(node: Node, rows: np.ndarray, owner: Atoms, exprs: dict[int, pl.Series
     for pt, pf in parts[1:]:
         t, f = (t & pt, f | pf) if kind == "and" else (t | pt, f & pf)
     return t, f
+
+
+def tree_atoms(node: Node, out: dict[str, Atom] | None = None) -> dict[str, Atom]:
+    """The distinct atoms of a tree, by key."""
+    out = {} if out is None else out
+    kind = node[0]
+    if kind == "atom":
+        out.setdefault(node[1].key, node[1])
+    elif kind in ("and", "or"):
+        for p in node[1]:
+            tree_atoms(p, out)
+    elif kind in ("not", "known"):
+        tree_atoms(node[1], out)
+    return out
 
 
 def conjuncts(node: Node) -> list[Node]:

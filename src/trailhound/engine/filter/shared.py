@@ -33,9 +33,14 @@ from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
 from .encoding import FieldValues, encode
 from .frame import FrameOptions, prepare
-from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, truth
+from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
+#: below this many rows, fields are evaluated one after another: a thread pool per evaluation costs more than it
+#: saves on a micro-batch (and Polars runs each query on its own threads anyway)
+_THREADED_ROWS = 20_000
+#: distinct values of one field whose atom truths a stream remembers; past it, it starts over (memory stays flat)
+_REMEMBERED_VALUES = 50_000
 
 
 class CompiledAtoms:
@@ -63,7 +68,48 @@ class _Compiled:
 
     def __init__(self) -> None:
         self.atoms: dict[str, Atom] = {}
-        self.plans: dict[str, tuple[Node, Planner]] = {}
+        #: per filter key: its tree, its planner, and the distinct atoms of the tree (templates, by key)
+        self.plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
+        #: per field and atoms evaluated together: their truths per value seen (SharedFilters._evaluate_remembered)
+        self.values: dict[tuple, _Truths] = {}
+        #: per group of exact-match atoms (their keys): the strings they look for (SharedFilters._lookup_index)
+        self.lookups: dict[tuple, dict[str, list[int]]] = {}
+        #: per filter key: where its candidate rows come from (see SharedFilters._need_plan), by atom key
+        self.needs: dict[str, tuple | None] = {}
+        #: a filter's key (its repr) by its id, kept with the filter (a rule's filters live as long as the stream):
+        #: the repr of a large filter costs more than evaluating it over a micro-batch
+        self.keys: dict[int, tuple[ir.EventFilter, str]] = {}
+
+
+class _Truths:
+    """Atoms' truths per distinct value of one field, over the values frames alike had (see
+    SharedFilters._evaluate_remembered): one row per atom, one column per value, grown by doubling."""
+
+    def __init__(self, atoms: int) -> None:
+        self.index: dict = {}  # value → its column
+        self.true = np.zeros((atoms, 64), dtype=bool)
+        self.false = np.zeros((atoms, 64), dtype=bool)
+
+    def add(self, values: list, true: list[np.ndarray], false: list[np.ndarray]) -> None:
+        start = len(self.index)
+        for v in values:
+            self.index[v] = len(self.index)
+        end = len(self.index)
+        if end > self.true.shape[1]:
+            size = max(end, 2 * self.true.shape[1])
+            for name in ("true", "false"):
+                old = getattr(self, name)
+                grown = np.zeros((old.shape[0], size), dtype=bool)
+                grown[:, :start] = old[:, :start]
+                setattr(self, name, grown)
+        if true:
+            self.true[:, start:end] = np.vstack(true)
+            self.false[:, start:end] = np.vstack(false)
+
+
+def _hashable(value):
+    """A column value as a dict key (arrays as tuples)."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 
 class SharedFilters:
@@ -92,12 +138,14 @@ class SharedFilters:
         self._atoms: dict[str, Atom] = {}
         self._pending: dict[str, list[Atom]] = {}
         self._rows: dict[str, np.ndarray] = {}
-        self._plans: dict[str, tuple[Node, Planner]] = {}
+        self._plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
         self._values = PolarsCompiler(self.schema)
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
         # compiled atoms of earlier frames alike (same options, columns and dtypes): a stream's batches
         self._compiled = compiled.of(self.key, frame) if compiled is not None else _Compiled()
+        # a stream of frames alike remembers the atoms' truths per value; one frame (a hunt) has no use for it
+        self._remember = compiled is not None
 
     def serves(self, frame: pl.DataFrame, options: FrameOptions) -> bool:
         """Whether this work is that of `frame` under `options` (search-only options aside)."""
@@ -182,7 +230,7 @@ class SharedFilters:
 
     def _evaluate_pending(self) -> None:
         pending, self._pending = self._pending, {}
-        if len(pending) > 1 and _WORKERS > 1:
+        if len(pending) > 1 and _WORKERS > 1 and self.height >= _THREADED_ROWS:
             # fields are independent and Polars releases the GIL: encoding and atom evaluation
             # of one field overlap with another's (measured 1.5x on two cores)
             with ThreadPoolExecutor(_WORKERS) as pool:
@@ -194,6 +242,34 @@ class SharedFilters:
 
     def _evaluate_field(self, path: str, atoms: list[Atom]) -> None:
         fv = self.field(path)
+        if self._remember:
+            self._evaluate_remembered(path, fv, atoms)
+        else:
+            self._evaluate_values(path, fv, atoms)
+        for a in atoms:
+            a.count = int(fv.counts[a.true].sum())
+
+    def _evaluate_remembered(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
+        """The atoms' truths per distinct value, from those of the values earlier frames alike had: a stream's
+        batches repeat the values of most fields (a process name, a user, a category), and an atom's truth is
+        that of the value alone. Only the values not seen yet are evaluated."""
+        table = self._compiled.values.get((path, tuple(a.key for a in atoms)))
+        if table is None or len(table.index) > _REMEMBERED_VALUES:
+            table = self._compiled.values[(path, tuple(a.key for a in atoms))] = _Truths(len(atoms))
+        seen = [_hashable(v) for v in fv.values[path].to_list()]
+        index = table.index
+        new = [i for i, v in enumerate(seen) if v not in index]
+        if new:
+            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key) for a in atoms]
+            part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
+            self._evaluate_values(path, part, fresh)
+            table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
+        places = np.fromiter((index[v] for v in seen), dtype=np.int64, count=len(seen))
+        true, false = table.true[:, places], table.false[:, places]
+        for j, a in enumerate(atoms):
+            a.true, a.false = true[j], false[j]
+
+    def _evaluate_values(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         exact = [a for a in atoms if a.lookup is not None]
         if exact:
             self._evaluate_lookups(path, fv, exact)
@@ -213,8 +289,6 @@ class SharedFilters:
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
-        for a in atoms:
-            a.count = int(fv.counts[a.true].sum())
 
     def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
@@ -226,11 +300,7 @@ class SharedFilters:
         for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
             if not group:
                 continue
-            index: dict[str, list[int]] = {}
-            for j, a in enumerate(group):
-                assert a.lookup is not None  # only exact-match atoms come here
-                for value in a.lookup:
-                    index.setdefault(value, []).append(j)
+            index = self._lookup_index(group)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
             for k, text in enumerate(items.texts(lowered)):
                 found = index.get(text) if text is not None else None
@@ -238,11 +308,26 @@ class SharedFilters:
                     own = owners[starts[k]:starts[k + 1]]
                     for j in found:
                         hits[j, own] = True
+            present = None if multi else column.is_not_null().to_numpy()
             for j, a in enumerate(group):
                 a.true = hits[j]
                 # a missing value (or an array without values) is unknown for a whole atom, and false
                 # element-wise (pushdown); a scalar value that did not match is false
-                a.false = ~hits[j] if a.element_wise or multi else (~hits[j] & column.is_not_null().to_numpy())
+                a.false = ~hits[j] if a.element_wise or present is None else (~hits[j] & present)
+
+    def _lookup_index(self, group: list[Atom]) -> dict[str, list[int]]:
+        """Each string the exact-match atoms of `group` look for → the atoms (by place) it makes true; made once
+        per group of atoms for frames alike."""
+        key = tuple(a.key for a in group)
+        index = self._compiled.lookups.get(key)
+        if index is None:
+            index = {}
+            for j, a in enumerate(group):
+                assert a.lookup is not None  # only exact-match atoms come here
+                for value in a.lookup:
+                    index.setdefault(value, []).append(j)
+            self._compiled.lookups[key] = index
+        return index
 
     def _evaluate_elements(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Each distinct element tested once, then any() per distinct array (null and empty
@@ -284,50 +369,57 @@ class SharedFilters:
 
     # ---- filters -------------------------------------------------------------------------
 
+    def _key(self, f: ir.EventFilter) -> str:
+        known = self._compiled.keys.get(id(f))
+        if known is not None and known[0] is f:
+            return known[1]
+        key = repr(f)
+        self._compiled.keys[id(f)] = (f, key)
+        return key
+
     def add(self, f: ir.EventFilter) -> None:
         """Compile a filter (raising its QueryError) and register its atoms for evaluation."""
-        key = repr(f)
+        key = self._key(f)
         if key not in self._rows and key not in self._plans:
             known = self._compiled.plans.get(key)
-            if known is not None:  # planned for a frame alike: its tree, with this frame's atoms
-                self._plans[key] = (self._rebind(known[0]), known[1])
+            if known is not None:  # planned for a frame alike: its tree, read with this frame's atoms (by key)
+                for template in known[2]:
+                    if template.key not in self._atoms:
+                        self._adopt(template)
+                self._plans[key] = known
                 return
             planner = Planner(self)
             cond = planner.predicate(f.condition)
             root = ("known", ("and", [planner.category(f.category, self.options.event_category_field), cond]))
-            self._plans[key] = self._compiled.plans[key] = (root, planner)
+            self._plans[key] = self._compiled.plans[key] = (root, planner, list(tree_atoms(root).values()))
 
-    def _rebind(self, node: Node) -> Node:
-        """A plan's tree with this frame's atoms in place of another frame's (same keys, no results yet)."""
-        kind = node[0]
-        if kind == "atom":
-            template: Atom = node[1]
-            atom = self._atoms.get(template.key)
-            if atom is None:
-                if template.field is None:  # a constant: its truth holds on every frame
-                    atom = replace(template, count=self.height if template.true is not None and template.true[0]
-                                   else 0)
-                else:
-                    atom = replace(template, true=None, false=None, count=0)
-                    self._pending.setdefault(template.field, []).append(atom)
-                self._atoms[template.key] = atom
-            return ("atom", atom)
-        if kind in ("and", "or"):
-            return (kind, [self._rebind(p) for p in node[1]])
-        if kind in ("not", "known"):
-            return (kind, self._rebind(node[1]))
-        return node
+    def _adopt(self, template: Atom) -> None:
+        """This frame's atom for a template planned over another frame alike (same key, no results yet)."""
+        if template.field is None:  # a constant: its truth holds on every frame
+            atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
+        else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
+            t = template
+            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key)
+            self._pending.setdefault(template.field, []).append(atom)
+        self._atoms[template.key] = atom
+
+    def resolve(self, atom: Atom) -> Atom:
+        """This frame's atom of a plan's tree (the tree may have been planned over another frame alike)."""
+        return self._atoms[atom.key]
 
     def rows(self, f: ir.EventFilter) -> np.ndarray:
         """The sorted row positions where an added filter holds."""
-        key = repr(f)
+        key = self._key(f)
         if key not in self._rows:
             self._evaluate_pending()
-            self._rows[key] = self._run(f, *self._plans.pop(key))
+            root, planner, _ = self._plans.pop(key)
+            self._rows[key] = self._run(f, key, root, planner)
         return self._rows[key]
 
-    def _run(self, f: ir.EventFilter, root: Node, planner: Planner) -> np.ndarray:
-        need = self._necessary(f.condition, False)
+    def _run(self, f: ir.EventFilter, key: str, root: Node, planner: Planner) -> np.ndarray:
+        if key not in self._compiled.needs:
+            self._compiled.needs[key] = self._need_plan(f.condition, False)
+        need = self._need(self._compiled.needs[key])
         if f.category is not None and self.schema.get(self.options.event_category_field).dtype is not None:
             cat = self.category_atom(f.category, self.options.event_category_field)
             need = cat if need is None or cat.count < need.count else need
@@ -353,27 +445,44 @@ class SharedFilters:
                 break
         return rows
 
-    def _necessary(self, e: ir.Expr, negated: bool):
-        """A condition every row matching `e` satisfies: an atom, or an AnyOf of them; None if
-        none is cheap to find. Mirrors ConditionCompiler._bool/_atom (De Morgan, pushdown)."""
+    def _need_plan(self, e: ir.Expr, negated: bool) -> tuple | None:
+        """Where a condition's necessary condition (`_need`) comes from, by atom key, made once per filter:
+        ("atom", key) | ("min", parts) | ("any", parts) | None. Mirrors ConditionCompiler._bool/_atom (De Morgan,
+        pushdown)."""
         if isinstance(e, ir.Not):
-            return self._necessary(e.operand, not negated)
+            return self._need_plan(e.operand, not negated)
         if isinstance(e, (ir.And, ir.Or)):
-            parts = [self._necessary(t, negated) for t in e.terms]
+            parts = [self._need_plan(t, negated) for t in e.terms]
             if isinstance(e, ir.And) != negated:
                 known = [p for p in parts if p is not None]
-                return min(known, key=lambda p: p.count) if known else None
+                return ("min", known) if known else None
             if any(p is None for p in parts):
                 return None
-            return AnyOf(tuple(parts), sum(p.count for p in parts))
+            return ("any", parts)
         if isinstance(e, ir.Compare) and e.op == "!=" and is_pushable(e):
             e, negated = replace(e, op="=="), not negated
         if negated and isinstance(e, ir.Compare) and e.op in FLIP and is_pushable(e):
             e, negated = replace(e, op=FLIP[e.op]), False
         if negated:
             return None
-        atom = self._atoms.get(repr(e))
-        return atom if atom is not None and atom.true is not None else None
+        return ("atom", repr(e))
+
+    def _need(self, plan: tuple | None):
+        """A condition every row matching the filter satisfies: an atom, or an AnyOf of them; None if none is
+        cheap to find (the conjunct with the fewest rows, of those this frame evaluated)."""
+        if plan is None:
+            return None
+        kind = plan[0]
+        if kind == "atom":
+            atom = self._atoms.get(plan[1])
+            return atom if atom is not None and atom.true is not None else None
+        parts = [self._need(p) for p in plan[1]]
+        if kind == "min":
+            known = [p for p in parts if p is not None]
+            return min(known, key=lambda p: p.count) if known else None
+        if any(p is None for p in parts):
+            return None
+        return AnyOf(tuple(parts), sum(p.count for p in parts))
 
     def _candidates(self, need) -> np.ndarray:
         if isinstance(need, AnyOf):
