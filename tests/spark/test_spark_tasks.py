@@ -25,18 +25,19 @@ query = '{query}'
 def _by_hand(planned, files):
     """What the driver does, without Spark: each file its own task, then each rule."""
     specs = rule_specs(planned.checks, planned.rules.exceptions)
-    scans, cands, docs, offset = [], [], {}, 0
+    scans, cands, docs, offsets, offset = [], [], {}, {}, 0
     for n, path in enumerate(files):
-        got, rows, found = scan_files([(n, path)], specs)
+        got, parts, found = scan_files([(n, path)], specs)
         scans += got
-        cands += [(rule, offset + row, values) for rule, _, row, values in rows]
+        cands += parts
+        offsets[n] = offset
         docs.update({offset + row: json.loads(doc) for _, row, doc in found})
         offset += got[0].events
     types = join_types(scans)
     out = {}
     for spec in specs:
-        mine = [(row, doc) for rule, row, doc in cands if rule == spec.index]
-        out[spec.check.rule.name] = result = correlate_rule(spec, mine, types, frozenset(types), NOW, None)
+        mine = [payload for rule, payload in reversed(cands) if rule == spec.index]  # any order
+        out[spec.check.rule.name] = result = correlate_rule(spec, mine, offsets, types, frozenset(types), NOW, None)
         build_alerts(spec, result, docs, NOW, None)
     return out
 

@@ -116,10 +116,12 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
                              [n for s in scans for n in s.notes],
                              [InputStats(s.name, s.format, s.lines, s.events, s.skipped_count) for s in scans])
     report.timings["load"] = time.perf_counter() - started
+    report.timings.update(_task_seconds(scans))
     types = join_types(scans)
     results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
+    report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
 
     t0 = time.perf_counter()
     by_index = {s.index: s for s in specs}
@@ -151,27 +153,43 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     return report
 
 
+def _task_seconds(scans: list[FileScan]) -> dict[str, float]:
+    """Where stage 1's time went, summed over its tasks (`stage1.load`, `.filter`, `.encode`: the work in the
+    tasks), and `stage1.first_task`: from the stage's start to the first task's work (scheduling, starting
+    the Python workers, the first job's warm-up)."""
+    out = {f"stage1.{k}": sum(s.seconds.get(k, 0.0) for s in scans) for k in ("load", "filter", "encode")}
+    began = [s.seconds["began"] for s in scans if "began" in s.seconds]
+    if began:
+        out["stage1.first_task"] = min(began)
+    return out
+
+
 def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
     """One task per input: (the per-file scans, the cached candidate rows)."""
     import pandas as pd
 
     def scan(frames):
+        began = time.time()
         for pdf in frames:
             for unit in pdf["files"]:
                 files = [(int(n), p) for n, p in orjson.loads(unit)]
                 results, candidates, docs = scan_files(files, specs, input_format, read_options)
+                results[0].seconds["began"] = began
+                results[0].seconds["yield"] = time.time()
                 yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
                                     "payload": [orjson.dumps(asdict(r)) for r in results]})
                 for k in range(0, len(docs), _CHUNK):
                     part = docs[k:k + _CHUNK]
                     yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
                                         "row": [d[1] for d in part], "payload": [d[2] for d in part]})
+                first = files[0][0]
                 for k in range(0, len(candidates), _CHUNK):
                     chunk = candidates[k:k + _CHUNK]
-                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": [c[1] for c in chunk],
-                                        "row": [c[2] for c in chunk], "payload": [c[3] for c in chunk]})
+                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": first, "row": -1,
+                                        "payload": [c[1] for c in chunk]})
 
     units = _units(files, input_format)
+    t0 = time.time()
     listing = spark.createDataFrame([(i, orjson.dumps(u).decode()) for i, u in enumerate(units)], "unit int, files string")
     stage1 = listing.repartition(len(units)).mapInPandas(scan, STAGE1_SCHEMA).cache()
     scans = []
@@ -181,6 +199,10 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
         data["types"] = {k: tuple(v) for k, v in data["types"].items()}
         scans.append(FileScan(**data))
     scans.sort(key=lambda s: s.file_no)
+    for s in scans:  # the task's clock times, as seconds since the stage began
+        for k in ("began", "yield"):
+            if k in s.seconds:
+                s.seconds[k] -= t0
     return scans, stage1
 
 
@@ -218,9 +240,8 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
 
     def correlate(pdf):
         index = int(pdf["rule"].iloc[0])
-        cands = [(offsets[int(f)] + int(r), bytes(p)) for k, f, r, p in
-                 zip(pdf["kind"], pdf["file"], pdf["row"], pdf["payload"]) if k == "cand"]
-        result = correlate_rule(by_index[index], cands, types, present, now, max_signals, categories)
+        parts = [bytes(p) for k, p in zip(pdf["kind"], pdf["payload"]) if k == "cand"]
+        result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories)
         return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [0], "payload": [orjson.dumps(asdict(result))]})
 
     if not by_index:
