@@ -107,8 +107,9 @@ def hunt(
     if out_format == "parquet":
         from ..sinks.parquet import directory_problem
 
-        if out is None or (why := directory_problem(out, files)) is not None:
-            raise fail(f"[red]error[/red]: --out-format parquet: {m(why or 'give the directory with --out DIR')}")
+        why = "give the directory with --out DIR" if out is None else directory_problem(out, files)
+        if why is not None:
+            raise fail(f"[red]error[/red]: --out-format parquet: {m(why)}")
     else:
         check_output(out, inputs=files)
     checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],

@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..pipeline.report import HuntReport, RuleOutcome
-from .tasks import FileScan, RuleResult, RuleSpec, build_alerts, correlate_rule, join_types, rule_specs, scan_files
+from .tasks import (
+    FileScan,
+    RuleResult,
+    RuleSpec,
+    build_alerts,
+    correlate_rule,
+    join_types,
+    merge_parts,
+    rule_specs,
+    scan_files,
+    split_keys,
+    split_payload,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.hunt import Plan
@@ -29,6 +41,26 @@ if TYPE_CHECKING:
 STAGE1_SCHEMA = "kind string, rule int, file int, row long, payload binary"
 STAGE2_SCHEMA = "rule int, kind string, seq int, payload binary"
 _CHUNK = 10_000  # candidate rows per pandas frame a task yields
+
+
+#: the modules of Spark Connect's client (pyspark[connect]: grpcio, grpcio-status, googleapis-common-protos,
+#: protobuf, zstandard), beside pyspark, pandas and pyarrow
+CONNECT_MODULES = ("grpc", "grpc_status", "google.rpc", "google.protobuf", "zstandard")
+
+
+def connect_missing() -> list[str]:
+    """The Connect client modules that are not installed."""
+    import importlib.util
+
+    out = []
+    for name in CONNECT_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the parent package (google) is missing
+            found = False
+        if not found:
+            out.append(name)
+    return out
 
 
 class SparkUnavailable(RuntimeError):
@@ -43,12 +75,16 @@ def session(master: str | None = None):
     except ImportError:
         raise SparkUnavailable("--engine spark needs pyspark: pip install 'trailhound[spark]'") from None
     if master and master.startswith("sc://"):
-        import importlib.util
-
-        if importlib.util.find_spec("grpc") is None:  # pyspark exits the process when it is missing
-            raise SparkUnavailable("Spark Connect (sc://) needs its client packages: pip install 'pyspark[connect]'")
+        if missing := connect_missing():  # checked here: pyspark's own check may end the process
+            raise SparkUnavailable(f"Spark Connect (sc://) needs its client packages ({', '.join(missing)} missing): "
+                                   "pip install 'pyspark[connect]'")
+        if (why := _unreachable(master)) is not None:  # else the client retries for minutes before it says so
+            raise SparkUnavailable(f"cannot connect to {master} ({why}); start the Spark Connect server "
+                                   "(sbin/start-connect-server.sh) or check the address")
         try:
-            return SparkSession.builder.remote(master).getOrCreate()
+            spark = SparkSession.builder.remote(master).getOrCreate()
+            spark.version  # noqa: B018 - a Connect session is lazy: ask the server once, so a missing one is said here
+            return spark
         except Exception as e:  # noqa: BLE001 - the Connect client's packages missing, no server: one line
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SparkUnavailable(f"cannot connect to {master} ({first}); Spark Connect needs "
@@ -66,6 +102,23 @@ def session(master: str | None = None):
     except Exception as e:  # noqa: BLE001 - no Java, a bad master URL: said in one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SparkUnavailable(f"cannot start Spark ({first}); --engine spark needs Java 17 or later") from None
+
+
+def _unreachable(url: str, timeout: float = 10.0) -> str | None:
+    """Why the Spark Connect server of `url` (sc://host[:port][/;params]) takes no connection, or None."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.split("/;", 1)[0])
+        host, port = parts.hostname or "localhost", parts.port or 15002
+    except ValueError as e:
+        return f"not a Spark Connect URL: {e}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{host}:{port}: {e.strerror or e}"
 
 
 def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -86,9 +139,10 @@ def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
 def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
                    input_format: str | None = None, read_options=None, max_signals: int | None = None,
                    sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
-                   **_: Any) -> HuntReport:
-    """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). Raises
-    `sources.SourceError` when an input cannot be read at all, as the local engine does."""
+                   key_parts: int | None = None, **_: Any) -> HuntReport:
+    """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
+    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split).
+    Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
     from ..pipeline.hunt import deliver, rule_outcome
     from ..rules.exceptions import unattached
@@ -118,7 +172,8 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     report.timings["load"] = time.perf_counter() - started
     report.timings.update(_task_seconds(scans))
     types = join_types(scans)
-    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals)
+    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals,
+                      key_parts if key_parts is not None else _key_parts(spark))
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
     report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
@@ -151,6 +206,14 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     report.timings["alerts"] = time.perf_counter() - t0
     report.timings["total"] = time.perf_counter() - started
     return report
+
+
+def _key_parts(spark) -> int:
+    """Twice the session's default parallelism (at most 64); 8 over Spark Connect, which does not say it."""
+    try:
+        return max(2, min(64, 2 * int(spark.sparkContext.defaultParallelism)))
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext
+        return 8
 
 
 def _task_seconds(scans: list[FileScan]) -> dict[str, float]:
@@ -227,8 +290,10 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 
 
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
-            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None) -> dict[int, RuleResult]:
-    """One group per runnable rule: its RuleResult, alerts included."""
+            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
+            key_parts: int) -> dict[int, RuleResult]:
+    """One group per runnable rule, or per part of a rule split by join key (`tasks.split_keys`): each rule's
+    RuleResult, its parts merged, alerts included."""
     import pandas as pd
 
     present = frozenset(types)
@@ -238,18 +303,42 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
+    # sequences joined on one scalar key: split into parts by the key's hash (each part its own group)
+    split = {i: keys for i, spec in by_index.items() if key_parts > 1 and (keys := split_keys(spec, types))}
+
+    def divide(frames):
+        for pdf in frames:
+            rules, parts, payloads = [], [], []
+            for rule, payload in zip(pdf["rule"], pdf["payload"]):
+                rule = int(rule)
+                pieces = split_payload(bytes(payload), types, split[rule], key_parts) if rule in split \
+                    else [(0, bytes(payload))]
+                for part, piece in pieces:
+                    rules.append(rule)
+                    parts.append(part)
+                    payloads.append(piece)
+            yield pd.DataFrame({"rule": pd.Series(rules, dtype="int32"), "part": pd.Series(parts, dtype="int32"),
+                                "payload": payloads})
+
     def correlate(pdf):
-        index = int(pdf["rule"].iloc[0])
-        parts = [bytes(p) for k, p in zip(pdf["kind"], pdf["payload"]) if k == "cand"]
-        result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories)
-        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [0], "payload": [orjson.dumps(asdict(result))]})
+        index, part = int(pdf["rule"].iloc[0]), int(pdf["part"].iloc[0])
+        parts = [bytes(p) for p in pdf["payload"] if len(p)]
+        result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
+                                ordered=index in split)
+        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [part],
+                             "payload": [orjson.dumps(asdict(result))]})
 
     if not by_index:
         return {}
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index), 8))))
-    seeds = spark.createDataFrame([("seed", i, -1, -1, b"") for i in by_index], STAGE1_SCHEMA)
-    grouped = stage1.filter("kind = 'cand'").unionByName(seeds).groupBy("rule").applyInPandas(correlate, STAGE2_SCHEMA)
-    results = {row.rule: RuleResult(**orjson.loads(row.payload)) for row in grouped.collect()}
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index) + len(split) * key_parts, 8))))
+    schema = "rule int, part int, payload binary"
+    seeds = spark.createDataFrame([(i, 0, b"") for i in by_index], schema)
+    cands = stage1.filter("kind = 'cand'").select("rule", "payload").mapInPandas(divide, schema)
+    grouped = cands.unionByName(seeds).groupBy("rule", "part").applyInPandas(correlate, STAGE2_SCHEMA)
+    pieces: dict[int, list[tuple[int, RuleResult]]] = {}
+    for row in grouped.collect():
+        pieces.setdefault(row.rule, []).append((row.seq, RuleResult(**orjson.loads(row.payload))))
+    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])]) for rule, got in pieces.items()}
     # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
     starts = sorted(offsets.items(), key=lambda kv: kv[1])
     wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})

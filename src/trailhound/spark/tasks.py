@@ -271,6 +271,9 @@ class RuleResult:
     over_max_signals: int = 0
     seconds: float = 0.0
     found: list = field(default_factory=list)  # the hits: [global rows (None: a missing event), join keys]
+    #: with a rule split by join key: each hit's place in event order (its last event's time, tiebreaker,
+    #: global row), by which the driver merges the parts as one run orders them (`merge_parts`)
+    order: list = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)  # built by the driver (`build_alerts`)
 
 
@@ -296,12 +299,82 @@ def candidate_frame(parts: list[bytes], offsets: dict[int, int], types: dict[str
     return rows, frame
 
 
+def split_keys(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> list[str] | None:
+    """The join key fields by which this rule's candidates can be split into independent parts, or None.
+
+    A sequence whose every stage (and `until`) joins on the same fields, each a scalar in every file, and
+    without pipes (head/tail count over all keys): one key per event, and a key's sequences depend on that
+    key's events only, so running each part through the same search gives, together, the hits of one run;
+    `merge_parts` puts them back in that run's order. Other rules stay whole (one part)."""
+    from ..lang import ir
+
+    q = spec.query
+    if spec.error or spec.unsupported or spec.check.rule.type in ("threshold", "new_terms") \
+            or not isinstance(q, ir.SequenceQuery) or q.pipes:
+        return None
+    stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
+    paths = [tuple(k.path for k in s.keys) for s in stages]
+    if not paths[0] or any(p != paths[0] for p in paths):
+        return None
+    if any(f not in types or types[f][1] for f in paths[0]):
+        return None
+    return list(paths[0])
+
+
+def split_payload(payload: bytes, types: dict[str, tuple[str, bool]], keys: list[str],
+                  parts: int) -> list[tuple[int, bytes]]:
+    """One stage-1 payload as (part, payload) by the hash of its rows' join keys, typed as one load of every
+    file types them (so that a value typed apart by two files lands in one part)."""
+    import polars as pl
+
+    frame = from_ipc(payload)
+    typed = _retyped(frame.select([c for c in frame.columns if c in types]), types)
+    typed = typed.with_columns(frame[FILE_COLUMN], frame[ROW_COLUMN])
+    bucket = (typed.select(pl.struct(keys).hash(seed=0) % parts).to_series()).alias("__part")
+    out = []
+    for (k,), group in typed.with_columns(bucket).group_by("__part", maintain_order=True):
+        out.append((int(k), to_ipc(group.drop("__part"))))
+    return out
+
+
+def merge_parts(results: list[RuleResult]) -> RuleResult:
+    """The parts of a rule split by join key (`split_keys`) as one result: the hits in event order of their
+    last event (as one run releases them), the warnings once each, the first failure."""
+    if len(results) == 1:
+        return results[0]
+    out = RuleResult(results[0].index, timestamp_field=results[0].timestamp_field)
+    failed = next((r for r in results if r.error or r.unsupported), None)
+    if failed is not None:
+        out.error, out.unsupported, out.warnings = failed.error, failed.unsupported, failed.warnings
+        out.seconds = sum(r.seconds for r in results)
+        return out
+    hits = sorted(((o, f) for r in results for o, f in zip(r.order, r.found)), key=lambda x: tuple(x[0]))
+    out.found = [f for _, f in hits]
+    out.kind = next((r.kind for r in results if r.kind), "")
+    out.hits = len(out.found)
+    for r in results:
+        out.warnings.extend(w for w in r.warnings if w not in out.warnings)
+    out.seconds = sum(r.seconds for r in results)
+    return out
+
+
+def _event_order(frame, options, last: list[int], rows: list[int]) -> list[list]:
+    """Each hit's sort key in the engine's event order (`__ts`, then `__tb` with nulls last, then the row) of
+    its last event (a row of `frame`), with that event's global row for the row."""
+    from ..engine.filter.frame import prepare
+
+    keys = prepare(frame, options, set())[0].select("__ts", "__tb").collect()
+    ts, tb = keys["__ts"].to_list(), keys["__tb"].to_list()
+    return [[ts[r], tb[r] is None, 0 if tb[r] is None else tb[r], rows[r]] for r in last]
+
+
 def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], types: dict[str, tuple[str, bool]],
                    present: frozenset[str], now: str, max_signals: int | None,
-                   categories: dict[str, set[str]] | None = None) -> RuleResult:
-    """Stage 2 for one rule: `parts` are its candidate payloads from stage 1 (`scan_files`), `offsets` each
-    file's first global row. The hits come back as global rows (`RuleResult.found`); the driver builds the
-    alerts (`build_alerts`)."""
+                   categories: dict[str, set[str]] | None = None, ordered: bool = False) -> RuleResult:
+    """Stage 2 for one rule (or one part of it: `ordered` then gives each hit's place, `RuleResult.order`):
+    `parts` are its candidate payloads from stage 1 (`scan_files`) or `split_payload`, `offsets` each file's
+    first global row. The hits come back as global rows (`RuleResult.found`); the driver builds the alerts
+    (`build_alerts`)."""
     from ..engine.hunt import _options
     from ..engine.search import search, search_new_terms, search_threshold
     from ..lang import ir
@@ -329,6 +402,9 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
             result = search(q, frame, options)
         out.found = [[[None if r is None else rows[r] for r in h.rows], h.join_keys] for h in result.hits]
         out.kind, out.hits = result.kind, len(out.found)
+        if ordered and result.hits:
+            last = [[r for r in h.rows if r is not None][-1] for h in result.hits]  # in stage order
+            out.order = _event_order(frame, options, last, rows)
         out.warnings.extend(_category_warnings(q, result.warnings, (categories or {}).get(
             options.event_category_field, set())))
     except UnsupportedError as e:
