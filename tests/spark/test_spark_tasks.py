@@ -119,7 +119,7 @@ def test_sequences_split_by_join_key_give_the_hits_of_one_run_in_its_order(tmp_p
 
     rng = random.Random(7)
     events = []
-    for i in range(600):
+    for _ in range(600):
         host = rng.choice(["a", "b", "c", "d", "e", 7, "7"])
         events.append({"@timestamp": f"2026-01-01T00:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
                        "event": {"category": "process"}, "host": {"name": host}, "user": {"name": rng.choice("xyz")},

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 STATE_DIR = "trailhound"
 
 
+class SparkWatchError(Exception):
+    """The stream cannot start or stopped on an error (no Spark, a bad checkpoint): the message says why."""
+
+
 def _local_path(uri: str) -> str:
     """A path of Spark's file source (file:/x/y or file:///x/y) as a local path."""
     parts = urlsplit(uri)
@@ -73,7 +77,6 @@ class _Batches:
     def __init__(self, planned: Plan, out: AlertFile | None, sinks: Sequence[Sink], checkpoint: str,
                  input_format: str | None, read_options, max_signals: int | None, now: str | None,
                  on_skip=None) -> None:
-        from ..pipeline.watch import StreamPipeline
 
         self.planned, self.out, self.sinks = planned, out, [*([out] if out is not None else []), *sinks]
         self.dir = os.path.join(checkpoint, STATE_DIR)
@@ -163,16 +166,20 @@ def run_watch_spark(planned: Plan, directory: str, out: AlertFile | None, *, spa
     stream = reader.schema(schema).load(directory).select("path", "modificationTime")
     writer = stream.writeStream.foreachBatch(handler).option("checkpointLocation", checkpoint)
     writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=f"{trigger_seconds} seconds")
-    query = writer.start()
     stop = stop or threading.Event()
     try:
-        while query.isActive and not stop.is_set():
-            query.awaitTermination(1)
-    finally:
-        if query.isActive:
-            query.stop()
+        query = writer.start()
+        try:
+            while query.isActive and not stop.is_set():
+                query.awaitTermination(1)
+        finally:
+            if query.isActive:
+                query.stop()
+    except Exception as e:  # noqa: BLE001 - Spark's errors (a bad path, a failed batch): one line, not a trace
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SparkWatchError(f"the stream stopped: {text}") from None
     if query.exception() is not None:
-        raise RuntimeError(f"the stream stopped: {str(query.exception()).splitlines()[0]}")
+        raise SparkWatchError(f"the stream stopped: {str(query.exception()).splitlines()[0]}")
     if final if final is not None else once:
         handler.pipe.finish()
         if out is not None:
@@ -184,3 +191,21 @@ def run_watch_spark(planned: Plan, directory: str, out: AlertFile | None, *, spa
         handler.pipe.step()
         handler.save(max(handler.batch, 0))
     return handler.pipe
+
+
+def watch_on_spark(planned: Plan, directory: str, out: AlertFile | None, *, master: str | None, state: str,
+                   sinks: Sequence[Sink] = (), stop=None, input_format: str | None = None, read_options=None,
+                   max_signals: int | None = None, on_note=None, on_skip=None) -> StreamPipeline:
+    """`trailhound watch --engine spark`: a session from `master`, then `run_watch_spark` until `stop`."""
+    from .driver import SparkUnavailable, session
+
+    note = on_note or (lambda text: None)
+    try:
+        spark = session(master)
+    except SparkUnavailable as e:
+        raise SparkWatchError(str(e)) from None
+    resumed = os.path.isdir(os.path.join(state, "commits"))
+    note(f"Structured Streaming over {directory}; checkpoint {state}" + (" (resumed)" if resumed else ""))
+    return run_watch_spark(planned, directory, out, spark=spark, checkpoint=state, sinks=sinks, stop=stop,
+                           input_format=input_format, read_options=read_options, max_signals=max_signals,
+                           on_skip=on_skip)
