@@ -1,7 +1,12 @@
 """`hunt --engine spark` against the local engine, and local[1] against local[2]: time per stage.
 
     python bench/spark.py [--data /work/main/bench/data/events_1m.ndjson] [--events 200000] [--files 4]
-                          [--rules DIR] [--masters local[1],local[2]] [--parquet]
+                          [--rules DIR] [--masters local[1],local[2]] [--parquet] [--out-format parquet] [--warm]
+
+The issue's scaling run (5M generated events; on a quiet machine):
+
+    python bench/generate.py --events 5000000 --out bench/data/events_5m.ndjson
+    python bench/spark.py --data bench/data/events_5m.ndjson --events 5000000 --files 20 --parquet
 
 The first `--events` lines of `--data` are split into `--files` NDJSON files (or, with `--parquet`, a
 Parquet data set of them) under bench/data/spark/. Each configuration runs in a fresh process: the
@@ -76,7 +81,7 @@ def _cpu_of_tree(root: int) -> float:
     return total
 
 
-def child(engine: str, rules: str, paths: list[str], out_format: str) -> dict:
+def child(engine: str, rules: str, paths: list[str], out_format: str, warm: bool = False) -> dict:
     import resource
     import tempfile
 
@@ -100,6 +105,9 @@ def child(engine: str, rules: str, paths: list[str], out_format: str) -> dict:
             spark = session(engine)
             spark.sparkContext.setLogLevel("ERROR")
             spark_start = time.perf_counter() - started
+            if warm:  # a first hunt in the session, not timed: the JVM's and the Python workers' warm-up
+                run_hunt_spark(planned, paths, spark=spark, now=NOW)
+                spark_start = time.perf_counter() - started
             report = run_hunt_spark(planned, paths, spark=spark, now=NOW, keep_alerts=True, sinks=[sink])
         w0 = time.perf_counter()
         sink.close()
@@ -127,17 +135,20 @@ def main() -> None:
     ap.add_argument("--masters", default="local[1],local[2]")
     ap.add_argument("--parquet", action="store_true", help="read a Parquet store of the events instead of NDJSON")
     ap.add_argument("--out-format", default="ndjson", choices=("ndjson", "parquet"), help="how the alerts are written")
+    ap.add_argument("--warm", action="store_true", help="time a second hunt in each Spark session (the first one "
+                    "pays the session's warm-up: JIT, Python workers)")
     ap.add_argument("--_child")
     ap.add_argument("--_paths")
     a = ap.parse_args()
     if a._child:
-        print("@@" + json.dumps(child(a._child, a.rules, json.loads(a._paths), a.out_format)))
+        print("@@" + json.dumps(child(a._child, a.rules, json.loads(a._paths), a.out_format, a.warm)))
         return
     paths = prepare(a.data, a.events, a.files, a.parquet)
     want = None
     for engine in ["local", *a.masters.split(",")]:
         p = subprocess.run([sys.executable, __file__, "--_child", engine, "--rules", a.rules, "--out-format",
-                            a.out_format, "--_paths", json.dumps(paths)], capture_output=True, text=True)
+                            a.out_format, "--_paths", json.dumps(paths), *(["--warm"] if a.warm else [])],
+                           capture_output=True, text=True)
         lines = [x for x in p.stdout.splitlines() if x.startswith("@@")]
         if p.returncode or not lines:
             raise SystemExit(f"{engine} failed:\n{p.stderr[-3000:]}")
