@@ -139,9 +139,10 @@ def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
 def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
                    input_format: str | None = None, read_options=None, max_signals: int | None = None,
                    sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
-                   key_parts: int | None = None, **_: Any) -> HuntReport:
+                   key_parts: int | None = None, slots: int | None = None, **_: Any) -> HuntReport:
     """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
-    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split).
+    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split);
+    `slots`: how many stage-2 groups share the rules and parts (default four per key part).
     Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
     from ..pipeline.hunt import deliver, rule_outcome
@@ -173,7 +174,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     report.timings.update(_task_seconds(scans))
     types = join_types(scans)
     results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals,
-                      key_parts if key_parts is not None else _key_parts(spark))
+                      key_parts if key_parts is not None else _key_parts(spark), slots)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
     report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
@@ -291,9 +292,10 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
             types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
-            key_parts: int) -> dict[int, RuleResult]:
-    """One group per runnable rule, or per part of a rule split by join key (`tasks.split_keys`): each rule's
-    RuleResult, its parts merged, alerts included."""
+            key_parts: int, slots: int | None = None) -> dict[int, RuleResult]:
+    """Each runnable rule, or each part of a rule split by join key (`tasks.split_keys`), correlated in one of
+    `slots` groups (`groupBy(slot).applyInPandas`; default 4 per key part): each rule's RuleResult, its parts
+    merged, alerts included."""
     import pandas as pd
 
     present = frozenset(types)
@@ -303,8 +305,14 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
-    # sequences joined on one scalar key: split into parts by the key's hash (each part its own group)
+    # sequences joined on one scalar key: split into parts by the key's hash (each part correlated apart)
     split = {i: keys for i, spec in by_index.items() if key_parts > 1 and (keys := split_keys(spec, types))}
+    # the (rule, part) units go to a few groups (slots): one Spark group costs ~25 ms of its own, one rule's
+    # correlation often less, so hundreds of groups cost more than their work
+    slots = max(1, slots if slots is not None else 4 * key_parts)
+
+    def slot_of(rule: int, part: int) -> int:
+        return (rule * 7919 + part) % slots
 
     def divide(frames):
         for pdf in frames:
@@ -317,24 +325,33 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
                     rules.append(rule)
                     parts.append(part)
                     payloads.append(piece)
-            yield pd.DataFrame({"rule": pd.Series(rules, dtype="int32"), "part": pd.Series(parts, dtype="int32"),
+            yield pd.DataFrame({"slot": pd.Series([slot_of(r, p) for r, p in zip(rules, parts)], dtype="int32"),
+                                "rule": pd.Series(rules, dtype="int32"), "part": pd.Series(parts, dtype="int32"),
                                 "payload": payloads})
 
     def correlate(pdf):
-        index, part = int(pdf["rule"].iloc[0]), int(pdf["part"].iloc[0])
-        parts = [bytes(p) for p in pdf["payload"] if len(p)]
-        result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
-                                ordered=index in split)
-        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [part],
-                             "payload": [orjson.dumps(asdict(result))]})
+        out_rules, out_parts, out_payloads = [], [], []
+        units: dict[tuple[int, int], list[bytes]] = {}
+        for rule, part, payload in zip(pdf["rule"], pdf["part"], pdf["payload"]):
+            got = units.setdefault((int(rule), int(part)), [])
+            if len(payload):
+                got.append(bytes(payload))
+        for (index, part), parts in sorted(units.items()):
+            result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
+                                    ordered=index in split)
+            out_rules.append(index)
+            out_parts.append(part)
+            out_payloads.append(orjson.dumps(asdict(result)))
+        return pd.DataFrame({"rule": pd.Series(out_rules, dtype="int32"), "kind": "result",
+                             "seq": pd.Series(out_parts, dtype="int32"), "payload": out_payloads})
 
     if not by_index:
         return {}
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index) + len(split) * key_parts, 8))))
-    schema = "rule int, part int, payload binary"
-    seeds = spark.createDataFrame([(i, 0, b"") for i in by_index], schema)
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(slots, 8))))
+    schema = "slot int, rule int, part int, payload binary"
+    seeds = spark.createDataFrame([(slot_of(i, 0), i, 0, b"") for i in by_index], schema)
     cands = stage1.filter("kind = 'cand'").select("rule", "payload").mapInPandas(divide, schema)
-    grouped = cands.unionByName(seeds).groupBy("rule", "part").applyInPandas(correlate, STAGE2_SCHEMA)
+    grouped = cands.unionByName(seeds).groupBy("slot").applyInPandas(correlate, STAGE2_SCHEMA)
     pieces: dict[int, list[tuple[int, RuleResult]]] = {}
     for row in grouped.collect():
         pieces.setdefault(row.rule, []).append((row.seq, RuleResult(**orjson.loads(row.payload))))
