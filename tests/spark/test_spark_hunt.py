@@ -116,6 +116,17 @@ def test_cli_engine_spark_writes_the_same_alert_file(spark, tmp_path):
         for d in docs:
             d.pop("@timestamp")  # the time of the run
     assert outs["spark"] == outs["local"] and outs["local"]
+    # the alerts as Parquet files from the Spark engine: the same documents, read back
+    from trailhound.sinks.parquet import read_alerts
+
+    store = tmp_path / "alerts"
+    r = CliRunner().invoke(app, ["hunt", *files, "--exit-zero", "--out", str(store), "--out-format", "parquet",
+                                 "--engine", "spark", "--master", "local[2]"])
+    assert r.exit_code == 0, r.output
+    back = read_alerts(store)
+    for d in back:
+        d.pop("@timestamp")
+    assert back == outs["local"]
     r = CliRunner().invoke(app, ["hunt", files[0], "--master", "local[1]"])
     assert r.exit_code == 2 and "--master goes with --engine spark" in r.output
 

@@ -98,6 +98,8 @@ def hunt(
                                "(pip install 'trailhound[spark]'; README \"Spark and Parquet\")."),
     master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port, "
                                       "or sc://host:port for Spark Connect (default local[*])."),
+    out_format: str = typer.Option("ndjson", "--out-format", help="ndjson: --out is a file; parquet: --out is a "
+                                   "directory of alerts-NNNNN.parquet files (the same alert documents)."),
 ) -> None:
     """Run detection rules over event files and report the alerts they raise.
 
@@ -118,7 +120,16 @@ def hunt(
         from ..sinks import NdjsonSink, Sink, SinkError
         from ..sources import SourceError
 
-    check_output(out, inputs=files)
+    if out_format not in ("ndjson", "parquet"):
+        raise fail(f"[red]error[/red]: unknown --out-format {m(repr(out_format))}; choose ndjson or parquet")
+    if out_format == "parquet":
+        from ..sinks.parquet import directory_problem
+
+        why = "give the directory with --out DIR" if out is None else directory_problem(out, files)
+        if why is not None:
+            raise fail(f"[red]error[/red]: --out-format parquet: {m(why)}")
+    else:
+        check_output(out, inputs=files)
     checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
                                 stdout_taken=format is OutputFormat.ndjson)
     check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
@@ -166,7 +177,7 @@ def hunt(
 
     to_stdout = format is OutputFormat.ndjson or is_stdout(out) or any(s.target == "-" for s in checked_sinks)
     try:
-        sinks: list[Sink] = [NdjsonSink(out)] if out is not None else []
+        sinks: list[Sink] = [] if out is None else [NdjsonSink(out)] if out_format == "ndjson" else [_parquet_sink(out)]
         if format is OutputFormat.ndjson and not is_stdout(out):
             sinks.append(NdjsonSink("-"))
     except SinkError as e:
@@ -252,3 +263,9 @@ def hunt(
                                  navigator=navigator, markdown=markdown, input_format=input_format, options=options):
             err.print(line)
     raise typer.Exit(code)
+
+
+def _parquet_sink(out: Path):
+    from ..sinks.parquet import ParquetSink
+
+    return ParquetSink(out)

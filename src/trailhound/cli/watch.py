@@ -48,6 +48,11 @@ def watch(
     year: Year = None,
     tz: TimeZone = None,
     host: Host = None,
+    engine: str = typer.Option("local", "--engine", help="local, or spark: Structured Streaming over a directory "
+                               "where whole files arrive (one PATH, a directory; --state is Spark's checkpoint "
+                               "location; README \"Spark and Parquet\")."),
+    master: str | None = typer.Option(None, "--master", help="With --engine spark: local[N], spark://host:port or "
+                                      "sc://host:port (default local[*])."),
 ) -> None:
     """Follow logs as they grow and write the alerts the rules raise, as they are raised.
 
@@ -70,6 +75,11 @@ def watch(
         raise fail("[red]error[/red]: watch appends to --out and cuts it back at a restart: give an uncompressed file")
     if paths.count("-") > 1:
         raise fail("[red]error[/red]: standard input (-) can be given once")
+    if engine not in ("local", "spark") or (master is not None and engine != "spark"):
+        raise fail("[red]error[/red]: --engine is local or spark; --master goes with --engine spark")
+    if engine == "spark" and (len(paths) != 1 or not Path(paths[0]).is_dir() or state is None):
+        raise fail("[red]error[/red]: watch --engine spark takes one directory (where whole files arrive) and "
+                   "--state DIR (Spark's checkpoint location)")
     try:
         planned = plan(load_rules(rules or [PACK], exceptions, value_lists))
     except RuleError as e:
@@ -94,13 +104,22 @@ def watch(
                              idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
                              status_seconds=1.0 if log.terminal else 10.0)
     log.info("watching", paths=paths, rules=len(planned.runnable), out=out, state=str(state) if state else None)
+    errors: tuple[type[Exception], ...] = (CheckpointError, FollowError)
     try:
-        pipe = run_watch(planned, list(paths), alert_file, sinks=extra, state_dir=str(state) if state else None,
-                         from_start=from_start, reset_state=reset_state, input_format=input_format,
-                         read_options=input_options(year, tz, host), max_signals=max_signals, settings=settings,
-                         stop=stop, on_status=log.status, on_note=lambda text: log.info(text),
-                         on_skip=log.skip)
-    except (CheckpointError, FollowError) as e:
+        if engine == "spark":
+            from ..spark.stream import SparkWatchError, watch_on_spark
+
+            errors += (SparkWatchError,)
+            pipe = watch_on_spark(planned, paths[0], alert_file, master=master, state=str(state), sinks=extra,
+                                  stop=stop, input_format=input_format, read_options=input_options(year, tz, host),
+                                  max_signals=max_signals, on_note=lambda text: log.info(text), on_skip=log.skip)
+        else:
+            pipe = run_watch(planned, list(paths), alert_file, sinks=extra, state_dir=str(state) if state else None,
+                             from_start=from_start, reset_state=reset_state, input_format=input_format,
+                             read_options=input_options(year, tz, host), max_signals=max_signals, settings=settings,
+                             stop=stop, on_status=log.status, on_note=lambda text: log.info(text),
+                             on_skip=log.skip)
+    except errors as e:
         log.end()
         raise fail(f"[red]error[/red]: {m(e)}") from None
     finally:

@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..pipeline.report import HuntReport, RuleOutcome
-from .tasks import FileScan, RuleResult, RuleSpec, build_alerts, correlate_rule, join_types, rule_specs, scan_files
+from .tasks import (
+    FileScan,
+    RuleResult,
+    RuleSpec,
+    build_alerts,
+    correlate_rule,
+    join_types,
+    merge_parts,
+    rule_specs,
+    scan_files,
+    split_keys,
+    split_payload,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.hunt import Plan
@@ -29,6 +41,26 @@ if TYPE_CHECKING:
 STAGE1_SCHEMA = "kind string, rule int, file int, row long, payload binary"
 STAGE2_SCHEMA = "rule int, kind string, seq int, payload binary"
 _CHUNK = 10_000  # candidate rows per pandas frame a task yields
+
+
+#: the modules of Spark Connect's client (pyspark[connect]: grpcio, grpcio-status, googleapis-common-protos,
+#: protobuf, zstandard), beside pyspark, pandas and pyarrow
+CONNECT_MODULES = ("grpc", "grpc_status", "google.rpc", "google.protobuf", "zstandard")
+
+
+def connect_missing() -> list[str]:
+    """The Connect client modules that are not installed."""
+    import importlib.util
+
+    out = []
+    for name in CONNECT_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # the parent package (google) is missing
+            found = False
+        if not found:
+            out.append(name)
+    return out
 
 
 class SparkUnavailable(RuntimeError):
@@ -43,12 +75,16 @@ def session(master: str | None = None):
     except ImportError:
         raise SparkUnavailable("--engine spark needs pyspark: pip install 'trailhound[spark]'") from None
     if master and master.startswith("sc://"):
-        import importlib.util
-
-        if importlib.util.find_spec("grpc") is None:  # pyspark exits the process when it is missing
-            raise SparkUnavailable("Spark Connect (sc://) needs its client packages: pip install 'pyspark[connect]'")
+        if missing := connect_missing():  # checked here: pyspark's own check may end the process
+            raise SparkUnavailable(f"Spark Connect (sc://) needs its client packages ({', '.join(missing)} missing): "
+                                   "pip install 'pyspark[connect]'")
+        if (why := _unreachable(master)) is not None:  # else the client retries for minutes before it says so
+            raise SparkUnavailable(f"cannot connect to {master} ({why}); start the Spark Connect server "
+                                   "(sbin/start-connect-server.sh) or check the address")
         try:
-            return SparkSession.builder.remote(master).getOrCreate()
+            spark = SparkSession.builder.remote(master).getOrCreate()
+            spark.version  # noqa: B018 - a Connect session is lazy: ask the server once, so a missing one is said here
+            return spark
         except Exception as e:  # noqa: BLE001 - the Connect client's packages missing, no server: one line
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SparkUnavailable(f"cannot connect to {master} ({first}); Spark Connect needs "
@@ -66,6 +102,23 @@ def session(master: str | None = None):
     except Exception as e:  # noqa: BLE001 - no Java, a bad master URL: said in one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SparkUnavailable(f"cannot start Spark ({first}); --engine spark needs Java 17 or later") from None
+
+
+def _unreachable(url: str, timeout: float = 10.0) -> str | None:
+    """Why the Spark Connect server of `url` (sc://host[:port][/;params]) takes no connection, or None."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.split("/;", 1)[0])
+        host, port = parts.hostname or "localhost", parts.port or 15002
+    except ValueError as e:
+        return f"not a Spark Connect URL: {e}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{host}:{port}: {e.strerror or e}"
 
 
 def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
@@ -86,9 +139,11 @@ def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
 def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
                    input_format: str | None = None, read_options=None, max_signals: int | None = None,
                    sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
-                   **_: Any) -> HuntReport:
-    """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). Raises
-    `sources.SourceError` when an input cannot be read at all, as the local engine does."""
+                   key_parts: int | None = None, slots: int | None = None, **_: Any) -> HuntReport:
+    """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
+    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split);
+    `slots`: how many stage-2 groups share the rules and parts (default four per key part).
+    Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
     from ..pipeline.hunt import deliver, rule_outcome
     from ..rules.exceptions import unattached
@@ -116,10 +171,13 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
                              [n for s in scans for n in s.notes],
                              [InputStats(s.name, s.format, s.lines, s.events, s.skipped_count) for s in scans])
     report.timings["load"] = time.perf_counter() - started
+    report.timings.update(_task_seconds(scans))
     types = join_types(scans)
-    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals)
+    results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals,
+                      key_parts if key_parts is not None else _key_parts(spark), slots)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
+    report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
 
     t0 = time.perf_counter()
     by_index = {s.index: s for s in specs}
@@ -151,27 +209,51 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     return report
 
 
+def _key_parts(spark) -> int:
+    """Twice the session's default parallelism (at most 64); 8 over Spark Connect, which does not say it."""
+    try:
+        return max(2, min(64, 2 * int(spark.sparkContext.defaultParallelism)))
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext
+        return 8
+
+
+def _task_seconds(scans: list[FileScan]) -> dict[str, float]:
+    """Where stage 1's time went, summed over its tasks (`stage1.load`, `.filter`, `.encode`: the work in the
+    tasks), and `stage1.first_task`: from the stage's start to the first task's work (scheduling, starting
+    the Python workers, the first job's warm-up)."""
+    out = {f"stage1.{k}": sum(s.seconds.get(k, 0.0) for s in scans) for k in ("load", "filter", "encode")}
+    began = [s.seconds["began"] for s in scans if "began" in s.seconds]
+    if began:
+        out["stage1.first_task"] = min(began)
+    return out
+
+
 def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
     """One task per input: (the per-file scans, the cached candidate rows)."""
     import pandas as pd
 
     def scan(frames):
+        began = time.time()
         for pdf in frames:
             for unit in pdf["files"]:
                 files = [(int(n), p) for n, p in orjson.loads(unit)]
                 results, candidates, docs = scan_files(files, specs, input_format, read_options)
+                results[0].seconds["began"] = began
+                results[0].seconds["yield"] = time.time()
                 yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
                                     "payload": [orjson.dumps(asdict(r)) for r in results]})
                 for k in range(0, len(docs), _CHUNK):
                     part = docs[k:k + _CHUNK]
                     yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
                                         "row": [d[1] for d in part], "payload": [d[2] for d in part]})
+                first = files[0][0]
                 for k in range(0, len(candidates), _CHUNK):
                     chunk = candidates[k:k + _CHUNK]
-                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": [c[1] for c in chunk],
-                                        "row": [c[2] for c in chunk], "payload": [c[3] for c in chunk]})
+                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": first, "row": -1,
+                                        "payload": [c[1] for c in chunk]})
 
     units = _units(files, input_format)
+    t0 = time.time()
     listing = spark.createDataFrame([(i, orjson.dumps(u).decode()) for i, u in enumerate(units)], "unit int, files string")
     stage1 = listing.repartition(len(units)).mapInPandas(scan, STAGE1_SCHEMA).cache()
     scans = []
@@ -181,6 +263,10 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
         data["types"] = {k: tuple(v) for k, v in data["types"].items()}
         scans.append(FileScan(**data))
     scans.sort(key=lambda s: s.file_no)
+    for s in scans:  # the task's clock times, as seconds since the stage began
+        for k in ("began", "yield"):
+            if k in s.seconds:
+                s.seconds[k] -= t0
     return scans, stage1
 
 
@@ -205,8 +291,11 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 
 
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
-            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None) -> dict[int, RuleResult]:
-    """One group per runnable rule: its RuleResult, alerts included."""
+            types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
+            key_parts: int, slots: int | None = None) -> dict[int, RuleResult]:
+    """Each runnable rule, or each part of a rule split by join key (`tasks.split_keys`), correlated in one of
+    `slots` groups (`groupBy(slot).applyInPandas`; default 4 per key part): each rule's RuleResult, its parts
+    merged, alerts included."""
     import pandas as pd
 
     present = frozenset(types)
@@ -216,19 +305,57 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
+    # sequences joined on one scalar key: split into parts by the key's hash (each part correlated apart)
+    split = {i: keys for i, spec in by_index.items() if key_parts > 1 and (keys := split_keys(spec, types))}
+    # the (rule, part) units go to a few groups (slots): one Spark group costs ~25 ms of its own, one rule's
+    # correlation often less, so hundreds of groups cost more than their work
+    slots = max(1, slots if slots is not None else 4 * key_parts)
+
+    def slot_of(rule: int, part: int) -> int:
+        return (rule * 7919 + part) % slots
+
+    def divide(frames):
+        for pdf in frames:
+            rules, parts, payloads = [], [], []
+            for rule, payload in zip(pdf["rule"], pdf["payload"]):
+                rule = int(rule)
+                pieces = split_payload(bytes(payload), types, split[rule], key_parts) if rule in split \
+                    else [(0, bytes(payload))]
+                for part, piece in pieces:
+                    rules.append(rule)
+                    parts.append(part)
+                    payloads.append(piece)
+            yield pd.DataFrame({"slot": pd.Series([slot_of(r, p) for r, p in zip(rules, parts)], dtype="int32"),
+                                "rule": pd.Series(rules, dtype="int32"), "part": pd.Series(parts, dtype="int32"),
+                                "payload": payloads})
+
     def correlate(pdf):
-        index = int(pdf["rule"].iloc[0])
-        cands = [(offsets[int(f)] + int(r), bytes(p)) for k, f, r, p in
-                 zip(pdf["kind"], pdf["file"], pdf["row"], pdf["payload"]) if k == "cand"]
-        result = correlate_rule(by_index[index], cands, types, present, now, max_signals, categories)
-        return pd.DataFrame({"rule": [index], "kind": ["result"], "seq": [0], "payload": [orjson.dumps(asdict(result))]})
+        out_rules, out_parts, out_payloads = [], [], []
+        units: dict[tuple[int, int], list[bytes]] = {}
+        for rule, part, payload in zip(pdf["rule"], pdf["part"], pdf["payload"]):
+            got = units.setdefault((int(rule), int(part)), [])
+            if len(payload):
+                got.append(bytes(payload))
+        for (index, part), parts in sorted(units.items()):
+            result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
+                                    ordered=index in split)
+            out_rules.append(index)
+            out_parts.append(part)
+            out_payloads.append(orjson.dumps(asdict(result)))
+        return pd.DataFrame({"rule": pd.Series(out_rules, dtype="int32"), "kind": "result",
+                             "seq": pd.Series(out_parts, dtype="int32"), "payload": out_payloads})
 
     if not by_index:
         return {}
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(len(by_index), 8))))
-    seeds = spark.createDataFrame([("seed", i, -1, -1, b"") for i in by_index], STAGE1_SCHEMA)
-    grouped = stage1.filter("kind = 'cand'").unionByName(seeds).groupBy("rule").applyInPandas(correlate, STAGE2_SCHEMA)
-    results = {row.rule: RuleResult(**orjson.loads(row.payload)) for row in grouped.collect()}
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, min(slots, 8))))
+    schema = "slot int, rule int, part int, payload binary"
+    seeds = spark.createDataFrame([(slot_of(i, 0), i, 0, b"") for i in by_index], schema)
+    cands = stage1.filter("kind = 'cand'").select("rule", "payload").mapInPandas(divide, schema)
+    grouped = cands.unionByName(seeds).groupBy("slot").applyInPandas(correlate, STAGE2_SCHEMA)
+    pieces: dict[int, list[tuple[int, RuleResult]]] = {}
+    for row in grouped.collect():
+        pieces.setdefault(row.rule, []).append((row.seq, RuleResult(**orjson.loads(row.payload))))
+    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])]) for rule, got in pieces.items()}
     # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
     starts = sorted(offsets.items(), key=lambda kv: kv[1])
     wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})

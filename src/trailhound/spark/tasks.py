@@ -19,7 +19,6 @@ Two stages (`spark/driver.py` wires them into Spark):
 
 from __future__ import annotations
 
-import bisect
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +61,7 @@ class FileScan:
     excepted: dict[str, dict[str, int]] = field(default_factory=dict)  # rule index → item label → events
     categories: dict[str, list[str]] = field(default_factory=dict)  # category field → its values that are not ECS's
     error: str | None = None  # the input cannot be read at all (a SourceError)
+    seconds: dict[str, float] = field(default_factory=dict)  # where the task's time went: load, filter, encode
 
 
 def rule_specs(checks, exceptions=()) -> list[RuleSpec]:
@@ -93,11 +93,11 @@ def _column_type(dtype) -> tuple[str, bool] | None:
 
 
 def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format: str | None = None,
-               read_options=None) -> tuple[list[FileScan], list[tuple[int, int, int, bytes]],
-                                           list[tuple[int, int, bytes]]]:
+               read_options=None) -> tuple[list[FileScan], list[tuple[int, bytes]], list[tuple[int, int, bytes]]]:
     """Stage 1 over inputs loaded together (`files`: (file number, path), in input order): a report per
-    file; (rule index, file number, row in the file, the rule's fields as JSON) for every row matching one of a
-    rule's filters; and (file number, row, document JSON) of each of those rows, once. Raw logs are loaded
+    file; (rule index, Arrow IPC payload) per rule with candidates: the rows matching one of the rule's filters,
+    its fields as the loader typed them, and each row's file number and row in its file (`FILE_COLUMN`,
+    `ROW_COLUMN`); and (file number, row, document JSON) of each of those rows, once. Raw logs are loaded
     together so that the process tree runs across them as locally."""
     import polars as pl
 
@@ -107,6 +107,7 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
     from ..sources import SourceError, load_events
 
     scans = [FileScan(n, path) for n, path in files]
+    t0 = time.perf_counter()
     fields = sorted({f for s in specs for f in s.fields} | {"@timestamp"})
     try:
         table = load_events([path for _, path in files], fields, format=input_format, options=read_options)
@@ -114,6 +115,8 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
         scans[0].error = str(e)
         return scans, [], []
     report = table.report
+    t1 = time.perf_counter()
+    scans[0].seconds["load"] = t1 - t0
     starts, start = [], 0
     for scan, stats in zip(scans, report.inputs):
         scan.name, scan.format, scan.lines, scan.events = stats.file, stats.format, stats.lines, stats.events
@@ -174,26 +177,67 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
                 if isinstance(result, Exception):
                     continue  # the rule fails again, with its reason, in stage 2
                 rows_of.setdefault(index, set()).update(r for h in result.hits if (r := h.rows[0]) is not None)
+        t2 = time.perf_counter()
+        scans[0].seconds["filter"] = t2 - t1
         wanted = sorted({r for rows in rows_of.values() for r in rows})
         docs = dict(zip(wanted, (orjson.dumps(d, default=str) for d in table.documents(wanted))))
 
-    def place(r: int) -> tuple[int, int]:
-        k = bisect.bisect_right(starts, r) - 1
-        while k + 1 < len(starts) and starts[k + 1] == starts[k] and scans[k].events == 0:
-            k += 1  # inputs without events share a start with the next
-        return scans[k].file_no, r - starts[k]
+    # per rule, only the fields it reads, as the loader typed them, in one Arrow IPC payload per rule with each
+    # row's (file number, row in the file); stage 2 types them as one load of all the files would (`_retyped`).
+    # Each document once, for the driver to fetch those of the hits.
+    import numpy as np
 
-    # per rule, only the fields it reads, as the loader gave them (stage 2 types them as one load of all
-    # the files would); each document once, for the driver to fetch those of the hits
-    out: list[tuple[int, int, int, bytes]] = []
+    starts_arr = np.asarray(starts, dtype=np.int64)
+    events_arr = np.asarray([s.events for s in scans], dtype=np.int64)
+    numbers = np.asarray([s.file_no for s in scans], dtype=np.int32)
+
+    def place(rows: list[int]) -> tuple[Any, Any]:
+        at = np.asarray(rows, dtype=np.int64)
+        k = np.searchsorted(starts_arr, at, side="right") - 1
+        # inputs without events share a start with the next: the last of them holds the row
+        k = np.maximum(k, 0)
+        while True:
+            moved = (k + 1 < len(starts_arr)) & (starts_arr[np.minimum(k + 1, len(starts_arr) - 1)] == starts_arr[k]) \
+                & (events_arr[k] == 0)
+            if not moved.any():
+                break
+            k = k + moved
+        return numbers[k], at - starts_arr[k]
+
+    out: list[tuple[int, bytes]] = []
     by_index = {s.index: s for s in specs}
     for index, rows in rows_of.items():
         ordered = sorted(rows)
         cols = [f for f in by_index[index].fields if f in frame.columns]
-        values = frame[ordered].select(cols).to_dicts()
-        for r, v in zip(ordered, values):
-            out.append((index, *place(r), orjson.dumps({k: x for k, x in v.items() if x is not None}, default=str)))
-    return scans, out, [(*place(r), doc) for r, doc in docs.items()]
+        files_of, local = place(ordered)
+        part = frame[ordered].select(cols).with_columns(pl.Series(FILE_COLUMN, files_of, dtype=pl.Int32),
+                                                        pl.Series(ROW_COLUMN, local, dtype=pl.Int64))
+        out.append((index, to_ipc(part)))
+    found = list(docs.items())
+    files_of, local = place([r for r, _ in found])
+    scans[0].seconds["encode"] = time.perf_counter() - t2
+    return scans, out, [(int(f), int(r), doc) for f, r, (_, doc) in zip(files_of, local, found)]
+
+
+#: the columns of a candidate payload that say where each row comes from
+FILE_COLUMN, ROW_COLUMN = "__trailhound_file", "__trailhound_row"
+
+
+def to_ipc(frame) -> bytes:
+    """A frame as Arrow IPC bytes (what a task hands Spark: one binary value per rule, not one per row)."""
+    import io
+
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="uncompressed")
+    return buf.getvalue()
+
+
+def from_ipc(payload: bytes):
+    import io
+
+    import polars as pl
+
+    return pl.read_ipc(io.BytesIO(payload))
 
 
 def join_types(scans: list[FileScan]) -> dict[str, tuple[str, bool]]:
@@ -227,20 +271,115 @@ class RuleResult:
     over_max_signals: int = 0
     seconds: float = 0.0
     found: list = field(default_factory=list)  # the hits: [global rows (None: a missing event), join keys]
+    #: with a rule split by join key: each hit's place in event order (its last event's time, tiebreaker,
+    #: global row), by which the driver merges the parts as one run orders them (`merge_parts`)
+    order: list = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)  # built by the driver (`build_alerts`)
 
 
-def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: dict[str, tuple[str, bool]],
+def candidate_frame(parts: list[bytes], offsets: dict[int, int], types: dict[str, tuple[str, bool]]):
+    """(global rows, frame): one rule's candidates from stage 1's payloads (any order), in global input order,
+    each field in the type a load of all the files gives it (`types`), with the loader's `__row` (the position
+    in this frame) and `__file` columns, as `events_from_documents` over them would give."""
+    import polars as pl
+
+    frames = []
+    for payload in parts:
+        part = from_ipc(payload)
+        at = pl.Series([offsets[f] for f in part[FILE_COLUMN].to_list()], dtype=pl.Int64) + part[ROW_COLUMN]
+        typed = _retyped(part.select([c for c in part.columns if c in types]), types)
+        frames.append(typed.select(list(types)).with_columns(at.alias("__global")))
+    if frames:
+        frame = pl.concat(frames, how="vertical").sort("__global")
+    else:
+        frame = pl.DataFrame(schema={**{n: _dtype(t) for n, t in types.items()}, "__global": pl.Int64})
+    rows = frame["__global"].to_list()
+    frame = frame.drop("__global").with_columns(pl.int_range(0, frame.height, dtype=pl.Int64).alias("__row"),
+                                                pl.lit(0, dtype=pl.Int32).alias("__file"))
+    return rows, frame
+
+
+def split_keys(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> list[str] | None:
+    """The join key fields by which this rule's candidates can be split into independent parts, or None.
+
+    A sequence whose every stage (and `until`) joins on the same fields, each a scalar in every file, and
+    without pipes (head/tail count over all keys): one key per event, and a key's sequences depend on that
+    key's events only, so running each part through the same search gives, together, the hits of one run;
+    `merge_parts` puts them back in that run's order. Other rules stay whole (one part)."""
+    from ..lang import ir
+
+    q = spec.query
+    if spec.error or spec.unsupported or spec.check.rule.type in ("threshold", "new_terms") \
+            or not isinstance(q, ir.SequenceQuery) or q.pipes:
+        return None
+    stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
+    paths = [tuple(k.path for k in s.keys) for s in stages]
+    if not paths[0] or any(p != paths[0] for p in paths):
+        return None
+    if any(f not in types or types[f][1] for f in paths[0]):
+        return None
+    return list(paths[0])
+
+
+def split_payload(payload: bytes, types: dict[str, tuple[str, bool]], keys: list[str],
+                  parts: int) -> list[tuple[int, bytes]]:
+    """One stage-1 payload as (part, payload) by the hash of its rows' join keys, typed as one load of every
+    file types them (so that a value typed apart by two files lands in one part)."""
+    import polars as pl
+
+    frame = from_ipc(payload)
+    typed = _retyped(frame.select([c for c in frame.columns if c in types]), types)
+    typed = typed.with_columns(frame[FILE_COLUMN], frame[ROW_COLUMN])
+    bucket = (typed.select(pl.struct(keys).hash(seed=0) % parts).to_series()).alias("__part")
+    out = []
+    for (k,), group in typed.with_columns(bucket).group_by("__part", maintain_order=True):
+        out.append((int(k), to_ipc(group.drop("__part"))))
+    return out
+
+
+def merge_parts(results: list[RuleResult]) -> RuleResult:
+    """The parts of a rule split by join key (`split_keys`) as one result: the hits in event order of their
+    last event (as one run releases them), the warnings once each, the first failure."""
+    if len(results) == 1:
+        return results[0]
+    out = RuleResult(results[0].index, timestamp_field=results[0].timestamp_field)
+    failed = next((r for r in results if r.error or r.unsupported), None)
+    if failed is not None:
+        out.error, out.unsupported, out.warnings = failed.error, failed.unsupported, failed.warnings
+        out.seconds = sum(r.seconds for r in results)
+        return out
+    hits = sorted(((o, f) for r in results for o, f in zip(r.order, r.found)), key=lambda x: tuple(x[0]))
+    out.found = [f for _, f in hits]
+    out.kind = next((r.kind for r in results if r.kind), "")
+    out.hits = len(out.found)
+    for r in results:
+        out.warnings.extend(w for w in r.warnings if w not in out.warnings)
+    out.seconds = sum(r.seconds for r in results)
+    return out
+
+
+def _event_order(frame, options, last: list[int], rows: list[int]) -> list[list]:
+    """Each hit's sort key in the engine's event order (`__ts`, then `__tb` with nulls last, then the row) of
+    its last event (a row of `frame`), with that event's global row for the row."""
+    from ..engine.filter.frame import prepare
+
+    keys = prepare(frame, options, set())[0].select("__ts", "__tb").collect()
+    ts, tb = keys["__ts"].to_list(), keys["__tb"].to_list()
+    return [[ts[r], tb[r] is None, 0 if tb[r] is None else tb[r], rows[r]] for r in last]
+
+
+def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], types: dict[str, tuple[str, bool]],
                    present: frozenset[str], now: str, max_signals: int | None,
-                   categories: dict[str, set[str]] | None = None) -> RuleResult:
-    """Stage 2 for one rule: `candidates` are (global row, the rule's fields as JSON), in any order. The hits
-    come back as global rows (`RuleResult.found`); the driver builds the alerts (`build_alerts`)."""
+                   categories: dict[str, set[str]] | None = None, ordered: bool = False) -> RuleResult:
+    """Stage 2 for one rule (or one part of it: `ordered` then gives each hit's place, `RuleResult.order`):
+    `parts` are its candidate payloads from stage 1 (`scan_files`) or `split_payload`, `offsets` each file's
+    first global row. The hits come back as global rows (`RuleResult.found`); the driver builds the alerts
+    (`build_alerts`)."""
     from ..engine.hunt import _options
     from ..engine.search import search, search_new_terms, search_threshold
     from ..lang import ir
     from ..rules.errors import RuleError, UnsupportedError, reason_of
     from ..rules.model import date_math_ms
-    from ..sources import events_from_documents
 
     t0 = time.perf_counter()
     rule = spec.check.rule
@@ -248,11 +387,8 @@ def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: d
     try:
         options, warnings = _options(spec.check, present)
         out.warnings, out.timestamp_field = warnings, options.timestamp_field
-        candidates = sorted(candidates, key=lambda c: c[0])
-        rows = [r for r, _ in candidates]
-        docs = [orjson.loads(d) for _, d in candidates]
         fields = [f for f in spec.fields if f in present]
-        frame = _retyped(events_from_documents(docs, fields).frame, {f: types[f] for f in fields if f in types})
+        rows, frame = candidate_frame(parts, offsets, {f: types[f] for f in fields if f in types})
         q = spec.query
         if rule.type == "threshold":
             if not isinstance(q, ir.EventQuery):
@@ -266,6 +402,9 @@ def correlate_rule(spec: RuleSpec, candidates: list[tuple[int, bytes]], types: d
             result = search(q, frame, options)
         out.found = [[[None if r is None else rows[r] for r in h.rows], h.join_keys] for h in result.hits]
         out.kind, out.hits = result.kind, len(out.found)
+        if ordered and result.hits:
+            last = [[r for r in h.rows if r is not None][-1] for h in result.hits]  # in stage order
+            out.order = _event_order(frame, options, last, rows)
         out.warnings.extend(_category_warnings(q, result.warnings, (categories or {}).get(
             options.event_category_field, set())))
     except UnsupportedError as e:
@@ -302,6 +441,13 @@ def _category_warnings(query, warnings: list[str], categories: set[str]) -> list
     return kept[:at[0]] + unknown_category_warnings(query, lambda: categories) + kept[at[0]:]
 
 
+def _dtype(t: tuple[str, bool]):
+    import polars as pl
+
+    base = {"bool": pl.Boolean, "int": pl.Int64, "float": pl.Float64, "str": pl.String}[t[0]]
+    return pl.List(base) if t[1] else base
+
+
 def _retyped(frame, types: dict[str, tuple[str, bool]]):
     """The candidates' frame with each field in the type all the files give it, converted as the loader
     converts (`ecs_values.cast_sql`, in DuckDB); a field the candidates lack is a null column."""
@@ -310,10 +456,7 @@ def _retyped(frame, types: dict[str, tuple[str, bool]]):
 
     from ..sources.ecs_values import ColumnType, cast_sql, ident
 
-    def dtype(t: tuple[str, bool]):
-        base = {"bool": pl.Boolean, "int": pl.Int64, "float": pl.Float64, "str": pl.String}[t[0]]
-        return pl.List(base) if t[1] else base
-
+    dtype = _dtype
     missing = [pl.lit(None, dtype=dtype(t)).alias(n) for n, t in types.items() if n not in frame.columns]
     differ = {n: t for n, t in types.items() if n in frame.columns and frame.schema[n] != dtype(t)}
     if differ:

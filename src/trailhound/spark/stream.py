@@ -1,0 +1,211 @@
+"""`trailhound watch --engine spark DIR`: rules over files arriving in a directory, with Spark Structured Streaming.
+
+Spark's file source finds the new files of each micro-batch and keeps, in the checkpoint location, which files
+each batch took (its offsets and commit logs): a restart goes on with the files no batch has committed. Each
+batch's files are then read whole, in the order they arrived (modification time, then path), by the formats'
+readers (ECS NDJSON, raw auditd, syslog...), and go through the same live pipeline as `watch`
+(`pipeline.watch.StreamPipeline`: the process tree across files, the incremental engine's correlators for
+sequences, samples, first-seen terms and thresholds, the alert replay). That pipeline's state is saved in the
+checkpoint location beside Spark's own (`trailhound/batch-N.json`, written before the batch commits), with the
+size of the alert file, so that a batch Spark runs again after a crash starts from the state before it and
+cuts the alert file back to what that state had written: nothing lost, nothing repeated.
+
+What runs where: Spark lists and tracks the files; the correlators run in the driver's foreachBatch (one
+process holds the state of every rule). Partitioning that state by join key across the cluster
+(`applyInPandasWithState`) is not done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+if TYPE_CHECKING:
+    from ..pipeline.hunt import Plan
+    from ..pipeline.watch import AlertFile, StreamPipeline
+    from ..sinks import Sink
+
+STATE_DIR = "trailhound"
+
+
+class SparkWatchError(Exception):
+    """The stream cannot start or stopped on an error (no Spark, a bad checkpoint): the message says why."""
+
+
+def _local_path(uri: str) -> str:
+    """A path of Spark's file source (file:/x/y or file:///x/y) as a local path."""
+    parts = urlsplit(uri)
+    return unquote(parts.path) if parts.scheme in ("file", "") else uri
+
+
+def file_documents(path: str, input_format: str | None, options, skip) -> tuple[bool, Iterator[tuple[dict, int]]]:
+    """(whether the documents go through the process tree, the documents of a whole file with their lines), read
+    as `watch` reads a file: ECS NDJSON decoded line by line, other formats normalized by their reader."""
+    from ..sources.formats import ReadOptions
+    from ..sources.inputs import Source
+    from ..sources.normalize import documents, format_of, text_lines
+
+    src = Source.open(path)
+    fmt = format_of(src, input_format)
+    if fmt is not None:
+        return True, documents(src, fmt, options or ReadOptions(), skip)
+
+    def ecs() -> Iterator[tuple[dict, int]]:
+        for n, text in text_lines(src, skip):
+            if not text.strip():
+                continue
+            try:
+                doc = orjson.loads(text)
+            except orjson.JSONDecodeError as e:
+                skip(n, f"not JSON ({e})")
+                continue
+            if not isinstance(doc, dict):
+                skip(n, "not a JSON object")
+                continue
+            yield doc, n
+
+    return False, ecs()
+
+
+class _Batches:
+    """The foreachBatch function and the state it carries from batch to batch."""
+
+    def __init__(self, planned: Plan, out: AlertFile | None, sinks: Sequence[Sink], checkpoint: str,
+                 input_format: str | None, read_options, max_signals: int | None, now: str | None,
+                 on_skip=None) -> None:
+
+        self.planned, self.out, self.sinks = planned, out, [*([out] if out is not None else []), *sinks]
+        self.dir = os.path.join(checkpoint, STATE_DIR)
+        self.input_format, self.read_options, self.max_signals, self.now = input_format, read_options, max_signals, now
+        self.on_skip = on_skip or (lambda file, line, reason: None)
+        self.skipped = 0
+        os.makedirs(self.dir, exist_ok=True)
+        self.batch, saved = self._latest()
+        self.pipe: StreamPipeline = self._pipeline(saved)
+
+    def _pipeline(self, saved: dict | None) -> StreamPipeline:
+        from ..pipeline.watch import StreamPipeline
+
+        if saved is None:
+            return StreamPipeline(self.planned, self.sinks, now=self.now, max_signals=self.max_signals)
+        if self.out is not None and saved.get("out") is not None:
+            self.out.cut_back(saved["out"])
+        return StreamPipeline.from_dict(self.planned, saved["pipeline"], self.sinks, now=self.now,
+                                        max_signals=self.max_signals)
+
+    def _latest(self, before: int | None = None) -> tuple[int, dict | None]:
+        """The last saved batch (before `before`) and its state; (-1, None) when there is none."""
+        done = sorted(int(n[6:-5]) for n in os.listdir(self.dir) if n.startswith("batch-") and n.endswith(".json"))
+        done = [b for b in done if before is None or b < before]
+        if not done:
+            return -1, None
+        with open(os.path.join(self.dir, f"batch-{done[-1]}.json"), "rb") as f:
+            return done[-1], orjson.loads(f.read())
+
+    def __call__(self, df, batch_id: int) -> None:
+        if batch_id <= self.batch:  # run again after a crash: from the state before it
+            self.batch, saved = self._latest(batch_id)
+            self.pipe = self._pipeline(saved)
+        rows = df.select("path", "modificationTime").collect()
+        for row in sorted(rows, key=lambda r: (r.modificationTime, r.path)):
+            self.add_file(_local_path(row.path))
+        self.pipe.step()
+        self.save(batch_id)
+
+    def add_file(self, path: str) -> None:
+        pipe = self.pipe
+
+        def skip(line: int, reason: str) -> None:
+            self.skipped += 1
+            self.on_skip(path, line, reason)
+
+        source = pipe.add_source(path, False)
+        enrich, docs = file_documents(path, self.input_format, self.read_options, skip)
+        pipe.set_enrich(source, enrich)
+        for doc, line in docs:
+            pipe.add(source, doc, line)
+        pipe.close_source(source)  # a file the source gave is complete: it holds the others back no longer
+
+    def save(self, batch_id: int) -> None:
+        size = self.out.sync() if self.out is not None else None
+        data: dict[str, Any] = {"batch": batch_id, "pipeline": self.pipe.to_dict(), "out": size}
+        path = os.path.join(self.dir, f"batch-{batch_id}.json")
+        tmp = path + ".part"
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        for old in os.listdir(self.dir):  # keep the last two: the one before is what a rerun of this one needs
+            if old.startswith("batch-") and old.endswith(".json") and int(old[6:-5]) < batch_id - 1:
+                os.unlink(os.path.join(self.dir, old))
+        self.batch = batch_id
+
+
+def run_watch_spark(planned: Plan, directory: str, out: AlertFile | None, *, spark, checkpoint: str,
+                    sinks: Sequence[Sink] = (), once: bool = False, final: bool | None = None, stop=None,
+                    trigger_seconds: float = 5.0, input_format: str | None = None, read_options=None,
+                    max_signals: int | None = None, now: str | None = None, files_per_batch: int | None = None,
+                    on_skip=None) -> StreamPipeline:
+    """Watch `directory` for new files with Structured Streaming until `stop` (a threading.Event) is set, or, with
+    `once`, process the files there now (`files_per_batch` a batch) and stop. `final` (default: `once`): that was
+    the end of the input, so the correlators decide what they still hold, as `hunt` over the same files would;
+    the checkpoint is then spent (a later run with it starts over). `checkpoint` is Spark's checkpoint location
+    (ours beside it). Returns the pipeline (its `stats`, and its rules' status)."""
+    import threading
+
+    handler = _Batches(planned, out, sinks, checkpoint, input_format, read_options, max_signals, now, on_skip)
+    reader = spark.readStream.format("binaryFile").option("recursiveFileLookup", "true")  # dated folders too
+    if files_per_batch:
+        reader = reader.option("maxFilesPerTrigger", files_per_batch)
+    schema = "path string, modificationTime timestamp, length long, content binary"  # binaryFile's own
+    stream = reader.schema(schema).load(directory).select("path", "modificationTime")
+    writer = stream.writeStream.foreachBatch(handler).option("checkpointLocation", checkpoint)
+    writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    stop = stop or threading.Event()
+    try:
+        query = writer.start()
+        try:
+            while query.isActive and not stop.is_set():
+                query.awaitTermination(1)
+        finally:
+            if query.isActive:
+                query.stop()
+    except Exception as e:  # noqa: BLE001 - Spark's errors (a bad path, a failed batch): one line, not a trace
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SparkWatchError(f"the stream stopped: {text}") from None
+    if query.exception() is not None:
+        raise SparkWatchError(f"the stream stopped: {str(query.exception()).splitlines()[0]}")
+    if final if final is not None else once:
+        handler.pipe.finish()
+        if out is not None:
+            out.sync()
+        import shutil
+
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the end of the input: nothing to go on from
+    else:
+        handler.pipe.step()
+        handler.save(max(handler.batch, 0))
+    return handler.pipe
+
+
+def watch_on_spark(planned: Plan, directory: str, out: AlertFile | None, *, master: str | None, state: str,
+                   sinks: Sequence[Sink] = (), stop=None, input_format: str | None = None, read_options=None,
+                   max_signals: int | None = None, on_note=None, on_skip=None) -> StreamPipeline:
+    """`trailhound watch --engine spark`: a session from `master`, then `run_watch_spark` until `stop`."""
+    from .driver import SparkUnavailable, session
+
+    note = on_note or (lambda text: None)
+    try:
+        spark = session(master)
+    except SparkUnavailable as e:
+        raise SparkWatchError(str(e)) from None
+    resumed = os.path.isdir(os.path.join(state, "commits"))
+    note(f"Structured Streaming over {directory}; checkpoint {state}" + (" (resumed)" if resumed else ""))
+    return run_watch_spark(planned, directory, out, spark=spark, checkpoint=state, sinks=sinks, stop=stop,
+                           input_format=input_format, read_options=read_options, max_signals=max_signals,
+                           on_skip=on_skip)
