@@ -45,9 +45,17 @@ def test_event_count_window_edges_are_inclusive():
     assert run(s, [ev(0), ev(5 * S), ev(10 * S + 1)]) == []  # 1 ms more: the first has left the window
 
 
-def test_a_burst_gives_one_alert_per_condition_met_and_events_are_used_once():
+def test_an_event_count_alerts_at_each_event_ending_a_window_that_holds_the_count():
+    """Each event whose window holds N raises an alert of the N newest events (EQL's run of N ending there);
+    events are not used up (they were: 7 events gave 2 alerts, and the last one was never linked)."""
     events = [ev(i * S) for i in range(7)]
-    assert run(spec(), events) == [(0, S, 2 * S), (3 * S, 4 * S, 5 * S)]
+    assert run(spec(), events) == [(i * S, (i + 1) * S, (i + 2) * S) for i in range(5)]
+    assert run(spec(cond=((">", 3.0),)), events) == [tuple(j * S for j in range(i, i + 4)) for i in range(4)]
+    assert run(spec(cond=((">=", 2.5),)), events[:3]) == [(0, S, 2 * S)]  # a fraction: the least count above it
+    # a gap beyond the timespan starts again: the window ending at 100 s holds only itself and what follows
+    late = [ev(0), ev(S), ev(2 * S), ev(100 * S), ev(101 * S), ev(102 * S)]
+    assert run(spec(), late) == [(0, S, 2 * S), (100 * S, 101 * S, 102 * S)]
+    assert run(spec(cond=((">=", 3.0), (">", 3.0))), events[:5]) == [(0, S, 2 * S, 3 * S), (S, 2 * S, 3 * S, 4 * S)]
 
 
 def test_groups_are_separate_and_keyed():

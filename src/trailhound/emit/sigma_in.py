@@ -20,10 +20,9 @@ from ..lang import ir
 from . import ConversionRefused
 
 _MAX_RUNS = 100
-#: event_count ↔ `with runs=N`: the same bursts alert, not as many times
-_RUNS_WARNING = ("the event_count became `with runs={n}`: EQL finds every run of {n} consecutive events within the "
-                 "span (a burst of M events gives M-{n}+1 overlapping sequences), where Trailhound's Sigma engine "
-                 "counts each event once (about M/{n} alerts)")
+#: a chained event_count ↔ a step `with runs=N`: the runs are the same, the sequence takes only the last one
+_RUNS_WARNING = ("the event_count became the step `with runs={n}`: the temporal_ordered correlation's alert links "
+                 "every run of {n} in its window, where EQL's sequence takes the last {n} events before the next step")
 
 
 @dataclass
@@ -181,7 +180,8 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
             raise ConversionRefused(f"event_count of {runs}: EQL allows runs up to {_MAX_RUNS}")
         ref = corr.rules[0]
         stage = ir.Stage(base_filter(ref.rule), _keys(corr, ref.reference, ref.rule), runs=runs)
-        warnings.append(_RUNS_WARNING.format(n=runs))
+        # exact: an event_count alert links the N newest events of a window holding N (engine/sigma_correlation.py),
+        # which is EQL's run of N ending at that event
         return ir.SequenceQuery((stage,), span_ms), warnings
     if corr.type in (T.TEMPORAL_ORDERED, T.TEMPORAL):
         cond = corr.condition

@@ -7,10 +7,21 @@ When a correlation alerts (README, "Sigma"):
   two named rules counts for each. Events are grouped by the `group-by` values (through `aliases`
   per rule); an event without one of them is left out (and counted in `ungrouped`). Values are
   compared exactly, as their text.
-* Growing conditions (only `gt`/`gte`; for temporal types a condition without `not`): at each event,
-  the window is the group's unused events in [t - timespan, t] (sliding, inclusive, like EQL's
-  maxspan). If the condition holds there, one alert is raised with those events, and they are used:
-  a burst of 3N events within the timespan gives 3 alerts for `gte: N`, not one per event after N.
+* event_count with a growing condition (only `gt`/`gte`; K = the least count that meets it: N for
+  `gte: N`, N + 1 for `gt: N`): at each event e, the window is the group's events in [t - timespan, t]
+  (sliding, inclusive, like EQL's maxspan). If it holds K events or more, one alert is raised, and it
+  links the K newest: e and the K - 1 events before it. Events are not used up: the next event whose
+  window still holds K raises the next alert. So a burst of M events within the timespan gives
+  M - K + 1 alerts, exactly the sequences of EQL's `[..] with runs=K` (which takes the K consecutive
+  events ending at each event), and the alerts' events together are every event of a window that meets
+  the condition. The alert count and windows are those of SigmaHQ's sliding-window backend
+  (pySigma-backend-sqlite: one alert per event that ends a window meeting the condition); where that
+  backend links the whole window, linking the K newest keeps each alert's evidence bounded by K, and
+  loses no event (an event of such a window is among the K newest of the window ending K - 1 events
+  after it).
+* The other growing conditions (value_count and value_sum with `gt`/`gte`; temporal types with a
+  condition without `not`): at each event, the window is the group's unused events in [t - timespan,
+  t]. If the condition holds there, one alert is raised with those events, and they are used.
   A temporal_ordered alert leaves out the window's events before the first event of its first rule
   (they take no part in the order; they are used all the same).
 * Any other condition (`lt`, `lte`, `eq`, `neq`, a `not` in a temporal condition; and value_avg,
@@ -78,6 +89,14 @@ def closing(spec: CorrelationSpec) -> bool:
     return any(op not in (">", ">=") for op, _ in spec.condition)
 
 
+def least_count(spec: CorrelationSpec) -> int:
+    """For an event_count with a growing condition, the least number of events that meets it (its alerts
+    link that many events); 0 for every other spec."""
+    if spec.kind != "event_count" or closing(spec) or not spec.condition:
+        return 0
+    return max(1, *(math.ceil(bound) if op == ">=" else math.floor(bound) + 1 for op, bound in spec.condition))
+
+
 class SigmaCorrelationRun:
     def __init__(self, spec: CorrelationSpec) -> None:
         self.spec = spec
@@ -89,6 +108,7 @@ class SigmaCorrelationRun:
         self.ungrouped = 0  # events left out for a missing group-by value (counted by the caller)
         self._tie = 0
         self.nested = False  # fed correlation alerts (events with a duration): windows filter by their start
+        self.least = least_count(spec)  # > 0: an event_count whose windows slide without using events up
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -117,7 +137,10 @@ class SigmaCorrelationRun:
             while window and window[0].ts < start:
                 window.pop(0)
             window.append(e)
-            if self._holds(window):
+            if self.least:
+                if len(window) >= self.least:
+                    out.append(self._hit(e.key, window[-self.least:]))
+            elif self._holds(window):
                 out.append(self._hit(e.key, window))
                 window.clear()
             self.seen += 1
