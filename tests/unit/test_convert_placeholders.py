@@ -122,3 +122,19 @@ def test_the_eql_finds_what_hunt_finds_with_the_same_values(tmp_path, rule):
     sigma_hits = [h.rows for h in by_id[id(corr)].hits]
     assert sigma_hits == [(0, 2), (2, 4)]  # ops1 + OPS2, OPS2 + ops2
     assert [h.rows for h in by_id[id(eql)].hits] == sigma_hits
+
+
+def test_kusto_expands_the_values_in_a_defender_table(tmp_path):
+    """A process_creation rule (the taxonomy's names) goes to Defender XDR's DeviceProcessEvents, the placeholder's
+    values as a list."""
+    pytest.importorskip("sigma.backends.kusto", reason="the convert extra (pySigma backends) is not installed")
+    path = tmp_path / "fwd.yml"
+    path.write_text("title: SSH dynamic forward\nid: 6a1c2b3d-0000-4000-8000-000000000150\n"
+                    "logsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n"
+                    "    Image|endswith: /ssh\n    CommandLine|contains: ' -D '\n    User|expand: '%admins%'\n"
+                    "  condition: sel\n")
+    res = runner.invoke(app, ["convert", "--to", "kusto", "--sigma-placeholder", "admins=root",
+                              "--sigma-placeholder", "admins=ops1", str(path)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("DeviceProcessEvents\n| where ")
+    assert 'FolderPath endswith "/ssh"' in res.stdout and 'AccountName in~ ("root", "ops1")' in res.stdout

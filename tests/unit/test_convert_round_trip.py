@@ -14,7 +14,7 @@ import pytest
 
 from trailhound.emit import ConversionRefused
 from trailhound.emit.eql import print_query
-from trailhound.emit.sigma import rule_to_sigma
+from trailhound.emit.sigma import check_sigma, rule_to_sigma
 from trailhound.emit.sigma_in import SigmaQuery, sigma_queries
 from trailhound.engine.search import SearchOptions, needed_fields, search
 from trailhound.pack import DIR as PACK
@@ -45,6 +45,7 @@ def converted_pack():
         except ConversionRefused as e:
             refused[rule.name] = e.reason
             continue
+        assert check_sigma(export.yaml()) == [], rule.name  # pySigma's parser and validators
         (back,) = sigma_queries(export.yaml())
         assert isinstance(back, SigmaQuery), (rule.name, back)
         pairs.append((rule, back.query))
@@ -179,12 +180,15 @@ def test_es_qa_suite_event_queries_through_sigma_find_the_same_events():
             if not isinstance(q, ir.EventQuery):
                 continue
             try:
-                (back,) = sigma_queries(query_to_sigma(q, Meta("qa", "qa")).yaml())
+                text = query_to_sigma(q, Meta("qa", "qa")).yaml()
+                (back,) = sigma_queries(text)
                 if isinstance(back, ConversionRefused):
                     raise back
             except ConversionRefused as e:
                 refused[spec.query] = e.reason
                 continue
+            if spec.query not in same:
+                assert check_sigma(text) == [], spec.query  # pySigma's parser and validators
             original = [h.rows for h in search(q, table.frame, options).hits]
             again = [h.rows for h in search(back.query, table.frame, options).hits]
             assert again == original, (spec.query, print_query(back.query))
