@@ -52,7 +52,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +111,7 @@ class SigmaCorrelationRun:
         self._tie = 0
         self.nested = False  # fed correlation alerts (events with a duration): windows filter by their start
         self.least = least_count(spec)  # > 0: an event_count whose windows slide without using events up
+        self.sliding: dict[tuple, deque[BaseEvent]] = {}  # its windows (a deque: one event leaves as one comes)
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -122,8 +125,7 @@ class SigmaCorrelationRun:
                 self.nested = True
             if self.closing:
                 out += self._close_before(e.ts)
-            window = self.groups.setdefault(e.key, [])
-            if self.closing:
+                window = self.groups.setdefault(e.key, [])
                 if not window or e.begin < window[0].begin:  # it opens the group's earliest window
                     self._schedule(e.key, e.begin)
                 if self.nested:  # closing windows are kept in the order they begin
@@ -132,21 +134,35 @@ class SigmaCorrelationRun:
                     window.append(e)
                 continue
             start = e.ts - self.spec.timespan_ms
-            if self.nested:
-                window[:] = [x for x in window if x.begin >= start]
-            while window and window[0].ts < start:
-                window.pop(0)
-            window.append(e)
             if self.least:
-                if len(window) >= self.least:
-                    out.append(self._hit(e.key, window[-self.least:]))
-            elif self._holds(window):
-                out.append(self._hit(e.key, window))
-                window.clear()
+                self._slide(e, start, out)
+            else:
+                window = self.groups.setdefault(e.key, [])
+                if self.nested:
+                    window[:] = [x for x in window if x.begin >= start]
+                while window and window[0].ts < start:
+                    window.pop(0)
+                window.append(e)
+                if self._holds(window):
+                    out.append(self._hit(e.key, window))
+                    window.clear()
             self.seen += 1
             if self.seen % _SWEEP_EVERY == 0:
                 self._sweep(start)
         return out
+
+    def _slide(self, e: BaseEvent, start: int, out: list[Hit]) -> None:
+        """An event_count's window slides to `e`: an alert of its `least` newest events when it holds that many."""
+        window = self.sliding.get(e.key)
+        if window is None:
+            window = self.sliding[e.key] = deque()
+        if self.nested and any(x.begin < start for x in window):
+            window = self.sliding[e.key] = deque(x for x in window if x.begin >= start)
+        while window and window[0].ts < start:
+            window.popleft()
+        window.append(e)
+        if len(window) >= self.least:
+            out.append(self._hit(e.key, list(itertools.islice(reversed(window), self.least))[::-1]))
 
     def finish(self) -> list[Hit]:
         return self._close_before(None) if self.closing else []
@@ -183,6 +199,8 @@ class SigmaCorrelationRun:
     def _sweep(self, start: int) -> None:
         for key in [k for k, w in self.groups.items() if not w or w[-1].ts < start]:
             del self.groups[key]
+        for key in [k for k, d in self.sliding.items() if not d or d[-1].ts < start]:
+            del self.sliding[key]
 
     def _hit(self, key: tuple, window: list[BaseEvent]) -> Hit:
         if self.spec.kind == "temporal_ordered":  # events before the first of the first rule take no part in the order
@@ -237,7 +255,8 @@ class SigmaCorrelationRun:
                 "seen": self.seen, "ungrouped": self.ungrouped,
                 "groups": [[checkpoint.value_out(k), [[e.ts, e.row, e.rule, checkpoint.value_out(e.value),
                                                        *([e.start, list(e.rows)] if e.start is not None else [])]
-                                                      for e in w]] for k, w in self.groups.items()],
+                                                      for e in w]] for k, w in [*self.groups.items(),
+                                                                               *self.sliding.items()]],
                 "deadlines": [[end, checkpoint.value_out(k)] for end, _, k in sorted(self.deadlines)]}
 
     @classmethod
@@ -252,6 +271,8 @@ class SigmaCorrelationRun:
                                        int(more[0]) if more else None, tuple(int(r) for r in more[1]) if more else ())
                              for ts, row, rule, v, *more in events]
             run.nested = run.nested or any(e.start is not None and e.start != e.ts for e in run.groups[k])
+            if run.least:
+                run.sliding[k] = deque(run.groups.pop(k))
         for end, key in data["deadlines"]:
             run._tie += 1
             heapq.heappush(run.deadlines, (int(end), run._tie, _key_in(key)))
