@@ -97,6 +97,25 @@ def test_temporal_needs_every_rule_and_ordered_needs_their_order():
     assert run(o, [ev(0, rule=0), ev(61 * S, rule=1)]) == []  # beyond the timespan
 
 
+def test_temporal_ordered_steps_hold_their_latest_chain_like_an_eql_sequence():
+    """Each step holds one chain per group, the latest (a later `a` replaces the chain of step 1; a `b` moves
+    it on to step 2); an alert links one event per rule. Before, an alert linked every unused event of the window
+    from the first `a` on: (0, 1, 2) where EQL's sequence finds (1, 2)."""
+    o = spec("temporal_ordered", refs=("a", "b"), cond=((">=", 2.0),))
+    assert run(o, [ev(0, rule=0), ev(1, rule=0), ev(2, rule=1)]) == [(1, 2)]
+    assert run(o, [ev(0, rule=0), ev(1, rule=1), ev(2, rule=1)]) == [(0, 1)]  # the chain moved on: b at 2 alone
+    three = spec("temporal_ordered", refs=("a", "b", "c"), cond=((">=", 3.0),))
+    # a0 b1 a2 c3 b4 c5: (0, 1, 3) completes; a2's chain waited at step 1, b4 moves it on, c5 completes it
+    events = [ev(0, rule=0), ev(1, rule=1), ev(2, rule=0), ev(3, rule=2), ev(4, rule=1), ev(5, rule=2)]
+    assert run(three, events) == [(0, 1, 3), (2, 4, 5)]
+    for cuts in [(1,), (2, 3), (1, 2, 3, 4, 5)]:  # a chain waiting at each step goes through a checkpoint
+        assert run(three, events, cuts) == [(0, 1, 3), (2, 4, 5)]
+    # the first event of a chain leaves the window: the chain is dropped (a at 0, b at 30 s, c at 61 s)
+    assert run(three, [ev(0, rule=0), ev(30 * S, rule=1), ev(61 * S, rule=2)]) == []
+    two_of_three = spec("temporal_ordered", refs=("a", "b", "c"), cond=((">=", 2.0),))
+    assert run(two_of_three, [ev(0, rule=0), ev(1, rule=1), ev(2, rule=2)]) == [(0, 1)]
+
+
 def test_temporal_with_not_is_judged_when_the_window_closes():
     s = spec("temporal", refs=("a", "b", "c"), cond=(), span=10 * S,
              expression=["and", [["ref", 0], ["ref", 1], ["not", ["ref", 2]]]])

@@ -535,11 +535,6 @@ def _sequence(q: ir.SequenceQuery, meta: Meta, flavor: str) -> SigmaExport:
                                   "timespan": span, "condition": {"gte": s.runs}}
             docs.append(_footer(doc, meta, len(q.stages) == 1))
             name = runs
-            if len(q.stages) > 1:  # alone, the event_count's alerts are EQL's runs (README, "Sigma")
-                warnings.append(f"step {i} `with runs={s.runs}` became an event_count chained into the "
-                                f"temporal_ordered: each of its alerts is one of EQL's runs of {s.runs}, but the "
-                                "correlation's alert links every run in its window, where EQL's sequence takes "
-                                f"the last {s.runs} events before the next step")
         steps.append((name, keys))
     if len(q.stages) == 1:  # one step with runs=N: the event_count is the rule
         return SigmaExport(docs, warnings)

@@ -23,9 +23,6 @@ from . import ConversionRefused
 _MAX_RUNS = 100
 #: the values of `|expand` placeholders: name (without the %) → its values (rules.sigma.read_placeholders)
 Placeholders = Mapping[str, Sequence[str]]
-#: a chained event_count ↔ a step `with runs=N`: the runs are the same, the sequence takes only the last one
-_RUNS_WARNING = ("the event_count became the step `with runs={n}`: the temporal_ordered correlation's alert links "
-                 "every run of {n} in its window, where EQL's sequence takes the last {n} events before the next step")
 
 
 @dataclass
@@ -143,8 +140,7 @@ def _step(ref: Any, corr: Any, timespan_ms: int, ph: Placeholders | None) -> tup
         if target.timespan.seconds * 1000 < timespan_ms:
             warnings.append(f"the step {ref.reference!r} counts within {target.timespan.seconds}s; in EQL its "
                             "runs only have the sequence's maxspan")
-        base = target.rules[0].rule
-        warnings.append(_RUNS_WARNING.format(n=runs))
+        base = target.rules[0].rule  # exact: its alerts are EQL's runs, the latest one extended (README, "Sigma")
         return ir.Stage(base_filter(base, ph), _keys(corr, ref.reference, base), runs=runs), warnings
     return ir.Stage(base_filter(target, ph), _keys(corr, ref.reference, target)), warnings
 
