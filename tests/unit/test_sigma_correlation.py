@@ -112,6 +112,11 @@ def test_temporal_ordered_steps_hold_their_latest_chain_like_an_eql_sequence():
         assert run(three, events, cuts) == [(0, 1, 3), (2, 4, 5)]
     # the first event of a chain leaves the window: the chain is dropped (a at 0, b at 30 s, c at 61 s)
     assert run(three, [ev(0, rule=0), ev(30 * S, rule=1), ev(61 * S, rule=2)]) == []
+    # a checkpoint of the earlier engine (unused events of a window, not chains) resumes: b then a becomes a chain
+    old = {"version": SigmaCorrelationRun(three).to_dict()["version"], "kind": "sigma_correlation", "watermark": 1,
+           "seen": 2, "ungrouped": 0, "groups": [[[], [[0, 0, 1, None], [1, 1, 0, None]]]], "deadlines": []}
+    resumed = SigmaCorrelationRun.from_dict(three, old)
+    assert [h.rows for h in resumed.feed([ev(2, rule=1), ev(3, rule=2)])] == [(1, 2, 3)]
     two_of_three = spec("temporal_ordered", refs=("a", "b", "c"), cond=((">=", 2.0),))
     assert run(two_of_three, [ev(0, rule=0), ev(1, rule=1), ev(2, rule=2)]) == [(0, 1)]
 
