@@ -210,3 +210,14 @@ def test_cidr_networks_with_host_bits_become_networks():
     # Elasticsearch reads 10.6.48.157/8 as 10.0.0.0/8; pySigma refuses host bits
     det = sigma('network where cidrMatch(destination.ip, "10.6.48.157/8")').documents[0]["detection"]
     assert det["selection_1"]["destination.ip|cidr"] == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize("query", ['network where cidrMatch(destination.ip, "10.6.48.157/8") == true',
+                                   'network where true == cidrMatch(destination.ip, "10.6.48.157/8")'])
+def test_a_predicate_compared_with_true_is_the_predicate(query):
+    """Regression: `cidrMatch(..) == true` (4 queries of ES's QA suite) was refused; it holds exactly when the bare
+    predicate does."""
+    det = sigma(query).documents[0]["detection"]
+    assert det["selection_1"]["destination.ip|cidr"] == "10.0.0.0/8"
+    with pytest.raises(ConversionRefused, match="has no Sigma equivalent"):
+        query_to_sigma(parse('network where cidrMatch(destination.ip, "10.0.0.0/8") == false'), META)

@@ -45,9 +45,17 @@ def test_event_count_window_edges_are_inclusive():
     assert run(s, [ev(0), ev(5 * S), ev(10 * S + 1)]) == []  # 1 ms more: the first has left the window
 
 
-def test_a_burst_gives_one_alert_per_condition_met_and_events_are_used_once():
+def test_an_event_count_alerts_at_each_event_ending_a_window_that_holds_the_count():
+    """Each event whose window holds N raises an alert of the N newest events (EQL's run of N ending there);
+    events are not used up (they were: 7 events gave 2 alerts, and the last one was never linked)."""
     events = [ev(i * S) for i in range(7)]
-    assert run(spec(), events) == [(0, S, 2 * S), (3 * S, 4 * S, 5 * S)]
+    assert run(spec(), events) == [(i * S, (i + 1) * S, (i + 2) * S) for i in range(5)]
+    assert run(spec(cond=((">", 3.0),)), events) == [tuple(j * S for j in range(i, i + 4)) for i in range(4)]
+    assert run(spec(cond=((">=", 2.5),)), events[:3]) == [(0, S, 2 * S)]  # a fraction: the least count above it
+    # a gap beyond the timespan starts again: the window ending at 100 s holds only itself and what follows
+    late = [ev(0), ev(S), ev(2 * S), ev(100 * S), ev(101 * S), ev(102 * S)]
+    assert run(spec(), late) == [(0, S, 2 * S), (100 * S, 101 * S, 102 * S)]
+    assert run(spec(cond=((">=", 3.0), (">", 3.0))), events[:5]) == [(0, S, 2 * S, 3 * S), (S, 2 * S, 3 * S, 4 * S)]
 
 
 def test_groups_are_separate_and_keyed():
@@ -87,6 +95,30 @@ def test_temporal_needs_every_rule_and_ordered_needs_their_order():
     # the b at 0 precedes every a: it is no part of the order, and not among the alert's events
     assert run(o, [ev(0, rule=1), ev(1, rule=0), ev(2, rule=1)]) == [(1, 2)]
     assert run(o, [ev(0, rule=0), ev(61 * S, rule=1)]) == []  # beyond the timespan
+
+
+def test_temporal_ordered_steps_hold_their_latest_chain_like_an_eql_sequence():
+    """Each step holds one chain per group, the latest (a later `a` replaces the chain of step 1; a `b` moves
+    it on to step 2); an alert links one event per rule. Before, an alert linked every unused event of the window
+    from the first `a` on: (0, 1, 2) where EQL's sequence finds (1, 2)."""
+    o = spec("temporal_ordered", refs=("a", "b"), cond=((">=", 2.0),))
+    assert run(o, [ev(0, rule=0), ev(1, rule=0), ev(2, rule=1)]) == [(1, 2)]
+    assert run(o, [ev(0, rule=0), ev(1, rule=1), ev(2, rule=1)]) == [(0, 1)]  # the chain moved on: b at 2 alone
+    three = spec("temporal_ordered", refs=("a", "b", "c"), cond=((">=", 3.0),))
+    # a0 b1 a2 c3 b4 c5: (0, 1, 3) completes; a2's chain waited at step 1, b4 moves it on, c5 completes it
+    events = [ev(0, rule=0), ev(1, rule=1), ev(2, rule=0), ev(3, rule=2), ev(4, rule=1), ev(5, rule=2)]
+    assert run(three, events) == [(0, 1, 3), (2, 4, 5)]
+    for cuts in [(1,), (2, 3), (1, 2, 3, 4, 5)]:  # a chain waiting at each step goes through a checkpoint
+        assert run(three, events, cuts) == [(0, 1, 3), (2, 4, 5)]
+    # the first event of a chain leaves the window: the chain is dropped (a at 0, b at 30 s, c at 61 s)
+    assert run(three, [ev(0, rule=0), ev(30 * S, rule=1), ev(61 * S, rule=2)]) == []
+    # a checkpoint of the earlier engine (unused events of a window, not chains) resumes: b then a becomes a chain
+    old = {"version": SigmaCorrelationRun(three).to_dict()["version"], "kind": "sigma_correlation", "watermark": 1,
+           "seen": 2, "ungrouped": 0, "groups": [[[], [[0, 0, 1, None], [1, 1, 0, None]]]], "deadlines": []}
+    resumed = SigmaCorrelationRun.from_dict(three, old)
+    assert [h.rows for h in resumed.feed([ev(2, rule=1), ev(3, rule=2)])] == [(1, 2, 3)]
+    two_of_three = spec("temporal_ordered", refs=("a", "b", "c"), cond=((">=", 2.0),))
+    assert run(two_of_three, [ev(0, rule=0), ev(1, rule=1), ev(2, rule=2)]) == [(0, 1)]
 
 
 def test_temporal_with_not_is_judged_when_the_window_closes():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, err, fail
+from .common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, SigmaPlaceholder, SigmaPlaceholders, err, fail, sigma_placeholders
 from .safe import m
 
 
@@ -54,6 +54,8 @@ def convert(
                                     "(default: standard output)."),
     query: str | None = typer.Option(None, "--query", "-q", help="Convert this query instead of files."),
     language: QueryLanguage = typer.Option(QueryLanguage.eql, "--language", "-l", help="The language of --query."),
+    placeholders: SigmaPlaceholders = None,
+    placeholder: SigmaPlaceholder = None,
 ) -> None:
     """Convert rules between EQL/KQL (detection-rules TOML), Sigma and other SIEMs' languages.
 
@@ -69,12 +71,13 @@ def convert(
     from ..rules.errors import RuleError
 
     target = to.value
+    values = sigma_placeholders(placeholders, placeholder)  # a bad file or pair: exit 2, as hunt does
     results: list[cv.Result] = []
     if query is not None:
         if inputs:
             raise fail("[red]error[/red]: give either --query or input files, not both")
         if language is QueryLanguage.sigma:
-            results = cv.from_sigma(query, "query", target)
+            results = cv.from_sigma(query, "query", target, placeholders=values)
         else:
             from ..lang.kql import parse_kql_query
             from ..lang.parser import parse
@@ -97,7 +100,7 @@ def convert(
                     err.print(f"[red]error[/red]: {m(e)}")
                     results.append(cv.Refused(path.stem, str(path), e.message))
                     continue
-                results.extend(cv.from_sigma(text, path.stem, target, str(path)))
+                results.extend(cv.from_sigma(text, path.stem, target, str(path), values))
                 continue
             loaded = load_rules([path])
             for problem in loaded.errors:

@@ -4,6 +4,7 @@ output is a `Converted` (text, file name, caveats) or a `ConversionRefused` (the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,8 +102,11 @@ def from_query(q: ir.Query, text: str, language: str, target: str) -> Result:
         return Refused("query", meta.title, e.reason)
 
 
-def from_sigma(text: str, stem: str, target: str, source: str | None = None) -> list[Result]:
-    """Each rule a Sigma file alerts on, in `target`; `source` (the file) names what has no title."""
+def from_sigma(text: str, stem: str, target: str, source: str | None = None,
+               placeholders: Mapping[str, Sequence[str]] | None = None) -> list[Result]:
+    """Each rule a Sigma file alerts on, in `target`; `source` (the file) names what has no title;
+    `placeholders` gives `|expand` placeholders their values (to Sigma the rule is written as it is, placeholders
+    and all: they are the portable form)."""
     import yaml
 
     from .sigma import check_sigma
@@ -123,14 +127,14 @@ def from_sigma(text: str, stem: str, target: str, source: str | None = None) -> 
         if target == "sigma":
             return [Converted(stem, title, text if text.endswith("\n") else text + "\n")]
         try:
-            out = _siem(target).convert(SigmaExport(docs))
+            out = _siem(target).convert(SigmaExport(docs), placeholders)
         except ConversionRefused as e:
             return [Refused(stem, title, e.reason)]
         return [Converted(stem, title, out.query + "\n", out.warnings)]
     from .sigma_in import sigma_queries
 
     try:
-        found = sigma_queries(text)
+        found = sigma_queries(text, placeholders)
     except ConversionRefused as e:
         return [Refused(stem, source or stem, e.reason)]
     results: list[Result] = []

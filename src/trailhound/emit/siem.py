@@ -10,6 +10,7 @@ pySigma < 2).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -39,10 +40,13 @@ class Target:
     #: the backend's correlations count in fixed buckets (bin/date_trunc), not sliding windows
     fixed_windows: ClassVar[bool] = False
 
-    def backend(self) -> Any:
+    def backend(self, pipeline: Any = None) -> Any:
+        """The backend, with `pipeline` (if any) after its own."""
         raise NotImplementedError
 
-    def convert(self, export: SigmaExport) -> Converted:
+    def convert(self, export: SigmaExport, placeholders: Mapping[str, Sequence[str]] | None = None) -> Converted:
+        """The export's query; `placeholders` gives `|expand` placeholders their values (pySigma's value-list
+        placeholder transformation: a field compared with each value, OR-ed, as the Sigma loader expands them)."""
         docs, warnings = export.documents, list(export.warnings)
         if self.uncased:
             docs, cased, insensitive = _without_cased(docs)
@@ -57,7 +61,11 @@ class Target:
 
         try:
             collection = SigmaCollection.from_yaml(dump_yaml(docs))  # a fresh collection: pipelines mutate it
-            queries = self.backend().convert(collection)
+            missing = sorted(_placeholder_names(collection) - set(placeholders or ()))
+            if missing:  # the Sigma loader's words (lang/sigma/translate.py), not pySigma's
+                raise ConversionRefused(f"|expand placeholder %{missing[0]}% has no values (give them with "
+                                        "--sigma-placeholders FILE)")
+            queries = self.backend(_placeholder_pipeline(placeholders) if placeholders else None).convert(collection)
         except (SigmaError, NotImplementedError) as e:
             raise ConversionRefused(f"{self.name}: {_reason(e)}") from None
         if self.fixed_windows and any("correlation" in d for d in docs):
@@ -66,6 +74,39 @@ class Target:
         if not queries:
             raise ConversionRefused(f"{self.name}: the backend produced no query")
         return Converted("\n".join(str(q) for q in queries), warnings)
+
+
+def _placeholder_names(collection: Any) -> set[str]:
+    """The names of the `|expand` placeholders the collection's detections use."""
+    from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+    from sigma.types import Placeholder, SigmaString
+
+    names: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, SigmaDetection):
+            for x in item.detection_items:
+                walk(x)
+        elif isinstance(item, SigmaDetectionItem):
+            for v in item.value:
+                if isinstance(v, SigmaString) and v.contains_placeholder():
+                    names.update(p.name for p in v.s if isinstance(p, Placeholder))
+
+    for rule in collection.rules:
+        if isinstance(rule, SigmaRule):
+            for detection in rule.detection.detections.values():
+                walk(detection)
+    return names
+
+
+def _placeholder_pipeline(values: Mapping[str, Sequence[str]]) -> Any:
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+    from sigma.processing.transformations import ValueListPlaceholderTransformation
+
+    return ProcessingPipeline(name="trailhound placeholders", priority=10,
+                              items=[ProcessingItem(ValueListPlaceholderTransformation(),
+                                                    identifier="trailhound_placeholders")],
+                              vars={k: list(v) for k, v in values.items()})
 
 
 def _reason(e: Exception) -> str:
@@ -111,10 +152,10 @@ class Splunk(Target):
     uncased = "insensitive"
     fixed_windows = True
 
-    def backend(self) -> Any:
+    def backend(self, pipeline: Any = None) -> Any:
         from sigma.backends.splunk import SplunkBackend
 
-        return SplunkBackend()
+        return SplunkBackend(pipeline)
 
 
 class Kusto(Target):
@@ -122,11 +163,11 @@ class Kusto(Target):
 
     name = "kusto"
 
-    def backend(self) -> Any:
+    def backend(self, pipeline: Any = None) -> Any:
         from sigma.backends.kusto import KustoBackend
         from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
 
-        return KustoBackend(microsoft_xdr_pipeline())
+        return KustoBackend(pipeline + microsoft_xdr_pipeline() if pipeline else microsoft_xdr_pipeline())
 
 
 class Esql(Target):
@@ -135,10 +176,10 @@ class Esql(Target):
     uncased = "keyword"
     fixed_windows = True
 
-    def backend(self) -> Any:
+    def backend(self, pipeline: Any = None) -> Any:
         from sigma.backends.elasticsearch import ESQLBackend
 
-        return ESQLBackend()
+        return ESQLBackend(pipeline)
 
 
 class Lucene(Target):
@@ -146,10 +187,10 @@ class Lucene(Target):
     flavor = "elastic"
     uncased = "keyword"
 
-    def backend(self) -> Any:
+    def backend(self, pipeline: Any = None) -> Any:
         from sigma.backends.elasticsearch import LuceneBackend
 
-        return LuceneBackend()
+        return LuceneBackend(pipeline)
 
 
 TARGETS: dict[str, type[Target]] = {t.name: t for t in (Splunk, Kusto, Esql, Lucene)}

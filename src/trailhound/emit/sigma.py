@@ -203,6 +203,10 @@ class _Detection:
 
     def atom(self, e: ir.Expr) -> dict[str, Any] | None:
         """`{field|modifiers: value}` for a test on one field, or None when `e` is not one."""
+        if isinstance(e, ir.Compare) and e.op == "==" and ir.Literal(True) in (e.left, e.right):
+            call = e.right if e.left == ir.Literal(True) else e.left
+            if isinstance(call, ir.Call) and call.name in _PREDICATES:
+                return self.atom(call)  # `cidrMatch(f, ..) == true`: the predicate holds, as written bare
         if isinstance(e, ir.Compare) and isinstance(e.right, ir.Field) and isinstance(e.left, ir.Literal):
             flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[e.op]
             return self.atom(ir.Compare(flipped, e.right, e.left))  # type: ignore[arg-type]
@@ -250,6 +254,10 @@ class _Detection:
             if fn and len(values) == 1 and isinstance(values[0], str):
                 return {f"{name}|{'' if e.case_insensitive else 'cased|'}{fn}": sigma_string(values[0])}
         return None
+
+
+#: the functions `atom` writes as a Sigma modifier: each is true, false, or null (a missing field) in EQL
+_PREDICATES = ("cidrMatch", "startsWith", "endsWith", "stringContains")
 
 
 def _network(text: str) -> str:
@@ -527,10 +535,6 @@ def _sequence(q: ir.SequenceQuery, meta: Meta, flavor: str) -> SigmaExport:
                                   "timespan": span, "condition": {"gte": s.runs}}
             docs.append(_footer(doc, meta, len(q.stages) == 1))
             name = runs
-            warnings.append(f"step {i} `with runs={s.runs}` became an event_count: EQL finds every run of "
-                            f"{s.runs} consecutive events within the span (M events in a burst give M-{s.runs - 1} "
-                            f"overlapping sequences), a Sigma correlation counts each event once (M // {s.runs} "
-                            "alerts in Trailhound's Sigma engine): the same bursts alert, fewer times")
         steps.append((name, keys))
     if len(q.stages) == 1:  # one step with runs=N: the event_count is the rule
         return SigmaExport(docs, warnings)

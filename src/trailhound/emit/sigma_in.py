@@ -13,6 +13,7 @@ maxspan`, a chained `event_count` step → `with runs=N`, `event_count` alone �
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,8 @@ from ..lang import ir
 from . import ConversionRefused
 
 _MAX_RUNS = 100
-#: event_count ↔ `with runs=N`: the same bursts alert, not as many times
-_RUNS_WARNING = ("the event_count became `with runs={n}`: EQL finds every run of {n} consecutive events within the "
-                 "span (a burst of M events gives M-{n}+1 overlapping sequences), where Trailhound's Sigma engine "
-                 "counts each event once (about M/{n} alerts)")
+#: the values of `|expand` placeholders: name (without the %) → its values (rules.sigma.read_placeholders)
+Placeholders = Mapping[str, Sequence[str]]
 
 
 @dataclass
@@ -65,12 +64,13 @@ def _entry(rule: Any) -> dict[str, str]:
     return entry.fields
 
 
-def base_filter(rule: Any) -> ir.EventFilter:
+def base_filter(rule: Any, placeholders: Placeholders | None = None) -> ir.EventFilter:
     """A Sigma rule's detection and logsource as one EQL event filter over ECS: the Sigma loader's own
     translation (lang/sigma/translate.py: linux.yml's logsource condition and field table, Sigma's
     matching semantics), so Sigma → EQL finds what the native Sigma run finds. Refused, with the reason:
     what the loader cannot run, rules over raw audit records (EQL rules read ECS events), and IR the EQL
-    printer has no text for."""
+    printer has no text for. `placeholders`: the values of `|expand` placeholders (as `hunt
+    --sigma-placeholders` gives them); a placeholder without values is refused, named."""
     from ..lang.errors import QueryError
     from ..lang.parser import parse
     from ..lang.sigma.errors import SigmaRuleError, SigmaUnsupported
@@ -80,7 +80,7 @@ def base_filter(rule: Any) -> ir.EventFilter:
 
     _entry(rule)
     try:
-        done = translate(rule, ecs_types=ecs().types)
+        done = translate(rule, {k: list(v) for k, v in (placeholders or {}).items()}, ecs_types=ecs().types)
     except (SigmaUnsupported, SigmaRuleError) as e:
         raise ConversionRefused(str(e).splitlines()[0]) from None
     if done.events != "ecs":
@@ -115,7 +115,7 @@ def _fields(names: list[str], rule: Any) -> tuple[ir.Field, ...]:
     return tuple(ir.Field(table.get(n, n)) for n in names)
 
 
-def _step(ref: Any, corr: Any, timespan_ms: int) -> tuple[ir.Stage, list[str]]:
+def _step(ref: Any, corr: Any, timespan_ms: int, ph: Placeholders | None) -> tuple[ir.Stage, list[str]]:
     """A correlation's referenced rule as a stage (an event_count of one rule: `with runs=N`)."""
     from sigma.correlations import SigmaCorrelationConditionOperator as Op
     from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
@@ -140,10 +140,9 @@ def _step(ref: Any, corr: Any, timespan_ms: int) -> tuple[ir.Stage, list[str]]:
         if target.timespan.seconds * 1000 < timespan_ms:
             warnings.append(f"the step {ref.reference!r} counts within {target.timespan.seconds}s; in EQL its "
                             "runs only have the sequence's maxspan")
-        base = target.rules[0].rule
-        warnings.append(_RUNS_WARNING.format(n=runs))
-        return ir.Stage(base_filter(base), _keys(corr, ref.reference, base), runs=runs), warnings
-    return ir.Stage(base_filter(target), _keys(corr, ref.reference, target)), warnings
+        base = target.rules[0].rule  # exact: its alerts are EQL's runs, the latest one extended (README, "Sigma")
+        return ir.Stage(base_filter(base, ph), _keys(corr, ref.reference, base), runs=runs), warnings
+    return ir.Stage(base_filter(target, ph), _keys(corr, ref.reference, target)), warnings
 
 
 def _keys(corr: Any, reference: str, rule: Any) -> tuple[ir.Field, ...]:
@@ -162,7 +161,7 @@ def _keys(corr: Any, reference: str, rule: Any) -> tuple[ir.Field, ...]:
     return _fields(names, rule)
 
 
-def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
+def correlation_query(corr: Any, ph: Placeholders | None = None) -> tuple[ir.Query, list[str]]:
     from sigma.correlations import SigmaCorrelationConditionOperator as Op
     from sigma.correlations import SigmaCorrelationType as T
 
@@ -177,11 +176,12 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
         runs = corr.condition.count + (1 if corr.condition.op == Op.GT else 0)
         if not 2 <= runs <= _MAX_RUNS:
             if runs == 1:
-                return ir.EventQuery(base_filter(corr.rules[0].rule)), warnings
+                return ir.EventQuery(base_filter(corr.rules[0].rule, ph)), warnings
             raise ConversionRefused(f"event_count of {runs}: EQL allows runs up to {_MAX_RUNS}")
         ref = corr.rules[0]
-        stage = ir.Stage(base_filter(ref.rule), _keys(corr, ref.reference, ref.rule), runs=runs)
-        warnings.append(_RUNS_WARNING.format(n=runs))
+        stage = ir.Stage(base_filter(ref.rule, ph), _keys(corr, ref.reference, ref.rule), runs=runs)
+        # exact: an event_count alert links the N newest events of a window holding N (engine/sigma_correlation.py),
+        # which is EQL's run of N ending at that event
         return ir.SequenceQuery((stage,), span_ms), warnings
     if corr.type in (T.TEMPORAL_ORDERED, T.TEMPORAL):
         cond = corr.condition
@@ -192,7 +192,7 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
                                     "has no EQL form")
         stages = []
         for ref in corr.rules:
-            stage, more = _step(ref, corr, span_ms)
+            stage, more = _step(ref, corr, span_ms, ph)
             stages.append(stage)
             warnings += more
         if corr.type == T.TEMPORAL:
@@ -208,7 +208,7 @@ def correlation_query(corr: Any) -> tuple[ir.Query, list[str]]:
                             "(as a threshold rule: --to toml)")
 
 
-def threshold_of(corr: Any) -> tuple[ir.EventFilter, dict]:
+def threshold_of(corr: Any, ph: Placeholders | None = None) -> tuple[ir.EventFilter, dict]:
     """An event_count / value_count of one rule as a threshold rule: (its events, [rule.threshold])."""
     from sigma.correlations import SigmaCorrelationConditionOperator as Op
     from sigma.correlations import SigmaCorrelationRule
@@ -222,7 +222,7 @@ def threshold_of(corr: Any) -> tuple[ir.EventFilter, dict]:
         raise ConversionRefused("a threshold rule alerts at N or more: the correlation's condition is not that")
     count = cond.count + (1 if cond.op == Op.GT else 0)
     ref = corr.rules[0]
-    base = base_filter(ref.rule)
+    base = base_filter(ref.rule, ph)
     spec: dict[str, Any] = {"field": [f.path for f in _keys(corr, ref.reference, ref.rule)]}
     if corr.type == T.EVENT_COUNT:
         spec["value"] = count
@@ -246,8 +246,9 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
-    """Every rule Sigma would alert on (correlations, and rules no correlation hides) as a query."""
+def sigma_queries(text: str, placeholders: Placeholders | None = None) -> list[SigmaQuery | ConversionRefused]:
+    """Every rule Sigma would alert on (correlations, and rules no correlation hides) as a query; `placeholders`
+    gives the values of `|expand` placeholders."""
     from sigma.collection import SigmaCollection
     from sigma.correlations import SigmaCorrelationRule
     from sigma.exceptions import SigmaError
@@ -266,17 +267,17 @@ def sigma_queries(text: str) -> list[SigmaQuery | ConversionRefused]:
         try:
             if isinstance(r, SigmaCorrelationRule):
                 try:
-                    threshold = threshold_of(r)
+                    threshold = threshold_of(r, placeholders)
                 except ConversionRefused:
                     pass
                 try:
-                    q, warnings = correlation_query(r)
+                    q, warnings = correlation_query(r, placeholders)
                 except ConversionRefused as e:
                     if threshold is None:
                         raise
                     q, warnings, no_eql = None, [], e.reason
             else:
-                q, warnings = ir.EventQuery(base_filter(r)), []
+                q, warnings = ir.EventQuery(base_filter(r, placeholders)), []
         except ConversionRefused as e:
             out.append(ConversionRefused(f"{r.title}: {e.reason}"))
             continue

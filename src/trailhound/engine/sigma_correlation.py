@@ -7,12 +7,29 @@ When a correlation alerts (README, "Sigma"):
   two named rules counts for each. Events are grouped by the `group-by` values (through `aliases`
   per rule); an event without one of them is left out (and counted in `ungrouped`). Values are
   compared exactly, as their text.
-* Growing conditions (only `gt`/`gte`; for temporal types a condition without `not`): at each event,
-  the window is the group's unused events in [t - timespan, t] (sliding, inclusive, like EQL's
-  maxspan). If the condition holds there, one alert is raised with those events, and they are used:
-  a burst of 3N events within the timespan gives 3 alerts for `gte: N`, not one per event after N.
-  A temporal_ordered alert leaves out the window's events before the first event of its first rule
-  (they take no part in the order; they are used all the same).
+* event_count with a growing condition (only `gt`/`gte`; K = the least count that meets it: N for
+  `gte: N`, N + 1 for `gt: N`): at each event e, the window is the group's events in [t - timespan, t]
+  (sliding, inclusive, like EQL's maxspan). If it holds K events or more, one alert is raised, and it
+  links the K newest: e and the K - 1 events before it. Events are not used up: the next event whose
+  window still holds K raises the next alert. So a burst of M events within the timespan gives
+  M - K + 1 alerts, exactly the sequences of EQL's `[..] with runs=K` (which takes the K consecutive
+  events ending at each event), and the alerts' events together are every event of a window that meets
+  the condition. The alert count and windows are those of SigmaHQ's sliding-window backend
+  (pySigma-backend-sqlite: one alert per event that ends a window meeting the condition); where that
+  backend links the whole window, linking the K newest keeps each alert's evidence bounded by K, and
+  loses no event (an event of such a window is among the K newest of the window ending K - 1 events
+  after it).
+* temporal_ordered with a growing condition (K = the least number of its rules, in order, that meets
+  it: all of them by default): the steps of EQL's sequences. Per group, step i holds one chain (events of
+  rules 0..i in order, the first within the timespan of the newest event): an event of rule 0 starts a
+  chain at step 0 (replacing the one there), an event of rule i extends the chain of step i - 1, which
+  moves on to step i (replacing the one there; step i - 1 is then empty). A chain that reaches K steps is
+  an alert linking its K events, one per rule. So `a a b` alerts once, with the second `a` and the `b`,
+  exactly as `sequence [a] [b]`; the spec asks that the events appear in order within the timespan and
+  says no more about which of them an alert links: EQL's choice makes Sigma and EQL agree.
+* The other growing conditions (value_count and value_sum with `gt`/`gte`; temporal with a condition
+  without `not`): at each event, the window is the group's unused events in [t - timespan, t]. If the
+  condition holds there, one alert is raised with those events, and they are used.
 * Any other condition (`lt`, `lte`, `eq`, `neq`, a `not` in a temporal condition; and value_avg,
   value_percentile, value_median, whose value can fall as events arrive): windows are judged once
   closed. The group's first unused event a opens [a.t, a.t + timespan]; the window closes when an
@@ -41,7 +58,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +97,22 @@ def closing(spec: CorrelationSpec) -> bool:
     return any(op not in (">", ">=") for op, _ in spec.condition)
 
 
+def ordered_need(spec: CorrelationSpec) -> int:
+    """For a temporal_ordered with a growing condition, how many of its rules, in order, meet it (its chains
+    have that many steps); 0 for every other spec."""
+    if spec.kind != "temporal_ordered" or closing(spec) or spec.expression is not None or not spec.condition:
+        return 0
+    return max(1, *(math.ceil(bound) if op == ">=" else math.floor(bound) + 1 for op, bound in spec.condition))
+
+
+def least_count(spec: CorrelationSpec) -> int:
+    """For an event_count with a growing condition, the least number of events that meets it (its alerts
+    link that many events); 0 for every other spec."""
+    if spec.kind != "event_count" or closing(spec) or not spec.condition:
+        return 0
+    return max(1, *(math.ceil(bound) if op == ">=" else math.floor(bound) + 1 for op, bound in spec.condition))
+
+
 class SigmaCorrelationRun:
     def __init__(self, spec: CorrelationSpec) -> None:
         self.spec = spec
@@ -89,6 +124,10 @@ class SigmaCorrelationRun:
         self.ungrouped = 0  # events left out for a missing group-by value (counted by the caller)
         self._tie = 0
         self.nested = False  # fed correlation alerts (events with a duration): windows filter by their start
+        self.least = least_count(spec)  # > 0: an event_count whose windows slide without using events up
+        self.sliding: dict[tuple, deque[BaseEvent]] = {}  # its windows (a deque: one event leaves as one comes)
+        self.need = ordered_need(spec)  # > 0: a temporal_ordered run as EQL's sequence automaton, `need` steps
+        self.partials: dict[tuple, list[tuple[BaseEvent, ...] | None]] = {}  # per group: step i → its chain
 
     # ---- feeding -------------------------------------------------------------------------------
 
@@ -102,8 +141,7 @@ class SigmaCorrelationRun:
                 self.nested = True
             if self.closing:
                 out += self._close_before(e.ts)
-            window = self.groups.setdefault(e.key, [])
-            if self.closing:
+                window = self.groups.setdefault(e.key, [])
                 if not window or e.begin < window[0].begin:  # it opens the group's earliest window
                     self._schedule(e.key, e.begin)
                 if self.nested:  # closing windows are kept in the order they begin
@@ -112,18 +150,61 @@ class SigmaCorrelationRun:
                     window.append(e)
                 continue
             start = e.ts - self.spec.timespan_ms
-            if self.nested:
-                window[:] = [x for x in window if x.begin >= start]
-            while window and window[0].ts < start:
-                window.pop(0)
-            window.append(e)
-            if self._holds(window):
-                out.append(self._hit(e.key, window))
-                window.clear()
+            if self.least:
+                self._slide(e, start, out)
+            elif self.need:
+                self._order(e, start, out)
+            else:
+                window = self.groups.setdefault(e.key, [])
+                if self.nested:
+                    window[:] = [x for x in window if x.begin >= start]
+                while window and window[0].ts < start:
+                    window.pop(0)
+                window.append(e)
+                if self._holds(window):
+                    out.append(self._hit(e.key, window))
+                    window.clear()
             self.seen += 1
             if self.seen % _SWEEP_EVERY == 0:
                 self._sweep(start)
         return out
+
+    def _slide(self, e: BaseEvent, start: int, out: list[Hit]) -> None:
+        """An event_count's window slides to `e`: an alert of its `least` newest events when it holds that many."""
+        window = self.sliding.get(e.key)
+        if window is None:
+            window = self.sliding[e.key] = deque()
+        if self.nested and any(x.begin < start for x in window):
+            window = self.sliding[e.key] = deque(x for x in window if x.begin >= start)
+        while window and window[0].ts < start:
+            window.popleft()
+        window.append(e)
+        if len(window) >= self.least:
+            out.append(self._hit(e.key, list(itertools.islice(reversed(window), self.least))[::-1]))
+
+    def _order(self, e: BaseEvent, start: int, out: list[Hit]) -> None:
+        """A temporal_ordered step: like an EQL sequence, each step holds one chain per group (the latest); an
+        event of rule i extends the chain of step i - 1 (which moves on), an event of the first rule starts a
+        chain; a chain whose first event left the window is dropped."""
+        parts = self.partials.get(e.key)
+        if parts is None:
+            parts = self.partials[e.key] = [None] * self.need
+        for i, chain in enumerate(parts):
+            if chain is not None and chain[0].begin < start:
+                parts[i] = None
+        if e.rule >= self.need or e.begin < start:  # a rule past the condition's prefix; an alert begun too early
+            return
+        if e.rule == 0:
+            chain = (e,)
+        else:
+            prev = parts[e.rule - 1]
+            if prev is None or (not e.rows and any(x.row == e.row and not x.rows for x in prev)):
+                return  # nothing to extend (or the same event as a step already in the chain)
+            chain, parts[e.rule - 1] = (*prev, e), None
+        if len(chain) == self.need:
+            out.append(self._hit(e.key, list(chain)))
+        else:
+            parts[e.rule] = chain
 
     def finish(self) -> list[Hit]:
         return self._close_before(None) if self.closing else []
@@ -160,6 +241,10 @@ class SigmaCorrelationRun:
     def _sweep(self, start: int) -> None:
         for key in [k for k, w in self.groups.items() if not w or w[-1].ts < start]:
             del self.groups[key]
+        for key in [k for k, d in self.sliding.items() if not d or d[-1].ts < start]:
+            del self.sliding[key]
+        for key in [k for k, ps in self.partials.items() if all(c is None or c[0].begin < start for c in ps)]:
+            del self.partials[key]
 
     def _hit(self, key: tuple, window: list[BaseEvent]) -> Hit:
         if self.spec.kind == "temporal_ordered":  # events before the first of the first rule take no part in the order
@@ -214,8 +299,32 @@ class SigmaCorrelationRun:
                 "seen": self.seen, "ungrouped": self.ungrouped,
                 "groups": [[checkpoint.value_out(k), [[e.ts, e.row, e.rule, checkpoint.value_out(e.value),
                                                        *([e.start, list(e.rows)] if e.start is not None else [])]
-                                                      for e in w]] for k, w in self.groups.items()],
+                                                      for e in w]] for k, w in [*self.groups.items(),
+                                                                               *self.sliding.items(),
+                                                                               *self._chains()]],
                 "deadlines": [[end, checkpoint.value_out(k)] for end, _, k in sorted(self.deadlines)]}
+
+    def _chains(self) -> list[tuple[tuple, list[BaseEvent]]]:
+        """Each group's chains, in step order, as one list of events (each chain begins with an event of rule 0)."""
+        return [(k, [e for c in ps if c is not None for e in c]) for k, ps in self.partials.items()]
+
+    def _restore_chains(self, key: tuple, events: list[BaseEvent]) -> None:
+        chains: list[list[BaseEvent]] = []
+        for e in events:
+            if e.rule == 0 or not chains:
+                chains.append([])
+            chains[-1].append(e)
+        parts: list[tuple[BaseEvent, ...] | None] = [None] * self.need
+        for c in chains:
+            if [e.rule for e in c] != list(range(len(c))) or len(c) >= self.need:
+                # a checkpoint of the earlier, windowed engine: its unused events become chains as they would
+                # have (what they complete was not an alert then, and is not raised now)
+                self.partials.pop(key, None)
+                for e in events:
+                    self._order(e, e.ts - self.spec.timespan_ms, [])
+                return
+            parts[len(c) - 1] = tuple(c)
+        self.partials[key] = parts
 
     @classmethod
     def from_dict(cls, spec: CorrelationSpec, data: dict[str, Any]) -> SigmaCorrelationRun:
@@ -229,6 +338,10 @@ class SigmaCorrelationRun:
                                        int(more[0]) if more else None, tuple(int(r) for r in more[1]) if more else ())
                              for ts, row, rule, v, *more in events]
             run.nested = run.nested or any(e.start is not None and e.start != e.ts for e in run.groups[k])
+            if run.least:
+                run.sliding[k] = deque(run.groups.pop(k))
+            elif run.need:
+                run._restore_chains(k, run.groups.pop(k))
         for end, key in data["deadlines"]:
             run._tie += 1
             heapq.heappush(run.deadlines, (int(end), run._tie, _key_in(key)))
