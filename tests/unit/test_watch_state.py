@@ -241,3 +241,40 @@ def test_a_rule_that_needs_the_end_of_input_is_said_at_start(tmp_path):
     stop.set()
     run_watch(planned, [str(tmp_path / "none.log")], None, stop=stop, on_note=notes.append)
     assert any(n.startswith("rule not run live: seq: | tail keeps the last results") for n in notes), notes
+
+
+def test_alerts_are_readable_in_the_out_file_before_any_checkpoint(tmp_path):
+    # regression: AlertFile buffered its writes until the next checkpoint (5 s by default), so a reader of --out
+    # saw an alert seconds after watch had raised it
+    import threading
+    import time
+
+    from trailhound.pipeline.watch import AlertFile, WatchSettings
+
+    log = tmp_path / "events.ndjson"
+    log.write_bytes(orjson.dumps(doc("2026-01-01T00:00:00Z", "a")) + b"\n")  # one small alert: not a buffer's worth
+    planned = seq_plan(tmp_path, SEQ_RULE.replace("sequence by h with maxspan=2s [a where true] [b where true]",
+                                                  "a where true"))
+    out = tmp_path / "alerts.ndjson"
+    stop = threading.Event()
+    seen: list[bytes] = []
+
+    def reader() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            if out.exists() and (data := out.read_bytes()):
+                seen.append(data)
+                stop.set()
+                return
+            time.sleep(0.02)
+        stop.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    alert_file = AlertFile(str(out))
+    run_watch(planned, [str(log)], alert_file, state_dir=str(tmp_path / "st"), from_start=True,
+              stop=stop, settings=WatchSettings(checkpoint_seconds=3600))
+    thread.join()
+    alert_file.close()
+    assert seen, "an alert was readable while watch ran"
+    assert [orjson.loads(line)["kibana.alert.rule.name"] for line in seen[0].splitlines()] == ["seq"]

@@ -364,8 +364,7 @@ class AlertFile:
         out = self._out
         for alert in alerts:
             out.write(orjson.dumps(alert, default=str) + b"\n")
-        if self.stdout:
-            out.flush()
+        out.flush()  # readable at once (a reader of the file sees the alert now); synced to disk at checkpoints
 
     def sync(self) -> int | None:
         """Flush to disk; the file's size (None for standard output)."""
@@ -422,6 +421,7 @@ class WatchSettings:
     status_seconds: float = 1.0
     idle_seconds: float = 0.5  # an input with nothing new for this long holds the others back no longer
     lateness_seconds: float = REORDER_SECONDS  # the reorder window (an input's events out of time order)
+    audit_event_seconds: float = 0.3  # an audit event with no new record for this long is complete (no EOE in logs)
 
 
 def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sinks: Sequence[Sink] = (),
@@ -464,7 +464,8 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             if live.status != "ok" and saved is None:
                 note(f"rule not run live: {live.check.rule.name}: {live.error or live.unsupported}")
         follower = Follower(patterns, pipe, skip=on_skip or (lambda f, n, r: None), input_format=input_format,
-                            options=read_options, from_start=from_start, idle_after=settings.idle_seconds)
+                            options=read_options, from_start=from_start, idle_after=settings.idle_seconds,
+                            event_seconds=settings.audit_event_seconds)
         if saved is not None:
             if out is not None and (why := out.cut_back(saved["out"])):
                 note(why)
