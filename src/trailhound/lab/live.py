@@ -193,7 +193,7 @@ def scenario_delays(seen: Sequence[SeenAlert], windows) -> list[ScenarioDelay]:
         a = s.doc
         if a.get("kibana.alert.building_block_type"):
             continue
-        uid = a.get("kibana.alert.uuid")
+        uid = str(a.get("kibana.alert.uuid"))
         if uid in written:
             continue  # a suppression update of an alert already written
         written.add(uid)
