@@ -33,6 +33,7 @@ def test_each_alert_goes_to_the_window_of_its_event_with_its_delay():
     a = got["a"]
     assert (a.alerts, a.rules, a.first_rule, a.severity) == (2, ["r1", "r2"], "r1", "medium")
     assert (a.command_to_alert, a.start_to_alert, a.worst_command_to_alert) == (0.4, 1.4, 1.5)
+    assert a.severities == {"r1": "medium", "r2": "high"}
     assert got["b"].benign and got["b"].alerts == 1 and got["b"].command_to_alert == 0.3
 
 

@@ -59,6 +59,7 @@ class ScenarioDelay:
     benign: bool
     alerts: int = 0
     rules: list[str] = field(default_factory=list)  # in the order their first alert came
+    severities: dict[str, str] = field(default_factory=dict)  # rule → its alerts' severity
     first_rule: str | None = None
     severity: str | None = None  # of the first alert
     command_to_alert: float | None = None  # seconds, for the first alert
@@ -208,6 +209,7 @@ def scenario_delays(seen: Sequence[SeenAlert], windows) -> list[ScenarioDelay]:
         d.delays.append((rule, delay))
         if rule not in d.rules:
             d.rules.append(rule)
+            d.severities[rule] = str(a.get("kibana.alert.severity"))
         if d.first_rule is None:
             d.first_rule, d.severity = rule, a.get("kibana.alert.severity")
             d.command_to_alert, d.start_to_alert = delay, round(s.seen - w.start, 3)
