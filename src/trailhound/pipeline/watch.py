@@ -35,15 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from ..alerts.build import (
-    _group_value,
-    _time,
-    alerts_for_event,
-    alerts_for_sequence,
-    alerts_for_threshold,
-    flatten,
-    utc_now,
-)
+from ..alerts.build import _time, alerts_for_hits, utc_now
 from ..alerts.suppression import SuppressionState
 from ..engine.incremental import IncrementalHunt, LiveRule
 from ..enrich import ProcessTree
@@ -65,13 +57,15 @@ def row_id(source: int, line: int) -> int:
 
 
 class AlertReplay:
-    """One rule's alerts from its hits as they come: `alerts.build.alerts_for_hits`, whose state (the suppression
-    windows and the count of alerts per execution) lives across calls. Hits come in event order, so an
-    execution's count is only needed until a later execution begins (and execution 0, of events without a time)."""
+    """One rule's alerts from its hits as they come: the batch path's `alerts.build.alerts_for_hits` (the one
+    home of the schedule: executions, suppression, max_signals), called per micro-batch with the state it
+    carries across them (the suppression windows and the count of alerts per execution). Hits come in event
+    order, so an execution's count is only needed until a later execution begins (and execution 0, of events
+    without a time)."""
 
     def __init__(self, rule: Rule, max_signals: int | None = None) -> None:
         self.rule = rule
-        self.limit = rule.max_signals if max_signals is None else max_signals
+        self.max_signals = max_signals
         self.spec = rule.suppression_spec()
         self.suppression = SuppressionState(self.spec) if self.spec else None
         self.interval = rule.interval_ns()
@@ -81,48 +75,25 @@ class AlertReplay:
 
     def alerts(self, kind: str, live: LiveRule, hits: Sequence, docs: dict[int, dict], now: str) -> list[dict]:
         """The new alerts of these hits, then the alerts a suppression fold updated (to be written again)."""
-        rule, state, spec, limit = self.rule, self.suppression, self.spec, self.limit
-        out: list[dict] = []
+        state = self.suppression
+        batch = alerts_for_hits(self.rule, kind, hits, docs, live.timestamp_field, now, self.max_signals,
+                                suppression=state, per_execution=self.per_execution)
+        self.suppressed += batch.suppressed
+        self.over_max_signals += batch.over_max_signals
+        out = batch.alerts
         per_execution = self.per_execution
-        for hit in hits:
-            present = [docs[r] for r in hit.rows if r is not None]
-            time_ns, when = max((_time(d, live.timestamp_field) for d in present), default=(0, None))
-            execution = time_ns // self.interval
-            if state is None and limit and per_execution.get(execution, 0) >= limit:
-                self.over_max_signals += 1
-                continue
-            if kind == "threshold":
-                first = present[0].get("@timestamp") if present else None
-                alerts = alerts_for_threshold(rule, tuple(hit.join_keys or ()), len(hit.rows), first, present, now)
-            elif kind == "events":
-                terms = list(hit.join_keys or ()) if rule.type == "new_terms" else None
-                alerts = alerts_for_event(rule, present[0], now, terms)
-            else:
-                alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
-            primary = alerts[-1]
-            if state is not None:
-                assert spec is not None
-                flat = flatten(primary)
-                values = tuple(_group_value(flat, f) for f in spec.group_by)
-                if state.fold(values, time_ns, when, execution):
-                    self.suppressed += 1
-                    continue
-            if limit and per_execution.get(execution, 0) >= limit:
-                self.over_max_signals += 1
-                continue
-            if state is not None:
-                state.start(primary, values, time_ns, when, execution)
-            per_execution[execution] = per_execution.get(execution, 0) + 1
-            out.extend(alerts)
-            if len(per_execution) > 8:
-                latest = max(per_execution)
-                for e in [e for e in per_execution if e not in (0, latest)]:
-                    del per_execution[e]
+        if len(per_execution) > 8:
+            latest = max(per_execution)
+            for e in [e for e in per_execution if e not in (0, latest)]:
+                del per_execution[e]
         if state is not None:
             fresh = {id(a) for a in out}
             out.extend(a for a in state.take_changed() if id(a) not in fresh)
-            if hits and time_ns:
-                state.expire(time_ns, execution)
+            if hits:  # windows that no later hit (in event order) can fall into are dropped
+                last = [docs[r] for r in hits[-1].rows if r is not None]
+                time_ns = max((_time(d, live.timestamp_field)[0] for d in last), default=0)
+                if time_ns:
+                    state.expire(time_ns, time_ns // self.interval)
         return out
 
     def to_dict(self) -> dict[str, Any]:
