@@ -18,9 +18,9 @@ _SKIPS_SAID = 100  # bad lines told one by one; the rest are counted in the stat
 
 
 def watch(
-    paths: list[str] = typer.Argument(..., help="Files to follow like tail -F (quote a glob to pick up new files; "
-                                      "'-' is standard input): raw auditd, auth syslog, journald JSON, Sysmon for "
-                                      "Linux, ECS NDJSON."),
+    paths: list[str] | None = typer.Argument(None, help="Files to follow like tail -F (quote a glob to pick up new "
+                                             "files; '-' is standard input): raw auditd, auth syslog, journald JSON, "
+                                             "Sysmon for Linux, ECS NDJSON."),
     out: str = typer.Option(..., "--out", "-o", help="Append alerts as NDJSON (Kibana alert schema) to this file; "
                             "'-' is standard output."),
     rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (default: Trailhound's "
@@ -41,6 +41,11 @@ def watch(
                                  "(milliseconds)."),
     idle_ms: int = typer.Option(500, "--idle-ms", min=1, help="An input with nothing new for this long no longer "
                                 "holds back events of the others (milliseconds)."),
+    journal: bool = typer.Option(False, "--journal", help="Also follow the systemd journal (journalctl -f -o json; "
+                                 "with --state, resumed from the cursor of the last entry read)."),
+    journal_directory: str | None = typer.Option(None, "--journal-directory", help="Follow the journal files of "
+                                                 "this directory (journalctl --directory) instead of the system's; "
+                                                 "implies --journal."),
     reorder_ms: int = typer.Option(250, "--reorder-ms", min=0, help="How far out of time order an input's events "
                                    "may come and still be correlated in order (auditd writes an event when its "
                                    "syscall returns); adds to the delay to an alert (milliseconds)."),
@@ -68,6 +73,10 @@ def watch(
         raise fail(f"[red]error[/red]: --out {m(out)} is a directory; give a file name")
     if out != "-" and Path(out).suffix.lower() in (".gz", ".bz2", ".xz"):
         raise fail("[red]error[/red]: watch appends to --out and cuts it back at a restart: give an uncompressed file")
+    paths = list(paths or [])
+    journal = journal or journal_directory is not None
+    if not paths and not journal:
+        raise fail("[red]error[/red]: give the files to follow, '-' for standard input, or --journal")
     if paths.count("-") > 1:
         raise fail("[red]error[/red]: standard input (-) can be given once")
     try:
@@ -93,13 +102,14 @@ def watch(
     settings = WatchSettings(batch_seconds=batch_ms / 1000, checkpoint_seconds=checkpoint_seconds,
                              idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
                              status_seconds=1.0 if log.terminal else 10.0)
-    log.info("watching", paths=paths, rules=len(planned.runnable), out=out, state=str(state) if state else None)
+    log.info("watching", paths=paths, journal=journal_directory or journal, rules=len(planned.runnable), out=out,
+             state=str(state) if state else None)
     try:
         pipe = run_watch(planned, list(paths), alert_file, sinks=extra, state_dir=str(state) if state else None,
                          from_start=from_start, reset_state=reset_state, input_format=input_format,
                          read_options=input_options(year, tz, host), max_signals=max_signals, settings=settings,
                          stop=stop, on_status=log.status, on_note=lambda text: log.info(text),
-                         on_skip=log.skip)
+                         on_skip=log.skip, journal=journal, journal_directory=journal_directory)
     except (CheckpointError, FollowError) as e:
         log.end()
         raise fail(f"[red]error[/red]: {m(e)}") from None

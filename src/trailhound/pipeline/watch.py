@@ -399,13 +399,16 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
               state_dir: str | None = None, from_start: bool = False, reset_state: bool = False,
               input_format: str | None = None, read_options=None, max_signals: int | None = None,
               settings: WatchSettings | None = None, stop=None, on_status=None, on_note=None,
-              on_skip=None) -> StreamPipeline:
-    """Follow `patterns` (paths, quoted globs, `-`) and write the alerts of `planned`'s rules to `out` and `sinks`
-    until `stop` (a threading.Event) is set, or standard input, the only input, ends. With `state_dir`, resume
-    from its checkpoint and write one every few seconds and at the end. Raises `checkpoint.CheckpointError` for a
-    state directory that cannot be used and `sources.tail.FollowError` for an input that cannot be followed."""
+              on_skip=None, journal: bool = False, journal_directory: str | None = None) -> StreamPipeline:
+    """Follow `patterns` (paths, quoted globs, `-`), and with `journal` the systemd journal (`journalctl -f`; of
+    `journal_directory` when given), and write the alerts of `planned`'s rules to `out` and `sinks` until `stop`
+    (a threading.Event) is set, or standard input, the only input, ends. With `state_dir`, resume from its
+    checkpoint (the journal from its cursor) and write one every few seconds and at the end. Raises
+    `checkpoint.CheckpointError` for a state directory that cannot be used and `sources.tail.FollowError` for an
+    input that cannot be followed (the journal too: journalctl missing or refusing)."""
     import threading
 
+    from ..sources.journal import Journal
     from ..sources.tail import Follower
     from . import checkpoint
 
@@ -414,6 +417,7 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
     note = on_note or (lambda text: None)
     all_sinks: list[Sink] = ([out] if out is not None else []) + list(sinks)
     lock = checkpoint.open_state(state_dir) if state_dir is not None else None
+    reader: Journal | None = None
     try:
         lateness = int(settings.lateness_seconds * 1e9)
         fingerprint = IncrementalHunt(planned.runnable, planned.rules.exceptions).fingerprint
@@ -434,14 +438,24 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
         for live in pipe.engine.rules:
             if live.status != "ok" and saved is None:
                 note(f"rule not run live: {live.check.rule.name}: {live.error or live.unsupported}")
-        follower = Follower(patterns, pipe, skip=on_skip or (lambda f, n, r: None), input_format=input_format,
+        skip = on_skip or (lambda f, n, r: None)
+        follower = Follower(patterns, pipe, skip=skip, input_format=input_format,
                             options=read_options, from_start=from_start, idle_after=settings.idle_seconds,
                             event_seconds=settings.audit_event_seconds)
+        if journal:
+            reader = Journal(pipe, skip=skip, options=read_options, from_start=from_start,
+                             directory=journal_directory, idle_after=settings.idle_seconds)
+            resume = saved.get("journal") if saved is not None else None
+            if resume is not None and resume.get("directory") != journal_directory:
+                raise checkpoint.CheckpointError(
+                    f"{state_dir}: the checkpoint followed the journal of {resume.get('directory') or 'the system'}"
+                    f", not of {journal_directory or 'the system'}; start over with --reset-state")
+            reader.start(resume)
         if saved is not None:
             if out is not None and (why := out.cut_back(saved["out"])):
                 note(why)
             follower.resume(saved["follower"])
-            followed = {f.source for f in follower.files}
+            followed = {f.source for f in follower.files} | ({reader.source} if reader is not None else set())
             for i, src in enumerate(pipe.sources):
                 if i not in followed and not src.closed:
                     pipe.close_source(i)  # stdin, or a file gone while nobody watched
@@ -456,7 +470,8 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             for s in sinks:
                 getattr(s, "sync", lambda: None)()
             return checkpoint.save(state_dir, {"fingerprint": fingerprint, "pipeline": pipe.to_dict(),
-                                               "follower": follower.to_dict(), "out": size})
+                                               "follower": follower.to_dict(), "out": size,
+                                               "journal": reader.to_dict() if reader is not None else None})
 
         if saved is None:
             follower.discover()
@@ -464,10 +479,12 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
         now = monotonic()
         last_step = last_save = last_status = now
         counted, saved_bytes = pipe.stats.events, None
-        only_stdin = patterns == ["-"]
+        only_stdin = patterns == ["-"] and reader is None
         try:
             while not stop.is_set():
                 read = follower.poll()
+                if reader is not None:
+                    read += reader.poll()
                 for text in follower.notes:
                     note(text)
                 follower.notes.clear()
@@ -493,8 +510,12 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             save()
         finally:
             follower.close()
+            if reader is not None:
+                reader.close()
         return pipe
     finally:
+        if reader is not None:
+            reader.close()
         if lock is not None:
             lock.close()
 
