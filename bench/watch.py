@@ -24,8 +24,8 @@ Prints a JSON summary (also to bench/data/watch_last.json).
 summary compares minute 5 with minute 30 (`rss_growth_5_30_pct`, the minimum and maximum between them) beside what
 watch said it held then (its status lines: documents buffered and kept, lag). The samples so far are written to
 bench/data/watch_long_progress.json as the run goes. With `--tracemalloc` watch runs under Python's tracemalloc
-(slower: use a lower rate) and the summary lists the source lines whose allocations grew most from minute 5 to the
-end (`tracemalloc_growth`), to find what grows.
+(slower: use a lower rate) and the summary lists the allocation sites that grew most from `--snapshot-at` (minute 5)
+to the end (`tracemalloc_growth`), to find what grows.
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--long", action="store_true", help="the memory case: 35 minutes, minute 5 against minute 30")
     ap.add_argument("--tracemalloc", action="store_true", help="run watch under tracemalloc (with --long: what grew)")
+    ap.add_argument("--snapshot-at", type=float, default=300.0, help="with --tracemalloc: the first snapshot's "
+                    "time (seconds; the second is at the end)")
     args = ap.parse_args(argv)
     if args.long and "--seconds" not in (argv if argv is not None else sys.argv[1:]):
         args.seconds = 2100.0
@@ -196,7 +198,7 @@ def main(argv=None) -> int:
                 if args.long:
                     progress.write_text(json.dumps({"appended": sent, "rss_mb_series": [
                         [round(t), k // 1024] for t, k in memory]}))
-                if args.tracemalloc and not snapshots and time.time() - started >= min(300.0, args.seconds / 6):
+                if args.tracemalloc and not snapshots and time.time() - started >= min(args.snapshot_at, args.seconds / 2):
                     proc.send_signal(signal.SIGUSR1)
                     snapshots.append(work / "snapshot.1")
                 next_mem += mem_every
