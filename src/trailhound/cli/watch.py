@@ -41,6 +41,9 @@ def watch(
                                  "(milliseconds)."),
     idle_ms: int = typer.Option(500, "--idle-ms", min=1, help="An input with nothing new for this long no longer "
                                 "holds back events of the others (milliseconds)."),
+    audit_event_ms: int = typer.Option(300, "--audit-event-ms", min=1, help="An audit event none of whose records "
+                                       "came for this long is complete (audit logs have no EOE records; raise it "
+                                       "for logs copied in pieces by a collector) (milliseconds)."),
     journal: bool = typer.Option(False, "--journal", help="Also follow the systemd journal (journalctl -f -o json; "
                                  "with --state, resumed from the cursor of the last entry read)."),
     journal_directory: str | None = typer.Option(None, "--journal-directory", help="Follow the journal files of "
@@ -101,6 +104,7 @@ def watch(
         signal.signal(sig, lambda *_: stop.set())
     settings = WatchSettings(batch_seconds=batch_ms / 1000, checkpoint_seconds=checkpoint_seconds,
                              idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
+                             audit_event_seconds=audit_event_ms / 1000,
                              status_seconds=1.0 if log.terminal else 10.0)
     log.info("watching", paths=paths, journal=journal_directory or journal, rules=len(planned.runnable), out=out,
              state=str(state) if state else None)
