@@ -97,7 +97,8 @@ def growth(first: Path, last: Path, top: int = 15) -> list[dict]:
     keep = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"), tracemalloc.Filter(False, tracemalloc.__file__)]
     a = tracemalloc.Snapshot.load(str(first)).filter_traces(keep)
     b = tracemalloc.Snapshot.load(str(last)).filter_traces(keep)
-    out = []
+    out = [{"traced_mb_first": sum(st.size for st in a.statistics("filename")) >> 20,
+            "traced_mb_last": sum(st.size for st in b.statistics("filename")) >> 20}]
     for stat in b.compare_to(a, "traceback")[:top]:
         frames = [f"{f.filename.split('site-packages/')[-1].split('src/')[-1]}:{f.lineno}" for f in stat.traceback]
         out.append({"kb_diff": stat.size_diff // 1024, "kb": stat.size // 1024, "count_diff": stat.count_diff,
