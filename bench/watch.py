@@ -226,6 +226,8 @@ def main(argv=None) -> int:
         if gid and a.get("kibana.alert.building_block_type") and a.get("kibana.alert.original_time"):
             groups[gid] = max(groups.get(gid, 0.0), parse(a["kibana.alert.original_time"]))
     latencies, everything = [], []
+    by_kind: dict[str, list[float]] = {}  # a threshold execution, a sequence ending in a missing event... wait on time
+    by_rule: dict[str, float] = {}
     half = started + elapsed / 2
     for a in alerts:
         if a.get("kibana.alert.building_block_type"):
@@ -238,6 +240,10 @@ def main(argv=None) -> int:
         everything.append(parse(a["@timestamp"]) - appended)
         if appended >= half:
             latencies.append(everything[-1])
+            kind = ("sequence" if uid in groups else a.get("kibana.alert.rule.type") or "?")
+            by_kind.setdefault(kind, []).append(everything[-1])
+            rule = str(a.get("kibana.alert.rule.name"))
+            by_rule[rule] = max(by_rule.get(rule, 0.0), everything[-1])
     latencies.sort()
     everything.sort()
 
@@ -257,6 +263,10 @@ def main(argv=None) -> int:
         "latency_all_max_s": round(everything[-1], 3) if everything else None,
         "rss_mb_at_1_6": (mem_at(elapsed / 6) or 0) // 1024, "rss_mb_end": (memory[-1][1] // 1024) if memory else None,
         "watch_cpu_s": round(cpu_end - cpu_start, 1) if cpu_end is not None else None,
+        "latency_by_kind": {k: {"alerts": len(v), "p50_s": round(sorted(v)[len(v) // 2], 3),
+                                "p99_s": round(sorted(v)[min(len(v) - 1, int(0.99 * len(v)))], 3)}
+                            for k, v in sorted(by_kind.items())},
+        "slowest_rules": [[r, round(t, 1)] for r, t in sorted(by_rule.items(), key=lambda x: -x[1])[:8]],
         "rss_mb_series": [[round(s), kb // 1024] for s, kb in memory], "notes": notes,
     }
     if summary["rss_mb_at_1_6"] and summary["rss_mb_end"]:
