@@ -47,3 +47,18 @@ def test_a_sequence_is_timed_from_its_last_building_block():
     ]
     (a,) = scenario_delays(seen, windows)
     assert a.alerts == 1 and a.command_to_alert == 0.2 and a.start_to_alert == 5.2
+
+
+def test_lab_run_watch_writes_the_delays_and_the_live_alerts(tmp_path, capsys):
+    import json
+
+    from trailhound.cli.lab import report_live
+
+    seen = [SeenAlert(alert("1", "r1", 101.0), 101.4)]
+    cap = SimpleNamespace(live=scenario_delays(seen, [win("a", 100.0, 110.0)]), live_alerts=[s.doc for s in seen])
+    report_live(cap, tmp_path)
+    saved = json.loads((tmp_path / "watch.json").read_text())["scenarios"]
+    assert saved[0]["scenario"] == "a" and saved[0]["command_to_alert"] == 0.4 and saved[0]["first_rule"] == "r1"
+    assert [json.loads(x)["kibana.alert.uuid"] for x in (tmp_path / "watch-alerts.ndjson").read_text().splitlines()] \
+        == ["1"]
+    assert "0.40" in capsys.readouterr().out
