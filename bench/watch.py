@@ -13,7 +13,9 @@ note when absent), checkpointing to a state directory. The generated events are 
 * Latency, from append to alert: each alert's creation time (`@timestamp`, written by watch when it writes the
   alert) minus the time its event was appended (`kibana.alert.original_time`); for a sequence, its last event (the
   latest original time among its building blocks). p50, p99 and max, over the alerts of the second half of the run
-  (the first is warm-up).
+  (the first is warm-up); `latency_by_kind` splits them by kind (event query, sequence, threshold, new_terms), since
+  some alerts are decided by time rather than by their last event (a threshold execution closing, a sequence's
+  maxspan passing for a missing step), and `slowest_rules` names the rules with the latest alerts.
 * Memory: watch's resident set (VmRSS) every 5 s; the figures at 1/6 of the run and at its end (the issue's minute 5
   and minute 30 of a 30-minute run: `--seconds 1800`).
 * Throughput: the events watch evaluated (its last status line) against those appended; watch's CPU time
