@@ -278,3 +278,18 @@ def test_alerts_are_readable_in_the_out_file_before_any_checkpoint(tmp_path):
     alert_file.close()
     assert seen, "an alert was readable while watch ran"
     assert [orjson.loads(line)["kibana.alert.rule.name"] for line in seen[0].splitlines()] == ["seq"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc arenas")
+def test_watch_bounds_malloc_arenas_unless_the_user_chose(tmp_path):
+    # the resident set of a long watch rose by a fifth from glibc's per-thread arenas (bench/RESULTS.md); watch
+    # bounds them at start, and leaves MALLOC_ARENA_MAX to the user when set
+    code = "from trailhound.pipeline.watch import bound_malloc_arenas; print(bound_malloc_arenas())"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MALLOC_ARENA_MAX"}
+    libc = subprocess.run(["ldd", "--version"], capture_output=True, text=True)
+    if "GLIBC" not in (libc.stdout + libc.stderr).upper():
+        pytest.skip("not glibc")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "True"
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "MALLOC_ARENA_MAX": "4"})
+    assert chosen.stdout.strip() == "False"

@@ -64,6 +64,9 @@ def watch(
     is the only input. A status line goes to a terminal; otherwise JSON log lines go to standard error.
     Exit codes: 0 stopped cleanly; 2 an input, the state directory or the rules cannot be used.
     """
+    from ..pipeline.watch import bound_malloc_arenas
+
+    bound_malloc_arenas()  # before the rules load and Polars' threads start: see its doc
     from ..pack import DIR as PACK
     from ..pipeline import plan
     from ..pipeline.checkpoint import CheckpointError
