@@ -1,8 +1,9 @@
 """The live lab: run the four Atomic-style scenarios and five benign automation scenarios for real
-(root, kernel audit, auditd, sshd, sshpass), check the raw evidence each left in audit.log and the
-sshd log, that the pack detects each attack at medium or higher and raises no high or critical alert
-on the benign ones, and that teardown put back the audit rules and state, namespaces, users and
-files it touched. The benign subset (`scenarios.LIVE_BENIGN`: ansible_play, provisioning_agent,
+(root, kernel audit, auditd, sshd, sshpass), with a real `trailhound watch` following the lab's logs
+meanwhile (`lab run --watch`), check the raw evidence each left in audit.log and the sshd log, that
+the pack detects each attack at medium or higher and raises no high or critical alert on the benign
+ones, that watch wrote each attack's alerts within 2 s of its command, and that teardown put back the
+audit rules and state, namespaces, users and files it touched (and stopped watch). The benign subset (`scenarios.LIVE_BENIGN`: ansible_play, provisioning_agent,
 bastion_proxyjump, db_tunnel, key_rotation) needs no package beyond the lab's own; rsync_backup,
 monitoring_probe and git_over_ssh are checked over the recorded capture (test_lab_matrix).
 
@@ -56,6 +57,7 @@ def snapshot() -> dict:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
+    from trailhound.lab.matrix import default_rules_dir
     from trailhound.lab.runner import Lab, select, write_capture
     from trailhound.lab.scenarios import ATOMIC, LIVE_BENIGN
 
@@ -64,7 +66,7 @@ def live(tmp_path_factory):
     chosen = select(ATOMIC + LIVE_BENIGN)
     messages: list[str] = []
     try:
-        with Lab(chosen, log=messages.append) as lab:
+        with Lab(chosen, log=messages.append, watch_rules=[default_rules_dir()]) as lab:
             windows = [lab.run_scenario(s) for s in chosen]
             cap = lab.collect(windows)
     except preflight.Refusal as e:
@@ -176,3 +178,23 @@ def test_the_pack_detects_each_attack_and_stays_quiet_on_automation_live(live):
         assert any(m.rules[r] in ("medium", "high", "critical") for r in fired), (name, fired)
     paging = {(s, r): n for (s, r), n in m.cells.items() if s in m.benign and m.rules[r] in ("high", "critical")}
     assert paging == {}
+
+
+def test_watch_alerted_on_each_attack_within_two_seconds_of_its_command(live):
+    # `lab run --watch`: a real watch process over the lab's audit.log and auth.log while the scenarios ran
+    from trailhound.lab.matrix import DETECTED, default_rules_dir, run_matrix
+    from trailhound.lab.scenarios import ATOMIC
+
+    assert live.cap.live is not None and not [p for p in live.problems if p.startswith("watch")]
+    delays = {d.scenario: d for d in live.cap.live}
+    m = run_matrix([default_rules_dir()], [live.out / "audit.log", live.out / "auth.log"],
+                   list(live.windows.values()))
+    report = {n: (d.alerts, d.command_to_alert, d.worst_command_to_alert, d.delays) for n, d in delays.items()}
+    for name in ATOMIC:
+        d = delays[name]
+        # what hunt finds over the capture, watch found live (host activity can only add)
+        assert set(m.fired(name)) <= set(d.rules), (name, m.fired(name), d.rules)
+        assert set(d.severities.values()) & set(DETECTED), (name, d.severities)
+        assert d.alerts and d.worst_command_to_alert is not None, report
+        assert d.worst_command_to_alert <= 2.0, report
+    print("live delays (s, command → alert written):", report)

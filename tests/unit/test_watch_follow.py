@@ -240,6 +240,49 @@ def test_a_quiet_audit_log_without_eoe_closes_its_last_event(tmp_path):
     f.close()
 
 
+def test_in_a_busy_audit_log_an_event_with_no_new_record_is_closed_on_its_own(tmp_path):
+    """Regression (live lab): an audit log is never quiet on a busy host, and it has no EOE, so an event waited
+    for 50 later ones (seconds) before it was evaluated. Now an event that got no record for `event_seconds`
+    goes, while the file keeps growing; the documents are those of one read of the file, no line reported."""
+    lines = AUDIT.read_bytes().splitlines(keepends=True)
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(lines[:-1]))
+    clock = Clock()
+    intake = Intake()
+    f = follower([log], intake, clock=clock, from_start=True, event_seconds=0.3)
+    f.poll()
+    first = len(intake.docs)
+    held = _read_all([log]) - first
+    assert held > 0  # the last events wait for companions
+    clock.t += 0.1
+    with open(log, "ab") as out:
+        out.write(lines[-1])  # the file is not quiet: a new record, but no companion for the held events
+    f.poll()
+    assert len(intake.docs) < _read_all([AUDIT])  # not yet: 0.1 s is not long enough
+    clock.t += 0.25  # 0.35 s after the held events' last records, 0.25 s after the new one's
+    f.poll()
+    got = [d for _, d, _ in intake.docs]
+    whole = load_events([str(AUDIT)])
+    want = whole.documents(range(whole.frame.height))
+    assert [d["@timestamp"] for d in got] == [d["@timestamp"] for d in want] and f.skips == []
+    assert [d.get("process", {}).get("args") for d in got] == [d.get("process", {}).get("args") for d in want]
+    f.close()
+
+
+def test_a_busy_audit_log_with_event_seconds_off_waits_for_later_events(tmp_path):
+    lines = AUDIT.read_bytes().splitlines(keepends=True)
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(lines))
+    clock = Clock()
+    intake = Intake()
+    f = follower([log], intake, clock=clock, from_start=True, event_seconds=None, close_events_after=60)
+    f.poll()
+    clock.t += 5
+    f.poll()
+    assert len(intake.docs) < _read_all([log])
+    f.close()
+
+
 def test_resume_from_a_checkpoint_repeats_and_loses_nothing(tmp_path):
     """Stopped in the middle of audit events, resumed from the saved positions: every event once."""
     data = AUDIT.read_bytes() + (REPO / "tests/fixtures/lab/brute_force/audit.log").read_bytes()

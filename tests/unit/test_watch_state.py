@@ -241,3 +241,55 @@ def test_a_rule_that_needs_the_end_of_input_is_said_at_start(tmp_path):
     stop.set()
     run_watch(planned, [str(tmp_path / "none.log")], None, stop=stop, on_note=notes.append)
     assert any(n.startswith("rule not run live: seq: | tail keeps the last results") for n in notes), notes
+
+
+def test_alerts_are_readable_in_the_out_file_before_any_checkpoint(tmp_path):
+    # regression: AlertFile buffered its writes until the next checkpoint (5 s by default), so a reader of --out
+    # saw an alert seconds after watch had raised it
+    import threading
+    import time
+
+    from trailhound.pipeline.watch import AlertFile, WatchSettings
+
+    log = tmp_path / "events.ndjson"
+    log.write_bytes(orjson.dumps(doc("2026-01-01T00:00:00Z", "a")) + b"\n")  # one small alert: not a buffer's worth
+    planned = seq_plan(tmp_path, SEQ_RULE.replace("sequence by h with maxspan=2s [a where true] [b where true]",
+                                                  "a where true"))
+    out = tmp_path / "alerts.ndjson"
+    stop = threading.Event()
+    seen: list[bytes] = []
+
+    def reader() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            if out.exists() and (data := out.read_bytes()):
+                seen.append(data)
+                stop.set()
+                return
+            time.sleep(0.02)
+        stop.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    alert_file = AlertFile(str(out))
+    run_watch(planned, [str(log)], alert_file, state_dir=str(tmp_path / "st"), from_start=True,
+              stop=stop, settings=WatchSettings(checkpoint_seconds=3600))
+    thread.join()
+    alert_file.close()
+    assert seen, "an alert was readable while watch ran"
+    assert [orjson.loads(line)["kibana.alert.rule.name"] for line in seen[0].splitlines()] == ["seq"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc arenas")
+def test_watch_bounds_malloc_arenas_unless_the_user_chose(tmp_path):
+    # the resident set of a long watch rose by a fifth from glibc's per-thread arenas (bench/RESULTS.md); watch
+    # bounds them at start, and leaves MALLOC_ARENA_MAX to the user when set
+    code = "from trailhound.pipeline.watch import bound_malloc_arenas; print(bound_malloc_arenas())"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MALLOC_ARENA_MAX"}
+    libc = subprocess.run(["ldd", "--version"], capture_output=True, text=True)
+    if "GLIBC" not in (libc.stdout + libc.stderr).upper():
+        pytest.skip("not glibc")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "True"
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "MALLOC_ARENA_MAX": "4"})
+    assert chosen.stdout.strip() == "False"

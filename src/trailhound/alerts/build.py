@@ -307,17 +307,21 @@ class AlertBatch:
 
 
 def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict], timestamp_field: str = "@timestamp",
-                    now: str | None = None, max_signals: int | None = None) -> AlertBatch:
+                    now: str | None = None, max_signals: int | None = None, *,
+                    suppression: SuppressionState | None = None,
+                    per_execution: dict[int, int] | None = None) -> AlertBatch:
     """The alerts of one rule's hits (engine `Hit`s, in event order; `docs` maps rows to source
     documents), replayed on the rule's schedule: executions every `interval` of event time, alert
-    suppression, then at most `max_signals` (the rule's unless given; 0: no limit) per execution."""
+    suppression, then at most `max_signals` (the rule's unless given; 0: no limit) per execution.
+    A stream of hits (watch) passes the state carried from its earlier calls: the rule's `suppression`
+    windows and the alerts counted `per_execution`, both updated here."""
     now = now or utc_now()
     limit = rule.max_signals if max_signals is None else max_signals
     spec = rule.suppression_spec()
-    state = SuppressionState(spec) if spec else None
+    state = suppression if suppression is not None else SuppressionState(spec) if spec else None
     interval = rule.interval_ns()
     out = AlertBatch()
-    per_execution: dict[int, int] = {}
+    per_execution = {} if per_execution is None else per_execution
     for hit in hits:
         present = [docs[r] for r in hit.rows if r is not None]
         time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))

@@ -33,9 +33,13 @@ def run_cmd(
                               "with `trailhound lab cleanup`."),
     scenarios: str | None = typer.Option(None, "--scenarios", "-s", help="Comma-separated scenario "
                                             "names (default: all). See `trailhound lab list`."),
+    watch: bool = typer.Option(False, "--watch", help="Also run `trailhound watch` with the rules on the lab's "
+                               "logs while the scenarios run, and report per scenario the delay from the command "
+                               "to its alert (watch.json, watch-alerts.ndjson in the output directory)."),
 ) -> None:
     """Set up the lab, run the scenarios, capture audit.log and the sshd log, restore the machine,
-    then run the rules over the capture and print scenario × rule.
+    then run the rules over the capture and print scenario × rule. With --watch, a live `trailhound watch`
+    follows the logs during the run and the delay from each command to its alert is reported.
 
     Exit codes: 0 done, 1 a scenario failed or teardown left something behind, 2 refused (not root,
     no kernel audit, packages missing, ...).
@@ -55,10 +59,16 @@ def run_cmd(
         err.print(f"[red]refused[/red]: {m(e)}")
         raise typer.Exit(2) from None
     out = out or Path(f"lab-out-{time.strftime('%Y%m%d-%H%M%S')}")
+    rule_paths: list[str | os.PathLike] = list(rules) if rules else [mx.default_rules_dir()]
+    missing = [str(p) for p in rule_paths if not Path(p).exists()]
+    if watch and missing:
+        err.print(f"[red]error[/red]: --watch needs the rules: no such file or directory: {m(', '.join(missing))}")
+        raise typer.Exit(2)
     windows = []
     failed = False
     try:
-        with Lab(chosen, log=_log, keep=keep) as lab:
+        with Lab(chosen, log=_log, keep=keep, watch_rules=[Path(p).resolve() for p in rule_paths] if watch
+                 else None) as lab:
             for s in chosen:
                 _log(f"scenario {s.name}: {s.title}")
                 w = lab.run_scenario(s)
@@ -86,8 +96,9 @@ def run_cmd(
     if record:
         write_capture(cap, record, whole=False)
         _log(f"recorded as fixtures in {record}/")
-    rule_paths: list[str | os.PathLike] = list(rules) if rules else [mx.default_rules_dir()]
-    if all(Path(p).exists() for p in rule_paths):
+    if cap.live is not None:
+        report_live(cap, out)
+    if not missing:
         matrix = mx.run_matrix(rule_paths, [out / "audit.log", out / "auth.log"], windows)
         (out / "matrix.json").write_text(json.dumps(matrix.as_dict(), indent=1) + "\n")
         (out / "matrix.md").write_text(mx.markdown(matrix) + "\n" + mx.markdown_rules(matrix))
@@ -99,6 +110,29 @@ def run_cmd(
     if problems:
         err.print("[red]teardown left:[/red] " + m("; ".join(problems)))
     raise typer.Exit(1 if failed or problems else 0)
+
+
+def report_live(cap, out: Path) -> None:
+    """The live watch's alerts and delays: watch.json, watch-alerts.ndjson, and a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    (out / "watch.json").write_text(json.dumps({"scenarios": [d.as_dict() for d in cap.live]}, indent=1) + "\n")
+    (out / "watch-alerts.ndjson").write_text("".join(json.dumps(a) + "\n" for a in cap.live_alerts or []))
+    t = Table(title="live: trailhound watch during the run (seconds from the command's event to its alert)")
+    for c, j in (("scenario", "left"), ("alerts", "right"), ("first alert", "left"), ("command → alert", "right"),
+                 ("start → alert", "right"), ("slowest", "right")):
+        t.add_column(c, justify=j, overflow="fold")  # type: ignore[arg-type]  # rich's JustifyMethod literal
+
+    def sec(v) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for d in cap.live:
+        label = d.scenario + (" (benign)" if d.benign else "")
+        first = f"{d.first_rule} ({d.severity})" if d.first_rule else "-"
+        t.add_row(label, str(d.alerts), first, sec(d.command_to_alert), sec(d.start_to_alert),
+                  sec(d.worst_command_to_alert))
+    Console().print(t)
 
 
 @lab_app.command("matrix")

@@ -18,9 +18,9 @@ _SKIPS_SAID = 100  # bad lines told one by one; the rest are counted in the stat
 
 
 def watch(
-    paths: list[str] = typer.Argument(..., help="Files to follow like tail -F (quote a glob to pick up new files; "
-                                      "'-' is standard input): raw auditd, auth syslog, journald JSON, Sysmon for "
-                                      "Linux, ECS NDJSON."),
+    paths: list[str] | None = typer.Argument(None, help="Files to follow like tail -F (quote a glob to pick up new "
+                                             "files; '-' is standard input): raw auditd, auth syslog, journald JSON, "
+                                             "Sysmon for Linux, ECS NDJSON."),
     out: str = typer.Option(..., "--out", "-o", help="Append alerts as NDJSON (Kibana alert schema) to this file; "
                             "'-' is standard output."),
     rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (default: Trailhound's "
@@ -41,6 +41,14 @@ def watch(
                                  "(milliseconds)."),
     idle_ms: int = typer.Option(500, "--idle-ms", min=1, help="An input with nothing new for this long no longer "
                                 "holds back events of the others (milliseconds)."),
+    audit_event_ms: int = typer.Option(300, "--audit-event-ms", min=1, help="An audit event none of whose records "
+                                       "came for this long is complete (audit logs have no EOE records; raise it "
+                                       "for logs copied in pieces by a collector) (milliseconds)."),
+    journal: bool = typer.Option(False, "--journal", help="Also follow the systemd journal (journalctl -f -o json; "
+                                 "with --state, resumed from the cursor of the last entry read)."),
+    journal_directory: str | None = typer.Option(None, "--journal-directory", help="Follow the journal files of "
+                                                 "this directory (journalctl --directory) instead of the system's; "
+                                                 "implies --journal."),
     reorder_ms: int = typer.Option(250, "--reorder-ms", min=0, help="How far out of time order an input's events "
                                    "may come and still be correlated in order (auditd writes an event when its "
                                    "syscall returns); adds to the delay to an alert (milliseconds)."),
@@ -61,6 +69,9 @@ def watch(
     is the only input. A status line goes to a terminal; otherwise JSON log lines go to standard error.
     Exit codes: 0 stopped cleanly; 2 an input, the state directory or the rules cannot be used.
     """
+    from ..pipeline.watch import bound_malloc_arenas
+
+    bound_malloc_arenas()  # before the rules load and Polars' threads start: see its doc
     from ..pack import DIR as PACK
     from ..pipeline import plan
     from ..pipeline.checkpoint import CheckpointError
@@ -73,11 +84,15 @@ def watch(
         raise fail(f"[red]error[/red]: --out {m(out)} is a directory; give a file name")
     if out != "-" and Path(out).suffix.lower() in (".gz", ".bz2", ".xz"):
         raise fail("[red]error[/red]: watch appends to --out and cuts it back at a restart: give an uncompressed file")
+    paths = list(paths or [])
+    journal = journal or journal_directory is not None
+    if not paths and not journal:
+        raise fail("[red]error[/red]: give the files to follow, '-' for standard input, or --journal")
     if paths.count("-") > 1:
         raise fail("[red]error[/red]: standard input (-) can be given once")
     if engine not in ("local", "spark") or (master is not None and engine != "spark"):
         raise fail("[red]error[/red]: --engine is local or spark; --master goes with --engine spark")
-    if engine == "spark" and (len(paths) != 1 or not Path(paths[0]).is_dir() or state is None):
+    if engine == "spark" and (journal or len(paths) != 1 or not Path(paths[0]).is_dir() or state is None):
         raise fail("[red]error[/red]: watch --engine spark takes one directory (where whole files arrive) and "
                    "--state DIR (Spark's checkpoint location)")
     try:
@@ -102,8 +117,10 @@ def watch(
         signal.signal(sig, lambda *_: stop.set())
     settings = WatchSettings(batch_seconds=batch_ms / 1000, checkpoint_seconds=checkpoint_seconds,
                              idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
+                             audit_event_seconds=audit_event_ms / 1000,
                              status_seconds=1.0 if log.terminal else 10.0)
-    log.info("watching", paths=paths, rules=len(planned.runnable), out=out, state=str(state) if state else None)
+    log.info("watching", paths=paths, journal=journal_directory or journal, rules=len(planned.runnable), out=out,
+             state=str(state) if state else None)
     errors: tuple[type[Exception], ...] = (CheckpointError, FollowError)
     try:
         if engine == "spark":
@@ -118,7 +135,7 @@ def watch(
                              from_start=from_start, reset_state=reset_state, input_format=input_format,
                              read_options=input_options(year, tz, host), max_signals=max_signals, settings=settings,
                              stop=stop, on_status=log.status, on_note=lambda text: log.info(text),
-                             on_skip=log.skip)
+                             on_skip=log.skip, journal=journal, journal_directory=journal_directory)
     except errors as e:
         log.end()
         raise fail(f"[red]error[/red]: {m(e)}") from None

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import capture, preflight
 from .scenarios import BY_NAME, SCENARIOS, Scenario, render
@@ -49,7 +50,11 @@ from .system import (
     run,
 )
 
+if TYPE_CHECKING:
+    from .live import LiveWatch
+
 SETTLE = 1.5  # seconds after a scenario's shell exits for sshd to log the session's end
+WATCH_SETTLE = 2.0  # seconds the live watch is given after the last scenario before it is stopped
 
 
 def _created_user(name: str) -> pwd.struct_passwd:
@@ -191,6 +196,8 @@ class Capture:
     run_start: float
     run_end: float
     notes: list[str] = field(default_factory=list)
+    live: list | None = None  # with `watch_rules`: per scenario, what the live watch raised (`live.ScenarioDelay`)
+    live_alerts: list[dict] | None = None  # the alerts the live watch wrote, in the order written
 
     def scenario_audit(self, w: Window) -> list[str]:
         return capture.audit_lines_between(capture.audit_events(self.audit_lines), w.start, w.end)
@@ -208,10 +215,16 @@ def _raise_interrupt(signum, frame):
 
 
 class Lab:
-    def __init__(self, scenarios: list[Scenario], log=print, keep: bool = False) -> None:
+    """The lab as a context manager. With `watch_rules`, a real `trailhound watch` process (`live.LiveWatch`)
+    follows the lab's audit.log and auth.log with those rules from the end of setup until `collect`."""
+
+    def __init__(self, scenarios: list[Scenario], log=print, keep: bool = False,
+                 watch_rules: list | None = None) -> None:
         self.scenarios = scenarios
         self.log = log
         self.keep = keep
+        self.watch_rules = watch_rules
+        self.watch: LiveWatch | None = None  # while it runs
         self.state = State(owner_pid=os.getpid())
         self.password = "Lab-" + secrets.token_urlsafe(9)
         self.sshd: subprocess.Popen | None = None  # its launcher shell
@@ -280,19 +293,27 @@ class Lab:
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             self._stop_services()
-            self.problems = cleanup(self.state, self.log)
-            if not self.problems:
+            left = cleanup(self.state, self.log)
+            if not left:
                 from .system import STATE_PATH
                 STATE_PATH.unlink(missing_ok=True)
-            for p in self.problems:
+            for p in left:
                 self.log(f"teardown: {p}")
+            self.problems += left
         finally:
             self._unlock()
             for s, h in previous.items():
                 signal.signal(s, h)
 
+    def _stop_watch(self, settle: float = 0.0) -> None:
+        if self.watch is not None:
+            self.watch.stop(settle)
+            if self.watch.exit_code not in (0, None):
+                self.problems.append(f"watch exited {self.watch.exit_code}: {self.watch.tail_log()}")
+
     def _stop_services(self) -> None:
         from .system import stop_pid
+        self._stop_watch()
         if self.sshd_pid:
             stop_pid(self.sshd_pid, "sshd", self.log)
             self.sshd_pid = 0
@@ -335,6 +356,8 @@ class Lab:
         if any(s.name == "container_ssh" and not preflight.scenario_problem(s) for s in self.scenarios):
             self._setup_container()
         assert self.auditd is not None  # _setup_audit started it
+        if self.watch_rules is not None:
+            self._start_watch()
         self.log(f"lab ready: sshd {ADDR['target']} (pid {self.sshd_pid}), auditd pid {self.auditd.pid}, "
                  f"work dir {self.w}")
 
@@ -485,6 +508,20 @@ class Lab:
         self.state.pids.append(self.sshd_pid)
         self.state.save()
 
+    def _start_watch(self) -> None:
+        from .live import LiveWatch, WatchError
+
+        self.watch = LiveWatch(self.w, [self.w / "audit/audit.log", self.w / "auth.log"], self.watch_rules or [],
+                               log=self.log)
+        try:
+            self.watch.start()
+        except WatchError as e:
+            raise LabError(str(e)) from None
+        finally:
+            if self.watch.pid:  # its command line names the work dir: a crashed run's cleanup stops it too
+                self.state.pids.append(self.watch.pid)
+                self.state.save()
+
     def _setup_container(self) -> None:
         bundle = self.w / "container"
         rootfs = bundle / "rootfs"
@@ -601,6 +638,12 @@ class Lab:
         ran = [w for w in windows if w.skipped is None]
         run_start = min((w.start for w in ran), default=time.time())
         run_end = max((w.end for w in ran), default=run_start)
+        live = live_alerts = None
+        if self.watch is not None:
+            self._stop_watch(settle=WATCH_SETTLE)
+            live = self.watch.delays(windows)
+            live_alerts = [s.doc for s in self.watch.seen]
+            self.watch = None
         if stop:
             self._stop_services()
         raw = capture.read_lines(self.w / "audit/audit.log")
@@ -615,7 +658,7 @@ class Lab:
         lost = audit_status().get("lost")
         if lost:
             notes.append(f"kernel audit 'lost' counter: {lost}")
-        return Capture(windows, audit_lines, auth, run_start, run_end, notes)
+        return Capture(windows, audit_lines, auth, run_start, run_end, notes, live, live_alerts)
 
 
 def recover(log) -> None:

@@ -35,15 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from ..alerts.build import (
-    _group_value,
-    _time,
-    alerts_for_event,
-    alerts_for_sequence,
-    alerts_for_threshold,
-    flatten,
-    utc_now,
-)
+from ..alerts.build import _time, alerts_for_hits, utc_now
 from ..alerts.suppression import SuppressionState
 from ..engine.incremental import IncrementalHunt, LiveRule
 from ..enrich import ProcessTree
@@ -65,13 +57,15 @@ def row_id(source: int, line: int) -> int:
 
 
 class AlertReplay:
-    """One rule's alerts from its hits as they come: `alerts.build.alerts_for_hits`, whose state (the suppression
-    windows and the count of alerts per execution) lives across calls. Hits come in event order, so an
-    execution's count is only needed until a later execution begins (and execution 0, of events without a time)."""
+    """One rule's alerts from its hits as they come: the batch path's `alerts.build.alerts_for_hits` (the one
+    home of the schedule: executions, suppression, max_signals), called per micro-batch with the state it
+    carries across them (the suppression windows and the count of alerts per execution). Hits come in event
+    order, so an execution's count is only needed until a later execution begins (and execution 0, of events
+    without a time)."""
 
     def __init__(self, rule: Rule, max_signals: int | None = None) -> None:
         self.rule = rule
-        self.limit = rule.max_signals if max_signals is None else max_signals
+        self.max_signals = max_signals
         self.spec = rule.suppression_spec()
         self.suppression = SuppressionState(self.spec) if self.spec else None
         self.interval = rule.interval_ns()
@@ -81,48 +75,25 @@ class AlertReplay:
 
     def alerts(self, kind: str, live: LiveRule, hits: Sequence, docs: dict[int, dict], now: str) -> list[dict]:
         """The new alerts of these hits, then the alerts a suppression fold updated (to be written again)."""
-        rule, state, spec, limit = self.rule, self.suppression, self.spec, self.limit
-        out: list[dict] = []
+        state = self.suppression
+        batch = alerts_for_hits(self.rule, kind, hits, docs, live.timestamp_field, now, self.max_signals,
+                                suppression=state, per_execution=self.per_execution)
+        self.suppressed += batch.suppressed
+        self.over_max_signals += batch.over_max_signals
+        out = batch.alerts
         per_execution = self.per_execution
-        for hit in hits:
-            present = [docs[r] for r in hit.rows if r is not None]
-            time_ns, when = max((_time(d, live.timestamp_field) for d in present), default=(0, None))
-            execution = time_ns // self.interval
-            if state is None and limit and per_execution.get(execution, 0) >= limit:
-                self.over_max_signals += 1
-                continue
-            if kind == "threshold":
-                first = present[0].get("@timestamp") if present else None
-                alerts = alerts_for_threshold(rule, tuple(hit.join_keys or ()), len(hit.rows), first, present, now)
-            elif kind == "events":
-                terms = list(hit.join_keys or ()) if rule.type == "new_terms" else None
-                alerts = alerts_for_event(rule, present[0], now, terms)
-            else:
-                alerts = alerts_for_sequence(rule, [None if r is None else docs[r] for r in hit.rows], now)
-            primary = alerts[-1]
-            if state is not None:
-                assert spec is not None
-                flat = flatten(primary)
-                values = tuple(_group_value(flat, f) for f in spec.group_by)
-                if state.fold(values, time_ns, when, execution):
-                    self.suppressed += 1
-                    continue
-            if limit and per_execution.get(execution, 0) >= limit:
-                self.over_max_signals += 1
-                continue
-            if state is not None:
-                state.start(primary, values, time_ns, when, execution)
-            per_execution[execution] = per_execution.get(execution, 0) + 1
-            out.extend(alerts)
-            if len(per_execution) > 8:
-                latest = max(per_execution)
-                for e in [e for e in per_execution if e not in (0, latest)]:
-                    del per_execution[e]
+        if len(per_execution) > 8:
+            latest = max(per_execution)
+            for e in [e for e in per_execution if e not in (0, latest)]:
+                del per_execution[e]
         if state is not None:
             fresh = {id(a) for a in out}
             out.extend(a for a in state.take_changed() if id(a) not in fresh)
-            if hits and time_ns:
-                state.expire(time_ns, execution)
+            if hits:  # windows that no later hit (in event order) can fall into are dropped
+                last = [docs[r] for r in hits[-1].rows if r is not None]
+                time_ns = max((_time(d, live.timestamp_field)[0] for d in last), default=0)
+                if time_ns:
+                    state.expire(time_ns, time_ns // self.interval)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -364,8 +335,7 @@ class AlertFile:
         out = self._out
         for alert in alerts:
             out.write(orjson.dumps(alert, default=str) + b"\n")
-        if self.stdout:
-            out.flush()
+        out.flush()  # readable at once (a reader of the file sees the alert now); synced to disk at checkpoints
 
     def sync(self) -> int | None:
         """Flush to disk; the file's size (None for standard output)."""
@@ -422,19 +392,47 @@ class WatchSettings:
     status_seconds: float = 1.0
     idle_seconds: float = 0.5  # an input with nothing new for this long holds the others back no longer
     lateness_seconds: float = REORDER_SECONDS  # the reorder window (an input's events out of time order)
+    audit_event_seconds: float = 0.3  # an audit event with no new record for this long is complete (no EOE in logs)
+
+
+MALLOC_ARENAS = 2
+
+
+def bound_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Let glibc's malloc use at most `arenas` arenas in this process; True when it took.
+
+    glibc gives threads that allocate at once arenas of their own (up to 8 per core), and a watch's threads (Polars'
+    pool, one reader per followed file) allocate and free a micro-batch's worth every 200 ms: memory freed in one
+    arena is not reused by the others, so a long-running watch's resident set rose by a fifth in its first minutes
+    before levelling off, with everything it holds flat. With two arenas it stays level (bench/RESULTS.md, "memory
+    over 35 minutes"). Nothing is done where MALLOC_ARENA_MAX is already set (the user's choice) or off glibc."""
+    import ctypes
+    import os
+    import sys
+
+    if sys.platform != "linux" or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, arenas))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
 
 
 def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sinks: Sequence[Sink] = (),
               state_dir: str | None = None, from_start: bool = False, reset_state: bool = False,
               input_format: str | None = None, read_options=None, max_signals: int | None = None,
               settings: WatchSettings | None = None, stop=None, on_status=None, on_note=None,
-              on_skip=None) -> StreamPipeline:
-    """Follow `patterns` (paths, quoted globs, `-`) and write the alerts of `planned`'s rules to `out` and `sinks`
-    until `stop` (a threading.Event) is set, or standard input, the only input, ends. With `state_dir`, resume
-    from its checkpoint and write one every few seconds and at the end. Raises `checkpoint.CheckpointError` for a
-    state directory that cannot be used and `sources.tail.FollowError` for an input that cannot be followed."""
+              on_skip=None, journal: bool = False, journal_directory: str | None = None) -> StreamPipeline:
+    """Follow `patterns` (paths, quoted globs, `-`), and with `journal` the systemd journal (`journalctl -f`; of
+    `journal_directory` when given), and write the alerts of `planned`'s rules to `out` and `sinks` until `stop`
+    (a threading.Event) is set, or standard input, the only input, ends. With `state_dir`, resume from its
+    checkpoint (the journal from its cursor) and write one every few seconds and at the end. Raises
+    `checkpoint.CheckpointError` for a state directory that cannot be used and `sources.tail.FollowError` for an
+    input that cannot be followed (the journal too: journalctl missing or refusing)."""
     import threading
 
+    from ..sources.journal import Journal
     from ..sources.tail import Follower
     from . import checkpoint
 
@@ -443,6 +441,7 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
     note = on_note or (lambda text: None)
     all_sinks: list[Sink] = ([out] if out is not None else []) + list(sinks)
     lock = checkpoint.open_state(state_dir) if state_dir is not None else None
+    reader: Journal | None = None
     try:
         lateness = int(settings.lateness_seconds * 1e9)
         fingerprint = IncrementalHunt(planned.runnable, planned.rules.exceptions).fingerprint
@@ -463,13 +462,24 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
         for live in pipe.engine.rules:
             if live.status != "ok" and saved is None:
                 note(f"rule not run live: {live.check.rule.name}: {live.error or live.unsupported}")
-        follower = Follower(patterns, pipe, skip=on_skip or (lambda f, n, r: None), input_format=input_format,
-                            options=read_options, from_start=from_start, idle_after=settings.idle_seconds)
+        skip = on_skip or (lambda f, n, r: None)
+        follower = Follower(patterns, pipe, skip=skip, input_format=input_format,
+                            options=read_options, from_start=from_start, idle_after=settings.idle_seconds,
+                            event_seconds=settings.audit_event_seconds)
+        if journal:
+            reader = Journal(pipe, skip=skip, options=read_options, from_start=from_start,
+                             directory=journal_directory, idle_after=settings.idle_seconds)
+            resume = saved.get("journal") if saved is not None else None
+            if resume is not None and resume.get("directory") != journal_directory:
+                raise checkpoint.CheckpointError(
+                    f"{state_dir}: the checkpoint followed the journal of {resume.get('directory') or 'the system'}"
+                    f", not of {journal_directory or 'the system'}; start over with --reset-state")
+            reader.start(resume)
         if saved is not None:
             if out is not None and (why := out.cut_back(saved["out"])):
                 note(why)
             follower.resume(saved["follower"])
-            followed = {f.source for f in follower.files}
+            followed = {f.source for f in follower.files} | ({reader.source} if reader is not None else set())
             for i, src in enumerate(pipe.sources):
                 if i not in followed and not src.closed:
                     pipe.close_source(i)  # stdin, or a file gone while nobody watched
@@ -484,7 +494,8 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             for s in sinks:
                 getattr(s, "sync", lambda: None)()
             return checkpoint.save(state_dir, {"fingerprint": fingerprint, "pipeline": pipe.to_dict(),
-                                               "follower": follower.to_dict(), "out": size})
+                                               "follower": follower.to_dict(), "out": size,
+                                               "journal": reader.to_dict() if reader is not None else None})
 
         if saved is None:
             follower.discover()
@@ -492,10 +503,12 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
         now = monotonic()
         last_step = last_save = last_status = now
         counted, saved_bytes = pipe.stats.events, None
-        only_stdin = patterns == ["-"]
+        only_stdin = patterns == ["-"] and reader is None
         try:
             while not stop.is_set():
                 read = follower.poll()
+                if reader is not None:
+                    read += reader.poll()
                 for text in follower.notes:
                     note(text)
                 follower.notes.clear()
@@ -521,8 +534,12 @@ def run_watch(planned: Plan, patterns: list[str], out: AlertFile | None, *, sink
             save()
         finally:
             follower.close()
+            if reader is not None:
+                reader.close()
         return pipe
     finally:
+        if reader is not None:
+            reader.close()
         if lock is not None:
             lock.close()
 

@@ -138,6 +138,9 @@ class StreamDecoder:
         self._open: OrderedDict[tuple[str | None, str], tuple[int, int]] = OrderedDict()
         self._first_of: dict[int, tuple[str | None, str]] = {}
         self._recent: OrderedDict[tuple[str | None, str], None] = OrderedDict()
+        #: open audit event key → {its msg=audit time text: when its last kernel record was pushed}: `close_stale`
+        self._touched: dict[tuple[str | None, str], dict[str, float]] = {}
+        self._push_time = 0.0
         self._thread: threading.Thread | None = None
         self.emitted: list[int] = []  # lines of the documents given out that a checkpoint may need to name
         self.events = 0
@@ -173,6 +176,7 @@ class StreamDecoder:
         key = self._first_of.pop(n, None)
         if key is not None:
             self._open.pop(key, None)
+            self._touched.pop(key, None)
         self.skip(n, reason)
 
     def _note_line(self, n: int, text: str, start: int) -> None:
@@ -182,7 +186,11 @@ class StreamDecoder:
         if m is None or m.group(2) == "EOE":
             return
         key = (m.group(1), m.group(4))
-        if key in self._open or key in self._recent:
+        if key in self._recent:
+            return
+        if m.group(2) in _kernel_event_types():  # a user-space record is an event of its own at once
+            self._touched.setdefault(key, {})[m.group(3)] = self._push_time
+        if key in self._open:
             return
         self._open[key] = (n, start)
         self._first_of[n] = key
@@ -191,6 +199,7 @@ class StreamDecoder:
         key = self._first_of.pop(line, None)
         if key is not None:
             self._open.pop(key, None)
+            self._touched.pop(key, None)
             self._recent[key] = None
             if len(self._recent) > _RECENT_DONE:
                 self._recent.popitem(last=False)
@@ -199,9 +208,9 @@ class StreamDecoder:
 
     # -- the caller --
 
-    def push(self, lines: list[tuple[int, bytes, int]]) -> list[tuple[dict, int]]:
-        """Give the reader these lines (number, bytes, offset of their start); the documents it finished with
-        them, in order."""
+    def push(self, lines: list[tuple[int, bytes, int]], now: float = 0.0) -> list[tuple[dict, int]]:
+        """Give the reader these lines (number, bytes, offset of their start), read at `now` (the follower's
+        clock); the documents it finished with them, in order."""
         texts = []
         for n, raw, start in lines:
             self.lines = max(self.lines, n)
@@ -210,6 +219,35 @@ class StreamDecoder:
                 texts.append((n, text, start))
         if self.fmt is None:
             return self._keep([d for d in (self._ndjson(n, t) for n, t, _ in texts) if d is not None])
+        self._push_time = now
+        return self._give(texts)
+
+    def close_stale(self, now: float, after: float) -> list[tuple[dict, int]]:
+        """Close the audit events whose last record came `after` seconds or more before `now`; the documents that
+        makes ready. An audit log has no EOE records, so an event is otherwise complete only once 50 later
+        events have begun (the reader's in-flight bound) or the file goes quiet; but the kernel hands an event's
+        records to auditd together at the syscall's exit and auditd writes them at once, so a record that has
+        waited this long for a companion has all of them. Each such event gets the EOE the log left out (a line
+        the reader sees, not one of the file's); a record of it that still came later would be reported as a bad
+        line, never dropped silently."""
+        if self.fmt is None or self.fmt.name != "auditd":
+            return []
+        with self._cond:
+            stale = [(key, stamp) for key, stamps in self._touched.items() for stamp, at in stamps.items()
+                     if now - at >= after]
+            for key, stamp in stale:  # one EOE each
+                del self._touched[key][stamp]
+                if not self._touched[key]:
+                    del self._touched[key]
+        if not stale:
+            return []
+        eoe = []
+        for (node, serial), stamp in stale:
+            head = f"node={node} " if node is not None else ""
+            eoe.append((self.lines, f"{head}type=EOE msg=audit({stamp}:{serial}): ", -1))
+        return self._give(eoe)
+
+    def _give(self, texts: list[tuple[int, str, int]]) -> list[tuple[dict, int]]:
         with self._cond:
             self._queue.extend(texts)
             self._idle = False
@@ -244,6 +282,7 @@ class StreamDecoder:
         self._idle = False
         self._open.clear()
         self._first_of.clear()
+        self._touched.clear()
         self._thread = threading.Thread(target=self._run, name=f"reader {self.name}", daemon=True)
         self._thread.start()
         return docs
@@ -300,6 +339,14 @@ class StreamDecoder:
             self.skip(n, why)
             return None
         return doc, n
+
+
+@functools.cache
+def _kernel_event_types() -> frozenset[str]:
+    """The record types the kernel writes as parts of an event (numbers 1300-2099; the others stand alone)."""
+    from .auditd.tables import KERNEL_RECORD_TYPES
+
+    return frozenset(name for name, n in KERNEL_RECORD_TYPES.items() if 1300 <= n < 2100)
 
 
 def format_for(head: list[str], name: str | None) -> Format | None:
@@ -420,12 +467,14 @@ class Follower:
       yet is waited for.
     * At start, existing files are read from their end, or from their start with `from_start`.
     * An audit event still open when its file has been quiet for `close_events_after` seconds is closed as at
-      the end of the file (audit logs without EOE records would otherwise hold their last events back).
+      the end of the file (audit logs without EOE records would otherwise hold their last events back), and in
+      a busy file an event that got no record for `event_seconds` is closed on its own
+      (`StreamDecoder.close_stale`), rather than waiting for 50 later events.
     Each identity is one input of the `intake` (the live pipeline)."""
 
     def __init__(self, patterns: list[str], intake: Intake, *, skip: Callable[[str, int, str], None],
                  input_format: str | None = None, options: ReadOptions | None = None, from_start: bool = False,
-                 idle_after: float = 0.5, close_events_after: float = 1.0,
+                 idle_after: float = 0.5, close_events_after: float = 1.0, event_seconds: float | None = 0.3,
                  clock: Callable[[], float] | None = None) -> None:
         import time
 
@@ -436,6 +485,7 @@ class Follower:
         self.from_start = from_start
         self.idle_after = idle_after
         self.close_events_after = close_events_after  # an audit event left open this long in a quiet file is closed
+        self.event_seconds = event_seconds  # an audit event with no new record for this long is complete (None: never)
         self.clock = clock or time.monotonic
         self.files: list[Followed] = []
         self.notes: list[str] = []  # what a user should hear (rotations, truncations, losses)
@@ -511,7 +561,12 @@ class Follower:
             self.behind = True  # more is waiting than one poll reads
         if data:
             self._feed(f, data, now)
-        elif f.rotated_at is not None and now - f.rotated_at >= ROTATED_GRACE:
+        if self.event_seconds is not None and f.decoder is not None and size - f.offset <= 0:
+            for doc, line in f.decoder.close_stale(now, self.event_seconds):
+                self.intake.add(f.source, doc, line)
+        if data:
+            return len(data)
+        if f.rotated_at is not None and now - f.rotated_at >= ROTATED_GRACE:
             self._end(f)
         else:
             quiet = now - f.last_data
@@ -534,7 +589,7 @@ class Follower:
                 return
             lines, f.held = f.held, []
         assert f.decoder is not None
-        for doc, line in f.decoder.push(lines):
+        for doc, line in f.decoder.push(lines, now):
             self.intake.add(f.source, doc, line)
 
     def _start_decoder(self, f: Followed) -> bool:
