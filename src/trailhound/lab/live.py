@@ -24,25 +24,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 
+from .matrix import alert_time, group_times
+
 READY_SECONDS = 120.0  # loading the rules on a busy machine
 POLL_SECONDS = 0.02  # how often the alerts file is read: the measured delays are late by at most this
-
-
-def epoch(value) -> float | None:
-    """An ISO 8601 time (or a list whose first item is one) as seconds since the epoch."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -181,13 +170,7 @@ class LiveWatch:
 def scenario_delays(seen: Sequence[SeenAlert], windows) -> list[ScenarioDelay]:
     """Attribute each alert to the window holding its (last) source event, and measure its delays."""
     ran = [w for w in windows if not w.skipped]
-    group_time: dict[str, float] = {}
-    for s in seen:  # a sequence's alert takes the time of its last building block
-        a = s.doc
-        if a.get("kibana.alert.building_block_type") and (gid := a.get("kibana.alert.group.id")):
-            t = epoch(a.get("kibana.alert.original_time"))
-            if t is not None:
-                group_time[gid] = max(group_time.get(gid, t), t)
+    group_time = group_times(s.doc for s in seen)  # a sequence's alert takes its last building block's time
     out = {w.name: ScenarioDelay(w.name, bool(w.benign)) for w in ran}
     written: set[str] = set()
     for s in sorted(seen, key=lambda s: s.seen):
@@ -198,7 +181,7 @@ def scenario_delays(seen: Sequence[SeenAlert], windows) -> list[ScenarioDelay]:
         if uid in written:
             continue  # a suppression update of an alert already written
         written.add(uid)
-        t = group_time.get(a.get("kibana.alert.group.id", "")) or epoch(a.get("kibana.alert.original_time"))
+        t = alert_time(a, group_time)
         w = next((w for w in ran if t is not None and w.start - 0.001 <= t <= w.end), None)
         if w is None or t is None:
             continue

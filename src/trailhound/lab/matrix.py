@@ -80,7 +80,8 @@ class Matrix:
                 "per_rule": [sc.__dict__ for sc in self.scores()], "summary": self.summary(), "notes": self.notes}
 
 
-def _epoch(value) -> float | None:
+def epoch(value) -> float | None:
+    """An ISO 8601 time (or a list whose first item is one) as seconds since the epoch; None if it is neither."""
     if isinstance(value, list):
         value = value[0] if value else None
     if not isinstance(value, str):
@@ -89,6 +90,22 @@ def _epoch(value) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def group_times(alerts) -> dict[str, float]:
+    """Per sequence group id, the time of its last building block: the time its shell alert is attributed to."""
+    out: dict[str, float] = {}
+    for a in alerts:
+        if a.get("kibana.alert.building_block_type") and (gid := a.get("kibana.alert.group.id")):
+            t = epoch(a.get("kibana.alert.original_time"))
+            if t is not None:
+                out[gid] = max(out.get(gid, t), t)
+    return out
+
+
+def alert_time(alert: dict, group_time: dict[str, float]) -> float | None:
+    """When an alert's (last) source event happened: its group's last building block, or its own original time."""
+    return group_time.get(alert.get("kibana.alert.group.id", "")) or epoch(alert.get("kibana.alert.original_time"))
 
 
 def default_rules_dir() -> Path:
@@ -159,17 +176,11 @@ def run_matrix(rules: Sequence[str | os.PathLike], files: Sequence[str | os.Path
         rows = sorted({r for h in run.hits for r in h.rows if r is not None})
         docs = dict(zip(rows, result.table.documents(rows)))
         batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now)
-        group_time: dict[str, float] = {}
-        for a in batch.alerts:  # a sequence's shell takes its last building block's time
-            if a.get("kibana.alert.building_block_type") and a.get("kibana.alert.group.id"):
-                t = _epoch(a.get("kibana.alert.original_time"))
-                if t is not None:
-                    gid = a["kibana.alert.group.id"]
-                    group_time[gid] = max(group_time.get(gid, t), t)
+        group_time = group_times(batch.alerts)
         for a in batch.alerts:
             if a.get("kibana.alert.building_block_type"):
                 continue
-            t = group_time.get(a.get("kibana.alert.group.id", "")) or _epoch(a.get("kibana.alert.original_time"))
+            t = alert_time(a, group_time)
             where = next((w.name for w in ran if t is not None and w.start - 0.001 <= t <= w.end), OUTSIDE)
             m.cells[(where, rule.name)] = m.cells.get((where, rule.name), 0) + 1
     return m
