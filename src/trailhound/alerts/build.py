@@ -394,8 +394,8 @@ class AlertBatch:
     suppressed: int = 0  # hits folded into an earlier alert
     over_max_signals: int = 0  # hits past max_signals in their execution
     lines: list[bytes] = field(default_factory=list)  # the alerts as NDJSON lines (form "lines")
-    #: per alert, a document with its source's fields and its `kibana.alert.original_time` (forms "lines" and
-    #: "facts"): enough for a report's hosts, users and time span (`RuleOutcome.add_alert`), not the whole alert
+    #: per alert, what a report counts of it (`report_fact`: hosts, users, original time; forms "lines" and
+    #: "facts"), not the whole alert
     facts: list[dict] = field(default_factory=list)
 
 
@@ -435,7 +435,7 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
             head = _alert_head(rule, doc, _uuid5(f"{rule.rule_id}|{eid}"), [_ancestor(doc, eid)], now)
             extra = {"kibana.alert.new_terms": list(hit.join_keys or ())} if rule.type == "new_terms" else None
             per_execution[execution] = per_execution.get(execution, 0) + 1
-            out.facts.append(head)
+            out.facts.append(report_fact(head))  # not the head: it is as large as the document
             if form == "lines":
                 line = _event_alert_line(rule, head, extra)
                 if line is None:
@@ -471,9 +471,9 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
         per_execution[execution] = per_execution.get(execution, 0) + 1
         out.alerts.extend(alerts)
     if form != "dicts" and out.alerts:  # serialized at the end: a later fold updates an earlier alert
-        out.facts, out.alerts = out.alerts, []
         if form == "lines":
-            out.lines = [alert_json(a) for a in out.facts]
+            out.lines = [alert_json(a) for a in out.alerts]
+        out.facts, out.alerts = [report_fact(a) for a in out.alerts], []
     return out
 
 

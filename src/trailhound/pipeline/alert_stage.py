@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..alerts.build import AlertBatch, alerts_for_hits, report_fact
+from ..alerts.build import AlertBatch, alerts_for_hits
 
 #: hits (in all rules) from which a worker is worth its fork and the lines' trip back
 PARALLEL_MIN_HITS = 20_000
@@ -38,9 +38,7 @@ def build_batch(result: Any, run: Any, now: str, max_signals: int | None, form: 
 def _in_worker(i: int) -> AlertBatch:
     assert _SHARED is not None  # set before the fork
     result, runs, now, max_signals = _SHARED
-    batch = build_batch(result, runs[i], now, max_signals, "lines")
-    batch.facts = [report_fact(f) for f in batch.facts]  # what the report reads of each alert, not all of it
-    return batch
+    return build_batch(result, runs[i], now, max_signals, "lines")
 
 
 def workers_wanted(runs: Sequence[Any], form: str) -> bool:
@@ -66,12 +64,12 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
     load_mine = load_theirs = 0.0
     for i in sorted((i for i, r in enumerate(runs) if r.hits), key=lambda i: -len(runs[i].hits)):
         n = len(runs[i].hits)
-        if load_theirs <= load_mine:
-            theirs.add(i)
-            load_theirs += n
-        else:
+        if load_mine <= load_theirs:  # the largest here: delivered as soon as it is built
             mine.add(i)
             load_mine += n * (1 + _DELIVERY_WEIGHT)
+        else:
+            theirs.add(i)
+            load_theirs += n
     for run in runs:  # each table's line index, made once here rather than in both processes
         if run.hits:
             row = next((r for h in run.hits for r in h.rows if r is not None), None)
