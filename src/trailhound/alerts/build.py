@@ -424,7 +424,8 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
     heads = form != "dicts" and state is None and kind == "events" and not rule.rule_name_override
     for hit in hits:
         present = [docs[r] for r in hit.rows if r is not None]
-        time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))
+        time_ns, when = (_time(present[0], timestamp_field) if len(present) == 1  # an event: one document
+                         else max((_time(d, timestamp_field) for d in present), default=(0, None)))
         execution = time_ns // interval
         if state is None and limit and per_execution.get(execution, 0) >= limit:
             out.over_max_signals += 1  # decided before building: nothing to suppress into
