@@ -79,3 +79,20 @@ def test_a_failing_worker_is_replaced_by_this_process(planned, tmp_path, monkeyp
 
 def _fails(i: int):
     raise RuntimeError("the worker fails")
+
+
+def test_a_worker_that_dies_is_replaced_by_this_process(planned, tmp_path, monkeypatch):
+    """Killed mid-way (out of memory, a signal): its batches are built here, nothing hangs or is lost."""
+    monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "0")
+    want, want_summary, _ = _hunt(planned, tmp_path, "want")
+    monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "1")
+    monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
+    monkeypatch.setattr(alert_stage, "_in_worker", _dies)
+    got, got_summary, _ = _hunt(planned, tmp_path, "got")
+    assert got == want and got_summary == want_summary
+
+
+def _dies(i: int):
+    import os
+
+    os._exit(9)

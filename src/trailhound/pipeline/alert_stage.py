@@ -78,30 +78,35 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
             break
     global _SHARED
     _SHARED = (result, runs, now, max_signals)
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    # a worker that dies (killed, out of memory) fails its futures (BrokenProcessPool) rather than hanging them
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
     try:
-        pool = multiprocessing.get_context("fork").Pool(1)
-    except OSError:  # no process to be had: all of it here
-        _SHARED = None
-        for run in runs:
-            yield run, build_batch(result, run, now, max_signals, form) if run.hits else None
-        return
-    try:
-        owed = {i: pool.apply_async(_in_worker, (i,)) for i in sorted(theirs)}
+        owed: dict[int, Future] = {}
+        try:
+            for i in sorted(theirs):
+                owed[i] = pool.submit(_in_worker, i)
+        except Exception:  # noqa: BLE001 - no process to be had: what was not handed out is built here
+            pass
+        pool.shutdown(wait=False)  # the worker ends with its last batch: this process's pages are its own again
         built: dict[int, AlertBatch] = {}
         handed = 0
 
         def ready(j: int) -> bool:
-            return not runs[j].hits or j in built or (j in owed and owed[j].ready())
+            return not runs[j].hits or j in built or (j in owed and owed[j].done())
 
         def take(j: int) -> AlertBatch | None:
             if not runs[j].hits:
                 return None
             if j in built:
                 return built.pop(j)
-            try:
-                return owed.pop(j).get()
-            except Exception:  # noqa: BLE001 - the worker died or failed: build it here, the same batch
-                return build_batch(result, runs[j], now, max_signals, form)
+            if j in owed:
+                try:
+                    return owed.pop(j).result()
+                except Exception:  # noqa: BLE001 - the worker died or failed: build it here, the same batch
+                    pass
+            return build_batch(result, runs[j], now, max_signals, form)
 
         for i in sorted(mine):
             built[i] = build_batch(result, runs[i], now, max_signals, form)
@@ -111,8 +116,6 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
         while handed < len(runs):  # the worker's last batches, waited for in order
             yield runs[handed], take(handed)
             handed += 1
-        pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
         _SHARED = None
