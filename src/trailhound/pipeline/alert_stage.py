@@ -82,6 +82,8 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
 
     # a worker that dies (killed, out of memory) fails its futures (BrokenProcessPool) rather than hanging them
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    handed = 0
+    procs: list = []
     try:
         owed: dict[int, Future] = {}
         try:
@@ -89,9 +91,10 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
                 owed[i] = pool.submit(_in_worker, i)
         except Exception:  # noqa: BLE001 - no process to be had: what was not handed out is built here
             pass
+        # the worker's process, to stop it if this ends early (shutdown forgets it; there is no public handle)
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False)  # the worker ends with its last batch: this process's pages are its own again
         built: dict[int, AlertBatch] = {}
-        handed = 0
 
         def ready(j: int) -> bool:
             return not runs[j].hits or j in built or (j in owed and owed[j].done())
@@ -117,5 +120,8 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
             yield runs[handed], take(handed)
             handed += 1
     finally:
+        if handed < len(runs):  # left early (an error, a closed pipe): what the worker still does is not wanted
+            for proc in procs:
+                proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         _SHARED = None
