@@ -11,8 +11,8 @@ the Sigma rules each time, as on a first run; `--cache warm` runs once untimed w
 then times runs that read it, as every later run does (the warming run reads 1,000 events).
 The data defaults to bench/data/events_1m.ndjson, else the main checkout's copy; --limit N hunts
 over its first N lines (written once to bench/data/). The rules default to the SigmaHQ corpus
-under $TRAILHOUND_SHARED (../shared), `rules/linux`. `--alert-workers off` builds every alert in the hunt's
-own process (TRAILHOUND_ALERT_WORKERS=0; by default a forked worker builds some rules' alerts on the second core).
+under $TRAILHOUND_SHARED (../shared), `rules/linux`. `--alert-workers on` has a forked worker build some rules' alerts
+on the second core (TRAILHOUND_ALERT_WORKERS=1; by default every alert is built in the hunt's own process).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def prefix(path: Path, n: int) -> Path:
     return out
 
 
-def once(data: Path, rules: list[Path], cache: str = "off", workers: str = "on") -> dict:
+def once(data: Path, rules: list[Path], cache: str = "off", workers: str = "off") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
         cmd = [str(TRAILHOUND), "hunt", str(data), "--summary", str(summary), "--exit-zero", "--out", os.devnull]
@@ -79,8 +79,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cache", choices=("off", "warm"), default="off",
                     help="off: parse and translate the rules each run; warm: read them from a rule cache")
-    ap.add_argument("--alert-workers", choices=("on", "off"), default="on",
-                    help="off: build every alert in the hunt's process (no worker on the second core)")
+    ap.add_argument("--alert-workers", choices=("on", "off"), default="off",
+                    help="on: a forked worker builds some rules' alerts on the second core (TRAILHOUND_ALERT_WORKERS=1)")
     a = ap.parse_args(argv)
     if not a.data.exists() or not a.sigma.is_dir():
         sys.exit(f"missing {a.data if not a.data.exists() else a.sigma}")

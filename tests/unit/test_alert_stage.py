@@ -108,6 +108,7 @@ def test_leaving_early_stops_the_worker(planned, monkeypatch):
     result = hunt(planned.checks, LAB, planned.rules.exceptions)
     runs = sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name))
     assert sum(bool(r.hits) for r in runs) >= 2
+    monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "1")
     monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
     monkeypatch.setattr(alert_stage, "_in_worker", _sleeps)
     batches = alert_stage.alert_batches(result, runs, NOW, None, "lines")
@@ -125,3 +126,11 @@ def _sleeps(i: int):
     import time
 
     time.sleep(120)
+
+
+def test_no_worker_unless_asked(planned, tmp_path, monkeypatch):
+    monkeypatch.delenv("TRAILHOUND_ALERT_WORKERS", raising=False)
+    monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
+    monkeypatch.setattr(alert_stage.multiprocessing, "get_context", _fails)
+    lines, _, _ = _hunt(planned, tmp_path, "default")
+    assert lines
