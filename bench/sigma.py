@@ -2,7 +2,7 @@
 """SigmaHQ's Linux rules over ECS events, end to end: `trailhound hunt DATA --rules SIGMA_DIR [--rules PACK]`.
 
     python bench/sigma.py [--data bench/data/events_1m.ndjson] [--sigma DIR] [--with-pack] [--limit N] [--repeat 3]
-                          [--cache off|warm]
+                          [--cache off|warm] [--alert-workers on|off]
 
 Runs the command in a fresh process and prints wall time, the CPU time it used (user + system, all its
 threads: on a shared machine wall time grows with the others' load, CPU time much less), events/s and
@@ -11,7 +11,8 @@ the Sigma rules each time, as on a first run; `--cache warm` runs once untimed w
 then times runs that read it, as every later run does (the warming run reads 1,000 events).
 The data defaults to bench/data/events_1m.ndjson, else the main checkout's copy; --limit N hunts
 over its first N lines (written once to bench/data/). The rules default to the SigmaHQ corpus
-under $TRAILHOUND_SHARED (../shared), `rules/linux`.
+under $TRAILHOUND_SHARED (../shared), `rules/linux`. `--alert-workers on` has a forked worker build some rules' alerts
+on the second core (TRAILHOUND_ALERT_WORKERS=1; by default every alert is built in the hunt's own process).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def prefix(path: Path, n: int) -> Path:
     return out
 
 
-def once(data: Path, rules: list[Path], cache: str = "off") -> dict:
+def once(data: Path, rules: list[Path], cache: str = "off", workers: str = "off") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
         cmd = [str(TRAILHOUND), "hunt", str(data), "--summary", str(summary), "--exit-zero", "--out", os.devnull]
@@ -53,7 +54,8 @@ def once(data: Path, rules: list[Path], cache: str = "off") -> dict:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TRAILHOUND_CACHE_DIR": cache})
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TRAILHOUND_CACHE_DIR": cache,
+                                                                        "TRAILHOUND_ALERT_WORKERS": "1" if workers == "on" else "0"})
         seconds = time.perf_counter() - t0
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
@@ -77,6 +79,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cache", choices=("off", "warm"), default="off",
                     help="off: parse and translate the rules each run; warm: read them from a rule cache")
+    ap.add_argument("--alert-workers", choices=("on", "off"), default="off",
+                    help="on: a forked worker builds some rules' alerts on the second core (TRAILHOUND_ALERT_WORKERS=1)")
     a = ap.parse_args(argv)
     if not a.data.exists() or not a.sigma.is_dir():
         sys.exit(f"missing {a.data if not a.data.exists() else a.sigma}")
@@ -88,10 +92,10 @@ def main(argv=None) -> None:
         cache = "off" if a.cache == "off" else cache_dir
         if a.cache == "warm":
             once(prefix(a.data, 1000), rules, cache)  # fills the rule cache (it holds rules, not events)
-        runs = [once(data, rules, cache) for _ in range(a.repeat)]
+        runs = [once(data, rules, cache, a.alert_workers) for _ in range(a.repeat)]
     best = min(runs, key=lambda r: r["seconds"])
     print(json.dumps({"data": str(data), "events": events, "rules": best["rules"], "ran": best["ran"],
-                      "not_run": best["not_run"], "hits": best["hits"], "cache": a.cache,
+                      "not_run": best["not_run"], "hits": best["hits"], "cache": a.cache, "alert_workers": a.alert_workers,
                       "seconds": round(best["seconds"], 2), "cpu_seconds": round(best["cpu_seconds"], 2),
                       "events_per_s": round(events / best["seconds"]), "peak_rss_mb": round(best["peak_rss_mb"]),
                       "all_seconds": [round(r["seconds"], 2) for r in runs],

@@ -154,6 +154,13 @@ def test_expand_without_placeholder_values_is_refused_with_the_reason():
         sigma_query(rule_text({"sel": {"User|expand": "%admins%"}, "condition": "sel"}))
 
 
+@pytest.mark.parametrize("part, why", [("hour", "time zone"), ("minute", "time zone"), ("year", "time zone"),
+                                       ("week", "week numbering")])
+def test_time_part_modifiers_are_refused_with_the_reason(part, why):
+    with pytest.raises(SigmaUnsupported, match=f"time-part modifier [|]{part}: .*{why}"):
+        sigma_query(rule_text({"sel": {f"Timestamp|{part}": 3}, "condition": "sel"}))
+
+
 def test_one_of_all_of_and_them():
     det = {"sel_a": {"Image|endswith": "/curl"}, "sel_b": {"CommandLine|contains": "wget"},
            "filter": {"CommandLine|contains": "-q"}}

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -106,6 +105,36 @@ def _reason(rule: Rule, lookup: Callable[[str], Any], severity: str | None) -> s
     if (host := first("host.name")) is not None:
         text += f" on {host}"
     return f"{text} created {severity or rule.severity} alert {rule.name}."
+
+
+def _doc_reason(rule: Rule, doc: dict, severity: str | None) -> str:
+    """`_reason` of a document, its lookups inlined (it runs for every alert)."""
+    fv = field_value
+    values = []
+    for key in _REASON_KEYS:
+        v = fv(doc, key)
+        values.append(v[0] if isinstance(v, list) and v else v)
+    category, process, parent, file, s_addr, s_ip, s_port, d_addr, d_ip, d_port, user, host = values
+    parts = [f"{category} event" if category else "event"]
+    if process is not None:
+        parts.append(f"with process {process}")
+    if parent is not None:
+        parts.append(f"parent process {parent}")
+    if file is not None:
+        parts.append(f"file {file}")
+    for label, addr, port in (("source", s_addr or s_ip, s_port), ("destination", d_addr or d_ip, d_port)):
+        if addr is not None:
+            parts.append(f"{label} {addr}" + (f":{port}" if port is not None else ""))
+    text = ", ".join(parts)
+    if user is not None:
+        text += f", by {user}"
+    if host is not None:
+        text += f" on {host}"
+    return f"{text} created {severity or rule.severity} alert {rule.name}."
+
+
+_REASON_KEYS = ("event.category", "process.name", "process.parent.name", "file.name", "source.address", "source.ip",
+                "source.port", "destination.address", "destination.ip", "destination.port", "user.name", "host.name")
 
 
 _RULE_FIELDS: dict[int, tuple[Rule, dict[str, Any]]] = {}
@@ -207,17 +236,18 @@ def _event_fields(doc: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in doc.items():
         if key == "event" and isinstance(value, dict):
-            out.update(flatten(value))
+            out.update(flatten(value) if any(isinstance(v, dict) for v in value.values()) else value)
         elif key.startswith("event."):
             out.update(flatten(value, key[6:] + ".") if isinstance(value, dict) else {key[6:]: value})
     return out
 
 
-def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
+def _alert_head(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
+    """An alert without the rule's part (`_rule_fields`) and what follows it: the source's fields but its
+    @timestamp, the alert's, its original event's. Key by key in this order (a key the document already has
+    keeps its place)."""
     flat = _View(doc)
     severity = mapped_severity(rule, flat) if rule.severity_mapping else rule.severity
-    # key by key in this order (a key the document already has keeps its place): the source's fields
-    # but its @timestamp, the alert's, its original event's, the rule's
     out = dict(doc)
     out.pop("@timestamp", None)
     out["@timestamp"] = now
@@ -230,21 +260,80 @@ def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: s
     out["kibana.alert.ancestors"] = ancestors
     out["kibana.alert.severity"] = severity
     out["kibana.alert.risk_score"] = mapped_risk_score(rule, flat) if rule.risk_score_mapping else float(rule.risk_score)
-    out["kibana.alert.reason"] = _reason(rule, functools.partial(field_value, doc), severity)
+    out["kibana.alert.reason"] = _doc_reason(rule, doc, severity)
     out["kibana.alert.original_time"] = field_value(doc, "@timestamp")
     for k, v in _event_fields(doc).items():
         out["kibana.alert.original_event." + k] = v
-    out.update(_rule_fields(rule))
-    if rule.rule_name_override:
-        name = _get(flat, rule.rule_name_override)
-        if isinstance(name, str) and name:
-            out["kibana.alert.rule.name"] = name
-    if rule.building_block_type:
-        out["kibana.alert.building_block_type"] = rule.building_block_type
     if isinstance(out.get("event"), dict):
         out["event"] = {**out["event"], "kind": "signal"}
         del out["event.kind"]
     return out
+
+
+def _alert(rule: Rule, doc: dict, alert_uuid: str, ancestors: list[dict], now: str) -> dict[str, Any]:
+    """The alert of `doc`: `_alert_head`, then the rule's fields, then its building-block type."""
+    out = _alert_head(rule, doc, alert_uuid, ancestors, now)
+    out.update(_rule_fields(rule))
+    if rule.rule_name_override:
+        name = _get(_View(doc), rule.rule_name_override)
+        if isinstance(name, str) and name:
+            out["kibana.alert.rule.name"] = name
+    if rule.building_block_type:
+        out["kibana.alert.building_block_type"] = rule.building_block_type
+    return out
+
+
+_RULE_JSON: dict[int, tuple[Rule, _RuleJson]] = {}
+
+
+@dataclass(frozen=True)
+class _RuleJson:
+    """A rule's part of its alerts, serialized once: the keys it adds after an alert's head, and their JSON."""
+
+    keys: frozenset[str]  # the rule's keys and the building-block type's
+    inner: bytes  # `"kibana.alert.rule.name":...,...`: the members of the rule's object, without braces
+    tail: bytes  # `,"kibana.alert.building_block_type":...` or nothing
+
+
+def _rule_json(rule: Rule) -> _RuleJson:
+    cached = _RULE_JSON.get(id(rule))
+    if cached is None or cached[0] is not rule:
+        if len(_RULE_JSON) > 4096:
+            _RULE_JSON.clear()
+        fields = _rule_fields(rule)
+        keys = set(fields)
+        tail = b""
+        if rule.building_block_type:
+            keys.add("kibana.alert.building_block_type")
+            tail = b"," + orjson.dumps({"kibana.alert.building_block_type": rule.building_block_type},
+                                       default=str)[1:-1]
+        cached = _RULE_JSON[id(rule)] = (rule, _RuleJson(frozenset(keys), orjson.dumps(fields, default=str)[1:-1],
+                                                         tail))
+    return cached[1]
+
+
+def alert_json(alert: dict) -> bytes:
+    """An alert as one NDJSON line, as every NDJSON sink writes it."""
+    return orjson.dumps(alert, default=str) + b"\n"
+
+
+def _event_alert_line(rule: Rule, head: dict, extra: dict | None) -> bytes | None:
+    """`alert_json` of the alert `_alert` would make of `head` (plus `extra`'s keys after it, as
+    `alerts_for_event` adds them), with the rule's part spliced in as bytes serialized once per rule:
+    orjson writes an object as its members in order, so the bytes are the same. None where the splice
+    would not be (a key of the document's own that the rule's part would overwrite in place, a rule name
+    read from the document): the caller serializes the whole alert."""
+    rj = _rule_json(rule)
+    if rule.rule_name_override or not rj.keys.isdisjoint(head):
+        return None
+    line = orjson.dumps(head, default=str)
+    if len(line) == 2:  # an empty object: never, a head has the alert's keys
+        return None
+    if extra:
+        if not rj.keys.isdisjoint(extra) or not head.keys().isdisjoint(extra):
+            return None
+        return b"".join((line[:-1], b",", rj.inner, rj.tail, b",", orjson.dumps(extra, default=str)[1:], b"\n"))
+    return b"".join((line[:-1], b",", rj.inner, rj.tail, b"}\n"))
 
 
 def _ancestor(doc: dict, eid: str | None = None) -> dict:
@@ -301,20 +390,33 @@ def alerts_for_threshold(rule: Rule, group: tuple, count: int, first_time: str |
 
 @dataclass
 class AlertBatch:
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)  # the alert documents (form "dicts")
     suppressed: int = 0  # hits folded into an earlier alert
     over_max_signals: int = 0  # hits past max_signals in their execution
+    lines: list[bytes] = field(default_factory=list)  # the alerts as NDJSON lines (form "lines")
+    #: per alert, what a report counts of it (`report_fact`: hosts, users, original time; forms "lines" and
+    #: "facts"), not the whole alert
+    facts: list[dict] = field(default_factory=list)
+
+
+#: what `alerts_for_hits` returns: alert documents; NDJSON lines (and facts); only facts (no sink to write to)
+FORMS = ("dicts", "lines", "facts")
 
 
 def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict], timestamp_field: str = "@timestamp",
-                    now: str | None = None, max_signals: int | None = None, *,
+                    now: str | None = None, max_signals: int | None = None, form: str = "dicts", *,
                     suppression: SuppressionState | None = None,
                     per_execution: dict[int, int] | None = None) -> AlertBatch:
     """The alerts of one rule's hits (engine `Hit`s, in event order; `docs` maps rows to source
     documents), replayed on the rule's schedule: executions every `interval` of event time, alert
     suppression, then at most `max_signals` (the rule's unless given; 0: no limit) per execution.
     A stream of hits (watch) passes the state carried from its earlier calls: the rule's `suppression`
-    windows and the alerts counted `per_execution`, both updated here."""
+    windows and the alerts counted `per_execution`, both updated here.
+
+    `form` (see `FORMS`): "dicts" fills `alerts`; "lines" fills `lines` with `alert_json` of each alert
+    (the same bytes, made without building the whole document where it can) and `facts`; "facts" only `facts`."""
+    if form not in FORMS:
+        raise ValueError(f"form {form!r}: one of {', '.join(FORMS)}")
     now = now or utc_now()
     limit = rule.max_signals if max_signals is None else max_signals
     spec = rule.suppression_spec()
@@ -322,12 +424,31 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
     interval = rule.interval_ns()
     out = AlertBatch()
     per_execution = {} if per_execution is None else per_execution
+    # an event alert made as its head (the rule's part spliced in as bytes), where nothing needs the whole alert
+    heads = form != "dicts" and state is None and kind == "events" and not rule.rule_name_override
     for hit in hits:
         present = [docs[r] for r in hit.rows if r is not None]
-        time_ns, when = max((_time(d, timestamp_field) for d in present), default=(0, None))
+        time_ns, when = (_time(present[0], timestamp_field) if len(present) == 1  # an event: one document
+                         else max((_time(d, timestamp_field) for d in present), default=(0, None)))
         execution = time_ns // interval
         if state is None and limit and per_execution.get(execution, 0) >= limit:
             out.over_max_signals += 1  # decided before building: nothing to suppress into
+            continue
+        if heads:
+            doc = present[0]
+            eid = event_id(doc)
+            head = _alert_head(rule, doc, _uuid5(f"{rule.rule_id}|{eid}"), [_ancestor(doc, eid)], now)
+            extra = {"kibana.alert.new_terms": list(hit.join_keys or ())} if rule.type == "new_terms" else None
+            per_execution[execution] = per_execution.get(execution, 0) + 1
+            out.facts.append(report_fact(head))  # not the head: it is as large as the document
+            if form == "lines":
+                line = _event_alert_line(rule, head, extra)
+                if line is None:
+                    alert = _alert(rule, doc, head["kibana.alert.uuid"], head["kibana.alert.ancestors"], now)
+                    if extra:
+                        alert.update(extra)
+                    line = alert_json(alert)
+                out.lines.append(line)
             continue
         if kind == "threshold":
             first = present[0].get("@timestamp") if present else None
@@ -354,7 +475,23 @@ def alerts_for_hits(rule: Rule, kind: str, hits: Sequence, docs: dict[int, dict]
             state.start(primary, values, time_ns, when, execution)
         per_execution[execution] = per_execution.get(execution, 0) + 1
         out.alerts.extend(alerts)
+    if form != "dicts" and out.alerts:  # serialized at the end: a later fold updates an earlier alert
+        if form == "lines":
+            out.lines = [alert_json(a) for a in out.alerts]
+        out.facts, out.alerts = [report_fact(a) for a in out.alerts], []
     return out
+
+
+#: the fields of an alert that a hunt's report counts (`pipeline.report.RuleOutcome.add_alert`)
+REPORT_FIELDS = ("host.name", "user.name")
+
+
+def report_fact(alert: dict) -> dict[str, Any]:
+    """What the report reads of an alert, as a small document that reads the same: its hosts, users and
+    original time (`RuleOutcome.add_alert` gives the same answer on it as on the whole alert)."""
+    fact = {key: field_value(alert, key) for key in REPORT_FIELDS}
+    fact["kibana.alert.original_time"] = alert.get("kibana.alert.original_time")
+    return fact
 
 
 def _correlation_fields(rule: Rule, hit: Any, events: int) -> dict[str, Any]:
@@ -378,17 +515,35 @@ def field_value(doc: dict, path: str):
     whose value is an object, searched for the rest (None found there goes on to the next dot)."""
     if path in doc:
         return doc[path]
-    head, _, rest = path.partition(".")
-    while rest:
+    splits = _SPLITS.get(path)
+    if splits is None:
+        splits = _splits(path)
+    for head, rest, deep in splits:
         node = doc.get(head)
         if isinstance(node, dict):
             # a last part is its key alone (the common case, without a call)
-            found = field_value(node, rest) if "." in rest else node.get(rest)
+            found = field_value(node, rest) if deep else node.get(rest)
             if found is not None:
                 return found
+    return None
+
+
+_SPLITS: dict[str, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _splits(path: str) -> tuple[tuple[str, str, bool], ...]:
+    """Where `field_value` looks for `path` after the key itself: (key, rest, whether the rest has a dot) for
+    each dot from the left; made once per path (the same few fields are read from every alert)."""
+    out = []
+    head, _, rest = path.partition(".")
+    while rest:
+        out.append((head, rest, "." in rest))
         nxt, _, rest = rest.partition(".")
         head = f"{head}.{nxt}"
-    return None
+    if len(_SPLITS) > 65_536:  # paths from documents' own keys: bounded
+        _SPLITS.clear()
+    _SPLITS[path] = splits = tuple(out)
+    return splits
 
 
 def _time(doc: dict, timestamp_field: str) -> tuple[int, str | None]:

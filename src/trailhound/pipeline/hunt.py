@@ -49,9 +49,10 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
     rule by rule, in the report's order, and are kept on each `RuleOutcome` with `keep_alerts`.
     Raises `sources.SourceError` when an input cannot be read at all."""
     from .._gc import no_gc
-    from ..alerts.build import alerts_for_hits, utc_now
+    from ..alerts.build import utc_now
     from ..engine.hunt import hunt
     from ..rules.exceptions import unattached
+    from .alert_stage import alert_batches
 
     started = time.perf_counter()
     rules = planned.rules
@@ -64,20 +65,21 @@ def run_hunt(planned: Plan, paths: Sequence[str | os.PathLike], *, input_format:
 
     t0 = time.perf_counter()
     now = now or utc_now()
+    # alert documents only where something needs them whole; NDJSON sinks take the lines, made faster
+    form = ("dicts" if keep_alerts or not all(hasattr(s, "write_lines") for s in sinks)
+            else "lines" if sinks else "facts")
     with no_gc():  # tens of thousands of alert dicts: see trailhound._gc
-        for run in sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name)):
+        runs = sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name))
+        for run, batch in alert_batches(result, runs, now, max_signals, form):
             rule = run.check.rule
             status = {"ok": "ran", "error": "failed"}.get(run.status, run.status)
             outcome = rule_outcome(report, rule, status, run.error or run.unsupported or "", kind=run.kind,
                                    hits=len(run.hits), excepted=dict(sorted(run.excepted.items())),
                                    seconds=run.seconds, warnings=run.warnings, error=run.error)
-            if run.hits:
-                rows = sorted({r for h in run.hits for r in h.rows if r is not None})
-                docs = dict(zip(rows, (run.table if run.table is not None else result.table).documents(rows)))
-                batch = alerts_for_hits(rule, run.kind, run.hits, docs, run.timestamp_field, now, max_signals)
-                deliver(outcome, rule, batch.alerts, suppressed=batch.suppressed,
+            if batch is not None:
+                deliver(outcome, rule, batch.alerts if form == "dicts" else batch.facts, suppressed=batch.suppressed,
                         over_max_signals=batch.over_max_signals, max_signals=max_signals, sinks=sinks,
-                        keep_alerts=keep_alerts)
+                        keep_alerts=keep_alerts, lines=batch.lines if form == "lines" else None)
             report.rules.append(outcome)
     for c in planned.checks:
         if c.status != "ok":
@@ -103,9 +105,12 @@ def rule_outcome(report: HuntReport, rule, status: str, reason: str, *, kind: st
 
 
 def deliver(outcome: RuleOutcome, rule, alerts: list[dict], *, suppressed: int, over_max_signals: int,
-            max_signals: int | None, sinks: Sequence[Sink], keep_alerts: bool) -> None:
+            max_signals: int | None, sinks: Sequence[Sink], keep_alerts: bool, lines: list[bytes] | None = None) -> None:
     """A rule's alerts: counted on its outcome (with notes for what suppression and max_signals held back),
-    written to every sink, and kept on the outcome when asked."""
+    written to every sink, and kept on the outcome when asked.
+
+    With `lines` (the alerts as NDJSON, `alerts.build.alert_json`), the sinks take those (`write_lines`) and
+    `alerts` need only hold each alert's source fields and original time (`AlertBatch.facts`)."""
     if suppressed:
         outcome.notes.append(f"{suppressed} suppressed into earlier alerts")
     if over_max_signals:
@@ -116,6 +121,9 @@ def deliver(outcome: RuleOutcome, rule, alerts: list[dict], *, suppressed: int, 
     for alert in alerts:
         outcome.add_alert(alert)
     for sink in sinks:
-        sink.write(alerts)
+        if lines is not None:
+            sink.write_lines(lines)  # type: ignore[attr-defined]  # run_hunt passes lines only to sinks that take them
+        else:
+            sink.write(alerts)
     if keep_alerts:
         outcome.alert_documents = alerts

@@ -125,7 +125,7 @@ class _Writer:
         if isinstance(v, T.SigmaString):
             return _or([self.string(f, s, cased=isinstance(v, T.SigmaCasedString)) for s in self.expand(v)])
         if isinstance(v, T.SigmaTimestampPart):
-            raise SigmaUnsupported(f"the time-part modifier ({v.timestamp_part.name.lower()})")
+            raise SigmaUnsupported(_time_part_reason(v.timestamp_part.name.lower()))
         if isinstance(v, T.SigmaBool):
             return ir.Compare("==", f, ir.Literal(bool(v.boolean)))
         if isinstance(v, T.SigmaNumber):
@@ -236,6 +236,15 @@ class _Writer:
             rest = [ir.And((ir.IsNull(text_fields[0]), self.value(t, inner))) for t in text_fields[1:]]
             out.append(_or([first, *rest]))
         return _or(out)
+
+
+def _time_part_reason(part: str) -> str:
+    """Why a time-part modifier (`|minute` ... `|year`) is refused: the spec names the parts, not their meaning."""
+    why = ("Sigma does not say which week numbering it means (pySigma documents 1-52; ISO 8601 weeks run 1-53, "
+           "strftime's %U and %W 0-53)" if part == "week" else
+           "not implemented: Sigma does not say in which time zone the part is read (UTC or the event's own "
+           "offset) nor how a timestamp without a zone is taken, and the IR has no date-part function yet")
+    return f"the time-part modifier |{part}: {why}"
 
 
 def _and(terms: list[ir.Expr]) -> ir.Expr:
