@@ -122,3 +122,18 @@ def test_backends_agree_on_time_parts(part):
         [(want, got, where)] = both(absent, frame, FrameOptions())
         assert got == want, where
     assert seen > 0
+
+
+def test_backends_agree_on_time_parts_of_multi_valued_fields():
+    """Any value of a list matches, as Elasticsearch's term on a multi-valued field does."""
+    docs = [{"@timestamp": 1, "event": {"category": "process"}, "custom": {"when": w}} for w in
+            (["2026-01-01T02:30:00+05:00", "not a date"], ["2026-01-01T02:30:00Z"], [], ["x"], None)]
+    frame = events_from_documents(docs).frame
+    call = ir.Call(ir.TIME_PART, (ir.Field("custom.when"), ir.Literal("hour")))
+    rows = {}
+    for hour in (2, 21, 3):
+        [(want, got, where)] = both(ir.EventQuery(ir.EventFilter(None, ir.Compare("==", call, ir.Literal(hour)))),
+                                    frame, FrameOptions())
+        assert got == want, where
+        rows[hour] = want
+    assert rows == {2: [1], 21: [0], 3: []}
