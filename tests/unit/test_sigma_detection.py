@@ -206,6 +206,15 @@ def test_time_part_of_a_number_that_is_not_a_date_field_matches_nothing():
     assert hits({"sel": {"process.pid|hour": [0, 3]}, "condition": "sel"}, docs) == []
 
 
+def test_time_part_is_not_an_eql_function():
+    """Only the Sigma translator emits the time-part function: EQL's names do not include it."""
+    from trailhound.lang.errors import EqlSemanticError
+    from trailhound.lang.parser import parse
+
+    with pytest.raises(EqlSemanticError, match="unknown function"):
+        parse(f'any where {ir.TIME_PART}(custom.when, "hour") == 1')
+
+
 def test_one_of_all_of_and_them():
     det = {"sel_a": {"Image|endswith": "/curl"}, "sel_b": {"CommandLine|contains": "wget"},
            "filter": {"CommandLine|contains": "-q"}}
