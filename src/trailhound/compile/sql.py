@@ -346,8 +346,8 @@ def _time_part(v: SqlValue, part: object) -> SqlValue:
 
 
 #: functions run as UDFs, with the kind of value they return
-UDF_KINDS = {F.TIME_PART: "int", "between": "string", "cidrMatch": "bool", "indexOf": "int", "number": "float", "substring": "string",
-             "startsWith": "bool", "endsWith": "bool", "stringContains": "bool"}
+UDF_KINDS = {F.TIME_PART: "int", "between": "string", "cidrMatch": "bool", "indexOf": "int", "number": "float",
+             "substring": "string", "startsWith": "bool", "endsWith": "bool", "stringContains": "bool"}
 _UDF_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE"}
 _MAX_UDF_ARGS = {F.TIME_PART: 2, "between": 4, "cidrMatch": 16, "indexOf": 3, "number": 2, "substring": 3,
                  "startsWith": 2, "endsWith": 2, "stringContains": 2}
