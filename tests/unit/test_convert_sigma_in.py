@@ -103,3 +103,16 @@ def test_an_exact_value_on_a_date_field_compares_as_a_date(value):
     assert isinstance(converted, SigmaQuery) and converted.query is not None
     for q in (native, parse(print_query(converted.query))):
         assert [h.rows for h in search(q, frame, SearchOptions()).hits] == [(0,)], print_query(q)
+
+
+@pytest.mark.parametrize("part", ["hour", "week"])
+def test_time_parts_are_refused_in_eql_with_the_reason(part):
+    """EQL has no date-part function: a Sigma rule with `|hour` has no EQL form (it runs in hunt)."""
+    (out,) = sigma_queries("title: t\nlogsource: {product: linux, category: process_creation}\ndetection:\n"
+                           f"  sel:\n    '@timestamp|{part}': [1, 2]\n    Image: /bin/sh\n  condition: sel\n")
+    if isinstance(out, SigmaQuery):
+        assert out.query is not None
+        with pytest.raises(ConversionRefused, match=f"time-part modifier [|]{part}: EQL has no function"):
+            print_query(out.query)
+    else:
+        assert f"|{part}" in out.reason and "EQL has no function" in out.reason

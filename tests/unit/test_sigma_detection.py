@@ -154,11 +154,65 @@ def test_expand_without_placeholder_values_is_refused_with_the_reason():
         sigma_query(rule_text({"sel": {"User|expand": "%admins%"}, "condition": "sel"}))
 
 
-@pytest.mark.parametrize("part, why", [("hour", "time zone"), ("minute", "time zone"), ("year", "time zone"),
-                                       ("week", "week numbering")])
-def test_time_part_modifiers_are_refused_with_the_reason(part, why):
-    with pytest.raises(SigmaUnsupported, match=f"time-part modifier [|]{part}: .*{why}"):
-        sigma_query(rule_text({"sel": {f"Timestamp|{part}": 3}, "condition": "sel"}))
+#: dates for the time-part modifiers: with an offset (UTC is the day before), without a zone (read as UTC),
+#: not a date, missing, ISO week 53 at a year's end and at the next year's start, epoch milliseconds
+WHEN = [proc(1, custom={"when": "2026-01-01T02:30:00+05:00"}),  # 2025-12-31T21:30Z
+        proc(2, custom={"when": "2026-01-01T02:30:00"}),
+        proc(3, custom={"when": "not a date"}), proc(4),
+        proc(5, custom={"when": "2020-12-31T10:05:00Z"}),  # ISO week 53 of 2020
+        proc(6, custom={"when": "2021-01-03T23:59:59.999-00:30"}),  # 2021-01-04T00:29Z: ISO week 1 of 2021
+        proc(7, custom={"when": "2021-01-03T10:00:00Z"}),  # a Sunday: still ISO week 53 of 2020
+        proc(8, custom={"when": "2021-01-04T00:00:00+01:00"}),  # 2021-01-03T23:00Z: week 53
+        proc(9, custom={"when": "1609459200000"})]  # epoch milliseconds: 2021-01-01T00:00Z (week 53)
+
+
+@pytest.mark.parametrize("part, value, want", [
+    ("hour", 21, [1]), ("hour", 2, [2]), ("hour", 0, [6, 9]), ("hour", 23, [8]),
+    ("minute", 30, [1, 2]), ("minute", 29, [6]), ("minute", 5, [5]),
+    ("day", 31, [1, 5]), ("day", 1, [2, 9]), ("day", 4, [6]), ("day", 3, [7, 8]),
+    ("month", 12, [1, 5]), ("month", 1, [2, 6, 7, 8, 9]),
+    ("year", 2025, [1]), ("year", 2026, [2]), ("year", 2021, [6, 7, 8, 9]),
+    ("week", 53, [5, 7, 8, 9]), ("week", 1, [1, 2, 6]),
+])
+def test_time_part_is_read_in_utc(part, value, want):
+    assert hits({"sel": {f"custom.when|{part}": value}, "condition": "sel"}, WHEN) == want
+
+
+def test_time_part_lists_are_or_and_combine_with_other_fields():
+    assert hits({"sel": {"custom.when|hour": [21, 2]}, "condition": "sel"}, WHEN) == [1, 2]
+    docs = [{**d, "process": {"name": "cron" if d["id"] % 2 else "sh"}} for d in WHEN]
+    assert hits({"sel": {"custom.when|hour": [21, 2, 0], "process.name": "cron"}, "condition": "sel"}, docs) == [1, 9]
+    assert hits({"sel": {"custom.when|week": 53}, "filter": {"process.name": "sh"}, "condition": "sel and not filter"},
+                docs) == [5, 7, 9]
+
+
+def test_time_part_of_a_date_field():
+    """@timestamp is a date field (stored as epoch nanoseconds): its part in UTC."""
+    start = {"category": ["process"], "type": ["start"]}
+    docs = [{"id": 1, "@timestamp": "2026-03-01T23:10:00-02:00", "event": start},  # 2026-03-02T01:10Z
+            {"id": 2, "@timestamp": "2026-03-02T01:59:59.999999Z", "event": start},
+            {"id": 3, "@timestamp": "1969-12-31T23:59:59.9995Z", "event": start}]  # before the epoch: floor
+    assert hits({"sel": {"@timestamp|hour": 1}, "condition": "sel"}, docs) == [1, 2]
+    assert hits({"sel": {"@timestamp|day": 2}, "condition": "sel"}, docs) == [1, 2]
+    assert hits({"sel": {"@timestamp|minute": 59}, "condition": "sel"}, docs) == [2, 3]
+    assert hits({"sel": {"@timestamp|year": 1969}, "condition": "sel"}, docs) == [3]
+    assert hits({"sel": {"@timestamp|week": [9, 10]}, "condition": "sel"}, docs) == [1, 2]  # Monday: 10, not 9
+    assert hits({"sel": {"@timestamp|week": 9}, "condition": "sel"}, docs) == []
+    assert hits({"sel": {"@timestamp|week": 1}, "condition": "sel"}, docs) == [3]  # ISO week 1 of 1970
+
+
+def test_time_part_of_a_number_that_is_not_a_date_field_matches_nothing():
+    docs = [proc(1, process={"pid": 3}), proc(2, process={"pid": 1609459200000})]
+    assert hits({"sel": {"process.pid|hour": [0, 3]}, "condition": "sel"}, docs) == []
+
+
+def test_time_part_is_not_an_eql_function():
+    """Only the Sigma translator emits the time-part function: EQL's names do not include it."""
+    from trailhound.lang.errors import EqlSemanticError
+    from trailhound.lang.parser import parse
+
+    with pytest.raises(EqlSemanticError, match="unknown function"):
+        parse(f'any where {ir.TIME_PART}(custom.when, "hour") == 1')
 
 
 def test_one_of_all_of_and_them():

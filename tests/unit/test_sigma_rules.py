@@ -194,3 +194,16 @@ def test_sigmahq_linux_rules_run_over_the_lab_capture():
     # the lab's sessions ran `uname` and the like: the process_creation rule sees the coalesced ECS events, the
     # auditd rule the raw records
     assert hits["System Information Discovery"] > 0 and hits["System Information Discovery - Auditd"] > 0
+
+
+def test_a_rule_with_time_parts_hunts_in_utc(tmp_path):
+    """`@timestamp|hour` reads the hour of the event's instant in UTC: a login at 23:10+05:00 is at
+    18:10 UTC (not night), one at 05:00+01:00 at 04:00 UTC (night)."""
+    out = tmp_path / "alerts.ndjson"
+    res = CliRunner().invoke(app, ["hunt", str(FIXTURES / "time_parts" / "events.ndjson"), "--rules",
+                                   str(FIXTURES / "time_parts" / "night_logins.yml"), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(a["user"]["name"] for a in alerts) == ["u2", "u3"]
+    [check] = [check_rule(r) for r in load_rules([FIXTURES / "time_parts" / "night_logins.yml"]).rules]
+    assert check.status == "ok", check.reason

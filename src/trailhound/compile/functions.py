@@ -11,9 +11,11 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
+from ..lang import ir
 from ..lang.errors import EqlSemanticError
 from ..lang.limits import INT64_MAX, INT64_MIN
 
@@ -202,7 +204,39 @@ def modulo(a, b):
     return math.fmod(a, b)
 
 
+# -- Sigma's time parts (`|hour` ...): internal, emitted by the Sigma translator only (not EQL)
+
+TIME_PART = ir.TIME_PART
+#: the parts, as Sigma names them
+TIME_PARTS = ("minute", "hour", "day", "week", "month", "year")
+
+
+def part_of_ns(ns: int | None, part: str) -> int | None:
+    """One part of an instant (epoch nanoseconds) read in UTC, as Elasticsearch reads a date: `day`
+    is the day of the month, `week` the ISO 8601 week of the week-based year (1-53, Java's
+    IsoFields.WEEK_OF_WEEK_BASED_YEAR), so 2021-01-03 is in week 53 (of 2020)."""
+    if ns is None:
+        return None
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    if part == "week":
+        return dt.isocalendar()[1]
+    return {"minute": dt.minute, "hour": dt.hour, "day": dt.day, "month": dt.month, "year": dt.year}[part]
+
+
+def time_part(v, part):
+    """A date's part in UTC (see `part_of_ns`): a string is read as Elasticsearch parses a date (an
+    offset converted to UTC, no zone read as UTC, epoch milliseconds); anything else is not a date."""
+    from .dates import parse_date_ns
+
+    if part not in TIME_PARTS:
+        raise EqlSemanticError(f"no time part {part!r} (one of {', '.join(TIME_PARTS)})")
+    if not isinstance(v, str):
+        return None
+    return part_of_ns(parse_date_ns(v, nanos=True), part)
+
+
 SCALAR: dict[str, Callable[..., Value]] = {
+    TIME_PART: time_part,
     "add": add,
     "between": between,
     "cidrMatch": cidr_match,

@@ -325,6 +325,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
             return _lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:
             return self._arith(ARITH_FUNCTIONS[name], args[0], args[1])
+        if name == F.TIME_PART:
+            return _time_part(args[0], args[1].const)
         s = args[0]
         if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
             needle = args[1].const
@@ -421,6 +423,24 @@ def lowered_columns(exprs: Iterable[ir.Expr], schema: Schema) -> dict[str, pl.Ex
 def _no_values(col: pl.Expr) -> pl.Expr:
     """An array with no non-null value: ES sees a missing field."""
     return col.is_null() | (col.list.drop_nulls().list.len() == 0)
+
+
+def _time_part(v: Value, part: object) -> Value:
+    """A date's part in UTC (functions.part_of_ns): a date field's instant, a string parsed as a date
+    (dates.py, as Elasticsearch parses one); any other value is not a date (null)."""
+    from .dates import date_to_ns
+
+    if part not in F.TIME_PARTS:
+        F.time_part(None, part)  # the error naming the parts
+    if v.kind == "date":
+        ns = v.expr
+    elif v.kind == "string":
+        ns = date_to_ns(v.expr, pl.String, nanos=True)
+    else:
+        return Value(pl.lit(None, dtype=pl.Int64), "int")
+    t = pl.from_epoch(ns, time_unit="ns").dt  # naive, in UTC
+    parts = {"minute": t.minute, "hour": t.hour, "day": t.day, "week": t.week, "month": t.month, "year": t.year}
+    return Value(parts[str(part)]().cast(pl.Int64), "int")
 
 
 def _per_value(fn: Callable, exprs: list[pl.Expr], dtype: PolarsDataType) -> pl.Expr:

@@ -283,6 +283,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             return _lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:
             return self._arith(ARITH_FUNCTIONS[name], args[0], args[1])
+        if name == F.TIME_PART:
+            return _time_part(args[0], args[1].const)
         if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
             needle = args[1].const
             if needle is None:
@@ -318,11 +320,36 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         return SqlValue(call, kind)
 
 
+#: DuckDB's function for each time part of a TIMESTAMP (`week` is ISO 8601's, as functions.part_of_ns)
+_TIME_PART_SQL = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
+
+
+def _time_part(v: SqlValue, part: object) -> SqlValue:
+    """A date's part in UTC (functions.part_of_ns). A date field (Int64 epoch ns) becomes a zone-less
+    TIMESTAMP of its UTC time (not TIMESTAMPTZ: its parts would follow the session's zone); a string
+    is parsed by dates.py in the reference UDF, as the Polars backend parses it; others are not dates."""
+    if part not in F.TIME_PARTS:
+        F.time_part(None, part)  # the error naming the parts
+    if v.kind == "string":
+        return SqlValue(exp.Anonymous(this=udf_name(F.TIME_PART, 2, False),
+                                      expressions=[v.expr, exp.Literal.string(str(part))]), "int")
+    if v.kind != "date":
+        return SqlValue(exp.Null(), "int")
+    ns = exp.Paren(this=v.expr)
+    thousand = exp.Literal.number(1000)
+    # floor division to microseconds (DuckDB's // truncates toward zero; dates before 1970 are negative)
+    below = exp.Mod(this=exp.Paren(this=exp.Add(this=exp.Mod(this=ns, expression=thousand), expression=thousand)),
+                    expression=thousand)
+    micros = exp.IntDiv(this=exp.Paren(this=exp.Sub(this=ns, expression=below)), expression=thousand)
+    stamp = exp.Anonymous(this="make_timestamp", expressions=[micros])
+    return SqlValue(exp.Anonymous(this=_TIME_PART_SQL[str(part)], expressions=[stamp]), "int")
+
+
 #: functions run as UDFs, with the kind of value they return
-UDF_KINDS = {"between": "string", "cidrMatch": "bool", "indexOf": "int", "number": "float", "substring": "string",
-             "startsWith": "bool", "endsWith": "bool", "stringContains": "bool"}
+UDF_KINDS = {F.TIME_PART: "int", "between": "string", "cidrMatch": "bool", "indexOf": "int", "number": "float",
+             "substring": "string", "startsWith": "bool", "endsWith": "bool", "stringContains": "bool"}
 _UDF_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE"}
-_MAX_UDF_ARGS = {"between": 4, "cidrMatch": 16, "indexOf": 3, "number": 2, "substring": 3,
+_MAX_UDF_ARGS = {F.TIME_PART: 2, "between": 4, "cidrMatch": 16, "indexOf": 3, "number": 2, "substring": 3,
                  "startsWith": 2, "endsWith": 2, "stringContains": 2}
 
 

@@ -118,6 +118,11 @@ def _expr(e: ir.Expr) -> tuple[str, int]:
         operand = _at(e.operand, _UNARY)
         return "-" + (" " + operand if operand.startswith("-") else operand), _UNARY
     if isinstance(e, ir.Call):
+        if e.name == ir.TIME_PART:  # internal (a Sigma time part): EQL has no such function
+            from . import ConversionRefused
+
+            what = f"|{e.args[1].value}" if len(e.args) == 2 and isinstance(e.args[1], ir.Literal) else e.name
+            raise ConversionRefused(f"the time-part modifier {what}: EQL has no function for a part of a date")
         name = e.name + ("~" if e.case_insensitive else "")
         return f"{name}({', '.join(print_expr(a) for a in e.args)})", _PRIMARY
     raise TypeError(f"not an EQL expression: {type(e).__name__}")

@@ -116,6 +116,10 @@ class Call:
     case_insensitive: bool = False
 
 
+#: Sigma's time parts (`|hour`...): `_timePart(field, "hour")`, an internal function the Sigma translator
+#: emits (the underscore keeps it out of EQL's names); compile/functions.part_of_ns defines its meaning
+TIME_PART = "_timePart"
+
 Expr = Field | Literal | Not | And | Or | Compare | InSet | Match | IsNull | Arith | Negate | Call
 
 #: Predicates: the units to which any-element (array) semantics applies.

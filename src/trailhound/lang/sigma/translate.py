@@ -125,7 +125,10 @@ class _Writer:
         if isinstance(v, T.SigmaString):
             return _or([self.string(f, s, cased=isinstance(v, T.SigmaCasedString)) for s in self.expand(v)])
         if isinstance(v, T.SigmaTimestampPart):
-            raise SigmaUnsupported(_time_part_reason(v.timestamp_part.name.lower()))
+            # the part of the field's date in UTC, as Elasticsearch reads dates (compile/functions.part_of_ns);
+            # a value that is not a date matches nothing
+            part = ir.Call(ir.TIME_PART, (f, ir.Literal(v.timestamp_part.name.lower())))
+            return ir.Compare("==", part, ir.Literal(int(v.number)))
         if isinstance(v, T.SigmaBool):
             return ir.Compare("==", f, ir.Literal(bool(v.boolean)))
         if isinstance(v, T.SigmaNumber):
@@ -236,15 +239,6 @@ class _Writer:
             rest = [ir.And((ir.IsNull(text_fields[0]), self.value(t, inner))) for t in text_fields[1:]]
             out.append(_or([first, *rest]))
         return _or(out)
-
-
-def _time_part_reason(part: str) -> str:
-    """Why a time-part modifier (`|minute` ... `|year`) is refused: the spec names the parts, not their meaning."""
-    why = ("Sigma does not say which week numbering it means (pySigma documents 1-52; ISO 8601 weeks run 1-53, "
-           "strftime's %U and %W 0-53)" if part == "week" else
-           "not implemented: Sigma does not say in which time zone the part is read (UTC or the event's own "
-           "offset) nor how a timestamp without a zone is taken, and the IR has no date-part function yet")
-    return f"the time-part modifier |{part}: {why}"
 
 
 def _and(terms: list[ir.Expr]) -> ir.Expr:
