@@ -21,4 +21,4 @@ class ConversionRefused(UnsupportedError):
     """The rule (or query) has no faithful form in the target; `reason` says which construct."""
 
 
-TARGETS = ("sigma", "eql", "toml", "splunk", "kusto", "esql", "lucene")
+TARGETS = ("sigma", "eql", "toml", "splunk", "kusto", "esql", "lucene", "kusto-xdr")
