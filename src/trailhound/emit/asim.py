@@ -98,7 +98,9 @@ def asim_pipeline() -> Any:
                                     field_name_conditions=[IncludeFieldCondition([ecs])], **condition))  # type: ignore[arg-type]
         items.append(ProcessingItem(FieldMappingTransformation({ecs: asim}), identifier=f"trailhound_asim_{ecs}",
                                     field_name_conditions=[IncludeFieldCondition([ecs])],
-                                    rule_conditions=[LogsourceCondition(**logsource)]))
+                                    rule_conditions=[LogsourceCondition(**logsource)],
+                                    detection_item_conditions=[MatchStringCondition(
+                                        cond="all", pattern=_all_of(mapping.values()))]))
     items.append(ProcessingItem(_renamed(FILE_FIELDS), identifier="trailhound_asim_file_fields",
                                 rule_conditions=[LogsourceCondition(category=c) for c in FILE_CATEGORIES],
                                 rule_condition_linking=any))
@@ -175,4 +177,7 @@ def _process_name_item() -> Any:
         text = [p for p in head if isinstance(p, str)]
         return "".join(text) if head and len(text) == len(head) else None
 
-    return ProcessingItem(ProcessName(), identifier="trailhound_asim_process_names")
+    from sigma.processing.conditions import LogsourceCondition
+
+    return ProcessingItem(ProcessName(), identifier="trailhound_asim_process_names",
+                          rule_conditions=[LogsourceCondition(category="process_creation")])
