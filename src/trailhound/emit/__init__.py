@@ -4,7 +4,7 @@
 * `sigma`: EQL / KQL / detection-rules TOML → Sigma rules and correlations, with the logsource and
   field names of the Sigma taxonomy read backwards from lang/sigma/linux.yml.
 * `toml`: a rule as detection-rules TOML.
-* `siem`: Splunk SPL, Kusto (Defender / Sentinel), Lucene and ES|QL through pySigma's backends, from
+* `siem`: Splunk SPL, Kusto (Sentinel ASIM via `asim`; Defender XDR as kusto-xdr), Lucene and ES|QL through pySigma's backends, from
   the Sigma export.
 * `package`: a rule's detection package (every language, and a Markdown page).
 
