@@ -77,6 +77,13 @@ def test_an_auth_log_is_im_authentication():
     assert 'EventResult =~ "Failure"' in q and 'TargetUsername =~ "root"' in q and "event." not in q
 
 
+def test_an_auth_log_is_written_by_the_target_device():
+    """Regression: host.os.type became DvcOs, which pySigma's imAuthentication mapping widens to SrcDvcOs or
+    TargetDvcOs (a login *from* a Linux host to any host would match)."""
+    q = kusto({"sel": {"host.os.type": "linux", "event.outcome": "failure"}}, {"product": "linux", "service": "auth"})
+    assert 'TargetDvcOs =~ "Linux"' in q and "SrcDvcOs" not in q and " or " not in q
+
+
 def test_an_action_without_an_asim_spelling_is_not_renamed_but_refused():
     """Regression: a value list with one unknown action was renamed to EventType with the ECS values."""
     with pytest.raises(ConversionRefused, match="event.action"):

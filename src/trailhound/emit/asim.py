@@ -36,6 +36,10 @@ FILE_FIELDS = {
 AUTH_FIELDS = {"user.name": "TargetUsername", "source.ip": "SrcIpAddr"}
 FILE_CATEGORIES = ("file_event", "file_delete", "file_change", "file_access", "file_rename")
 
+#: in imAuthentication pySigma maps DvcOs to "SrcDvcOs or TargetDvcOs" (weaker); a Linux auth log (sshd, PAM) is
+#: written by the host logged into: ASIM's target device
+AUTH_RENAMES = {"host.os.type": "TargetDvcOs"}
+
 #: ASIM common fields (present in every ASIM schema) that pySigma's table data lists only as "Dvc fields";
 #: its field check must accept the ones we map to
 COMMON_FIELDS = ("DvcOs", "EventResult")
@@ -112,6 +116,12 @@ def asim_pipeline() -> Any:
                                     field_name_conditions=[IncludeFieldCondition([ecs])],
                                     detection_item_conditions=[MatchStringCondition(cond="all",
                                                                                     pattern=_all_of(mapping))]))
+        if ecs in AUTH_RENAMES:  # first: a rename leaves no `ecs` field for the general one
+            items.append(ProcessingItem(
+                FieldMappingTransformation({ecs: AUTH_RENAMES[ecs]}), identifier=f"trailhound_asim_auth_{ecs}",
+                field_name_conditions=[IncludeFieldCondition([ecs])],
+                rule_conditions=[LogsourceCondition(product="linux", service="auth")],
+                detection_item_conditions=[MatchStringCondition(cond="all", pattern=_all_of(mapping.values()))]))
         items.append(ProcessingItem(FieldMappingTransformation({ecs: asim}), identifier=f"trailhound_asim_{ecs}",
                                     field_name_conditions=[IncludeFieldCondition([ecs])],
                                     detection_item_conditions=[MatchStringCondition(
