@@ -97,3 +97,8 @@ def test_file_paths_and_names_keep_their_meaning():
     # Sigma's TargetFilename is a full path: ASIM's TargetFilePath (pySigma alone would use the bare TargetFileName)
     assert 'TargetFilePath contains "/.ssh/"' in q and 'TargetFileName =~ "authorized_keys"' in q
     assert 'ActingProcessName =~ "/usr/bin/vi"' in q
+
+
+def test_a_rule_without_a_category_is_refused_saying_how_tables_are_chosen():
+    with pytest.raises(ConversionRefused, match="Unable to determine table name from rule: ASIM's tables are chosen"):
+        kusto({"sel": {"host.os.type": "linux"}}, {"product": "linux"})

@@ -174,6 +174,16 @@ class Kusto(Target):
         ours = asim_pipeline() + with_common_fields(sentinel_asim_pipeline())
         return KustoBackend(pipeline + ours if pipeline else ours)
 
+    def convert(self, export: SigmaExport, placeholders: Mapping[str, Sequence[str]] | None = None) -> Converted:
+        try:
+            return super().convert(export, placeholders)
+        except ConversionRefused as e:
+            if "Unable to determine table name" not in str(e):
+                raise
+            raise ConversionRefused(f"{e}: ASIM's tables are chosen by the logsource's category (process_creation, "
+                                    "file_event...) or the auth service, and this rule has neither (a rule over "
+                                    "several kinds of events, processes and files, would need several tables)") from None
+
 
 class KustoXdr(Target):
     """Microsoft Defender XDR's tables (DeviceProcessEvents, DeviceFileEvents...), pySigma's Defender pipeline alone:
