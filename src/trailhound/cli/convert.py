@@ -20,6 +20,7 @@ class Target(str, Enum):
     kusto = "kusto"
     esql = "esql"
     lucene = "lucene"
+    kusto_xdr = "kusto-xdr"
 
 
 class QueryLanguage(str, Enum):
@@ -59,7 +60,8 @@ def convert(
 ) -> None:
     """Convert rules between EQL/KQL (detection-rules TOML), Sigma and other SIEMs' languages.
 
-    Targets: sigma, eql, toml; splunk (SPL), kusto (Microsoft Defender XDR / Sentinel), esql and
+    Targets: sigma, eql, toml; splunk (SPL), kusto (Microsoft Sentinel, ASIM parsers), kusto-xdr (Microsoft Defender
+    XDR tables), esql and
     lucene through pySigma's backends (the convert extra). A rule the target cannot express is
     refused with the reason, never converted into a weaker one; caveats are printed as warnings.
 
@@ -118,7 +120,7 @@ def convert(
 
 
 #: a comment line naming each rule when several go to standard output (Lucene has no comments)
-_COMMENT = {"sigma": ("# ", ""), "eql": ("// ", ""), "toml": ("# ", ""), "kusto": ("// ", ""), "esql": ("// ", ""),
+_COMMENT = {"sigma": ("# ", ""), "eql": ("// ", ""), "toml": ("# ", ""), "kusto": ("// ", ""), "kusto-xdr": ("// ", ""), "esql": ("// ", ""),
             "splunk": ("``` ", " ```")}
 
 

@@ -4,7 +4,7 @@
 * `sigma`: EQL / KQL / detection-rules TOML → Sigma rules and correlations, with the logsource and
   field names of the Sigma taxonomy read backwards from lang/sigma/linux.yml.
 * `toml`: a rule as detection-rules TOML.
-* `siem`: Splunk SPL, Kusto (Defender / Sentinel), Lucene and ES|QL through pySigma's backends, from
+* `siem`: Splunk SPL, Kusto (Sentinel ASIM via `asim`; Defender XDR as kusto-xdr), Lucene and ES|QL through pySigma's backends, from
   the Sigma export.
 * `package`: a rule's detection package (every language, and a Markdown page).
 
@@ -21,4 +21,4 @@ class ConversionRefused(UnsupportedError):
     """The rule (or query) has no faithful form in the target; `reason` says which construct."""
 
 
-TARGETS = ("sigma", "eql", "toml", "splunk", "kusto", "esql", "lucene")
+TARGETS = ("sigma", "eql", "toml", "splunk", "kusto", "esql", "lucene", "kusto-xdr")

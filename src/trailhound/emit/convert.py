@@ -15,7 +15,7 @@ from .sigma import ID_NAMESPACE, Meta, SigmaExport, query_to_sigma, rule_to_sigm
 
 #: file extension per target, for `-o DIR`
 EXTENSIONS = {"sigma": ".yml", "eql": ".eql", "toml": ".toml", "splunk": ".spl", "kusto": ".kql", "esql": ".esql",
-              "lucene": ".lucene"}
+              "lucene": ".lucene", "kusto-xdr": ".xdr.kql"}
 _SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
 
@@ -119,7 +119,7 @@ def from_sigma(text: str, stem: str, target: str, source: str | None = None,
         return [Refused(stem, source or stem, f"not YAML: {where}{getattr(e, 'problem', None) or e}")]
     if not docs or not all(isinstance(d, dict) for d in docs):
         return [Refused(stem, source or stem, "not a Sigma rule: each YAML document must be a mapping (title, logsource, ...)")]
-    if target in ("sigma", "splunk", "kusto"):
+    if target in ("sigma", "splunk", "kusto", "kusto-xdr"):
         title = str(docs[-1].get("title", source or stem))
         problems = check_sigma(text)
         if problems:

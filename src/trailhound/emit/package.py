@@ -13,7 +13,7 @@ from ..lang import ir
 from . import ConversionRefused
 from .convert import EXTENSIONS, Converted, from_rule
 
-LANGUAGES = {"eql": "EQL", "splunk": "Splunk SPL", "kusto": "Kusto (Microsoft Defender XDR)", "esql": "ES|QL",
+LANGUAGES = {"eql": "EQL", "splunk": "Splunk SPL", "kusto": "Kusto (Microsoft Sentinel ASIM)", "esql": "ES|QL",
              "lucene": "Lucene"}
 _FENCE = {"eql": "eql", "splunk": "spl", "kusto": "kusto", "esql": "esql", "lucene": "text", "sigma": "yaml",
           "kuery": "text"}

@@ -18,7 +18,7 @@ from . import ConversionRefused
 from .sigma import SigmaExport, dump_yaml
 
 #: the Python packages of each target's backend, for messages when the extra is missing
-PACKAGES = {"splunk": "pysigma-backend-splunk", "kusto": "pysigma-backend-kusto",
+PACKAGES = {"splunk": "pysigma-backend-splunk", "kusto": "pysigma-backend-kusto", "kusto-xdr": "pysigma-backend-kusto",
             "esql": "pysigma-backend-elasticsearch", "lucene": "pysigma-backend-elasticsearch"}
 
 
@@ -159,9 +159,38 @@ class Splunk(Target):
 
 
 class Kusto(Target):
-    """Microsoft Defender XDR / Sentinel's Defender tables (DeviceProcessEvents, DeviceFileEvents...)."""
+    """Microsoft Sentinel through its ASIM parsers (imProcessCreate, imFileEvent, imAuthentication...): our
+    ECS → ASIM pipeline (emit/asim.py), then pySigma's `sentinel_asim_pipeline`."""
 
     name = "kusto"
+    uncased = "insensitive"  # pySigma's Kusto backend writes =~ / in~ / contains whatever the `cased` modifier
+
+    def backend(self, pipeline: Any = None) -> Any:
+        from sigma.backends.kusto import KustoBackend
+        from sigma.pipelines.sentinelasim import sentinel_asim_pipeline
+
+        from .asim import asim_pipeline, with_common_fields
+
+        ours = asim_pipeline() + with_common_fields(sentinel_asim_pipeline())
+        return KustoBackend(pipeline + ours if pipeline else ours)
+
+    def convert(self, export: SigmaExport, placeholders: Mapping[str, Sequence[str]] | None = None) -> Converted:
+        try:
+            return super().convert(export, placeholders)
+        except ConversionRefused as e:
+            if "Unable to determine table name" not in str(e):
+                raise
+            raise ConversionRefused(f"{e}: ASIM's tables are chosen by the logsource's category (process_creation, "
+                                    "file_event...) or the auth service, and this rule has neither (a rule over "
+                                    "several kinds of events, processes and files, would need several tables)") from None
+
+
+class KustoXdr(Target):
+    """Microsoft Defender XDR's tables (DeviceProcessEvents, DeviceFileEvents...), pySigma's Defender pipeline alone:
+    the taxonomy's names convert; the ECS names our pack keeps have no Defender column, so those rules are refused."""
+
+    name = "kusto-xdr"
+    uncased = "insensitive"
 
     def backend(self, pipeline: Any = None) -> Any:
         from sigma.backends.kusto import KustoBackend
@@ -193,15 +222,15 @@ class Lucene(Target):
         return LuceneBackend(pipeline)
 
 
-TARGETS: dict[str, type[Target]] = {t.name: t for t in (Splunk, Kusto, Esql, Lucene)}
+TARGETS: dict[str, type[Target]] = {t.name: t for t in (Splunk, Kusto, KustoXdr, Esql, Lucene)}
 
 
 def available(name: str) -> str | None:
     """None when the target's backend is installed, else what to install."""
     import importlib.util
 
-    module = {"splunk": "sigma.backends.splunk", "kusto": "sigma.backends.kusto"}.get(name,
-                                                                                       "sigma.backends.elasticsearch")
+    module = {"splunk": "sigma.backends.splunk", "kusto": "sigma.backends.kusto",
+              "kusto-xdr": "sigma.backends.kusto"}.get(name, "sigma.backends.elasticsearch")
     try:
         found = importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
