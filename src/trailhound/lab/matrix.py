@@ -8,9 +8,10 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..compile.dates import parse_time_ns
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
@@ -86,10 +87,8 @@ def epoch(value) -> float | None:
         value = value[0] if value else None
     if not isinstance(value, str):
         return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    ns = parse_time_ns(value)  # the engine's one time parser (compile/dates.py)
+    return None if ns is None else ns / 1e9
 
 
 def group_times(alerts) -> dict[str, float]:

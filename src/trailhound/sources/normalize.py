@@ -101,10 +101,15 @@ def documents(src: Source, fmt: Format, options: ReadOptions, skip: Skip,
     host need one, and two files must not pass for one host."""
     fallback = options.host or os.path.basename(src.name)
     for doc, line in fmt.read(text_lines(src, skip, counted), skip, file_options(src, options)):
-        host = doc.get("host")
-        if not isinstance(host, dict):
-            host = doc["host"] = {}
-        if not host.get("name"):
-            host["name"] = fallback
-            host.setdefault("id", fallback)
-        yield doc, line
+        yield with_host(doc, fallback), line
+
+
+def with_host(doc: dict, fallback: str) -> dict:
+    """`doc` with `host.name` (and `host.id` if absent) set to `fallback` where its log named no host."""
+    host = doc.get("host")
+    if not isinstance(host, dict):
+        host = doc["host"] = {}
+    if not host.get("name"):
+        host["name"] = fallback
+        host.setdefault("id", fallback)
+    return doc

@@ -34,7 +34,7 @@ import orjson
 from .ecs_readers import describe
 from .ecs_values import MAX_DEPTH, too_deep
 from .formats import Format, ReadOptions, detect, registry
-from .normalize import MAX_LINE_BYTES
+from .normalize import MAX_LINE_BYTES, with_host
 
 Skip = Callable[[int, str], None]
 
@@ -157,13 +157,7 @@ class StreamDecoder:
         fallback = self.options.host or os.path.basename(self.name)
         try:
             for doc, line in fmt.read(_Feed(self), self._skip, self.options):
-                host = doc.get("host")
-                if not isinstance(host, dict):
-                    host = doc["host"] = {}
-                if not host.get("name"):
-                    host["name"] = fallback
-                    host.setdefault("id", fallback)
-                self._emitted(doc, line)
+                self._emitted(with_host(doc, fallback), line)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             self._error = e
         finally:
