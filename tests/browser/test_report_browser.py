@@ -47,14 +47,18 @@ def count_shown(page) -> int:
     return int(page.get_attribute("#match-count", "data-count"))
 
 
-def settled_count(page, expected: int, timeout: float = 10.0) -> int:
-    """The count shown once the page has rendered a filter change: the hash changes first and the page
-    renders on its `hashchange` event, so on a busy machine a count read at once may still be the old one.
-    Returns the last count seen (the expected one, unless the timeout passed)."""
+def settled(page, read, ok, timeout: float = 10.0):
+    """`read()` once the page has rendered a change made through the hash (it renders on the `hashchange`
+    event, after the hash has changed): polled until `ok` holds or the timeout passes; the last value read."""
     deadline = time.monotonic() + timeout
-    while (n := count_shown(page)) != expected and time.monotonic() < deadline:
+    while not ok(value := read()) and time.monotonic() < deadline:
         page.wait_for_timeout(20)
-    return n
+    return value
+
+
+def settled_count(page, expected: int, timeout: float = 10.0) -> int:
+    """The count shown once the page has rendered a filter change (see `settled`)."""
+    return settled(page, lambda: count_shown(page), lambda n: n == expected, timeout)
 
 
 def test_overview_counts_match_the_alerts_file(lab_report, open_report):
@@ -129,18 +133,23 @@ def test_filters_sorting_and_links(lab_report, open_report):
     page.click("text=clear filters")
     until(page, lambda h: h == "#alerts")
     cells = "cs => cs.map(c => c.innerText)"
-    times = page.eval_on_selector_all("#alert-table tbody tr td:first-child", cells)
+
+    def column(n: int) -> list[str]:
+        return page.eval_on_selector_all(f"#alert-table tbody tr td:nth-child({n})", cells)
+
+    times = settled(page, lambda: column(1), lambda ts: len(ts) == len(alerts))
     assert times == sorted(times, reverse=True) and times[0] != times[-1]
     page.click("th button[data-sort=time]")
     until(page, lambda h: "dir=asc" in h)
-    assert page.eval_on_selector_all("#alert-table tbody tr td:first-child", cells) == sorted(times)
+    assert settled(page, lambda: column(1), lambda ts: ts == sorted(times)) == sorted(times)
     page.click("th button[data-sort=time]")
     until(page, lambda h: "sort=time" in h and "dir=" not in h)
-    assert page.eval_on_selector_all("#alert-table tbody tr td:first-child", cells) == times
+    assert settled(page, lambda: column(1), lambda ts: ts == times) == times
     page.click("th button[data-sort=severity]")
     until(page, lambda h: "sort=severity" in h)
-    shown = page.eval_on_selector_all("#alert-table tbody tr td:nth-child(2)", cells)
-    assert shown == sorted(shown, key=SEVERITIES.index, reverse=True) and shown[0] == "high"
+    by_severity = lambda ss: ss == sorted(ss, key=SEVERITIES.index, reverse=True)  # noqa: E731
+    shown = settled(page, lambda: column(2), by_severity)
+    assert by_severity(shown) and shown[0] == "high"
     # a row links to its detail; the detail names the same alert
     first = page.get_attribute("#alert-table tbody tr", "data-alert")
     page.click("#alert-table tbody tr >> nth=0 >> td >> nth=0 >> a")
