@@ -222,27 +222,33 @@ def main(argv=None) -> int:
     status = watch_status(work / "watch.log")
     stopped = next((s for s in status if s.get("msg") == "stopped"), {})
     alerts = [orjson.loads(x) for x in out.read_bytes().splitlines()]
-    groups: dict[str, float] = {}
-    for a in alerts:
+    # a sequence's building blocks are written just before its shell, whose uuid is their group id: each shell
+    # takes the blocks written since the previous alert of that id (the generated events are cycled, and a
+    # sequence found again over a later cycle has the same ids: pairing over the whole file mixed the cycles)
+    pending: dict[str, float] = {}
+    sequence_of: dict[int, float] = {}  # a shell's line → its last event's append time
+    for n, a in enumerate(alerts):
         gid = a.get("kibana.alert.group.id")
-        if gid and a.get("kibana.alert.building_block_type") and a.get("kibana.alert.original_time"):
-            groups[gid] = max(groups.get(gid, 0.0), parse(a["kibana.alert.original_time"]))
+        if gid and a.get("kibana.alert.building_block_type"):
+            if a.get("kibana.alert.original_time"):
+                pending[gid] = max(pending.get(gid, 0.0), parse(a["kibana.alert.original_time"]))
+        elif a["kibana.alert.uuid"] in pending:
+            sequence_of[n] = pending.pop(a["kibana.alert.uuid"])
     latencies, everything = [], []
     by_kind: dict[str, list[float]] = {}  # a threshold execution, a sequence ending in a missing event... wait on time
     by_rule: dict[str, float] = {}
     half = started + elapsed / 2
-    for a in alerts:
+    for n, a in enumerate(alerts):
         if a.get("kibana.alert.building_block_type"):
             continue
-        uid = a["kibana.alert.uuid"]
-        appended = groups.get(uid) or (parse(a["kibana.alert.original_time"]) if a.get("kibana.alert.original_time")
-                                       else None)
+        appended = sequence_of.get(n) or (parse(a["kibana.alert.original_time"]) if a.get("kibana.alert.original_time")
+                                          else None)
         if appended is None:
             continue
         everything.append(parse(a["@timestamp"]) - appended)
         if appended >= half:
             latencies.append(everything[-1])
-            kind = ("sequence" if uid in groups else a.get("kibana.alert.rule.type") or "?")
+            kind = ("sequence" if n in sequence_of else a.get("kibana.alert.rule.type") or "?")
             by_kind.setdefault(kind, []).append(everything[-1])
             rule = str(a.get("kibana.alert.rule.name"))
             by_rule[rule] = max(by_rule.get(rule, 0.0), everything[-1])
