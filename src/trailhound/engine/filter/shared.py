@@ -27,12 +27,12 @@ import numpy as np
 import polars as pl
 
 from ...compile.dates import date_to_ns
-from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, lowered_columns
+from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, cidr_match_many, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
 from .encoding import FieldValues, encode
-from .frame import FrameOptions, prepare
+from .frame import FrameOptions, columns, prepare
 from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
@@ -193,6 +193,9 @@ class SharedFilters:
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
+            elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and e.args[0] == ir.Field(path) and not info.multi
+                  and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
+                atom.cidrs = tuple(a.value for a in e.args[1:])
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -260,7 +263,8 @@ class SharedFilters:
         index = table.index
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
-            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key) for a in atoms]
+            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs)
+                     for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
             table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
@@ -273,7 +277,10 @@ class SharedFilters:
         exact = [a for a in atoms if a.lookup is not None]
         if exact:
             self._evaluate_lookups(path, fv, exact)
-        whole = [a for a in atoms if not a.element_wise and a.lookup is None]
+        cidrs = [a for a in atoms if a.cidrs is not None]
+        if cidrs:
+            self._evaluate_cidrs(path, fv, cidrs)
+        whole = [a for a in atoms if not a.element_wise and a.lookup is None and a.cidrs is None]
         if whole:
             values = fv.values
             if any(a.lowered for a in whole):
@@ -289,6 +296,18 @@ class SharedFilters:
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
+
+    def _evaluate_cidrs(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
+        """cidrMatch atoms of one (string, single-valued) field: its distinct addresses parsed once for all of
+        them (parsing took longer than testing, once per atom); a null address is unknown, as the atom's
+        expression says."""
+        column = fv.values[path]
+        present = column.is_not_null().to_numpy()
+        hits = cidr_match_many(column.filter(pl.Series(present)), [list(a.cidrs or ()) for a in atoms])
+        for a, hit in zip(atoms, hits):
+            a.true = np.zeros(len(present), dtype=bool)
+            a.true[present] = hit
+            a.false = present & ~a.true
 
     def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
@@ -351,7 +370,7 @@ class SharedFilters:
         if self._order is None:
             ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
             wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb) if tb is not None else None}
-            base = self.frame.select(sorted((set(self.frame.columns) & wanted) | {"__row"}))
+            base = columns(self.frame, sorted((set(self.frame.columns) & wanted) | {"__row"}))
             keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
             by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
             self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))
@@ -399,7 +418,7 @@ class SharedFilters:
             atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
-            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key)
+            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
@@ -435,7 +454,7 @@ class SharedFilters:
             nodes = expr_nodes(part)
             if nodes:
                 present = [p for p in planner.fallback_fields if p in self.source]
-                base = self.frame.select(sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
+                base = columns(self.frame, sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
                 sub, _ = prepare(base, self.options, set(present))
                 out = sub.with_columns(n[1].alias(f"e{i}") for i, n in enumerate(nodes)).collect()
                 exprs = {id(n): out[f"e{i}"] for i, n in enumerate(nodes)}
