@@ -86,3 +86,47 @@ def test_columns_of_a_frame_in_many_chunks_are_its_columns():
     picked = columns(frame, ["b", "a"])
     assert picked.columns == ["b", "a"]
     assert picked.equals(frame.select("b", "a"))
+
+
+WILDCARD_QUERIES = [
+    'process where process.args : ("*curl*", "wget?", "*ProxyCommand=*")',
+    'process where process.args : ("*ANSIBLE*", "/bin/*")',  # case-insensitive: the lower-cased companion
+    'process where process.args : "*secret*"',  # 'ſ' lower-cases to itself: no match on the needle "secret"
+    'process where process.args : "*kelvin*"',  # KELVIN SIGN lower-cases to 'k'
+    'process where process.args : ("?", "*")',  # no literal: every array with a value
+    'process where not process.args : "*x?y*"',
+    'process where process.args like ("x*y*", "back?up*")',
+    'process where process.command_line : ("*curl*wget*", "*127.0.0.1:80*") or process.name == "bash"',
+    'process where process.command_line like~ "*äRGER*"',
+    'process where not process.command_line : "*-c*"',
+    'any where file.path : ("/usr/lib/*.so.*", "*/certs/*ans*", "/tmp/x?y*")',
+    'any where file.path like "/tmp/*" and not file.path : "*/Ärger*"',
+    'any where process.args : "*-c*" and file.path : "/etc/*"',
+]
+
+
+def test_wildcard_atoms_narrowed_by_their_needles_equal_single_searches():
+    frame = events_from_documents(_docs(30_000, 7)).frame
+    options = SearchOptions()
+    queries = [parse(q) for q in WILDCARD_QUERIES]
+    shared = SharedFilters(frame, options)
+    got = search_events_batch(queries, frame, options, shared)
+    for q, g in zip(queries, got):
+        assert [h.rows for h in g.hits] == [h.rows for h in search(q, frame, options).hits], q
+    assert sum(bool(g.hits) for g in got) >= 10
+    narrowed = [a for a in shared._atoms.values() if a.needles is not None]
+    assert len(narrowed) >= 8 and any(a.element_wise for a in narrowed) and any(a.lowered for a in narrowed)
+
+
+def test_required_literal_is_in_every_match():
+    import re
+
+    from trailhound.compile.patterns import required_literal, wildcard_to_regex
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        pattern = "".join(rng.choice("ab*?c") for _ in range(rng.randint(1, 7)))
+        text = "".join(rng.choice("abc") for _ in range(rng.randint(0, 9)))
+        if re.match(wildcard_to_regex(pattern), text):
+            assert required_literal(pattern) in text, (pattern, text)
+    assert required_literal("*/bin/*sh?x") == "/bin/" and required_literal("*?*") == ""

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from ...compile.dates import date_to_ns
+from ...compile.patterns import required_literal
 from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, cidr_match_many, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
@@ -105,6 +106,71 @@ class _Truths:
         if true:
             self.true[:, start:end] = np.vstack(true)
             self.false[:, start:end] = np.vstack(false)
+
+
+#: a wildcard atom whose needles occur in more than this share of the values is evaluated over all of them
+_NARROW_SHARE = 0.25
+
+
+def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tuple[np.ndarray, np.ndarray]:
+    """(definitely true, definitely false) of each atom (a column) over the rows of `frame` (distinct values or
+    array elements of `path`, with its lower-cased companion if an atom reads it).
+
+    Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
+    Polars pass over tens of thousands of distinct texts, and nearly all of them match few or none. A text a
+    wildcard matches contains the pattern's longest literal run (its needle), so one multi-pattern scan
+    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match; each atom is then
+    evaluated exactly on those only. Any other text is definitely false, a missing one unknown, as the full
+    evaluation says."""
+    n, k = frame.height, len(atoms)
+    true = np.zeros((n, k), dtype=bool)
+    false = np.zeros((n, k), dtype=bool)
+    rows = _needle_rows(frame, path, atoms)
+    dense = [j for j, r in enumerate(rows) if r is None or len(r) > _NARROW_SHARE * n]
+    sparse = [j for j, r in enumerate(rows) if r is not None and 0 < len(r) <= _NARROW_SHARE * n]
+    if len(dense) < k:
+        present = frame[path].is_not_null().to_numpy()
+        for j, r in enumerate(rows):
+            if r is not None and j not in dense:
+                false[:, j] = present  # no needle: false, unless the text is missing (unknown)
+    for part, chosen in ((frame, dense), (None, sparse)):
+        if not chosen:
+            continue
+        where = None
+        if part is None:
+            where = np.unique(np.concatenate([rows[j] for j in chosen]))  # type: ignore[misc]
+            part = frame[where]
+        # with_columns: a constant atom still gets one value per row
+        out = part.with_columns(atoms[j].expr.alias(f"a{i}") for i, j in enumerate(chosen)).select(
+            f"a{i}" for i in range(len(chosen)))
+        t = out.select(pl.all().fill_null(False)).to_numpy()
+        f = out.select((~pl.all()).fill_null(False)).to_numpy()
+        if where is None:
+            true[:, chosen], false[:, chosen] = t, f
+        else:
+            true[np.ix_(where, chosen)], false[np.ix_(where, chosen)] = t, f
+    return true, false
+
+
+def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.ndarray | None]:
+    """Per atom: the rows whose text contains one of its needles (None: an atom without needles, which may be
+    true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms."""
+    out: list[np.ndarray | None] = [None] * len(atoms)
+    for lowered in (False, True):
+        mine = [j for j, a in enumerate(atoms) if a.needles is not None and a.lowered == lowered]
+        name = LOWER_PREFIX + path if lowered else path
+        if not mine or name not in frame.columns or frame[name].dtype != pl.String:
+            continue
+        needles = sorted({x for j in mine for x in atoms[j].needles or ()})
+        found = frame[name].str.extract_many(needles, overlapping=True)
+        pairs = (pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
+                 .unique().group_by("needle").agg(pl.col("row")))
+        by_needle = dict(zip(pairs["needle"].to_list(), (r.to_numpy() for r in pairs["row"])))
+        empty = np.empty(0, dtype=np.uint32)
+        for j in mine:
+            parts = [by_needle.get(x, empty) for x in atoms[j].needles or ()]
+            out[j] = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+    return out
 
 
 def _hashable(value):
@@ -196,6 +262,12 @@ class SharedFilters:
             elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and e.args[0] == ir.Field(path) and not info.multi
                   and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
                 atom.cidrs = tuple(a.value for a in e.args[1:])
+            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and e.value == ir.Field(path)
+                  and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
+                # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
+                runs = {required_literal(p.lower() if lowered else p) for p in e.patterns}
+                if "" not in runs:
+                    atom.needles = tuple(sorted(runs))
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -263,7 +335,8 @@ class SharedFilters:
         index = table.index
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
-            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs)
+            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
+                          a.needles)
                      for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
@@ -286,11 +359,7 @@ class SharedFilters:
             if any(a.lowered for a in whole):
                 values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
                                                              self.schema).values())
-            # with_columns: a constant atom still gets one value per distinct value
-            out = values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).select(
-                f"a{j}" for j in range(len(whole)))
-            true = out.select(pl.all().fill_null(False)).to_numpy()
-            false = out.select((~pl.all()).fill_null(False)).to_numpy()
+            true, false = _evaluate_narrowed(values, path, whole)
             for j, a in enumerate(whole):
                 a.true, a.false = true[:, j].copy(), false[:, j].copy()
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
@@ -356,8 +425,7 @@ class SharedFilters:
         frame = items.items.alias(path).to_frame()
         if any(a.lowered for a in atoms):
             frame = frame.with_columns(items.lowered().alias(LOWER_PREFIX + path))
-        mat = frame.with_columns(a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).select(
-            f"a{j}" for j in range(len(atoms))).to_numpy()
+        mat, _ = _evaluate_narrowed(frame, path, atoms)
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
             a.true[vids[mat[elem_codes, j]]] = True
@@ -418,7 +486,8 @@ class SharedFilters:
             atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
-            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs)
+            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
+                        t.needles)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
