@@ -108,6 +108,8 @@ class _Truths:
             self.false[:, start:end] = np.vstack(false)
 
 
+#: the expression of an atom answered by dictionary probes (SharedFilters._evaluate_lookups): never evaluated
+_PROBED = pl.lit(None, dtype=pl.Boolean)
 #: a wildcard atom whose needles occur in more than this share of the values is evaluated over all of them
 _NARROW_SHARE = 0.25
 
@@ -171,6 +173,20 @@ def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.n
             parts = [by_needle.get(x, empty) for x in atoms[j].needles or ()]
             out[j] = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
     return out
+
+
+def _owners(items, found: np.ndarray):
+    """k → the values (rows of the field's dictionary) that item k of `found` belongs to: itself for a scalar
+    field, the arrays holding that element for an array field (grouped for those items only)."""
+    if not items.elements:
+        return lambda k: k
+    mask = np.zeros(items.items.len(), dtype=bool)
+    mask[found] = True
+    pairs = np.flatnonzero(mask[items.codes])
+    codes = items.codes[pairs]
+    order = np.argsort(codes, kind="stable")
+    codes, owners = codes[order], items.owners[pairs[order]]
+    return lambda k: owners[np.searchsorted(codes, k, "left"):np.searchsorted(codes, k, "right")]
 
 
 def _hashable(value):
@@ -243,7 +259,13 @@ class SharedFilters:
             # case-insensitive matches read a lower-cased companion, made once per field rather
             # than once per pattern (hundreds of patterns read process.args, file.path...)
             lowered = _insensitive_field(e) == path and info.inner in (pl.String, pl.Utf8)
-            if element_wise:
+            exact = exact_strings(e, info)
+            if exact is not None:
+                # answered by dictionary probes (_evaluate_lookups), never by an expression: an equality or
+                # membership of string constants on a string field compiles without error, so none is made
+                # (a third of the hunt's compile time went to expressions no one read)
+                expr = _PROBED
+            elif element_wise:
                 self._values._pre = path if lowered else None
                 try:
                     expr = self._values._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
@@ -255,7 +277,6 @@ class SharedFilters:
                     compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
                         path, PolarsCompiler(self.schema, lowered=frozenset({path})))
                 expr = compiler.any_element(e)
-            exact = exact_strings(e, info)
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
@@ -384,17 +405,20 @@ class SharedFilters:
         column = fv.values[path]
         items = fv.items()
         multi = items.elements
-        owners, starts = items.by_item()
         for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
             if not group:
                 continue
             index = self._lookup_index(group)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
-            for k, text in enumerate(items.texts(lowered)):
-                found = index.get(text) if text is not None else None
-                if found:
-                    own = owners[starts[k]:starts[k + 1]]
-                    for j in found:
+            # the few values (elements) equal to a looked-for string, found by one hash probe of all of them
+            texts = items.lowered() if lowered else items.items
+            found = np.flatnonzero(texts.is_in(pl.Series(list(index), dtype=pl.String).implode())
+                                   .fill_null(False).to_numpy())
+            if len(found):
+                owners_of = _owners(items, found)
+                for k, text in zip(found.tolist(), texts.gather(found).to_list()):
+                    own = owners_of(k)
+                    for j in index[text]:
                         hits[j, own] = True
             present = None if multi else column.is_not_null().to_numpy()
             for j, a in enumerate(group):
@@ -426,9 +450,15 @@ class SharedFilters:
         if any(a.lowered for a in atoms):
             frame = frame.with_columns(items.lowered().alias(LOWER_PREFIX + path))
         mat, _ = _evaluate_narrowed(frame, path, atoms)
+        # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
+        # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
+        some = mat.any(axis=1)
+        pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
+        codes, owners = elem_codes[pairs], vids[pairs]
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
-            a.true[vids[mat[elem_codes, j]]] = True
+            if len(pairs) and mat[:, j].any():
+                a.true[owners[mat[codes, j]]] = True
             a.false = ~a.true
 
     # ---- event order ---------------------------------------------------------------------
