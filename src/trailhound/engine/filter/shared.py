@@ -239,6 +239,10 @@ class SharedFilters:
         """The shared atom for this predicate if it reads exactly one field, which the frame has,
         or no field the frame has (a constant: rules name many fields the data lacks).
         Its expression is compiled now, so that a query error belongs to the filter being added."""
+        key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
+        atom = self._atoms.get(key)
+        if atom is not None:  # rules repeat predicates (process.name == "bash" in dozens): made once
+            return atom
         paths = {f.path for f in ir.fields_of(e)}
         present = {p for p in paths if self.schema.get(p).dtype is not None}
         if not present:
@@ -247,8 +251,6 @@ class SharedFilters:
             return None
         (path,) = paths
         info = self.schema.get(path)
-        key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
-        atom = self._atoms.get(key)
         if atom is None and (known := self._compiled.atoms.get(key)) is not None:
             atom = self._atoms[key] = replace(known)  # the expression compiled for a frame alike; no results yet
             self._pending.setdefault(path, []).append(atom)
