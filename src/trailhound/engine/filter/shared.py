@@ -140,7 +140,7 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
             continue
         where = None
         if part is None:
-            where = np.unique(np.concatenate([rows[j] for j in chosen]))  # type: ignore[misc]
+            where = np.unique(np.concatenate([r for j in chosen if (r := rows[j]) is not None]))
             part = frame[where]
         # with_columns: a constant atom still gets one value per row
         out = part.with_columns(atoms[j].expr.alias(f"a{i}") for i, j in enumerate(chosen)).select(
@@ -150,7 +150,8 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
         if where is None:
             true[:, chosen], false[:, chosen] = t, f
         else:
-            true[np.ix_(where, chosen)], false[np.ix_(where, chosen)] = t, f
+            cells = np.ix_(where, np.asarray(chosen, dtype=np.int64))
+            true[cells], false[cells] = t, f
     return true, false
 
 
@@ -284,7 +285,7 @@ class SharedFilters:
                 atom.lookup, atom.lowered = exact
             elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and e.args[0] == ir.Field(path) and not info.multi
                   and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
-                atom.cidrs = tuple(a.value for a in e.args[1:])
+                atom.cidrs = tuple(a.value for a in e.args[1:] if isinstance(a, ir.Literal))
             elif (isinstance(e, ir.Match) and e.kind == "wildcard" and e.value == ir.Field(path)
                   and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
                 # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
@@ -454,7 +455,7 @@ class SharedFilters:
         mat, _ = _evaluate_narrowed(frame, path, atoms)
         # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
         # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
-        some = mat.any(axis=1)
+        some = np.asarray(mat.any(axis=1), dtype=bool)
         pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
         codes, owners = elem_codes[pairs], vids[pairs]
         for j, a in enumerate(atoms):
