@@ -26,7 +26,24 @@ from run import CASES, HUNT_RULES  # noqa: E402 - the query texts and the rules 
 MAIN_DATA = "/work/main/bench/data/events_1m.ndjson"
 
 
-def child(case: str, path: str) -> dict:
+def dump_hits(result, out: str) -> str:
+    """Every rule's outcome, all its hits (before max_signals), as NDJSON to `out`; returns its sha256. Two builds
+    agree when the digests do (a stricter check than alerts, which max_signals caps)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(out, "w") as fh:
+        for run in result.runs:
+            line = json.dumps({"rule": run.check.rule.rule_id, "status": run.status, "kind": run.kind,
+                               "error": run.error, "warnings": run.warnings, "excepted": run.excepted,
+                               "hits": [[list(x.rows), None if x.join_keys is None else list(x.join_keys)]
+                                        for x in run.hits]}, default=str, sort_keys=True) + "\n"
+            h.update(line.encode())
+            fh.write(line)
+    return h.hexdigest()
+
+
+def child(case: str, path: str, hits_out: str | None = None) -> dict:
     t = time.perf_counter()
     if case == "hunt":
         from trailhound.engine.hunt import hunt
@@ -35,10 +52,20 @@ def child(case: str, path: str) -> dict:
 
         checks = [check_rule(r) for r in load_rules([HUNT_RULES]).rules]
         t = time.perf_counter()
+        cpu = time.process_time()
         result = hunt(checks, [path])
         seconds = time.perf_counter() - t
-        return {"seconds": seconds, "load_seconds": result.load_seconds, "rules": len(result.runs),
-                "results": sum(len(r.hits) for r in result.runs), "events": result.table.frame.height}
+        cpu = time.process_time() - cpu
+        kinds: dict[str, float] = {}
+        for run in result.runs:
+            kind = run.check.rule.type + (":" + type(run.check.query).__name__ if run.check.rule.type == "eql" else "")
+            kinds[kind] = kinds.get(kind, 0.0) + run.seconds
+        out = {"seconds": seconds, "cpu_seconds": cpu, "load_seconds": result.load_seconds, "rules": len(result.runs),
+               "results": sum(len(r.hits) for r in result.runs), "events": result.table.frame.height,
+               "kinds": {k: round(v, 3) for k, v in sorted(kinds.items())}}
+        if hits_out:
+            out["hits_sha256"] = dump_hits(result, hits_out)
+        return out
     from trailhound.api import search
 
     t = time.perf_counter()
@@ -46,10 +73,12 @@ def child(case: str, path: str) -> dict:
     return {"seconds": time.perf_counter() - t, "results": len(result.hits)}
 
 
-def measure(case: str, path: str, repeat: int) -> dict:
+def measure(case: str, path: str, repeat: int, hits_out: str | None = None) -> dict:
     runs = []
     for _ in range(repeat):
-        p = subprocess.run([sys.executable, __file__, "--_child", case, "--_path", path], capture_output=True, text=True)
+        extra = ["--_hits", hits_out] if hits_out and case == "hunt" else []
+        p = subprocess.run([sys.executable, __file__, "--_child", case, "--_path", path, *extra], capture_output=True,
+                           text=True)
         if p.returncode:
             raise SystemExit(f"{case} over {path} failed:\n{p.stderr[-2000:]}")
         runs.append(json.loads(p.stdout.strip().splitlines()[-1]))
@@ -65,11 +94,15 @@ def main() -> None:
     ap.add_argument("--parquet", default=os.path.join(HERE, "data", "events_1m.parquet"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cases", default="event,event_wide,hunt")
+    ap.add_argument("--inputs", default="ndjson,parquet", help="which inputs to measure (ndjson, parquet or both)")
+    ap.add_argument("--hits", metavar="DIR", help="hunt: write every rule's hits to DIR/hunt-INPUT.ndjson and print "
+                    "their digest (compare two builds' digests or files)")
     ap.add_argument("--_child")
     ap.add_argument("--_path")
+    ap.add_argument("--_hits")
     a = ap.parse_args()
     if a._child:
-        print(json.dumps(child(a._child, a._path)))
+        print(json.dumps(child(a._child, a._path, a._hits)))
         return
     if not os.path.isdir(a.parquet):
         t = time.perf_counter()
@@ -78,14 +111,24 @@ def main() -> None:
         print(f"normalize --to parquet: {time.perf_counter() - t:.1f} s")
     size = sum(e.stat().st_size for e in os.scandir(a.parquet))
     print(f"NDJSON {os.path.getsize(a.ndjson) / 1e6:.0f} MB, Parquet {size / 1e6:.0f} MB")
+    print(f"load average {os.getloadavg()[0]:.2f} (a shared machine: compare CPU and wall, runs alternated)")
     events = 1_000_000
+    inputs = {"ndjson": a.ndjson, "parquet": a.parquet}
+    if a.hits:
+        os.makedirs(a.hits, exist_ok=True)
     for case in a.cases.split(","):
-        for label, path in (("ndjson", a.ndjson), ("parquet", a.parquet)):
-            r = measure(case, path, a.repeat)
+        for label in a.inputs.split(","):
+            path = inputs[label]
+            r = measure(case, path, a.repeat, os.path.join(a.hits, f"hunt-{label}.ndjson") if a.hits else None)
             events = r.get("events", events)
-            extra = f", load {r['load_seconds']:.2f} s, {r['rules']} rules" if case == "hunt" else ""
+            extra = (f", CPU {r['cpu_seconds']:.2f} s, load {r['load_seconds']:.2f} s, {r['rules']} rules"
+                     if case == "hunt" else "")
             print(f"{case:10} {label:8} best {r['seconds']:.3f} s ({events / r['seconds'] / 1e6:.2f}M events/s)"
                   f"{extra}, {r['results']} results; runs {r['all']}", flush=True)
+            if case == "hunt":
+                print(f"{'':19} seconds by rule kind {r['kinds']}" +
+                      (f"\n{'':19} hits sha256 {r['hits_sha256']}" if "hits_sha256" in r else ""), flush=True)
+            print(f"{'':19} load average now {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

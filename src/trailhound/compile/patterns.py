@@ -100,6 +100,12 @@ def _plan_wildcard(pattern: str) -> WildcardPlan:
     return WildcardPlan("regex", wildcard_to_regex(pattern))
 
 
+def required_literal(pattern: str) -> str:
+    """The longest run of literal characters of a wildcard pattern: every text the pattern matches contains it
+    ("" when the pattern has no literal, e.g. `*`). Only `*` and `?` are special (see the module's docstring)."""
+    return max(re.split(r"[*?]", pattern), key=len)
+
+
 def wildcard_to_regex(pattern: str) -> str:
     out = []
     for ch in pattern:

@@ -478,31 +478,41 @@ _IPV4 = r"^" + r"\.".join([_OCTET] * 4) + r"$"
 def _cidr_match(ips: pl.Series, cidrs: list) -> pl.Series:
     """F.cidr_match over a column: each distinct address once, dotted quads parsed and tested
     against every IPv4 network by Polars and numpy, anything else parsed by ipaddress (cached)."""
-    nets = [F._network(str(c)) for c in cidrs if c is not None]
     keys = ips.drop_nulls().unique()
+    (hit,) = cidr_match_many(keys, [cidrs])
+    # a value that is not an address never matches; a null address stays null
+    return ips.replace_strict(keys, pl.Series(hit, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
+
+
+def cidr_match_many(keys: pl.Series, cidr_lists: list[list]) -> list[np.ndarray]:
+    """Per list of networks, which of `keys` (distinct, non-null address texts) fall in one of them: the addresses
+    parsed once for all lists (dozens of rules test the same field against their own private ranges)."""
+    nets_of = [[F._network(str(c)) for c in cidrs if c is not None] for cidrs in cidr_lists]
+
+    def in_nets(p: tuple[int, int] | None, nets: list) -> bool:
+        return p is not None and any(
+            net.version == p[0] and (p[1] & int(net.netmask)) == int(net.network_address) for net in nets)
+
     if keys.len() <= _FEW_ADDRESSES:
         # a few addresses (a watch batch's): each parsed by ipaddress (cached), which accepts exactly the dotted
         # quads the vectorized path below reads, and the rest as that path does; no Polars pass per network
-        found = []
-        for text in keys.to_list():
-            p = _ip_number(text)
-            found.append(p is not None and any(
-                net.version == p[0] and (p[1] & int(net.netmask)) == int(net.network_address) for net in nets))
-        return ips.replace_strict(keys, pl.Series(found, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
+        parsed = [_ip_number(text) for text in keys.to_list()]
+        return [np.array([in_nets(p, nets) for p in parsed], dtype=bool) for nets in nets_of]
     octets = keys.str.extract_groups(_IPV4).struct.unnest().cast(pl.UInt64)
     quad = octets.select(pl.all().fill_null(0)).to_numpy()
     v4 = octets.select(pl.all_horizontal(pl.all().is_not_null())).to_series().to_numpy()
     v4_ints = (quad[:, 0] << 24) | (quad[:, 1] << 16) | (quad[:, 2] << 8) | quad[:, 3]
-    hit = np.zeros(len(keys), dtype=bool)
-    for net in nets:
-        if net.version == 4:
-            hit |= v4 & ((v4_ints & np.uint64(int(net.netmask))) == np.uint64(int(net.network_address)))
-    for i in np.flatnonzero(~v4):
-        p = _ip_number(keys[int(i)])
-        hit[i] = p is not None and any(
-            net.version == p[0] and (p[1] & int(net.netmask)) == int(net.network_address) for net in nets)
-    # a value that is not an address never matches; a null address stays null
-    return ips.replace_strict(keys, pl.Series(hit, dtype=pl.Boolean), default=None, return_dtype=pl.Boolean)
+    others = [(int(i), _ip_number(keys[int(i)])) for i in np.flatnonzero(~v4)]
+    out = []
+    for nets in nets_of:
+        hit = np.zeros(len(keys), dtype=bool)
+        for net in nets:
+            if net.version == 4:
+                hit |= v4 & ((v4_ints & np.uint64(int(net.netmask))) == np.uint64(int(net.network_address)))
+        for i, p in others:
+            hit[i] = in_nets(p, nets)
+        out.append(hit)
+    return out
 
 
 def _float(v: F.Value) -> float | None:

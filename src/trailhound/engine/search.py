@@ -214,34 +214,31 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
     schema = shared.schema
     outcome: list[SearchResult | QueryError | None] = []
     parts: dict[int, list[ir.EventFilter]] = {}
-    keys: set[str] = set()
     for j, q in enumerate(queries):
         filters = [s.filter for s in q.expanded()] + ([q.until.filter] if q.until is not None else [])
         outcome.append(add_all(shared, filters))
         if outcome[j] is None:
             parts[j] = filters
-            stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
-            keys.update(k.path for s in stages for k in s.keys if k.path in schema)
     for j in list(parts):
         q = queries[j]
         if any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
             # a stage that no event matches: no sequence can complete, so no rows to correlate
             outcome[j] = SearchResult("sequences", [], [], 0)
             del parts[j]
-    every = union([shared.rows(f) for filters in parts.values() for f in filters], frame.height)
-    ordered = ordered_rows(shared, every, keys).filter(pl.col("__ts").is_not_null())
-    positions = ordered["__pos"].to_numpy()
-    place = places(ordered, frame.height)  # so that a query takes just its own rows, in order
+    # each query takes its own rows with its own key fields: gathering the union of all queries' rows with the
+    # union of their keys (126k rows, a dozen fields, arrays among them, over the 1M bench) cost more than this
     for j, filters in parts.items():
         q = queries[j]
+        stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
         rows = [shared.rows(f) for f in filters]
-        mine = place[union(rows, frame.height)]
-        mine = np.sort(mine[mine >= 0])
-        flags = [pl.Series(n, flag(r, positions[mine], frame.height)) for n, r in zip(names, rows)]
-        key_fields = sorted({k.path for s in list(q.expanded()) + ([q.until] if q.until else []) for k in s.keys}
-                            & set(ordered.columns))
-        cand = ordered.select(ORDER + key_fields).gather(mine).with_columns(flags)
+        ordered = ordered_rows(shared, union(rows, frame.height),
+                               {k.path for s in stages for k in s.keys if k.path in schema})
+        ordered = ordered.filter(pl.col("__ts").is_not_null())
+        positions = ordered["__pos"].to_numpy()
+        flags = [pl.Series(n, flag(r, positions, frame.height)) for n, r in zip(names, rows)]
+        key_fields = sorted({k.path for s in stages for k in s.keys} & set(ordered.columns))
+        cand = ordered.select(ORDER + key_fields).with_columns(flags)
         try:
             outcome[j] = _correlate(q, cand, schema, options)
         except QueryError as e:

@@ -18,7 +18,7 @@ from ...compile.polars import PolarsCompiler, lowered_columns
 from ...compile.schema import Schema
 from ...lang import ir
 from ...lang.errors import QueryError
-from .frame import ORDER, FrameOptions, prepare
+from .frame import ORDER, FrameOptions, columns, prepare
 from .shared import SharedFilters
 
 
@@ -199,12 +199,12 @@ def _ordered_rows(shared: SharedFilters, positions: np.ndarray,
         for f in (ts, tb, options.aliases.get(ts), options.aliases.get(tb) if tb is not None else None):
             if f is not None:
                 wanted.add(f)
-        base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+        base = columns(frame, sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
         return (prepare(base, options, set(fields))[0].with_columns(pl.Series("__pos", positions, dtype=pl.Int64))
                 .sort(ORDER, nulls_last=True).collect())
     keys = shared.order()[0]
     positions = shared.in_event_order(positions)
-    base = frame.select(sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+    base = columns(frame, sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
     prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()
     return pl.concat([prepared, keys[positions]], how="horizontal").with_columns(
         pl.Series("__pos", positions, dtype=pl.Int64))

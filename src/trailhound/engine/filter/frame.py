@@ -83,3 +83,10 @@ def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],
 
 
 ORDER = ["__ts", "__tb", "__row"]
+
+
+def columns(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """These columns of `frame`, as they are. `DataFrame.select` by name runs a query that copies every chunk of
+    the columns into one (a Parquet store's frame has dozens of chunks per column): 0.1-0.2 s per call over a
+    million events, where picking the columns costs nothing."""
+    return pl.DataFrame([frame.get_column(n) for n in names])

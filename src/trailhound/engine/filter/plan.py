@@ -28,6 +28,9 @@ class Atom:
     lowered: bool = False  # reads the field's lower-cased companion (LOWER_PREFIX + field)
     lookup: frozenset | None = None  # an exact match: the (lower-cased if `lowered`) strings that make it true
     key: str = ""  # its name among a SharedFilters' atoms (the predicate's repr)
+    cidrs: tuple | None = None  # cidrMatch(field, these constants): evaluated with the field's other cidrMatch atoms
+    #: a wildcard match: texts (lower-cased if `lowered`) it can be true for contain one of these (see shared.py)
+    needles: tuple[str, ...] | None = None
 
 
 def exact_strings(e: ir.Expr, info) -> tuple[frozenset, bool] | None:

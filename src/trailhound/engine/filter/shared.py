@@ -27,12 +27,13 @@ import numpy as np
 import polars as pl
 
 from ...compile.dates import date_to_ns
-from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, lowered_columns
+from ...compile.patterns import required_literal
+from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, cidr_match_many, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
 from .encoding import FieldValues, encode
-from .frame import FrameOptions, prepare
+from .frame import FrameOptions, columns, prepare
 from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
@@ -107,6 +108,88 @@ class _Truths:
             self.false[:, start:end] = np.vstack(false)
 
 
+#: the expression of an atom answered by dictionary probes (SharedFilters._evaluate_lookups): never evaluated
+_PROBED = pl.lit(None, dtype=pl.Boolean)
+#: a wildcard atom whose needles occur in more than this share of the values is evaluated over all of them
+_NARROW_SHARE = 0.25
+
+
+def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tuple[np.ndarray, np.ndarray]:
+    """(definitely true, definitely false) of each atom (a column) over the rows of `frame` (distinct values or
+    array elements of `path`, with its lower-cased companion if an atom reads it).
+
+    Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
+    Polars pass over tens of thousands of distinct texts, and nearly all of them match few or none. A text a
+    wildcard matches contains the pattern's longest literal run (its needle), so one multi-pattern scan
+    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match; each atom is then
+    evaluated exactly on those only. Any other text is definitely false, a missing one unknown, as the full
+    evaluation says."""
+    n, k = frame.height, len(atoms)
+    true = np.zeros((n, k), dtype=bool)
+    false = np.zeros((n, k), dtype=bool)
+    rows = _needle_rows(frame, path, atoms)
+    dense = [j for j, r in enumerate(rows) if r is None or len(r) > _NARROW_SHARE * n]
+    sparse = [j for j, r in enumerate(rows) if r is not None and 0 < len(r) <= _NARROW_SHARE * n]
+    if len(dense) < k:
+        present = frame[path].is_not_null().to_numpy()
+        for j, r in enumerate(rows):
+            if r is not None and j not in dense:
+                false[:, j] = present  # no needle: false, unless the text is missing (unknown)
+    for part, chosen in ((frame, dense), (None, sparse)):
+        if not chosen:
+            continue
+        where = None
+        if part is None:
+            where = np.unique(np.concatenate([r for j in chosen if (r := rows[j]) is not None]))
+            part = frame[where]
+        # with_columns: a constant atom still gets one value per row
+        out = part.with_columns(atoms[j].expr.alias(f"a{i}") for i, j in enumerate(chosen)).select(
+            f"a{i}" for i in range(len(chosen)))
+        t = out.select(pl.all().fill_null(False)).to_numpy()
+        f = out.select((~pl.all()).fill_null(False)).to_numpy()
+        if where is None:
+            true[:, chosen], false[:, chosen] = t, f
+        else:
+            cells = np.ix_(where, np.asarray(chosen, dtype=np.int64))
+            true[cells], false[cells] = t, f
+    return true, false
+
+
+def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.ndarray | None]:
+    """Per atom: the rows whose text contains one of its needles (None: an atom without needles, which may be
+    true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms."""
+    out: list[np.ndarray | None] = [None] * len(atoms)
+    for lowered in (False, True):
+        mine = [j for j, a in enumerate(atoms) if a.needles is not None and a.lowered == lowered]
+        name = LOWER_PREFIX + path if lowered else path
+        if not mine or name not in frame.columns or frame[name].dtype != pl.String:
+            continue
+        needles = sorted({x for j in mine for x in atoms[j].needles or ()})
+        found = frame[name].str.extract_many(needles, overlapping=True)
+        pairs = (pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
+                 .unique().group_by("needle").agg(pl.col("row")))
+        by_needle = dict(zip(pairs["needle"].to_list(), (r.to_numpy() for r in pairs["row"])))
+        empty = np.empty(0, dtype=np.uint32)
+        for j in mine:
+            parts = [by_needle.get(x, empty) for x in atoms[j].needles or ()]
+            out[j] = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+    return out
+
+
+def _owners(items, found: np.ndarray):
+    """k → the values (rows of the field's dictionary) that item k of `found` belongs to: itself for a scalar
+    field, the arrays holding that element for an array field (grouped for those items only)."""
+    if not items.elements:
+        return lambda k: k
+    mask = np.zeros(items.items.len(), dtype=bool)
+    mask[found] = True
+    pairs = np.flatnonzero(mask[items.codes])
+    codes = items.codes[pairs]
+    order = np.argsort(codes, kind="stable")
+    codes, owners = codes[order], items.owners[pairs[order]]
+    return lambda k: owners[np.searchsorted(codes, k, "left"):np.searchsorted(codes, k, "right")]
+
+
 def _hashable(value):
     """A column value as a dict key (arrays as tuples)."""
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
@@ -157,6 +240,10 @@ class SharedFilters:
         """The shared atom for this predicate if it reads exactly one field, which the frame has,
         or no field the frame has (a constant: rules name many fields the data lacks).
         Its expression is compiled now, so that a query error belongs to the filter being added."""
+        key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
+        atom = self._atoms.get(key)
+        if atom is not None:  # rules repeat predicates (process.name == "bash" in dozens): made once
+            return atom
         paths = {f.path for f in ir.fields_of(e)}
         present = {p for p in paths if self.schema.get(p).dtype is not None}
         if not present:
@@ -165,8 +252,6 @@ class SharedFilters:
             return None
         (path,) = paths
         info = self.schema.get(path)
-        key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
-        atom = self._atoms.get(key)
         if atom is None and (known := self._compiled.atoms.get(key)) is not None:
             atom = self._atoms[key] = replace(known)  # the expression compiled for a frame alike; no results yet
             self._pending.setdefault(path, []).append(atom)
@@ -177,7 +262,13 @@ class SharedFilters:
             # case-insensitive matches read a lower-cased companion, made once per field rather
             # than once per pattern (hundreds of patterns read process.args, file.path...)
             lowered = _insensitive_field(e) == path and info.inner in (pl.String, pl.Utf8)
-            if element_wise:
+            exact = exact_strings(e, info)
+            if exact is not None:
+                # answered by dictionary probes (_evaluate_lookups), never by an expression: an equality or
+                # membership of string constants on a string field compiles without error, so none is made
+                # (a third of the hunt's compile time went to expressions no one read)
+                expr = _PROBED
+            elif element_wise:
                 self._values._pre = path if lowered else None
                 try:
                     expr = self._values._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
@@ -189,10 +280,18 @@ class SharedFilters:
                     compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
                         path, PolarsCompiler(self.schema, lowered=frozenset({path})))
                 expr = compiler.any_element(e)
-            exact = exact_strings(e, info)
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
+            elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and e.args[0] == ir.Field(path) and not info.multi
+                  and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
+                atom.cidrs = tuple(a.value for a in e.args[1:] if isinstance(a, ir.Literal))
+            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and e.value == ir.Field(path)
+                  and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
+                # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
+                runs = {required_literal(p.lower() if lowered else p) for p in e.patterns}
+                if "" not in runs:
+                    atom.needles = tuple(sorted(runs))
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -260,7 +359,9 @@ class SharedFilters:
         index = table.index
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
-            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key) for a in atoms]
+            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
+                          a.needles)
+                     for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
             table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
@@ -273,22 +374,33 @@ class SharedFilters:
         exact = [a for a in atoms if a.lookup is not None]
         if exact:
             self._evaluate_lookups(path, fv, exact)
-        whole = [a for a in atoms if not a.element_wise and a.lookup is None]
+        cidrs = [a for a in atoms if a.cidrs is not None]
+        if cidrs:
+            self._evaluate_cidrs(path, fv, cidrs)
+        whole = [a for a in atoms if not a.element_wise and a.lookup is None and a.cidrs is None]
         if whole:
             values = fv.values
             if any(a.lowered for a in whole):
                 values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
                                                              self.schema).values())
-            # with_columns: a constant atom still gets one value per distinct value
-            out = values.with_columns(a.expr.alias(f"a{j}") for j, a in enumerate(whole)).select(
-                f"a{j}" for j in range(len(whole)))
-            true = out.select(pl.all().fill_null(False)).to_numpy()
-            false = out.select((~pl.all()).fill_null(False)).to_numpy()
+            true, false = _evaluate_narrowed(values, path, whole)
             for j, a in enumerate(whole):
                 a.true, a.false = true[:, j].copy(), false[:, j].copy()
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
+
+    def _evaluate_cidrs(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
+        """cidrMatch atoms of one (string, single-valued) field: its distinct addresses parsed once for all of
+        them (parsing took longer than testing, once per atom); a null address is unknown, as the atom's
+        expression says."""
+        column = fv.values[path]
+        present = column.is_not_null().to_numpy()
+        hits = cidr_match_many(column.filter(pl.Series(present)), [list(a.cidrs or ()) for a in atoms])
+        for a, hit in zip(atoms, hits):
+            a.true = np.zeros(len(present), dtype=bool)
+            a.true[present] = hit
+            a.false = present & ~a.true
 
     def _evaluate_lookups(self, path: str, fv: FieldValues, atoms: list[Atom]) -> None:
         """Exact-match atoms by dictionary probes: each distinct value (or array element), as
@@ -296,17 +408,20 @@ class SharedFilters:
         column = fv.values[path]
         items = fv.items()
         multi = items.elements
-        owners, starts = items.by_item()
         for lowered, group in ((lw, [a for a in atoms if a.lowered == lw]) for lw in (False, True)):
             if not group:
                 continue
             index = self._lookup_index(group)
             hits = np.zeros((len(group), fv.values.height), dtype=bool)
-            for k, text in enumerate(items.texts(lowered)):
-                found = index.get(text) if text is not None else None
-                if found:
-                    own = owners[starts[k]:starts[k + 1]]
-                    for j in found:
+            # the few values (elements) equal to a looked-for string, found by one hash probe of all of them
+            texts = items.lowered() if lowered else items.items
+            found = np.flatnonzero(texts.is_in(pl.Series(list(index), dtype=pl.String).implode())
+                                   .fill_null(False).to_numpy())
+            if len(found):
+                owners_of = _owners(items, found)
+                for k, text in zip(found.tolist(), texts.gather(found).to_list()):
+                    own = owners_of(k)
+                    for j in index[text]:
                         hits[j, own] = True
             present = None if multi else column.is_not_null().to_numpy()
             for j, a in enumerate(group):
@@ -337,11 +452,16 @@ class SharedFilters:
         frame = items.items.alias(path).to_frame()
         if any(a.lowered for a in atoms):
             frame = frame.with_columns(items.lowered().alias(LOWER_PREFIX + path))
-        mat = frame.with_columns(a.expr.fill_null(False).alias(f"a{j}") for j, a in enumerate(atoms)).select(
-            f"a{j}" for j in range(len(atoms))).to_numpy()
+        mat, _ = _evaluate_narrowed(frame, path, atoms)
+        # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
+        # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
+        some = np.asarray(mat.any(axis=1), dtype=bool)
+        pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
+        codes, owners = elem_codes[pairs], vids[pairs]
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
-            a.true[vids[mat[elem_codes, j]]] = True
+            if len(pairs) and mat[:, j].any():
+                a.true[owners[mat[codes, j]]] = True
             a.false = ~a.true
 
     # ---- event order ---------------------------------------------------------------------
@@ -351,7 +471,7 @@ class SharedFilters:
         if self._order is None:
             ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
             wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb) if tb is not None else None}
-            base = self.frame.select(sorted((set(self.frame.columns) & wanted) | {"__row"}))
+            base = columns(self.frame, sorted((set(self.frame.columns) & wanted) | {"__row"}))
             keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
             by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
             self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))
@@ -399,7 +519,8 @@ class SharedFilters:
             atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
-            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key)
+            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
+                        t.needles)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
@@ -435,7 +556,7 @@ class SharedFilters:
             nodes = expr_nodes(part)
             if nodes:
                 present = [p for p in planner.fallback_fields if p in self.source]
-                base = self.frame.select(sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
+                base = columns(self.frame, sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
                 sub, _ = prepare(base, self.options, set(present))
                 out = sub.with_columns(n[1].alias(f"e{i}") for i, n in enumerate(nodes)).collect()
                 exprs = {id(n): out[f"e{i}"] for i, n in enumerate(nodes)}
