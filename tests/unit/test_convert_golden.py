@@ -26,7 +26,7 @@ UPDATE = os.environ.get("TRAILHOUND_UPDATE_GOLDEN") == "1"
 @pytest.mark.parametrize("target", list(EXTENSIONS))
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.stem)
 def test_golden(path, target):
-    if target in ("splunk", "kusto", "esql", "lucene"):
+    if target in ("splunk", "kusto", "kusto-xdr", "esql", "lucene"):
         pytest.importorskip("sigma.backends.splunk", reason="the convert extra (pySigma backends) is not installed")
     (rule,) = load_rules([path]).rules
     out = from_rule(rule, target, path.stem)
