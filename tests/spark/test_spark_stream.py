@@ -72,6 +72,15 @@ def test_lab_capture_as_arriving_files_equals_hunt(spark, tmp_path):
     alerts.close()
     assert pipe.stats.batches >= 2 and pipe.stats.late == 0
     assert (checkpoint / "commits").is_dir() and (checkpoint / "trailhound").is_dir()  # Spark's, and ours beside
+    # the keyed rules' state is in Spark's state store, per (rule, key), and not in the driver's state
+    keyed = _keyed_rules(pipe)
+    assert {"sequence", "new_terms"} <= set(keyed.values())
+    held = _state_store(spark, checkpoint)
+    assert {rule for rule, _ in held} <= set(keyed) and {keyed[rule] for rule, _ in held} == {"sequence", "new_terms"}
+    driver = _driver_state(checkpoint)
+    for i in keyed:
+        run = driver["engine"]["rules"][i]["run"]
+        assert not run["state"].get("pending") and not run["state"].get("last_seen"), run
     arrive(scenarios[half:], half)
     alerts = AlertFile(str(out))
     pipe = run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True,
@@ -87,6 +96,180 @@ def test_lab_capture_as_arriving_files_equals_hunt(spark, tmp_path):
     assert sorted(set(got) - set(want.out)) == [], "alerts the stream writes and hunt does not"
     for uid, doc in want.out.items():
         assert got[uid] == doc, orjson.loads(doc)["kibana.alert.rule.name"]
+    names = {pipe.engine.rules[i].check.rule.name for i in keyed}
+    from_keyed = [d for d in got.values() if orjson.loads(d)["kibana.alert.rule.name"] in names]
+    assert len(from_keyed) > 20  # so that the comparison bites on the keyed rules too
+
+
+def _keyed_rules(pipe) -> dict[int, str]:
+    """The rules of a pipeline whose correlation runs on Spark's keyed state: index → kind."""
+    from trailhound.spark.keyed import StashedNewTerms, StashedSequence
+
+    return {i: "sequence" if isinstance(live.run, StashedSequence) else "new_terms"
+            for i, live in enumerate(pipe.engine.rules) if isinstance(live.run, (StashedSequence, StashedNewTerms))}
+
+
+def _state_store(spark, checkpoint: Path) -> dict[tuple[int, str], dict]:
+    """What Spark's state store holds for the keyed step, read with Spark's state data source."""
+    rows = spark.read.format("statestore").load(str(checkpoint / "keyed" / "state")).collect()
+    return {(r.key.rule, r.key.key): orjson.loads(r.value.groupState.state) for r in rows}
+
+
+def _driver_state(checkpoint: Path) -> dict:
+    saved = sorted((checkpoint / "trailhound").glob("batch-*.json"), key=lambda p: int(p.stem[6:]))
+    return orjson.loads(saved[-1].read_bytes())["pipeline"]
+
+
+SEQ_RULES = {
+    "seq": 'type = "eql"\nlanguage = "eql"\nquery = """sequence by h with maxspan=1h [a where true] [b where true] '
+           '[c where true]"""\n',
+    "terms": ('type = "new_terms"\nlanguage = "kuery"\nquery = "event.category:a"\n'
+              '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["u"]\n'
+              '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-1d"\n'),
+}
+HEAD = '''[rule]
+name = "{name}"
+rule_id = "k-{name}"
+description = "d"
+risk_score = 21
+severity = "low"
+'''
+
+
+def _rules(folder: Path):
+    folder.mkdir()
+    for name, body in SEQ_RULES.items():
+        (folder / f"{name}.toml").write_text(HEAD.format(name=name) + body)
+    planned = plan(load_rules([folder]))
+    assert all(c.status == "ok" for c in planned.checks)
+    return planned
+
+
+def _arrive(incoming: Path, name: str, docs: list[dict], k: int) -> None:
+    staging = incoming.parent / f"staging-{name}"
+    staging.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    os.utime(staging, (1_700_000_000 + k, 1_700_000_000 + k))
+    os.rename(staging, incoming / name)
+
+
+def test_a_sequence_begun_before_a_restart_completes_from_sparks_state_store(spark, tmp_path):
+    """Run 1 sees the first event of a sequence (key x) and a first-seen term; it stops. Its state is in Spark's
+    state store (read back with Spark's state data source), and the driver's saved state holds neither the
+    partial sequence nor its event's document. Run 2, from the same checkpoint, completes the sequence (its first
+    event's document comes back from the state store) and does not alert again on the term seen in run 1."""
+    from trailhound.pipeline.watch import AlertFile
+    from trailhound.spark.stream import run_watch_spark
+
+    planned = _rules(tmp_path / "rules")
+    incoming, checkpoint, out = tmp_path / "incoming", tmp_path / "checkpoint", tmp_path / "alerts.ndjson"
+    incoming.mkdir()
+    t = 1_767_225_600_000  # 2026-01-01
+    first = [{"@timestamp": t, "event": {"category": "a"}, "h": "x", "u": "alice", "n": 1},
+             {"@timestamp": t + 10, "event": {"category": "a"}, "h": "y", "u": "bob", "n": 2}]
+    _arrive(incoming, "1.ndjson", first, 1)
+    alerts = AlertFile(str(out))
+    pipe = run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True,
+                           final=False, now=NOW)
+    alerts.close()
+    keyed = _keyed_rules(pipe)
+    assert sorted(keyed.values()) == ["new_terms", "sequence"]
+    held = _state_store(spark, checkpoint)
+    seq = next(i for i, kind in keyed.items() if kind == "sequence")
+    terms = next(i for i, kind in keyed.items() if kind == "new_terms")
+    assert set(held) == {(seq, '["x"]'), (seq, '["y"]'), (terms, '["alice"]'), (terms, '["bob"]')}
+    assert held[(seq, '["x"]')]["run"]["state"]["pending"]  # the partial sequence of x, in Spark's store
+    assert len(held[(seq, '["x"]')]["docs"]) == 1  # with its event's document
+    driver = _driver_state(checkpoint)
+    assert driver["engine"]["rules"][seq]["run"]["state"]["pending"] == []
+    assert driver["store"] == []  # the driver keeps no document for the keyed rules
+    before = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(a["u"] for a in before) == ["alice", "bob"]  # two first-seen terms
+    second = [{"@timestamp": t + 1000, "event": {"category": "b"}, "h": "x", "n": 3},
+              {"@timestamp": t + 2000, "event": {"category": "a"}, "h": "z", "u": "alice", "n": 4},
+              {"@timestamp": t + 3000, "event": {"category": "c"}, "h": "x", "n": 5},
+              {"@timestamp": t + 4000, "event": {"category": "a"}, "h": "z", "u": "carol", "n": 6}]
+    _arrive(incoming, "2.ndjson", second, 2)
+    alerts = AlertFile(str(out))
+    run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True,
+                    final=False, now=NOW)
+    alerts.close()
+    after = [orjson.loads(line) for line in out.read_bytes().splitlines()][len(before):]
+    blocks = sorted(a["n"] for a in after if a["kibana.alert.rule.name"] == "seq" and "n" in a)
+    assert blocks == [1, 3, 5]  # the sequence of x, its first event from run 1
+    assert [a["u"] for a in after if a["kibana.alert.rule.name"] == "terms"] == ["carol"]  # alice is not new
+    want = _Keep()
+    paths = sorted(str(p) for p in incoming.iterdir())
+    run_hunt(planned, paths, sinks=[want], now=NOW)
+    got = {a["kibana.alert.uuid"]: orjson.dumps(a, default=str) for a in before + after}
+    assert got == want.out
+    assert (seq, '["x"]') not in _state_store(spark, checkpoint)  # done: nothing held for x, its state removed
+
+
+class _CrashOnce:
+    """A sink that fails the first time it is given an alert of `rule`: the batch fails after the keyed step."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule, self.crashed = rule, False
+
+    def write(self, alerts) -> None:
+        if not self.crashed and any(a["kibana.alert.rule.name"] == self.rule for a in alerts):
+            self.crashed = True
+            raise RuntimeError("crash")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.skipif(not LAB.is_dir(), reason="no recorded lab capture")
+def test_a_batch_that_fails_after_the_keyed_step_is_run_again_with_no_alert_lost_or_repeated(spark, tmp_path):
+    """The batch that brings the brute force's hits (a keyed sequence) fails as its alerts are written, after
+    Spark's keyed state took the batch: the stream stops with the error. Restarted from the same checkpoint,
+    Spark runs that batch again; the driver goes back to its state before the batch, cuts the alert file back,
+    and builds the keyed rules' alerts from the hits the keyed step kept for that batch (the state store has
+    moved on: feeding it again would lose them). The alerts are those of `hunt`, each once."""
+    from trailhound.pack import DIR as PACK
+    from trailhound.pipeline.watch import AlertFile
+    from trailhound.spark.stream import SparkWatchError, run_watch_spark
+
+    planned = plan(load_rules([PACK]))
+    from trailhound.sources import load_events
+
+    def start(name: str):
+        return min(load_events([str(p)], ["@timestamp"]).frame["@timestamp"].min() for p in (LAB / name).glob("*.log"))
+
+    names = sorted(["brute_force", "authorized_keys", "ssh_password"], key=start)  # they arrive in time order
+    incoming, checkpoint, out = tmp_path / "incoming", tmp_path / "checkpoint", tmp_path / "alerts.ndjson"
+    incoming.mkdir()
+    paths = []
+    for k, name in enumerate(names):
+        folder = incoming / f"{k:02d}-{name}"
+        folder.mkdir()
+        for log in ("audit.log", "auth.log"):
+            if (LAB / name / log).exists():
+                shutil.copy(LAB / name / log, folder / log)
+                os.utime(folder / log, (1_700_000_000 + k, 1_700_000_000 + k))
+                paths.append(str(folder / log))
+    want = _Keep()
+    run_hunt(planned, paths, sinks=[want], now=NOW)
+    crash = _CrashOnce("SSH Brute Force From a Single Source")
+    alerts = AlertFile(str(out))
+    with pytest.raises(SparkWatchError, match="the stream stopped"):
+        run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True,
+                        final=False, now=NOW, files_per_batch=2, sinks=[crash])
+    alerts.close()
+    assert crash.crashed and list((checkpoint / "keyed" / "hits").glob("batch-*.json"))
+    written = out.read_bytes().count(b"\n")
+    alerts = AlertFile(str(out))
+    run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True, now=NOW,
+                    files_per_batch=2)
+    alerts.close()
+    got: dict[str, bytes] = {}
+    for line in out.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        assert doc["kibana.alert.uuid"] not in got, "an alert written twice"
+        got[doc["kibana.alert.uuid"]] = orjson.dumps(doc, default=str)
+    assert got == want.out
+    assert written > 0 and any(orjson.loads(d)["kibana.alert.rule.name"] == crash.rule for d in got.values())
 
 
 class _Batch:
