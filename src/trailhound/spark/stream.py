@@ -4,15 +4,31 @@ Spark's file source finds the new files of each micro-batch and keeps, in the ch
 each batch took (its offsets and commit logs): a restart goes on with the files no batch has committed. Each
 batch's files are then read whole, in the order they arrived (modification time, then path), by the formats'
 readers (ECS NDJSON, raw auditd, syslog...), and go through the same live pipeline as `watch`
-(`pipeline.watch.StreamPipeline`: the process tree across files, the incremental engine's correlators for
-sequences, samples, first-seen terms and thresholds, the alert replay). That pipeline's state is saved in the
-checkpoint location beside Spark's own (`trailhound/batch-N.json`, written before the batch commits), with the
-size of the alert file, so that a batch Spark runs again after a crash starts from the state before it and
-cuts the alert file back to what that state had written: nothing lost, nothing repeated.
+(`pipeline.watch.StreamPipeline`: event order and the reorder window, the process tree across files, the rules'
+filters, the alert replay).
 
-What runs where: Spark lists and tracks the files; the correlators run in the driver's foreachBatch (one
-process holds the state of every rule). Partitioning that state by join key across the cluster
-(`applyInPandasWithState`) is not done.
+What runs where:
+* Spark's keyed state store (`KeyedStep`, spark/keyed.py): the state that grows with the fleet. Sequences whose
+  stages all join on the same fields (without `| head` and without a trailing missing stage) keep their partial
+  matches per join key, and new_terms rules their first-seen history per combination of term values, in
+  `groupBy(rule, key).applyInPandasWithState`, checkpointed by Spark in `CHECKPOINT/keyed/state`: each key runs
+  the incremental engine's own correlator (`engine.correlate`) over that key's candidate rows, with the documents
+  of the rows it holds. The driver keeps a stand-in for each such correlator (its watermark only: late rows are
+  left out as one correlator leaves them out) and puts the keys' hits back in one correlator's order.
+* The driver's foreachBatch (state in `CHECKPOINT/trailhound/batch-N.json` with the alert file's size): what
+  needs the whole stream in order or is shared by every key. The process tree (a process's parent may be in
+  another file of its host, and it must be applied in event order), the watermark and buffered events (global
+  event order across files), event rules (stateless), samples (ordered by key over the whole input, made at its
+  end), threshold rules (an execution every interval over every group, with a signal history shared by the
+  groups), sequences joined on different fields per stage or ending in a missing event (decided when time has
+  passed for the whole stream, not for one key), `| head` (counts over all keys), and the alert replay
+  (suppression and max_signals per execution, per rule).
+
+Exactly once: a batch's driver state is written before Spark commits it; a batch Spark runs again after a crash
+starts from the state before it and cuts the alert file back to what that state had written. The keyed rows of
+batch N are written once (`keyed/units/batch-N.parquet`) and their hits kept (`keyed/hits/batch-N.json`, written
+before the keyed query commits), so a batch run again takes its keyed hits from there instead of feeding Spark's
+state store twice: nothing lost, nothing repeated.
 """
 
 from __future__ import annotations
