@@ -76,7 +76,7 @@ def test_lab_capture_as_arriving_files_equals_hunt(spark, tmp_path):
     keyed = _keyed_rules(pipe)
     assert {"sequence", "new_terms"} <= set(keyed.values())
     held = _state_store(spark, checkpoint)
-    assert {rule for rule, _ in held} <= set(keyed) and {keyed[rule] for rule, _ in held} == {"sequence", "new_terms"}
+    assert {rule for rule, _ in held} <= set(keyed) and {keyed[rule] for rule, _ in held} >= {"sequence", "new_terms"}
     driver = _driver_state(checkpoint)
     for i in keyed:
         run = driver["engine"]["rules"][i]["run"]
@@ -103,10 +103,10 @@ def test_lab_capture_as_arriving_files_equals_hunt(spark, tmp_path):
 
 def _keyed_rules(pipe) -> dict[int, str]:
     """The rules of a pipeline whose correlation runs on Spark's keyed state: index → kind."""
-    from trailhound.spark.keyed import StashedNewTerms, StashedSequence
+    from trailhound.spark.keyed import StashedNewTerms, StashedSample, StashedSequence
 
-    return {i: "sequence" if isinstance(live.run, StashedSequence) else "new_terms"
-            for i, live in enumerate(pipe.engine.rules) if isinstance(live.run, (StashedSequence, StashedNewTerms))}
+    kinds = {StashedSequence: "sequence", StashedSample: "sample", StashedNewTerms: "new_terms"}
+    return {i: kinds[type(live.run)] for i, live in enumerate(pipe.engine.rules) if type(live.run) in kinds}
 
 
 def _state_store(spark, checkpoint: Path) -> dict[tuple[int, str], dict]:
@@ -126,6 +126,7 @@ SEQ_RULES = {
     "terms": ('type = "new_terms"\nlanguage = "kuery"\nquery = "event.category:a"\n'
               '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["u"]\n'
               '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-1d"\n'),
+    "smp": 'type = "eql"\nlanguage = "eql"\nquery = """sample by h [a where true] [c where true]"""\n',
 }
 HEAD = '''[rule]
 name = "{name}"
@@ -172,11 +173,13 @@ def test_a_sequence_begun_before_a_restart_completes_from_sparks_state_store(spa
                            final=False, now=NOW)
     alerts.close()
     keyed = _keyed_rules(pipe)
-    assert sorted(keyed.values()) == ["new_terms", "sequence"]
+    assert sorted(keyed.values()) == ["new_terms", "sample", "sequence"]
     held = _state_store(spark, checkpoint)
     seq = next(i for i, kind in keyed.items() if kind == "sequence")
+    smp = next(i for i, kind in keyed.items() if kind == "sample")
     terms = next(i for i, kind in keyed.items() if kind == "new_terms")
-    assert set(held) == {(seq, '["x"]'), (seq, '["y"]'), (terms, '["alice"]'), (terms, '["bob"]')}
+    assert set(held) == {(seq, '["x"]'), (seq, '["y"]'), (terms, '["alice"]'), (terms, '["bob"]'), (smp, '["x"]'),
+                         (smp, '["y"]')}
     assert held[(seq, '["x"]')]["run"]["state"]["pending"]  # the partial sequence of x, in Spark's store
     assert len(held[(seq, '["x"]')]["docs"]) == 1  # with its event's document
     driver = _driver_state(checkpoint)
@@ -197,12 +200,18 @@ def test_a_sequence_begun_before_a_restart_completes_from_sparks_state_store(spa
     blocks = sorted(a["n"] for a in after if a["kibana.alert.rule.name"] == "seq" and "n" in a)
     assert blocks == [1, 3, 5]  # the sequence of x, its first event from run 1
     assert [a["u"] for a in after if a["kibana.alert.rule.name"] == "terms"] == ["carol"]  # alice is not new
+    assert (seq, '["x"]') not in _state_store(spark, checkpoint)  # done: nothing held for x, its state removed
+    assert not [a for a in after if a["kibana.alert.rule.name"] == "smp"]  # samples: at the end of input
+    alerts = AlertFile(str(out))
+    run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True, now=NOW)
+    alerts.close()  # the end of input: the samples are made per key from the state store
+    last = [orjson.loads(line) for line in out.read_bytes().splitlines()][len(before) + len(after):]
+    assert sorted(a["n"] for a in last if "n" in a) == [1, 5]  # the sample of x: a from run 1, c from run 2
     want = _Keep()
     paths = sorted(str(p) for p in incoming.iterdir())
     run_hunt(planned, paths, sinks=[want], now=NOW)
-    got = {a["kibana.alert.uuid"]: orjson.dumps(a, default=str) for a in before + after}
+    got = {a["kibana.alert.uuid"]: orjson.dumps(a, default=str) for a in before + after + last}
     assert got == want.out
-    assert (seq, '["x"]') not in _state_store(spark, checkpoint)  # done: nothing held for x, its state removed
 
 
 class _CrashOnce:
@@ -355,6 +364,7 @@ GEN_RULES = {
     "seq_stage_keys": 'sequence with maxspan=5s [a where true] by u [b where true] by v',
     "seq_capped": 'sequence by h with maxspan=5s [a where true] [b where true]',  # max_signals: order matters
     "sample": 'sample by h [a where true] [b where true]',
+    "sample_two_keys": 'sample by h, u [a where true] [c where true] [b where true]',
 }
 GEN_TERMS = ('type = "new_terms"\nlanguage = "kuery"\nquery = "event.category:a or event.category:c"\n'
              '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["h", "u"]\n'
@@ -428,11 +438,33 @@ def _local_keyed_state(stores: dict):
                 (Path(self.hits) / f"batch-{batch}.json").write_bytes(orjson.dumps(items))
             store["taken"].add(f.name)
 
-    return local
+    def finish(self, specs: dict, payloads: dict) -> list[tuple[int, str]]:
+        from trailhound.spark.keyed import finish_key
+
+        out = []
+        for (rule, key), state in stores.get(self.root, {"state": {}})["state"].items():
+            if rule in specs:
+                hits = finish_key(specs[rule], orjson.loads(key), state, *payloads[rule])
+                if hits is not None:
+                    out.append((rule, hits))
+        return out
+
+    return local, finish
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_keyed_split_and_merge_equal_one_correlator_on_generated_events(seed, tmp_path, monkeypatch):
+    _generated(seed, tmp_path, monkeypatch)
+
+
+def test_generated_events_make_alerts_of_every_keyed_rule(tmp_path, monkeypatch):
+    """So that the comparison above bites: over a longer input every keyed rule alerts."""
+    names = _generated(99, tmp_path, monkeypatch, batches=14)
+    assert {"seq_maxspan", "seq_missing", "seq_until", "seq_runs", "seq_two_keys", "seq_capped", "terms",
+            "sample", "sample_two_keys"} <= names
+
+
+def _generated(seed: int, tmp_path: Path, monkeypatch, batches: int | None = None) -> set[str]:
     """Generated events arriving batch after batch, with restarts and batches run again: sequences (maxspan,
     missing steps, until, runs, two keys, array keys) and first-seen terms (array terms) split by key, each key
     through its own correlator, give the alerts of `hunt` over the same files."""
@@ -442,12 +474,14 @@ def test_keyed_split_and_merge_equal_one_correlator_on_generated_events(seed, tm
     from trailhound.spark import stream
 
     stores: dict = {}
-    monkeypatch.setattr(stream.KeyedStep, "_advance", _local_keyed_state(stores))
+    local, finish = _local_keyed_state(stores)
+    monkeypatch.setattr(stream.KeyedStep, "_advance", local)
+    monkeypatch.setattr(stream.KeyedStep, "_finish", finish)
     rng = random.Random(seed)
     planned = _gen_rules(tmp_path / "rules")
     folder = tmp_path / "events"
     folder.mkdir()
-    batches = _gen_batches(folder, rng, rng.randint(3, 10))
+    batches = _gen_batches(folder, rng, batches or rng.randint(3, 10))
     want = _Keep()
     run_hunt(planned, [str(f) for fs in batches for f in fs], sinks=[want], now=NOW)
     out, checkpoint = tmp_path / "alerts.ndjson", tmp_path / "ckpt"
@@ -465,10 +499,12 @@ def test_keyed_split_and_merge_equal_one_correlator_on_generated_events(seed, tm
         b += 1
     handler.pipe.finish()
     handler.keyed_step(handler.batch + 1)
+    handler.keyed.finish(handler.pipe, NOW)
     alerts.close()
     assert handler.pipe.stats.late == 0
     keyed = {handler.pipe.engine.rules[i].check.rule.name for i in handler.keyed.specs}
-    assert keyed == {"seq_maxspan", "seq_missing", "seq_until", "seq_runs", "seq_two_keys", "seq_capped", "terms"}
+    assert keyed == {"seq_maxspan", "seq_missing", "seq_until", "seq_runs", "seq_two_keys", "seq_capped", "terms",
+                     "sample", "sample_two_keys"}
     got: dict[str, bytes] = {}
     for line in out.read_bytes().splitlines():
         doc = orjson.loads(line)
@@ -477,3 +513,4 @@ def test_keyed_split_and_merge_equal_one_correlator_on_generated_events(seed, tm
     assert sorted(set(got) - set(want.out)) == [], "alerts the stream writes and hunt does not"
     for uid, doc in want.out.items():
         assert got[uid] == doc, orjson.loads(doc)["kibana.alert.rule.name"]
+    return {orjson.loads(d)["kibana.alert.rule.name"] for d in got.values()}

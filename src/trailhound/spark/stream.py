@@ -10,7 +10,8 @@ filters, the alert replay).
 What runs where:
 * Spark's keyed state store (`KeyedStep`, spark/keyed.py): the state that grows with the fleet. Sequences whose
   stages all join on the same fields (without `| head` and without a trailing missing stage) keep their partial
-  matches per join key, and new_terms rules their first-seen history per combination of term values, in
+  matches per join key, samples (by the same fields in every filter) the rows each filter may use per key, and
+  new_terms rules their first-seen history per combination of term values, in
   `groupBy(rule, key).applyInPandasWithState`, checkpointed by Spark in `CHECKPOINT/keyed/state`: each key runs
   the incremental engine's own correlator (`engine.correlate`) over that key's candidate rows, with the documents
   of the rows it holds. The driver keeps a stand-in for each such correlator (its watermark only: late rows are
@@ -18,8 +19,7 @@ What runs where:
 * The driver's foreachBatch (state in `CHECKPOINT/trailhound/batch-N.json` with the alert file's size): what
   needs the whole stream in order or is shared by every key. The process tree (a process's parent may be in
   another file of its host, and it must be applied in event order), the watermark and buffered events (global
-  event order across files), event rules (stateless), samples (ordered by key over the whole input, made at its
-  end), threshold rules (an execution every interval over every group, with a signal history shared by the
+  event order across files), event rules (stateless), threshold rules (an execution every interval over every group, with a signal history shared by the
   groups), sequences joined on different fields per stage or ending in a missing event (decided when time has
   passed for the whole stream, not for one key), `| head` (counts over all keys), and the alert replay
   (suppression and max_signals per execution, per rule).
@@ -146,9 +146,7 @@ class KeyedStep:
         """The keyed rules' part of batch `batch_id`: the alerts written."""
         import polars as pl
 
-        from ..alerts.build import utc_now
-        from ..sources.ecs_readers import load_document
-        from .keyed import hit_documents, merge, split
+        from .keyed import split
 
         units = []
         for i, spec in self.specs.items():
@@ -174,6 +172,14 @@ class KeyedStep:
             with open(path, "rb") as f:
                 for item in orjson.loads(f.read()):
                     found.setdefault(item["rule"], []).extend(orjson.loads(item["hits"]))
+        return self._write(pipe, found, now)
+
+    def _write(self, pipe: StreamPipeline, found: dict[int, list[dict]], now: str | None) -> int:
+        """The alerts of the keyed rules' hits (`found`: rule → its keys' hits), through the pipeline's replay."""
+        from ..alerts.build import utc_now
+        from ..sources.ecs_readers import load_document
+        from .keyed import hit_documents, merge
+
         written = 0
         stamp = now or utc_now()
         for i in sorted(found):
@@ -187,6 +193,52 @@ class KeyedStep:
                 written += len(alerts)
         pipe.stats.alerts += written
         return written
+
+    def finish(self, pipe: StreamPipeline, now: str | None) -> int:
+        """The end of input: the keyed sample rules' samples, made per key where the key's state is (Spark's state
+        store, read with Spark's state data source), then merged in key order; the alerts written."""
+        from .keyed import schema_payload
+
+        specs = {i: spec for i, spec in self.specs.items() if spec.kind == "sample"}
+        if not specs:
+            return 0
+        payloads = {}
+        for i, spec in specs.items():
+            live = pipe.engine.rules[i]
+            schema = live.schema or pipe.engine._empty_schema(live)  # as IncrementalHunt.finish takes it
+            payloads[i] = schema_payload(spec, schema)
+        found: dict[int, list[dict]] = {}
+        for rule, hits in self._finish(specs, payloads):
+            found.setdefault(rule, []).extend(orjson.loads(hits))
+        return self._write(pipe, found, now)
+
+    def _finish(self, specs: dict, payloads: dict) -> list[tuple[int, str]]:
+        """(rule, hits JSON) of every key of `specs`' rules held in the state store, computed by Spark's tasks."""
+        from .keyed import finish_key
+
+        commits = os.path.join(self.state, "commits")
+        if not os.path.isdir(commits) or not any(n.isdigit() for n in os.listdir(commits)):
+            return []  # the keyed query never committed a batch: no state
+        from pyspark.sql import functions as F
+
+        def made(frames):
+            import pandas as pd
+
+            for frame in frames:
+                out = []
+                for rule, key, state in zip(frame["rule"], frame["key"], frame["state"]):
+                    types, es = payloads[int(rule)]
+                    hits = finish_key(specs[int(rule)], orjson.loads(key), state, types, es)
+                    if hits is not None:
+                        out.append((int(rule), hits))
+                yield pd.DataFrame({"rule": pd.Series([r for r, _ in out], dtype="int32"),
+                                    "hits": pd.Series([h for _, h in out], dtype="object")})
+
+        held = self.spark.read.format("statestore").load(self.state)
+        held = held.select(F.col("key.rule").alias("rule"), F.col("key.key").alias("key"),
+                           F.col("value.groupState.state").alias("state"))
+        held = held.filter(F.col("rule").isin(sorted(specs)))
+        return [(r.rule, r.hits) for r in held.mapInPandas(made, "rule int, hits string").collect()]
 
     def _advance(self) -> None:
         """Run the keyed query over the units files it has not taken: Spark's state store advances."""
@@ -209,8 +261,10 @@ class KeyedStep:
                     state.remove()
             else:
                 state.update((kept,))
-            yield pd.DataFrame({"batch": [b for b, _ in found], "rule": [rule] * len(found),
-                                "key": [text] * len(found), "hits": [h for _, h in found]})
+            yield pd.DataFrame({"batch": pd.Series([b for b, _ in found], dtype="int64"),
+                                "rule": pd.Series([rule] * len(found), dtype="int32"),
+                                "key": pd.Series([text] * len(found), dtype="object"),
+                                "hits": pd.Series([h for _, h in found], dtype="object")})
 
         def collect(df, _inner: int) -> None:
             per_batch: dict[int, list[dict]] = {}
@@ -378,6 +432,8 @@ def run_watch_spark(planned: Plan, directory: str, out: AlertFile | None, *, spa
     if final if final is not None else once:
         handler.pipe.finish()
         handler.keyed_step(handler.batch + 1)  # rows the end of input let through, if any
+        if handler.keyed is not None:
+            handler.keyed.finish(handler.pipe, now)
         if out is not None:
             out.sync()
         import shutil
