@@ -24,14 +24,17 @@ from .tasks import (
     FileScan,
     RuleResult,
     RuleSpec,
+    Split,
     build_alerts,
     correlate_rule,
     join_types,
     merge_parts,
+    route_payload,
     rule_specs,
     scan_files,
-    split_keys,
+    split_of,
     split_payload,
+    threshold_bounds,
 )
 
 if TYPE_CHECKING:
@@ -270,6 +273,36 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
     return scans, stage1
 
 
+def _threshold_bounds(stage1, by_index: dict[int, RuleSpec], split: dict[int, Split],
+                      types: dict[str, tuple[str, bool]]) -> dict[int, tuple[int, int]]:
+    """Per threshold rule split by group: the first and last time of the events it counts, over all the data
+    (`tasks.threshold_bounds` per payload, then joined): every part runs one run's schedule."""
+    import pandas as pd
+
+    wanted = sorted(i for i, how in split.items() if how.kind == "threshold")
+    if not wanted:
+        return {}
+
+    def bound(frames):
+        for pdf in frames:
+            rules, los, his = [], [], []
+            for rule, payload in zip(pdf["rule"], pdf["payload"]):
+                got = threshold_bounds(by_index[int(rule)], split[int(rule)], bytes(payload), types)
+                if got is not None:
+                    rules.append(int(rule))
+                    los.append(got[0])
+                    his.append(got[1])
+            yield pd.DataFrame({"rule": pd.Series(rules, dtype="int32"), "lo": pd.Series(los, dtype="int64"),
+                                "hi": pd.Series(his, dtype="int64")})
+
+    cands = stage1.filter(f"kind = 'cand' and rule in ({', '.join(map(str, wanted))})").select("rule", "payload")
+    out: dict[int, tuple[int, int]] = {}
+    for row in cands.mapInPandas(bound, "rule int, lo long, hi long").groupBy("rule").agg(
+            {"lo": "min", "hi": "max"}).collect():
+        out[row["rule"]] = (row["min(lo)"], row["max(hi)"])
+    return out
+
+
 def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, str]]]:
     """The tasks of stage 1: each ECS JSON or Parquet file alone; the raw logs (auditd, syslog...) together,
     in input order, so that the process tree continues across them (rotated logs) as in a local hunt."""
@@ -305,8 +338,10 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
-    # sequences joined on one scalar key: split into parts by the key's hash (each part correlated apart)
-    split = {i: keys for i, spec in by_index.items() if key_parts > 1 and (keys := split_keys(spec, types))}
+    # rules split into parts (`tasks.split_of`): sequences and samples by the hash of their scalar join key,
+    # new_terms by each term combination, threshold by each group; each part correlated apart
+    split = {i: got for i, spec in by_index.items() if key_parts > 1 and isinstance(got := split_of(spec, types), Split)}
+    bounds = _threshold_bounds(stage1, by_index, split, types)
     # the (rule, part) units go to a few groups (slots): one Spark group costs ~25 ms of its own, one rule's
     # correlation often less, so hundreds of groups cost more than their work
     slots = max(1, slots if slots is not None else 4 * key_parts)
@@ -319,8 +354,10 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             rules, parts, payloads = [], [], []
             for rule, payload in zip(pdf["rule"], pdf["payload"]):
                 rule = int(rule)
-                pieces = split_payload(bytes(payload), types, split[rule], key_parts) if rule in split \
-                    else [(0, bytes(payload))]
+                how = split.get(rule)
+                pieces = [(0, bytes(payload))] if how is None \
+                    else split_payload(bytes(payload), types, list(how.keys), key_parts) if how.by == "key" \
+                    else route_payload(by_index[rule], how, bytes(payload), types, key_parts)
                 for part, piece in pieces:
                     rules.append(rule)
                     parts.append(part)
@@ -338,7 +375,8 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
                 got.append(bytes(payload))
         for (index, part), parts in sorted(units.items()):
             result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
-                                    ordered=index in split)
+                                    ordered=index in split, split=split.get(index), part=part, key_parts=key_parts,
+                                    bounds=bounds.get(index))
             out_rules.append(index)
             out_parts.append(part)
             out_payloads.append(orjson.dumps(asdict(result)))
@@ -355,7 +393,8 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
     pieces: dict[int, list[tuple[int, RuleResult]]] = {}
     for row in grouped.collect():
         pieces.setdefault(row.rule, []).append((row.seq, RuleResult(**orjson.loads(row.payload))))
-    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])]) for rule, got in pieces.items()}
+    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])], split.get(rule))
+               for rule, got in pieces.items()}
     # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
     starts = sorted(offsets.items(), key=lambda kv: kv[1])
     wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})
