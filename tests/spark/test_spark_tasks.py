@@ -269,3 +269,82 @@ def test_new_terms_threshold_and_samples_split_by_terms_give_the_hits_of_one_run
     multi = [a for a in got["nt-ip"].alerts if len(a["kibana.alert.new_terms"]) > 2]
     assert len(multi) > 10
     print("compared:", {n: (hits[n], len(got[n].alerts)) for n in sorted(hits)}, "multi-part new terms:", len(multi))
+
+
+def _apart(names, parts=4):
+    """Two of `names` whose threshold groups (one value each) fall in different parts."""
+    from trailhound.spark.tasks import part_of
+
+    first = names[0]
+    return first, next(n for n in names[1:] if part_of((n,), parts) != part_of((first,), parts))
+
+
+def test_threshold_part_runs_the_first_execution_of_the_whole_data(tmp_path):
+    """Regression: a part whose first event falls exactly on an execution time (here three events tied at
+    00:05:00) is counted by that execution in one run, because an earlier event of another group started the
+    schedule before it; a part starting its own schedule would first run at 00:10 and count five events."""
+    a, b = _apart([f"h{k}" for k in range(20)])
+    ev = {"event": {"category": "authentication"}}
+    events = [{**ev, "@timestamp": "2026-01-01T00:01:00Z", "host": {"name": a}}]
+    events += [{**ev, "@timestamp": "2026-01-01T00:05:00Z", "host": {"name": b}, "n": k} for k in range(3)]
+    events += [{**ev, "@timestamp": "2026-01-01T00:06:00Z", "host": {"name": b}, "n": k} for k in range(2)]
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "th.toml").write_text(_rule("th", "event.category:authentication", "threshold", "kuery")
+                                   + '[rule.threshold]\nfield = ["host.name"]\nvalue = 3\n')
+    _, got, split = _same_as_local(plan(load_rules([rules])), [str(f)])
+    assert split == {"th": 2}
+    (alert,) = got["th"].alerts
+    assert alert["kibana.alert.threshold_result"]["count"] == 3
+
+
+def test_a_date_join_key_is_not_split(tmp_path):
+    """Regression: a sequence joined on a date field compares instants, so two texts of one instant
+    (`...00Z`, `...00.000Z`) are one key; split by the hash of the text they fell in two parts and the
+    sequence was lost. Such a key is correlated whole."""
+    ev = {"event": {"category": "process"}, "host": {"name": "h"}}
+    events = [{**ev, "@timestamp": "2026-01-01T00:00:01Z", "process": {"name": "ssh", "start": "2026-01-01T00:00:00Z"}},
+              {**ev, "@timestamp": "2026-01-01T00:00:02Z",
+               "process": {"name": "scp", "start": "2026-01-01T00:00:00.000Z"}}]
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "seq.toml").write_text(_rule("seq", 'sequence by process.start [process where process.name == "ssh"] '
+                                                 '[process where process.name == "scp"]'))
+    planned = plan(load_rules([rules]))
+    local, got, split = _same_as_local(planned, [str(f)])
+    assert split == {} and [r.hits for r in local.rules] == [1]
+    spec = rule_specs(planned.checks)[0]
+    assert "is a date" in split_of(spec, {"process.start": ("str", False), "process.name": ("str", False)})
+
+
+def test_a_date_tiebreaker_orders_as_the_local_hunt_orders_it(tmp_path):
+    """Regression: stage 2 correlated a rule with the engine's single search, which reads a date tiebreaker as
+    an instant, while the local hunt runs its batch searches, which order by the tiebreaker's text: two
+    sequences ending at one time came out in the other order. Now the same functions as the local hunt, whole
+    and split (the parts merged by the tiebreaker as the batches read it)."""
+    ev = {"event": {"category": "process"}, "@timestamp": "2026-01-01T00:00:00Z"}
+    first, second = _apart([f"h{k}" for k in range(20)])
+    events = []
+    # first's last event is the earlier instant (00:00:00Z) but the later text
+    for host, created in ((first, "2026-01-01T01:00:00+01:00"), (second, "2026-01-01T00:00:30Z")):
+        events.append({**ev, "host": {"name": host}, "process": {"name": "ssh"},
+                       "event": {**ev["event"], "created": "2025-12-31T00:00:00Z"}})
+        events.append({**ev, "host": {"name": host}, "process": {"name": "scp"},
+                       "event": {**ev["event"], "created": created}})
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in reversed(events)))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "seq.toml").write_text(_rule("seq", 'sequence by host.name [process where process.name == "ssh"] '
+                                                 '[process where process.name == "scp"]',
+                                          extra='tiebreaker_field = "event.created"\n'))
+    planned = plan(load_rules([rules]))
+    for parts in (1, 4):
+        local, got, split = _same_as_local(planned, [str(f)], key_parts=parts)
+        assert split == ({"seq": 2} if parts > 1 else {})
+        shells = [a["host"]["name"] for a in got["seq"].alerts if a.get("kibana.alert.building_block_type") is None]
+        assert shells == [second, first]

@@ -361,6 +361,11 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
             return "a threshold without threshold.field counts every event in one group"
         if any(f not in types for f in fields):
             return "a term field occurs in no event (no combination, nothing to split)"
+        tb = options.tiebreaker_field
+        if rule.type == "new_terms" and tb and es_types.get(tb) in DATE_TYPES:
+            # the parts replay through the single search's candidates, which read it as an instant; the
+            # local hunt's batch orders by its text
+            return f"its tiebreaker {tb} is a date"
         return Split(rule.type, "terms", tuple(fields))
     if not isinstance(q, (ir.SequenceQuery, ir.SampleQuery)):
         return "an event query has no correlation"
@@ -600,9 +605,7 @@ def _event_order(frame, options, last: list[int], rows: list[int]) -> list[list]
     its last event (a row of `frame`), with that event's global row for the row."""
     from ..engine.filter.frame import prepare
 
-    # the tiebreaker as the search reads it (a date one as its instant: `needed_fields` names it)
-    tiebreaker = {options.tiebreaker_field} if options.tiebreaker_field else set()
-    keys = prepare(frame, options, tiebreaker)[0].select("__ts", "__tb").collect()
+    keys = prepare(frame, options, set())[0].select("__ts", "__tb").collect()
     ts, tb = keys["__ts"].to_list(), keys["__tb"].to_list()
     return [[ts[r], tb[r] is None, 0 if tb[r] is None else tb[r], rows[r]] for r in last]
 
@@ -618,8 +621,17 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
     groups of its `part` of `key_parts`, a threshold on the schedule of all the data (`bounds`,
     `threshold_bounds` over every payload). The hits come back as global rows (`RuleResult.found`); the
     driver builds the alerts (`build_alerts`)."""
-    from ..engine.hunt import _options
-    from ..engine.search import search, search_new_terms, search_threshold
+    from ..engine.hunt import _BATCHES, _options
+    from ..engine.search import (
+        NewTermsRule,
+        SearchResult,
+        search,
+        search_events_batch,
+        search_new_terms_batch,
+        search_samples_batch,
+        search_sequences_batch,
+        search_threshold,
+    )
     from ..lang import ir
     from ..rules.errors import RuleError, UnsupportedError, reason_of
     from ..rules.model import date_math_ms
@@ -637,16 +649,27 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
             _correlate_terms(spec, split, frame, types, part, key_parts, bounds, out, rows)
             out.seconds = time.perf_counter() - t0
             return out
-        if rule.type == "threshold":
+        # the engine's functions that engine.hunt runs for this rule (its batch searches for eql, query and
+        # new_terms rules): the same hits in the same order, where the single searches would differ (a date
+        # tiebreaker: the batches order by its text)
+        got: SearchResult | Exception
+        if rule.type in ("eql", "query") and type(spec.check.query) in _BATCHES:
+            batch: Any = {"events": search_events_batch, "sequences": search_sequences_batch,
+                     "samples": search_samples_batch}[_BATCHES[type(spec.check.query)]]
+            got = batch([q], frame, options)[0]
+        elif rule.type == "new_terms" and isinstance(q, ir.EventQuery):
+            terms, history = rule.new_terms_spec()
+            got = search_new_terms_batch([NewTermsRule(q, tuple(terms), date_math_ms(history))], frame, options)[0]
+        elif rule.type == "threshold":
             if not isinstance(q, ir.EventQuery):
                 raise RuleError(rule.source, "query", "a threshold rule counts single events, not a "
                                 f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
-            result = search_threshold(q, frame, rule.threshold_spec(), options)
-        elif rule.type == "new_terms" and isinstance(q, ir.EventQuery):
-            terms, history = rule.new_terms_spec()
-            result = search_new_terms(q, frame, list(terms), date_math_ms(history), options)
+            got = search_threshold(q, frame, rule.threshold_spec(), options)
         else:
-            result = search(q, frame, options)
+            got = search(q, frame, options)
+        if isinstance(got, Exception):
+            raise got
+        result = got
         out.found = [[[None if r is None else rows[r] for r in h.rows], h.join_keys] for h in result.hits]
         out.kind, out.hits = result.kind, len(out.found)
         if ordered and result.hits and result.kind == "samples":
