@@ -61,7 +61,8 @@ def _both(spark, rule_paths, files, exceptions=()):
 
     planned = plan(load_rules(rule_paths, exceptions))
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
-    remote = run_hunt_spark(planned, files, spark=spark, now=NOW, keep_alerts=True)
+    # split_bytes=0: every rule that can be split is, however small its candidates
+    remote = run_hunt_spark(planned, files, spark=spark, now=NOW, keep_alerts=True, split_bytes=0)
     return local, remote
 
 

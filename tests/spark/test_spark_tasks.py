@@ -132,7 +132,7 @@ def test_sequences_split_by_join_key_give_the_hits_of_one_run_in_its_order(tmp_p
     for _ in range(600):
         host = rng.choice(["a", "b", "c", "d", "e", 7, "7"])
         events.append({"@timestamp": f"2026-01-01T00:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
-                       "event": {"category": "process"}, "host": {"name": host}, "user": {"name": rng.choice("xyz")},
+                       "event": {"category": "process"}, "host": {"name": host}, "user": {"name": rng.choice("xyz")}, "group": {"name": rng.choice("xyz")},
                        "process": {"name": rng.choice(["ssh", "scp", "sh", "curl"])}})
     files = []
     for k in range(3):
@@ -156,18 +156,20 @@ def test_sequences_split_by_join_key_give_the_hits_of_one_run_in_its_order(tmp_p
         "apart": 'sequence [process where process.name == "ssh"] by host.name '
                  '[process where process.name == "scp"] by user.name',
         "head": 'sequence by host.name [process where process.name == "ssh"] [process where true] | head 3',
+        "mixed": 'sequence by host.name [process where process.name == "ssh"] by user.name '
+                 '[process where process.name == "scp"] by group.name',
     }
     for name, q in queries.items():
         (rules / f"{name}.toml").write_text(RULE.format(name=name, query=q).replace("[rule]", "[rule]\nmax_signals = 10000"))
     planned = plan(load_rules([rules]))
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
     got, split = _by_hand(planned, files, key_parts=4)
-    assert sorted(split) == ["pair", "span", "two", "until"]
+    assert sorted(split) == ["mixed", "pair", "span", "two", "until"]
     for outcome in local.rules:
         res = got[outcome.name]
         assert (res.kind, res.hits, res.alerts) == (outcome.kind, outcome.hits, outcome.alert_documents or []), \
             outcome.name
-    assert all(got[n].hits > 5 for n in ("pair", "two", "until")), {n: r.hits for n, r in got.items()}
+    assert all(got[n].hits > 5 for n in ("pair", "two", "until", "mixed")), {n: r.hits for n, r in got.items()}
 
 
 def _write(tmp_path, events, files=3):
@@ -214,7 +216,7 @@ def _generated(n=1500, seed=11):
               "event": {"category": rng.choice(["process", "authentication"]),
                         "outcome": rng.choice(["success", "failure"])},
               "host": {"name": rng.choice([f"h{k}" for k in range(25)])},
-              "process": {"name": rng.choice(["ssh", "scp", "sh", "curl"])}}
+              "process": {"name": rng.choice(["ssh", "scp", "sh", "curl"])}, "group": {"name": rng.choice(users)}}
         r = rng.random()
         if r < 0.25:
             ev["user"] = {"name": [rng.choice(users) for _ in range(rng.randrange(0, 4))]}  # [], repeats
@@ -255,13 +257,15 @@ def test_new_terms_threshold_and_samples_split_by_terms_give_the_hits_of_one_run
     samples = {"s-host": 'sample by host.name [process where process.name == "ssh"] [process where process.name == "sh"]',
                "s-two": "sample by host.name, source.ip [process where true] [authentication where true]",
                "s-user": 'sample by user.name [process where true] [process where process.name == "scp"]',
-               "s-apart": 'sample [process where true] by host.name [authentication where true] by source.ip'}
+               "s-apart": 'sample [process where true] by host.name [authentication where true] by source.ip',
+               "s-mixed": 'sample by host.name [process where true] by user.name '
+                          '[authentication where true] by group.name'}
     for name, q in samples.items():
         (rules / f"{name}.toml").write_text(_rule(name, q))
     local, got, split = _same_as_local(plan(load_rules([rules])), files)
     # th-none: no threshold field (one group); s-user, s-two: array keys; s-apart: keys of other fields
-    assert sorted(split) == ["nt-ip", "nt-long", "nt-pair", "nt-user", "s-host", "th-card", "th-host", "th-ip-host",
-                             "th-user"]
+    assert sorted(split) == ["nt-ip", "nt-long", "nt-pair", "nt-user", "s-host", "s-mixed", "th-card", "th-host",
+                             "th-ip-host", "th-user"]
     assert all(n == 4 for n in split.values()), split
     hits = {r.name: r.hits for r in local.rules}
     assert all(hits[n] > 20 for n in split), hits

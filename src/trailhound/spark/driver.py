@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 STAGE1_SCHEMA = "kind string, rule int, file int, row long, payload binary"
 STAGE2_SCHEMA = "rule int, kind string, seq int, payload binary"
 _CHUNK = 10_000  # candidate rows per pandas frame a task yields
+#: a rule is split into parts (`tasks.split_of`) when its candidates take this many bytes of Arrow IPC or more
+#: (some 10,000 rows): below it, correlating its parts costs more than correlating it whole
+SPLIT_BYTES = 1 << 20
 
 
 #: the modules of Spark Connect's client (pyspark[connect]: grpcio, grpcio-status, googleapis-common-protos,
@@ -142,10 +145,12 @@ def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
 def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
                    input_format: str | None = None, read_options=None, max_signals: int | None = None,
                    sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
-                   key_parts: int | None = None, slots: int | None = None, **_: Any) -> HuntReport:
+                   key_parts: int | None = None, slots: int | None = None, split_bytes: int = SPLIT_BYTES,
+                   **_: Any) -> HuntReport:
     """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
     a sequence joined on one key is split into (default twice the session's parallelism; 1: never split);
-    `slots`: how many stage-2 groups share the rules and parts (default four per key part).
+    `slots`: how many stage-2 groups share the rules and parts (default four per key part); `split_bytes`: a
+    rule is split only when its candidates take at least this many bytes (0: every rule that can be).
     Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
     from ..pipeline.hunt import deliver, rule_outcome
@@ -177,7 +182,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     report.timings.update(_task_seconds(scans))
     types = join_types(scans)
     results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals,
-                      key_parts if key_parts is not None else _key_parts(spark), slots)
+                      key_parts if key_parts is not None else _key_parts(spark), slots, split_bytes)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
     report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
@@ -273,6 +278,13 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
     return scans, stage1
 
 
+def _size_agg():
+    """The bytes of a rule's candidate payloads, summed (`size`)."""
+    from pyspark.sql import functions as F
+
+    return F.sum(F.length("payload")).alias("size")
+
+
 def _threshold_bounds(stage1, by_index: dict[int, RuleSpec], split: dict[int, Split],
                       types: dict[str, tuple[str, bool]]) -> dict[int, tuple[int, int]]:
     """Per threshold rule split by group: the first and last time of the events it counts, over all the data
@@ -325,7 +337,7 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
             types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
-            key_parts: int, slots: int | None = None) -> dict[int, RuleResult]:
+            key_parts: int, slots: int | None = None, split_bytes: int = 0) -> dict[int, RuleResult]:
     """Each runnable rule, or each part of a rule split by join key (`tasks.split_keys`), correlated in one of
     `slots` groups (`groupBy(slot).applyInPandas`; default 4 per key part): each rule's RuleResult, its parts
     merged, alerts included."""
@@ -341,6 +353,11 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
     # rules split into parts (`tasks.split_of`): sequences and samples by the hash of their scalar join key,
     # new_terms by each term combination, threshold by each group; each part correlated apart
     split = {i: got for i, spec in by_index.items() if key_parts > 1 and isinstance(got := split_of(spec, types), Split)}
+    if split and split_bytes > 0:  # a small rule correlates whole: its parts would cost more than they save
+        sizes = {row["rule"]: row["size"] for row in stage1.filter(
+            f"kind = 'cand' and rule in ({', '.join(map(str, sorted(split)))})").groupBy("rule").agg(
+            _size_agg()).collect()}
+        split = {i: how for i, how in split.items() if sizes.get(i, 0) >= split_bytes}
     bounds = _threshold_bounds(stage1, by_index, split, types)
     # the (rule, part) units go to a few groups (slots): one Spark group costs ~25 ms of its own, one rule's
     # correlation often less, so hundreds of groups cost more than their work
