@@ -148,7 +148,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
                    key_parts: int | None = None, slots: int | None = None, split_bytes: int = SPLIT_BYTES,
                    **_: Any) -> HuntReport:
     """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
-    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split);
+    a rule is split into (`tasks.split_of`; default twice the session's parallelism; 1: never split);
     `slots`: how many stage-2 groups share the rules and parts (default four per key part); `split_bytes`: a
     rule is split only when its candidates take at least this many bytes (0: every rule that can be).
     Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
@@ -338,7 +338,7 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
             types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
             key_parts: int, slots: int | None = None, split_bytes: int = 0) -> dict[int, RuleResult]:
-    """Each runnable rule, or each part of a rule split by join key (`tasks.split_keys`), correlated in one of
+    """Each runnable rule, or each part of a rule split into parts (`tasks.split_of`), correlated in one of
     `slots` groups (`groupBy(slot).applyInPandas`; default 4 per key part): each rule's RuleResult, its parts
     merged, alerts included."""
     import pandas as pd

@@ -10,11 +10,13 @@ Two stages (`spark/driver.py` wires them into Spark):
    bad lines with their line numbers, field types) and, per rule, the rows matching one of the rule's
    filters (its candidates) with their documents. A file that cannot be read is a record, not a failed
    task.
-2. `correlate_rule`, one group per rule: the rule's candidates from every file, in global input
+2. `correlate_rule`, per rule: the rule's candidates from every file, in global input
    order, typed as a load of all the files would type them (`FileScan.types` joined), go through the
    local engine's search (sequences, samples, new_terms and threshold through engine/correlate.py's
    Run classes), and its alerts are built (`alerts.build`): the same hits, documents and alert ids as
-   `trailhound hunt` without Spark.
+   `trailhound hunt` without Spark. A rule whose parts are independent (`split_of`: sequences and
+   samples by join key, new_terms by term combination, threshold by group) is correlated part by
+   part (`split_payload`, `route_payload`, `correlate_rule(part=...)`) and merged (`merge_parts`).
 """
 
 from __future__ import annotations
@@ -396,12 +398,6 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
 
 #: the ECS types compared as instants (compile.schema.DATE_TYPES)
 DATE_TYPES = ("date", "date_nanos")
-
-
-def split_keys(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> list[str] | None:
-    """The fields by which this rule's candidates are split (`split_of`), or None: correlated whole."""
-    got = split_of(spec, types)
-    return list(got.keys) if isinstance(got, Split) else None
 
 
 def part_of(term: tuple, parts: int) -> int:
