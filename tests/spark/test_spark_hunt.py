@@ -4,6 +4,7 @@ report as the local engine."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,8 @@ def _both(spark, rule_paths, files, exceptions=()):
 
     planned = plan(load_rules(rule_paths, exceptions))
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
-    remote = run_hunt_spark(planned, files, spark=spark, now=NOW, keep_alerts=True)
+    # split_bytes=0: every rule that can be split is, however small its candidates
+    remote = run_hunt_spark(planned, files, spark=spark, now=NOW, keep_alerts=True, split_bytes=0)
     return local, remote
 
 
@@ -78,7 +80,7 @@ def _same_report(local, remote) -> None:
 
 
 @pytest.mark.skipif(not LAB.is_dir(), reason="no recorded lab capture")
-def test_lab_capture_with_the_pack(spark, tmp_path):
+def test_lab_capture_with_the_pack(spark, tmp_path, monkeypatch):
     """Raw audit and auth logs (normalized in Spark, the process tree across files as locally): sequences,
     new_terms, threshold and event rules of the pack; and the same through Parquet."""
     from trailhound.pack import DIR as PACK
@@ -89,8 +91,11 @@ def test_lab_capture_with_the_pack(spark, tmp_path):
     (extra / "failures.toml").write_text(THRESHOLD_RULE)
     # an exception list: the pack's sshpass rule without the brute-force scenario's target user
     (extra / "exceptions.toml").write_text(EXCEPTIONS)
+    seen = _splits(monkeypatch)
     local, remote = _both(spark, [PACK, extra], files)
     _same_report(local, remote)
+    assert seen["Failed logins"] == "threshold by terms"  # with an exception list
+    assert any(how == "new_terms by terms" for how in seen.values()), seen
     kinds = {r.kind for r in local.rules if r.hits}
     assert {"events", "sequences", "threshold"} <= kinds and len(_alerts(local)) > 50
     assert any(r.hits for r in local.rules if "First" in r.name)  # new_terms
@@ -156,7 +161,7 @@ def test_bad_lines_are_counted_with_file_and_line_never_a_failed_job(spark, tmp_
         run_hunt_spark(plan(load_rules([rule.parent])), [str(tmp_path / "missing.ndjson")], spark=spark)
 
 
-def test_es_eql_qa_queries_as_rules(spark, tmp_path):
+def test_es_eql_qa_queries_as_rules(spark, tmp_path, monkeypatch):
     """Every event, sequence and sample query of Elasticsearch's EQL QA suite, each as a rule over its
     data set split in three NDJSON files (and once as Parquet): identical alerts."""
     es_eql = pytest.importorskip("es_eql")
@@ -167,6 +172,8 @@ def test_es_eql_qa_queries_as_rules(spark, tmp_path):
     from trailhound.sources import parquet as store
 
     counted = {"events": 0, "sequences": 0, "samples": 0}
+    ways = _splits(monkeypatch)
+    split_samples = 0
     for cls in es_eql.CLASSES:
         if cls.name == "EqlDateNanosSpecTestCase":
             continue  # the queries of EqlSpecTestCase again, on nanosecond times
@@ -204,8 +211,10 @@ def test_es_eql_qa_queries_as_rules(spark, tmp_path):
                     + (f'tiebreaker_field = "{cls.tiebreaker}"\n' if cls.tiebreaker else "")
                     + f"query = {json.dumps(spec.query)}\n")
             (rules / f"q{len(seen):04d}.toml").write_text(text)
+        ways.clear()
         local, remote = _both(spark, [rules], files)
         _same_report(local, remote)
+        split_samples += sum(how == "sample by key" for how in ways.values())
         counted["hits"] = counted.get("hits", 0) + sum(r.hits for r in local.rules)
         if cls.name == "EqlSpecTestCase":
             writer = store.ParquetWriter(data / "store" if (data / "store").mkdir() is None else data)
@@ -214,5 +223,92 @@ def test_es_eql_qa_queries_as_rules(spark, tmp_path):
             writer.close()
             local_pq, remote_pq = _both(spark, [rules], [str(data / "store")])
             assert _alerts(remote_pq) == _alerts(local_pq)
-    print("QA queries compared:", counted)
+    print("QA queries compared:", counted, "samples split by key:", split_samples)
+    assert split_samples >= 10
     assert counted["hits"] > 100 and counted["events"] > 50 and counted["sequences"] > 100 and counted["samples"] > 20
+
+
+RULES = Path(os.environ.get("TRAILHOUND_SHARED", REPO.parent / "shared")) / "corpora" / "detection-rules" / "rules"
+
+
+def _splits(monkeypatch) -> dict[str, str]:
+    """Records, per rule, how stage 2 correlates it: split (and by what) or whole (and why)."""
+    from trailhound.spark import driver, tasks
+
+    seen: dict[str, str] = {}
+
+    def recording(spec, types):
+        got = tasks.split_of(spec, types)
+        seen[spec.check.rule.name] = f"{got.kind} by {got.by}" if isinstance(got, tasks.Split) else f"whole: {got}"
+        return got
+
+    monkeypatch.setattr(driver, "split_of", recording)
+    return seen
+
+
+@pytest.mark.skipif(not (RULES / "linux").is_dir(), reason="no detection-rules corpus (set TRAILHOUND_SHARED)")
+def test_linux_new_terms_and_threshold_rules_split_by_terms(spark, tmp_path, monkeypatch):
+    """Elastic's Linux new_terms and threshold rules over 30,000 events of bench/generate.py (a share of its
+    process starts made ping sweeps and kills, with host.id, some as arrays, so that the threshold rules
+    count): split by term and by group on Spark, identical alerts to the local engine."""
+    import random
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from generate import generate
+
+    generate(str(tmp_path / "all.ndjson"), 30_000, seed=5, hours=6.0, n_hosts=60, progress=False)
+    rng = random.Random(2)
+    events = [json.loads(line) for line in (tmp_path / "all.ndjson").read_text().splitlines()]
+    for i, ev in enumerate(events):
+        host = ev.get("host", {})
+        host["id"] = f"id-{host.get('name')}" if i % 50 else [f"id-{host.get('name')}", f"id-{i % 7}"]
+        proc = ev.get("process")
+        if proc is None or "process" not in ev["event"]["category"] or rng.random() > 0.08:
+            continue
+        proc["parent"] = {**proc.get("parent", {}), "entity_id": f"p{rng.randrange(40)}"}
+        if rng.random() < 0.5:
+            proc.update(name="ping", executable=rng.choice(["/usr/bin/ping", "/bin/ping"]), args=["ping", "10.0.0.1"])
+        else:
+            proc.update(name="kill", executable="/usr/bin/kill", args=["kill", "-9", str(rng.randrange(9999))])
+    # bursts: ping sweeps (120 distinct targets in 4 minutes from one parent) and kill series (20 in 2 minutes)
+    from datetime import datetime, timedelta
+
+    starts = [e for e in events if "process" in e["event"]["category"] and e.get("user")]
+    for n, ev in enumerate(rng.sample(starts, 24)):
+        at = datetime.fromisoformat(ev["@timestamp"].replace("Z", "+00:00"))
+        sweep = n % 2 == 0
+        for k in range(120 if sweep else 20):
+            copy = json.loads(json.dumps(ev))
+            copy["@timestamp"] = (at + timedelta(seconds=2 * k + n % 3)).isoformat().replace("+00:00", "Z")
+            copy["event"]["id"] = f"burst-{n}-{k}"
+            proc = copy["process"]
+            proc["parent"] = {**proc.get("parent", {}), "entity_id": f"burst-{n // 4}"}  # parents shared
+            if sweep:
+                proc.update(name="ping", executable="/usr/bin/ping", args=["ping", "-c1", f"10.{n}.{k // 50}.{k}"])
+            else:
+                proc.update(name="kill", executable="/usr/bin/kill", args=["kill", "-9", str(1000 + k)])
+            events.append(copy)
+    rng.shuffle(events)
+    files = []
+    for k in range(3):
+        f = tmp_path / f"part{k}.ndjson"
+        f.write_text("".join(json.dumps(e) + "\n" for e in events[k::3]))
+        files.append(str(f))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in sorted((RULES / "linux").glob("*.toml")):
+        text = path.read_text()
+        if 'type = "new_terms"' in text or 'type = "threshold"' in text:
+            shutil.copy(path, rules)
+    seen = _splits(monkeypatch)
+    local, remote = _both(spark, [rules], files)
+    _same_report(local, remote)
+    hits = {r.name: r.hits for r in local.rules if r.hits}
+    split = sorted(n for n, how in seen.items() if "by terms" in how)
+    print(f"Linux rules compared: {len(local.rules)}, with hits {len(hits)}, alerts {len(_alerts(local))}; "
+          f"split by terms {len(split)}; hits {hits}")
+    kinds = {r.kind for r in local.rules if r.hits}
+    assert kinds == {"events", "threshold"} and len(_alerts(local)) > 100
+    assert all(n in split for n in hits), (hits, seen)

@@ -8,14 +8,17 @@ import json
 from trailhound.pipeline import plan, run_hunt
 from trailhound.rules.loader import load_rules
 from trailhound.spark.tasks import (
+    Split,
     build_alerts,
     correlate_rule,
     join_types,
     merge_parts,
+    route_payload,
     rule_specs,
     scan_files,
-    split_keys,
+    split_of,
     split_payload,
+    threshold_bounds,
 )
 
 NOW = "2026-12-01T00:00:00.000Z"
@@ -33,7 +36,7 @@ query = '{query}'
 
 def _by_hand(planned, files, key_parts=1):
     """What the driver does, without Spark: each file its own task, then each rule (or each part of a rule
-    split by join key, merged)."""
+    split by `split_of`, merged)."""
     specs = rule_specs(planned.checks, planned.rules.exceptions)
     scans, cands, docs, offsets, offset = [], [], {}, {}, 0
     for n, path in enumerate(files):
@@ -44,19 +47,26 @@ def _by_hand(planned, files, key_parts=1):
         docs.update({offset + row: json.loads(doc) for _, row, doc in found})
         offset += got[0].events
     types = join_types(scans)
-    out, split = {}, []
+    out: dict = {}
+    split: dict[str, int] = {}  # rule → how many parts had candidates
     for spec in specs:
         mine = [payload for rule, payload in reversed(cands) if rule == spec.index]  # any order
-        keys = split_keys(spec, types) if key_parts > 1 else None
-        if keys:
+        how = split_of(spec, types) if key_parts > 1 else None
+        if isinstance(how, Split):
             parts: dict[int, list[bytes]] = {}
+            bounds = None
             for payload in mine:
-                for k, piece in split_payload(payload, types, keys, key_parts):
+                pieces = split_payload(payload, types, list(how.keys), key_parts) if how.by == "key" \
+                    else route_payload(spec, how, payload, types, key_parts)
+                for k, piece in pieces:
                     parts.setdefault(k, []).append(piece)
+                if how.kind == "threshold" and (got := threshold_bounds(spec, how, payload, types)) is not None:
+                    bounds = got if bounds is None else (min(bounds[0], got[0]), max(bounds[1], got[1]))
             result = merge_parts([correlate_rule(spec, parts[k], offsets, types, frozenset(types), NOW, None,
-                                                 ordered=True) for k in sorted(parts)] or
-                                 [correlate_rule(spec, [], offsets, types, frozenset(types), NOW, None)])
-            split.append(spec.check.rule.name)
+                                                 ordered=True, split=how, part=k, key_parts=key_parts, bounds=bounds)
+                                  for k in sorted(parts)] or
+                                 [correlate_rule(spec, [], offsets, types, frozenset(types), NOW, None)], how)
+            split[spec.check.rule.name] = len(parts)
         else:
             result = correlate_rule(spec, mine, offsets, types, frozenset(types), NOW, None)
         out[spec.check.rule.name] = result
@@ -122,7 +132,7 @@ def test_sequences_split_by_join_key_give_the_hits_of_one_run_in_its_order(tmp_p
     for _ in range(600):
         host = rng.choice(["a", "b", "c", "d", "e", 7, "7"])
         events.append({"@timestamp": f"2026-01-01T00:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
-                       "event": {"category": "process"}, "host": {"name": host}, "user": {"name": rng.choice("xyz")},
+                       "event": {"category": "process"}, "host": {"name": host}, "user": {"name": rng.choice("xyz")}, "group": {"name": rng.choice("xyz")},
                        "process": {"name": rng.choice(["ssh", "scp", "sh", "curl"])}})
     files = []
     for k in range(3):
@@ -146,15 +156,199 @@ def test_sequences_split_by_join_key_give_the_hits_of_one_run_in_its_order(tmp_p
         "apart": 'sequence [process where process.name == "ssh"] by host.name '
                  '[process where process.name == "scp"] by user.name',
         "head": 'sequence by host.name [process where process.name == "ssh"] [process where true] | head 3',
+        "mixed": 'sequence by host.name [process where process.name == "ssh"] by user.name '
+                 '[process where process.name == "scp"] by group.name',
     }
     for name, q in queries.items():
         (rules / f"{name}.toml").write_text(RULE.format(name=name, query=q).replace("[rule]", "[rule]\nmax_signals = 10000"))
     planned = plan(load_rules([rules]))
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
     got, split = _by_hand(planned, files, key_parts=4)
-    assert sorted(split) == ["pair", "span", "two", "until"]
+    assert sorted(split) == ["mixed", "pair", "span", "two", "until"]
     for outcome in local.rules:
         res = got[outcome.name]
         assert (res.kind, res.hits, res.alerts) == (outcome.kind, outcome.hits, outcome.alert_documents or []), \
             outcome.name
-    assert all(got[n].hits > 5 for n in ("pair", "two", "until")), {n: r.hits for n, r in got.items()}
+    assert all(got[n].hits > 5 for n in ("pair", "two", "until", "mixed")), {n: r.hits for n, r in got.items()}
+
+
+def _write(tmp_path, events, files=3):
+    """The events in `files` NDJSON files (each file's events shuffled: not in time order)."""
+    import random
+
+    rng = random.Random(3)
+    out, per = [], -(-len(events) // files)
+    for k in range(files):
+        chunk = events[k * per:(k + 1) * per]
+        rng.shuffle(chunk)
+        f = tmp_path / f"part{k}.ndjson"
+        f.write_text("".join(json.dumps(e) + "\n" for e in chunk))
+        out.append(str(f))
+    return out
+
+
+def _rule(name, body, kind="eql", language="eql", extra=""):
+    return (f'[rule]\nname = "{name}"\nrule_id = "{name}"\ndescription = "d"\nrisk_score = 21\nseverity = "low"\n'
+            f'type = "{kind}"\nlanguage = "{language}"\nmax_signals = 100000\nquery = \'{body}\'\n{extra}')
+
+
+def _same_as_local(planned, files, key_parts=4):
+    local = run_hunt(planned, files, now=NOW, keep_alerts=True)
+    got, split = _by_hand(planned, files, key_parts=key_parts)
+    for outcome in local.rules:
+        res = got[outcome.name]
+        assert (res.error, res.unsupported) == (None, None), (outcome.name, res.error, res.unsupported)
+        assert (res.kind, res.hits) == (outcome.kind, outcome.hits), outcome.name
+        assert res.alerts == (outcome.alert_documents or []), outcome.name
+    return local, got, split
+
+
+def _generated(n=1500, seed=11):
+    """Events with many keys, arrays (of repeated values too), nulls and missing fields, many ties in time."""
+    import random
+
+    rng = random.Random(seed)
+    users = [f"u{k}" for k in range(40)]
+    events = []
+    for _ in range(n):
+        ev = {"@timestamp": f"2026-01-01T{rng.randrange(3):02d}:{rng.randrange(0, 60, 5):02d}:"
+                            f"{rng.choice([0, 0, 0, 30]):02d}Z",
+              "event": {"category": rng.choice(["process", "authentication"]),
+                        "outcome": rng.choice(["success", "failure"])},
+              "host": {"name": rng.choice([f"h{k}" for k in range(25)])},
+              "process": {"name": rng.choice(["ssh", "scp", "sh", "curl"])}, "group": {"name": rng.choice(users)}}
+        r = rng.random()
+        if r < 0.25:
+            ev["user"] = {"name": [rng.choice(users) for _ in range(rng.randrange(0, 4))]}  # [], repeats
+        elif r < 0.9:
+            ev["user"] = {"name": rng.choice(users)}
+        elif r < 0.95:
+            ev["user"] = {"name": None}
+        if rng.random() < 0.8:
+            ev["source"] = {"ip": rng.choice([f"10.0.0.{k}" for k in range(30)] + [None])}
+        if rng.random() < 0.3:
+            ev["source"] = {"ip": [f"10.0.1.{rng.randrange(6)}" for _ in range(rng.randrange(1, 3))]}
+        events.append(ev)
+    return events
+
+
+def test_new_terms_threshold_and_samples_split_by_terms_give_the_hits_of_one_run(tmp_path):
+    """new_terms split by each term combination, threshold by each group, samples by the join key: split,
+    correlated per part and merged, they equal one run of the local engine (hits, alert ids, documents and
+    order) on generated events with many keys, array values (an event in several parts), nulls and ties in
+    time; the rules that cannot be split stay whole."""
+    files = _write(tmp_path, _generated())
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    history = "[[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\nvalue = \"{}\"\n"
+    for name, fields, window in [("nt-user", ["user.name"], "now-20m"), ("nt-pair", ["host.name", "user.name"], "now-1h"),
+                                 ("nt-ip", ["source.ip", "user.name"], "now-30m"), ("nt-long", ["user.name"], "now-30d")]:
+        (rules / f"{name}.toml").write_text(_rule(name, "event.category:process", "new_terms", "kuery",
+                                                  f"[rule.new_terms]\nfield = \"new_terms_fields\"\nvalue = "
+                                                  f"{json.dumps(fields)}\n" + history.format(window)))
+    for name, fields, value, extra in [
+            ("th-host", ["host.name"], 3, ""), ("th-user", ["user.name"], 2, 'from = "now-30m"\n'),
+            ("th-ip-host", ["source.ip", "host.name"], 2, 'from = "now-12m"\ninterval = "7m"\n'),
+            ("th-card", ["host.name"], 2, ""), ("th-none", [], 40, "")]:
+        card = '[[rule.threshold.cardinality]]\nfield = "user.name"\nvalue = 2\n' if name == "th-card" else ""
+        (rules / f"{name}.toml").write_text(
+            _rule(name, "event.category:authentication", "threshold", "kuery", extra)
+            + f"[rule.threshold]\nfield = {json.dumps(fields)}\nvalue = {value}\n" + card)
+    samples = {"s-host": 'sample by host.name [process where process.name == "ssh"] [process where process.name == "sh"]',
+               "s-two": "sample by host.name, source.ip [process where true] [authentication where true]",
+               "s-user": 'sample by user.name [process where true] [process where process.name == "scp"]',
+               "s-apart": 'sample [process where true] by host.name [authentication where true] by source.ip',
+               "s-mixed": 'sample by host.name [process where true] by user.name '
+                          '[authentication where true] by group.name'}
+    for name, q in samples.items():
+        (rules / f"{name}.toml").write_text(_rule(name, q))
+    local, got, split = _same_as_local(plan(load_rules([rules])), files)
+    # th-none: no threshold field (one group); s-user, s-two: array keys; s-apart: keys of other fields
+    assert sorted(split) == ["nt-ip", "nt-long", "nt-pair", "nt-user", "s-host", "s-mixed", "th-card", "th-host",
+                             "th-ip-host", "th-user"]
+    assert all(n == 4 for n in split.values()), split
+    hits = {r.name: r.hits for r in local.rules}
+    assert all(hits[n] > 20 for n in split), hits
+    # events whose new terms came from several parts: their alerts carry every part's terms
+    multi = [a for a in got["nt-ip"].alerts if len(a["kibana.alert.new_terms"]) > 2]
+    assert len(multi) > 10
+    print("compared:", {n: (hits[n], len(got[n].alerts)) for n in sorted(hits)}, "multi-part new terms:", len(multi))
+
+
+def _apart(names, parts=4):
+    """Two of `names` whose threshold groups (one value each) fall in different parts."""
+    from trailhound.spark.tasks import part_of
+
+    first = names[0]
+    return first, next(n for n in names[1:] if part_of((n,), parts) != part_of((first,), parts))
+
+
+def test_threshold_part_runs_the_first_execution_of_the_whole_data(tmp_path):
+    """Regression: a part whose first event falls exactly on an execution time (here three events tied at
+    00:05:00) is counted by that execution in one run, because an earlier event of another group started the
+    schedule before it; a part starting its own schedule would first run at 00:10 and count five events."""
+    a, b = _apart([f"h{k}" for k in range(20)])
+    ev = {"event": {"category": "authentication"}}
+    events = [{**ev, "@timestamp": "2026-01-01T00:01:00Z", "host": {"name": a}}]
+    events += [{**ev, "@timestamp": "2026-01-01T00:05:00Z", "host": {"name": b}, "n": k} for k in range(3)]
+    events += [{**ev, "@timestamp": "2026-01-01T00:06:00Z", "host": {"name": b}, "n": k} for k in range(2)]
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "th.toml").write_text(_rule("th", "event.category:authentication", "threshold", "kuery")
+                                   + '[rule.threshold]\nfield = ["host.name"]\nvalue = 3\n')
+    _, got, split = _same_as_local(plan(load_rules([rules])), [str(f)])
+    assert split == {"th": 2}
+    (alert,) = got["th"].alerts
+    assert alert["kibana.alert.threshold_result"]["count"] == 3
+
+
+def test_a_date_join_key_is_not_split(tmp_path):
+    """Regression: a sequence joined on a date field compares instants, so two texts of one instant
+    (`...00Z`, `...00.000Z`) are one key; split by the hash of the text they fell in two parts and the
+    sequence was lost. Such a key is correlated whole."""
+    ev = {"event": {"category": "process"}, "host": {"name": "h"}}
+    events = [{**ev, "@timestamp": "2026-01-01T00:00:01Z", "process": {"name": "ssh", "start": "2026-01-01T00:00:00Z"}},
+              {**ev, "@timestamp": "2026-01-01T00:00:02Z",
+               "process": {"name": "scp", "start": "2026-01-01T00:00:00.000Z"}}]
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "seq.toml").write_text(_rule("seq", 'sequence by process.start [process where process.name == "ssh"] '
+                                                 '[process where process.name == "scp"]'))
+    planned = plan(load_rules([rules]))
+    local, got, split = _same_as_local(planned, [str(f)])
+    assert split == {} and [r.hits for r in local.rules] == [1]
+    spec = rule_specs(planned.checks)[0]
+    assert "is a date" in split_of(spec, {"process.start": ("str", False), "process.name": ("str", False)})
+
+
+def test_a_date_tiebreaker_orders_as_the_local_hunt_orders_it(tmp_path):
+    """Regression: stage 2 correlated a rule with the engine's single search, which reads a date tiebreaker as
+    an instant, while the local hunt runs its batch searches, which order by the tiebreaker's text: two
+    sequences ending at one time came out in the other order. Now the same functions as the local hunt, whole
+    and split (the parts merged by the tiebreaker as the batches read it)."""
+    ev = {"event": {"category": "process"}, "@timestamp": "2026-01-01T00:00:00Z"}
+    first, second = _apart([f"h{k}" for k in range(20)])
+    events = []
+    # first's last event is the earlier instant (00:00:00Z) but the later text
+    for host, created in ((first, "2026-01-01T01:00:00+01:00"), (second, "2026-01-01T00:00:30Z")):
+        events.append({**ev, "host": {"name": host}, "process": {"name": "ssh"},
+                       "event": {**ev["event"], "created": "2025-12-31T00:00:00Z"}})
+        events.append({**ev, "host": {"name": host}, "process": {"name": "scp"},
+                       "event": {**ev["event"], "created": created}})
+    f = tmp_path / "e.ndjson"
+    f.write_text("".join(json.dumps(e) + "\n" for e in reversed(events)))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "seq.toml").write_text(_rule("seq", 'sequence by host.name [process where process.name == "ssh"] '
+                                                 '[process where process.name == "scp"]',
+                                          extra='tiebreaker_field = "event.created"\n'))
+    planned = plan(load_rules([rules]))
+    for parts in (1, 4):
+        local, got, split = _same_as_local(planned, [str(f)], key_parts=parts)
+        assert split == ({"seq": 2} if parts > 1 else {})
+        shells = [a["host"]["name"] for a in got["seq"].alerts if a.get("kibana.alert.building_block_type") is None]
+        assert shells == [second, first]

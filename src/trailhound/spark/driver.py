@@ -24,14 +24,17 @@ from .tasks import (
     FileScan,
     RuleResult,
     RuleSpec,
+    Split,
     build_alerts,
     correlate_rule,
     join_types,
     merge_parts,
+    route_payload,
     rule_specs,
     scan_files,
-    split_keys,
+    split_of,
     split_payload,
+    threshold_bounds,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 STAGE1_SCHEMA = "kind string, rule int, file int, row long, payload binary"
 STAGE2_SCHEMA = "rule int, kind string, seq int, payload binary"
 _CHUNK = 10_000  # candidate rows per pandas frame a task yields
+#: a rule is split into parts (`tasks.split_of`) when its candidates take this many bytes of Arrow IPC or more
+#: (some 10,000 rows): below it, correlating its parts costs more than correlating it whole
+SPLIT_BYTES = 1 << 20
 
 
 #: the modules of Spark Connect's client (pyspark[connect]: grpcio, grpcio-status, googleapis-common-protos,
@@ -139,10 +145,12 @@ def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
 def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=None, master: str | None = None,
                    input_format: str | None = None, read_options=None, max_signals: int | None = None,
                    sinks: Sequence[Sink] = (), now: str | None = None, keep_alerts: bool = False,
-                   key_parts: int | None = None, slots: int | None = None, **_: Any) -> HuntReport:
+                   key_parts: int | None = None, slots: int | None = None, split_bytes: int = SPLIT_BYTES,
+                   **_: Any) -> HuntReport:
     """`pipeline.run_hunt` on Spark (`spark` a session, else one from `master`). `key_parts`: how many parts
-    a sequence joined on one key is split into (default twice the session's parallelism; 1: never split);
-    `slots`: how many stage-2 groups share the rules and parts (default four per key part).
+    a rule is split into (`tasks.split_of`; default twice the session's parallelism; 1: never split);
+    `slots`: how many stage-2 groups share the rules and parts (default four per key part); `split_bytes`: a
+    rule is split only when its candidates take at least this many bytes (0: every rule that can be).
     Raises `sources.SourceError` when an input cannot be read at all, as the local engine does."""
     from ..alerts.build import utc_now
     from ..pipeline.hunt import deliver, rule_outcome
@@ -174,7 +182,7 @@ def run_hunt_spark(planned: Plan, paths: Sequence[str | os.PathLike], *, spark=N
     report.timings.update(_task_seconds(scans))
     types = join_types(scans)
     results = _stage2(spark, stage1, scans, specs, offsets, types, now, max_signals,
-                      key_parts if key_parts is not None else _key_parts(spark), slots)
+                      key_parts if key_parts is not None else _key_parts(spark), slots, split_bytes)
     stage1.unpersist()
     report.timings["evaluate"] = time.perf_counter() - started - report.timings["load"]
     report.timings["stage2.correlate"] = sum(r.seconds for r in results.values())
@@ -270,6 +278,43 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
     return scans, stage1
 
 
+def _size_agg():
+    """The bytes of a rule's candidate payloads, summed (`size`)."""
+    from pyspark.sql import functions as F
+
+    return F.sum(F.length("payload")).alias("size")
+
+
+def _threshold_bounds(stage1, by_index: dict[int, RuleSpec], split: dict[int, Split],
+                      types: dict[str, tuple[str, bool]]) -> dict[int, tuple[int, int]]:
+    """Per threshold rule split by group: the first and last time of the events it counts, over all the data
+    (`tasks.threshold_bounds` per payload, then joined): every part runs one run's schedule."""
+    import pandas as pd
+
+    wanted = sorted(i for i, how in split.items() if how.kind == "threshold")
+    if not wanted:
+        return {}
+
+    def bound(frames):
+        for pdf in frames:
+            rules, los, his = [], [], []
+            for rule, payload in zip(pdf["rule"], pdf["payload"]):
+                got = threshold_bounds(by_index[int(rule)], split[int(rule)], bytes(payload), types)
+                if got is not None:
+                    rules.append(int(rule))
+                    los.append(got[0])
+                    his.append(got[1])
+            yield pd.DataFrame({"rule": pd.Series(rules, dtype="int32"), "lo": pd.Series(los, dtype="int64"),
+                                "hi": pd.Series(his, dtype="int64")})
+
+    cands = stage1.filter(f"kind = 'cand' and rule in ({', '.join(map(str, wanted))})").select("rule", "payload")
+    out: dict[int, tuple[int, int]] = {}
+    for row in cands.mapInPandas(bound, "rule int, lo long, hi long").groupBy("rule").agg(
+            {"lo": "min", "hi": "max"}).collect():
+        out[row["rule"]] = (row["min(lo)"], row["max(hi)"])
+    return out
+
+
 def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, str]]]:
     """The tasks of stage 1: each ECS JSON or Parquet file alone; the raw logs (auditd, syslog...) together,
     in input order, so that the process tree continues across them (rotated logs) as in a local hunt."""
@@ -292,8 +337,8 @@ def _units(files: list[str], input_format: str | None) -> list[list[tuple[int, s
 
 def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets: dict[int, int],
             types: dict[str, tuple[str, bool]], now: str, max_signals: int | None,
-            key_parts: int, slots: int | None = None) -> dict[int, RuleResult]:
-    """Each runnable rule, or each part of a rule split by join key (`tasks.split_keys`), correlated in one of
+            key_parts: int, slots: int | None = None, split_bytes: int = 0) -> dict[int, RuleResult]:
+    """Each runnable rule, or each part of a rule split into parts (`tasks.split_of`), correlated in one of
     `slots` groups (`groupBy(slot).applyInPandas`; default 4 per key part): each rule's RuleResult, its parts
     merged, alerts included."""
     import pandas as pd
@@ -305,8 +350,15 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             categories.setdefault(name, set()).update(values)
     by_index = {s.index: s for s in specs if not (s.error or s.unsupported)}
 
-    # sequences joined on one scalar key: split into parts by the key's hash (each part correlated apart)
-    split = {i: keys for i, spec in by_index.items() if key_parts > 1 and (keys := split_keys(spec, types))}
+    # rules split into parts (`tasks.split_of`): sequences and samples by the hash of their scalar join key,
+    # new_terms by each term combination, threshold by each group; each part correlated apart
+    split = {i: got for i, spec in by_index.items() if key_parts > 1 and isinstance(got := split_of(spec, types), Split)}
+    if split and split_bytes > 0:  # a small rule correlates whole: its parts would cost more than they save
+        sizes = {row["rule"]: row["size"] for row in stage1.filter(
+            f"kind = 'cand' and rule in ({', '.join(map(str, sorted(split)))})").groupBy("rule").agg(
+            _size_agg()).collect()}
+        split = {i: how for i, how in split.items() if sizes.get(i, 0) >= split_bytes}
+    bounds = _threshold_bounds(stage1, by_index, split, types)
     # the (rule, part) units go to a few groups (slots): one Spark group costs ~25 ms of its own, one rule's
     # correlation often less, so hundreds of groups cost more than their work
     slots = max(1, slots if slots is not None else 4 * key_parts)
@@ -319,8 +371,10 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
             rules, parts, payloads = [], [], []
             for rule, payload in zip(pdf["rule"], pdf["payload"]):
                 rule = int(rule)
-                pieces = split_payload(bytes(payload), types, split[rule], key_parts) if rule in split \
-                    else [(0, bytes(payload))]
+                how = split.get(rule)
+                pieces = [(0, bytes(payload))] if how is None \
+                    else split_payload(bytes(payload), types, list(how.keys), key_parts) if how.by == "key" \
+                    else route_payload(by_index[rule], how, bytes(payload), types, key_parts)
                 for part, piece in pieces:
                     rules.append(rule)
                     parts.append(part)
@@ -338,7 +392,8 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
                 got.append(bytes(payload))
         for (index, part), parts in sorted(units.items()):
             result = correlate_rule(by_index[index], parts, offsets, types, present, now, max_signals, categories,
-                                    ordered=index in split)
+                                    ordered=index in split, split=split.get(index), part=part, key_parts=key_parts,
+                                    bounds=bounds.get(index))
             out_rules.append(index)
             out_parts.append(part)
             out_payloads.append(orjson.dumps(asdict(result)))
@@ -355,7 +410,8 @@ def _stage2(spark, stage1, scans: list[FileScan], specs: list[RuleSpec], offsets
     pieces: dict[int, list[tuple[int, RuleResult]]] = {}
     for row in grouped.collect():
         pieces.setdefault(row.rule, []).append((row.seq, RuleResult(**orjson.loads(row.payload))))
-    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])]) for rule, got in pieces.items()}
+    results = {rule: merge_parts([r for _, r in sorted(got, key=lambda x: x[0])], split.get(rule))
+               for rule, got in pieces.items()}
     # the documents of the hits, each fetched once from stage 1's cache, then the alerts, rule by rule
     starts = sorted(offsets.items(), key=lambda kv: kv[1])
     wanted = sorted({r for res in results.values() for rows, _ in res.found for r in rows if r is not None})
