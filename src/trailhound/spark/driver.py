@@ -305,6 +305,8 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
 #: binaryFile's own bound on one file (`spark.sql.sources.binaryFile.maxLength`, an int: 2 GiB - 1 at most)
 BINARY_FILE_MAX = (1 << 31) - 1
 _GLOB = re.compile(r"[*?\[{]")
+_CONDITION = re.compile(r"\[[A-Z][A-Z_.]+\] ")  # Spark's error condition, "[FAILED_READ_FILE.NO_HINT] "
+_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+\s*$")
 
 
 def _listing(spark, files: list[str]) -> list[tuple[str, str]]:
@@ -316,28 +318,63 @@ def _listing(spark, files: list[str]) -> list[tuple[str, str]]:
 
     limit = BINARY_FILE_MAX
     try:
-        limit = min(limit, int(spark.conf.get("spark.sql.sources.binaryFile.maxLength", str(BINARY_FILE_MAX))))
+        limit = min(limit, int(spark.conf.get("spark.sql.sources.binaryFile.maxLength")))
     except Exception:  # noqa: BLE001 - a server that does not say: Spark's default
         pass
+    uris = [given if is_uri(given) else "file:" + given for given in files]
+    listed = _list_together(spark, uris)
     out: list[tuple[str, str]] = []
-    for given in files:
-        uri = given if is_uri(given) else "file:" + given
-        try:
-            rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uri)
-                    .select("path", "length").collect())
-        except Exception as e:  # noqa: BLE001 - Spark's exceptions (captured, Py4J, Connect): said in one line
-            raise SourceError(given, spark_reason(e, uri)) from None
+    for given, uri in zip(files, uris):
+        rows = listed.get(uri)
+        if rows is None:  # a glob, or a failed listing: this input alone, for its own error
+            try:
+                rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uri)
+                        .select("path", "length").collect())
+            except Exception as e:  # noqa: BLE001 - Spark's exceptions (captured, Py4J, Connect): said in one line
+                raise SourceError(given, spark_reason(e, uri)) from None
+            rows = sorted((r.path, r.length) for r in rows)
         if not rows:
             raise SourceError(given, "no file there (an empty directory, or only hidden files)")
-        rows.sort(key=lambda r: r.path)
-        exact = len(rows) == 1 and not _GLOB.search(uri) and rows[0].path.endswith(_uri_path(uri))
-        for r in rows:
-            name = given if exact else r.path
-            if r.length is not None and r.length > limit:
-                raise SourceError(name, f"{r.length} bytes, over the {limit} bytes Spark reads as one file "
+        exact = len(rows) == 1 and not _GLOB.search(uri) and rows[0][0].endswith(_uri_path(uri))
+        for path, length in rows:
+            name = given if exact else path
+            if length is not None and length > limit:
+                raise SourceError(name, f"{length} bytes, over the {limit} bytes Spark reads as one file "
                                         "(binaryFile, spark.sql.sources.binaryFile.maxLength, at most 2 GiB); "
                                         "split or compress it")
-            out.append((name, r.path))
+            out.append((name, path))
+    return out
+
+
+def _list_together(spark, uris: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """The files of the inputs that are files or directories (not globs), listed by one Spark job: per
+    input, its (path, length) in path order. Empty when the listing fails (`_listing` then lists each
+    input alone, to say which one failed and why)."""
+    from urllib.parse import urlsplit
+
+    plain = list(dict.fromkeys(u for u in uris if not _GLOB.search(u)))
+    if not plain:
+        return {}
+    try:
+        rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(plain)
+                .select("path", "length").collect())
+    except Exception:  # noqa: BLE001 - one of them is missing or unreadable: each is listed alone
+        return {}
+    found = sorted((r.path, r.length) for r in rows)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for uri in plain:
+        want = urlsplit(uri)
+        base = want.path.rstrip("/") or "/"
+        mine = []
+        for path, length in found:
+            got = urlsplit(path)
+            if got.scheme != want.scheme or (want.netloc and got.netloc != want.netloc):
+                continue
+            if got.path == base or got.path.startswith(base.rstrip("/") + "/"):
+                mine.append((path, length))
+        out[uri] = mine
+    if sum(len(v) for v in out.values()) < len(found):
+        return {}  # a file not placed (a path written differently): listed input by input instead
     return out
 
 
@@ -361,7 +398,7 @@ def spark_reason(e: BaseException, uri: str = "") -> str:
             break
     if condition == "PATH_NOT_FOUND" or "FileNotFoundException" in text or "Path does not exist" in text:
         return "no such file" if not _GLOB.search(uri) else "no file matches"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [_CONDITION.sub("", _SQLSTATE.sub("", ln)).strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
         if "No FileSystem for scheme" in ln:
             scheme = uri.split(":", 1)[0]
@@ -444,26 +481,37 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
 
     numbers = spark.createDataFrame([(path, n) for n, (_, path) in enumerate(listing)], "path string, file int")
     uris = list(dict.fromkeys(f if is_uri(f) else "file:" + f for f in files))
-    content = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uris)
-               .join(numbers.hint("broadcast"), "path")
-               .selectExpr("file", "cast(modificationTime as double) as mtime", "content"))
-    first = content.mapInPandas(scan_each, STAGE1_SCHEMA).cache()
+    first = None
     try:
+        # a file removed or unreadable after the listing is skipped by Spark's reader, not a failed job with a
+        # stack trace: the driver finds it missing below and names it
+        content = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+                   .option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true").load(uris)
+                   .join(numbers.hint("broadcast"), "path")
+                   .selectExpr("file", "cast(modificationTime as double) as mtime", "content"))
+        first = content.mapInPandas(scan_each, STAGE1_SCHEMA).cache()
         scans = _file_scans(first.filter("kind = 'file'").select("payload").collect(), t0)
         raw = [r.file for r in first.filter("kind = 'raw'").select("file").collect()]
-        if not raw:
-            return scans, first
-        together = first.filter("kind = 'raw'").repartition(1).mapInPandas(scan_raw, STAGE1_SCHEMA)
-        stage1 = first.filter("kind <> 'raw'").unionByName(together).cache()
-        scans = _file_scans(stage1.filter("kind = 'file'").select("payload").collect(), t0)
+        stage1 = first
+        if raw:
+            together = first.filter("kind = 'raw'").repartition(1).mapInPandas(scan_raw, STAGE1_SCHEMA)
+            stage1 = first.filter("kind <> 'raw'").unionByName(together).cache()
+            scans = _file_scans(stage1.filter("kind = 'file'").select("payload").collect(), t0)
+            first.unpersist()
     except Exception as e:  # noqa: BLE001 - a file that cannot be read (gone, no permission): which and why
-        first.unpersist()
+        if first is not None:
+            first.unpersist()
         if isinstance(e, SourceError):
             raise
         text = str(e)
         name = next((name for name, path in listing if path in text), ", ".join(files))
         raise SourceError(name, spark_reason(e)) from None
-    first.unpersist()
+    read = {s.file_no for s in scans}
+    for n, (name, _) in enumerate(listing):
+        if n not in read:
+            stage1.unpersist()
+            raise SourceError(name, "listed, but Spark could not read it (removed since, no permission, or an I/O "
+                                    "error: the executor's log says which)")
     return scans, stage1
 
 
