@@ -230,3 +230,39 @@ def test_a_filesystem_other_than_the_local_one_viewfs(spark, tmp_path):
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
     assert _alerts(local)
     _same(local, remote, [f"viewfs://trailhound/lab/{s}/{n}" for s in scenarios for n in ("audit.log", "auth.log")])
+
+
+@needs_lab
+def test_a_network_filesystem_ftp(spark):
+    """Hadoop's FTPFileSystem (pyspark's own jars) against a real FTP server on localhost (pyftpdlib): the
+    lab capture listed and read over the network by Spark, never opened by path; its login set in the
+    session's configuration (`fs.ftp.user.HOST`, as `--conf spark.hadoop.fs.ftp.user.HOST=...` would)."""
+    pytest.importorskip("pyftpdlib", reason="pyftpdlib (a local FTP server for this test) is not installed")
+    import logging
+    import threading
+
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    users = DummyAuthorizer()
+    users.add_user("hunter", "test-only", str(LAB), perm="elr")  # read-only
+    server = ThreadedFTPServer(("127.0.0.1", 0), type("Handler", (FTPHandler,), {"authorizer": users}))
+    port = server.socket.getsockname()[1]
+    threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.5}, daemon=True).start()
+    keys = {"fs.ftp.user.127.0.0.1": "hunter", "fs.ftp.password.127.0.0.1": "test-only"}
+    scenarios = ["baseline", "brute_force", "ssh_password"]
+    try:
+        for k, v in keys.items():
+            spark.conf.set(k, v)
+        planned = _pack()
+        remote = _spark_hunt(spark, planned, [f"ftp://127.0.0.1:{port}/{s}/" for s in scenarios])
+    finally:
+        for k in keys:
+            spark.conf.unset(k)
+        server.close_all()
+    files = [str(LAB / s / n) for s in scenarios for n in ("audit.log", "auth.log")]
+    local = run_hunt(planned, files, now=NOW, keep_alerts=True)
+    assert _alerts(local)
+    _same(local, remote, [f"ftp://127.0.0.1:{port}/{s}/{n}" for s in scenarios for n in ("audit.log", "auth.log")])
