@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_spark_connect import connect_url as _connect_server  # noqa: F401 - its Spark Connect server fixture
 from typer.testing import CliRunner
 
 from trailhound.cli.main import app
@@ -266,3 +267,31 @@ def test_a_network_filesystem_ftp(spark):
     local = run_hunt(planned, files, now=NOW, keep_alerts=True)
     assert _alerts(local)
     _same(local, remote, [f"ftp://127.0.0.1:{port}/{s}/{n}" for s in scenarios for n in ("audit.log", "auth.log")])
+
+
+@needs_lab
+def test_uris_over_spark_connect(request, tmp_path):
+    """binaryFile needs no JVM gateway in the client: over Spark Connect (a real server, started by the
+    fixture of test_spark_connect.py; the client in its own process, as there), a brace glob of the lab
+    capture gives the local engine's alert file, and a missing file is said in one line, exit 2."""
+    import subprocess
+    import sys
+
+    connect_url = request.getfixturevalue("_connect_server")
+    scenarios = ["baseline", "brute_force", "stolen_key"]
+    files = [str(LAB / s / n) for s in scenarios for n in ("audit.log", "auth.log")]
+    outs = {}
+    for engine, inputs in (("local", files), ("spark", [LAB.as_uri() + "/{" + ",".join(scenarios) + "}/*.log"])):
+        out = tmp_path / f"{engine}.ndjson"
+        args = [sys.executable, "-m", "trailhound", "hunt", *inputs, "--exit-zero", "--out", str(out),
+                "--engine", engine] + (["--master", connect_url] if engine == "spark" else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
+        for d in outs[engine]:
+            d.pop("@timestamp")  # the time of the run
+    assert outs["spark"] == outs["local"] and outs["local"]
+    r = subprocess.run([sys.executable, "-m", "trailhound", "hunt", "file:///nonexistent/trailhound/x.log",
+                        "--engine", "spark", "--master", connect_url], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 2 and "file:///nonexistent/trailhound/x.log: no such file" in r.stderr.replace("\n", "")
+    assert "Traceback" not in r.stderr

@@ -441,27 +441,30 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
         scan = FileScan(n, names[n], error=str(e))
         return pd.DataFrame({"kind": "file", "rule": -1, "file": [n], "row": -1, "payload": [orjson.dumps(asdict(scan))]})
 
-    def scan_each(frames):
+    def scan_one(n: int, mtime, content: bytes, began: float):
+        """One file's rows: its scan, or (a raw log, loaded later with the others) its bytes."""
         from ..sources import parquet
         from ..sources.inputs import Source
         from ..sources.normalize import format_of
 
+        try:
+            src = Source.from_bytes(content, names[n], None if pd.isna(mtime) else float(mtime))
+            fmt = format_of(src, input_format)
+        except SourceError as e:
+            yield error_rows(n, e)
+            return
+        if fmt is not None and fmt is not parquet.FORMAT:
+            yield pd.DataFrame({"kind": "raw", "rule": -1, "file": [n],
+                                "row": [-1 if src.mtime is None else int(src.mtime * 1000)], "payload": [content]})
+            return
+        yield from _scan_rows([(n, src)], specs, input_format, read_options, began)
+
+    def scan_each(frames):
         began = time.time()
         for pdf in frames:
-            for n, mtime, content in zip(pdf["file"], pdf["mtime"], pdf["content"]):
-                n = int(n)
-                try:
-                    src = Source.from_bytes(bytes(content), names[n], None if pd.isna(mtime) else float(mtime))
-                    fmt = format_of(src, input_format)
-                except SourceError as e:
-                    yield error_rows(n, e)
-                    continue
-                if fmt is not None and fmt is not parquet.FORMAT:  # a raw log: scanned with the others
-                    yield pd.DataFrame({"kind": "raw", "rule": -1, "file": [n],
-                                        "row": [-1 if src.mtime is None else int(src.mtime * 1000)],
-                                        "payload": [bytes(content)]})
-                    continue
-                yield from _scan_rows([(n, src)], specs, input_format, read_options, began)
+            for path, mtime, content in zip(pdf["path"], pdf["mtime"], pdf["content"]):
+                for n in numbers.get(path, ()):  # a file listed twice is read twice, as locally; one added since: not
+                    yield from scan_one(n, mtime, bytes(content), began)
 
     def scan_raw(frames):
         from ..sources.inputs import Source
@@ -479,7 +482,9 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
                 return
         yield from _scan_rows(sources, specs, input_format, read_options, began)
 
-    numbers = spark.createDataFrame([(path, n) for n, (_, path) in enumerate(listing)], "path string, file int")
+    numbers: dict[str, list[int]] = {}
+    for n, (_, path) in enumerate(listing):
+        numbers.setdefault(path, []).append(n)
     uris = list(dict.fromkeys(f if is_uri(f) else "file:" + f for f in files))
     first = None
     try:
@@ -487,11 +492,12 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
         # stack trace: the driver finds it missing below and names it
         content = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
                    .option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true").load(uris)
-                   .join(numbers.hint("broadcast"), "path")
-                   .selectExpr("file", "cast(modificationTime as double) as mtime", "content"))
+                   .selectExpr("path", "cast(modificationTime as double) as mtime", "content"))
         first = content.mapInPandas(scan_each, STAGE1_SCHEMA).cache()
-        scans = _file_scans(first.filter("kind = 'file'").select("payload").collect(), t0)
-        raw = [r.file for r in first.filter("kind = 'raw'").select("file").collect()]
+        rows = first.filter("kind in ('file', 'raw')").selectExpr(
+            "kind", "file", "if(kind = 'file', payload, null) as payload").collect()  # no raw bytes to the driver
+        scans = _file_scans([r for r in rows if r.kind == "file"], t0)
+        raw = [r.file for r in rows if r.kind == "raw"]
         stage1 = first
         if raw:
             together = first.filter("kind = 'raw'").repartition(1).mapInPandas(scan_raw, STAGE1_SCHEMA)
