@@ -453,7 +453,7 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
         except SourceError as e:
             yield error_rows(n, e)
             return
-        if fmt is not None and fmt is not parquet.FORMAT:
+        if fmt is not None and fmt is not parquet.FORMAT:  # its bytes, with its modification time (ms) as `row`
             yield pd.DataFrame({"kind": "raw", "rule": -1, "file": [n],
                                 "row": [-1 if src.mtime is None else int(src.mtime * 1000)], "payload": [content]})
             return
