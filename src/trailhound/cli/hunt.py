@@ -66,7 +66,8 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
 
 
 def hunt(
-    files: list[Path] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too)."),
+    files: list[str] = typer.Argument(..., help="Event files: ECS NDJSON or JSON arrays, auditd or syslog logs (.gz too); "
+                                      "with --engine spark also URIs Spark reads (file:, hdfs://, s3a://...)."),
     rules: list[Path] = typer.Option([], "--rules", "-r", help="Rule files or directories (detection-rules TOML, Sigma YAML; "
                                      "default: Trailhound's SSH pack)."),
     exceptions: list[Path] = typer.Option([], "--exceptions", "-x", help="Exception lists: detection-rules "
@@ -120,19 +121,20 @@ def hunt(
         from ..sinks import NdjsonSink, Sink, SinkError
         from ..sources import SourceError
 
+    paths = [Path(f) for f in files]  # `files` as given: a URI (s3a://bucket/key) is not a Path
     if out_format not in ("ndjson", "parquet"):
         raise fail(f"[red]error[/red]: unknown --out-format {m(repr(out_format))}; choose ndjson or parquet")
     if out_format == "parquet":
         from ..sinks.parquet import directory_problem
 
-        why = "give the directory with --out DIR" if out is None else directory_problem(out, files)
+        why = "give the directory with --out DIR" if out is None else directory_problem(out, paths)
         if why is not None:
             raise fail(f"[red]error[/red]: --out-format parquet: {m(why)}")
     else:
-        check_output(out, inputs=files)
-    checked_sinks = check_sinks(sink_specs, inputs=files, taken=[out, summary],
+        check_output(out, inputs=paths)
+    checked_sinks = check_sinks(sink_specs, inputs=paths, taken=[out, summary],
                                 stdout_taken=format is OutputFormat.ndjson)
-    check_output(summary, "--summary", inputs=[*files, *([out] if out is not None else [])])
+    check_output(summary, "--summary", inputs=[*paths, *([out] if out is not None else [])])
     if summary is not None and is_stdout(summary) and (format is OutputFormat.ndjson or is_stdout(out)):
         raise fail("[red]error[/red]: the alerts go to standard output; write --summary to a file")
     if out is not None and summary is not None and not is_stdout(out) and Path(out).resolve() == Path(summary).resolve():
@@ -142,12 +144,15 @@ def hunt(
         from .report import check_outputs
 
         check_outputs(html, navigator, markdown, None,
-                      inputs=[*files, *([out] if out is not None else []), *([summary] if summary else [])])
+                      inputs=[*paths, *([out] if out is not None else []), *([summary] if summary else [])])
     options = input_options(year, tz, host)
     if engine not in ("local", "spark"):
         raise fail(f"[red]error[/red]: unknown --engine {m(repr(engine))}; choose local or spark")
     if master is not None and engine != "spark":
         raise fail("[red]error[/red]: --master goes with --engine spark")
+    if engine == "local" and (uris := [f for f in files if _is_uri(f)]):
+        raise fail(f"[red]error[/red]: {m(uris[0])} is a URI: inputs on Spark's filesystems are read with "
+                   "--engine spark")
     started = time.perf_counter()
     rule_paths = rules or [PACK]
     values = sigma_placeholders(placeholders, placeholder)
@@ -193,7 +198,7 @@ def hunt(
                     runner = partial(run_hunt_spark, spark=session(master))
                 except SparkUnavailable as e:
                     raise fail(f"[red]error[/red]: {m(e)}") from None
-            report = runner(planned, files, input_format=input_format, read_options=options,
+            report = runner(planned, files if engine == "spark" else paths, input_format=input_format, read_options=options,
                             max_signals=max_signals, sinks=sinks, keep_alerts=reports, progress=progress)
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
@@ -259,7 +264,7 @@ def hunt(
     if reports:
         from .report import hunt_reports
 
-        for line in hunt_reports(report, files, loaded.rules, code, [b.file for b in bad], html=html,
+        for line in hunt_reports(report, paths, loaded.rules, code, [b.file for b in bad], html=html,
                                  navigator=navigator, markdown=markdown, input_format=input_format, options=options):
             err.print(line)
     raise typer.Exit(code)
@@ -269,3 +274,9 @@ def _parquet_sink(out: Path):
     from ..sinks.parquet import ParquetSink
 
     return ParquetSink(out)
+
+
+def _is_uri(text: str) -> bool:
+    from ..spark.driver import is_uri
+
+    return is_uri(text)

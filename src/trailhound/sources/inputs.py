@@ -83,7 +83,8 @@ class Source:
     @classmethod
     def open(cls, path: str) -> Source:
         """Open an input, spooling what cannot be read twice or as it is; raises SourceError."""
-        name, notes, spool, mtime = path, [], None, None
+        name, spool, mtime = path, None, None
+        notes: list[str] = []
         try:
             if path == "-":
                 name, st = "<stdin>", os.fstat(0)
@@ -114,6 +115,26 @@ class Source:
             raise SourceError(path, "permission denied") from None
         except OSError as e:
             raise SourceError(path, f"cannot read: {e.strerror or e}") from None
+        return cls._sniffed(reading, raw, path, name, mtime, notes, spool)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str, mtime: float | None = None) -> Source:
+        """An input whose bytes were read elsewhere (a Spark task given a file of any filesystem Spark reads),
+        spooled and then recognized as `open` recognizes a file (compression and BOMs by content); `name` (its
+        URI) names it in reports and errors, `mtime` is its modification time (the year of syslog timestamps)."""
+        spool = tempfile.TemporaryFile(prefix="trailhound-")
+        try:
+            spool.write(data)
+            spool.flush()
+        except OSError as e:
+            spool.close()
+            raise SourceError(name, f"cannot spool its {len(data)} bytes: {e.strerror or e}") from None
+        return cls._sniffed(_fd_path(spool), data[:64 * 1024], name, name, mtime, [], spool)
+
+    @classmethod
+    def _sniffed(cls, reading: str, raw: bytes, path: str, name: str, mtime: float | None, notes: list[str],
+                 spool) -> Source:
+        """The Source of the bytes at `reading` (`raw`: their first 64 KiB); `path` names it in errors."""
         damage = None
         compression = next((kind for magic, kind in _SPOOLED_MAGIC.items() if raw.startswith(magic)), None)
         if compression == "bzip2" and not (raw[3:4].isdigit() and raw[4:10] in (b"1AY&SY", b"\x17rE8P\x90")):

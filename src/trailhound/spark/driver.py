@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -127,18 +128,35 @@ def _unreachable(url: str, timeout: float = 10.0) -> str | None:
         return f"{host}:{port}: {e.strerror or e}"
 
 
+#: an input given as a URI (file:, hdfs://, s3a://, abfs://, gs://, viewfs://...): read through Spark's filesystems
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    """Whether an input names a file of one of Spark's (Hadoop's) filesystems rather than a local path
+    (a local path that happens to look like one, and exists, stays a path)."""
+    text = os.fspath(path)
+    return isinstance(text, str) and bool(_URI.match(text)) and not os.path.exists(text)
+
+
 def _inputs(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The inputs in order: local paths checked here and made absolute (directories of Parquet files
+    expanded, as locally); URIs as given, listed through Spark by stage 1 (`_listing`)."""
     from ..sources import SourceError
     from ..sources.parquet import expand
 
     out = []
-    for p in expand(list(paths)):
-        path = os.fspath(p)
-        if path in ("-", "/dev/stdin") or (os.path.exists(path) and not os.path.isfile(path)):
-            raise SourceError(path, "Spark tasks read files: give a file, not a stream")
-        if not os.path.exists(path):
-            raise SourceError(path, "no such file")
-        out.append(os.path.abspath(path))
+    for given in paths:
+        if is_uri(given):
+            out.append(os.fspath(given))
+            continue
+        for p in expand([given]):
+            path = os.fspath(p)
+            if path in ("-", "/dev/stdin") or (os.path.exists(path) and not os.path.isfile(path)):
+                raise SourceError(path, "Spark tasks read files: give a file, not a stream")
+            if not os.path.exists(path):
+                raise SourceError(path, "no such file")
+            out.append(os.path.abspath(path))
     return out
 
 
@@ -236,36 +254,30 @@ def _task_seconds(scans: list[FileScan]) -> dict[str, float]:
     return out
 
 
-def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
-    """One task per input: (the per-file scans, the cached candidate rows)."""
+def _scan_rows(files, specs, input_format, read_options, began: float):
+    """The stage-1 rows of inputs loaded together (`tasks.scan_files`): their reports, the documents of
+    their candidates, and per rule its candidates, as pandas frames of `STAGE1_SCHEMA`."""
     import pandas as pd
 
-    def scan(frames):
-        began = time.time()
-        for pdf in frames:
-            for unit in pdf["files"]:
-                files = [(int(n), p) for n, p in orjson.loads(unit)]
-                results, candidates, docs = scan_files(files, specs, input_format, read_options)
-                results[0].seconds["began"] = began
-                results[0].seconds["yield"] = time.time()
-                yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
-                                    "payload": [orjson.dumps(asdict(r)) for r in results]})
-                for k in range(0, len(docs), _CHUNK):
-                    part = docs[k:k + _CHUNK]
-                    yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
-                                        "row": [d[1] for d in part], "payload": [d[2] for d in part]})
-                first = files[0][0]
-                for k in range(0, len(candidates), _CHUNK):
-                    chunk = candidates[k:k + _CHUNK]
-                    yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": first, "row": -1,
-                                        "payload": [c[1] for c in chunk]})
+    results, candidates, docs = scan_files(files, specs, input_format, read_options)
+    results[0].seconds["began"] = began
+    results[0].seconds["yield"] = time.time()
+    yield pd.DataFrame({"kind": "file", "rule": -1, "file": [r.file_no for r in results], "row": -1,
+                        "payload": [orjson.dumps(asdict(r)) for r in results]})
+    for k in range(0, len(docs), _CHUNK):
+        part = docs[k:k + _CHUNK]
+        yield pd.DataFrame({"kind": "doc", "rule": -1, "file": [d[0] for d in part],
+                            "row": [d[1] for d in part], "payload": [d[2] for d in part]})
+    first = files[0][0]
+    for k in range(0, len(candidates), _CHUNK):
+        chunk = candidates[k:k + _CHUNK]
+        yield pd.DataFrame({"kind": "cand", "rule": [c[0] for c in chunk], "file": first, "row": -1,
+                            "payload": [c[1] for c in chunk]})
 
-    units = _units(files, input_format)
-    t0 = time.time()
-    listing = spark.createDataFrame([(i, orjson.dumps(u).decode()) for i, u in enumerate(units)], "unit int, files string")
-    stage1 = listing.repartition(len(units)).mapInPandas(scan, STAGE1_SCHEMA).cache()
+
+def _file_scans(rows, t0: float) -> list[FileScan]:
     scans = []
-    for row in stage1.filter("kind = 'file'").select("payload").collect():
+    for row in rows:
         data = orjson.loads(row.payload)
         data["skipped"] = [tuple(s) for s in data["skipped"]]
         data["types"] = {k: tuple(v) for k, v in data["types"].items()}
@@ -275,6 +287,245 @@ def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_o
         for k in ("began", "yield"):
             if k in s.seconds:
                 s.seconds[k] -= t0
+    return scans
+
+
+def _stage1(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
+    """One task per input: (the per-file scans, the cached candidate rows). Inputs given as URIs are
+    read through Spark's filesystems (`_stage1_spark_fs`); local paths are opened by the tasks."""
+    if any(is_uri(f) for f in files):
+        return _stage1_spark_fs(spark, files, specs, input_format, read_options)
+
+    def scan(frames):
+        began = time.time()
+        for pdf in frames:
+            for unit in pdf["files"]:
+                yield from _scan_rows([(int(n), p) for n, p in orjson.loads(unit)], specs, input_format,
+                                      read_options, began)
+
+    units = _units(files, input_format)
+    t0 = time.time()
+    listing = spark.createDataFrame([(i, orjson.dumps(u).decode()) for i, u in enumerate(units)], "unit int, files string")
+    stage1 = listing.repartition(len(units)).mapInPandas(scan, STAGE1_SCHEMA).cache()
+    return _file_scans(stage1.filter("kind = 'file'").select("payload").collect(), t0), stage1
+
+
+#: binaryFile's own bound on one file (`spark.sql.sources.binaryFile.maxLength`, an int: 2 GiB - 1 at most)
+BINARY_FILE_MAX = (1 << 31) - 1
+_GLOB = re.compile(r"[*?\[{]")
+_CONDITION = re.compile(r"\[[A-Z][A-Z_.]+\] ")  # Spark's error condition, "[FAILED_READ_FILE.NO_HINT] "
+_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+\s*$")
+
+
+def _listing(spark, files: list[str]) -> list[tuple[str, str]]:
+    """(name, path as Spark lists it) of every file the inputs give, in input order, a directory's or a
+    glob's files in path order (recursively; Spark skips names starting with `_` or `.`). Listed by Spark
+    (`binaryFile` without its content: no file is read here), so every filesystem of the session's Hadoop
+    configuration works. A file over binaryFile's limit is refused with the reason before any is read."""
+    from ..sources import SourceError
+
+    limit = BINARY_FILE_MAX
+    try:
+        limit = min(limit, int(spark.conf.get("spark.sql.sources.binaryFile.maxLength")))
+    except Exception:  # noqa: BLE001 - a server that does not say: Spark's default
+        pass
+    uris = [given if is_uri(given) else "file:" + given for given in files]
+    listed = _list_together(spark, uris)
+    out: list[tuple[str, str]] = []
+    for given, uri in zip(files, uris):
+        rows = listed.get(uri)
+        if rows is None:  # a glob, or a failed listing: this input alone, for its own error
+            try:
+                rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uri)
+                        .select("path", "length").collect())
+            except Exception as e:  # noqa: BLE001 - Spark's exceptions (captured, Py4J, Connect): said in one line
+                raise SourceError(given, spark_reason(e, uri)) from None
+            rows = sorted((r.path, r.length) for r in rows)
+        if not rows:
+            raise SourceError(given, "no file there (an empty directory, or only hidden files)")
+        exact = len(rows) == 1 and not _GLOB.search(uri) and rows[0][0].endswith(_uri_path(uri))
+        for path, length in rows:
+            name = given if exact else path
+            if length is not None and length > limit:
+                raise SourceError(name, f"{length} bytes, over the {limit} bytes Spark reads as one file "
+                                        "(binaryFile, spark.sql.sources.binaryFile.maxLength, at most 2 GiB); "
+                                        "split or compress it")
+            out.append((name, path))
+    return out
+
+
+def _list_together(spark, uris: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """The files of the inputs that are files or directories (not globs), listed by one Spark job: per
+    input, its (path, length) in path order. Empty when the listing fails (`_listing` then lists each
+    input alone, to say which one failed and why)."""
+    from urllib.parse import urlsplit
+
+    plain = list(dict.fromkeys(u for u in uris if not _GLOB.search(u)))
+    if not plain:
+        return {}
+    try:
+        rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(plain)
+                .select("path", "length").collect())
+    except Exception:  # noqa: BLE001 - one of them is missing or unreadable: each is listed alone
+        return {}
+    found = sorted((r.path, r.length) for r in rows)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for uri in plain:
+        want = urlsplit(uri)
+        base = want.path.rstrip("/") or "/"
+        mine = []
+        for path, length in found:
+            got = urlsplit(path)
+            if got.scheme != want.scheme or (want.netloc and got.netloc != want.netloc):
+                continue
+            if got.path == base or got.path.startswith(base.rstrip("/") + "/"):
+                mine.append((path, length))
+        out[uri] = mine
+    if sum(len(v) for v in out.values()) < len(found):
+        return {}  # a file not placed (a path written differently): listed input by input instead
+    return out
+
+
+def _uri_path(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(uri).path.rstrip("/") or "/"
+
+
+def spark_reason(e: BaseException, uri: str = "") -> str:
+    """Why Spark could not list or read an input, in one line and the local engine's words where they
+    exist ("no such file"), from whichever of Spark's exceptions (captured, Py4J, Connect) it raised."""
+    text = str(e)
+    condition = ""
+    for attr in ("getCondition", "getErrorClass"):
+        try:
+            condition = getattr(e, attr)() or ""
+        except Exception:  # noqa: BLE001 - not a PySparkException, or an older pyspark
+            continue
+        if condition:
+            break
+    if condition == "PATH_NOT_FOUND" or "FileNotFoundException" in text or "Path does not exist" in text:
+        return "no such file" if not _GLOB.search(uri) else "no file matches"
+    lines = [_CONDITION.sub("", _SQLSTATE.sub("", ln)).strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "No FileSystem for scheme" in ln:
+            scheme = uri.split(":", 1)[0]
+            return f"Spark has no filesystem for {scheme}: URIs (set spark.hadoop.fs.{scheme}.impl, or add its jar)"
+        if "ClassNotFoundException" in ln:
+            cls = ln.rsplit("Class ", 1)[-1].split(" not found", 1)[0].strip()
+            return f"Spark cannot open it: the filesystem class {cls} is not on its classpath (add its jar, " \
+                   "e.g. hadoop-aws for s3a:)"
+        if "AccessDenied" in ln or "Permission denied" in ln or "AccessControlException" in ln:
+            return "permission denied (" + _java_message(ln) + ")"
+    for ln in lines:
+        if "Exception" in ln and ":" in ln and not ln.startswith(("An error occurred", "at ")):
+            return "cannot read: " + _java_message(ln)
+    return "cannot read: " + (lines[0] if lines else type(e).__name__)
+
+
+def _java_message(line: str) -> str:
+    """`pkg.SomeException: message` → the message (with the exception's short name when there is none)."""
+    line = line.lstrip(": ")
+    head, _, rest = line.partition(": ")
+    if "Exception" in head or "Error" in head:
+        return rest.strip() or head.rsplit(".", 1)[-1]
+    return line
+
+
+def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_format, read_options):
+    """Stage 1 over inputs read through Spark's filesystems: `binaryFile` gives each file's bytes to a task
+    (no shared mount needed), which loads it with the local loader (`Source.from_bytes`, named by its
+    URI). ECS JSON and Parquet files are scanned where they were read; raw logs (auditd, syslog...) come
+    back as bytes and are then scanned together by one task, in input order, as `_units` does locally."""
+    import pandas as pd
+
+    from ..sources import SourceError
+
+    listing = _listing(spark, files)
+    names = {n: name for n, (name, _) in enumerate(listing)}
+    t0 = time.time()
+
+    def error_rows(n: int, e: SourceError):
+        scan = FileScan(n, names[n], error=str(e))
+        return pd.DataFrame({"kind": "file", "rule": -1, "file": [n], "row": -1, "payload": [orjson.dumps(asdict(scan))]})
+
+    def scan_one(n: int, mtime, content: bytes, began: float):
+        """One file's rows: its scan, or (a raw log, loaded later with the others) its bytes."""
+        from ..sources import parquet
+        from ..sources.inputs import Source
+        from ..sources.normalize import format_of
+
+        try:
+            src = Source.from_bytes(content, names[n], None if pd.isna(mtime) else float(mtime))
+            fmt = format_of(src, input_format)
+        except SourceError as e:
+            yield error_rows(n, e)
+            return
+        if fmt is not None and fmt is not parquet.FORMAT:  # its bytes, with its modification time (ms) as `row`
+            yield pd.DataFrame({"kind": "raw", "rule": -1, "file": [n],
+                                "row": [-1 if src.mtime is None else int(src.mtime * 1000)], "payload": [content]})
+            return
+        yield from _scan_rows([(n, src)], specs, input_format, read_options, began)
+
+    def scan_each(frames):
+        began = time.time()
+        for pdf in frames:
+            for path, mtime, content in zip(pdf["path"], pdf["mtime"], pdf["content"]):
+                for n in numbers.get(path, ()):  # a file listed twice is read twice, as locally; one added since: not
+                    yield from scan_one(n, mtime, bytes(content), began)
+
+    def scan_raw(frames):
+        from ..sources.inputs import Source
+
+        began = time.time()
+        pdf = pd.concat(list(frames), ignore_index=True).sort_values("file")
+        if not len(pdf):
+            return
+        sources = []
+        for n, ms, content in zip(pdf["file"], pdf["row"], pdf["payload"]):
+            try:
+                sources.append((int(n), Source.from_bytes(bytes(content), names[int(n)], None if ms < 0 else ms / 1000)))
+            except SourceError as e:
+                yield error_rows(int(n), e)
+                return
+        yield from _scan_rows(sources, specs, input_format, read_options, began)
+
+    numbers: dict[str, list[int]] = {}
+    for n, (_, path) in enumerate(listing):
+        numbers.setdefault(path, []).append(n)
+    uris = list(dict.fromkeys(f if is_uri(f) else "file:" + f for f in files))
+    first = None
+    try:
+        # a file removed or unreadable after the listing is skipped by Spark's reader, not a failed job with a
+        # stack trace: the driver finds it missing below and names it
+        content = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+                   .option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true").load(uris)
+                   .selectExpr("path", "cast(modificationTime as double) as mtime", "content"))
+        first = content.mapInPandas(scan_each, STAGE1_SCHEMA).cache()
+        rows = first.filter("kind in ('file', 'raw')").selectExpr(
+            "kind", "file", "if(kind = 'file', payload, null) as payload").collect()  # no raw bytes to the driver
+        scans = _file_scans([r for r in rows if r.kind == "file"], t0)
+        raw = [r.file for r in rows if r.kind == "raw"]
+        stage1 = first
+        if raw:
+            together = first.filter("kind = 'raw'").repartition(1).mapInPandas(scan_raw, STAGE1_SCHEMA)
+            stage1 = first.filter("kind <> 'raw'").unionByName(together).cache()
+            scans = _file_scans(stage1.filter("kind = 'file'").select("payload").collect(), t0)
+            first.unpersist()
+    except Exception as e:  # noqa: BLE001 - a file that cannot be read (gone, no permission): which and why
+        if first is not None:
+            first.unpersist()
+        if isinstance(e, SourceError):
+            raise
+        text = str(e)
+        name = next((name for name, path in listing if path in text), ", ".join(files))
+        raise SourceError(name, spark_reason(e)) from None
+    read = {s.file_no for s in scans}
+    for n, (name, _) in enumerate(listing):
+        if n not in read:
+            stage1.unpersist()
+            raise SourceError(name, "listed, but Spark could not read it (removed since, no permission, or an I/O "
+                                    "error: the executor's log says which)")
     return scans, stage1
 
 

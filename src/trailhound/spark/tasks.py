@@ -94,9 +94,10 @@ def _column_type(dtype) -> tuple[str, bool] | None:
     return None if kind is None else (kind, is_list)
 
 
-def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format: str | None = None,
+def scan_files(files: list[tuple[int, Any]], specs: list[RuleSpec], input_format: str | None = None,
                read_options=None) -> tuple[list[FileScan], list[tuple[int, bytes]], list[tuple[int, int, bytes]]]:
-    """Stage 1 over inputs loaded together (`files`: (file number, path), in input order): a report per
+    """Stage 1 over inputs loaded together (`files`: (file number, path or `sources.inputs.Source`: a file
+    whose bytes Spark read, `Source.from_bytes`), in input order): a report per
     file; (rule index, Arrow IPC payload) per rule with candidates: the rows matching one of the rule's filters,
     its fields as the loader typed them, and each row's file number and row in its file (`FILE_COLUMN`,
     `ROW_COLUMN`); and (file number, row, document JSON) of each of those rows, once. Raw logs are loaded
@@ -108,7 +109,7 @@ def scan_files(files: list[tuple[int, str]], specs: list[RuleSpec], input_format
     from ..lang import ir
     from ..sources import SourceError, load_events
 
-    scans = [FileScan(n, path) for n, path in files]
+    scans = [FileScan(n, path if isinstance(path, str) else path.name) for n, path in files]
     t0 = time.perf_counter()
     fields = sorted({f for s in specs for f in s.fields} | {"@timestamp"})
     try:
