@@ -114,16 +114,17 @@ def schema_of(struct, es_types: Mapping[str, str] | None = None):
     return Schema(fields)
 
 
-def _udf_table() -> dict[str, tuple[str, bool, str]]:
-    """UDF name → (function, case-insensitive, kind of its value), for every name compile/sql.py may call."""
-    from ..compile.sql import _MAX_UDF_ARGS, UDF_KINDS, udf_name
+def _udf_of(udf: str) -> tuple[str, bool, str]:
+    """(function, case-insensitive, kind of its value) of a UDF name compile/sql.py calls (`udf_name`)."""
+    from ..compile.sql import UDF_KINDS
 
-    table = {"th_version_key": ("version_key", False, "string")}
-    for name, kind in UDF_KINDS.items():
-        for ci in (False, True):
-            for arity in range(1, _MAX_UDF_ARGS[name] + 1):
-                table[udf_name(name, arity, ci)] = (name, ci, kind)
-    return table
+    if udf == "th_version_key":
+        return "version_key", False, "string"
+    base, ci = udf[3:].rsplit("_", 1)[0], False
+    if base.endswith("_ci"):
+        base, ci = base[:-3], True
+    name = next(n for n in UDF_KINDS if n.lower() == base)
+    return name, ci, UDF_KINDS[name]
 
 
 def _reference(name: str, ci: bool):
@@ -146,10 +147,9 @@ def register_spark_udfs(spark, names: Iterable[str]) -> None:
     from pyspark.sql import functions as SF
     from pyspark.sql import types as T
 
-    table = _udf_table()
     spark_types = {"string": T.StringType(), "bool": T.BooleanType(), "int": T.LongType(), "float": T.DoubleType()}
     for udf in sorted(set(names)):
-        name, ci, kind = table[udf]
+        name, ci, kind = _udf_of(udf)
         spark.udf.register(udf, SF.udf(_reference(name, ci), spark_types[kind]))
 
 
