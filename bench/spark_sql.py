@@ -96,7 +96,7 @@ def run_local(spark, files, specs):
     return by_rule
 
 
-def run_sql(spark, store: Path, specs):
+def run_sql(spark, store: Path, specs, per_pass: int):
     from urllib.parse import unquote, urlparse
 
     from trailhound.spark import sql_stage
@@ -106,15 +106,17 @@ def run_sql(spark, store: Path, specs):
     sql_stage.register_spark_udfs(spark, compiled.udfs)
     keep = sorted({f for s in specs if s.index in compiled.wheres for f in s.fields if f in df.columns}
                   | {"__source"})
+    by_rule: dict[int, set] = {}
+    items = sorted(compiled.wheres.items())
     with sql_stage.ansi_off(spark):
-        cand = sql_stage.candidates(df, compiled.wheres, keep).cache()
-        cand.count()
-        by_rule: dict[int, set] = {}
-        for row in cand.select("__path", "__index", "__rules").collect():
-            path = os.path.abspath(unquote(urlparse(row["__path"]).path))
-            for r in row["__rules"]:
-                by_rule.setdefault(r, set()).add((path, row["__index"]))
-        cand.unpersist()
+        for k in range(0, len(items), per_pass):  # one pass per `per_pass` rules
+            cand = sql_stage.candidates(df, dict(items[k:k + per_pass]), keep).cache()
+            cand.count()
+            for row in cand.select("__path", "__index", "__rules").collect():
+                path = os.path.abspath(unquote(urlparse(row["__path"]).path))
+                for r in row["__rules"]:
+                    by_rule.setdefault(r, set()).add((path, row["__index"]))
+            cand.unpersist()
     return by_rule, compiled
 
 
@@ -125,6 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", type=Path, default=LINUX)
     ap.add_argument("--masters", default="local[1],local[2]")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--per-pass", type=int, default=40,
+                    help="rules per Spark SQL pass (all 355 in one pass: the driver's 1 GB heap runs out in analysis)")
+    ap.add_argument("--only", choices=("local", "sql"), help="run one of the two")
     args = ap.parse_args(argv)
 
     from trailhound.pipeline import plan
@@ -142,16 +147,18 @@ def main(argv=None) -> int:
         spark.sparkContext.setLogLevel("ERROR")
         try:
             for k in range(args.repeat):
-                for how in ("local", "sql"):
+                for how in [args.only] if args.only else ("local", "sql"):
                     load0 = os.getloadavg()[0]
                     c0, t0 = tree_cpu(), time.perf_counter()
                     if how == "local":
                         local = run_local(spark, files, specs)
                     else:
-                        sql, compiled = run_sql(spark, store, specs)
+                        sql, compiled = run_sql(spark, store, specs, args.per_pass)
                     wall, cpu = time.perf_counter() - t0, tree_cpu() - c0
                     print(f"{master} run {k + 1} {how:5s}: wall {wall:6.1f} s  cpu {cpu:6.1f} s  "
                           f"load {load0:.1f}->{os.getloadavg()[0]:.1f}", flush=True)
+            if args.only:
+                continue
             rules = sorted(compiled.wheres)
             same = sum(local.get(i, set()) == sql.get(i, set()) for i in rules)
             differ = [specs[i].check.rule.name for i in rules if local.get(i, set()) != sql.get(i, set())]
