@@ -5,6 +5,15 @@ columns: dotted field names, LIST columns for multi-valued fields, dates as Int6
 shared rules (pushdown, range flips, constant coercion, patterns) come from semantics.py and
 patterns.py, so the two backends differ only in how they spell things. Tests run both on the
 same data and require the same rows.
+
+`SqlCompiler(schema, dialect="spark")` spells the same tree for Spark SQL (tests/spark/test_spark_sql.py
+runs it on a real Spark against the Polars backend). It differs from DuckDB's where the engines differ:
+Java regexes (`$` also matches before a final line break, `(?i)` is ASCII-only), decimal literals
+(`1.5` is a DECIMAL in Spark: floats are written as DOUBLE casts), integer division (`DIV`), a date's
+parts computed from its epoch nanoseconds without the session's time zone, and the reference functions as
+Spark Python UDFs (`register_spark_udfs`), which Spark cannot call inside an array lambda: such a
+filter is refused (`UnsupportedSqlError`). Spark runs it with `spark.sql.ansi.enabled=false`
+(Java's wrapping long arithmetic, as Elasticsearch computes; see spark/sql_stage.py).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import sqlglot.expressions as exp
 
 from ..lang import ir
 from ..lang.errors import EqlSemanticError
+from ..rules.errors import UnsupportedError
 from . import functions as F
 from .patterns import lucene_to_regex, plan_wildcard
 from .schema import Schema
@@ -30,6 +40,15 @@ from .semantics import (
 )
 
 _X = "__x"  # the lambda variable for one element of an array
+DIALECTS = ("duckdb", "spark")
+
+
+class UnsupportedSqlError(EqlSemanticError, UnsupportedError):
+    """A filter this SQL dialect cannot run with our semantics (the Polars backend can)."""
+
+    def __init__(self, message: str) -> None:
+        EqlSemanticError.__init__(self, message)
+        self.reason = message
 
 
 class SqlValue:
@@ -80,11 +99,35 @@ def _coalesce_false(e: exp.Expression) -> exp.Expression:
 
 
 class SqlCompiler(ConditionCompiler[exp.Expression]):
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, dialect: str = "duckdb") -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown SQL dialect {dialect!r} (one of {', '.join(DIALECTS)})")
         self.schema = schema
+        self.dialect = dialect
+        self.spark = dialect == "spark"
+        #: the UDFs (udf_name) the compiled conditions call: what register_spark_udfs must register
+        self.udfs: set[str] = set()
+        self._in_lambda: str | None = None  # the multi-valued field whose element is being compiled
 
-    def where(self, e: ir.Expr, dialect: str = "duckdb") -> str:
-        return self.predicate(e).sql(dialect)
+    def where(self, e: ir.Expr, dialect: str | None = None) -> str:
+        return self.predicate(e).sql(dialect or self.dialect)
+
+    def _lit(self, v: object) -> SqlValue:
+        """A constant. Spark reads `1.5` as a DECIMAL, whose arithmetic is not a double's: a DOUBLE cast
+        of its text instead (Double.parseDouble round-trips Python's repr)."""
+        out = _lit(v)
+        if self.spark and out.kind == "float":
+            out.expr = exp.Cast(this=exp.Literal.string(repr(v)), to=exp.DataType.build("DOUBLE"))
+        return out
+
+    def _udf(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+        """A call of a reference implementation registered as a UDF (register_udfs, register_spark_udfs)."""
+        if self.spark and self._in_lambda is not None:
+            raise UnsupportedSqlError(
+                f"{_shown(name)} over the multi-valued field {self._in_lambda!r} needs a Python function, "
+                "which Spark SQL cannot call inside an array lambda")
+        self.udfs.add(name)
+        return exp.Anonymous(this=name, expressions=args)
 
     def category(self, category: str | None, field: str) -> exp.Expression:
         if category is None:
@@ -124,7 +167,11 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             )
         path = multi[0]
         x = exp.Column(this=exp.Identifier(this=_X))
-        inner = self._scalar_atom(e, {path: x})
+        self._in_lambda = path
+        try:
+            inner = self._scalar_atom(e, {path: x})
+        finally:
+            self._in_lambda = None
         hits = exp.ArrayFilter(
             this=column(path), expression=exp.Lambda(this=inner, expressions=[exp.Identifier(this=_X)])
         )
@@ -161,7 +208,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         a = left.expr
         c = right.const
         if left.kind == "version":
-            a = exp.Anonymous(this="th_version_key", expressions=[a])
+            a = self._udf("th_version_key", [a])
         if c is not None and right.kind != left.kind and left.kind != "null":
             if left.kind == "int" and right.kind == "float":
                 a = exp.Cast(this=a, to=exp.DataType.build("DOUBLE"))
@@ -169,7 +216,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 c = coerce_const(c, left.kind, info)
                 if c is ...:
                     return exp.Null()
-        b = _lit(c).expr
+        b = self._lit(c).expr
         ops: dict[str, type[exp.Expression]] = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE,
                                                  ">": exp.GT, ">=": exp.GTE}
         cls = ops[op]
@@ -196,14 +243,14 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             consts = [c.lower() for c in consts]
         if not consts:
             return exp.Case(ifs=[exp.If(this=exp.Is(this=a, expression=exp.Null()), true=exp.Null())], default=exp.false())
-        return exp.In(this=a, expressions=[_lit(c).expr for c in consts])
+        return exp.In(this=a, expressions=[self._lit(c).expr for c in consts])
 
     def _match(self, e: ir.Match, bind) -> exp.Expression:
         v = self.value(e.value, bind)
         s = v.expr if v.kind == "string" else exp.Cast(this=v.expr, to=exp.DataType.build("VARCHAR"))
         if e.kind == "regex":
-            return _or([exp.RegexpLike(this=s, expression=exp.Literal.string(lucene_to_regex(p, e.case_insensitive)))
-                        for p in e.patterns])
+            return _or([exp.RegexpLike(this=s, expression=exp.Literal.string(self._regex(lucene_to_regex(
+                p, e.case_insensitive)))) for p in e.patterns])
         if e.case_insensitive:
             s = exp.Lower(this=s)
         parts: list[exp.Expression] = []
@@ -221,14 +268,24 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             elif plan.kind == "exists":
                 parts.append(exp.Not(this=exp.Is(this=s, expression=exp.Null())))
             else:
-                parts.append(exp.RegexpLike(this=s, expression=lit))
+                parts.append(exp.RegexpLike(this=s, expression=exp.Literal.string(self._regex(plan.text))))
         return _or(parts)
+
+    def _regex(self, text: str) -> str:
+        """An anchored regex of patterns.py in this dialect. Java's `$` also matches before a final line
+        break (Rust's, Polars', does not): `\\z`; Java's `(?i)` folds ASCII only (Rust's all of Unicode): `u`."""
+        if not self.spark:
+            return text
+        if text.startswith("(?si)"):
+            text = "(?siu)" + text[len("(?si)"):]
+        assert text.endswith("$"), text  # patterns.py anchors every regex
+        return text[:-1] + "\\z"
 
     # ---- values --------------------------------------------------------------------------
 
     def value(self, e: ir.Expr, bind) -> SqlValue:
         if isinstance(e, ir.Literal):
-            return _lit(e.value)
+            return self._lit(e.value)
         if isinstance(e, ir.Field):
             info = self.schema.get(e.path)
             if e.path in bind:
@@ -240,7 +297,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             v = self.value(e.operand, bind)
             check_arith_kinds(v.kind)
             if v.is_const:
-                return _lit(None if v.const is None else F.multiply(v.const, -1))
+                return self._lit(None if v.const is None else F.multiply(v.const, -1))
             return SqlValue(exp.Neg(this=exp.Paren(this=v.expr)), v.kind)
         if isinstance(e, ir.Arith):
             return self._arith(e.op, self.value(e.left, bind), self.value(e.right, bind))
@@ -259,7 +316,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         check_arith_kinds(a.kind, b.kind)
         if a.is_const and b.is_const:
             fn = F.ARITH_OPS[op]
-            return _lit(fn(a.const, b.const))
+            return self._lit(fn(a.const, b.const))
         kind = "float" if "float" in (a.kind, b.kind) else "int"
         x, y = exp.Paren(this=a.expr), exp.Paren(this=b.expr)
         if op in "+-*":
@@ -267,6 +324,8 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
             cls = ops[op]
             return SqlValue(cls(this=x, expression=y), kind)
         safe_y = exp.Nullif(this=y, expression=exp.Literal.number(0))
+        if op == "/" and kind == "int" and self.spark:  # Spark's DIV: Java's long division, exact
+            return SqlValue(exp.IntDiv(this=x, expression=safe_y), "int")
         if op == "/":
             q = exp.Div(this=exp.Cast(this=x, to=exp.DataType.build("DOUBLE")), expression=safe_y)
             if kind == "int":  # Java: truncate toward zero
@@ -280,11 +339,11 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         name, ci = e.name, e.case_insensitive
         check_arg_kinds(name, [a.kind for a in args])
         if all(a.is_const for a in args):
-            return _lit(F.call(name, [a.const for a in args], ci))
+            return self._lit(F.call(name, [a.const for a in args], ci))
         if name in ARITH_FUNCTIONS:
             return self._arith(ARITH_FUNCTIONS[name], args[0], args[1])
         if name == F.TIME_PART:
-            return _time_part(args[0], args[1].const)
+            return self._time_part(args[0], args[1].const)
         if name in ("startsWith", "endsWith", "stringContains") and args[1].is_const:
             needle = args[1].const
             if needle is None:
@@ -316,8 +375,45 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
                 if a.is_const and a.const is not None:
                     F.network(str(a.const))  # an invalid network is a compile error, not a failed run
         kind = UDF_KINDS[name]
-        call = exp.Anonymous(this=udf_name(name, len(args), ci), expressions=[_as_string(a) for a in args])
+        # DuckDB's UDFs take text (register_udfs); Spark's take the values as typed, as Polars' do
+        call = self._udf(udf_name(name, len(args), ci), [a.expr if self.spark else _as_string(a) for a in args])
         return SqlValue(call, kind)
+
+    def _time_part(self, v: SqlValue, part: object) -> SqlValue:
+        if not self.spark:
+            if v.kind == "string":
+                self.udfs.add(udf_name(F.TIME_PART, 2, False))
+            return _time_part(v, part)
+        if part not in F.TIME_PARTS:
+            F.time_part(None, part)  # the error naming the parts
+        if v.kind == "string":
+            return SqlValue(self._udf(udf_name(F.TIME_PART, 2, False), [v.expr, exp.Literal.string(str(part))]), "int")
+        if v.kind != "date":
+            return SqlValue(exp.Null(), "int")
+        return SqlValue(_spark_time_part(v.expr, str(part)), "int")
+
+
+_NS_MINUTE, _NS_HOUR, _NS_DAY = 60 * 10**9, 3600 * 10**9, 86400 * 10**9
+
+
+def _spark_time_part(ns: exp.Expression, part: str) -> exp.Expression:
+    """A date's part in UTC from its epoch nanoseconds, in integers (PMOD is a floor modulo; DIV exact):
+    Spark's timestamps would follow the session's time zone. `weekofyear` is ISO 8601's week."""
+    def pmod(a: exp.Expression, n: int) -> exp.Expression:
+        return exp.Anonymous(this="pmod", expressions=[a, exp.Literal.number(n)])
+
+    def div(a: exp.Expression, n: int) -> exp.Expression:
+        return exp.IntDiv(this=exp.Paren(this=a), expression=exp.Literal.number(n))
+
+    x = exp.Paren(this=ns)
+    if part == "minute":
+        return div(pmod(x, _NS_HOUR), _NS_MINUTE)
+    if part == "hour":
+        return div(pmod(x, _NS_DAY), _NS_HOUR)
+    days = div(exp.Sub(this=x, expression=pmod(x, _NS_DAY)), _NS_DAY)
+    date = exp.Anonymous(this="date_from_unix_date", expressions=[exp.Cast(this=days, to=exp.DataType.build("INT"))])
+    fn = {"day": "dayofmonth", "week": "weekofyear", "month": "month", "year": "year"}[part]
+    return exp.Cast(this=exp.Anonymous(this=fn, expressions=[date]), to=exp.DataType.build("BIGINT"))
 
 
 #: DuckDB's function for each time part of a TIMESTAMP (`week` is ISO 8601's, as functions.part_of_ns)
@@ -355,6 +451,14 @@ _MAX_UDF_ARGS = {F.TIME_PART: 2, "between": 4, "cidrMatch": 16, "indexOf": 3, "n
 
 def udf_name(name: str, arity: int, ci: bool) -> str:
     return f"th_{name.lower()}{'_ci' if ci else ''}_{arity}"
+
+
+def _shown(udf: str) -> str:
+    """The function a UDF name stands for, as a rule writes it (th_cidrmatch_2 → cidrMatch)."""
+    if udf == "th_version_key":
+        return "a comparison of a version field"
+    base = udf[3:].rsplit("_", 1)[0].removesuffix("_ci")
+    return next((n for n in UDF_KINDS if n.lower() == base), base)
 
 
 def _from_text(name: str, i: int, v: str | None):
