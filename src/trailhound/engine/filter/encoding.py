@@ -100,16 +100,26 @@ def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
 
 
 def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of a column (null last when present) and each row's index into them."""
-    if series.dtype == pl.String:
-        cats = series.drop_nulls().unique()
-        coded = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
-        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if coded.null_count() else cats
-        return values, coded.fill_null(len(cats)).to_numpy()
+    """The distinct values of a column (null last when present) and each row's index into them.
+
+    Strings and integers by Arrow's hash dictionary-encoding: one pass over the column (Polars' `unique` then an
+    Enum cast hashed every string twice; its `group_by` of integers gathered a row list per value), about 1.5-3x
+    less CPU a field. Which distinct value gets which code is of no consequence to the callers."""
+    if series.dtype == pl.String or series.dtype.is_integer():
+        import pyarrow.compute as pc
+
+        # string views go to Arrow without a copy, and Arrow hashes them faster than large strings
+        encoded = pc.dictionary_encode(series.to_arrow(compat_level=pl.CompatLevel.newest()))
+        distinct = len(encoded.dictionary)
+        values = pl.Series(series.name, encoded.dictionary).cast(series.dtype)
+        indices = encoded.indices
+        if indices.null_count:
+            values = pl.concat([values, pl.Series([None], dtype=series.dtype)])
+            indices = indices.fill_null(distinct)
+        return values, indices.to_numpy().astype(np.uint32, copy=False)
     groups = (pl.DataFrame({"v": series}).with_row_index("__i")
               .group_by("v").agg(pl.col("__i")))
     codes = np.empty(series.len(), dtype=np.uint32)
     idx = groups["__i"].explode().to_numpy()
     codes[idx] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["__i"].list.len().to_numpy())
     return groups["v"], codes
-
