@@ -119,13 +119,16 @@ def test_radix_argsort_equals_numpy_stable_argsort(n_values):
     assert np.array_equal(stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
 
 
-@pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String)])
+@pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String), pl.List(pl.Int64),
+                                   pl.List(pl.Float64)])
 def test_encode_gives_each_distinct_value_one_code(dtype):
     """Every row's value is its code's value, equal values share a code, null is one value (last for strings and
     integers, which Arrow encodes), whatever the column's chunks."""
     rng = random.Random(7)
     pool = {pl.String: ["", "a", "A", "é", "a b", "x" * 40], pl.Int64: [0, -1, 2**40, 7], pl.UInt16: [0, 1, 65535],
-            pl.Float64: [0.0, 1.5, -2.0], pl.List(pl.String): [[], ["a"], ["a", "b"], ["b", "a"], ["a", None]]}[dtype]
+            pl.Float64: [0.0, 1.5, -2.0], pl.List(pl.String): [[], ["a"], ["a", "b"], ["b", "a"], ["a", None], ["ab"]],
+            pl.List(pl.Int64): [[], [1], [1, 2], [2, 1], [None], [None, 1], [12]],
+            pl.List(pl.Float64): [[], [1.5], [1.5, None]]}[dtype]
     chunks = [pl.Series("f", [rng.choice(pool + [None]) for _ in range(rng.randint(0, 50))], dtype=dtype)
               for _ in range(4)]
     series = pl.concat(chunks, rechunk=False)
