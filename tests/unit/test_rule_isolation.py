@@ -143,3 +143,40 @@ def test_the_cli_writes_the_other_rules_alerts(tmp_path):
     res, alerts = hunt_cli(data, rules_dir)
     assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
     assert [a["kibana.alert.rule.rule_id"] for a in alerts] == ["ev1"]
+
+
+def test_every_batch_kind_shares_one_pass_over_each_field(tmp_path, monkeypatch):
+    """The event, sequence and new_terms batches' filters are registered before any is evaluated: each field's
+    atoms are evaluated once, all batches' together, and every rule's hits are as before."""
+    from trailhound.engine.filter.shared import SharedFilters
+
+    passes: list[str] = []
+    evaluate = SharedFilters._evaluate_field
+
+    def counted(self, path, atoms):
+        passes.append(path)
+        return evaluate(self, path, atoms)
+
+    monkeypatch.setattr(SharedFilters, "_evaluate_field", counted)
+    _, result = _run(tmp_path, {"seq2.toml": rule("Sequence 2", "seq2").replace(
+        'process where process.name == \\"ssh\\"',
+        'sequence by host.name [process where process.name : \\"ssh*\\"] [authentication where true]')})
+    assert _hits(result) == {**WANT, "seq2": [(0, 1), (2, 3)]}
+    assert "process.name" in passes and len(passes) == len(set(passes)), passes
+
+
+def test_a_failure_while_registering_filters_leaves_the_batches_to_run_afresh(tmp_path, monkeypatch):
+    from trailhound.engine.filter.shared import SharedFilters
+
+    add = SharedFilters.add
+    calls = []
+
+    def failing_once(self, f):
+        calls.append(f)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return add(self, f)
+
+    monkeypatch.setattr(SharedFilters, "add", failing_once)
+    _, result = _run(tmp_path, {})
+    assert len(calls) > 1 and _hits(result) == WANT and all(r.status == "ok" for r in result.runs)

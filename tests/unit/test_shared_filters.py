@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import polars as pl
 import pytest
 
-from trailhound.engine.filter.encoding import stable_argsort
+from trailhound.engine.filter.encoding import encode, stable_argsort
 from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     SearchOptions,
@@ -116,6 +117,28 @@ def test_batched_correlations_equal_single_searches(frame, texts, batch):
 def test_radix_argsort_equals_numpy_stable_argsort(n_values):
     codes = np.random.default_rng(n_values).integers(0, n_values, 50_000).astype(np.uint32)
     assert np.array_equal(stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
+
+
+@pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String), pl.List(pl.Int64),
+                                   pl.List(pl.Float64)])
+def test_encode_gives_each_distinct_value_one_code(dtype):
+    """Every row's value is its code's value, equal values share a code, null is one value (last for strings and
+    integers, which Arrow encodes), whatever the column's chunks."""
+    rng = random.Random(7)
+    pool = {pl.String: ["", "a", "A", "é", "a b", "x" * 40], pl.Int64: [0, -1, 2**40, 7], pl.UInt16: [0, 1, 65535],
+            pl.Float64: [0.0, 1.5, -2.0], pl.List(pl.String): [[], ["a"], ["a", "b"], ["b", "a"], ["a", None], ["ab"]],
+            pl.List(pl.Int64): [[], [1], [1, 2], [2, 1], [None], [None, 1], [12]],
+            pl.List(pl.Float64): [[], [1.5], [1.5, None]]}[dtype]
+    chunks = [pl.Series("f", [rng.choice(pool + [None]) for _ in range(rng.randint(0, 50))], dtype=dtype)
+              for _ in range(4)]
+    series = pl.concat(chunks, rechunk=False)
+    values, codes = encode(series)
+    assert codes.dtype == np.uint32 and len(codes) == series.len()
+    assert values.dtype == series.dtype
+    assert values.gather(codes).to_list() == series.to_list()
+    assert len(values) == len({repr(v) for v in series.to_list()})  # distinct: no value twice
+    if dtype in (pl.String, pl.Int64, pl.UInt16) and series.null_count():
+        assert values[-1] is None
 
 
 def test_a_searched_frame_is_freed_with_its_shared_work():

@@ -130,3 +130,22 @@ def test_required_literal_is_in_every_match():
         if re.match(wildcard_to_regex(pattern), text):
             assert required_literal(pattern) in text, (pattern, text)
     assert required_literal("*/bin/*sh?x") == "/bin/" and required_literal("*?*") == ""
+
+
+def test_atoms_on_an_optional_field_take_the_shared_paths_with_the_same_hits():
+    """`?field` reads the same column as `field`: its wildcards are narrowed by their needles and its cidrMatch
+    shares the parse of the addresses, with the hits of the plain field and of a single search."""
+    frame = events_from_documents(_docs(20_000, 3)).frame
+    options = SearchOptions()
+    pairs = [('process where ?process.command_line : ("*curl*wget*", "*127.0.0.1:80*")',
+              'process where process.command_line : ("*curl*wget*", "*127.0.0.1:80*")'),
+             ('any where ?file.path : "/usr/lib/*.so.*"', 'any where file.path : "/usr/lib/*.so.*"'),
+             (f"network where cidrMatch(?destination.ip, {PRIVATE})", f"network where cidrMatch(destination.ip, {PRIVATE})")]
+    optional = [parse(q) for q, _ in pairs]
+    shared = SharedFilters(frame, options)
+    got = search_events_batch(optional, frame, options, shared)
+    for (q, plain), g in zip(pairs, got):
+        want = [h.rows for h in search(parse(plain), frame, options).hits]
+        assert want and [h.rows for h in g.hits] == want == [h.rows for h in search(parse(q), frame, options).hits], q
+    atoms = [a for a in shared._atoms.values() if a.field in ("process.command_line", "file.path", "destination.ip")]
+    assert len(atoms) == 3 and all(a.needles is not None or a.cidrs is not None for a in atoms)

@@ -139,6 +139,25 @@ def _isolated(run_batch, members: list[int], frame: _Frame) -> list[tuple[int, S
     return list(zip(members, results))
 
 
+def _register_filters(frame: _Frame, batches: dict[tuple, list[int]], batch_options: dict[tuple, SearchOptions],
+                      queries: dict[int, ir.Query]) -> None:
+    """Every batch's filters registered with the shared work before any is evaluated, so that each field's atoms
+    are evaluated in one pass (one needle scan of its texts, one probe of its distinct values) rather than once per
+    batch kind (events, sequences, new_terms) that reads the field. A filter that does not compile is left to its
+    batch, which reports it; anything else spoils the shared work (the batches start afresh)."""
+    try:
+        for key, members in batches.items():
+            shared = frame.shared(batch_options[key])
+            for i in members:
+                for f in ir.query_filters(queries[i]):
+                    try:
+                        shared.add(f)
+                    except QueryError:
+                        pass
+    except Exception:  # noqa: BLE001 - the batches meet it again and report it on their rules
+        frame.spoil()
+
+
 @no_gc()
 def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
          exceptions: Sequence[ExceptionList] = (), progress=None, input_format: str | None = None,
@@ -225,6 +244,8 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             runs[i].fail(e)  # a single search shares no work: nothing to spoil
         runs[i].seconds = time.perf_counter() - t0
         tick()
+    _register_filters(frame, batches, batch_options,
+                      {i: new_terms[i].query if i in new_terms else queries[i] for i in queries})
     # new_terms last: it reuses the filter work the event and sequence batches did on the frame
     for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()

@@ -100,12 +100,30 @@ def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
 
 
 def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of a column (null last when present) and each row's index into them."""
-    if series.dtype == pl.String:
-        cats = series.drop_nulls().unique()
-        coded = series.cast(pl.Enum(cats)).to_physical().cast(pl.UInt32)
-        values = pl.concat([cats, pl.Series([None], dtype=pl.String)]) if coded.null_count() else cats
-        return values, coded.fill_null(len(cats)).to_numpy()
+    """The distinct values of a column (null last when present) and each row's index into them.
+
+    Strings and integers by Arrow's hash dictionary-encoding: one pass over the column (Polars' `unique` then an
+    Enum cast hashed every string twice; its `group_by` of integers gathered a row list per value), about 1.5-3x
+    less CPU a field. Which distinct value gets which code is of no consequence to the callers."""
+    if series.dtype == pl.String or series.dtype.is_integer():
+        import pyarrow.compute as pc
+
+        # string views go to Arrow without a copy, and Arrow hashes them faster than large strings
+        encoded = pc.dictionary_encode(series.to_arrow(compat_level=pl.CompatLevel.newest()))
+        distinct = len(encoded.dictionary)
+        values = pl.Series(series.name, encoded.dictionary).cast(series.dtype)
+        indices = encoded.indices
+        if indices.null_count:
+            values = pl.concat([values, pl.Series([None], dtype=series.dtype)])
+            indices = indices.fill_null(distinct)
+        return values, indices.to_numpy().astype(np.uint32, copy=False)
+    if isinstance(series.dtype, pl.List) and (series.dtype.inner == pl.String or series.dtype.inner.is_integer()):
+        return _encode_lists(series)
+    return _encode_grouped(series)
+
+
+def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """`encode` by a group_by (floats, booleans, lists of other types)."""
     groups = (pl.DataFrame({"v": series}).with_row_index("__i")
               .group_by("v").agg(pl.col("__i")))
     codes = np.empty(series.len(), dtype=np.uint32)
@@ -113,3 +131,31 @@ def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     codes[idx] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["__i"].list.len().to_numpy())
     return groups["v"], codes
 
+
+def _encode_lists(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """`encode` of a list column whose elements Arrow encodes exactly (strings, integers): each element's code,
+    then each array as the bytes of its elements' codes (4 bytes each, so equal bytes are equal arrays), encoded
+    in turn; an array's value is one of the rows that hold it. A null array is its own value, not the empty one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = series.to_arrow(compat_level=pl.CompatLevel.newest())
+    if arrays.offset or not pa.types.is_large_list(arrays.type):  # not the layout read below: the general way
+        return _encode_grouped(series)
+    elements = pc.dictionary_encode(arrays.values)
+    codes = elements.indices.fill_null(len(elements.dictionary)) if elements.indices.null_count else elements.indices
+    element_codes = codes.to_numpy().astype(np.uint32, copy=False)
+    offsets = np.frombuffer(arrays.buffers()[1], dtype=np.int64, count=len(arrays) + 1) * 4
+    keys = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays),
+                                            [arrays.buffers()[0], pa.py_buffer(offsets), pa.py_buffer(element_codes)],
+                                            null_count=arrays.null_count)
+    encoded = pc.dictionary_encode(keys)
+    distinct = len(encoded.dictionary)
+    indices = encoded.indices
+    if indices.null_count:
+        indices = indices.fill_null(distinct)
+        distinct += 1
+    out = indices.to_numpy().astype(np.uint32, copy=False)
+    holder = np.empty(distinct, dtype=np.int64)
+    holder[out] = np.arange(len(out))
+    return series.gather(holder), out

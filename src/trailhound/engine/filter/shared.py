@@ -190,6 +190,12 @@ def _owners(items, found: np.ndarray):
     return lambda k: owners[np.searchsorted(codes, k, "left"):np.searchsorted(codes, k, "right")]
 
 
+def _reads(e: ir.Expr, path: str) -> bool:
+    """Whether `e` is the field `path` itself, optional (`?path`, null where the data lacks it) or not: either
+    reads the same column."""
+    return isinstance(e, ir.Field) and e.path == path
+
+
 def _hashable(value):
     """A column value as a dict key (arrays as tuples)."""
     return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
@@ -283,10 +289,10 @@ class SharedFilters:
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
-            elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and e.args[0] == ir.Field(path) and not info.multi
+            elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and _reads(e.args[0], path) and not info.multi
                   and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
                 atom.cidrs = tuple(a.value for a in e.args[1:] if isinstance(a, ir.Literal))
-            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and e.value == ir.Field(path)
+            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and _reads(e.value, path)
                   and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
                 # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
                 runs = {required_literal(p.lower() if lowered else p) for p in e.patterns}
