@@ -198,8 +198,17 @@ def hunt(
                     runner = partial(run_hunt_spark, spark=session(master))
                 except SparkUnavailable as e:
                     raise fail(f"[red]error[/red]: {m(e)}") from None
-            report = runner(planned, files if engine == "spark" else paths, input_format=input_format, read_options=options,
-                            max_signals=max_signals, sinks=sinks, keep_alerts=reports, progress=progress)
+            try:
+                report = runner(planned, files if engine == "spark" else paths, input_format=input_format,
+                                read_options=options, max_signals=max_signals, sinks=sinks, keep_alerts=reports,
+                                progress=progress)
+            except Exception as e:
+                if engine == "spark":
+                    from ..spark.driver import out_of_memory
+
+                    if (why := out_of_memory(e)) is not None:
+                        raise fail(f"[red]error[/red]: {m(why)}") from None
+                raise
     except SourceError as e:
         err.print(f"[red]error reading input[/red]: {m(e)}")
         raise fail(f"0 rules run ({len(planned.runnable)} loaded and runnable); {len(files)} input(s) given, "

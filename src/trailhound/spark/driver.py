@@ -99,7 +99,10 @@ def session(master: str | None = None):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter's trailhound
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
-        builder = (SparkSession.builder.master(master or "local[*]").appName("trailhound")
+        builder = SparkSession.builder
+        for key, value in local_memory(master).items():
+            builder = builder.config(key, value)
+        builder = (builder.master(master or "local[*]").appName("trailhound")
                    .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.ui.showConsoleProgress", "false"))  # the CLI's own lines say what happened
@@ -109,6 +112,39 @@ def session(master: str | None = None):
     except Exception as e:  # noqa: BLE001 - no Java, a bad master URL: said in one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SparkUnavailable(f"cannot start Spark ({first}); --engine spark needs Java 17 or later") from None
+
+
+def local_memory(master: str | None) -> dict[str, str]:
+    """The driver's memory for a local master (where the driver's JVM is the executor too) when nobody set it:
+    half the machine's memory, 1 to 32 GB. Spark's own default, 1 GB, runs out of heap on a hunt of about a million
+    events (stage 1's candidates and documents pass through it). Nothing when the user set it (SPARK_DRIVER_MEMORY,
+    PYSPARK_SUBMIT_ARGS' --driver-memory, spark-defaults.conf) or the master is a cluster's."""
+    if master is not None and not master.startswith("local"):
+        return {}
+    if os.environ.get("SPARK_DRIVER_MEMORY") or "driver-memory" in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        return {}
+    conf_dir = os.environ.get("SPARK_CONF_DIR") or os.path.join(os.environ.get("SPARK_HOME", ""), "conf")
+    try:
+        with open(os.path.join(conf_dir, "spark-defaults.conf"), encoding="utf-8") as f:
+            if any(line.split()[:1] == ["spark.driver.memory"] for line in f):
+                return {}
+    except OSError:
+        pass
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return {}
+    gb = max(1, min(32, total // 2 // 2**30))
+    return {"spark.driver.memory": f"{gb}g", "spark.driver.maxResultSize": f"{gb}g"}
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """The one-line reason when a Spark job failed because a JVM ran out of heap, else None."""
+    text = str(e)
+    if "OutOfMemoryError" not in text and "SparkContext was shut down" not in text:
+        return None
+    return ("Spark ran out of memory (java.lang.OutOfMemoryError); give it more: --driver-memory / "
+            "SPARK_DRIVER_MEMORY in local mode, spark.executor.memory on a cluster")
 
 
 def _unreachable(url: str, timeout: float = 10.0) -> str | None:
