@@ -326,10 +326,10 @@ def test_a_date_join_key_is_not_split(tmp_path):
 
 
 def test_a_date_tiebreaker_orders_as_the_local_hunt_orders_it(tmp_path):
-    """Regression: stage 2 correlated a rule with the engine's single search, which reads a date tiebreaker as
-    an instant, while the local hunt runs its batch searches, which order by the tiebreaker's text: two
-    sequences ending at one time came out in the other order. Now the same functions as the local hunt, whole
-    and split (the parts merged by the tiebreaker as the batches read it)."""
+    """Regression: stage 2 correlated a rule with the engine's single search, which read a date tiebreaker as
+    an instant, while the local hunt ran its batch searches, which ordered by the tiebreaker's text: two
+    sequences ending at one time came out in the other order. Both now order by the instant (as Elasticsearch
+    sorts a date field), whole and split."""
     ev = {"event": {"category": "process"}, "@timestamp": "2026-01-01T00:00:00Z"}
     first, second = _apart([f"h{k}" for k in range(20)])
     events = []
@@ -351,4 +351,4 @@ def test_a_date_tiebreaker_orders_as_the_local_hunt_orders_it(tmp_path):
         local, got, split = _same_as_local(planned, [str(f)], key_parts=parts)
         assert split == ({"seq": 2} if parts > 1 else {})
         shells = [a["host"]["name"] for a in got["seq"].alerts if a.get("kibana.alert.building_block_type") is None]
-        assert shells == [second, first]
+        assert shells == [first, second]  # first's last event is the earlier instant, the later text

@@ -149,3 +149,21 @@ def test_atoms_on_an_optional_field_take_the_shared_paths_with_the_same_hits():
         assert want and [h.rows for h in g.hits] == want == [h.rows for h in search(parse(q), frame, options).hits], q
     atoms = [a for a in shared._atoms.values() if a.field in ("process.command_line", "file.path", "destination.ip")]
     assert len(atoms) == 3 and all(a.needles is not None or a.cidrs is not None for a in atoms)
+
+
+def test_a_date_tiebreaker_orders_by_its_instant_in_batch_and_single_searches():
+    """Regression: the batch searches (what a hunt runs) ordered a date tiebreaker by its text, the single search
+    by its instant; Elasticsearch sorts a date field by its instant. Two events at one time whose tiebreakers are
+    in the other order as text ('01:00+01:00' is 00:00Z)."""
+    from trailhound.engine.search import search_sequences_batch
+
+    docs = [{"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": "process", "created": created},
+             "host": {"name": host}, "process": {"name": name}}
+            for host, name, created in (("b", "ssh", "2025-01-01T00:00:00Z"), ("a", "ssh", "2025-01-01T00:00:00Z"),
+                                        ("b", "scp", "2026-01-01T00:00:30Z"), ("a", "scp", "2026-01-01T01:00:00+01:00"))]
+    frame = events_from_documents(docs).frame
+    q = parse('sequence by host.name [process where process.name == "ssh"] [process where process.name == "scp"]')
+    options = SearchOptions(tiebreaker_field="event.created", es_types={"event.created": "date"})
+    single = search(q, frame, options).hits
+    (batch,) = search_sequences_batch([q], frame, options)
+    assert [h.rows for h in batch.hits] == [h.rows for h in single] == [(1, 3), (0, 2)]

@@ -366,8 +366,8 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
             return "a term field occurs in no event (no combination, nothing to split)"
         tb = options.tiebreaker_field
         if rule.type == "new_terms" and tb and es_types.get(tb) in DATE_TYPES:
-            # the parts replay through the single search's candidates, which read it as an instant; the
-            # local hunt's batch orders by its text
+            # kept whole: the batch and single searches read a date tiebreaker differently until
+            # engine/filter/frame.py converted it for both (both order by its instant now); not split yet
             return f"its tiebreaker {tb} is a date"
         return Split(rule.type, "terms", tuple(fields))
     if not isinstance(q, (ir.SequenceQuery, ir.SampleQuery)):
@@ -652,7 +652,8 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
             out.seconds = time.perf_counter() - t0
             return out
         # a date tiebreaker: the engine's batch searches, which engine.hunt runs for eql, query and new_terms
-        # rules, order by its text, the single searches by its instant; run as the local hunt does. Otherwise
+        # rules (both kinds of search order it by its instant since engine/filter/frame.py converts it; the
+        # batch is kept here as the local hunt runs it). Otherwise
         # the single searches, which give the same hits and cost half as much over one rule's candidates
         tb = options.tiebreaker_field
         as_batch = bool(tb) and options.types().get(tb or "") in DATE_TYPES

@@ -68,7 +68,10 @@ def prepare(frame: pl.DataFrame, options: FrameOptions, needed: set[str],
         lf = lf.with_columns(derived)
     conv = []
     for name, es_type in types.items():
-        if es_type in DATE_TYPES and name in resolved and (name in needed or name == options.timestamp_field):
+        # the tiebreaker too: a date tiebreaker orders by its instant, as Elasticsearch sorts a date field (its
+        # text orders differently across offsets and precisions), whether or not a filter reads it
+        if es_type in DATE_TYPES and name in resolved and (
+                name in needed or name in (options.timestamp_field, options.tiebreaker_field)):
             conv.append(date_to_ns(pl.col(name), resolved[name], es_type == "date_nanos").alias(name))
     if conv:
         lf = lf.with_columns(conv)
