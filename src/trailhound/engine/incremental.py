@@ -173,22 +173,7 @@ class IncrementalHunt:
         """The rows the correlators still hold (their documents are needed for hits still to come)."""
         rows: set[int] = set()
         for live in self.rules:
-            run = live.run
-            if isinstance(run, SequenceRun):
-                for slots in run.state.pending.values():
-                    for p in slots:
-                        if p is not None:
-                            rows.update(p.rows)
-                for c in run.state.completed:
-                    rows.update(c.rows)
-                for c, _ in run.queue:
-                    rows.update(c.rows)
-            elif isinstance(run, SampleRun):
-                for per_key in run.rows:
-                    for held in per_key.values():
-                        rows.update(held)
-            elif isinstance(run, ThresholdRun):
-                rows.update(e[1] for e in run.state.events)
+            rows |= held_rows(live.run)
         return rows
 
     # ---- state -------------------------------------------------------------------------
@@ -423,3 +408,24 @@ def _restore(live: LiveRule, data: dict[str, Any]) -> Any:
         return NewTermsRun.from_dict(q, list(terms), date_math_ms(history), data)
     assert isinstance(run, ThresholdRun) and isinstance(q, ir.EventQuery)
     return ThresholdRun.from_dict(q, rule.threshold_spec(), data)
+
+
+def held_rows(run: Any) -> set[int]:
+    """The rows one correlator still holds: a later hit may be built from their documents."""
+    rows: set[int] = set()
+    if isinstance(run, SequenceRun):
+        for slots in run.state.pending.values():
+            for p in slots:
+                if p is not None:
+                    rows.update(p.rows)
+        for c in run.state.completed:
+            rows.update(c.rows)
+        for c, _ in run.queue:
+            rows.update(c.rows)
+    elif isinstance(run, SampleRun):
+        for per_key in run.rows:
+            for held in per_key.values():
+                rows.update(held)
+    elif isinstance(run, ThresholdRun):
+        rows.update(e[1] for e in run.state.events)
+    return rows

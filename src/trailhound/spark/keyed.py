@@ -328,21 +328,9 @@ def finish_key(spec: KeyedSpec, key: list, saved: str, types: bytes, es: str) ->
 
 def _held_rows(run: Any) -> set[int]:
     """The rows a key's correlator still holds (a later hit is built from their documents)."""
-    rows: set[int] = set()
-    if isinstance(run, SequenceRun):
-        for slots in run.state.pending.values():
-            for p in slots:
-                if p is not None:
-                    rows.update(p.rows)
-        for c in run.state.completed:
-            rows.update(c.rows)
-        for c, _ in run.queue:
-            rows.update(c.rows)
-    elif isinstance(run, SampleRun):
-        for per_key in run.rows:
-            for held in per_key.values():
-                rows.update(held)
-    return rows
+    from ..engine.incremental import held_rows
+
+    return held_rows(run)
 
 
 def _empty(run: Any) -> bool:
