@@ -243,16 +243,20 @@ class StreamPipeline:
         now = self.now or utc_now()
         written = 0
         for rh in results:
-            live = self.engine.rules[rh.index]
             rows = {r for h in rh.hits for r in h.rows if r is not None}
-            docs = {r: load_document(self.store[r]) for r in rows}
-            alerts = self.replays[rh.index].alerts(live.kind, live, rh.hits, docs, now)
-            if alerts:
-                for sink in self.sinks:
-                    sink.write(alerts)
-                written += len(alerts)
-        self.stats.alerts += written
+            written += self.deliver(rh.index, rh.hits, {r: load_document(self.store[r]) for r in rows}, now)
         return written
+
+    def deliver(self, index: int, hits, docs: dict, now: str) -> int:
+        """Rule `index`'s hits through its alert replay (suppression, max_signals) to the sinks; the alerts
+        written. The Spark stream's keyed step hands its hits here too."""
+        live = self.engine.rules[index]
+        alerts = self.replays[index].alerts(live.kind, live, hits, docs, now)
+        if alerts:
+            for sink in self.sinks:
+                sink.write(alerts)
+        self.stats.alerts += len(alerts)
+        return len(alerts)
 
     # ---- state ---------------------------------------------------------------------------
 

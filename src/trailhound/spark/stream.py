@@ -183,15 +183,8 @@ class KeyedStep:
         written = 0
         stamp = now or utc_now()
         for i in sorted(found):
-            live, spec = pipe.engine.rules[i], self.specs[i]
-            hits = merge(spec, found[i])
             docs = {r: load_document(b) for r, b in hit_documents(found[i]).items()}
-            alerts = pipe.replays[i].alerts(live.kind, live, hits, docs, stamp)
-            if alerts:
-                for sink in pipe.sinks:
-                    sink.write(alerts)
-                written += len(alerts)
-        pipe.stats.alerts += written
+            written += pipe.deliver(i, merge(self.specs[i], found[i]), docs, stamp)
         return written
 
     def finish(self, pipe: StreamPipeline, now: str | None) -> int:

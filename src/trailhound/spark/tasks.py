@@ -364,11 +364,6 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
             return "a threshold without threshold.field counts every event in one group"
         if any(f not in types for f in fields):
             return "a term field occurs in no event (no combination, nothing to split)"
-        tb = options.tiebreaker_field
-        if rule.type == "new_terms" and tb and es_types.get(tb) in DATE_TYPES:
-            # kept whole: the batch and single searches read a date tiebreaker differently until
-            # engine/filter/frame.py converted it for both (both order by its instant now); not split yet
-            return f"its tiebreaker {tb} is a date"
         return Split(rule.type, "terms", tuple(fields))
     if not isinstance(q, (ir.SequenceQuery, ir.SampleQuery)):
         return "an event query has no correlation"
@@ -387,6 +382,8 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
     common = tuple(f for i, f in enumerate(paths[0]) if all(len(p) > i and p[i] == f for p in paths))
     if not common:
         return "its stages join on different fields at every key position"
+    from ..compile.schema import DATE_TYPES
+
     for f in common:
         if f not in types:
             return f"the join key {f} occurs in no event"
@@ -395,10 +392,6 @@ def split_of(spec: RuleSpec, types: dict[str, tuple[str, bool]]) -> Split | str:
         if es_types.get(f) in DATE_TYPES:
             return f"the join key {f} is a date (compared as an instant, not as its text)"
     return Split(kind, "key", common)
-
-
-#: the ECS types compared as instants (compile.schema.DATE_TYPES)
-DATE_TYPES = ("date", "date_nanos")
 
 
 def part_of(term: tuple, parts: int) -> int:
@@ -622,18 +615,8 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
     groups of its `part` of `key_parts`, a threshold on the schedule of all the data (`bounds`,
     `threshold_bounds` over every payload). The hits come back as global rows (`RuleResult.found`); the
     driver builds the alerts (`build_alerts`)."""
-    from ..engine.hunt import _BATCHES, _options
-    from ..engine.search import (
-        NewTermsRule,
-        SearchResult,
-        search,
-        search_events_batch,
-        search_new_terms,
-        search_new_terms_batch,
-        search_samples_batch,
-        search_sequences_batch,
-        search_threshold,
-    )
+    from ..engine.hunt import _options
+    from ..engine.search import SearchResult, search, search_new_terms, search_threshold
     from ..lang import ir
     from ..rules.errors import RuleError, UnsupportedError, reason_of
     from ..rules.model import date_math_ms
@@ -651,21 +634,10 @@ def correlate_rule(spec: RuleSpec, parts: list[bytes], offsets: dict[int, int], 
             _correlate_terms(spec, split, frame, types, part, key_parts, bounds, out, rows)
             out.seconds = time.perf_counter() - t0
             return out
-        # a date tiebreaker: the engine's batch searches, which engine.hunt runs for eql, query and new_terms
-        # rules (both kinds of search order it by its instant since engine/filter/frame.py converts it; the
-        # batch is kept here as the local hunt runs it). Otherwise
-        # the single searches, which give the same hits and cost half as much over one rule's candidates
-        tb = options.tiebreaker_field
-        as_batch = bool(tb) and options.types().get(tb or "") in DATE_TYPES
         got: SearchResult | Exception
-        if as_batch and rule.type in ("eql", "query") and type(spec.check.query) in _BATCHES:
-            batch: Any = {"events": search_events_batch, "sequences": search_sequences_batch,
-                     "samples": search_samples_batch}[_BATCHES[type(spec.check.query)]]
-            got = batch([q], frame, options)[0]
-        elif rule.type == "new_terms" and isinstance(q, ir.EventQuery):
+        if rule.type == "new_terms" and isinstance(q, ir.EventQuery):
             terms, history = rule.new_terms_spec()
-            got = search_new_terms_batch([NewTermsRule(q, tuple(terms), date_math_ms(history))], frame, options)[0] \
-                if as_batch else search_new_terms(q, frame, list(terms), date_math_ms(history), options)
+            got = search_new_terms(q, frame, list(terms), date_math_ms(history), options)
         elif rule.type == "threshold":
             if not isinstance(q, ir.EventQuery):
                 raise RuleError(rule.source, "query", "a threshold rule counts single events, not a "
