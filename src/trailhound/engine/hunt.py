@@ -14,7 +14,6 @@ import functools
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -22,14 +21,14 @@ from .._gc import no_gc
 from ..lang import ir
 from ..lang.errors import QueryError
 from ..rules.check import RuleCheck, ecs
-from ..rules.errors import RuleError, UnsupportedError, reason_of
-from ..rules.exceptions import ExceptionItem, ExceptionList, items_for
+from ..rules.errors import RuleError, reason_of
+from ..rules.exceptions import ExceptionItem, ExceptionList, excluding, items_for
 from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
 from .filter.frame import FrameOptions
 from .filter.shared import SharedFilters
+from .runs import Hunt, RuleRun
 from .search import (
-    Hit,
     NewTermsRule,
     SearchOptions,
     SearchResult,
@@ -44,41 +43,6 @@ from .search import (
 
 #: the start of the warning for a rule whose timestamp_override no event has (said once for all rules)
 TIMESTAMP_FALLBACK = "no event has timestamp_override"
-
-@dataclass
-class RuleRun:
-    check: RuleCheck
-    kind: str = ""
-    hits: list[Hit] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None  # why the rule failed at run time (its hits are then empty)
-    seconds: float = 0.0
-    timestamp_field: str = "@timestamp"
-    exceptions: list[ExceptionItem] = field(default_factory=list)
-    excepted: dict[str, int] = field(default_factory=dict)  # item label → events it excepted
-    unsupported: str | None = None  # a feature the rule needs that Trailhound lacks (not an error)
-    table: EventTable | None = None  # where its hits' rows are, when not the hunt's table (raw audit records)
-
-    @property
-    def status(self) -> str:
-        """ok, error or unsupported: how this rule's run ended."""
-        return "unsupported" if self.unsupported else "error" if self.error else "ok"
-
-    def fail(self, error: BaseException | str) -> None:
-        """Record why the rule did not run (UnsupportedError: as unsupported); it has no hits."""
-        self.kind, self.hits = "", []
-        if isinstance(error, UnsupportedError):
-            self.unsupported = reason_of(error)
-        else:
-            self.error = error if isinstance(error, str) else reason_of(error)
-
-
-@dataclass
-class Hunt:
-    table: EventTable
-    runs: list[RuleRun]
-    load_seconds: float
-
 
 @functools.lru_cache(maxsize=1)
 def _es_types() -> dict[str, str]:
@@ -239,7 +203,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
                 result = search_threshold(q, frame.current, c.rule.threshold_spec(), options)
             else:
                 result = search(queries[i], frame.current, options)
-            _record(runs[i], result)
+            runs[i].record(result)
         except Exception as e:  # noqa: BLE001 - a rule that cannot run on this data says why
             runs[i].fail(e)  # a single search shares no work: nothing to spoil
         runs[i].seconds = time.perf_counter() - t0
@@ -268,7 +232,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             if isinstance(got, Exception):
                 runs[i].fail(got)
             else:
-                _record(runs[i], got)
+                runs[i].record(got)
             runs[i].seconds = share
         tick(len(members))
     ordered = [runs[i] for i in range(len(runnable))]
@@ -292,7 +256,7 @@ def rule_query(check: RuleCheck, exceptions: Sequence[ExceptionList] = ()) -> tu
     rule = check.rule
     assert check.query is not None  # runnable checks have a query
     items = items_for(rule, exceptions)
-    query = ir.restrict(check.query, ir.Not(_any([it.condition for it in items]))) if items else check.query
+    query = excluding(check.query, items)
     base = SearchOptions(timestamp_field=rule.timestamp_override or "@timestamp",
                          tiebreaker_field=rule.tiebreaker_field,
                          event_category_field=rule.event_category_override or "event.category")
@@ -304,10 +268,6 @@ def rule_query(check: RuleCheck, exceptions: Sequence[ExceptionList] = ()) -> tu
         wanted.update(spec.fields)
         wanted.update(f for f, _ in spec.cardinality)
     return items, query, wanted
-
-
-def _any(conditions: list[ir.Expr]) -> ir.Expr:
-    return conditions[0] if len(conditions) == 1 else ir.Or(tuple(conditions))
 
 
 def _count_exceptions(runs: list[RuleRun], table: EventTable, frame: _Frame) -> None:
@@ -335,8 +295,3 @@ def _count_exceptions(runs: list[RuleRun], table: EventTable, frame: _Frame) -> 
                 continue
             seen.update(h.rows[0] for h in result.hits)
             run.excepted[item.label] = len(seen)
-
-
-def _record(run: RuleRun, result) -> None:
-    run.kind, run.hits = result.kind, result.hits
-    run.warnings.extend(result.warnings)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from ..lang import ir
 from ..rules.check import RuleCheck
-from ..rules.exceptions import ExceptionList, items_for
+from ..rules.exceptions import ExceptionList, excluding, items_for
 from ..sources import ReadOptions
 
 if TYPE_CHECKING:
-    from .hunt import RuleRun
+    from .runs import RuleRun
 
 
 def reads_records(check: RuleCheck) -> bool:
@@ -31,7 +31,7 @@ def hunt_records(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]
     """One RuleRun per check, its hits rows of its own table (`RuleRun.table`)."""
     from ..sources import events_from_documents
     from ..sources.auditd.raw import OWN_FIELDS, raw_documents
-    from .hunt import RuleRun, _any, _record
+    from .runs import RuleRun
     from .search import SearchOptions, needed_fields, search_events_batch
 
     options = SearchOptions()
@@ -47,10 +47,9 @@ def hunt_records(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]
         except Exception as e:  # noqa: BLE001 - a rule's bad exception list is that rule's error
             run.fail(e)
             continue
-        if items:
-            restricted = ir.restrict(query, ir.Not(_any([it.condition for it in items])))
-            assert isinstance(restricted, ir.EventQuery)
-            query = restricted
+        restricted = excluding(query, items)
+        assert isinstance(restricted, ir.EventQuery)
+        query = restricted
         run.exceptions = items
         queries.append(query)
         live.append(run)
@@ -76,5 +75,5 @@ def hunt_records(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike]
         if isinstance(got, Exception):
             run.fail(got)
         else:
-            _record(run, got)
+            run.record(got)
     return runs

@@ -14,7 +14,7 @@ from ..sources import EventTable
 
 if TYPE_CHECKING:
     from ..lang.sigma.correlation import CorrelationSpec
-    from .hunt import RuleRun
+    from .runs import RuleRun
     from .sigma_correlation import BaseEvent
 
 
@@ -32,7 +32,7 @@ def run_correlations(checks: Sequence[RuleCheck], runs: Sequence[RuleRun], table
     from ..alerts.build import field_value
     from ..compile.semantics import parse_date_ns
     from ..lang.sigma.correlation import correlation_spec
-    from .hunt import RuleRun
+    from .runs import RuleRun
     from .sigma_correlation import BaseEvent, SigmaCorrelationRun
 
     by_ref: dict[str, RuleRun] = {}

@@ -68,6 +68,15 @@ def items_for(rule: Rule, lists: Iterable[ExceptionList], now: datetime | None =
     return [i for lst in lists if lst.applies_to(rule) for i in lst.items if not _expired(i, now)]
 
 
+def excluding(query: ir.Query, items: list[ExceptionItem]) -> ir.Query:
+    """The query with these exception items folded in: an event any item matches takes no part in it
+    (Kibana runs the exception filter with the rule's query)."""
+    if not items:
+        return query
+    conditions = [it.condition for it in items]
+    return ir.restrict(query, ir.Not(conditions[0] if len(conditions) == 1 else ir.Or(tuple(conditions))))
+
+
 def unattached(rules: Iterable[Rule], lists: Iterable[ExceptionList]) -> list[ExceptionList]:
     rules = list(rules)
     return [lst for lst in lists if not any(lst.applies_to(r) for r in rules)]
