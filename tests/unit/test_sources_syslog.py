@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from trailhound.api import search
 from trailhound.cli.main import app
 from trailhound.sources import ReadOptions, load_events
-from trailhound.sources.formats import detect
+from trailhound.sources.registry import detect
 from trailhound.sources.syslog import read
 
 from helpers import hunt_cli

@@ -3,7 +3,7 @@
 import json
 
 from trailhound.sources import ReadOptions
-from trailhound.sources.formats import detect
+from trailhound.sources.registry import detect
 from trailhound.sources.syslog import read
 
 SYSTEM = ('<System><Provider Name="Linux-Sysmon" Guid="{{ff000000-0000-0000-0000-0000000000aa}}"/><EventID>{eid}</EventID>'

@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from trailhound.sources import load_events
-from trailhound.sources.formats import ReadOptions, registry
+from trailhound.sources.formats import ReadOptions
 from trailhound.sources.inputs import Source
 from trailhound.sources.normalize import documents
+from trailhound.sources.registry import registry
 from trailhound.sources.tail import Follower, FollowError, LineCutter, StreamDecoder
 
 REPO = Path(__file__).resolve().parents[2]

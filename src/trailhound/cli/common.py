@@ -58,7 +58,7 @@ ALLOW_BAD_HELP = ("Accept an input that gives no events and whose lines are most
 def _input_format(value: str | None) -> str | None:
     if value is None:
         return None
-    from ..sources.formats import registry
+    from ..sources.registry import registry
 
     known = ["ecs", *registry()]
     if value not in known:

@@ -1,4 +1,4 @@
-"""Input formats other than ECS JSON, and how a file's format is recognised.
+"""What a reader of an input format other than ECS JSON is (how a format is recognised: sources/registry.py).
 
 A reader is pure logic: it gets the numbered text lines of one file and yields
 `(ECS document, line number)` pairs, in file order, reporting every line it cannot use through
@@ -42,24 +42,3 @@ def ascii_int(text: object, max_digits: int = 19) -> int | None:
     if not isinstance(text, str) or not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
         return None
     return int(text)
-
-
-def registry() -> dict[str, Format]:
-    """Every reader, in the order detection tries them."""
-    from . import auditd, syslog
-
-    formats = [auditd.FORMAT, syslog.FORMAT]
-    return {f.name: f for f in formats}
-
-
-def detect(head: list[str]) -> Format | None:
-    """The format of a file whose first lines are `head`; None for ECS JSON (or unknown)."""
-    stripped = [line for line in head if line.strip()]
-    if not stripped or stripped[0].lstrip().startswith(("{", "[")):
-        json_format = registry().get("syslog")
-        # journald's JSON export is syslog in JSON clothing; the syslog reader takes it
-        return json_format if json_format and json_format.sniff(stripped) else None
-    for fmt in registry().values():
-        if fmt.sniff(stripped):
-            return fmt
-    return None

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from .formats import Format, ReadOptions, Skip, detect, registry
+from .formats import Format, ReadOptions, Skip
 from .inputs import Source, SourceError, bounded_lines
+from .registry import detect, registry
 
 MAX_LINE_BYTES = 1 << 20
 """Longer lines are reported and skipped: no log format here has records that long."""

@@ -33,8 +33,9 @@ import orjson
 
 from .ecs_readers import describe
 from .ecs_values import MAX_DEPTH, too_deep
-from .formats import Format, ReadOptions, detect, registry
+from .formats import Format, ReadOptions
 from .normalize import MAX_LINE_BYTES, with_host
+from .registry import detect, registry
 
 Skip = Callable[[int, str], None]
 
