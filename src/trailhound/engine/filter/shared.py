@@ -208,8 +208,11 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None,
+                 encoded: dict[str, tuple[pl.Series, np.ndarray]] | None = None) -> None:
         self.frame = frame
+        #: columns the input already dictionary-encoded (`EventTable.encoded`), as `encode` gives them
+        self.encoded = encoded or {}
         self.options = options
         self.key = options.key()
         self.height = frame.height
@@ -326,7 +329,8 @@ class SharedFilters:
     def field(self, path: str) -> FieldValues:
         fv = self._fields.get(path)
         if fv is None:
-            values, codes = encode(self.frame[self.source[path]])
+            pre = self.encoded.get(self.source[path])
+            values, codes = pre if pre is not None else encode(self.frame[self.source[path]])
             es_type = self.types.get(path)
             if es_type in DATE_TYPES:
                 values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
