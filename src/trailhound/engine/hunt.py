@@ -109,16 +109,15 @@ class _Frame:
     half done, so after a failure the rules go on with fresh work (nothing shared yet): a failure
     costs some repeated work, never another rule's result."""
 
-    def __init__(self, frame: pl.DataFrame, encoded: dict | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame) -> None:
         self.current = frame
-        self.encoded = encoded  # the input's own dictionary encodings of frame columns (EventTable.encoded)
         self._work: dict[tuple, SharedFilters] = {}
 
     def shared(self, options: FrameOptions) -> SharedFilters:
         key = options.key()
         work = self._work.get(key)
         if work is None:
-            work = self._work[key] = SharedFilters(self.current, options, encoded=self.encoded)
+            work = self._work[key] = SharedFilters(self.current, options)
         return work
 
     def spoil(self) -> None:
@@ -191,7 +190,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     started = time.perf_counter()
     table = load_events(paths, sorted(fields), format=input_format, options=read_options)
     load_seconds = time.perf_counter() - started
-    frame = _Frame(table.frame, table.encoded)
+    frame = _Frame(table.frame)
     done = 0
 
     def tick(n: int = 1) -> None:

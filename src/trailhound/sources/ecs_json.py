@@ -457,7 +457,7 @@ class _Loader:
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
                             self.skips.count, self.notes, self.inputs)
-        return EventTable(frame, frozenset(final), report, [p.origin for p in parts], _encoded(parts, final))
+        return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
     def _convert(self, parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame:
         """The columns of these parts (of the same column types), one after the other, in their
@@ -488,69 +488,6 @@ class _Loader:
         assert isinstance(frame, pl.DataFrame)  # a pa.Table gives one (polars cannot overload on pyarrow's types)
         frame = frame.cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
-
-
-def _encoded(parts: list[Part], final: dict[str, ColumnType]) -> dict[str, tuple[pl.Series, np.ndarray]]:
-    """The columns every part read dictionary-encoded (`Part.encoded`: Parquet's dictionaries) and kept in their
-    final type, as `encoding.encode` gives them: the distinct values over all parts (null last when present) and
-    each row's index into them, rows in the frame's order (the parts', one after the other). A part without the
-    field at all (all null) joins with nulls; any other part that did not encode it leaves the column to the
-    engine's own encoding."""
-    out: dict[str, tuple[pl.Series, np.ndarray]] = {}
-    if not parts or not any(p.encoded for p in parts):
-        return out
-    for name, want in final.items():
-        if want != ColumnType("str", False):
-            continue
-        chunks = []
-        for part in parts:
-            if name in part.encoded and part.types.get(name) == want:
-                values, indices = part.encoded[name]
-                chunks.append(pa.DictionaryArray.from_arrays(indices, values))
-            elif name not in part.columns or part.columns[name].null_count == len(part.columns[name]):
-                chunks.append(pa.DictionaryArray.from_arrays(pa.nulls(part.origin.rows, pa.int32()),
-                                                             pa.array([], pa.string())))
-            else:
-                break
-        else:
-            out[name] = _codes_of(name, pa.chunked_array(chunks).unify_dictionaries())
-    return out
-
-
-def _codes_of(name: str, column: pa.ChunkedArray) -> tuple[pl.Series, np.ndarray]:
-    """(distinct values, uint32 code per row) of a dictionary column whose chunks share one dictionary, as
-    `encoding.encode` gives them: null the last value, present only when some row is null, and no value that no row
-    has (a writer may keep one in its dictionary; the engine's counts and event categories read them all)."""
-    dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
-    distinct = len(dictionary)
-    parts, nulls = [], 0
-    for chunk in column.chunks:
-        indices = chunk.indices
-        validity, data = indices.buffers()[:2]
-        codes = np.frombuffer(data, dtype=np.int32, count=len(indices), offset=indices.offset * 4).view(np.uint32)
-        if indices.null_count:
-            nulls += indices.null_count
-            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=indices.offset + len(indices),
-                                  bitorder="little")[indices.offset:].view(bool)
-            codes = np.where(valid, codes, np.uint32(distinct))
-        parts.append(codes)
-    codes = np.concatenate(parts) if len(parts) != 1 else parts[0].copy()
-    if pc.count_distinct(dictionary).as_py() < distinct:  # a dictionary that repeats a value: one code each
-        once = pc.dictionary_encode(dictionary)
-        dictionary = once.dictionary
-        codes = np.append(np.asarray(once.indices, dtype=np.uint32), np.uint32(len(dictionary)))[codes]
-        distinct = len(dictionary)
-    values = pl.Series(name, dictionary).cast(pl.String)
-    used = np.bincount(codes, minlength=distinct + 1)[:distinct] > 0
-    if not used.all():  # renumber the values rows have
-        kept = int(used.sum())
-        remap = np.full(distinct + 1, kept, dtype=np.uint32)
-        remap[used] = np.arange(kept, dtype=np.uint32)
-        codes = remap[codes]
-        values = values.filter(pl.Series(used))
-    if nulls:
-        values = pl.concat([values, pl.Series(name, [None], dtype=pl.String)])
-    return values, codes
 
 
 def _python_frame(parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame | None:

@@ -18,7 +18,7 @@ import re
 import zlib
 from array import array
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -229,9 +229,6 @@ class Part:
     columns: dict[str, pa.Array | pa.ChunkedArray]
     types: dict[str, ColumnType | None]
     stats: Stats | None = None  # kinds and list-ness of each column, when the reader saw them
-    #: columns the reader had dictionary-encoded (Parquet's own dictionaries): per name, the distinct values and each
-    #: row's index into them (Int32, null where the value is), lined up with `columns[name]`
-    encoded: dict[str, tuple[pa.Array, pa.Array]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------

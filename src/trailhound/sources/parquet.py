@@ -174,65 +174,7 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
         if p.name not in columns:  # no such field in this file
             columns[p.name], types[p.name] = pa.nulls(rows, pa.string()), None
     groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
-    coded = [name for name in direct if _dictionary_pays(pf, name)]
-    encoded = _read_encoded(src, pf, coded) if coded else {}
-    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types, encoded=encoded)
-
-
-#: a string column's codes are read from its Parquet dictionaries when those take at most this many bytes per row: a
-#: few distinct values. Pyarrow's reading of a large dictionary (thousands of distinct values per row group: paths,
-#: command lines, addresses, ids, times) hashes it again, and costs as much as the engine's own encoding or more
-#: (measured on the 1M-event store of bench/parquet.py)
-DICTIONARY_BYTES_PER_ROW = 0.125
-
-
-def _dictionary_pays(pf, name: str) -> bool:
-    """Whether the codes of column `name` (a scalar string) are best read from its Parquet dictionaries: every row
-    group has a dictionary page, and those pages are small for the rows they serve."""
-    import pyarrow as pa
-
-    t = pf.schema_arrow.field(name).type
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return False
-    md = pf.metadata
-    index = _column_index(md, name)
-    if index is None or md.num_rows == 0:
-        return False
-    dictionary = 0
-    for g in range(md.num_row_groups):
-        chunk = md.row_group(g).column(index)
-        if not chunk.has_dictionary_page or not chunk.dictionary_page_offset:
-            return False
-        dictionary += chunk.data_page_offset - chunk.dictionary_page_offset
-    return dictionary <= DICTIONARY_BYTES_PER_ROW * md.num_rows
-
-
-def _column_index(md, name: str) -> int | None:
-    """The leaf column of the top-level field `name` in the file's metadata."""
-    for i in range(md.num_columns):
-        if md.schema.column(i).path == name:
-            return i
-    return None
-
-
-def _read_encoded(src: Source, pf, names: list[str]) -> dict[str, tuple[pa.Array, pa.Array]]:
-    """Per column: its distinct values and each row's index into them (Int32, null for a null value), from the
-    file's dictionaries, made one for the file (`unify_dictionaries`: each row group has its own). The text itself
-    is read by Polars: gathering it from the dictionary costs more than Polars' reading."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.ParquetFile(src.path, metadata=pf.metadata, read_dictionary=names).read(columns=names)
-    out = {}
-    for name in names:
-        column = table.column(name)
-        if column.num_chunks == 0:
-            out[name] = (pa.array([], pa.string()), pa.array([], pa.int32()))
-            continue
-        column = column.unify_dictionaries()
-        out[name] = (column.chunk(0).dictionary,
-                     pa.chunked_array([c.indices for c in column.chunks], pa.int32()).combine_chunks())
-    return out
+    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types)
 
 
 def documents(src: Source) -> Iterator[tuple[dict, int]]:

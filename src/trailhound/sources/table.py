@@ -6,14 +6,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from trailhound.sources.ecs_readers import Origin
-
-if TYPE_CHECKING:
-    import numpy as np
 
 MAX_SKIPPED_KEPT = 1000
 """Bad lines kept in full in `LoadReport.skipped`; `LoadReport.skipped_count` counts them all."""
@@ -54,16 +50,11 @@ class EventTable:
 
     Columns: one per field in `present`, named by dotted path, then ``__row`` (Int64, global
     input order) and ``__file`` (Int32, index into ``report.files``).
-
-    `encoded`: columns already dictionary-encoded by the input (Parquet's dictionaries), as the engine's
-    `encoding.encode` gives them: per column name, its distinct values (null last when present) and each row's
-    index into them (uint32, one per row of `frame`). Only columns every input encoded; none for NDJSON.
     """
 
     def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
-                 origins: list[Origin], encoded: dict[str, tuple[pl.Series, np.ndarray]] | None = None) -> None:
+                 origins: list[Origin]) -> None:
         self.frame = frame
-        self.encoded = encoded or {}
         self.present = present
         self.report = report
         self._origins = origins

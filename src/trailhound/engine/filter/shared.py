@@ -208,11 +208,8 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None,
-                 encoded: dict[str, tuple[pl.Series, np.ndarray]] | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
         self.frame = frame
-        #: columns the input already dictionary-encoded (`EventTable.encoded`), as `encode` gives them
-        self.encoded = encoded or {}
         self.options = options
         self.key = options.key()
         self.height = frame.height
@@ -329,8 +326,7 @@ class SharedFilters:
     def field(self, path: str) -> FieldValues:
         fv = self._fields.get(path)
         if fv is None:
-            pre = self.encoded.get(self.source[path])
-            values, codes = pre if pre is not None else encode(self.frame[self.source[path]])
+            values, codes = encode(self.frame[self.source[path]])
             es_type = self.types.get(path)
             if es_type in DATE_TYPES:
                 values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
