@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trailhound.engine.filter.encoding import encode, stable_argsort
+from trailhound.engine.filter.encoding import _SCANS_BEFORE_INDEX, _SLICE_LIMIT, FieldValues, encode, stable_argsort
 from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     SearchOptions,
@@ -117,6 +117,23 @@ def test_batched_correlations_equal_single_searches(frame, texts, batch):
 def test_radix_argsort_equals_numpy_stable_argsort(n_values):
     codes = np.random.default_rng(n_values).integers(0, n_values, 50_000).astype(np.uint32)
     assert np.array_equal(stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
+
+
+@pytest.mark.parametrize("n_values", [3, 400, 70_000])
+def test_rows_with_gives_the_same_rows_by_scan_and_by_index(n_values):
+    """A field's first lookups scan its codes, later ones read its inverted index: both give every row holding one
+    of the codes, in row order, for sets of any size (none, one, many, more than the slice limit)."""
+    rng = np.random.default_rng(n_values)
+    codes = rng.integers(0, n_values, 20_000).astype(np.uint32)
+    fv = FieldValues(pl.Series("f", range(n_values)).to_frame(), codes)
+    asks = [rng.choice(n_values, size=k, replace=False) for k in (1, 2, min(n_values, _SLICE_LIMIT + 5), 0, 1, 3)]
+    asks += [asks[0], asks[1], asks[2]]
+    for ask in asks:
+        want = np.flatnonzero(np.isin(codes, ask))
+        got = fv.rows_with(np.asarray(ask, dtype=np.int64))
+        assert np.array_equal(got, want) and got.dtype == np.int64
+    # the index was built once the scans were spent, and then answered
+    assert fv._scans == _SCANS_BEFORE_INDEX and fv._order is not None
 
 
 @pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String), pl.List(pl.Int64),
