@@ -12,7 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trailhound.engine.filter.encoding import _SCANS_BEFORE_INDEX, _SLICE_LIMIT, FieldValues, encode, stable_argsort
+from trailhound.engine.filter.encoding import (
+    _SCANS_BEFORE_INDEX,
+    _SLICE_LIMIT,
+    FieldValues,
+    _codes,
+    encode,
+    stable_argsort,
+)
 from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     SearchOptions,
@@ -134,6 +141,22 @@ def test_rows_with_gives_the_same_rows_by_scan_and_by_index(n_values):
         assert np.array_equal(got, want) and got.dtype == np.int64
     # the index was built once the scans were spent, and then answered
     assert fv._scans == _SCANS_BEFORE_INDEX and fv._order is not None
+
+
+def test_codes_read_from_arrow_buffers_keep_offsets_chunks_and_nulls():
+    """Arrow indices become uint32 codes with nulls as the fill code, whatever the array's offset (a slice starts
+    mid-bitmap) and chunks."""
+    import pyarrow as pa
+
+    values = [3, None, 0, 7, None, 1, 2, None, 5, 4, 6, None, 0]
+    whole = pa.array(values, pa.int32())
+    for indices, want in ((whole, values), (whole.slice(3, 9), values[3:12]),
+                          (pa.chunked_array([whole.slice(1, 4), whole.slice(9)]), values[1:5] + values[9:]),
+                          (pa.array([1, 2], pa.int32()), [1, 2]), (pa.array([], pa.int32()), [])):
+        codes = _codes(indices, 99)
+        assert codes.dtype == np.uint32 and codes.tolist() == [99 if v is None else v for v in want]
+        codes[:] = 0  # writable, and not a view of the Arrow buffers
+    assert whole.to_pylist() == values
 
 
 @pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String), pl.List(pl.Int64),

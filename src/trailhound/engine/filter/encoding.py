@@ -129,12 +129,25 @@ def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
 
 
 def _codes(indices, fill: int) -> np.ndarray:
-    """An Arrow integer array as uint32 codes, nulls as `fill`, through Polars: pyarrow's `to_numpy` and
-    `fill_null` import pandas where it is installed (0.2 s on a hunt that needs nothing of it)."""
-    codes = pl.Series(indices)
-    if codes.null_count():
-        codes = codes.fill_null(fill)
-    return codes.cast(pl.UInt32).to_numpy(writable=True)
+    """An Arrow integer array (or chunked array) as uint32 codes, nulls as `fill`, read from its buffers: pyarrow's
+    `to_numpy` and `fill_null` import pandas where it is installed (0.2 s on a hunt that needs nothing of it), and
+    Polars' fill and cast cost ~2 ms a million rows (about 10x this), on every field a hunt encodes."""
+    chunks = indices.chunks if hasattr(indices, "chunks") else [indices]
+    parts = []
+    for chunk in chunks:
+        validity, data = chunk.buffers()[:2]
+        width = chunk.type.bit_width // 8
+        raw = np.frombuffer(data, dtype=np.dtype(f"int{chunk.type.bit_width}"), count=len(chunk),
+                            offset=chunk.offset * width)
+        if chunk.null_count:
+            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk),
+                                  bitorder="little")[chunk.offset:].view(bool)
+            parts.append(np.where(valid, raw, fill).astype(np.uint32))
+        else:
+            parts.append(raw.astype(np.uint32))
+    if not parts:
+        return np.empty(0, dtype=np.uint32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
