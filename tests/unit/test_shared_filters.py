@@ -12,7 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trailhound.engine.filter.encoding import encode, stable_argsort
+from trailhound.engine.filter.encoding import (
+    _SCANS_BEFORE_INDEX,
+    _SLICE_LIMIT,
+    FieldValues,
+    _codes,
+    encode,
+    stable_argsort,
+)
 from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     SearchOptions,
@@ -117,6 +124,39 @@ def test_batched_correlations_equal_single_searches(frame, texts, batch):
 def test_radix_argsort_equals_numpy_stable_argsort(n_values):
     codes = np.random.default_rng(n_values).integers(0, n_values, 50_000).astype(np.uint32)
     assert np.array_equal(stable_argsort(codes, n_values), np.argsort(codes, kind="stable"))
+
+
+@pytest.mark.parametrize("n_values", [3, 400, 70_000])
+def test_rows_with_gives_the_same_rows_by_scan_and_by_index(n_values):
+    """A field's first lookups scan its codes, later ones read its inverted index: both give every row holding one
+    of the codes, in row order, for sets of any size (none, one, many, more than the slice limit)."""
+    rng = np.random.default_rng(n_values)
+    codes = rng.integers(0, n_values, 20_000).astype(np.uint32)
+    fv = FieldValues(pl.Series("f", range(n_values)).to_frame(), codes)
+    asks = [rng.choice(n_values, size=k, replace=False) for k in (1, 2, min(n_values, _SLICE_LIMIT + 5), 0, 1, 3)]
+    asks += [asks[0], asks[1], asks[2]]
+    for ask in asks:
+        want = np.flatnonzero(np.isin(codes, ask))
+        got = fv.rows_with(np.asarray(ask, dtype=np.int64))
+        assert np.array_equal(got, want) and got.dtype == np.int64
+    # the index was built once the scans were spent, and then answered
+    assert fv._scans == _SCANS_BEFORE_INDEX and fv._order is not None
+
+
+def test_codes_read_from_arrow_buffers_keep_offsets_chunks_and_nulls():
+    """Arrow indices become uint32 codes with nulls as the fill code, whatever the array's offset (a slice starts
+    mid-bitmap) and chunks."""
+    import pyarrow as pa
+
+    values = [3, None, 0, 7, None, 1, 2, None, 5, 4, 6, None, 0]
+    whole = pa.array(values, pa.int32())
+    for indices, want in ((whole, values), (whole.slice(3, 9), values[3:12]),
+                          (pa.chunked_array([whole.slice(1, 4), whole.slice(9)]), values[1:5] + values[9:]),
+                          (pa.array([1, 2], pa.int32()), [1, 2]), (pa.array([], pa.int32()), [])):
+        codes = _codes(indices, 99)
+        assert codes.dtype == np.uint32 and codes.tolist() == [99 if v is None else v for v in want]
+        codes[:] = 0  # writable, and not a view of the Arrow buffers
+    assert whole.to_pylist() == values
 
 
 @pytest.mark.parametrize("dtype", [pl.String, pl.Int64, pl.UInt16, pl.Float64, pl.List(pl.String), pl.List(pl.Int64),

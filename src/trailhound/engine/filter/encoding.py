@@ -11,6 +11,10 @@ import polars as pl
 
 #: above this many true distinct values, a mask over all rows beats gathering index slices
 _SLICE_LIMIT = 256
+#: a field's first few row lookups scan its codes (one gather and scan, ~2 ms a million rows); past them, its inverted
+#: index is built (a sort, 9-15 ms a million rows). Most fields of a hunt are looked up once to three times (13 fields
+#: of the Linux rule set over 1M events: 11 of them at most 3 times), so most never pay for the sort
+_SCANS_BEFORE_INDEX = 4
 
 
 class FieldValues:
@@ -23,6 +27,7 @@ class FieldValues:
         self._order: np.ndarray | None = None
         self._starts: np.ndarray | None = None
         self._items: Items | None = None
+        self._scans = 0  # row lookups answered by a scan of the codes so far
 
     def items(self) -> Items:
         """What exact-match and element-wise atoms read, made once per field (hunt's event,
@@ -42,7 +47,9 @@ class FieldValues:
         """Row positions (sorted) whose value is one of `true_codes`."""
         if len(true_codes) == 0:
             return np.empty(0, dtype=np.int64)
-        if len(true_codes) > _SLICE_LIMIT:
+        scan = self._order is None and self._scans < _SCANS_BEFORE_INDEX
+        if len(true_codes) > _SLICE_LIMIT or scan:
+            self._scans += scan
             mask = np.zeros(len(self.counts), dtype=bool)
             mask[true_codes] = True
             return np.flatnonzero(mask[self.codes])
@@ -99,8 +106,10 @@ def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
     return low[np.argsort((codes[low] >> 16).astype(np.uint16), kind="stable")]
 
 
-def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of a column (null last when present) and each row's index into them.
+def encode(series: pl.Series, element_codes: np.ndarray | None = None) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of a column (null last when present) and each row's index into them. For an array
+    column, `element_codes` may give each element's code (the input's own dictionary encoding: equal elements, and
+    only they, share a code), which then need not be hashed.
 
     Strings and integers by Arrow's hash dictionary-encoding: one pass over the column (Polars' `unique` then an
     Enum cast hashed every string twice; its `group_by` of integers gathered a row list per value), about 1.5-3x
@@ -117,17 +126,30 @@ def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
             values = pl.concat([values, pl.Series([None], dtype=series.dtype)])
         return values, _codes(indices, distinct)
     if isinstance(series.dtype, pl.List) and (series.dtype.inner == pl.String or series.dtype.inner.is_integer()):
-        return _encode_lists(series)
+        return _encode_lists(series, element_codes)
     return _encode_grouped(series)
 
 
 def _codes(indices, fill: int) -> np.ndarray:
-    """An Arrow integer array as uint32 codes, nulls as `fill`, through Polars: pyarrow's `to_numpy` and
-    `fill_null` import pandas where it is installed (0.2 s on a hunt that needs nothing of it)."""
-    codes = pl.Series(indices)
-    if codes.null_count():
-        codes = codes.fill_null(fill)
-    return codes.cast(pl.UInt32).to_numpy(writable=True)
+    """An Arrow integer array (or chunked array) as uint32 codes, nulls as `fill`, read from its buffers: pyarrow's
+    `to_numpy` and `fill_null` import pandas where it is installed (0.2 s on a hunt that needs nothing of it), and
+    Polars' fill and cast cost ~2 ms a million rows (about 10x this), on every field a hunt encodes."""
+    chunks = indices.chunks if hasattr(indices, "chunks") else [indices]
+    parts = []
+    for chunk in chunks:
+        validity, data = chunk.buffers()[:2]
+        width = chunk.type.bit_width // 8
+        raw = np.frombuffer(data, dtype=np.dtype(f"int{chunk.type.bit_width}"), count=len(chunk),
+                            offset=chunk.offset * width)
+        if chunk.null_count:
+            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk),
+                                  bitorder="little")[chunk.offset:].view(bool)
+            parts.append(np.where(valid, raw, fill).astype(np.uint32))
+        else:
+            parts.append(raw.astype(np.uint32))
+    if not parts:
+        return np.empty(0, dtype=np.uint32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
@@ -140,7 +162,7 @@ def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return groups["v"], codes
 
 
-def _encode_lists(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+def _encode_lists(series: pl.Series, element_codes: np.ndarray | None = None) -> tuple[pl.Series, np.ndarray]:
     """`encode` of a list column whose elements Arrow encodes exactly (strings, integers): each element's code,
     then each array as the bytes of its elements' codes (4 bytes each, so equal bytes are equal arrays), encoded
     in turn; an array's value is one of the rows that hold it. A null array is its own value, not the empty one."""
@@ -150,9 +172,11 @@ def _encode_lists(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     arrays = series.to_arrow(compat_level=pl.CompatLevel.newest())
     if arrays.offset or not pa.types.is_large_list(arrays.type):  # not the layout read below: the general way
         return _encode_grouped(series)
-    elements = pc.dictionary_encode(arrays.values)
-    element_codes = _codes(elements.indices, len(elements.dictionary))
     offsets = np.frombuffer(arrays.buffers()[1], dtype=np.int64, count=len(arrays) + 1) * 4
+    if element_codes is None or len(element_codes) != len(arrays.values) or offsets[0] or (
+            element_codes.dtype != np.uint32):  # not codes of these elements: hash them
+        elements = pc.dictionary_encode(arrays.values)
+        element_codes = _codes(elements.indices, len(elements.dictionary))
     keys = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays),
                                             [arrays.buffers()[0], pa.py_buffer(offsets), pa.py_buffer(element_codes)],
                                             null_count=arrays.null_count)
