@@ -20,21 +20,23 @@ does not grow with the number of events beyond the index lookups.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import polars as pl
 
 from ...compile.dates import date_to_ns
-from ...compile.patterns import required_literal
+from ...compile.patterns import plan_wildcard, required_literal
 from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, cidr_match_many, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
-from .encoding import FieldValues, encode
+from .encoding import FieldValues, encode, stable_argsort
 from .frame import FrameOptions, columns, prepare
-from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
+from .plan import AnyOf, Atom, LazyExpr, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
 #: below this many rows, fields are evaluated one after another: a thread pool per evaluation costs more than it
@@ -121,43 +123,50 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
     Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
     Polars pass over tens of thousands of distinct texts, and nearly all of them match few or none. A text a
     wildcard matches contains the pattern's longest literal run (its needle), so one multi-pattern scan
-    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match; each atom is then
-    evaluated exactly on those only. Any other text is definitely false, a missing one unknown, as the full
-    evaluation says."""
+    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match. Any other text is
+    definitely false, a missing one unknown, as the full evaluation says; an atom all of whose patterns are
+    `*needle*` is true exactly where one of its needles is (nothing to evaluate); any other is evaluated exactly
+    on its own candidate texts (all of them in one `collect_all`), or over all the texts when its needles are in
+    most of them. An atom whose needles are nowhere is never compiled (its expression is lazy)."""
     n, k = frame.height, len(atoms)
     true = np.zeros((n, k), dtype=bool)
     false = np.zeros((n, k), dtype=bool)
     rows = _needle_rows(frame, path, atoms)
-    dense = [j for j, r in enumerate(rows) if r is None or len(r) > _NARROW_SHARE * n]
-    sparse = [j for j, r in enumerate(rows) if r is not None and 0 < len(r) <= _NARROW_SHARE * n]
-    if len(dense) < k:
-        present = frame[path].is_not_null().to_numpy()
-        for j, r in enumerate(rows):
-            if r is not None and j not in dense:
-                false[:, j] = present  # no needle: false, unless the text is missing (unknown)
-    for part, chosen in ((frame, dense), (None, sparse)):
-        if not chosen:
+    whole: list[int] = []
+    sparse: dict[int, np.ndarray] = {}  # atom → its candidates
+    present = None
+    for j, r in enumerate(rows):
+        if r is None or (len(r) > _NARROW_SHARE * n and not atoms[j].contains):
+            whole.append(j)
             continue
-        where = None
-        if part is None:
-            where = np.unique(np.concatenate([r for j in chosen if (r := rows[j]) is not None]))
-            part = frame[where]
+        if present is None:
+            present = frame[path].is_not_null().to_numpy()
+        false[:, j] = present  # no needle: false, unless the text is missing (unknown)
+        if atoms[j].contains:
+            true[r, j], false[r, j] = True, False
+        elif len(r):
+            sparse[j] = r
+    if whole:
         # with_columns: a constant atom still gets one value per row
-        out = part.with_columns(atoms[j].expr.alias(f"a{i}") for i, j in enumerate(chosen)).select(
-            f"a{i}" for i in range(len(chosen)))
-        t = out.select(pl.all().fill_null(False)).to_numpy()
-        f = out.select((~pl.all()).fill_null(False)).to_numpy()
-        if where is None:
-            true[:, chosen], false[:, chosen] = t, f
-        else:
-            cells = np.ix_(where, np.asarray(chosen, dtype=np.int64))
-            true[cells], false[cells] = t, f
+        out = frame.with_columns(atoms[j].expression().alias(f"a{i}") for i, j in enumerate(whole)).select(
+            f"a{i}" for i in range(len(whole)))
+        true[:, whole] = out.select(pl.all().fill_null(False)).to_numpy()
+        false[:, whole] = out.select((~pl.all()).fill_null(False)).to_numpy()
+    if sparse:
+        # each on its own candidates: together they are often most of the texts, each alone a few
+        queries = [frame[r].lazy().with_columns(atoms[j].expression().alias("__atom")).select("__atom")
+                   for j, r in sparse.items()]
+        for (j, r), out in zip(sparse.items(), pl.collect_all(queries)):
+            value = out.to_series()
+            true[r, j] = value.fill_null(False).to_numpy()
+            false[r, j] = (~value).fill_null(False).to_numpy()
     return true, false
 
 
 def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.ndarray | None]:
-    """Per atom: the rows whose text contains one of its needles (None: an atom without needles, which may be
-    true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms."""
+    """Per atom: the rows (sorted) whose text contains one of its needles (None: an atom without needles, which
+    may be true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms; its
+    (row, needle) pairs grouped by needle, so that an atom's rows are those of its needles' groups."""
     out: list[np.ndarray | None] = [None] * len(atoms)
     for lowered in (False, True):
         mine = [j for j, a in enumerate(atoms) if a.needles is not None and a.lowered == lowered]
@@ -166,14 +175,39 @@ def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.n
             continue
         needles = sorted({x for j in mine for x in atoms[j].needles or ()})
         found = frame[name].str.extract_many(needles, overlapping=True)
-        pairs = (pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
-                 .unique().group_by("needle").agg(pl.col("row")))
-        by_needle = dict(zip(pairs["needle"].to_list(), (r.to_numpy() for r in pairs["row"])))
-        empty = np.empty(0, dtype=np.uint32)
+        pairs = pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
+        ids = pairs["needle"].cast(pl.Enum(needles)).to_physical().to_numpy()
+        order = stable_argsort(ids, len(needles))
+        by_needle = pairs["row"].to_numpy()[order]  # rows of needle i: by_needle[starts[i]:starts[i + 1]]
+        starts = np.searchsorted(ids[order], np.arange(len(needles) + 1))
+        place = {x: i for i, x in enumerate(needles)}
         for j in mine:
-            parts = [by_needle.get(x, empty) for x in atoms[j].needles or ()]
-            out[j] = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            groups = [i for x in atoms[j].needles or () if starts[(i := place[x]) + 1] > starts[i]]
+            if not groups:
+                out[j] = np.empty(0, dtype=np.int64)
+                continue
+            mask = np.zeros(frame.height, dtype=bool)  # a text may hold a needle more than once
+            for i in groups:
+                mask[by_needle[starts[i]:starts[i + 1]]] = True
+            out[j] = np.flatnonzero(mask)
     return out
+
+
+def _compile_atom(compiler: PolarsCompiler, e: ir.Expr, path: str, element_wise: bool, lowered: bool) -> pl.Expr:
+    """An atom's Polars expression over the distinct values (or elements, `element_wise`) of `path`, reading its
+    lower-cased companion when `lowered` (then `compiler` is one that reads it). Under a lock: lazy atoms are
+    compiled while fields are evaluated on threads, and a compiler holds the atom being compiled."""
+    with _COMPILING:
+        if element_wise:
+            compiler._pre = path if lowered else None
+            try:
+                return compiler._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
+            finally:
+                compiler._pre = None
+        return compiler.any_element(e)
+
+
+_COMPILING = threading.Lock()
 
 
 def _owners(items, found: np.ndarray):
@@ -245,7 +279,8 @@ class SharedFilters:
     def atom_for(self, e: ir.Expr) -> Atom | None:
         """The shared atom for this predicate if it reads exactly one field, which the frame has,
         or no field the frame has (a constant: rules name many fields the data lacks).
-        Its expression is compiled now, so that a query error belongs to the filter being added."""
+        Its expression is compiled now, so that a query error belongs to the filter being added (a wildcard match on
+        a string field is checked now and compiled when some value may satisfy it: see LazyExpr)."""
         key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
         atom = self._atoms.get(key)
         if atom is not None:  # rules repeat predicates (process.name == "bash" in dozens): made once
@@ -269,35 +304,41 @@ class SharedFilters:
             # than once per pattern (hundreds of patterns read process.args, file.path...)
             lowered = _insensitive_field(e) == path and info.inner in (pl.String, pl.Utf8)
             exact = exact_strings(e, info)
+            wildcard = (isinstance(e, ir.Match) and e.kind == "wildcard" and _reads(e.value, path)
+                        and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi))
+            compiler = self._values
+            if lowered and not element_wise:
+                compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
+                    path, PolarsCompiler(self.schema, lowered=frozenset({path})))
+            expr: pl.Expr | LazyExpr
             if exact is not None:
                 # answered by dictionary probes (_evaluate_lookups), never by an expression: an equality or
                 # membership of string constants on a string field compiles without error, so none is made
                 # (a third of the hunt's compile time went to expressions no one read)
                 expr = _PROBED
-            elif element_wise:
-                self._values._pre = path if lowered else None
-                try:
-                    expr = self._values._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
-                finally:
-                    self._values._pre = None
+            elif wildcard:
+                assert isinstance(e, ir.Match)  # for mypy: `wildcard` says so
+                # what can fail in compiling a wildcard match on a string field is planning its patterns (too
+                # long to run as a regex): done now, the rest when a value holds one of its needles, if ever
+                plans = [plan_wildcard(p.lower() if e.case_insensitive else p) for p in e.patterns]
+                expr = LazyExpr(partial(_compile_atom, compiler, e, path, element_wise, lowered))
             else:
-                compiler = self._values
-                if lowered:
-                    compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
-                        path, PolarsCompiler(self.schema, lowered=frozenset({path})))
-                expr = compiler.any_element(e)
+                expr = _compile_atom(compiler, e, path, element_wise, lowered)
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
             elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and _reads(e.args[0], path) and not info.multi
                   and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
                 atom.cidrs = tuple(a.value for a in e.args[1:] if isinstance(a, ir.Literal))
-            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and _reads(e.value, path)
-                  and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
+            elif wildcard:
+                assert isinstance(e, ir.Match)
                 # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
-                runs = {required_literal(p.lower() if lowered else p) for p in e.patterns}
+                runs = [required_literal(p.lower() if lowered else p) for p in e.patterns]
                 if "" not in runs:
-                    atom.needles = tuple(sorted(runs))
+                    atom.needles = tuple(sorted(set(runs)))
+                    # `*needle*` patterns only, over the texts the needles were looked for in
+                    atom.contains = lowered == e.case_insensitive and all(
+                        plan.kind == "contains" and plan.text == run for plan, run in zip(plans, runs))
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -366,7 +407,7 @@ class SharedFilters:
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
             fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
-                          a.needles)
+                          a.needles, a.contains)
                      for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
@@ -526,7 +567,7 @@ class SharedFilters:
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
             atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
-                        t.needles)
+                        t.needles, t.contains)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
