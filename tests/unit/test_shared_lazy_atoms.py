@@ -1,7 +1,8 @@
-"""Wildcard atoms of the shared filters (engine/filter/shared.py) compiled only when some value holds one of their
-needles, `*needle*` atoms answered by the needle scan alone, and the others evaluated on their own candidates: the
-same rows as the plain per-query Polars evaluation (Kleene truth, nulls unknown, arrays element-wise,
-case-insensitive matches), and a filter that does not compile still fails alone, when it is added."""
+"""Wildcard atoms of the shared filters (engine/filter/shared.py) narrowed per pattern: each pattern tested on the
+texts holding its needle only (`*needle*` ones answered by the needle scan alone), never compiled to a Polars
+expression; other atoms compiled when first evaluated. The same rows as the plain per-query Polars evaluation
+(Kleene truth, nulls unknown, arrays element-wise, case-insensitive matches), and a filter that does not compile
+still fails alone, when it is added."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ QUERIES = [
     'process where not process.args : "*bash*"',  # Kleene: an array without values is false, pushed down
     'process where process.args : ("*raretool*", "/opt/*")',  # rare needles: evaluated on their own texts
     'process where process.args : "/opt/*tool*"',
+    'process where process.args like ("b", "wget?", "/tmp/*.sh")',  # equals, regex and prefix... in one atom
     'process where process.command_line : "*nomatch-anywhere*"',  # no needle found: never compiled
     'process where not process.command_line : "*zzz-nowhere*"',  # null command lines stay unknown
     'process where process.command_line : ("*curl*wget*", "nc -e*", "*-c")',
@@ -71,30 +73,35 @@ def test_lazy_and_contains_atoms_give_the_rows_of_single_searches(n):
     got = search_events_batch(queries, frame, options, shared)
     assert _rows(got) == _rows(search(q, frame, options) for q in queries)
     assert sum(bool(g.hits) for g in got) >= 12
-    atoms = [a for a in shared._atoms.values() if a.needles is not None]
-    lazy = [a for a in atoms if isinstance(a.expr, LazyExpr)]
-    assert lazy == atoms  # every narrowed wildcard is compiled only when wanted
-    never = [a for a in lazy if "nowhere" in a.key or "nomatch" in a.key]
-    assert len(never) == 3 and not any(a.expr.compiled for a in never)  # type: ignore[union-attr]
-    contains = [a for a in atoms if a.contains]
-    assert len(contains) >= 5 and not any(a.expr.compiled for a in contains)  # type: ignore[union-attr]
-    assert any(a.expr.compiled for a in lazy)  # type: ignore[union-attr]
+    atoms = [a for a in shared._atoms.values() if a.patterns is not None]
+    assert len(atoms) >= 15 and all(isinstance(a.expr, LazyExpr) for a in atoms)
+    # each pattern tested on the texts holding its needle: no expression of theirs compiled, none evaluated
+    assert not any(a.expr.compiled for a in atoms)  # type: ignore[union-attr]
+    kinds = {kind for a in atoms for kind, _, _ in a.patterns or ()}
+    assert kinds == {"contains", "equals", "prefix", "suffix", "regex"}
+    (anywhere,) = [a for a in shared._atoms.values() if a.key.endswith("patterns=('*', '?'), case_insensitive=True)")]
+    assert anywhere.patterns is None and isinstance(anywhere.expr, LazyExpr) and anywhere.expr.compiled
 
 
-def test_a_stream_compiles_a_lazy_atom_once_when_a_batch_first_holds_its_needle():
-    """Frames alike share compiled atoms (watch): a wildcard no batch could satisfy stays uncompiled, and the
-    batch that first holds its needle compiles it, with the rows of a single search."""
+def test_a_stream_of_frames_alike_compiles_an_atom_once_and_narrows_the_others():
+    """Frames alike share compiled atoms (watch): an atom without needles is compiled for the first batch and
+    read by the next ones; a narrowed one is never compiled; each batch gets the rows of a single search."""
     options = SearchOptions()
     compiled = CompiledAtoms()
-    q = parse('process where process.args : ("/opt/*tool*", "*raretool*") and not process.args : "-c*"')
-    for rare, compiled_after in ((False, False), (True, True), (False, True)):
+    q = parse('process where process.args : ("/opt/*tool*", "*raretool*") and not process.command_line : "?"')
+    seen = []
+    for rare in (False, True, False):
         frame = events_from_documents(_docs(2_000, 5, rare=rare)).frame
         shared = SharedFilters(frame, options, compiled)
         (got,) = search_events_batch([q], frame, options, shared)
         assert _rows([got]) == _rows([search(q, frame, options)])
         assert bool(got.hits) == rare
-        (atom,) = [a for a in shared._atoms.values() if "/opt/" in a.key]
-        assert isinstance(atom.expr, LazyExpr) and atom.expr.compiled == compiled_after
+        (narrowed,) = [a for a in shared._atoms.values() if "/opt/" in a.key]
+        (whole,) = [a for a in shared._atoms.values() if "patterns=('?',)" in a.key]
+        assert isinstance(narrowed.expr, LazyExpr) and not narrowed.expr.compiled and narrowed.patterns
+        assert isinstance(whole.expr, LazyExpr) and whole.expr.compiled and whole.patterns is None
+        seen.append(whole.expr)
+    assert seen[0] is seen[1] is seen[2]
 
 
 def test_a_wildcard_that_cannot_compile_fails_its_own_filter_when_added():
@@ -119,15 +126,15 @@ def test_needle_rows_are_the_texts_holding_each_needle():
     from trailhound.engine.filter.plan import Atom
     from trailhound.engine.filter.shared import _needle_rows
 
-    texts = ["abc", "aaa", None, "xabcabx", "", "bcb", "Ärger"]
+    texts = ["abc", "aaa", None, "xabcabx", "", "bcb", "Ärger", "abcabc"]
     frame = pl.DataFrame({"f": texts})
     atoms = [Atom(pl.lit(True), "f", False, needles=n) for n in (("abc",), ("b", "bc"), ("aa",), ("zz",), ("ärg",))]
-    atoms.append(Atom(pl.lit(True), "f", False))  # no needles: anywhere
+    atoms.append(Atom(pl.lit(True), "f", False))  # no needles
     got = _needle_rows(frame, "f", atoms)
-    want = [[i for i, t in enumerate(texts) if t is not None and any(x in t for x in a.needles)]
-            for a in atoms[:-1]]
-    assert [list(r) for r in got[:-1]] == want  # type: ignore[arg-type]
-    assert got[-1] is None
+    needles = ["aa", "abc", "b", "bc", "zz", "ärg"]
+    want = {(False, x): [i for i, t in enumerate(texts) if t is not None and x in t] for x in needles}
+    assert {k: list(v) for k, v in got.items()} == {k: v for k, v in want.items() if v}
+    assert (False, "zz") not in got and (False, "ärg") not in got  # 'Ärger' is not lower-cased here
 
 
 def test_narrowed_truths_of_scalar_atoms_equal_their_full_evaluation():
@@ -141,7 +148,7 @@ def test_narrowed_truths_of_scalar_atoms_equal_their_full_evaluation():
         shared.add(parse(q).filter)
     shared._evaluate_pending()
     atoms = [a for a in shared._atoms.values() if a.needles is not None and not a.element_wise]
-    assert len(atoms) >= 8 and any(a.contains for a in atoms) and any(not a.contains for a in atoms)
+    assert len(atoms) >= 8 and all(a.patterns for a in atoms)
     for a in atoms:
         assert a.field is not None
         values = shared.field(a.field).values

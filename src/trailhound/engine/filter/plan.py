@@ -55,8 +55,9 @@ class Atom:
     cidrs: tuple | None = None  # cidrMatch(field, these constants): evaluated with the field's other cidrMatch atoms
     #: a wildcard match: texts (lower-cased if `lowered`) it can be true for contain one of these (see shared.py)
     needles: tuple[str, ...] | None = None
-    #: every pattern is `*needle*`: it is true exactly for the texts holding one of its needles (no evaluation)
-    contains: bool = False
+    #: with `needles`: per pattern, its plan's kind and text (compile.patterns.plan_wildcard) and its needle, so that
+    #: each pattern is tested on the texts holding its needle only (a `*needle*` one is true for exactly those)
+    patterns: tuple[tuple[str, str, str], ...] | None = None
 
     def expression(self) -> pl.Expr:
         """Its Polars expression (compiled now if it was left for later)."""

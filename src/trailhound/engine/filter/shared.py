@@ -121,75 +121,84 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
     array elements of `path`, with its lower-cased companion if an atom reads it).
 
     Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
-    Polars pass over tens of thousands of distinct texts, and nearly all of them match few or none. A text a
-    wildcard matches contains the pattern's longest literal run (its needle), so one multi-pattern scan
-    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match. Any other text is
-    definitely false, a missing one unknown, as the full evaluation says; an atom all of whose patterns are
-    `*needle*` is true exactly where one of its needles is (nothing to evaluate); any other is evaluated exactly
-    on its own candidate texts (all of them in one `collect_all`), or over all the texts when its needles are in
-    most of them. An atom whose needles are nowhere is never compiled (its expression is lazy)."""
+    Polars pass per pattern over tens of thousands of distinct texts, and nearly all of them match few or none. A
+    text a wildcard pattern matches contains the pattern's longest literal run (its needle), so one multi-pattern
+    scan (Aho-Corasick, `str.extract_many`) finds, for all patterns at once, the texts that may match. A `*needle*`
+    pattern is true for exactly those; any other pattern is tested on those only, all patterns of a kind in one
+    vectorized pass (`starts_with`, `ends_with`, `==`, regex, each with one pattern per text). An atom (any of its
+    patterns) is then true where one of its patterns is, false on any other text, and unknown on a missing one,
+    as the full evaluation says. Atoms without needles are evaluated over every text; their expressions are
+    compiled now (LazyExpr): the narrowed ones are never compiled."""
     n, k = frame.height, len(atoms)
     true = np.zeros((n, k), dtype=bool)
     false = np.zeros((n, k), dtype=bool)
     rows = _needle_rows(frame, path, atoms)
-    whole: list[int] = []
-    sparse: dict[int, np.ndarray] = {}  # atom → its candidates
-    present = None
-    for j, r in enumerate(rows):
-        if r is None or (len(r) > _NARROW_SHARE * n and not atoms[j].contains):
-            whole.append(j)
-            continue
-        if present is None:
-            present = frame[path].is_not_null().to_numpy()
-        false[:, j] = present  # no needle: false, unless the text is missing (unknown)
-        if atoms[j].contains:
-            true[r, j], false[r, j] = True, False
-        elif len(r):
-            sparse[j] = r
+    whole = [j for j, a in enumerate(atoms) if a.patterns is None]
+    narrowed = [j for j, a in enumerate(atoms) if a.patterns is not None]
+    if narrowed:
+        # (pattern text, its atom, the rows it is tested on), by the kind of test, per text column
+        tests: dict[tuple[bool, str], list[tuple[str, int, np.ndarray]]] = {}
+        for j in narrowed:
+            a = atoms[j]
+            for kind, text, needle in a.patterns or ():
+                r = rows.get((a.lowered, needle))
+                if r is None or not len(r):
+                    continue
+                if kind == "contains":
+                    true[r, j] = True
+                else:
+                    tests.setdefault((a.lowered, kind), []).append((text, j, r))
+        for (lowered, kind), group in tests.items():
+            texts = frame[LOWER_PREFIX + path if lowered else path]
+            where = np.concatenate([r for _, _, r in group])
+            owner = np.repeat(np.asarray([j for _, j, _ in group], dtype=np.int64), [len(r) for _, _, r in group])
+            patterns = pl.Series([t for t, _, _ in group], dtype=pl.String).gather(
+                np.repeat(np.arange(len(group)), [len(r) for _, _, r in group]))
+            candidates = texts.gather(where)
+            if kind == "equals":
+                hit = candidates == patterns
+            elif kind == "prefix":
+                hit = candidates.str.starts_with(patterns)
+            elif kind == "suffix":
+                hit = candidates.str.ends_with(patterns)
+            else:  # an anchored regex (compile.patterns.wildcard_to_regex), checked when its atom was made
+                hit = candidates.str.contains(patterns)
+            found = hit.fill_null(False).to_numpy()
+            true[where[found], owner[found]] = True
+        present = frame[path].is_not_null().to_numpy()
+        false[:, narrowed] = present[:, None] & ~true[:, narrowed]
     if whole:
         # with_columns: a constant atom still gets one value per row
         out = frame.with_columns(atoms[j].expression().alias(f"a{i}") for i, j in enumerate(whole)).select(
             f"a{i}" for i in range(len(whole)))
         true[:, whole] = out.select(pl.all().fill_null(False)).to_numpy()
         false[:, whole] = out.select((~pl.all()).fill_null(False)).to_numpy()
-    if sparse:
-        # each on its own candidates: together they are often most of the texts, each alone a few
-        queries = [frame[r].lazy().with_columns(atoms[j].expression().alias("__atom")).select("__atom")
-                   for j, r in sparse.items()]
-        for (j, r), out in zip(sparse.items(), pl.collect_all(queries)):
-            value = out.to_series()
-            true[r, j] = value.fill_null(False).to_numpy()
-            false[r, j] = (~value).fill_null(False).to_numpy()
     return true, false
 
 
-def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.ndarray | None]:
-    """Per atom: the rows (sorted) whose text contains one of its needles (None: an atom without needles, which
-    may be true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms; its
-    (row, needle) pairs grouped by needle, so that an atom's rows are those of its needles' groups."""
-    out: list[np.ndarray | None] = [None] * len(atoms)
+def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> dict[tuple[bool, str], np.ndarray]:
+    """(lower-cased?, needle) → the rows (sorted) whose text (lower-cased or not) contains the needle, for the
+    needles of `atoms`; a needle in no text has no entry. One scan per text column (as it is, lower-cased) for all
+    the needles; its (row, needle) pairs grouped by needle."""
+    out: dict[tuple[bool, str], np.ndarray] = {}
     for lowered in (False, True):
-        mine = [j for j, a in enumerate(atoms) if a.needles is not None and a.lowered == lowered]
+        needles = sorted({x for a in atoms if a.lowered == lowered for x in a.needles or ()})
         name = LOWER_PREFIX + path if lowered else path
-        if not mine or name not in frame.columns or frame[name].dtype != pl.String:
+        if not needles or name not in frame.columns or frame[name].dtype != pl.String:
             continue
-        needles = sorted({x for j in mine for x in atoms[j].needles or ()})
         found = frame[name].str.extract_many(needles, overlapping=True)
         pairs = pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
         ids = pairs["needle"].cast(pl.Enum(needles)).to_physical().to_numpy()
         order = stable_argsort(ids, len(needles))
-        by_needle = pairs["row"].to_numpy()[order]  # rows of needle i: by_needle[starts[i]:starts[i + 1]]
-        starts = np.searchsorted(ids[order], np.arange(len(needles) + 1))
-        place = {x: i for i, x in enumerate(needles)}
-        for j in mine:
-            groups = [i for x in atoms[j].needles or () if starts[(i := place[x]) + 1] > starts[i]]
-            if not groups:
-                out[j] = np.empty(0, dtype=np.int64)
-                continue
-            mask = np.zeros(frame.height, dtype=bool)  # a text may hold a needle more than once
-            for i in groups:
-                mask[by_needle[starts[i]:starts[i + 1]]] = True
-            out[j] = np.flatnonzero(mask)
+        ids, by_needle = ids[order], pairs["row"].to_numpy().astype(np.int64)[order]  # rows ascending per needle
+        # a text holding a needle more than once gives a pair each time: keep one
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = (ids[1:] != ids[:-1]) | (by_needle[1:] != by_needle[:-1])
+        ids, by_needle = ids[first], by_needle[first]
+        starts = np.searchsorted(ids, np.arange(len(needles) + 1))
+        for i, needle in enumerate(needles):
+            if starts[i + 1] > starts[i]:
+                out[(lowered, needle)] = by_needle[starts[i]:starts[i + 1]]
     return out
 
 
@@ -334,11 +343,11 @@ class SharedFilters:
                 assert isinstance(e, ir.Match)
                 # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
                 runs = [required_literal(p.lower() if lowered else p) for p in e.patterns]
-                if "" not in runs:
+                # patterns tested on the texts holding their needles: over the texts the needles were looked for
+                # in (lower-cased when the match is case-insensitive), and none that holds for a text without one
+                if "" not in runs and lowered == e.case_insensitive and all(p.kind != "exists" for p in plans):
                     atom.needles = tuple(sorted(set(runs)))
-                    # `*needle*` patterns only, over the texts the needles were looked for in
-                    atom.contains = lowered == e.case_insensitive and all(
-                        plan.kind == "contains" and plan.text == run for plan, run in zip(plans, runs))
+                    atom.patterns = tuple((plan.kind, plan.text, run) for plan, run in zip(plans, runs))
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -407,7 +416,7 @@ class SharedFilters:
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
             fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
-                          a.needles, a.contains)
+                          a.needles, a.patterns)
                      for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
@@ -567,7 +576,7 @@ class SharedFilters:
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
             atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
-                        t.needles, t.contains)
+                        t.needles, t.patterns)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
