@@ -154,15 +154,12 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
             owner = np.repeat(np.asarray([j for _, j, _ in group], dtype=np.int64), [len(r) for _, _, r in group])
             patterns = pl.Series([t for t, _, _ in group], dtype=pl.String).gather(
                 np.repeat(np.arange(len(group)), [len(r) for _, _, r in group]))
-            candidates = texts.gather(where)
-            if kind == "equals":
-                hit = candidates == patterns
-            elif kind == "prefix":
-                hit = candidates.str.starts_with(patterns)
-            elif kind == "suffix":
-                hit = candidates.str.ends_with(patterns)
-            else:  # an anchored regex (compile.patterns.wildcard_to_regex), checked when its atom was made
-                hit = candidates.str.contains(patterns)
+            value, pattern = pl.col("text"), pl.col("pattern")
+            test = (value == pattern if kind == "equals" else value.str.starts_with(pattern) if kind == "prefix"
+                    else value.str.ends_with(pattern) if kind == "suffix"
+                    # an anchored regex (compile.patterns.wildcard_to_regex), checked when its atom was made
+                    else value.str.contains(pattern))
+            hit = pl.DataFrame({"text": texts.gather(where), "pattern": patterns}).select(test).to_series()
             found = hit.fill_null(False).to_numpy()
             true[where[found], owner[found]] = True
         present = frame[path].is_not_null().to_numpy()
