@@ -117,8 +117,8 @@ _NARROW_SHARE = 0.25
 
 
 def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tuple[np.ndarray, np.ndarray]:
-    """(definitely true, definitely false) of each atom (a column) over the rows of `frame` (distinct values or
-    array elements of `path`, with its lower-cased companion if an atom reads it).
+    """(definitely true, definitely false) of each atom over the rows of `frame` (distinct values or array elements
+    of `path`, with its lower-cased companion if an atom reads it), as atoms × rows (an atom's truths contiguous).
 
     Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
     Polars pass per pattern over tens of thousands of distinct texts, and nearly all of them match few or none. A
@@ -130,8 +130,8 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
     as the full evaluation says. Atoms without needles are evaluated over every text; their expressions are
     compiled now (LazyExpr): the narrowed ones are never compiled."""
     n, k = frame.height, len(atoms)
-    true = np.zeros((n, k), dtype=bool)
-    false = np.zeros((n, k), dtype=bool)
+    true = np.zeros((k, n), dtype=bool)
+    false = np.zeros((k, n), dtype=bool)
     rows = _needle_rows(frame, path, atoms)
     whole = [j for j, a in enumerate(atoms) if a.patterns is None]
     narrowed = [j for j, a in enumerate(atoms) if a.patterns is not None]
@@ -145,7 +145,7 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
                 if r is None or not len(r):
                     continue
                 if kind == "contains":
-                    true[r, j] = True
+                    true[j, r] = True
                 else:
                     tests.setdefault((a.lowered, kind), []).append((text, j, r))
         for (lowered, kind), group in tests.items():
@@ -161,15 +161,15 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
                     else value.str.contains(pattern))
             hit = pl.DataFrame({"text": texts.gather(where), "pattern": patterns}).select(test).to_series()
             found = hit.fill_null(False).to_numpy()
-            true[where[found], owner[found]] = True
+            true[owner[found], where[found]] = True
         present = frame[path].is_not_null().to_numpy()
-        false[:, narrowed] = present[:, None] & ~true[:, narrowed]
+        false[narrowed] = present & ~true[narrowed]
     if whole:
         # with_columns: a constant atom still gets one value per row
         out = frame.with_columns(atoms[j].expression().alias(f"a{i}") for i, j in enumerate(whole)).select(
             f"a{i}" for i in range(len(whole)))
-        true[:, whole] = out.select(pl.all().fill_null(False)).to_numpy()
-        false[:, whole] = out.select((~pl.all()).fill_null(False)).to_numpy()
+        true[whole] = out.select(pl.all().fill_null(False)).to_numpy().T
+        false[whole] = out.select((~pl.all()).fill_null(False)).to_numpy().T
     return true, false
 
 
@@ -438,7 +438,7 @@ class SharedFilters:
                                                              self.schema).values())
             true, false = _evaluate_narrowed(values, path, whole)
             for j, a in enumerate(whole):
-                a.true, a.false = true[:, j].copy(), false[:, j].copy()
+                a.true, a.false = true[j].copy(), false[j].copy()
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
@@ -508,13 +508,13 @@ class SharedFilters:
         mat, _ = _evaluate_narrowed(frame, path, atoms)
         # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
         # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
-        some = np.asarray(mat.any(axis=1), dtype=bool)
+        some = np.asarray(mat.any(axis=0), dtype=bool)
         pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
         codes, owners = elem_codes[pairs], vids[pairs]
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
-            if len(pairs) and mat[:, j].any():
-                a.true[owners[mat[codes, j]]] = True
+            if len(pairs) and mat[j].any():
+                a.true[owners[mat[j][codes]]] = True
             a.false = ~a.true
 
     # ---- event order ---------------------------------------------------------------------
