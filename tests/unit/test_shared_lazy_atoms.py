@@ -159,3 +159,16 @@ def test_narrowed_truths_of_scalar_atoms_equal_their_full_evaluation():
         assert a.true is not None and a.false is not None
         assert a.true.tolist() == full.fill_null(False).to_list(), a.key
         assert a.false.tolist() == (~full).fill_null(False).to_list(), a.key
+
+
+def test_a_narrowable_atom_over_values_that_are_not_text_is_evaluated_whole():
+    """The needles are looked for in text columns only: over values the compiler reads as something else (a date
+    field's values are instants) the atom's own expression decides, not the absence of needles."""
+    from trailhound.engine.filter.plan import Atom
+    from trailhound.engine.filter.shared import _evaluate_narrowed
+
+    frame = pl.DataFrame({"f": [10, 21, None, 13]})
+    atom = Atom(pl.col("f").cast(pl.String).str.starts_with("1"), "f", False, needles=("1",),
+                patterns=(("prefix", "1", "1"),))
+    true, false = _evaluate_narrowed(frame, "f", [atom])
+    assert true[0].tolist() == [True, False, False, True] and false[0].tolist() == [False, True, False, False]

@@ -13,6 +13,11 @@ A rule's filter is then:
   pushdown negation) over Kleene truth arrays, each atom read from its distinct-value result
   (computed by the Polars backend) and the few multi-field atoms computed by Polars on the rows.
 
+Wildcard atoms, hundreds over a few text fields, are not compiled to Polars expressions at all: one
+multi-pattern scan per field finds the texts holding each pattern's literal run, and each pattern
+is tested on those texts only (`_evaluate_narrowed`). Other atoms are checked when their filter is
+added (so a query error is that filter's) and compiled when first evaluated (plan.LazyExpr).
+
 Most rules match nothing and most candidate sets are tiny, so the cost per rule is small and
 does not grow with the number of events beyond the index lookups.
 """
@@ -133,8 +138,11 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
     true = np.zeros((k, n), dtype=bool)
     false = np.zeros((k, n), dtype=bool)
     rows = _needle_rows(frame, path, atoms)
-    whole = [j for j, a in enumerate(atoms) if a.patterns is None]
-    narrowed = [j for j, a in enumerate(atoms) if a.patterns is not None]
+    # the needles are looked for in text columns only (a value the compiler reads otherwise is evaluated whole)
+    texts = {lw: (name := LOWER_PREFIX + path if lw else path) in frame.columns and frame[name].dtype == pl.String
+             for lw in (False, True)}
+    whole = [j for j, a in enumerate(atoms) if a.patterns is None or not texts[a.lowered]]
+    narrowed = [j for j, a in enumerate(atoms) if a.patterns is not None and texts[a.lowered]]
     if narrowed:
         # (pattern text, its atom, the rows it is tested on), by the kind of test, per text column
         tests: dict[tuple[bool, str], list[tuple[str, int, np.ndarray]]] = {}
@@ -149,7 +157,7 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
                 else:
                     tests.setdefault((a.lowered, kind), []).append((text, j, r))
         for (lowered, kind), group in tests.items():
-            texts = frame[LOWER_PREFIX + path if lowered else path]
+            column = frame[LOWER_PREFIX + path if lowered else path]
             where = np.concatenate([r for _, _, r in group])
             owner = np.repeat(np.asarray([j for _, j, _ in group], dtype=np.int64), [len(r) for _, _, r in group])
             patterns = pl.Series([t for t, _, _ in group], dtype=pl.String).gather(
@@ -159,7 +167,7 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
                     else value.str.ends_with(pattern) if kind == "suffix"
                     # an anchored regex (compile.patterns.wildcard_to_regex), checked when its atom was made
                     else value.str.contains(pattern))
-            hit = pl.DataFrame({"text": texts.gather(where), "pattern": patterns}).select(test).to_series()
+            hit = pl.DataFrame({"text": column.gather(where), "pattern": patterns}).select(test).to_series()
             found = hit.fill_null(False).to_numpy()
             true[owner[found], where[found]] = True
         present = frame[path].is_not_null().to_numpy()
