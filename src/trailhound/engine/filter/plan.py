@@ -4,6 +4,7 @@ the others, evaluated as Kleene truth arrays over candidate rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,9 +18,32 @@ from ...lang import ir
 from .encoding import FieldValues
 
 
+class LazyExpr:
+    """An atom's Polars expression, compiled the first time it is wanted: most wildcard atoms find their needles
+    in no value at all (see shared.py), and then no expression of theirs is ever evaluated. Only what cannot fail
+    is left for later (the atom's checks ran when it was made, so a compile error still belongs to the filter
+    being added). Copies of an atom share it: compiled once for frames alike (a stream's batches)."""
+
+    __slots__ = ("_make", "_expr")
+
+    def __init__(self, make: Callable[[], pl.Expr]) -> None:
+        self._make: Callable[[], pl.Expr] | None = make
+        self._expr: pl.Expr | None = None
+
+    def __call__(self) -> pl.Expr:
+        if self._expr is None:
+            assert self._make is not None
+            self._expr, self._make = self._make(), None
+        return self._expr
+
+    @property
+    def compiled(self) -> bool:
+        return self._expr is not None
+
+
 @dataclass
 class Atom:
-    expr: pl.Expr  # evaluated over the field's distinct values (or its distinct array elements)
+    expr: pl.Expr | LazyExpr  # evaluated over the field's distinct values (or its distinct array elements)
     field: str | None  # None: a constant (its arrays have one value)
     element_wise: bool  # true for a value when one of its array elements satisfies `expr`
     true: np.ndarray | None = None  # per distinct value: definitely true
@@ -31,6 +55,13 @@ class Atom:
     cidrs: tuple | None = None  # cidrMatch(field, these constants): evaluated with the field's other cidrMatch atoms
     #: a wildcard match: texts (lower-cased if `lowered`) it can be true for contain one of these (see shared.py)
     needles: tuple[str, ...] | None = None
+    #: with `needles`: per pattern, its plan's kind and text (compile.patterns.plan_wildcard) and its needle, so that
+    #: each pattern is tested on the texts holding its needle only (a `*needle*` one is true for exactly those)
+    patterns: tuple[tuple[str, str, str], ...] | None = None
+
+    def expression(self) -> pl.Expr:
+        """Its Polars expression (compiled now if it was left for later)."""
+        return self.expr() if isinstance(self.expr, LazyExpr) else self.expr
 
 
 def exact_strings(e: ir.Expr, info) -> tuple[frozenset, bool] | None:

@@ -13,6 +13,11 @@ A rule's filter is then:
   pushdown negation) over Kleene truth arrays, each atom read from its distinct-value result
   (computed by the Polars backend) and the few multi-field atoms computed by Polars on the rows.
 
+Wildcard atoms, hundreds over a few text fields, are not compiled to Polars expressions at all: one
+multi-pattern scan per field finds the texts holding each pattern's literal run, and each pattern
+is tested on those texts only (`_evaluate_narrowed`). Other atoms are checked when their filter is
+added (so a query error is that filter's) and compiled when first evaluated (plan.LazyExpr).
+
 Most rules match nothing and most candidate sets are tiny, so the cost per rule is small and
 does not grow with the number of events beyond the index lookups.
 """
@@ -20,21 +25,23 @@ does not grow with the number of events beyond the index lookups.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import polars as pl
 
 from ...compile.dates import date_to_ns
-from ...compile.patterns import required_literal
+from ...compile.patterns import plan_wildcard, required_literal
 from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, cidr_match_many, lowered_columns
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
-from .encoding import FieldValues, encode
+from .encoding import FieldValues, encode, stable_argsort
 from .frame import FrameOptions, columns, prepare
-from .plan import AnyOf, Atom, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
+from .plan import AnyOf, Atom, LazyExpr, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
 #: below this many rows, fields are evaluated one after another: a thread pool per evaluation costs more than it
@@ -115,65 +122,106 @@ _NARROW_SHARE = 0.25
 
 
 def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tuple[np.ndarray, np.ndarray]:
-    """(definitely true, definitely false) of each atom (a column) over the rows of `frame` (distinct values or
-    array elements of `path`, with its lower-cased companion if an atom reads it).
+    """(definitely true, definitely false) of each atom over the rows of `frame` (distinct values or array elements
+    of `path`, with its lower-cased companion if an atom reads it), as atoms × rows (an atom's truths contiguous).
 
     Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
-    Polars pass over tens of thousands of distinct texts, and nearly all of them match few or none. A text a
-    wildcard matches contains the pattern's longest literal run (its needle), so one multi-pattern scan
-    (Aho-Corasick, `str.extract_many`) finds, for all atoms at once, the texts that may match; each atom is then
-    evaluated exactly on those only. Any other text is definitely false, a missing one unknown, as the full
-    evaluation says."""
+    Polars pass per pattern over tens of thousands of distinct texts, and nearly all of them match few or none. A
+    text a wildcard pattern matches contains the pattern's longest literal run (its needle), so one multi-pattern
+    scan (Aho-Corasick, `str.extract_many`) finds, for all patterns at once, the texts that may match. A `*needle*`
+    pattern is true for exactly those; any other pattern is tested on those only, all patterns of a kind in one
+    vectorized pass (`starts_with`, `ends_with`, `==`, regex, each with one pattern per text). An atom (any of its
+    patterns) is then true where one of its patterns is, false on any other text, and unknown on a missing one,
+    as the full evaluation says. Atoms without needles are evaluated over every text; their expressions are
+    compiled now (LazyExpr): the narrowed ones are never compiled."""
     n, k = frame.height, len(atoms)
-    true = np.zeros((n, k), dtype=bool)
-    false = np.zeros((n, k), dtype=bool)
+    true = np.zeros((k, n), dtype=bool)
+    false = np.zeros((k, n), dtype=bool)
     rows = _needle_rows(frame, path, atoms)
-    dense = [j for j, r in enumerate(rows) if r is None or len(r) > _NARROW_SHARE * n]
-    sparse = [j for j, r in enumerate(rows) if r is not None and 0 < len(r) <= _NARROW_SHARE * n]
-    if len(dense) < k:
+    # the needles are looked for in text columns only (a value the compiler reads otherwise is evaluated whole)
+    texts = {lw: (name := LOWER_PREFIX + path if lw else path) in frame.columns and frame[name].dtype == pl.String
+             for lw in (False, True)}
+    whole = [j for j, a in enumerate(atoms) if a.patterns is None or not texts[a.lowered]]
+    narrowed = [j for j, a in enumerate(atoms) if a.patterns is not None and texts[a.lowered]]
+    if narrowed:
+        # (pattern text, its atom, the rows it is tested on), by the kind of test, per text column
+        tests: dict[tuple[bool, str], list[tuple[str, int, np.ndarray]]] = {}
+        for j in narrowed:
+            a = atoms[j]
+            for kind, text, needle in a.patterns or ():
+                r = rows.get((a.lowered, needle))
+                if r is None or not len(r):
+                    continue
+                if kind == "contains":
+                    true[j, r] = True
+                else:
+                    tests.setdefault((a.lowered, kind), []).append((text, j, r))
+        for (lowered, kind), group in tests.items():
+            column = frame[LOWER_PREFIX + path if lowered else path]
+            where = np.concatenate([r for _, _, r in group])
+            owner = np.repeat(np.asarray([j for _, j, _ in group], dtype=np.int64), [len(r) for _, _, r in group])
+            patterns = pl.Series([t for t, _, _ in group], dtype=pl.String).gather(
+                np.repeat(np.arange(len(group)), [len(r) for _, _, r in group]))
+            value, pattern = pl.col("text"), pl.col("pattern")
+            test = (value == pattern if kind == "equals" else value.str.starts_with(pattern) if kind == "prefix"
+                    else value.str.ends_with(pattern) if kind == "suffix"
+                    # an anchored regex (compile.patterns.wildcard_to_regex), checked when its atom was made
+                    else value.str.contains(pattern))
+            hit = pl.DataFrame({"text": column.gather(where), "pattern": patterns}).select(test).to_series()
+            found = hit.fill_null(False).to_numpy()
+            true[owner[found], where[found]] = True
         present = frame[path].is_not_null().to_numpy()
-        for j, r in enumerate(rows):
-            if r is not None and j not in dense:
-                false[:, j] = present  # no needle: false, unless the text is missing (unknown)
-    for part, chosen in ((frame, dense), (None, sparse)):
-        if not chosen:
-            continue
-        where = None
-        if part is None:
-            where = np.unique(np.concatenate([r for j in chosen if (r := rows[j]) is not None]))
-            part = frame[where]
+        false[narrowed] = present & ~true[narrowed]
+    if whole:
         # with_columns: a constant atom still gets one value per row
-        out = part.with_columns(atoms[j].expr.alias(f"a{i}") for i, j in enumerate(chosen)).select(
-            f"a{i}" for i in range(len(chosen)))
-        t = out.select(pl.all().fill_null(False)).to_numpy()
-        f = out.select((~pl.all()).fill_null(False)).to_numpy()
-        if where is None:
-            true[:, chosen], false[:, chosen] = t, f
-        else:
-            cells = np.ix_(where, np.asarray(chosen, dtype=np.int64))
-            true[cells], false[cells] = t, f
+        out = frame.with_columns(atoms[j].expression().alias(f"a{i}") for i, j in enumerate(whole)).select(
+            f"a{i}" for i in range(len(whole)))
+        true[whole] = out.select(pl.all().fill_null(False)).to_numpy().T
+        false[whole] = out.select((~pl.all()).fill_null(False)).to_numpy().T
     return true, false
 
 
-def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> list[np.ndarray | None]:
-    """Per atom: the rows whose text contains one of its needles (None: an atom without needles, which may be
-    true anywhere). One scan per text column (as it is, lower-cased) for the needles of all atoms."""
-    out: list[np.ndarray | None] = [None] * len(atoms)
+def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> dict[tuple[bool, str], np.ndarray]:
+    """(lower-cased?, needle) → the rows (sorted) whose text (lower-cased or not) contains the needle, for the
+    needles of `atoms`; a needle in no text has no entry. One scan per text column (as it is, lower-cased) for all
+    the needles; its (row, needle) pairs grouped by needle."""
+    out: dict[tuple[bool, str], np.ndarray] = {}
     for lowered in (False, True):
-        mine = [j for j, a in enumerate(atoms) if a.needles is not None and a.lowered == lowered]
+        needles = sorted({x for a in atoms if a.lowered == lowered for x in a.needles or ()})
         name = LOWER_PREFIX + path if lowered else path
-        if not mine or name not in frame.columns or frame[name].dtype != pl.String:
+        if not needles or name not in frame.columns or frame[name].dtype != pl.String:
             continue
-        needles = sorted({x for j in mine for x in atoms[j].needles or ()})
         found = frame[name].str.extract_many(needles, overlapping=True)
-        pairs = (pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
-                 .unique().group_by("needle").agg(pl.col("row")))
-        by_needle = dict(zip(pairs["needle"].to_list(), (r.to_numpy() for r in pairs["row"])))
-        empty = np.empty(0, dtype=np.uint32)
-        for j in mine:
-            parts = [by_needle.get(x, empty) for x in atoms[j].needles or ()]
-            out[j] = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+        pairs = pl.DataFrame({"needle": found}).with_row_index("row").explode("needle").drop_nulls("needle")
+        ids = pairs["needle"].cast(pl.Enum(needles)).to_physical().to_numpy()
+        order = stable_argsort(ids, len(needles))
+        ids, by_needle = ids[order], pairs["row"].to_numpy().astype(np.int64)[order]  # rows ascending per needle
+        # a text holding a needle more than once gives a pair each time: keep one
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = (ids[1:] != ids[:-1]) | (by_needle[1:] != by_needle[:-1])
+        ids, by_needle = ids[first], by_needle[first]
+        starts = np.searchsorted(ids, np.arange(len(needles) + 1))
+        for i, needle in enumerate(needles):
+            if starts[i + 1] > starts[i]:
+                out[(lowered, needle)] = by_needle[starts[i]:starts[i + 1]]
     return out
+
+
+def _compile_atom(compiler: PolarsCompiler, e: ir.Expr, path: str, element_wise: bool, lowered: bool) -> pl.Expr:
+    """An atom's Polars expression over the distinct values (or elements, `element_wise`) of `path`, reading its
+    lower-cased companion when `lowered` (then `compiler` is one that reads it). Under a lock: lazy atoms are
+    compiled while fields are evaluated on threads, and a compiler holds the atom being compiled."""
+    with _COMPILING:
+        if element_wise:
+            compiler._pre = path if lowered else None
+            try:
+                return compiler._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
+            finally:
+                compiler._pre = None
+        return compiler.any_element(e)
+
+
+_COMPILING = threading.Lock()
 
 
 def _owners(items, found: np.ndarray):
@@ -247,7 +295,8 @@ class SharedFilters:
     def atom_for(self, e: ir.Expr) -> Atom | None:
         """The shared atom for this predicate if it reads exactly one field, which the frame has,
         or no field the frame has (a constant: rules name many fields the data lacks).
-        Its expression is compiled now, so that a query error belongs to the filter being added."""
+        Its expression is compiled now, so that a query error belongs to the filter being added (a wildcard match on
+        a string field is checked now and compiled when some value may satisfy it: see LazyExpr)."""
         key = repr(e)  # repr tells 1, 1.0 and True apart, which == does not
         atom = self._atoms.get(key)
         if atom is not None:  # rules repeat predicates (process.name == "bash" in dozens): made once
@@ -271,35 +320,41 @@ class SharedFilters:
             # than once per pattern (hundreds of patterns read process.args, file.path...)
             lowered = _insensitive_field(e) == path and info.inner in (pl.String, pl.Utf8)
             exact = exact_strings(e, info)
+            wildcard = (isinstance(e, ir.Match) and e.kind == "wildcard" and _reads(e.value, path)
+                        and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi))
+            compiler = self._values
+            if lowered and not element_wise:
+                compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
+                    path, PolarsCompiler(self.schema, lowered=frozenset({path})))
+            expr: pl.Expr | LazyExpr
             if exact is not None:
                 # answered by dictionary probes (_evaluate_lookups), never by an expression: an equality or
                 # membership of string constants on a string field compiles without error, so none is made
                 # (a third of the hunt's compile time went to expressions no one read)
                 expr = _PROBED
-            elif element_wise:
-                self._values._pre = path if lowered else None
-                try:
-                    expr = self._values._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
-                finally:
-                    self._values._pre = None
+            elif wildcard:
+                assert isinstance(e, ir.Match)  # for mypy: `wildcard` says so
+                # what can fail in compiling a wildcard match on a string field is planning its patterns (too
+                # long to run as a regex): done now, the rest when a value holds one of its needles, if ever
+                plans = [plan_wildcard(p.lower() if e.case_insensitive else p) for p in e.patterns]
+                expr = LazyExpr(partial(_compile_atom, compiler, e, path, element_wise, lowered))
             else:
-                compiler = self._values
-                if lowered:
-                    compiler = self._lowered_values.get(path) or self._lowered_values.setdefault(
-                        path, PolarsCompiler(self.schema, lowered=frozenset({path})))
-                expr = compiler.any_element(e)
+                expr = _compile_atom(compiler, e, path, element_wise, lowered)
             atom = self._atoms[key] = Atom(expr, path, element_wise, lowered=lowered, key=key)
             if exact is not None:
                 atom.lookup, atom.lowered = exact
             elif (isinstance(e, ir.Call) and e.name == "cidrMatch" and _reads(e.args[0], path) and not info.multi
                   and info.dtype == pl.String and all(isinstance(a, ir.Literal) for a in e.args[1:])):
                 atom.cidrs = tuple(a.value for a in e.args[1:] if isinstance(a, ir.Literal))
-            elif (isinstance(e, ir.Match) and e.kind == "wildcard" and _reads(e.value, path)
-                  and info.inner in (pl.String, pl.Utf8) and (element_wise or not info.multi)):
+            elif wildcard:
+                assert isinstance(e, ir.Match)
                 # the compiled match reads the lower-cased companion with lower-cased patterns when `lowered`
-                runs = {required_literal(p.lower() if lowered else p) for p in e.patterns}
-                if "" not in runs:
-                    atom.needles = tuple(sorted(runs))
+                runs = [required_literal(p.lower() if lowered else p) for p in e.patterns]
+                # patterns tested on the texts holding their needles: over the texts the needles were looked for
+                # in (lower-cased when the match is case-insensitive), and none that holds for a text without one
+                if "" not in runs and lowered == e.case_insensitive and all(p.kind != "exists" for p in plans):
+                    atom.needles = tuple(sorted(set(runs)))
+                    atom.patterns = tuple((plan.kind, plan.text, run) for plan, run in zip(plans, runs))
             self._compiled.atoms[key] = replace(atom)
             self._pending.setdefault(path, []).append(atom)
         return atom
@@ -368,7 +423,7 @@ class SharedFilters:
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
             fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
-                          a.needles)
+                          a.needles, a.patterns)
                      for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
@@ -393,7 +448,7 @@ class SharedFilters:
                                                              self.schema).values())
             true, false = _evaluate_narrowed(values, path, whole)
             for j, a in enumerate(whole):
-                a.true, a.false = true[:, j].copy(), false[:, j].copy()
+                a.true, a.false = true[j].copy(), false[j].copy()
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
@@ -463,13 +518,13 @@ class SharedFilters:
         mat, _ = _evaluate_narrowed(frame, path, atoms)
         # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
         # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
-        some = np.asarray(mat.any(axis=1), dtype=bool)
+        some = np.asarray(mat.any(axis=0), dtype=bool)
         pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
         codes, owners = elem_codes[pairs], vids[pairs]
         for j, a in enumerate(atoms):
             a.true = np.zeros(fv.values.height, dtype=bool)
-            if len(pairs) and mat[:, j].any():
-                a.true[owners[mat[codes, j]]] = True
+            if len(pairs) and mat[j].any():
+                a.true[owners[mat[j][codes]]] = True
             a.false = ~a.true
 
     # ---- event order ---------------------------------------------------------------------
@@ -528,7 +583,7 @@ class SharedFilters:
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
             atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
-                        t.needles)
+                        t.needles, t.patterns)
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
