@@ -350,7 +350,7 @@ def _new_terms(query: ir.EventQuery, cand: pl.DataFrame, fields: list[str], hist
                options: SearchOptions) -> SearchResult:
     """The new-terms replay over a rule's matching rows (with a timestamp, in event order): one batch
     through the incremental correlator (engine/correlate.py)."""
-    hits = NewTermsRun(query, fields, history_ms).feed(cand, schema)
+    hits = NewTermsRun(query, fields, history_ms).replay(cand, schema)
     warnings = _unknown_field_warnings(query, schema)
     return SearchResult("events", _limit(hits, query.pipes, options), warnings, cand.height)
 
