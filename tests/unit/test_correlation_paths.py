@@ -4,6 +4,7 @@
   through `NewTermsState` (`_per_event`), batch after batch through JSON checkpoints, and `replay` (a hunt's one
   batch, no state kept) against `feed`; on generated events with equal timestamps, nulls, arrays with repeated
   and null values, several fields and history windows that cut between equal times;
+* threshold: the batch over a SharedFilters (`search_threshold_batch`, what hunt runs) against one search per rule;
 * sequences: stages with the same filter and keys (`runs=N`, a stage written twice) keyed once and shared
   (`correlate._keyed_stages`), against one keyed frame per stage; with until, missing events, arrays as keys.
 """
@@ -19,8 +20,19 @@ import pytest
 from trailhound.engine import correlate
 from trailhound.engine.correlate import NewTermsRun, SequenceRun, keyed
 from trailhound.engine.filter.candidates import candidates
-from trailhound.engine.search import NewTermsRule, SearchOptions, search, search_new_terms, search_new_terms_batch
+from trailhound.engine.search import (
+    NewTermsRule,
+    SearchOptions,
+    ThresholdRule,
+    search,
+    search_new_terms,
+    search_new_terms_batch,
+    search_threshold,
+    search_threshold_batch,
+)
+from trailhound.engine.threshold import ThresholdSpec
 from trailhound.lang import ir
+from trailhound.lang.errors import QueryError
 from trailhound.lang.kql import parse_kql_query
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
@@ -163,3 +175,37 @@ def test_stages_keyed_once_equal_one_keyed_frame_per_stage(seed, text, monkeypat
     each = search(query, frame).hits
     assert _hits(shared) == _hits(each) == _hits(shared_chunked) == _hits(chunked())
     assert each  # every query finds sequences here
+
+
+THRESHOLDS = [
+    ("process.name : (a or b)", ThresholdSpec(("host.id",), 4, (), 20 * MS, 30 * MS)),
+    ("event.category : *", ThresholdSpec(("related.ip", "host.id"), 3, (), 10 * MS, 25 * MS)),
+    ("event.category : *", ThresholdSpec((), 30, (("user.name", 2),), 50 * MS, 60 * MS)),
+    ("process.name : c", ThresholdSpec(("user.id",), 2, (("related.ip", 2),), 15 * MS, 15 * MS)),
+    ("process.name : zzz", ThresholdSpec(("host.id",), 1, (), 10 * MS, 10 * MS)),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_threshold_batch_over_shared_filters_equals_single_searches(seed):
+    frame = events_from_documents(documents(seed, 800)).frame
+    rules = [ThresholdRule(parse_kql_query(kql), spec) for kql, spec in THRESHOLDS]
+    got = search_threshold_batch(rules, frame)
+    found = 0
+    for rule, result in zip(rules, got):
+        want = search_threshold(rule.query, frame, rule.spec)
+        assert not isinstance(result, Exception)
+        assert (_hits(result.hits), result.warnings, result.candidates) == (
+            _hits(want.hits), want.warnings, want.candidates)
+        found += len(want.hits)
+    assert found >= 5
+
+
+def test_a_threshold_rule_that_does_not_compile_fails_alone_in_its_batch():
+    frame = events_from_documents(documents(5, 100)).frame
+    bad = parse("process where length(user.id) > 1")  # user.id holds integers here: known from the data only
+    assert isinstance(bad, ir.EventQuery)
+    good = ThresholdRule(parse_kql_query("process.name : a"), ThresholdSpec(("host.id",), 1))
+    got = search_threshold_batch([ThresholdRule(bad, ThresholdSpec(("host.id",), 1)), good], frame)
+    assert isinstance(got[0], QueryError) and "length must be string" in str(got[0])
+    assert not isinstance(got[1], Exception) and got[1].hits

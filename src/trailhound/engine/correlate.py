@@ -86,13 +86,16 @@ def key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[PolarsDataType]:
 
 
 def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[PolarsDataType], cols: list[str]) -> pl.DataFrame:
-    """Rows of one stage, one per distinct join-key combination (cartesian over arrays)."""
+    """Rows of one stage, one per distinct join-key combination (cartesian over arrays, whose values come in the
+    order of their first occurrence)."""
     exprs = []
     for i, key in enumerate(stage.keys):
         info = schema.get(key.path)
         base = pl.col(key.path) if info.dtype is not None else pl.lit(None)
         if info.multi:
-            base = base.list.eval(pl.element().cast(dtypes[i])).list.drop_nulls().list.unique()
+            if info.inner != dtypes[i]:
+                base = base.list.eval(pl.element().cast(dtypes[i]))
+            base = base.list.drop_nulls().list.unique(maintain_order=True)
             # an empty array is a missing key
             base = pl.when(base.list.len() > 0).then(base).otherwise(None)
         else:
@@ -105,7 +108,8 @@ def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[Polars
     required = [f"__k{i}" for i, k in enumerate(stage.keys) if not k.optional]
     if required:
         out = out.drop_nulls(required)
-    return out.unique(maintain_order=True)
+    # an ordinal is one row's own: its combinations are distinct already (each array's values are)
+    return out if "__ord" in cols else out.unique(maintain_order=True)
 
 
 def _keyed_stages(cand: pl.DataFrame, stages: list[ir.Stage], schema: Schema, dtypes: list[PolarsDataType],

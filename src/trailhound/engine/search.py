@@ -30,6 +30,7 @@ from .filter.candidates import (
     places,
     prepared,
     prepared_candidates,
+    shared_candidates,
     shared_categories,
     stage_filter,
     union,
@@ -40,7 +41,8 @@ from .threshold import ThresholdSpec
 
 __all__ = ["FrameOptions", "Hit", "NewTermsRule", "SearchOptions", "SearchResult", "SharedFilters", "candidates",
            "needed_fields", "search", "search_events_batch", "search_new_terms", "search_new_terms_batch",
-           "search_samples_batch", "search_sequences_batch", "search_threshold", "shared_work"]
+           "search_samples_batch", "search_sequences_batch", "search_threshold", "search_threshold_batch",
+           "shared_work", "ThresholdRule"]
 
 
 @dataclass(frozen=True)
@@ -370,3 +372,35 @@ def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdS
     return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),
                         cand.height)
 
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    query: ir.EventQuery
+    spec: ThresholdSpec
+
+
+def search_threshold_batch(rules: list[ThresholdRule], frame: pl.DataFrame,
+                           options: SearchOptions = SearchOptions(),
+                           shared: SharedFilters | None = None) -> list[SearchResult | QueryError]:
+    """Many threshold rules: their filters evaluated with the frame's other filters (engine/filter/shared.py),
+    then each rule's replay over its own matching rows; `search_threshold`'s results, without a pass of Polars
+    over the whole frame per rule."""
+    shared = shared_work(frame, options, shared)
+    schema = shared.schema
+    outcome: list[SearchResult | QueryError] = []
+    for r in rules:
+        error = add_all(shared, [r.query.filter])
+        if error is not None:
+            outcome.append(error)
+            continue
+        fields = set(r.spec.fields) | {f for f, _ in r.spec.cardinality}
+        try:
+            cand, _ = shared_candidates(r.query, shared, [shared.rows(r.query.filter)], fields)
+            run = ThresholdRun(r.query, r.spec)
+            hits = run.feed(cand, schema) + run.finish(schema)
+        except QueryError as e:
+            outcome.append(e)
+            continue
+        outcome.append(SearchResult("threshold", _limit(hits, r.query.pipes, options),
+                                    _unknown_field_warnings(r.query, schema), cand.height))
+    return outcome
