@@ -238,7 +238,9 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
                                {k.path for s in stages for k in s.keys if k.path in schema})
         ordered = ordered.filter(pl.col("__ts").is_not_null())
         positions = ordered["__pos"].to_numpy()
-        flags = [pl.Series(n, flag(r, positions, frame.height)) for n, r in zip(names, rows)]
+        made: dict[int, np.ndarray] = {}  # a filter repeated (runs=N) is flagged once: its rows are one array
+        flags = [pl.Series(n, made[id(r)] if id(r) in made else made.setdefault(id(r), flag(r, positions, frame.height)))
+                 for n, r in zip(names, rows)]
         key_fields = sorted({k.path for s in stages for k in s.keys} & set(ordered.columns))
         cand = ordered.select(ORDER + key_fields).with_columns(flags)
         try:
@@ -339,8 +341,12 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
     for i in ok:
         r = rules[i]
         mine = place[shared.rows(r.query.filter)]
+        mine = mine[mine >= 0]
+        if not len(mine):  # most rules match nothing: no frame to make
+            outcome[i] = SearchResult("events", [], _unknown_field_warnings(r.query, schema), 0)
+            continue
         present = [f for f in r.fields if f in schema]
-        cand = ordered.select(ORDER + present).gather(np.sort(mine[mine >= 0]))
+        cand = ordered.select(ORDER + present).gather(np.sort(mine))
         try:
             outcome[i] = _new_terms(r.query, cand, list(r.fields), r.history_ms, schema, options)
         except QueryError as e:
