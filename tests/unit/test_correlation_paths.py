@@ -98,9 +98,10 @@ def test_new_terms_first_seen_by_group_bys_equals_the_replay_event_by_event(seed
             run = NewTermsRun.from_dict(query, fields, history_ms, json.loads(json.dumps(run.to_dict())))
         return hits, states
 
+    monkeypatch.setattr(correlate, "_SMALL_NEW_TERMS", -1)  # every batch by group-bys
     fast, fast_states = chunked()
     whole = NewTermsRun(query, fields, history_ms).replay(cand, schema)
-    monkeypatch.setattr(correlate, "_VECTORIZED", False)
+    monkeypatch.setattr(correlate, "_SMALL_NEW_TERMS", 10**9)  # every batch event by event
     slow, slow_states = chunked()
     reference = NewTermsRun(query, fields, history_ms).feed(cand, schema)
     assert _hits(fast) == _hits(slow) == _hits(whole) == _hits(reference)
@@ -109,7 +110,9 @@ def test_new_terms_first_seen_by_group_bys_equals_the_replay_event_by_event(seed
         assert len(reference) >= 3 and len(reference) < cand.height  # terms both new and seen again
 
 
-def test_new_terms_hits_of_an_event_with_several_new_combinations_in_order():
+@pytest.mark.parametrize("small", [-1, 10**9])
+def test_new_terms_hits_of_an_event_with_several_new_combinations_in_order(small, monkeypatch):
+    monkeypatch.setattr(correlate, "_SMALL_NEW_TERMS", small)
     docs = [{"@timestamp": 1000, "id": 0, "event": {"category": "process"}, "related": {"ip": ["b", "a", "b", None]},
              "host": {"id": "h"}},
             {"@timestamp": 1000, "id": 1, "event": {"category": "process"}, "related": {"ip": ["a", "c"]},
