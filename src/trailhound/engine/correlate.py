@@ -21,6 +21,13 @@ passed; samples, which ES orders by key and not by time, until the end. `| head`
 The state is bounded by time: a sequence's partial matches and missing-event times by maxspan, a
 new_terms history by its window, a threshold's events by its lookback. Samples have no time bound
 (ES samples ignore time); per key each filter keeps only the rows a sample can use.
+
+What a batch costs is mostly Polars calls, so work is made once where it can be: a sequence's stages with the
+same rows and keys (`runs=N`) are keyed once and share one frame (`_keyed_stages`); a new_terms batch of more
+than `_SMALL_NEW_TERMS` rows finds its first-seen combinations by group-bys, looking at and recording the state
+once per distinct combination (`NewTermsRun._first_seen`), a smaller one event by event through the state
+(`_per_event`, the reference; tests/unit/test_correlation_paths.py holds them equal); a hunt's one batch
+(`NewTermsRun.replay`) keeps no state.
 """
 
 from __future__ import annotations
