@@ -625,12 +625,14 @@ _SMALL_NEW_TERMS = 512
 
 def _groups_as_python(dtypes: list[PolarsDataType], rows: pl.DataFrame) -> bool:
     """Whether Polars groups these term columns as Python's dict compares their values: strings, integers and
-    booleans do (floats differ: NaN, -0.0), and the times' differences fit in 64 bits."""
+    booleans do (floats differ: NaN, -0.0), and every time is there, their differences within 64 bits."""
     for d in dtypes:
         if not (d == pl.String or d == pl.Boolean or d == pl.Categorical or d.is_integer()):
             return False
     if rows.height == 0:
         return True
+    if rows["__ts"].null_count():
+        return False
     lo, hi = rows["__ts"].min(), rows["__ts"].max()
     return isinstance(lo, int) and isinstance(hi, int) and hi - lo < 2**62
 
