@@ -335,7 +335,8 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
     outcome: list[SearchResult | QueryError | None] = [add_all(shared, [r.query.filter]) for r in rules]
     ok = [i for i, o in enumerate(outcome) if o is None]
     every = union([shared.rows(rules[i].query.filter) for i in ok], frame.height)
-    terms = {f for i in ok for f in rules[i].fields if f in schema}
+    # the term fields of the rules that match something: gathering a command line for rows no rule of it takes costs
+    terms = {f for i in ok if len(shared.rows(rules[i].query.filter)) for f in rules[i].fields if f in schema}
     ordered = ordered_rows(shared, every, terms).filter(pl.col("__ts").is_not_null())
     place = places(ordered, frame.height)
     for i in ok:
