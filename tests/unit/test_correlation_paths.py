@@ -5,6 +5,8 @@
   batch, no state kept) against `feed`; on generated events with equal timestamps, nulls, arrays with repeated
   and null values, several fields and history windows that cut between equal times;
 * threshold: the batch over a SharedFilters (`search_threshold_batch`, what hunt runs) against one search per rule;
+* sequences: a sequence with a stage that no event can key left out of the batch's correlation, against the
+  correlation;
 * sequences: stages with the same filter and keys (`runs=N`, a stage written twice) keyed once and shared
   (`correlate._keyed_stages`), against one keyed frame per stage; with until, missing events, arrays as keys.
 """
@@ -18,8 +20,10 @@ import polars as pl
 import pytest
 
 from trailhound.engine import correlate
+from trailhound.engine import search as search_module
 from trailhound.engine.correlate import NewTermsRun, SequenceRun, keyed
 from trailhound.engine.filter.candidates import candidates
+from trailhound.engine.filter.shared import SharedFilters
 from trailhound.engine.search import (
     NewTermsRule,
     SearchOptions,
@@ -27,6 +31,7 @@ from trailhound.engine.search import (
     search,
     search_new_terms,
     search_new_terms_batch,
+    search_sequences_batch,
     search_threshold,
     search_threshold_batch,
 )
@@ -212,3 +217,35 @@ def test_a_threshold_rule_that_does_not_compile_fails_alone_in_its_batch():
     got = search_threshold_batch([ThresholdRule(bad, ThresholdSpec(("host.id",), 1)), good], frame)
     assert isinstance(got[0], QueryError) and "length must be string" in str(got[0])
     assert not isinstance(got[1], Exception) and got[1].hits
+
+
+@pytest.mark.parametrize("text", [
+    'sequence by host.id, absent.field [process where process.name == "a"] [process where process.name == "b"]',
+    'sequence [process where process.name == "a"] by host.id [process where process.name == "b"] by absent.field',
+    'sequence by host.id [process where process.name == "a"] by ?absent.field [process where true] by ?absent.field',
+    'sequence with maxspan=1s [process where process.name == "a"] by host.id '
+    '![process where true] by absent.field [process where process.name == "b"] by host.id',
+])
+def test_a_sequence_keyed_on_a_field_no_event_has_in_a_batch_equals_its_correlation(text, monkeypatch):
+    """The batch leaves out the correlation of a sequence with a stage that no event can key (a required key no
+    event has), with the result and candidate count the correlation gives; an optional key or a missing-event
+    stage's key does not end it."""
+    docs = documents(3, 600)
+    docs.append({"id": 600, "event": {"category": "process"}, "process": {"name": "a"}})  # no time: not counted
+    frame = events_from_documents(docs).frame
+    query = parse(text)
+    assert isinstance(query, ir.SequenceQuery)
+    got = search_sequences_batch([query], frame)[0]
+    single = search(query, frame)
+    monkeypatch.setattr(search_module, "_keyless_stage", lambda q, schema: False)
+    want = search_sequences_batch([query], frame)[0]
+    assert not isinstance(got, Exception) and not isinstance(want, Exception)
+    assert (_hits(got.hits), got.warnings, got.candidates) == (_hits(want.hits), want.warnings, want.candidates)
+    assert (_hits(got.hits), got.candidates) == (_hits(single.hits), single.candidates)
+    ordered = SharedFilters(frame, SearchOptions())
+    ordered.order()  # the frame's whole event order made already (a large batch asked for it)
+    monkeypatch.undo()
+    again = search_sequences_batch([query], frame, shared=ordered)[0]
+    assert not isinstance(again, Exception) and (_hits(again.hits), again.candidates) == (_hits(got.hits), got.candidates)
+    assert want.candidates > 100
+    assert bool(want.hits) == ("?" in text or "!" in text)

@@ -33,6 +33,7 @@ from .filter.candidates import (
     shared_candidates,
     shared_categories,
     stage_filter,
+    timed_count,
     union,
 )
 from .filter.frame import ORDER, FrameOptions, prepare
@@ -234,6 +235,10 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
         stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
         rows = [shared.rows(f) for f in filters]
+        if _keyless_stage(q, schema):
+            # a stage whose required join key no event has takes no event: no sequence completes
+            outcome[j] = SearchResult("sequences", [], [], timed_count(shared, union(rows, frame.height)))
+            continue
         ordered = ordered_rows(shared, union(rows, frame.height),
                                {k.path for s in stages for k in s.keys if k.path in schema})
         ordered = ordered.filter(pl.col("__ts").is_not_null())
@@ -249,6 +254,18 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             outcome[j] = e
     _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome  # type: ignore[return-value]
+
+
+def _keyless_stage(q: ir.SequenceQuery, schema: Schema) -> bool:
+    """Whether an event stage of the sequence joins on a required key that no event has (a field absent from the
+    frame, or always null): `correlate.keyed` leaves that stage no rows."""
+    for s in q.expanded():
+        if not s.missing:
+            for k in s.keys:
+                dtype = schema.get(k.path).dtype
+                if not k.optional and (dtype is None or dtype == pl.Null):
+                    return True
+    return False
 
 
 def _correlate(q: ir.SequenceQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
