@@ -33,7 +33,6 @@ from .filter.candidates import (
     shared_candidates,
     shared_categories,
     stage_filter,
-    timed_count,
     union,
 )
 from .filter.frame import ORDER, FrameOptions, prepare
@@ -224,8 +223,9 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             parts[j] = filters
     for j in list(parts):
         q = queries[j]
-        if any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
-            # a stage that no event matches: no sequence can complete, so no rows to correlate
+        if _keyless_stage(q, schema) or any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
+            # a stage that no event matches, or whose required join key no event has: no sequence can complete,
+            # so no rows to correlate (and, in the first case, no filter to run)
             outcome[j] = SearchResult("sequences", [], [], 0)
             del parts[j]
     # each query takes its own rows with its own key fields: gathering the union of all queries' rows with the
@@ -235,10 +235,6 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
         stages = list(q.expanded()) + ([q.until] if q.until is not None else [])
         names = [f"__s{i}" for i in range(len(q.expanded()))] + (["__until"] if q.until is not None else [])
         rows = [shared.rows(f) for f in filters]
-        if _keyless_stage(q, schema):
-            # a stage whose required join key no event has takes no event: no sequence completes
-            outcome[j] = SearchResult("sequences", [], [], timed_count(shared, union(rows, frame.height)))
-            continue
         ordered = ordered_rows(shared, union(rows, frame.height),
                                {k.path for s in stages for k in s.keys if k.path in schema})
         ordered = ordered.filter(pl.col("__ts").is_not_null())

@@ -213,20 +213,6 @@ def _ordered_rows(shared: SharedFilters, positions: np.ndarray,
 ordered_rows = _ordered_rows
 
 
-def timed_count(shared: SharedFilters, positions: np.ndarray) -> int:
-    """How many of these rows (by position) have a timestamp: the height of `ordered_rows` of them once rows
-    without one are left out, without gathering, ordering or keeping anything else."""
-    if shared.has_order():
-        return len(positions) - shared.order()[0]["__ts"].gather(positions).null_count()
-    frame, options = shared.frame, shared.options
-    ts = options.timestamp_field
-    wanted = {f for f in (ts, options.aliases.get(ts)) if f is not None and f in frame.columns}
-    if not wanted:
-        return 0
-    base = columns(frame, sorted(wanted | {"__row"})).gather(positions)
-    return int(prepare(base, options, set())[0].select(pl.col("__ts").is_not_null().sum()).collect().item())
-
-
 def places(ordered: pl.DataFrame, height: int) -> np.ndarray:
     """Each frame row's place in `ordered` (rows by `__pos`), -1 where it is not there."""
     place = np.full(height, -1, dtype=np.int64)
