@@ -123,11 +123,11 @@ def test_new_terms_and_threshold_failures_stay_with_their_rule(tmp_path, monkeyp
             raise ValueError("boom in new_terms")
         return real_nt(rules, frame, options, shared=shared)
 
-    def threshold(query, frame, spec, options):
+    def threshold(rules, frame, options, shared=None):
         raise UnsupportedError("threshold over this data needs a feature we lack")
 
     monkeypatch.setattr(hunt_module, "search_new_terms_batch", new_terms)
-    monkeypatch.setattr(hunt_module, "search_threshold", threshold)
+    monkeypatch.setattr(hunt_module, "search_threshold_batch", threshold)
     _, result = _run(tmp_path, {})
     runs = {r.check.rule.rule_id: r for r in result.runs}
     assert (runs["nt"].status, runs["nt"].error) == ("error", "ValueError: boom in new_terms")

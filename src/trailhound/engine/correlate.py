@@ -21,6 +21,13 @@ passed; samples, which ES orders by key and not by time, until the end. `| head`
 The state is bounded by time: a sequence's partial matches and missing-event times by maxspan, a
 new_terms history by its window, a threshold's events by its lookback. Samples have no time bound
 (ES samples ignore time); per key each filter keeps only the rows a sample can use.
+
+What a batch costs is mostly Polars calls, so work is made once where it can be: a sequence's stages with the
+same rows and keys (`runs=N`) are keyed once and share one frame (`_keyed_stages`); a new_terms batch of more
+than `_SMALL_NEW_TERMS` rows finds its first-seen combinations by group-bys, looking at and recording the state
+once per distinct combination (`NewTermsRun._first_seen`), a smaller one event by event through the state
+(`_per_event`, the reference; tests/unit/test_correlation_paths.py holds them equal); a hunt's one batch
+(`NewTermsRun.replay`) keeps no state.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from ..compile.schema import DATE_TYPES, Schema
@@ -85,13 +93,16 @@ def key_dtypes(stages: list[ir.Stage], schema: Schema) -> list[PolarsDataType]:
 
 
 def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[PolarsDataType], cols: list[str]) -> pl.DataFrame:
-    """Rows of one stage, one per distinct join-key combination (cartesian over arrays)."""
+    """Rows of one stage, one per distinct join-key combination (cartesian over arrays, whose values come in the
+    order of their first occurrence)."""
     exprs = []
     for i, key in enumerate(stage.keys):
         info = schema.get(key.path)
         base = pl.col(key.path) if info.dtype is not None else pl.lit(None)
         if info.multi:
-            base = base.list.eval(pl.element().cast(dtypes[i])).list.drop_nulls().list.unique()
+            if info.inner != dtypes[i]:
+                base = base.list.eval(pl.element().cast(dtypes[i]))
+            base = base.list.drop_nulls().list.unique(maintain_order=True)
             # an empty array is a missing key
             base = pl.when(base.list.len() > 0).then(base).otherwise(None)
         else:
@@ -104,7 +115,24 @@ def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[Polars
     required = [f"__k{i}" for i, k in enumerate(stage.keys) if not k.optional]
     if required:
         out = out.drop_nulls(required)
-    return out.unique(maintain_order=True)
+    # an ordinal is one row's own: its combinations are distinct already (each array's values are)
+    return out if "__ord" in cols else out.unique(maintain_order=True)
+
+
+def _keyed_stages(cand: pl.DataFrame, stages: list[ir.Stage], schema: Schema, dtypes: list[PolarsDataType],
+                  cols: list[str]) -> list[pl.DataFrame]:
+    """`keyed` rows of each stage (its `__s{i}` rows), made once for stages with the same keys and rows (a
+    `runs=N` stage repeats its filter N times): those stages share one frame (the same object)."""
+    made: list[tuple[pl.Series, tuple, pl.DataFrame]] = []
+    out = []
+    for i, s in enumerate(stages):
+        flags = cand[f"__s{i}"]
+        same = [rows for other, keys, rows in made if keys == s.keys and flags.equals(other)]
+        if not same:
+            same.append(keyed(cand.filter(flags), s, schema, dtypes, cols))
+            made.append((flags, s.keys, same[0]))
+        out.append(same[0])
+    return out
 
 
 def semi(df: pl.DataFrame, other: pl.DataFrame, keys: list[str], held: Sequence[Key] = ()) -> pl.DataFrame:
@@ -186,23 +214,34 @@ class SequenceRun:
         self.next_ord += cand.height
         key_cols = [f"__k{i}" for i in range(len(dtypes))]
         base_cols = ["__ord", "__ts", "__row"]
-        keyed_rows = [keyed(cand.filter(pl.col(f"__s{i}")), s, schema, dtypes, base_cols) for i, s in enumerate(stages)]
+        keyed_rows = _keyed_stages(cand, stages, schema, dtypes, base_cols)
         held = list(self.state.pending)  # keys with a partial match from earlier batches
         positive = self.positive
         # prune: a positive stage's rows need a key seen at the previous positive stage (or held)
+        base = list(keyed_rows)
         for a, b in zip(positive, positive[1:]):
-            keyed_rows[b] = semi(keyed_rows[b], keyed_rows[a], key_cols, held)
-        parts = [keyed_rows[i].with_columns(pl.lit(j, dtype=pl.Int32).alias("__stage")) for j, i in enumerate(positive)]
+            # a stage keying the same rows as the previous one (`runs`): what that one kept, as the join would
+            # (rows of X whose key is among those X kept, or held, are those X kept)
+            keyed_rows[b] = keyed_rows[a] if base[b] is base[a] else semi(keyed_rows[b], keyed_rows[a], key_cols, held)
+        # one part per distinct frame of rows, labelled with every stage it serves (in stage order)
+        labels: dict[int, tuple[pl.DataFrame, list[int]]] = {}
+        for j, i in enumerate(positive):
+            labels.setdefault(id(keyed_rows[i]), (keyed_rows[i], []))[1].append(j)
+        parts = [rows.with_columns(pl.lit(js, dtype=pl.List(pl.Int32)).alias("__stage")) for rows, js in labels.values()]
         if q.until is not None:
             until_rows = keyed(cand.filter(pl.col("__until")), q.until, schema, dtypes, base_cols)
             until_rows = semi(until_rows, keyed_rows[positive[0]], key_cols, held)
-            parts.append(until_rows.with_columns(pl.lit(-1, dtype=pl.Int32).alias("__stage")))
-        stream = (
-            pl.concat(parts)
-            .group_by(["__ord"] + key_cols, maintain_order=True)
-            .agg(pl.col("__ts").first(), pl.col("__row").first(), pl.col("__stage"))
-            .sort("__ord", maintain_order=True)
-        )
+            parts.append(until_rows.with_columns(pl.lit([-1], dtype=pl.List(pl.Int32)).alias("__stage")))
+        if len(parts) == 1:
+            # keyed rows are distinct per (ordinal, key) and in ordinal order already
+            stream = parts[0].select(["__ord"] + key_cols + ["__ts", "__row", "__stage"])
+        else:
+            stream = (
+                pl.concat(parts)
+                .group_by(["__ord"] + key_cols, maintain_order=True)
+                .agg(pl.col("__ts").first(), pl.col("__row").first(), pl.col("__stage").explode())
+                .sort("__ord", maintain_order=True)
+            )
         return self._correlate_stream(stream.iter_rows(), len(key_cols), cand, keyed_rows, key_cols, schema)
 
     def _correlate_stream(self, stream: Iterable[tuple], nkeys: int, cand: pl.DataFrame, keyed_rows: list[pl.DataFrame],
@@ -472,6 +511,19 @@ class NewTermsRun:
     def feed(self, cand: pl.DataFrame, schema: Schema) -> list[Hit]:
         """One batch of the rule's matching rows (with a timestamp, in event order); the events that
         bring a new term, each hit's join_keys its new terms (flattened)."""
+        return self._feed(cand, schema, True)
+
+    def replay(self, cand: pl.DataFrame, schema: Schema) -> list[Hit]:
+        """`feed` of the last batch, with nothing after it (a hunt's one batch): the same hits, but the state is
+        not brought up to date (recording tens of thousands of terms costs more than finding the new ones), so the
+        run takes no further batch."""
+        hits = self._feed(cand, schema, False)
+        self.watermark = _SPENT
+        return hits
+
+    def _feed(self, cand: pl.DataFrame, schema: Schema, keep: bool) -> list[Hit]:
+        if self.watermark == _SPENT:
+            raise ValueError("new_terms: this run replayed its last batch; it takes no more")
         _check_order("new_terms", self.watermark, cand)
         if cand.height == 0:
             return []
@@ -479,19 +531,69 @@ class NewTermsRun:
         dtypes = key_dtypes([stage], schema)
         key_cols = [f"__k{i}" for i in range(len(self.fields))]
         rows = keyed(cand.with_row_index("__ord"), stage, schema, dtypes, ["__ord", "__ts", "__row"])
+        hits = (self._first_seen(rows, key_cols, keep) if rows.height > _SMALL_NEW_TERMS and _groups_as_python(dtypes, rows)
+                else self._per_event(rows, key_cols))
+        self.watermark = cand["__ts"][-1]
+        if keep:
+            self.state.expire(self.watermark)
+        return hits
+
+    def _first_seen(self, rows: pl.DataFrame, key_cols: list[str], keep: bool = True) -> list[Hit]:
+        """`_per_event`'s hits and state, with the per-event replay done by group-bys: a term combination is new at
+        an event when the previous event with it (in event order: this batch's, else the state's time) is more than
+        the history window before it, or there is none. Only the batch's first occurrences of its combinations look
+        at the state, and only the last one of each is recorded there (unless `keep` is False: nothing follows)."""
+        state, history = self.state, self.state.history_ns
+        if rows.height == 0:
+            return []
+        times = rows["__ts"].to_numpy()
+        # each combination's previous time: rows sorted by combination (stable: in event order within one), the
+        # previous row's time where it has the same combination (a window `over` the terms costs four times this)
+        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in key_cols])
+        by_term = (rows.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"), "__ts", *key_cols)
+                   .sort(key_cols, maintain_order=True)
+                   .select("__i", pl.when(same).then(pl.col("__ts").shift(1)).alias("__prev")))
+        at = by_term["__i"].to_numpy()
+        prev = by_term["__prev"]
+        first = np.empty(rows.height, dtype=bool)
+        first[at] = prev.is_null().to_numpy()
+        before = np.empty(rows.height, dtype=np.int64)
+        before[at] = prev.fill_null(0).to_numpy()
+        new = first | (times - before > history)
+        if state.last_seen:
+            at = np.flatnonzero(first)
+            for j, term in zip(at.tolist(), rows[at].select(key_cols).iter_rows()):
+                seen = state.last_seen.get(term)
+                if seen is not None and int(times[j]) - seen <= history:
+                    new[j] = False
+        if keep:
+            last = rows.group_by(key_cols, maintain_order=True).agg(pl.col("__ts").last())
+            state.last_seen.update(zip(last.select(key_cols).rows(), last["__ts"].to_list()))
+        picked = rows.filter(pl.Series(new))
+        if picked.height == 0:
+            return []
+        ords, row_ids = picked["__ord"].to_numpy(), picked["__row"].to_list()
+        terms = picked.select(key_cols).rows()
+        if picked.height == 1 or bool((ords[1:] != ords[:-1]).all()):  # one new combination per event: most often
+            return [Hit((r,), t) for r, t in zip(row_ids, terms)]
+        hits: list[Hit] = []
+        bounds = np.flatnonzero(ords[1:] != ords[:-1]) + 1
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(terms)]):
+            hits.append(Hit((row_ids[lo],), tuple(v for t in terms[lo:hi] for v in t)))
+        return hits
+
+    def _per_event(self, rows: pl.DataFrame, key_cols: list[str]) -> list[Hit]:
+        """The first-seen replay event by event through the state (the reference `_first_seen` equals)."""
         per_event = rows.group_by(["__ord", "__ts", "__row"], maintain_order=True).agg(
             pl.struct(key_cols).alias("__terms")).sort("__ord")
         state = self.state
         hits = []
-        ts = None
         for i, (_, ts, row, terms) in enumerate(per_event.iter_rows()):
             new = state.feed(ts, [tuple(t[c] for c in key_cols) for t in terms])
             if new:
                 hits.append(Hit((row,), tuple(v for t in new for v in t)))
             if i % _EXPIRE_EVERY == _EXPIRE_EVERY - 1:
                 state.expire(ts)
-        self.watermark = cand["__ts"][-1]
-        state.expire(self.watermark)
         return hits
 
     def finish(self, schema: Schema) -> list[Hit]:
@@ -511,6 +613,28 @@ class NewTermsRun:
         run.watermark = data["watermark"]
         return run
 
+
+
+#: the watermark of a NewTermsRun after `replay`
+_SPENT = 2**63
+
+#: at most this many (event, combination) rows, new_terms replays event by event (`NewTermsRun._per_event`): for a
+#: watch micro-batch its few Polars calls cost less than the group-bys' (about 500 rows break even)
+_SMALL_NEW_TERMS = 512
+
+
+def _groups_as_python(dtypes: list[PolarsDataType], rows: pl.DataFrame) -> bool:
+    """Whether Polars groups these term columns as Python's dict compares their values: strings, integers and
+    booleans do (floats differ: NaN, -0.0), and every time is there, their differences within 64 bits."""
+    for d in dtypes:
+        if not (d == pl.String or d == pl.Boolean or d == pl.Categorical or d.is_integer()):
+            return False
+    if rows.height == 0:
+        return True
+    if rows["__ts"].null_count():
+        return False
+    lo, hi = rows["__ts"].min(), rows["__ts"].max()
+    return isinstance(lo, int) and isinstance(hi, int) and hi - lo < 2**62
 
 
 # ---- threshold ---------------------------------------------------------------------------

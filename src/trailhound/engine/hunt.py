@@ -32,13 +32,14 @@ from .search import (
     NewTermsRule,
     SearchOptions,
     SearchResult,
+    ThresholdRule,
     needed_fields,
     search,
     search_events_batch,
     search_new_terms_batch,
     search_samples_batch,
     search_sequences_batch,
-    search_threshold,
+    search_threshold_batch,
 )
 
 #: the start of the warning for a rule whose timestamp_override no event has (said once for all rules)
@@ -170,6 +171,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     batches: dict[tuple, list[int]] = {}
     batch_options: dict[tuple, SearchOptions] = {}
     new_terms: dict[int, NewTermsRule] = {}
+    thresholds: dict[int, ThresholdRule] = {}
     singles: list[tuple[int, SearchOptions]] = []
     for i in queries:
         c = runs[i].check
@@ -183,6 +185,9 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
                 terms, history = c.rule.new_terms_spec()
                 new_terms[i] = NewTermsRule(q, tuple(terms), date_math_ms(history))
                 kind = "new_terms"
+            elif c.rule.type == "threshold" and isinstance(q := queries[i], ir.EventQuery):
+                thresholds[i] = ThresholdRule(q, c.rule.threshold_spec())
+                kind = "threshold"
         except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start: the rule says why
             runs[i].fail(e)
             tick()
@@ -197,11 +202,10 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         c = runs[i].check
         t0 = time.perf_counter()
         try:
-            if c.rule.type == "threshold":
-                if not isinstance(q := queries[i], ir.EventQuery):
-                    raise RuleError(c.rule.source, "query", "a threshold rule counts single events, not a "
-                                    f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
-                result = search_threshold(q, frame.current, c.rule.threshold_spec(), options)
+            if c.rule.type == "threshold":  # over an event query it runs in the threshold batch
+                q = queries[i]
+                raise RuleError(c.rule.source, "query", "a threshold rule counts single events, not a "
+                                f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
             else:
                 result = search(queries[i], frame.current, options)
             runs[i].record(result)
@@ -220,6 +224,10 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
             def run_new_terms(ids, f, options=options):
                 return search_new_terms_batch([new_terms[i] for i in ids], f.current, options, shared=f.shared(options))
             run_batch = run_new_terms
+        elif key[0] == "threshold":
+            def run_thresholds(ids, f, options=options):
+                return search_threshold_batch([thresholds[i] for i in ids], f.current, options, shared=f.shared(options))
+            run_batch = run_thresholds
         else:
             batch = {"events": search_events_batch, "sequences": search_sequences_batch,
                      "samples": search_samples_batch}[key[0]]

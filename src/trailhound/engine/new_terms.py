@@ -6,6 +6,10 @@ event raises an alert when one of its term combinations was last seen more than 
 window before it (or never). Later events with the same combination inside the window do not
 alert again. Multi-valued fields give one combination per value (cartesian over fields).
 The state (term → last seen) is explicit and bounded by `expire()`, so a stream can checkpoint it.
+
+`feed` below is the reference, event by event. engine/correlate.py's `NewTermsRun` finds the same new
+terms over a whole batch with group-bys and consults and updates this state only once per distinct
+combination of the batch (tests/unit/test_correlation_paths.py holds the two equal).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from .filter.candidates import (
     places,
     prepared,
     prepared_candidates,
+    shared_candidates,
     shared_categories,
     stage_filter,
     union,
@@ -40,7 +41,8 @@ from .threshold import ThresholdSpec
 
 __all__ = ["FrameOptions", "Hit", "NewTermsRule", "SearchOptions", "SearchResult", "SharedFilters", "candidates",
            "needed_fields", "search", "search_events_batch", "search_new_terms", "search_new_terms_batch",
-           "search_samples_batch", "search_sequences_batch", "search_threshold", "shared_work"]
+           "search_samples_batch", "search_sequences_batch", "search_threshold", "search_threshold_batch",
+           "shared_work", "ThresholdRule"]
 
 
 @dataclass(frozen=True)
@@ -221,8 +223,9 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             parts[j] = filters
     for j in list(parts):
         q = queries[j]
-        if any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
-            # a stage that no event matches: no sequence can complete, so no rows to correlate
+        if _keyless_stage(q, schema) or any(len(shared.rows(s.filter)) == 0 for s in q.expanded() if not s.missing):
+            # a stage that no event matches, or whose required join key no event has: no sequence can complete,
+            # so no rows to correlate (and, in the first case, no filter to run)
             outcome[j] = SearchResult("sequences", [], [], 0)
             del parts[j]
     # each query takes its own rows with its own key fields: gathering the union of all queries' rows with the
@@ -236,7 +239,9 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
                                {k.path for s in stages for k in s.keys if k.path in schema})
         ordered = ordered.filter(pl.col("__ts").is_not_null())
         positions = ordered["__pos"].to_numpy()
-        flags = [pl.Series(n, flag(r, positions, frame.height)) for n, r in zip(names, rows)]
+        made: dict[int, np.ndarray] = {}  # a filter repeated (runs=N) is flagged once: its rows are one array
+        flags = [pl.Series(n, made[id(r)] if id(r) in made else made.setdefault(id(r), flag(r, positions, frame.height)))
+                 for n, r in zip(names, rows)]
         key_fields = sorted({k.path for s in stages for k in s.keys} & set(ordered.columns))
         cand = ordered.select(ORDER + key_fields).with_columns(flags)
         try:
@@ -245,6 +250,18 @@ def search_sequences_batch(queries: list[ir.SequenceQuery], frame: pl.DataFrame,
             outcome[j] = e
     _add_category_warnings(queries, outcome, shared, options.event_category_field)
     return outcome  # type: ignore[return-value]
+
+
+def _keyless_stage(q: ir.SequenceQuery, schema: Schema) -> bool:
+    """Whether an event stage of the sequence joins on a required key that no event has (a field absent from the
+    frame, or always null): `correlate.keyed` leaves that stage no rows."""
+    for s in q.expanded():
+        if not s.missing:
+            for k in s.keys:
+                dtype = schema.get(k.path).dtype
+                if not k.optional and (dtype is None or dtype == pl.Null):
+                    return True
+    return False
 
 
 def _correlate(q: ir.SequenceQuery, cand: pl.DataFrame, schema: Schema, options: SearchOptions) -> SearchResult:
@@ -331,14 +348,19 @@ def search_new_terms_batch(rules: list[NewTermsRule], frame: pl.DataFrame,
     outcome: list[SearchResult | QueryError | None] = [add_all(shared, [r.query.filter]) for r in rules]
     ok = [i for i, o in enumerate(outcome) if o is None]
     every = union([shared.rows(rules[i].query.filter) for i in ok], frame.height)
-    terms = {f for i in ok for f in rules[i].fields if f in schema}
+    # the term fields of the rules that match something: gathering a command line for rows no rule of it takes costs
+    terms = {f for i in ok if len(shared.rows(rules[i].query.filter)) for f in rules[i].fields if f in schema}
     ordered = ordered_rows(shared, every, terms).filter(pl.col("__ts").is_not_null())
     place = places(ordered, frame.height)
     for i in ok:
         r = rules[i]
         mine = place[shared.rows(r.query.filter)]
+        mine = mine[mine >= 0]
+        if not len(mine):  # most rules match nothing: no frame to make
+            outcome[i] = SearchResult("events", [], _unknown_field_warnings(r.query, schema), 0)
+            continue
         present = [f for f in r.fields if f in schema]
-        cand = ordered.select(ORDER + present).gather(np.sort(mine[mine >= 0]))
+        cand = ordered.select(ORDER + present).gather(np.sort(mine))
         try:
             outcome[i] = _new_terms(r.query, cand, list(r.fields), r.history_ms, schema, options)
         except QueryError as e:
@@ -350,7 +372,7 @@ def _new_terms(query: ir.EventQuery, cand: pl.DataFrame, fields: list[str], hist
                options: SearchOptions) -> SearchResult:
     """The new-terms replay over a rule's matching rows (with a timestamp, in event order): one batch
     through the incremental correlator (engine/correlate.py)."""
-    hits = NewTermsRun(query, fields, history_ms).feed(cand, schema)
+    hits = NewTermsRun(query, fields, history_ms).replay(cand, schema)
     warnings = _unknown_field_warnings(query, schema)
     return SearchResult("events", _limit(hits, query.pipes, options), warnings, cand.height)
 
@@ -370,3 +392,35 @@ def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdS
     return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),
                         cand.height)
 
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    query: ir.EventQuery
+    spec: ThresholdSpec
+
+
+def search_threshold_batch(rules: list[ThresholdRule], frame: pl.DataFrame,
+                           options: SearchOptions = SearchOptions(),
+                           shared: SharedFilters | None = None) -> list[SearchResult | QueryError]:
+    """Many threshold rules: their filters evaluated with the frame's other filters (engine/filter/shared.py),
+    then each rule's replay over its own matching rows; `search_threshold`'s results, without a pass of Polars
+    over the whole frame per rule."""
+    shared = shared_work(frame, options, shared)
+    schema = shared.schema
+    outcome: list[SearchResult | QueryError] = []
+    for r in rules:
+        error = add_all(shared, [r.query.filter])
+        if error is not None:
+            outcome.append(error)
+            continue
+        fields = set(r.spec.fields) | {f for f, _ in r.spec.cardinality}
+        try:
+            cand, _ = shared_candidates(r.query, shared, [shared.rows(r.query.filter)], fields)
+            run = ThresholdRun(r.query, r.spec)
+            hits = run.feed(cand, schema) + run.finish(schema)
+        except QueryError as e:
+            outcome.append(e)
+            continue
+        outcome.append(SearchResult("threshold", _limit(hits, r.query.pipes, options),
+                                    _unknown_field_warnings(r.query, schema), cand.height))
+    return outcome
