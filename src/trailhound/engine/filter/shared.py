@@ -276,6 +276,7 @@ class SharedFilters:
         self._fields: dict[str, FieldValues] = {}
         self._atoms: dict[str, Atom] = {}
         self._pending: dict[str, list[Atom]] = {}
+        self._constants: list[tuple[Atom, pl.Expr]] = []  # constant atoms whose value is not computed yet
         self._rows: dict[str, np.ndarray] = {}
         self._plans: dict[str, tuple[Node, Planner, list[Atom]]] = {}
         self._values = PolarsCompiler(self.schema)
@@ -360,17 +361,36 @@ class SharedFilters:
         return atom
 
     def _constant_atom(self, e: ir.Expr) -> Atom:
+        """The atom of a predicate that reads no field the frame has: one value for every row. Its value is computed
+        with the other constants' in one Polars call (`_evaluate_constants`), not one call each: a hunt has a
+        hundred and fifty of them (rules name many fields the data lacks)."""
         key = repr(e)
         atom = self._atoms.get(key)
-        if atom is None and (known := self._compiled.atoms.get(key)) is not None:
-            value = known.true is not None and bool(known.true[0])
+        if atom is not None:
+            return atom
+        known = self._compiled.atoms.get(key)
+        if known is not None and known.true is not None:  # its truth is the constant's, whatever the frame
+            value = bool(known.true[0])
             atom = self._atoms[key] = replace(known, count=self.height if value else 0)
-        if atom is None:
-            value = pl.select(self._values.any_element(e).alias("v")).to_series()[0]
-            atom = self._atoms[key] = Atom(pl.lit(value), None, False, np.array([value is True]),
-                                            np.array([value is False]), self.height if value is True else 0, key=key)
-            self._compiled.atoms[key] = atom  # its truth is the constant's, whatever the frame
+            return atom
+        expr = self._values.any_element(e)
+        atom = self._atoms[key] = Atom(expr, None, False, key=key)  # its expression until evaluated, then its value
+        self._constants.append((atom, expr))
+        self._compiled.atoms[key] = atom
         return atom
+
+    def _evaluate_constants(self) -> None:
+        pending, self._constants = self._constants, []
+        if not pending:
+            return
+        try:
+            row = pl.select(expr.alias(f"c{i}") for i, (_, expr) in enumerate(pending)).row(0)
+        except Exception:  # noqa: BLE001 - one bad constant: each alone, so the error is its own (and its rule's)
+            row = tuple(pl.select(expr.alias("v")).to_series()[0] for _, expr in pending)
+        for (atom, _), value in zip(pending, row):
+            atom.expr = pl.lit(value)
+            atom.true, atom.false = np.array([value is True]), np.array([value is False])
+            atom.count = self.height if value is True else 0
 
     def category_atom(self, category: str, field: str) -> Atom:
         key = f"category:{field}:{category!r}"
@@ -383,14 +403,18 @@ class SharedFilters:
     def field(self, path: str) -> FieldValues:
         fv = self._fields.get(path)
         if fv is None:
-            values, codes = encode(self.frame[self.source[path]], self.element_codes.get(self.source[path]))
-            es_type = self.types.get(path)
-            if es_type in DATE_TYPES:
-                values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
-            fv = self._fields[path] = FieldValues(values.alias(path).to_frame(), codes)
+            fv = self._fields[path] = self._encode(path)
         return fv
 
+    def _encode(self, path: str) -> FieldValues:
+        values, codes = encode(self.frame[self.source[path]], self.element_codes.get(self.source[path]))
+        es_type = self.types.get(path)
+        if es_type in DATE_TYPES:
+            values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
+        return FieldValues(values.alias(path).to_frame(), codes)
+
     def _evaluate_pending(self) -> None:
+        self._evaluate_constants()
         pending, self._pending = self._pending, {}
         if len(pending) > 1 and _WORKERS > 1 and self.height >= _THREADED_ROWS:
             # fields are independent and Polars releases the GIL: encoding and atom evaluation
@@ -578,8 +602,11 @@ class SharedFilters:
 
     def _adopt(self, template: Atom) -> None:
         """This frame's atom for a template planned over another frame alike (same key, no results yet)."""
-        if template.field is None:  # a constant: its truth holds on every frame
-            atom = replace(template, count=self.height if template.true is not None and template.true[0] else 0)
+        if template.field is None and template.true is not None:  # a constant: its truth holds on every frame
+            atom = replace(template, count=self.height if template.true[0] else 0)
+        elif template.field is None:  # a constant never evaluated (its frame ran no filter): its expression
+            atom = Atom(template.expr, None, False, key=template.key)
+            self._constants.append((atom, template.expression()))
         else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
             t = template
             atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
