@@ -74,16 +74,15 @@ class _Frame:
     half done, so after a failure the rules go on with fresh work (nothing shared yet): a failure
     costs some repeated work, never another rule's result."""
 
-    def __init__(self, frame: pl.DataFrame, element_codes: dict | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame) -> None:
         self.current = frame
-        self.element_codes = element_codes  # the input's codes of array elements (EventTable.element_codes)
         self._work: dict[tuple, SharedFilters] = {}
 
     def shared(self, options: FrameOptions) -> SharedFilters:
         key = options.key()
         work = self._work.get(key)
         if work is None:
-            work = self._work[key] = SharedFilters(self.current, options, element_codes=self.element_codes)
+            work = self._work[key] = SharedFilters(self.current, options)
         return work
 
     def spoil(self) -> None:
@@ -156,7 +155,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     started = time.perf_counter()
     table = load_events(paths, sorted(fields), format=input_format, options=read_options)
     load_seconds = time.perf_counter() - started
-    frame = _Frame(table.frame, table.element_codes)
+    frame = _Frame(table.frame)
     done = 0
 
     def tick(n: int = 1) -> None:

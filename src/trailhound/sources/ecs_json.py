@@ -457,7 +457,7 @@ class _Loader:
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
                             self.skips.count, self.notes, self.inputs)
-        return EventTable(frame, frozenset(final), report, [p.origin for p in parts], _element_codes(parts, final))
+        return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
 
     def _convert(self, parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame:
         """The columns of these parts (of the same column types), one after the other, in their
@@ -488,48 +488,6 @@ class _Loader:
         assert isinstance(frame, pl.DataFrame)  # a pa.Table gives one (polars cannot overload on pyarrow's types)
         frame = frame.cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
-
-
-def _element_codes(parts: list[Part], final: dict[str, ColumnType]) -> dict[str, np.ndarray]:
-    """Each element's code (`EventTable.element_codes`) of the array-of-strings columns every part read with their
-    elements dictionary-encoded (`Part.encoded`) in their final type, the parts' dictionaries made one; a part without
-    the field (all null: no element) joins. Any other part leaves the column to the engine's own encoding."""
-    out: dict[str, np.ndarray] = {}
-    if not any(p.encoded for p in parts):
-        return out
-    for name, want in final.items():
-        if want != ColumnType("str", True):
-            continue
-        chunks = []
-        for part in parts:
-            if name in part.encoded and part.types.get(name) == want:
-                dictionary, indices = part.encoded[name]
-                chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
-            elif not (name not in part.columns or part.columns[name].null_count == len(part.columns[name])):
-                break
-        else:
-            if chunks:
-                elements = pa.chunked_array(chunks).unify_dictionaries()
-                dictionary = elements.chunk(0).dictionary
-                if pc.count_distinct(dictionary).as_py() == len(dictionary):  # one code per distinct element
-                    out[name] = _fill_codes(elements, len(dictionary))
-    return out
-
-
-def _fill_codes(elements: pa.ChunkedArray, fill: int) -> np.ndarray:
-    """The indices of a dictionary column as uint32, a null as `fill`, from their buffers (pyarrow's conversions to
-    NumPy import pandas where it is installed)."""
-    parts = []
-    for chunk in elements.chunks:
-        indices = chunk.indices
-        validity, data = indices.buffers()[:2]
-        codes = np.frombuffer(data, dtype=np.int32, count=len(indices), offset=indices.offset * 4)
-        if indices.null_count:
-            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=indices.offset + len(indices),
-                                  bitorder="little")[indices.offset:].view(bool)
-            codes = np.where(valid, codes, fill)
-        parts.append(codes.astype(np.uint32))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
 
 
 def _python_frame(parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame | None:

@@ -18,7 +18,7 @@ import re
 import zlib
 from array import array
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -229,10 +229,6 @@ class Part:
     columns: dict[str, pa.Array | pa.ChunkedArray]
     types: dict[str, ColumnType | None]
     stats: Stats | None = None  # kinds and list-ness of each column, when the reader saw them
-    #: array columns whose elements the reader had dictionary-encoded (Parquet's dictionaries): per name, the distinct
-    #: elements and each element's index into them (Int32, null for a null element), in the order of the arrays'
-    #: elements in `columns[name]`
-    encoded: dict[str, tuple[pa.Array, pa.Array]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------

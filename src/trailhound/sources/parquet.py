@@ -151,21 +151,15 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     names = set(schema.names) - set(OWN_COLUMNS)
     direct = [p.name for p in paths if p.name in names and column_type(schema.field(p.name).type) is not None]
     rows = pf.metadata.num_rows
-    coded = [name for name in direct if _dictionary_lists(pf, name)]
-    plain = [name for name in direct if name not in coded]
     # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
     # without a copy when the loader makes its frame
-    table = pl.read_parquet(src.path, columns=plain).to_arrow(compat_level=pl.CompatLevel.newest()) if plain else None
+    table = pl.read_parquet(src.path, columns=direct).to_arrow(compat_level=pl.CompatLevel.newest()) if direct else None
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     types: dict[str, ColumnType | None] = {}
-    for name in plain:
+    for name in direct:
         assert table is not None
         columns[name] = table.column(name)
         types[name] = column_type(schema.field(name).type)
-    encoded: dict[str, tuple[pa.Array, pa.Array]] = {}
-    for name, (lists, dictionary, indices) in (_read_lists(src, pf, coded) if coded else {}).items():
-        columns[name], types[name] = lists, column_type(schema.field(name).type)
-        encoded[name] = (dictionary, indices)
     other = [p for p in paths if p.name not in columns]
     deeper = [p for p in other if p.name in names or any(n.startswith(p.name + ".") for n in names)]
     if deeper:  # values only the document holds whole: the loader's own reading of them
@@ -180,87 +174,7 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
         if p.name not in columns:  # no such field in this file
             columns[p.name], types[p.name] = pa.nulls(rows, pa.string()), None
     groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
-    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types, encoded=encoded)
-
-
-#: a row group's dictionary page past this size (compressed) may be one the writer gave up on (Parquet writers fall
-#: back to plain pages past a dictionary size, 1 MB in Arrow's), which pyarrow would hash again
-_DICTIONARY_PAGE_LIMIT = 256 << 10
-
-
-def _dictionary_lists(pf, name: str) -> bool:
-    """Whether the column `name` is an array of strings whose elements are read with their Parquet dictionaries
-    (every row group has a dictionary page of a sane size). For such a column pyarrow's reading of the dictionaries
-    plus the text gathered from them costs what Polars' reading does (measured on the 1M-event store: 261 ms for its
-    seven array fields, Polars 311 ms), and gives each element's code: the engine then does not hash the elements
-    (72 ms for process.args' 2.4M elements alone). Scalar strings do not pay: pyarrow's dictionary read costs as much
-    as the engine's hashing of them, and the text gathered from a dictionary more than Polars' reading."""
-    import pyarrow as pa
-
-    t = pf.schema_arrow.field(name).type
-    if not (pa.types.is_large_list(t) or pa.types.is_list(t)) or not (
-            pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
-        return False
-    md = pf.metadata
-    index = next((i for i in range(md.num_columns) if md.schema.column(i).path == f"{name}.list.element"), None)
-    if index is None or md.num_rows == 0:
-        return False
-    for g in range(md.num_row_groups):
-        chunk = md.row_group(g).column(index)
-        if not chunk.has_dictionary_page or not chunk.dictionary_page_offset or (
-                chunk.data_page_offset - chunk.dictionary_page_offset > _DICTIONARY_PAGE_LIMIT):
-            return False
-    return True
-
-
-def _read_lists(src: Source, pf, names: list[str]) -> dict[str, tuple[pa.Array, pa.Array, pa.Array]]:
-    """Per array-of-strings column: the arrays as Polars would read them (large lists of string views), the distinct
-    elements of the file and each element's index into them (Int32, null for a null element), in the arrays' order.
-    Read a row group at a time (pyarrow reads dictionary-encoded arrays of a whole file only in one chunk)."""
-    import numpy as np
-    import polars as pl
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    reader = pq.ParquetFile(src.path, metadata=pf.metadata, read_dictionary=[f"{n}.list.element" for n in names])
-    groups = [reader.read_row_group(g, columns=names) for g in range(pf.num_row_groups)]
-    out = {}
-    for name in names:
-        chunks = [c for t in groups for c in t.column(name).chunks if len(c)]
-        if not chunks:
-            empty = pl.Series(name, [], dtype=pl.List(pl.String)).to_arrow(compat_level=pl.CompatLevel.newest())
-            out[name] = (empty, pa.array([], pa.string()), pa.array([], pa.int32()))
-            continue
-        # each chunk's elements exactly (a chunk's child may hold more than its arrays reach)
-        elements = pa.chunked_array([c.flatten() for c in chunks]).unify_dictionaries()
-        dictionary = elements.chunk(0).dictionary
-        indices = pa.chunked_array([e.indices for e in elements.chunks], pa.int32()).combine_chunks()
-        text = pl.Series(name, dictionary).cast(pl.String).gather(pl.Series(indices))
-        lengths = np.concatenate([_lengths(c) for c in chunks])
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        nulls = pa.concat_arrays([c.is_null() for c in chunks])
-        lists = pa.LargeListArray.from_arrays(pa.array(offsets), text.to_arrow(compat_level=pl.CompatLevel.newest()),
-                                              mask=nulls if nulls.true_count else None)
-        out[name] = (lists, dictionary, indices)
-    return out
-
-
-def _lengths(lists: pa.Array):
-    """The number of elements of each array of a list array (0 for a null one, as `flatten` leaves them out), from
-    its buffers: pyarrow's own conversions to NumPy import pandas where it is installed."""
-    import numpy as np
-    import pyarrow as pa
-
-    width = 8 if pa.types.is_large_list(lists.type) else 4
-    offsets = np.frombuffer(lists.buffers()[1], dtype=f"int{8 * width}", count=len(lists) + 1,
-                            offset=lists.offset * width)
-    lengths = np.diff(offsets).astype(np.int64)
-    if lists.null_count:
-        valid = np.unpackbits(np.frombuffer(lists.buffers()[0], dtype=np.uint8), count=lists.offset + len(lists),
-                              bitorder="little")[lists.offset:].view(bool)
-        lengths[~valid] = 0
-    return lengths
+    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types)
 
 
 def documents(src: Source) -> Iterator[tuple[dict, int]]:

@@ -6,14 +6,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from trailhound.sources.ecs_readers import Origin
-
-if TYPE_CHECKING:
-    import numpy as np
 
 MAX_SKIPPED_KEPT = 1000
 """Bad lines kept in full in `LoadReport.skipped`; `LoadReport.skipped_count` counts them all."""
@@ -54,16 +50,11 @@ class EventTable:
 
     Columns: one per field in `present`, named by dotted path, then ``__row`` (Int64, global
     input order) and ``__file`` (Int32, index into ``report.files``).
-
-    `element_codes`: for array columns whose elements the input had already dictionary-encoded (Parquet), each
-    element's code (uint32; equal elements, and only they, share one; null elements one of their own), in the order
-    of the column's elements: what the engine's encoding of the column would otherwise hash (`encoding.encode`).
     """
 
     def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
-                 origins: list[Origin], element_codes: dict[str, np.ndarray] | None = None) -> None:
+                 origins: list[Origin]) -> None:
         self.frame = frame
-        self.element_codes = element_codes or {}
         self.present = present
         self.report = report
         self._origins = origins

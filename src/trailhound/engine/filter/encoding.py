@@ -106,10 +106,8 @@ def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
     return low[np.argsort((codes[low] >> 16).astype(np.uint16), kind="stable")]
 
 
-def encode(series: pl.Series, element_codes: np.ndarray | None = None) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of a column (null last when present) and each row's index into them. For an array
-    column, `element_codes` may give each element's code (the input's own dictionary encoding: equal elements, and
-    only they, share a code), which then need not be hashed.
+def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct values of a column (null last when present) and each row's index into them.
 
     Strings and integers by Arrow's hash dictionary-encoding: one pass over the column (Polars' `unique` then an
     Enum cast hashed every string twice; its `group_by` of integers gathered a row list per value), about 1.5-3x
@@ -126,7 +124,7 @@ def encode(series: pl.Series, element_codes: np.ndarray | None = None) -> tuple[
             values = pl.concat([values, pl.Series([None], dtype=series.dtype)])
         return values, _codes(indices, distinct)
     if isinstance(series.dtype, pl.List) and (series.dtype.inner == pl.String or series.dtype.inner.is_integer()):
-        return _encode_lists(series, element_codes)
+        return _encode_lists(series)
     return _encode_grouped(series)
 
 
@@ -162,7 +160,7 @@ def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return groups["v"], codes
 
 
-def _encode_lists(series: pl.Series, element_codes: np.ndarray | None = None) -> tuple[pl.Series, np.ndarray]:
+def _encode_lists(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
     """`encode` of a list column whose elements Arrow encodes exactly (strings, integers): each element's code,
     then each array as the bytes of its elements' codes (4 bytes each, so equal bytes are equal arrays), encoded
     in turn; an array's value is one of the rows that hold it. A null array is its own value, not the empty one."""
@@ -172,11 +170,9 @@ def _encode_lists(series: pl.Series, element_codes: np.ndarray | None = None) ->
     arrays = series.to_arrow(compat_level=pl.CompatLevel.newest())
     if arrays.offset or not pa.types.is_large_list(arrays.type):  # not the layout read below: the general way
         return _encode_grouped(series)
+    elements = pc.dictionary_encode(arrays.values)
+    element_codes = _codes(elements.indices, len(elements.dictionary))
     offsets = np.frombuffer(arrays.buffers()[1], dtype=np.int64, count=len(arrays) + 1) * 4
-    if element_codes is None or len(element_codes) != len(arrays.values) or offsets[0] or (
-            element_codes.dtype != np.uint32):  # not codes of these elements: hash them
-        elements = pc.dictionary_encode(arrays.values)
-        element_codes = _codes(elements.indices, len(elements.dictionary))
     keys = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays),
                                             [arrays.buffers()[0], pa.py_buffer(offsets), pa.py_buffer(element_codes)],
                                             null_count=arrays.null_count)

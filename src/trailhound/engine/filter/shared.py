@@ -256,10 +256,8 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None,
-                 element_codes: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
         self.frame = frame
-        self.element_codes = element_codes or {}  # the input's own codes of array elements (EventTable.element_codes)
         self.options = options
         self.key = options.key()
         self.height = frame.height
@@ -407,7 +405,7 @@ class SharedFilters:
         return fv
 
     def _encode(self, path: str) -> FieldValues:
-        values, codes = encode(self.frame[self.source[path]], self.element_codes.get(self.source[path]))
+        values, codes = encode(self.frame[self.source[path]])
         es_type = self.types.get(path)
         if es_type in DATE_TYPES:
             values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
