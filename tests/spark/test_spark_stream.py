@@ -214,6 +214,66 @@ def test_a_sequence_begun_before_a_restart_completes_from_sparks_state_store(spa
     assert got == want.out
 
 
+EXPIRY_RULES = {
+    "seq": 'type = "eql"\nlanguage = "eql"\nquery = """sequence by h with maxspan=2s [a where true] [b where true] '
+           '[c where true]"""\n',
+    "terms": ('type = "new_terms"\nlanguage = "kuery"\nquery = "event.category:a"\n'
+              '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["u"]\n'
+              '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-2s"\n'),
+}
+
+
+def test_idle_keys_state_is_dropped_from_sparks_state_store_when_the_rules_window_passes(spark, tmp_path):
+    """Keys that receive no more events: their partial sequences and first-seen terms leave Spark's state store
+    (read back with Spark's state data source) at the batch where the local correlators drop them, i.e. once
+    their own rule's clock has passed maxspan or the history window; a key left empty is removed. Run 2 moves
+    the sequence rule's clock only (an event the new_terms rule does not take): the terms stay, as locally.
+    The alerts are those of `hunt`."""
+    from trailhound.pipeline.watch import AlertFile
+    from trailhound.spark.keyed import keyed_spec
+    from trailhound.spark.stream import _Batches, run_watch_spark
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    for name, body in EXPIRY_RULES.items():
+        (folder / f"{name}.toml").write_text(HEAD.format(name=name) + body)
+    planned = plan(load_rules([folder]))
+    assert all(c.status == "ok" for c in planned.checks)
+    incoming, checkpoint, out = tmp_path / "incoming", tmp_path / "checkpoint", tmp_path / "alerts.ndjson"
+    incoming.mkdir()
+    t = 1_767_225_600_000
+    runs = [[{"@timestamp": t, "event": {"category": "a"}, "h": "x", "u": "alice"},
+             {"@timestamp": t + 10, "event": {"category": "a"}, "h": "y", "u": "bob"}],
+            [{"@timestamp": t + 10_000, "event": {"category": "c"}, "h": "w"}],
+            [{"@timestamp": t + 20_000, "event": {"category": "a"}, "h": "z", "u": "carol"}]]
+    reference = _Batches(planned, None, [], str(tmp_path / "reference"), None, None, None, NOW)
+    held = []
+    for k, docs in enumerate(runs):
+        _arrive(incoming, f"{k}.ndjson", docs, k)
+        alerts = AlertFile(str(out))
+        pipe = run_watch_spark(planned, str(incoming), alerts, spark=spark, checkpoint=str(checkpoint), once=True,
+                               final=False, now=NOW)
+        alerts.close()
+        keyed = {kind: i for i, kind in _keyed_rules(pipe).items()}
+        store = _state_store(spark, checkpoint)
+        held.append(sorted((kind, key) for kind, i in keyed.items() for rule, key in store if rule == i))
+        # what the store holds is what the local correlators hold after the same batch
+        reference(_Batch([incoming / f"{k}.ndjson"]), k)
+        states = {(rule, key): (orjson.dumps(v).decode(), None) for (rule, key), v in store.items()}
+        specs = {i: spec for i, live in enumerate(reference.pipe.engine.rules) if (spec := keyed_spec(i, live))}
+        assert set(specs) == set(keyed.values())
+        assert _held_in_store(specs, states) == _held(reference.pipe.engine.rules)
+    assert held == [[("new_terms", '["alice"]'), ("new_terms", '["bob"]'), ("sequence", '["x"]'),
+                     ("sequence", '["y"]')],
+                    [("new_terms", '["alice"]'), ("new_terms", '["bob"]')],  # the sequences' maxspan has passed
+                    [("new_terms", '["carol"]'), ("sequence", '["z"]')]]  # the terms' window has passed too
+    want = _Keep()
+    run_hunt(planned, sorted(str(p) for p in incoming.iterdir()), sinks=[want], now=NOW)
+    got = {(a := orjson.loads(line))["kibana.alert.uuid"]: orjson.dumps(a, default=str)
+           for line in out.read_bytes().splitlines()}
+    assert got == want.out and len(got) == 3  # alice, bob, carol: first seen
+
+
 class _CrashOnce:
     """A sink that fails the first time it is given an alert of `rule`: the batch fails after the keyed step."""
 
@@ -410,39 +470,62 @@ def _gen_batches(folder: Path, rng, batches: int) -> list[list[Path]]:
 
 
 def _local_keyed_state(stores: dict):
-    """In place of the Spark query of `KeyedStep._advance`, the same `keyed.advance` per (rule, key) with the
-    state in a dict (`stores[checkpoint]`): the keyed step's split, merge and exactly-once files, fast, over many
-    generated inputs (the real state store is tested above)."""
+    """In place of the Spark query of `KeyedStep._advance`, the same `keyed.run_key` per (rule, key) with the
+    state in a dict (`stores[checkpoint]`) and Spark's event-time timeouts as applyInPandasWithState runs them: a
+    micro-batch per units file (its keys with rows, then the keys whose timeout is before the watermark of the
+    files before), then, the watermark moved, a batch of the keys now timed out alone. The keyed step's split,
+    merge, exactly-once files and state expiry, fast, over many generated inputs (the real state store is tested
+    above)."""
     import polars as pl
 
-    from trailhound.spark.keyed import advance
+    from trailhound.spark.keyed import CLOCK, NO_CLOCK, run_key, timeout_ms
 
     def local(self) -> None:
-        store = stores.setdefault(self.root, {"taken": set(), "state": {}})
+        store = stores.setdefault(self.root, {"taken": set(), "state": {}, "watermark": 0})
+        state = store["state"]  # (rule, key) → (saved state, timeout ms or None)
+
+        def call(rule: int, key: str, units: list) -> list[tuple[int, str]]:
+            saved = state.get((rule, key), (None, None))[0]
+            kept, found, due = run_key(self.specs[rule], orjson.loads(key), saved, units, self.clocks.get(rule))
+            if kept is None:
+                state.pop((rule, key), None)
+            else:
+                state[(rule, key)] = (kept, None if due is None else timeout_ms(due, store["watermark"]))
+            return found
+
+        def timed_out(done: set) -> list[tuple[int, str]]:
+            return [k for k, (_, t) in sorted(state.items()) if k not in done and t is not None
+                    and t < store["watermark"]]
+
         for f in sorted(Path(self.units).glob("batch-*.parquet"), key=lambda p: int(p.stem[6:])):
             if f.name in store["taken"]:
                 continue
             groups: dict[tuple[int, str], list] = {}
+            clock = 0
             for r in pl.read_parquet(f).iter_rows(named=True):
-                groups.setdefault((r["rule"], r["key"]), []).append((r["batch"], r["payload"], r["types"], r["es"]))
+                clock = max(clock, r["clock"] // 1000)
+                if r["rule"] != CLOCK:
+                    groups.setdefault((r["rule"], r["key"]), []).append(
+                        (r["batch"], r["payload"], r["types"], r["es"], None if r["wm"] == NO_CLOCK else r["wm"]))
             per_batch: dict[int, list[dict]] = {}
             for (rule, key), units in groups.items():
-                kept, found = advance(self.specs[rule], orjson.loads(key), store["state"].get((rule, key)), units)
-                if kept is None:
-                    store["state"].pop((rule, key), None)
-                else:
-                    store["state"][(rule, key)] = kept
-                for batch, hits in found:
+                for batch, hits in call(rule, key, units):
                     per_batch.setdefault(batch, []).append({"rule": rule, "key": key, "hits": hits})
+            for rule, key in timed_out(set(groups)):
+                assert call(rule, key, []) == []
             for batch, items in per_batch.items():
                 (Path(self.hits) / f"batch-{batch}.json").write_bytes(orjson.dumps(items))
+            if clock > store["watermark"]:  # Spark's batch without data: the keys the new watermark times out
+                store["watermark"] = clock
+                for rule, key in timed_out(set()):
+                    assert call(rule, key, []) == []
             store["taken"].add(f.name)
 
     def finish(self, specs: dict, payloads: dict) -> list[tuple[int, str]]:
         from trailhound.spark.keyed import finish_key
 
         out = []
-        for (rule, key), state in stores.get(self.root, {"state": {}})["state"].items():
+        for (rule, key), (state, _) in stores.get(self.root, {"state": {}})["state"].items():
             if rule in specs:
                 hits = finish_key(specs[rule], orjson.loads(key), state, *payloads[rule])
                 if hits is not None:
@@ -450,6 +533,40 @@ def _local_keyed_state(stores: dict):
         return out
 
     return local, finish
+
+
+def _held(rules) -> dict:
+    """What the time-bounded correlators of `rules` (sequences and new_terms) hold: first-seen terms with their
+    time, partial sequences per key and stage (their rows and times), missing-stage times per key."""
+    from trailhound.engine.correlate import NewTermsRun, SequenceRun
+
+    out: dict = {}
+    for i, live in enumerate(rules):
+        run = getattr(live, "run", None)
+        if type(run) is NewTermsRun:
+            out.update({(i, "term", t): s for t, s in run.state.last_seen.items()})
+        elif type(run) is SequenceRun:
+            for key, slots in run.state.pending.items():
+                out.update({(i, "partial", key, k): (p.start_ts, p.rows, p.times) for k, p in enumerate(slots) if p})
+            for stage, per_key in run.absent.items():
+                out.update({(i, "absent", stage, key): tuple(times) for key, times in per_key.items() if times})
+    return out
+
+
+def _held_in_store(specs: dict, state: dict) -> dict:
+    """`_held` of the keyed rules' states in the (emulated) state store: their keys' correlators together."""
+    from types import SimpleNamespace
+
+    runs: list = [None] * (max(specs) + 1)
+    out: dict = {}
+    for (rule, _), (saved, _) in state.items():
+        if specs[rule].kind != "sample":
+            runs[rule] = SimpleNamespace(run=specs[rule].restore(orjson.loads(saved)["run"]))
+            part = _held(runs)
+            assert not set(part) & set(out)
+            out.update(part)
+            runs[rule] = None
+    return out
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -484,12 +601,22 @@ def _generated(seed: int, tmp_path: Path, monkeypatch, batches: int | None = Non
     batches = _gen_batches(folder, rng, batches or rng.randint(3, 10))
     want = _Keep()
     run_hunt(planned, [str(f) for fs in batches for f in fs], sinks=[want], now=NOW)
+    # the local engine's correlators over the same batches (watch's, no keyed step): their state after each batch
+    reference = stream._Batches(planned, None, [], str(tmp_path / "reference"), None, None, None, NOW)
+    held_locally = []
+    for b, files in enumerate(batches):
+        reference(_Batch(files), b)
+        held_locally.append(_held(reference.pipe.engine.rules))
     out, checkpoint = tmp_path / "alerts.ndjson", tmp_path / "ckpt"
     alerts = AlertFile(str(out))
     handler = stream._Batches(planned, alerts, [], str(checkpoint), None, None, None, NOW, spark=object())
     b = 0
     while b < len(batches):
         handler(_Batch(batches[b]), b)
+        # the keys' states in the store hold, together, what the local correlators hold after the batch: an entry
+        # expired there is gone here at the same batch, whether or not its key had rows
+        held = _held_in_store(handler.keyed.specs, stores[handler.keyed.root]["state"])
+        assert held == {k: v for k, v in held_locally[b].items() if k[0] in handler.keyed.specs}
         if rng.random() < 0.3:  # a restart; sometimes Spark then runs the last batch again (it did not commit)
             alerts.close()
             alerts = AlertFile(str(out))

@@ -6,11 +6,23 @@ events only: a sequence's partial matches and missing-event times are kept per j
 filter and key (its samples are made per key at the end, `finish_key`, and ordered by key), a first-seen
 history per combination of the term values. So each
 such rule's candidate rows are split by key (`split`), and each key's rows go, batch after batch, through the
-incremental engine's own correlator for that key alone (`advance`: `engine.correlate.SequenceRun` or
+incremental engine's own correlator for that key alone (`run_key`: `engine.correlate.SequenceRun` or
 `SampleRun` or `NewTermsRun`, fed the key's rows, saved with `to_dict` and restored with `from_dict`), with the documents of
 the rows it still holds. Spark keeps that state per (rule, key) in its state store (`applyInPandasWithState`)
 and checkpoints it; the driver holds none of it. `merge` puts the keys' hits back in the order one correlator
 over all the keys releases them, so the alerts are those of `watch` and `hunt`.
+
+Bounded state: a first-seen term is dropped once the rule's clock (its correlator's watermark: the time of the last
+candidate row it took, over all keys) has passed the history window after the term was last seen, a sequence's
+partial match once it has passed maxspan after the match began (a missing stage's times, twice maxspan), exactly
+as the local correlator over all keys drops them (`expire`, at the batch where the rule's clock passes). A key
+with rows in the batch is expired at the rule's clock after its rows; an idle key is woken by Spark's event-time
+timeout: each key sets as its timeout the rule time after which its state next changes (`deadline`), and the
+keyed query's event-time watermark is the latest of the keyed rules' clocks (`clock`), never behind any rule's
+clock, so an idle key is woken no later than the batch where its rule's clock passes. It may be woken earlier
+(another rule's clock is ahead): it then expires at its own rule's clock, keeps what is still in the window, and
+waits for the next batch. A key whose state is empty is removed from the store. Samples have no time bound (ES
+samples ignore time), and neither has a sequence without maxspan: their keys set no timeout.
 
 Why these rules and not others: a sequence with a trailing missing stage (`![...]` last) is decided when time
 has passed for the whole stream, not for its key (a key's correlator sees only its own events); `| head` counts
@@ -40,8 +52,14 @@ if TYPE_CHECKING:
     from ..compile.schema import Schema
     from ..engine.incremental import LiveRule
 
-#: the rows the driver writes for each micro-batch: per (rule, key) the key's candidate rows of the batch
-UNITS_SCHEMA = "batch long, rule int, key string, payload binary, types binary, es string"
+#: the rows the driver writes for each micro-batch: per (rule, key) the key's candidate rows of the batch, the rule's
+#: clock (`wm`, ns: its correlator's watermark after the batch) and the stream's clock (`clock`, µs: the latest of
+#: the keyed rules' clocks, the keyed query's event time); one row of rule CLOCK carries the clock alone
+UNITS_SCHEMA = "batch long, rule int, key string, payload binary, types binary, es string, wm long, clock long"
+#: the rule number of the one clock row of each units file (no rule, no state)
+CLOCK = -1
+#: `wm` of a rule without a clock (samples), and of the clock row (a null would make the column floats in pandas)
+NO_CLOCK = -(2**63)
 #: what the keyed step gives back: per (rule, key) the hits of the batch, as JSON
 HITS_SCHEMA = "batch long, rule int, key string, hits string"
 #: the state Spark keeps per (rule, key): the correlator's to_dict and the documents of the rows it holds, as JSON
@@ -194,10 +212,11 @@ def stand_in(spec: KeyedSpec, run: Any, docs) -> Any:
 # ---- the driver: split a batch's candidates by key; merge the keys' hits ---------------------------------
 
 
-def split(spec: KeyedSpec, batch: int, stashed: list) -> list[tuple[int, int, str, bytes, bytes, str]]:
+def split(spec: KeyedSpec, batch: int, stashed: list, wm: int,
+          clock: int) -> list[tuple[int, int, str, bytes, bytes, str, int, int]]:
     """A rule's stashed candidate frames of one micro-batch as units of UNITS_SCHEMA: per key its rows (a row with
     arrays in a key field goes to each of its keys, the field narrowed to that key's value, as the correlator
-    explodes it), with their documents and places in the batch."""
+    explodes it), with their documents and places in the batch, the rule's clock `wm` and the stream's `clock`."""
     import polars as pl
 
     from ..engine.correlate import key_dtypes, keyed
@@ -224,7 +243,7 @@ def split(spec: KeyedSpec, batch: int, stashed: list) -> list[tuple[int, int, st
                 rows = rows.with_columns(narrowed)
             units.setdefault(_key_text(key), []).append(rows)
     assert types_es is not None
-    return [(batch, spec.index, key, to_ipc(pl.concat(parts)), types_es[0], types_es[1])
+    return [(batch, spec.index, key, to_ipc(pl.concat(parts)), types_es[0], types_es[1], wm, clock)
             for key, parts in units.items()]
 
 
@@ -276,11 +295,14 @@ def hit_documents(found: list[dict]) -> dict[int, bytes]:
 # ---- a task: one key's correlator, batch after batch ------------------------------------------------------
 
 
-def advance(spec: KeyedSpec, key: list, saved: str | None,
-            units: list[tuple[int, bytes, bytes, str]]) -> tuple[str | None, list[tuple[int, str]]]:
-    """One key's (`key`, its values) state (STATE_SCHEMA's JSON, None for a new key) fed the key's units (batch, payload, types, es) in
-    batch order: the state to keep (None: the correlator holds nothing, the key's state can go) and, per batch, its
-    hits as JSON (rows, join_keys, the documents of the rows, the places `merge` orders them by)."""
+def run_key(spec: KeyedSpec, key: list, saved: str | None, units: list[tuple[int, bytes, bytes, str, int | None]],
+            clock: int | None) -> tuple[str | None, list[tuple[int, str]], int | None]:
+    """One key's (`key`, its values) state (STATE_SCHEMA's JSON, None for a new key) fed the key's units (batch,
+    payload, types, es, the rule's clock `wm`) in batch order, the state expired at the rule's clock after each
+    batch's rows; or, woken by its timeout (no units), expired at its rule's `clock`. Returns the state to keep
+    (None: the correlator holds nothing, the key's state can go), per batch its hits as JSON (rows, join_keys,
+    the documents of the rows, the places `merge` orders them by), and the key's `deadline` (None: nothing in it
+    expires)."""
     import polars as pl
 
     from .tasks import from_ipc
@@ -289,7 +311,7 @@ def advance(spec: KeyedSpec, key: list, saved: str | None,
     run = spec.restore(state["run"]) if state else spec.new_run()
     docs: dict[int, str] = {int(r): d for r, d in state["docs"]} if state else {}
     out: list[tuple[int, str]] = []
-    for batch, payload, types, es in sorted(units, key=lambda u: u[0]):
+    for batch, payload, types, es, wm in sorted(units, key=lambda u: u[0]):
         cand = from_ipc(payload)
         schema = _schema(types, es)
         rows = cand["__row"].to_list()
@@ -306,15 +328,56 @@ def advance(spec: KeyedSpec, key: list, saved: str | None,
                           "docs": [[r, docs[r]] for r in held]})
         if found:
             out.append((batch, orjson.dumps(found).decode()))
+        expire(run, wm)
+        live = _held_rows(run)
+        docs = {r: d for r, d in docs.items() if r in live}
+    if not units:
+        expire(run, clock)
         live = _held_rows(run)
         docs = {r: d for r, d in docs.items() if r in live}
     if _empty(run):
-        return None, out
-    return orjson.dumps({"run": run.to_dict(), "docs": [[r, d] for r, d in docs.items()]}).decode(), out
+        return None, out, None
+    kept = orjson.dumps({"run": run.to_dict(), "docs": [[r, d] for r, d in docs.items()]}).decode()
+    return kept, out, deadline(run)
+
+
+def expire(run: Any, clock: int | None) -> None:
+    """Drop what one key's correlator holds that the rule's correlator over all keys drops once its watermark is
+    `clock` (engine/correlate.py: NewTermsRun and SequenceRun expire at their watermark after each batch)."""
+    if clock is None:
+        return
+    if isinstance(run, NewTermsRun):
+        run.state.expire(clock)
+    elif isinstance(run, SequenceRun) and run.maxspan_ns is not None:
+        run.state.expire(clock)
+        if any(run.absent.values()):
+            run._forget_absent(clock - run.maxspan_ns)  # as SequenceRun._decide does at the watermark
+
+
+def deadline(run: Any) -> int | None:
+    """The rule time (ns) after which something in a key's state expires (`expire` at a clock past it drops it);
+    None when nothing in it ever expires (samples, sequences without maxspan)."""
+    if isinstance(run, NewTermsRun):
+        seen = run.state.last_seen
+        return min(seen.values()) + run.state.history_ns if seen else None
+    if isinstance(run, SequenceRun) and run.maxspan_ns is not None:
+        span = run.maxspan_ns
+        due = [p.start_ts + span for slots in run.state.pending.values() for p in slots if p is not None]
+        due += [times[0] + 2 * span for per_key in run.absent.values() for times in per_key.values() if times]
+        return min(due) if due else None
+    return None
+
+
+def timeout_ms(due: int, watermark_ms: int) -> int:
+    """The event-time timeout (ms, as Spark takes it: a key times out once the watermark is past it) that wakes a
+    key whose state changes once its rule's clock is past `due` (ns): the rule's clock is never ahead of the
+    stream's, so a watermark past `due` is past this timeout. Not before the current watermark (Spark refuses
+    one), and positive."""
+    return max(due // 1_000_000 - 1, watermark_ms, 1)
 
 
 def finish_key(spec: KeyedSpec, key: list, saved: str, types: bytes, es: str) -> str | None:
-    """The end of input for one key of a sample rule: its samples (`SampleRun.finish`), as `advance` gives hits."""
+    """The end of input for one key of a sample rule: its samples (`SampleRun.finish`), as `run_key` gives hits."""
     state = orjson.loads(saved)
     run = spec.restore(state["run"])
     docs = {int(r): d for r, d in state["docs"]}

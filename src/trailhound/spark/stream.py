@@ -15,7 +15,9 @@ What runs where:
   `groupBy(rule, key).applyInPandasWithState`, checkpointed by Spark in `CHECKPOINT/keyed/state`: each key runs
   the incremental engine's own correlator (`engine.correlate`) over that key's candidate rows, with the documents
   of the rows it holds. The driver keeps a stand-in for each such correlator (its watermark only: late rows are
-  left out as one correlator leaves them out) and puts the keys' hits back in one correlator's order.
+  left out as one correlator leaves them out) and puts the keys' hits back in one correlator's order. A key's
+  expired entries are dropped at the batch where one correlator drops them, idle keys woken by an event-time
+  timeout (spark/keyed.py says how).
 * The driver's foreachBatch (state in `CHECKPOINT/trailhound/batch-N.json` with the alert file's size): what
   needs the whole stream in order or is shared by every key. The process tree (a process's parent may be in
   another file of its host, and it must be applied in event order), the watermark and buffered events (global
@@ -95,7 +97,7 @@ class KeyedStep:
     watermark and hands over its candidate rows. After the batch's evaluation, those rows, split by key with
     their documents (`keyed.split`), are written as one Parquet file per batch (`keyed/units/batch-N.parquet`,
     written once: a batch run again finds it there). A second streaming query reads that directory and runs
-    `groupBy(rule, key).applyInPandasWithState(keyed.advance)`, so that each key's correlator state lives in
+    `groupBy(rule, key).applyInPandasWithState(keyed.run_key)`, so that each key's correlator state lives in
     Spark's state store and is checkpointed by Spark (`keyed/state/`, its own checkpoint location); it runs
     until the new file is taken (`availableNow`) and its foreachBatch writes the hits of each outer batch
     (`keyed/hits/batch-N.json`, atomically, before it commits). The driver then reads them, puts them in the
@@ -112,6 +114,7 @@ class KeyedStep:
         os.makedirs(self.units, exist_ok=True)
         os.makedirs(self.hits, exist_ok=True)
         self.specs: dict = {}
+        self.clocks: dict[int, int] = {}  # per keyed rule, its clock at the batch being run (see run)
         self.pipe: StreamPipeline | None = None
 
     def attach(self, pipe: StreamPipeline) -> None:
@@ -146,25 +149,28 @@ class KeyedStep:
         """The keyed rules' part of batch `batch_id`: the alerts written."""
         import polars as pl
 
-        from .keyed import split
+        from .keyed import CLOCK, NO_CLOCK, split
 
-        units = []
+        if not self.pending():
+            return 0
+        runs = {i: pipe.engine.rules[i].run for i in self.specs}
+        # the rules' clocks (their correlators' watermarks; samples have none) and the stream's: the latest of them
+        self.clocks = {i: run.watermark for i, run in runs.items() if getattr(run, "watermark", None) is not None}
+        clock = max(self.clocks.values(), default=0) // 1000
+        units: list[tuple] = [(batch_id, CLOCK, "", b"", b"", "", NO_CLOCK, clock)]
         for i, spec in self.specs.items():
-            run = pipe.engine.rules[i].run
-            if run.batches:
-                units.extend(split(spec, batch_id, run.batches))
-                run.batches = []
+            if runs[i].batches:
+                units.extend(split(spec, batch_id, runs[i].batches, self.clocks.get(i, NO_CLOCK), clock))
+                runs[i].batches = []
         name = os.path.join(self.units, f"batch-{batch_id}.parquet")
-        if units and not os.path.exists(name):
+        if not os.path.exists(name):
             frame = pl.DataFrame(units, schema={"batch": pl.Int64, "rule": pl.Int32, "key": pl.String,
-                                                "payload": pl.Binary, "types": pl.Binary, "es": pl.String},
-                                 orient="row")
+                                                "payload": pl.Binary, "types": pl.Binary, "es": pl.String,
+                                                "wm": pl.Int64, "clock": pl.Int64}, orient="row")
             tmp = os.path.join(self.units, f"_batch-{batch_id}.parquet")  # Spark's file source skips _ names
             frame.write_parquet(tmp)
             _fsync(tmp)
             os.replace(tmp, name)
-        if not units:
-            return 0
         self._advance()
         found: dict[int, list[dict]] = {}
         path = os.path.join(self.hits, f"batch-{batch_id}.json")
@@ -234,26 +240,37 @@ class KeyedStep:
         return [(r.rule, r.hits) for r in held.mapInPandas(made, "rule int, hits string").collect()]
 
     def _advance(self) -> None:
-        """Run the keyed query over the units files it has not taken: Spark's state store advances."""
+        """Run the keyed query over the units files it has not taken: Spark's state store advances. Its event
+        time is the units' stream clock (a watermark with no delay: the driver wrote them in event order), so
+        that a key's event-time timeout wakes it once the stream's clock is past its state's deadline (see
+        spark/keyed.py); a woken key is expired at its own rule's clock (`self.clocks`, this batch's)."""
+        from pyspark.sql import functions as F
         from pyspark.sql.streaming.state import GroupStateTimeout
 
-        from .keyed import HITS_SCHEMA, STATE_SCHEMA, UNITS_SCHEMA, advance
+        from .keyed import CLOCK, HITS_SCHEMA, NO_CLOCK, STATE_SCHEMA, UNITS_SCHEMA, run_key, timeout_ms
 
-        specs = dict(self.specs)
+        specs, clocks = dict(self.specs), dict(self.clocks)
         hits_dir = self.hits
 
         def step(key, frames, state):
             import pandas as pd
 
             rule, text = int(key[0]), key[1]
-            units = [(int(b), bytes(p), bytes(t), e) for frame in frames
-                     for b, p, t, e in zip(frame["batch"], frame["payload"], frame["types"], frame["es"])]
-            kept, found = advance(specs[rule], orjson.loads(text), state.get[0] if state.exists else None, units)
-            if kept is None:
-                if state.exists:
-                    state.remove()
-            else:
-                state.update((kept,))
+            found: list[tuple[int, str]] = []
+            if rule != CLOCK:
+                units = [(int(b), bytes(p), bytes(t), e, None if w == NO_CLOCK else int(w)) for frame in frames
+                         for b, p, t, e, w in zip(frame["batch"], frame["payload"], frame["types"], frame["es"],
+                                                  frame["wm"])]
+                saved = state.get[0] if state.exists else None
+                kept, found, due = run_key(specs[rule], orjson.loads(text), saved, [] if state.hasTimedOut else units,
+                                           clocks.get(rule))
+                if kept is None:
+                    if state.exists:
+                        state.remove()
+                else:
+                    state.update((kept,))
+                    if due is not None:
+                        state.setTimeoutTimestamp(timeout_ms(due, state.getCurrentWatermarkMs()))
             yield pd.DataFrame({"batch": pd.Series([b for b, _ in found], dtype="int64"),
                                 "rule": pd.Series([rule] * len(found), dtype="int32"),
                                 "key": pd.Series([text] * len(found), dtype="object"),
@@ -267,9 +284,10 @@ class KeyedStep:
                 items.sort(key=lambda x: (x["rule"], x["key"]))
                 _write_atomic(os.path.join(hits_dir, f"batch-{batch}.json"), orjson.dumps(items))
 
-        source = (self.spark.readStream.schema(UNITS_SCHEMA).option("maxFilesPerTrigger", 1).parquet(self.units))
+        source = (self.spark.readStream.schema(UNITS_SCHEMA).option("maxFilesPerTrigger", 1).parquet(self.units)
+                  .withColumn("__clock", F.timestamp_micros("clock")).withWatermark("__clock", "0 seconds"))
         keyed = source.groupBy("rule", "key").applyInPandasWithState(step, HITS_SCHEMA, STATE_SCHEMA, "append",
-                                                                      GroupStateTimeout.NoTimeout)
+                                                                      GroupStateTimeout.EventTimeTimeout)
         query = (keyed.writeStream.foreachBatch(collect).option("checkpointLocation", self.state)
                  .trigger(availableNow=True).start())
         query.awaitTermination()
