@@ -169,7 +169,7 @@ def test_es_eql_qa_queries_as_rules(spark, tmp_path, monkeypatch):
         pytest.skip(f"ES EQL suite not found at {es_eql.SUITE}")
     from trailhound.lang import ir
     from trailhound.lang.parser import parse
-    from trailhound.sources import parquet as store
+    from trailhound.sources import parquet_writer as store
 
     counted = {"events": 0, "sequences": 0, "samples": 0}
     ways = _splits(monkeypatch)

@@ -369,7 +369,8 @@ def test_stage_one_ships_each_candidates_own_text_which_reads_as_the_local_docum
 
     from trailhound.sources import load_events
     from trailhound.sources.ecs_readers import JsonOrigin, NdjsonOrigin
-    from trailhound.sources.parquet import ParquetOrigin, events_table
+    from trailhound.sources.parquet import ParquetOrigin
+    from trailhound.sources.parquet_writer import events_table
     from trailhound.spark.tasks import document_texts
 
     lines = [b'\xef\xbb\xbf{"@timestamp": "2026-01-01T00:00:00Z", "a": 1, "a": 2}',

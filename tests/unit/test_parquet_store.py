@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from trailhound.cli.main import app
 from trailhound.sources import SourceError, events_from_documents, load_events
-from trailhound.sources import parquet as store
+from trailhound.sources import parquet_writer as store
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "tests" / "fixtures" / "lab"

@@ -75,7 +75,7 @@ def normalize(
     events and only bad lines (see --allow-bad-input), or the output cannot be written.
     """
     from ..enrich import ProcessTree
-    from ..sources import SourceError, load_events, parquet
+    from ..sources import SourceError, load_events, parquet, parquet_writer
     from ..sources.inputs import SkipLog, Source
     from ..sources.normalize import documents, format_of, year_note
 
@@ -91,7 +91,7 @@ def normalize(
     skips = SkipLog(20)
     produced = 0
     bad: list[BadInput] = []
-    writer = parquet.ParquetWriter(parquet_out) if parquet_out is not None else None
+    writer = parquet_writer.ParquetWriter(parquet_out) if parquet_out is not None else None
     sink = open_output(out) if writer is None else None
 
     def emit(doc: dict, file: str, line: int) -> None:

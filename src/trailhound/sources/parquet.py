@@ -40,10 +40,6 @@ MAGIC = b"PAR1"
 SCHEMA_VERSION = "1"
 SOURCE, FILE, LINE = "__source", "__file", "__line"
 OWN_COLUMNS = (SOURCE, FILE, LINE)
-ROWS_PER_FILE = 250_000
-"""Events per Parquet file written: the writer holds one file's events, so this bounds its memory."""
-ROW_GROUP_ROWS = 32_768
-"""Rows per row group: a document is read back by reading its group's ``__source``."""
 
 
 def _not_lines(lines, skip, options):
@@ -184,70 +180,3 @@ def documents(src: Source) -> Iterator[tuple[dict, int]]:
         for text in batch.column(0).to_pylist():
             n += 1
             yield orjson.loads(text), n
-
-
-class ParquetWriter:
-    """Writes events to ``DIR/part-NNNNN.parquet``, `rows_per_file` events a file, in the schema above.
-
-    The typed columns come from the loader (`events_from_documents`), so a field is typed in Parquet
-    exactly as a hunt over the same events as NDJSON types it."""
-
-    def __init__(self, directory: str | os.PathLike, rows_per_file: int = ROWS_PER_FILE) -> None:
-        self.directory = os.fspath(directory)
-        self.rows_per_file = rows_per_file
-        self.files: list[str] = []
-        self.events = 0
-        self._docs: list[dict] = []
-        self._origins: list[tuple[str, int]] = []
-
-    def add(self, doc: dict, file: str, line: int) -> None:
-        self._docs.append(doc)
-        self._origins.append((file, line))
-        if len(self._docs) >= self.rows_per_file:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._docs:
-            return
-        path = os.path.join(self.directory, f"part-{len(self.files):05d}.parquet")
-        write_table(events_table(self._docs, self._origins), path)
-        self.files.append(path)
-        self.events += len(self._docs)
-        self._docs, self._origins = [], []
-
-    def close(self) -> None:
-        self.flush()
-
-
-def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
-    """The Arrow table of these documents in the schema above."""
-    import pyarrow as pa
-
-    from .ecs_json import events_from_documents
-
-    table = events_from_documents(docs, None)
-    kept = [line - 1 for _, line in table.locations(range(table.frame.height))]
-    frame = table.frame.drop("__row", "__file")
-    frame = frame.select([c for c in frame.columns if c not in OWN_COLUMNS])
-    arrow = frame.to_arrow()
-    arrow = arrow.append_column(SOURCE, pa.array([_dumps(docs[k]) for k in kept], pa.large_string()))
-    arrow = arrow.append_column(FILE, pa.array([origins[k][0] for k in kept], pa.string()))
-    arrow = arrow.append_column(LINE, pa.array([origins[k][1] for k in kept], pa.int64()))
-    return arrow.replace_schema_metadata({"trailhound.schema": SCHEMA_VERSION})
-
-
-def _dumps(doc: dict) -> str:
-    try:
-        return orjson.dumps(doc).decode()
-    except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string: as the loader keeps them
-        from .ecs_readers import _fallback_json
-
-        return _fallback_json(doc)
-
-
-def write_table(table: pa.Table, path: str) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path + ".part"
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-    os.replace(tmp, path)
