@@ -114,6 +114,35 @@ def test_new_terms_first_seen_by_group_bys_equals_the_replay_event_by_event(seed
         assert len(reference) >= 3 and len(reference) < cand.height  # terms both new and seen again
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+def test_a_stand_in_state_is_fed_event_by_event_however_large_the_batch(parts, monkeypatch):
+    """Spark's split new_terms rules give the run a state that sees only its part's combinations
+    (spark/tasks._PartTerms, no NewTermsState): a batch above the group-by size still goes through it. The group-bys
+    read the engine's own state: at 1M events every split rule failed on Spark (AttributeError) before this."""
+    from trailhound.spark.tasks import _PartTerms, part_of
+
+    monkeypatch.setattr(correlate, "_SMALL_NEW_TERMS", -1)  # every batch large
+    kql, fields, history_ms = NEW_TERMS[2]
+    frame = events_from_documents(documents(5, 700)).frame
+    query = parse_kql_query(kql)
+    cand, schema = candidates(query, frame, SearchOptions(), fields)
+    reference = NewTermsRun(query, fields, history_ms).feed(cand, schema)
+    found = []
+    for part in range(parts):
+        run = NewTermsRun(query, fields, history_ms)
+        run.state = _PartTerms(run.state.history_ns, part, parts)  # type: ignore[assignment]  # as spark/tasks does
+        found += [(h.rows, h.join_keys) for h in run.feed(cand, schema)]
+    # the parts' new combinations, event by event, are the reference's (one field: a combination is one value)
+    want: dict = {}
+    for h in reference:
+        want.setdefault(h.rows, set()).update(h.join_keys)
+    got: dict = {}
+    for rows, keys in found:
+        assert all(part_of((k,), parts) == part_of((keys[0],), parts) for k in keys)  # one part's combinations
+        got.setdefault(rows, set()).update(keys)
+    assert got == want and len(want) >= 3
+
+
 @pytest.mark.parametrize("small", [-1, 10**9])
 def test_new_terms_hits_of_an_event_with_several_new_combinations_in_order(small, monkeypatch):
     monkeypatch.setattr(correlate, "_SMALL_NEW_TERMS", small)

@@ -531,8 +531,11 @@ class NewTermsRun:
         dtypes = key_dtypes([stage], schema)
         key_cols = [f"__k{i}" for i in range(len(self.fields))]
         rows = keyed(cand.with_row_index("__ord"), stage, schema, dtypes, ["__ord", "__ts", "__row"])
-        hits = (self._first_seen(rows, key_cols, keep) if rows.height > _SMALL_NEW_TERMS and _groups_as_python(dtypes, rows)
-                else self._per_event(rows, key_cols))
+        # the group-bys need the engine's own state; a stand-in (a Spark part's, which sees only its part's
+        # combinations and notes where each new one stands) is fed event by event, as it expects
+        vectorized = (rows.height > _SMALL_NEW_TERMS and type(self.state) is NewTermsState
+                      and _groups_as_python(dtypes, rows))
+        hits = self._first_seen(rows, key_cols, keep) if vectorized else self._per_event(rows, key_cols)
         self.watermark = cand["__ts"][-1]
         if keep:
             self.state.expire(self.watermark)
