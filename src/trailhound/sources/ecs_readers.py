@@ -76,6 +76,12 @@ class Origin:
         """The documents at these sorted row numbers within this input."""
         raise NotImplementedError
 
+    def texts(self, local: list[int]) -> list[bytes]:
+        """The same documents as JSON text whose `orjson.loads` is `documents` gives: the input's own text where it
+        keeps one (an NDJSON line, a Parquet row's `__source`, a normalized event's kept JSON), so a caller that
+        ships documents elsewhere (a Spark task) neither parses nor serializes them again."""
+        return [orjson.dumps(d, default=str) for d in self.documents(local)]
+
     def lines(self, local: list[int]) -> list[int]:
         raise NotImplementedError
 
@@ -104,14 +110,19 @@ class NdjsonOrigin(Origin):
         return self._offsets, self._lines
 
     def documents(self, local: list[int]) -> list[dict]:
+        return [orjson.loads(line) for line in self.texts(local)]
+
+    def texts(self, local: list[int]) -> list[bytes]:
+        """The rows' lines as read (a BOM cut, as the reader cuts it)."""
         offsets, _ = self._index()
-        docs = []
+        out = []
         with self.src.open_binary() as fh:  # `local` is sorted: a gzip stream only seeks forward
             for k in local:
-                fh.seek(int(offsets[k]))
+                at = int(offsets[k])
+                fh.seek(at)
                 line = fh.readline()
-                docs.append(orjson.loads(line[3:] if offsets[k] == 0 and self.src.bom else line))
-        return docs
+                out.append(line[3:] if at == 0 and self.src.bom else line)
+        return out
 
     def lines(self, local: list[int]) -> list[int]:
         _, lines = self._index()
@@ -197,6 +208,9 @@ class JsonOrigin(MemoryOrigin):
 
     def documents(self, local: list[int]) -> list[dict]:
         return [load_document(self.docs[k]) for k in local]
+
+    def texts(self, local: list[int]) -> list[bytes]:
+        return [blob if blob[:1] == b"{" else zlib.decompress(blob) for blob in (self.docs[k] for k in local)]
 
 
 def dump_document(doc: dict, compress: bool = True) -> bytes:

@@ -68,6 +68,11 @@ class EventTable:
         """
         return self._per_origin(rows, lambda origin, local: origin.documents(local))
 
+    def document_texts(self, rows: Sequence[int]) -> list[bytes]:
+        """The same documents as JSON text, the input's own where it keeps one (`Origin.texts`): what a Spark task
+        ships of its candidates, so that they are neither parsed nor serialized again there."""
+        return self._per_origin(rows, lambda origin, local: origin.texts(local))
+
     def locations(self, rows: Sequence[int]) -> list[tuple[str, int]]:
         """(file, line) of each of these ``__row`` values; line as in `Skipped.line`."""
         return self._per_origin(

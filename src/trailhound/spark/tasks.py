@@ -100,7 +100,7 @@ def scan_files(files: list[tuple[int, Any]], specs: list[RuleSpec], input_format
     whose bytes Spark read, `Source.from_bytes`), in input order): a report per
     file; (rule index, Arrow IPC payload) per rule with candidates: the rows matching one of the rule's filters,
     its fields as the loader typed them, and each row's file number and row in its file (`FILE_COLUMN`,
-    `ROW_COLUMN`); and (file number, row, document JSON: `document_texts`) of each of those rows, once. Raw logs
+    `ROW_COLUMN`); and (file number, row, document JSON: `EventTable.document_texts`) of each of those rows, once. Raw logs
     are loaded together so that the process tree runs across them as locally."""
     import polars as pl
 
@@ -183,7 +183,7 @@ def scan_files(files: list[tuple[int, Any]], specs: list[RuleSpec], input_format
         t2 = time.perf_counter()
         scans[0].seconds["filter"] = t2 - t1
         wanted = sorted({r for rows in rows_of.values() for r in rows})
-        texts = document_texts(table, wanted)
+        texts = table.document_texts(wanted)
 
     # per rule, only the fields it reads, as the loader typed them, in one Arrow IPC payload per rule with each
     # row's (file number, row in the file); stage 2 types them as one load of all the files would (`_retyped`).
@@ -221,69 +221,6 @@ def scan_files(files: list[tuple[int, Any]], specs: list[RuleSpec], input_format
     files_of, local = place(wanted)
     scans[0].seconds["encode"] = time.perf_counter() - t2
     return scans, out, list(zip(files_of.tolist(), local.tolist(), texts))
-
-
-def document_texts(table, rows: list[int]) -> list[bytes]:
-    """The documents of these sorted rows as JSON text whose `orjson.loads` is the document `table.documents`
-    gives (what the local alert builder reads): the input's own text where there is one, so that a candidate's
-    document is neither parsed nor serialized again in the task (most of stage 1's time was that). An NDJSON
-    row's line as read (its BOM cut, as the reader cuts it), a Parquet row's `__source`, a normalized event's
-    kept JSON (unpacked when compressed); documents held only as objects are serialized as before."""
-    import zlib
-
-    import numpy as np
-
-    from ..sources.ecs_readers import JsonOrigin, NdjsonOrigin
-    from ..sources.parquet import ParquetOrigin
-
-    def texts(origin, local: list[int]) -> list[bytes]:
-        if type(origin) is NdjsonOrigin:
-            offsets, _ = origin._index()
-            out = []
-            with origin.src.open_binary() as fh:  # `local` is sorted: a gzip stream only seeks forward
-                for k in local:
-                    at = int(offsets[k])
-                    fh.seek(at)
-                    line = fh.readline()
-                    out.append(line[3:] if at == 0 and origin.src.bom else line)
-            return out
-        if type(origin) is ParquetOrigin:
-            return _parquet_sources(origin, local)
-        if type(origin) is JsonOrigin:
-            return [blob if blob[:1] == b"{" else zlib.decompress(blob) for blob in (origin.docs[k] for k in local)]
-        return [orjson.dumps(d, default=str) for d in origin.documents(local)]
-
-    # each input's rows (as EventTable.documents groups them, without its checks per row: `rows` are the table's)
-    at = np.asarray(rows, dtype=np.int64)
-    which = np.searchsorted(np.asarray(table._starts, dtype=np.int64), at, side="right") - 1  # empty inputs: the next
-    out: list[bytes] = []
-    cuts = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(rows)]
-    for a, b in zip(cuts, cuts[1:]):
-        if a < b:
-            origin = table._origins[int(which[a])]
-            out.extend(texts(origin, (at[a:b] - origin.start).tolist()))
-    return out
-
-
-def _parquet_sources(origin, local: list[int]) -> list[bytes]:
-    """`__source` of these sorted rows of a Parquet input, as bytes, a row group at a time."""
-    import bisect
-
-    import pyarrow as pa
-
-    from ..sources.parquet import SOURCE, _open
-
-    pf = _open(origin.src)
-    starts = origin._group_starts
-    out: list[bytes] = []
-    k = 0
-    while k < len(local):
-        g = bisect.bisect_right(starts, local[k]) - 1
-        end = bisect.bisect_left(local, starts[g + 1], k)
-        column = pf.read_row_group(g, columns=[SOURCE]).column(0).cast(pa.binary())
-        out.extend(column.take(pa.array([r - starts[g] for r in local[k:end]], type=pa.int64())).to_pylist())
-        k = end
-    return out
 
 
 #: the columns of a candidate payload that say where each row comes from
