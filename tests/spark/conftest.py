@@ -22,3 +22,25 @@ def spark():
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()
+
+
+@pytest.fixture
+def cli_alerts(tmp_path):
+    """`run(engine, inputs, master=None)`: the alerts `trailhound hunt --engine ENGINE` writes (a fresh process, as a
+    user runs it), each without its `@timestamp` (the time of the run)."""
+    import json
+    import subprocess
+    import sys
+
+    def run(engine: str, inputs: list[str], master: str | None = None) -> list[dict]:
+        out = tmp_path / f"{engine}.ndjson"
+        args = [sys.executable, "-m", "trailhound", "hunt", *inputs, "--exit-zero", "--out", str(out),
+                "--engine", engine] + (["--master", master] if master else [])
+        r = subprocess.run(args, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        docs = [json.loads(line) for line in out.read_text().splitlines()]
+        for d in docs:
+            d.pop("@timestamp")
+        return docs
+
+    return run

@@ -7,7 +7,6 @@ zstandard) or Java are missing."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import socket
@@ -80,20 +79,10 @@ def connect_url():
 
 
 @pytest.mark.skipif(not LAB.is_dir(), reason="no recorded lab capture")
-def test_hunt_over_spark_connect_writes_the_local_engines_alerts(connect_url, tmp_path):
+def test_hunt_over_spark_connect_writes_the_local_engines_alerts(connect_url, cli_alerts):
     files = sorted(str(p) for p in LAB.glob("*/*.log"))[:8]
-    outs = {}
-    for engine in ("local", "spark"):
-        out = tmp_path / f"{engine}.ndjson"
-        args = [sys.executable, "-m", "trailhound", "hunt", *files, "--exit-zero", "--out", str(out),
-                "--engine", engine] + (["--master", connect_url] if engine == "spark" else [])
-        r = subprocess.run(args, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-3000:]
-        outs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
-    for docs in outs.values():
-        for d in docs:
-            d.pop("@timestamp")  # the time of the run
-    assert outs["spark"] == outs["local"] and len(outs["local"]) > 10
+    local = cli_alerts("local", files)
+    assert cli_alerts("spark", files, connect_url) == local and len(local) > 10
 
 
 def test_a_connect_url_without_a_server_is_one_clear_line(tmp_path):

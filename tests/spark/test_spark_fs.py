@@ -270,7 +270,7 @@ def test_a_network_filesystem_ftp(spark):
 
 
 @needs_lab
-def test_uris_over_spark_connect(request, tmp_path):
+def test_uris_over_spark_connect(request, cli_alerts):
     """binaryFile needs no JVM gateway in the client: over Spark Connect (a real server, started by the
     fixture of test_spark_connect.py; the client in its own process, as there), a brace glob of the lab
     capture gives the local engine's alert file, and a missing file is said in one line, exit 2."""
@@ -280,17 +280,9 @@ def test_uris_over_spark_connect(request, tmp_path):
     connect_url = request.getfixturevalue("_connect_server")
     scenarios = ["baseline", "brute_force", "stolen_key"]
     files = [str(LAB / s / n) for s in scenarios for n in ("audit.log", "auth.log")]
-    outs = {}
-    for engine, inputs in (("local", files), ("spark", [LAB.as_uri() + "/{" + ",".join(scenarios) + "}/*.log"])):
-        out = tmp_path / f"{engine}.ndjson"
-        args = [sys.executable, "-m", "trailhound", "hunt", *inputs, "--exit-zero", "--out", str(out),
-                "--engine", engine] + (["--master", connect_url] if engine == "spark" else [])
-        r = subprocess.run(args, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-3000:]
-        outs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
-        for d in outs[engine]:
-            d.pop("@timestamp")  # the time of the run
-    assert outs["spark"] == outs["local"] and outs["local"]
+    local = cli_alerts("local", files)
+    spark = cli_alerts("spark", [LAB.as_uri() + "/{" + ",".join(scenarios) + "}/*.log"], connect_url)
+    assert spark == local and local
     r = subprocess.run([sys.executable, "-m", "trailhound", "hunt", "file:///nonexistent/trailhound/x.log",
                         "--engine", "spark", "--master", connect_url], capture_output=True, text=True, timeout=900)
     assert r.returncode == 2 and "file:///nonexistent/trailhound/x.log: no such file" in r.stderr.replace("\n", "")

@@ -109,8 +109,9 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         self.udfs: set[str] = set()
         self._in_lambda: str | None = None  # the multi-valued field whose element is being compiled
 
-    def where(self, e: ir.Expr, dialect: str | None = None) -> str:
-        return self.predicate(e).sql(dialect or self.dialect)
+    def where(self, e: ir.Expr) -> str:
+        """The condition as SQL text in the compiler's dialect."""
+        return self.predicate(e).sql(self.dialect)
 
     def _lit(self, v: object) -> SqlValue:
         """A constant. Spark reads `1.5` as a DECIMAL, whose arithmetic is not a double's: a DOUBLE cast

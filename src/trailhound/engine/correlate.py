@@ -121,17 +121,14 @@ def keyed(df: pl.DataFrame, stage: ir.Stage, schema: Schema, dtypes: list[Polars
 
 def _keyed_stages(cand: pl.DataFrame, stages: list[ir.Stage], schema: Schema, dtypes: list[PolarsDataType],
                   cols: list[str]) -> list[pl.DataFrame]:
-    """`keyed` rows of each stage (its `__s{i}` rows), made once for stages with the same keys and rows (a
-    `runs=N` stage repeats its filter N times): those stages share one frame (the same object)."""
-    made: list[tuple[pl.Series, tuple, pl.DataFrame]] = []
+    """`keyed` rows of each stage (its `__s{i}` rows), made once per distinct stage (a `runs=N` stage repeats one
+    stage N times; equal stages have equal rows): those stages share one frame (the same object)."""
+    made: dict[ir.Stage, pl.DataFrame] = {}
     out = []
     for i, s in enumerate(stages):
-        flags = cand[f"__s{i}"]
-        same = [rows for other, keys, rows in made if keys == s.keys and flags.equals(other)]
-        if not same:
-            same.append(keyed(cand.filter(flags), s, schema, dtypes, cols))
-            made.append((flags, s.keys, same[0]))
-        out.append(same[0])
+        if s not in made:
+            made[s] = keyed(cand.filter(cand[f"__s{i}"]), s, schema, dtypes, cols)
+        out.append(made[s])
     return out
 
 

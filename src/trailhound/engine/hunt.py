@@ -184,10 +184,13 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
                 terms, history = c.rule.new_terms_spec()
                 new_terms[i] = NewTermsRule(q, tuple(terms), date_math_ms(history))
                 kind = "new_terms"
-            elif c.rule.type == "threshold" and isinstance(q := queries[i], ir.EventQuery):
+            elif c.rule.type == "threshold":
+                if not isinstance(q := queries[i], ir.EventQuery):
+                    raise RuleError(c.rule.source, "query", "a threshold rule counts single events, not a "
+                                    f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
                 thresholds[i] = ThresholdRule(q, c.rule.threshold_spec())
                 kind = "threshold"
-        except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start: the rule says why
+        except Exception as e:  # noqa: BLE001 - e.g. a bad history_window_start, a threshold over a sequence
             runs[i].fail(e)
             tick()
             continue
@@ -198,22 +201,14 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         batches.setdefault(key, []).append(i)
         batch_options[key] = options
     for i, options in singles:
-        c = runs[i].check
         t0 = time.perf_counter()
         try:
-            if c.rule.type == "threshold":  # over an event query it runs in the threshold batch
-                q = queries[i]
-                raise RuleError(c.rule.source, "query", "a threshold rule counts single events, not a "
-                                f"{'sequence' if isinstance(q, ir.SequenceQuery) else 'sample'}")
-            else:
-                result = search(queries[i], frame.current, options)
-            runs[i].record(result)
+            runs[i].record(search(queries[i], frame.current, options))
         except Exception as e:  # noqa: BLE001 - a rule that cannot run on this data says why
             runs[i].fail(e)  # a single search shares no work: nothing to spoil
         runs[i].seconds = time.perf_counter() - t0
         tick()
-    _register_filters(frame, batches, batch_options,
-                      {i: new_terms[i].query if i in new_terms else queries[i] for i in queries})
+    _register_filters(frame, batches, batch_options, queries)  # a new_terms or threshold rule's query is queries[i]
     # new_terms last: it reuses the filter work the event and sequence batches did on the frame
     for key, members in sorted(batches.items(), key=lambda kv: kv[0][0] == "new_terms"):
         t0 = time.perf_counter()

@@ -387,6 +387,12 @@ def search_threshold(query: ir.EventQuery, frame: pl.DataFrame, spec: ThresholdS
     card_fields = [f for f, _ in spec.cardinality]
     lf, schema, compiler = prepared(frame, options, [query], set(spec.fields) | set(card_fields))
     cand = prepared_candidates(query, lf, compiler, options, set(spec.fields) | set(card_fields))
+    return _threshold(query, spec, cand, schema, options)
+
+
+def _threshold(query: ir.EventQuery, spec: ThresholdSpec, cand: pl.DataFrame, schema: Schema,
+               options: SearchOptions) -> SearchResult:
+    """One threshold rule's replay over its matching rows (one batch, then the last executions)."""
     run = ThresholdRun(query, spec)
     hits = run.feed(cand, schema) + run.finish(schema)
     return SearchResult("threshold", _limit(hits, query.pipes, options), _unknown_field_warnings(query, schema),
@@ -416,11 +422,7 @@ def search_threshold_batch(rules: list[ThresholdRule], frame: pl.DataFrame,
         fields = set(r.spec.fields) | {f for f, _ in r.spec.cardinality}
         try:
             cand, _ = shared_candidates(r.query, shared, [shared.rows(r.query.filter)], fields)
-            run = ThresholdRun(r.query, r.spec)
-            hits = run.feed(cand, schema) + run.finish(schema)
+            outcome.append(_threshold(r.query, r.spec, cand, schema, options))
         except QueryError as e:
             outcome.append(e)
-            continue
-        outcome.append(SearchResult("threshold", _limit(hits, r.query.pipes, options),
-                                    _unknown_field_warnings(r.query, schema), cand.height))
     return outcome

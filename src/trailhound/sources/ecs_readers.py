@@ -80,7 +80,7 @@ class Origin:
         """The same documents as JSON text whose `orjson.loads` is `documents` gives: the input's own text where it
         keeps one (an NDJSON line, a Parquet row's `__source`, a normalized event's kept JSON), so a caller that
         ships documents elsewhere (a Spark task) neither parses nor serializes them again."""
-        return [orjson.dumps(d, default=str) for d in self.documents(local)]
+        return [dump_document(d, compress=False) for d in self.documents(local)]
 
     def lines(self, local: list[int]) -> list[int]:
         raise NotImplementedError

@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-import orjson
-
+from .ecs_readers import dump_document
 from .parquet import FILE, LINE, OWN_COLUMNS, SCHEMA_VERSION, SOURCE
 
 if TYPE_CHECKING:
@@ -71,12 +70,8 @@ def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
 
 
 def _dumps(doc: dict) -> str:
-    try:
-        return orjson.dumps(doc).decode()
-    except orjson.JSONEncodeError:  # an int beyond 64 bits, a key that is not a string: as the loader keeps them
-        from .ecs_readers import _fallback_json
-
-        return _fallback_json(doc)
+    """The document's compact JSON as the loader keeps it (ints beyond 64 bits and non-string keys too)."""
+    return dump_document(doc, compress=False).decode()
 
 
 def write_table(table: pa.Table, path: str) -> None:

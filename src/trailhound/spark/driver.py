@@ -365,7 +365,7 @@ def _listing(spark, files: list[str]) -> list[tuple[str, str]]:
         limit = min(limit, int(spark.conf.get("spark.sql.sources.binaryFile.maxLength")))
     except Exception:  # noqa: BLE001 - a server that does not say: Spark's default
         pass
-    uris = [given if is_uri(given) else "file:" + given for given in files]
+    uris = [_as_uri(given) for given in files]
     listed = _list_together(spark, uris)
     out: list[tuple[str, str]] = []
     for given, uri in zip(files, uris):
@@ -407,8 +407,7 @@ def _list_together(spark, uris: list[str]) -> dict[str, list[tuple[str, int]]]:
     found = sorted((r.path, r.length) for r in rows)
     out: dict[str, list[tuple[str, int]]] = {}
     for uri in plain:
-        want = urlsplit(uri)
-        base = want.path.rstrip("/") or "/"
+        want, base = urlsplit(uri), _uri_path(uri)
         mine = []
         for path, length in found:
             got = urlsplit(path)
@@ -420,6 +419,11 @@ def _list_together(spark, uris: list[str]) -> dict[str, list[tuple[str, int]]]:
     if sum(len(v) for v in out.values()) < len(found):
         return {}  # a file not placed (a path written differently): listed input by input instead
     return out
+
+
+def _as_uri(given: str) -> str:
+    """An input as Spark reads it: a URI as given, a local path as `file:` (relative paths stay relative)."""
+    return given if is_uri(given) else "file:" + given
 
 
 def _uri_path(uri: str) -> str:
@@ -529,7 +533,7 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
     numbers: dict[str, list[int]] = {}
     for n, (_, path) in enumerate(listing):
         numbers.setdefault(path, []).append(n)
-    uris = list(dict.fromkeys(f if is_uri(f) else "file:" + f for f in files))
+    uris = list(dict.fromkeys(_as_uri(f) for f in files))
     first = None
     try:
         # a file removed or unreadable after the listing is skipped by Spark's reader, not a failed job with a
@@ -540,14 +544,14 @@ def _stage1_spark_fs(spark, files: list[str], specs: list[RuleSpec], input_forma
         first = content.mapInPandas(scan_each, STAGE1_SCHEMA).cache()
         rows = first.filter("kind in ('file', 'raw')").selectExpr(
             "kind", "file", "if(kind = 'file', payload, null) as payload").collect()  # no raw bytes to the driver
-        scans = _file_scans([r for r in rows if r.kind == "file"], t0)
-        raw = [r.file for r in rows if r.kind == "raw"]
+        reports = [r for r in rows if r.kind == "file"]
         stage1 = first
-        if raw:
+        if any(r.kind == "raw" for r in rows):
             together = first.filter("kind = 'raw'").repartition(1).mapInPandas(scan_raw, STAGE1_SCHEMA)
             stage1 = first.filter("kind <> 'raw'").unionByName(together).cache()
-            scans = _file_scans(stage1.filter("kind = 'file'").select("payload").collect(), t0)
+            reports = stage1.filter("kind = 'file'").select("payload").collect()  # the raw logs' reports too
             first.unpersist()
+        scans = _file_scans(reports, t0)
     except Exception as e:  # noqa: BLE001 - a file that cannot be read (gone, no permission): which and why
         if first is not None:
             first.unpersist()

@@ -305,6 +305,7 @@ def run_key(spec: KeyedSpec, key: list, saved: str | None, units: list[tuple[int
     expires)."""
     import polars as pl
 
+    from ..engine.incremental import held_rows
     from .tasks import from_ipc
 
     state = orjson.loads(saved) if saved else None
@@ -329,12 +330,10 @@ def run_key(spec: KeyedSpec, key: list, saved: str | None, units: list[tuple[int
         if found:
             out.append((batch, orjson.dumps(found).decode()))
         expire(run, wm)
-        live = _held_rows(run)
-        docs = {r: d for r, d in docs.items() if r in live}
     if not units:
         expire(run, clock)
-        live = _held_rows(run)
-        docs = {r: d for r, d in docs.items() if r in live}
+    live = held_rows(run)  # the documents of expired rows are never read again
+    docs = {r: d for r, d in docs.items() if r in live}
     if _empty(run):
         return None, out, None
     kept = orjson.dumps({"run": run.to_dict(), "docs": [[r, d] for r, d in docs.items()]}).decode()
@@ -387,13 +386,6 @@ def finish_key(spec: KeyedSpec, key: list, saved: str, types: bytes, es: str) ->
         found.append({"rows": list(h.rows), "join_keys": None if h.join_keys is None else list(h.join_keys),
                       "pos": 0, "combo": 0, "key": key, "docs": [[r, docs[r]] for r in held]})
     return orjson.dumps(found).decode() if found else None
-
-
-def _held_rows(run: Any) -> set[int]:
-    """The rows a key's correlator still holds (a later hit is built from their documents)."""
-    from ..engine.incremental import held_rows
-
-    return held_rows(run)
 
 
 def _empty(run: Any) -> bool:

@@ -36,8 +36,8 @@ class SparkFilters:
 
 def filter_sql(compiler, f, category_field: str) -> str:
     """One filter (`ir.EventFilter`) as a Spark SQL condition: its event category and its condition."""
-    cat = compiler.category(f.category, category_field).sql("spark")
-    return f"({cat}) AND ({compiler.where(f.condition, 'spark')})"
+    cat = compiler.category(f.category, category_field).sql(compiler.dialect)
+    return f"({cat}) AND ({compiler.where(f.condition)})"
 
 
 def compile_specs(specs: Sequence[Any], schema) -> SparkFilters:

@@ -63,6 +63,12 @@ class Atom:
         """Its Polars expression (compiled now if it was left for later)."""
         return self.expr() if isinstance(self.expr, LazyExpr) else self.expr
 
+    def unevaluated(self) -> Atom:
+        """The same predicate with no results yet (for another frame, or other values). Made directly:
+        dataclasses.replace costs more than the rest of adopting a plan, for thousands of atoms."""
+        return Atom(self.expr, self.field, self.element_wise, None, None, 0, self.lowered, self.lookup, self.key,
+                    self.cidrs, self.needles, self.patterns)
+
 
 def exact_strings(e: ir.Expr, info) -> tuple[frozenset, bool] | None:
     """For an exact match on a string field (`==`, `in`, `in~`, `:` without wildcards): the

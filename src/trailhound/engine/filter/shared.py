@@ -444,9 +444,7 @@ class SharedFilters:
         index = table.index
         new = [i for i, v in enumerate(seen) if v not in index]
         if new:
-            fresh = [Atom(a.expr, a.field, a.element_wise, None, None, 0, a.lowered, a.lookup, a.key, a.cidrs,
-                          a.needles, a.patterns)
-                     for a in atoms]
+            fresh = [a.unevaluated() for a in atoms]
             part = FieldValues(fv.values[new], np.arange(len(new), dtype=np.uint32))
             self._evaluate_values(path, part, fresh)
             table.add([seen[i] for i in new], [a.true for a in fresh], [a.false for a in fresh])  # type: ignore[misc]
@@ -603,12 +601,10 @@ class SharedFilters:
         if template.field is None and template.true is not None:  # a constant: its truth holds on every frame
             atom = replace(template, count=self.height if template.true[0] else 0)
         elif template.field is None:  # a constant never evaluated (its frame ran no filter): its expression
-            atom = Atom(template.expr, None, False, key=template.key)
+            atom = template.unevaluated()
             self._constants.append((atom, template.expression()))
-        else:  # made directly: dataclasses.replace costs more than the rest of the step, for thousands of atoms
-            t = template
-            atom = Atom(t.expr, t.field, t.element_wise, None, None, 0, t.lowered, t.lookup, t.key, t.cidrs,
-                        t.needles, t.patterns)
+        else:
+            atom = template.unevaluated()
             self._pending.setdefault(template.field, []).append(atom)
         self._atoms[template.key] = atom
 
