@@ -98,28 +98,37 @@ def _dies(i: int):
     os._exit(9)
 
 
-def test_leaving_early_stops_the_worker(planned, monkeypatch):
-    """A consumer that stops (a closed pipe, an error) does not wait for the worker's remaining work."""
+@pytest.mark.parametrize("handler", ["default", "a flag"])
+def test_leaving_early_stops_the_worker(planned, monkeypatch, handler):
+    """A consumer that stops (a closed pipe, an error) does not wait for the worker's remaining work; nor is the
+    worker left running when this process has a SIGTERM handler of its own (`watch` set one to a flag), which the
+    forked worker inherits and under which a terminate is a flag it never reads."""
     import multiprocessing
+    import signal
     import time
 
     from trailhound.engine.hunt import hunt
 
-    result = hunt(planned.checks, LAB, planned.rules.exceptions)
-    runs = sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name))
-    assert sum(bool(r.hits) for r in runs) >= 2
-    monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "1")
-    monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
-    monkeypatch.setattr(alert_stage, "_in_worker", _sleeps)
-    batches = alert_stage.alert_batches(result, runs, NOW, None, "lines")
-    first_run, first = next(batches)
-    assert first_run is runs[0] and first is not None and first.lines  # the largest rule, built here
-    [worker] = multiprocessing.active_children()
-    t0 = time.perf_counter()
-    batches.close()
-    assert time.perf_counter() - t0 < 60
-    worker.join(60)
-    assert not worker.is_alive()  # stopped, not left sleeping (nor waited for at exit)
+    previous = signal.signal(signal.SIGTERM, (lambda *_: None) if handler == "a flag" else signal.SIG_DFL)
+    try:
+        result = hunt(planned.checks, LAB, planned.rules.exceptions)
+        runs = sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name))
+        assert sum(bool(r.hits) for r in runs) >= 2
+        monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "1")
+        monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
+        monkeypatch.setattr(alert_stage, "_in_worker", _sleeps)
+        batches = alert_stage.alert_batches(result, runs, NOW, None, "lines")
+        first_run, first = next(batches)
+        assert first_run is runs[0] and first is not None and first.lines  # the largest rule, built here
+        [worker] = multiprocessing.active_children()
+        t0 = time.perf_counter()
+        batches.close()
+        assert time.perf_counter() - t0 < 60
+        worker.join(60)
+        assert not worker.is_alive()  # stopped, not left sleeping (nor waited for at exit)
+        assert worker.exitcode == -signal.SIGTERM  # by the terminate, not the kill that follows one ignored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sleeps(i: int):

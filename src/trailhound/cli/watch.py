@@ -113,8 +113,8 @@ def watch(
     except OSError as e:
         raise fail(f"[red]error[/red]: cannot write {m(out)}: {m(e.strerror or e)}") from None
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    # restored when watching ends: a caller in the same process (a test, an embedding program) keeps its own
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     settings = WatchSettings(batch_seconds=batch_ms / 1000, checkpoint_seconds=checkpoint_seconds,
                              idle_seconds=idle_ms / 1000, lateness_seconds=reorder_ms / 1000,
                              audit_event_seconds=audit_event_ms / 1000,
@@ -140,6 +140,8 @@ def watch(
         log.end()
         raise fail(f"[red]error[/red]: {m(e)}") from None
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         alert_file.close()
         for s in extra:
             s.close()

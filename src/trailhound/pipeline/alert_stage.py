@@ -41,6 +41,26 @@ def _in_worker(i: int) -> AlertBatch:
     return build_batch(result, runs[i], now, max_signals, "lines")
 
 
+def _worker_start() -> None:
+    """The worker's own signal dispositions: it is forked from a process that may have its own handlers (`watch`
+    sets SIGTERM's to a flag), under which a terminate would be a flag the sleeping worker never reads."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _stop(procs: list) -> None:
+    """Stop the worker: a terminate, and a kill if it is still there after a moment."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
 def workers_wanted(runs: Sequence[Any], form: str) -> bool:
     """Whether to use a worker process: asked for (TRAILHOUND_ALERT_WORKERS=1; off by default: measured, it saved
     at most 0.3 s of the 1M hunt's 3.9 s alert stage with a core free, and cost ~1 s of CPU and 100 MB more),
@@ -82,7 +102,7 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
     from concurrent.futures import Future, ProcessPoolExecutor
 
     # a worker that dies (killed, out of memory) fails its futures (BrokenProcessPool) rather than hanging them
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     handed = 0
     procs: list = []
     try:
@@ -122,7 +142,6 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
             handed += 1
     finally:
         if handed < len(runs):  # left early (an error, a closed pipe): what the worker still does is not wanted
-            for proc in procs:
-                proc.terminate()
+            _stop(procs)
         pool.shutdown(wait=True, cancel_futures=True)
         _SHARED = None
