@@ -205,3 +205,22 @@ def test_parquet_is_detected_by_content_not_by_name(tmp_path):
     table = load_events([renamed], ["process.name"], format="auditd")
     assert table.frame["process.name"].to_list() == ["ssh"]
     assert json.loads(json.dumps(table.documents([0])[0]))["process"]["name"] == "ssh"
+
+
+def test_damaged_pages_under_a_sound_footer_are_an_input_error(tmp_path):
+    """The footer reads, the column pages do not: the input's error with its name, not a traceback."""
+    good = tmp_path / "good"
+    good.mkdir()
+    writer = store.ParquetWriter(good)
+    for i in range(200):
+        writer.add({"process": {"name": f"proc-{i}"}, "@timestamp": "2024-01-01T00:00:00Z"}, "x", i + 1)
+    writer.close()
+    data = bytearray((good / "part-00000.parquet").read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    for k in range(4, len(data) - footer - 8):  # every page byte, the footer kept
+        data[k] = 0xFF
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match="not a readable Parquet file") as e:
+        load_events([damaged], ["process.name"])
+    assert "damaged.parquet" in str(e.value)

@@ -32,6 +32,7 @@ from .formats import Format
 from .inputs import Source, SourceError
 
 if TYPE_CHECKING:
+    import polars as pl
     import pyarrow as pa
 
     from .ecs_values import ColumnType, FieldPath
@@ -75,6 +76,7 @@ def expand(paths: Sequence) -> list:
 
 
 def _open(src: Source):
+    """The file through pyarrow: for what Polars does not read (a row group's documents, whole documents)."""
     import pyarrow.parquet as pq
 
     try:
@@ -82,28 +84,44 @@ def _open(src: Source):
     except Exception as e:  # pyarrow raises ArrowInvalid, OSError...: the file is damaged
         raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
     if SOURCE not in pf.schema_arrow.names:
-        raise SourceError(src.name, f"a Parquet file without the {SOURCE} column: not written by "
-                                    "`trailhound normalize --to parquet` (README, \"Spark and Parquet\")")
+        raise _foreign(src)
     return pf
+
+
+def _foreign(src: Source) -> SourceError:
+    return SourceError(src.name, f"a Parquet file without the {SOURCE} column: not written by "
+                                 "`trailhound normalize --to parquet` (README, \"Spark and Parquet\")")
+
+
+def _schema(src: Source) -> dict[str, pl.DataType]:
+    """The file's columns and their types, from its footer, by Polars: a query reads its columns with Polars, and
+    pyarrow's Parquet module (with the filesystems it loads) is not imported for that (~30 ms of a query's 200)."""
+    import polars as pl
+
+    try:
+        schema = dict(pl.read_parquet_schema(src.path))
+    except Exception as e:  # noqa: BLE001 - Polars raises ComputeError, OSError...: the file is damaged
+        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+    if SOURCE not in schema:
+        raise _foreign(src)
+    return schema
 
 
 def field_names(src: Source) -> set[str]:
     """The fields of a Parquet input (its typed columns)."""
-    return {n for n in _open(src).schema_arrow.names if n not in OWN_COLUMNS}
+    return {n for n in _schema(src) if n not in OWN_COLUMNS}
 
 
-def column_type(t: pa.DataType) -> ColumnType | None:
-    """The loader's type for an Arrow type; None for one our writer never writes."""
-    import pyarrow as pa
+def column_type(t: pl.DataType) -> ColumnType | None:
+    """The loader's type for a column's Polars type; None for one our writer never writes."""
+    import polars as pl
 
     from .ecs_values import ColumnType
 
-    is_list = pa.types.is_list(t) or pa.types.is_large_list(t)
-    base = t.value_type if is_list else t
-    kind = ("bool" if pa.types.is_boolean(base) else "int" if pa.types.is_integer(base) else
-            "float" if pa.types.is_floating(base) else
-            "str" if pa.types.is_string(base) or pa.types.is_large_string(base) or pa.types.is_string_view(base)
-            else None)
+    is_list = isinstance(t, pl.List)
+    base = t.inner if isinstance(t, pl.List) else t
+    kind = ("bool" if base == pl.Boolean else "int" if base.is_integer() else "float" if base.is_float() else
+            "str" if base == pl.String else None)
     return None if kind is None else ColumnType(kind, is_list)
 
 
@@ -111,11 +129,8 @@ class ParquetOrigin(Origin):
     """Rows of one Parquet input: documents from ``__source``, read a row group at a time.
     Lines are the rows' 1-based positions in the file (`__file`/`__line` name where they came from)."""
 
-    def __init__(self, src: Source, file_no: int, rows: int, groups: list[int]) -> None:
+    def __init__(self, src: Source, file_no: int, rows: int) -> None:
         self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
-        self._group_starts = [0]
-        for n in groups:
-            self._group_starts.append(self._group_starts[-1] + n)
 
     def documents(self, local: list[int]) -> list[dict]:
         return [orjson.loads(text) for text in self.texts(local)]
@@ -127,7 +142,9 @@ class ParquetOrigin(Origin):
         import pyarrow as pa
 
         pf = _open(self.src)
-        starts = self._group_starts
+        starts = [0]
+        for g in range(pf.num_row_groups):
+            starts.append(starts[-1] + pf.metadata.row_group(g).num_rows)
         out: list[bytes] = []
         k = 0
         while k < len(local):
@@ -148,35 +165,37 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     import polars as pl
     import pyarrow as pa
 
-    pf = _open(src)
-    schema = pf.schema_arrow
-    names = set(schema.names) - set(OWN_COLUMNS)
-    direct = [p.name for p in paths if p.name in names and column_type(schema.field(p.name).type) is not None]
-    rows = pf.metadata.num_rows
+    schema = _schema(src)
+    names = set(schema) - set(OWN_COLUMNS)
+    direct = [p.name for p in paths if p.name in names and column_type(schema[p.name]) is not None]
     # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
     # without a copy when the loader makes its frame
-    table = pl.read_parquet(src.path, columns=direct).to_arrow(compat_level=pl.CompatLevel.newest()) if direct else None
+    try:
+        frame = pl.read_parquet(src.path, columns=direct) if direct else None
+        rows = frame.height if frame is not None else pl.scan_parquet(src.path).select(pl.len()).collect().item()
+    except Exception as e:  # noqa: BLE001 - a damaged page or footer: the input's error, not a traceback
+        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+    table = frame.to_arrow(compat_level=pl.CompatLevel.newest()) if frame is not None else None
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     types: dict[str, ColumnType | None] = {}
     for name in direct:
         assert table is not None
         columns[name] = table.column(name)
-        types[name] = column_type(schema.field(name).type)
+        types[name] = column_type(schema[name])
     other = [p for p in paths if p.name not in columns]
     deeper = [p for p in other if p.name in names or any(n.startswith(p.name + ".") for n in names)]
     if deeper:  # values only the document holds whole: the loader's own reading of them
         json_rows = Rows(deeper)
-        for batch in pf.iter_batches(columns=[SOURCE]):
+        for batch in _open(src).iter_batches(columns=[SOURCE]):
             for text in batch.column(0).to_pylist():
                 json_rows.add(orjson.loads(text))
-        json_part = json_rows.part(ParquetOrigin(src, file_no, rows, []))
+        json_part = json_rows.part(ParquetOrigin(src, file_no, rows))
         for p in deeper:
             columns[p.name], types[p.name] = json_part.columns[p.name], None
     for p in other:
         if p.name not in columns:  # no such field in this file
             columns[p.name], types[p.name] = pa.nulls(rows, pa.string()), None
-    groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
-    return Part(ParquetOrigin(src, file_no, rows, groups), columns, types)
+    return Part(ParquetOrigin(src, file_no, rows), columns, types)
 
 
 def documents(src: Source) -> Iterator[tuple[dict, int]]:
