@@ -474,7 +474,7 @@ def reference(name: str, ci: bool) -> Callable[..., object]:
     if name == "version_key":
         return version_key
 
-    def call(*vals: object) -> object:
+    def call(*vals):  # no type hints: pyspark would read them as a pandas UDF's (and warn it cannot)
         out = F.call(name, list(vals), ci)
         return float(out) if name == "number" and out is not None else out
 
