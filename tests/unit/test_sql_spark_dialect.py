@@ -60,3 +60,30 @@ def test_udfs_are_recorded_and_refused_inside_an_array_lambda():
 def test_unknown_dialect():
     with pytest.raises(ValueError, match="unknown SQL dialect"):
         SqlCompiler(SCHEMA, "oracle")
+
+
+def test_udf_names_read_back_to_their_function():
+    """Both backends register a UDF under the name the compiler calls (`udf_name`) by reading it back
+    (`udf_function`): every function, arity and case, and the version key."""
+    from trailhound.compile.sql import UDF_KINDS, VERSION_KEY_UDF, udf_function, udf_name
+
+    for name, kind in UDF_KINDS.items():
+        for ci in (False, True):
+            for arity in (1, 2, 16):
+                assert udf_function(udf_name(name, arity, ci)) == (name, ci, kind)
+    assert udf_function(VERSION_KEY_UDF) == ("version_key", False, "string")
+    with pytest.raises(ValueError, match="th_nosuch_2"):
+        udf_function("th_nosuch_2")
+
+
+def test_a_udf_runs_the_reference_function_on_typed_values():
+    from trailhound.compile.semantics import version_key
+    from trailhound.compile.sql import reference, udf_function
+
+    assert reference("cidrMatch", False)("10.1.2.3", "10.0.0.0/8") is True
+    assert reference("indexOf", True)("ABC", "b") == 1 and reference("indexOf", False)("ABC", "b") is None
+    assert reference("number", False)("12", None) == 12.0 and isinstance(reference("number", False)("12", None), float)
+    assert reference("number", False)("x", None) is None
+    assert reference("version_key", False) is version_key
+    _, c = where('process where indexOf~(process.name, "a") == 2', "spark")
+    assert [udf_function(u) for u in c.udfs] == [("indexOf", True, "int")]

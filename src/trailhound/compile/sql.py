@@ -18,6 +18,8 @@ filter is refused (`UnsupportedSqlError`). Spark runs it with `spark.sql.ansi.en
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlglot.expressions as exp
 
 from ..lang import ir
@@ -37,6 +39,7 @@ from .semantics import (
     coerce_const,
     fold_compare,
     is_pushable,
+    version_key,
 )
 
 _X = "__x"  # the lambda variable for one element of an array
@@ -209,7 +212,7 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         a = left.expr
         c = right.const
         if left.kind == "version":
-            a = self._udf("th_version_key", [a])
+            a = self._udf(VERSION_KEY_UDF, [a])
         if c is not None and right.kind != left.kind and left.kind != "null":
             if left.kind == "int" and right.kind == "float":
                 a = exp.Cast(this=a, to=exp.DataType.build("DOUBLE"))
@@ -381,23 +384,23 @@ class SqlCompiler(ConditionCompiler[exp.Expression]):
         return SqlValue(call, kind)
 
     def _time_part(self, v: SqlValue, part: object) -> SqlValue:
-        if not self.spark:
-            if v.kind == "string":
-                self.udfs.add(udf_name(F.TIME_PART, 2, False))
-            return _time_part(v, part)
+        """A date's part in UTC (functions.part_of_ns). A date field (Int64 epoch ns) is computed in SQL, in each
+        dialect's spelling (`_duckdb_date_part`, `_spark_date_part`); a string is parsed by dates.py in the
+        reference UDF, as the Polars backend parses it; other kinds are not dates."""
         if part not in F.TIME_PARTS:
             F.time_part(None, part)  # the error naming the parts
         if v.kind == "string":
             return SqlValue(self._udf(udf_name(F.TIME_PART, 2, False), [v.expr, exp.Literal.string(str(part))]), "int")
         if v.kind != "date":
             return SqlValue(exp.Null(), "int")
-        return SqlValue(_spark_time_part(v.expr, str(part)), "int")
+        date_part = _spark_date_part if self.spark else _duckdb_date_part
+        return SqlValue(date_part(v.expr, str(part)), "int")
 
 
 _NS_MINUTE, _NS_HOUR, _NS_DAY = 60 * 10**9, 3600 * 10**9, 86400 * 10**9
 
 
-def _spark_time_part(ns: exp.Expression, part: str) -> exp.Expression:
+def _spark_date_part(ns: exp.Expression, part: str) -> exp.Expression:
     """A date's part in UTC from its epoch nanoseconds, in integers (PMOD is a floor modulo; DIV exact):
     Spark's timestamps would follow the session's time zone. `weekofyear` is ISO 8601's week."""
     def pmod(a: exp.Expression, n: int) -> exp.Expression:
@@ -421,25 +424,17 @@ def _spark_time_part(ns: exp.Expression, part: str) -> exp.Expression:
 _TIME_PART_SQL = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
 
 
-def _time_part(v: SqlValue, part: object) -> SqlValue:
-    """A date's part in UTC (functions.part_of_ns). A date field (Int64 epoch ns) becomes a zone-less
-    TIMESTAMP of its UTC time (not TIMESTAMPTZ: its parts would follow the session's zone); a string
-    is parsed by dates.py in the reference UDF, as the Polars backend parses it; others are not dates."""
-    if part not in F.TIME_PARTS:
-        F.time_part(None, part)  # the error naming the parts
-    if v.kind == "string":
-        return SqlValue(exp.Anonymous(this=udf_name(F.TIME_PART, 2, False),
-                                      expressions=[v.expr, exp.Literal.string(str(part))]), "int")
-    if v.kind != "date":
-        return SqlValue(exp.Null(), "int")
-    ns = exp.Paren(this=v.expr)
+def _duckdb_date_part(ns: exp.Expression, part: str) -> exp.Expression:
+    """A date's part in UTC from its epoch nanoseconds: a zone-less TIMESTAMP of its UTC time (not TIMESTAMPTZ:
+    its parts would follow the session's zone)."""
+    x = exp.Paren(this=ns)
     thousand = exp.Literal.number(1000)
     # floor division to microseconds (DuckDB's // truncates toward zero; dates before 1970 are negative)
-    below = exp.Mod(this=exp.Paren(this=exp.Add(this=exp.Mod(this=ns, expression=thousand), expression=thousand)),
+    below = exp.Mod(this=exp.Paren(this=exp.Add(this=exp.Mod(this=x, expression=thousand), expression=thousand)),
                     expression=thousand)
-    micros = exp.IntDiv(this=exp.Paren(this=exp.Sub(this=ns, expression=below)), expression=thousand)
+    micros = exp.IntDiv(this=exp.Paren(this=exp.Sub(this=x, expression=below)), expression=thousand)
     stamp = exp.Anonymous(this="make_timestamp", expressions=[micros])
-    return SqlValue(exp.Anonymous(this=_TIME_PART_SQL[str(part)], expressions=[stamp]), "int")
+    return exp.Anonymous(this=_TIME_PART_SQL[part], expressions=[stamp])
 
 
 #: functions run as UDFs, with the kind of value they return
@@ -450,16 +445,47 @@ _MAX_UDF_ARGS = {F.TIME_PART: 2, "between": 4, "cidrMatch": 16, "indexOf": 3, "n
                  "startsWith": 2, "endsWith": 2, "stringContains": 2}
 
 
+#: the UDF a comparison of a version field calls (semantics.version_key): the key that orders versions
+VERSION_KEY_UDF = "th_version_key"
+
+
 def udf_name(name: str, arity: int, ci: bool) -> str:
+    """The name of the UDF that calls function `name` (of UDF_KINDS) with `arity` arguments."""
     return f"th_{name.lower()}{'_ci' if ci else ''}_{arity}"
+
+
+def udf_function(udf: str) -> tuple[str, bool, str]:
+    """(function, case-insensitive, kind of its value) of a UDF name the compiler calls (`udf_name`, or
+    `version_key` for VERSION_KEY_UDF): what a backend registers under that name (`reference`)."""
+    if udf == VERSION_KEY_UDF:
+        return "version_key", False, "string"
+    base, ci = udf.removeprefix("th_").rsplit("_", 1)[0], False
+    if base.endswith("_ci"):
+        base, ci = base.removesuffix("_ci"), True
+    name = next((n for n in UDF_KINDS if n.lower() == base), None)
+    if name is None:
+        raise ValueError(f"{udf!r} is not a UDF name of compile/sql.py")
+    return name, ci, UDF_KINDS[name]
+
+
+def reference(name: str, ci: bool) -> Callable[..., object]:
+    """The reference implementation a UDF runs for function `name` (of `udf_function`), on typed values; `number`
+    gives a float, as its SQL type (DOUBLE) wants."""
+    if name == "version_key":
+        return version_key
+
+    def call(*vals):  # no type hints: pyspark would read them as a pandas UDF's (and warn it cannot)
+        out = F.call(name, list(vals), ci)
+        return float(out) if name == "number" and out is not None else out
+
+    return call
 
 
 def _shown(udf: str) -> str:
     """The function a UDF name stands for, as a rule writes it (th_cidrmatch_2 → cidrMatch)."""
-    if udf == "th_version_key":
+    if udf == VERSION_KEY_UDF:
         return "a comparison of a version field"
-    base = udf[3:].rsplit("_", 1)[0].removesuffix("_ci")
-    return next((n for n in UDF_KINDS if n.lower() == base), base)
+    return udf_function(udf)[0]
 
 
 def _from_text(name: str, i: int, v: str | None):
@@ -475,20 +501,21 @@ def _from_text(name: str, i: int, v: str | None):
 
 def register_udfs(con) -> None:
     """Register the reference implementations as DuckDB functions (the SQL backend's fallback)."""
-    from .semantics import version_key
-
-    con.create_function("th_version_key", version_key, ["VARCHAR"], "VARCHAR", null_handling="special")
+    con.create_function(VERSION_KEY_UDF, reference("version_key", False), ["VARCHAR"], "VARCHAR",
+                        null_handling="special")
     for name, kind in UDF_KINDS.items():
         for ci in (False, True):
             for arity in range(1, _MAX_UDF_ARGS[name] + 1):
-                con.create_function(udf_name(name, arity, ci), _udf(name, ci, arity), ["VARCHAR"] * arity,
+                con.create_function(udf_name(name, arity, ci), _duckdb_udf(name, ci, arity), ["VARCHAR"] * arity,
                                     _UDF_TYPES[kind], null_handling="special", side_effects=False)
 
 
-def _udf(name: str, ci: bool, arity: int):
+def _duckdb_udf(name: str, ci: bool, arity: int):
+    """DuckDB's UDFs take text (`_from_text` gives arguments back their type) with exactly `arity` parameters."""
+    ref = reference(name, ci)
+
     def call(vals: tuple) -> object:
-        out = F.call(name, [_from_text(name, i, v) for i, v in enumerate(vals)], ci)
-        return float(out) if name == "number" and out is not None else out
+        return ref(*[_from_text(name, i, v) for i, v in enumerate(vals)])
 
     # DuckDB binds UDFs by their exact positional signature, so build one with `arity` params
     params = ", ".join(f"a{i}" for i in range(arity))

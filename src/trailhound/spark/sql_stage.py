@@ -114,43 +114,17 @@ def schema_of(struct, es_types: Mapping[str, str] | None = None):
     return Schema(fields)
 
 
-def _udf_of(udf: str) -> tuple[str, bool, str]:
-    """(function, case-insensitive, kind of its value) of a UDF name compile/sql.py calls (`udf_name`)."""
-    from ..compile.sql import UDF_KINDS
-
-    if udf == "th_version_key":
-        return "version_key", False, "string"
-    base, ci = udf[3:].rsplit("_", 1)[0], False
-    if base.endswith("_ci"):
-        base, ci = base[:-3], True
-    name = next(n for n in UDF_KINDS if n.lower() == base)
-    return name, ci, UDF_KINDS[name]
-
-
-def _reference(name: str, ci: bool):
-    """The reference implementation called per row, on the values as Spark types them (as Polars' per-value
-    fallback calls it: compile/polars.py `_per_value`)."""
-    def call(*vals):
-        from ..compile import functions as F
-        from ..compile.semantics import version_key
-
-        if name == "version_key":
-            return version_key(vals[0])
-        out = F.call(name, list(vals), ci)
-        return float(out) if name == "number" and out is not None else out
-
-    return call
-
-
 def register_spark_udfs(spark, names: Iterable[str]) -> None:
     """Register the UDFs the compiled conditions call (`SparkFilters.udfs`) in the session."""
     from pyspark.sql import functions as SF
     from pyspark.sql import types as T
 
+    from ..compile.sql import reference, udf_function
+
     spark_types = {"string": T.StringType(), "bool": T.BooleanType(), "int": T.LongType(), "float": T.DoubleType()}
     for udf in sorted(set(names)):
-        name, ci, kind = _udf_of(udf)
-        spark.udf.register(udf, SF.udf(_reference(name, ci), spark_types[kind]))
+        name, ci, kind = udf_function(udf)
+        spark.udf.register(udf, SF.udf(reference(name, ci), spark_types[kind]))
 
 
 @contextmanager
