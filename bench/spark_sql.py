@@ -108,7 +108,7 @@ def run_sql(spark, store: Path, specs, per_pass: int):
                   | {"__source"})
     by_rule: dict[int, set] = {}
     items = sorted(compiled.wheres.items())
-    with sql_stage.ansi_off(spark):
+    with sql_stage.ansi_off(spark), sql_stage.interpreted(spark):
         for k in range(0, len(items), per_pass):  # one pass per `per_pass` rules
             cand = sql_stage.candidates(df, dict(items[k:k + per_pass]), keep).cache()
             cand.count()

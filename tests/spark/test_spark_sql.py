@@ -5,11 +5,10 @@ Elasticsearch's EQL QA suite, the Linux detection-rules over generated events, a
 The Linux rules' 425 filters (538k characters of SQL) run by default: about a minute of Spark's CPU over the
 generated events, most of it Spark's SQL parser reading the conditions the first time in a JVM (ANTLR warming its
 prediction caches: about 25 s, then 1 s for all of them again), the rest 8 jobs of 60 columns over 20,000 rows,
-interpreted (`interpreted`); the lab capture, with each filter's negation too, about 12 s more."""
+interpreted (`sql_stage.interpreted`); the lab capture, with each filter's negation too, about 12 s more."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import subprocess
@@ -59,7 +58,7 @@ def compare(spark, tmp_path: Path, prepared, cases, tally: Tally, name: str, udf
     from trailhound.compile.schema import Schema
     from trailhound.compile.sql import SqlCompiler
     from trailhound.lang.errors import QueryError
-    from trailhound.spark.sql_stage import ansi_off, filter_sql, register_spark_udfs
+    from trailhound.spark.sql_stage import ansi_off, filter_sql, interpreted, register_spark_udfs
 
     schema = Schema.of_frame(prepared, {n: t for n, t in TYPES.get(name, {}).items()})
     pc = PolarsCompiler(schema)
@@ -111,25 +110,6 @@ def compare(spark, tmp_path: Path, prepared, cases, tally: Tally, name: str, udf
                 else:
                     extra, missing = sorted(set(have) - set(wanted[k + i])), sorted(set(wanted[k + i]) - set(have))
                     tally.disagreements.append(f"{labels[k + i]}: Spark +{extra[:5]} -{missing[:5]}\n{part[i]}")
-
-
-@contextlib.contextmanager
-def interpreted(spark):
-    """Spark's expressions interpreted, not compiled to Java: the rules' conditions are large, and Janino spends
-    minutes on each query's code (then gives up: "method too large") where the tables of these tests take
-    seconds to evaluate."""
-    keys = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-    before = {k: spark.conf.get(k, None) for k in keys}
-    for k, v in keys.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
 
 
 TYPES: dict[str, dict[str, str]] = {}

@@ -142,6 +142,25 @@ def ansi_off(spark) -> Iterator[None]:
             spark.conf.set(key, before)
 
 
+@contextmanager
+def interpreted(spark) -> Iterator[None]:
+    """Spark's expressions interpreted, not compiled to Java, while the rules' SQL runs; the session's settings
+    after. The rules' conditions are large: Janino spends minutes on each query's generated code, then gives up
+    ("method too large") and Spark interprets them anyway, where interpreting them from the start takes seconds."""
+    keys = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    before = {k: spark.conf.get(k, None) for k in keys}
+    for k, v in keys.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
 def flagged(df, wheres: Mapping[int, str], keep: Sequence[str] = ()):
     """`df` with one boolean column per rule (`r<index>`, null read as false), the `keep` columns, and Spark's
     file path and row index of each row: one pass over the data for every rule."""
