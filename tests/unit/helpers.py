@@ -5,7 +5,8 @@ import json
 from typer.testing import CliRunner
 
 from trailhound.cli.main import app
-from trailhound.engine.search import SearchOptions, search
+from trailhound.engine.filter.shared import SharedFilters
+from trailhound.engine.search import SearchOptions, search, search_events_batch
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
@@ -17,6 +18,15 @@ def run(query: str, docs: list[dict], **options):
     if result.kind == "events":
         return [ids[h.rows[0]] for h in result.hits]
     return [([None if r is None else ids[r] for r in h.rows], list(h.join_keys or ())) for h in result.hits]
+
+
+def batch_and_singles(texts: list[str], frame, options: SearchOptions | None = None):
+    """The event queries `texts` over `frame` in one batch with shared work, and each alone: (the shared work, the
+    batch's results, the single searches' results), what the shared-filter tests compare."""
+    options = options or SearchOptions()
+    queries = [parse(q) for q in texts]
+    shared = SharedFilters(frame, options)
+    return shared, search_events_batch(queries, frame, options, shared), [search(q, frame, options) for q in queries]
 
 
 def ev(i: int, ts: int, category: str = "process", **fields) -> dict:

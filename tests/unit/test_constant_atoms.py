@@ -10,6 +10,8 @@ from trailhound.lang import ir
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
+from helpers import batch_and_singles
+
 QUERIES = [
     'process where process.name == "bash" and not absent.field == "x"',  # null == "x": unknown, not true
     'process where process.name == "bash" or absent.field == null',
@@ -33,12 +35,9 @@ def _rows(results) -> list:
 
 
 def test_constant_atoms_give_the_rows_of_single_searches():
-    options = SearchOptions()
     frame = _frame(0)
-    queries = [parse(q) for q in QUERIES]
-    shared = SharedFilters(frame, options)
-    got = search_events_batch(queries, frame, options, shared)
-    assert _rows(got) == _rows([search(q, frame, options) for q in queries])
+    shared, got, singles = batch_and_singles(QUERIES, frame)
+    assert _rows(got) == _rows(singles)
     assert any(r.hits for r in got) and not all(r.hits for r in got)
     constants = [a for a in shared._atoms.values() if a.field is None]
     assert len(constants) >= 6 and all(a.true is not None for a in constants)

@@ -31,6 +31,8 @@ from trailhound.engine.search import (
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
+from helpers import batch_and_singles
+
 
 def _docs(n: int, odd_timestamps: bool) -> list[dict]:
     rng = random.Random(5)
@@ -92,13 +94,9 @@ def frame(request):
 
 
 def test_batched_event_queries_equal_single_searches(frame):
-    options = SearchOptions()
-    queries = [parse(q) for q in QUERIES]
-    shared = SharedFilters(frame, options)
-    got = search_events_batch(queries, frame, options, shared)
+    shared, got, singles = batch_and_singles(QUERIES, frame)
     nonempty = 0
-    for q, g in zip(queries, got):
-        want = search(q, frame, options)
+    for q, g, want in zip(QUERIES, got, singles):
         assert [h.rows for h in g.hits] == [h.rows for h in want.hits], q
         nonempty += bool(want.hits)
     assert nonempty >= 8

@@ -19,6 +19,8 @@ from trailhound.lang.errors import QueryError
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
+from helpers import batch_and_singles
+
 WORDS = ["curl", "wget", "-c", "/bin/bash", "/tmp/abc.sh", "ABC", "aBc", "xabcabx", "Ärger", "KELVIN\u212a", "",
          "/home/u/.ssh/id_rsa", "nc -e", "b", "bc"]
 
@@ -67,11 +69,8 @@ def _rows(results) -> list:
 @pytest.mark.parametrize("n", [3_000, 25_000], ids=["one-thread", "threaded"])
 def test_lazy_and_contains_atoms_give_the_rows_of_single_searches(n):
     frame = events_from_documents(_docs(n, n)).frame
-    options = SearchOptions()
-    queries = [parse(q) for q in QUERIES]
-    shared = SharedFilters(frame, options)
-    got = search_events_batch(queries, frame, options, shared)
-    assert _rows(got) == _rows(search(q, frame, options) for q in queries)
+    shared, got, singles = batch_and_singles(QUERIES, frame)
+    assert _rows(got) == _rows(singles)
     assert sum(bool(g.hits) for g in got) >= 12
     atoms = [a for a in shared._atoms.values() if a.patterns is not None]
     assert len(atoms) >= 15 and all(isinstance(a.expr, LazyExpr) for a in atoms)

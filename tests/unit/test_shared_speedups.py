@@ -16,6 +16,8 @@ from trailhound.engine.search import SearchOptions, search, search_events_batch
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
 
+from helpers import batch_and_singles
+
 PRIVATE = '"10.0.0.0/8", "127.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "FE80::/10"'
 
 
@@ -68,12 +70,9 @@ CIDR_QUERIES = [
 @pytest.mark.parametrize("n", [300, 20_000], ids=["few-addresses", "vectorized"])
 def test_cidr_atoms_of_a_field_equal_single_searches(n):
     frame = events_from_documents(_docs(n, n)).frame
-    options = SearchOptions()
-    queries = [parse(q) for q in CIDR_QUERIES]
-    shared = SharedFilters(frame, options)
-    got = search_events_batch(queries, frame, options, shared)
-    for q, g in zip(queries, got):
-        assert [h.rows for h in g.hits] == [h.rows for h in search(q, frame, options).hits], q
+    shared, got, singles = batch_and_singles(CIDR_QUERIES, frame)
+    for q, g, want in zip(CIDR_QUERIES, got, singles):
+        assert [h.rows for h in g.hits] == [h.rows for h in want.hits], q
     assert all(g.hits for g in got)
     atoms = [a for a in shared._atoms.values() if a.cidrs is not None]
     assert len(atoms) >= 4  # they took the shared path
@@ -107,12 +106,9 @@ WILDCARD_QUERIES = [
 
 def test_wildcard_atoms_narrowed_by_their_needles_equal_single_searches():
     frame = events_from_documents(_docs(30_000, 7)).frame
-    options = SearchOptions()
-    queries = [parse(q) for q in WILDCARD_QUERIES]
-    shared = SharedFilters(frame, options)
-    got = search_events_batch(queries, frame, options, shared)
-    for q, g in zip(queries, got):
-        assert [h.rows for h in g.hits] == [h.rows for h in search(q, frame, options).hits], q
+    shared, got, singles = batch_and_singles(WILDCARD_QUERIES, frame)
+    for q, g, want in zip(WILDCARD_QUERIES, got, singles):
+        assert [h.rows for h in g.hits] == [h.rows for h in want.hits], q
     assert sum(bool(g.hits) for g in got) >= 10
     narrowed = [a for a in shared._atoms.values() if a.needles is not None]
     assert len(narrowed) >= 8 and any(a.element_wise for a in narrowed) and any(a.lowered for a in narrowed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
+import threading
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -83,6 +84,8 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
         #: fields whose lower-cased companion column (LOWER_PREFIX + name) is in the frame
         self.lowered = lowered
         self._pre: str | None = None  # the field the atom being compiled reads lower-cased
+        # an atom's compilation sets `_pre`: atoms left for later (engine/filter LazyExpr) are compiled on threads
+        self._compiling = threading.RLock()
 
     # ---- backend hooks for the shared boolean skeleton --------------------------------------
 
@@ -101,11 +104,22 @@ class PolarsCompiler(ConditionCompiler[pl.Expr]):
     def any_element(self, e: ir.Expr) -> pl.Expr:
         """Evaluate an atom; over a multi-valued field, true when any value satisfies it."""
         path = _insensitive_field(e)
-        self._pre = path if path in self.lowered else None
-        try:
-            return self._any_element(e)
-        finally:
-            self._pre = None
+        with self._compiling:
+            self._pre = path if path in self.lowered else None
+            try:
+                return self._any_element(e)
+            finally:
+                self._pre = None
+
+    def element_atom(self, e: ir.Expr, path: str, lowered: bool) -> pl.Expr:
+        """An atom over one element of the array field `path`, bound to the column being evaluated (the field's
+        distinct elements: engine/filter), read lower-cased (its LOWER_PREFIX companion) when `lowered`."""
+        with self._compiling:
+            self._pre = path if lowered else None
+            try:
+                return self._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
+            finally:
+                self._pre = None
 
     def _any_element(self, e: ir.Expr) -> pl.Expr:
         multi = sorted({f.path for f in ir.fields_of(e) if self.schema.get(f.path).multi})

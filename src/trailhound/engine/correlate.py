@@ -406,6 +406,26 @@ class SequenceRun:
                 hits.append(Hit(rows, tuple(render_key(v, t, False) for v, t in zip(c.key, key_types))))
         return hits
 
+    def expire_at(self, clock: int) -> None:
+        """Drop what a watermark of `clock` lets go (partial matches older than maxspan, missing-stage times no
+        sequence can still use), as a batch ending at `clock` drops them: for a correlator that sees part of the
+        rule's keys (spark/keyed.py), woken at the clock of the rule's correlator over all of them."""
+        if self.maxspan_ns is None:
+            return
+        self.state.expire(clock)
+        if any(self.absent.values()):
+            self._forget_absent(clock - self.maxspan_ns)
+
+    def deadline(self) -> int | None:
+        """The rule time (ns) after which something this correlator holds expires (`expire_at` a clock past it drops
+        it); None when nothing ever does (no maxspan)."""
+        if self.maxspan_ns is None:
+            return None
+        span = self.maxspan_ns
+        due = [p.start_ts + span for slots in self.state.pending.values() for p in slots if p is not None]
+        due += [times[0] + 2 * span for per_key in self.absent.values() for times in per_key.values() if times]
+        return min(due) if due else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **checkpoint.header("sequence", **self._identity()),
@@ -598,6 +618,16 @@ class NewTermsRun:
 
     def finish(self, schema: Schema) -> list[Hit]:
         return []
+
+    def expire_at(self, clock: int) -> None:
+        """Drop the terms a watermark of `clock` lets go (last seen longer than the history window before it), as a
+        batch ending at `clock` drops them (see SequenceRun.expire_at)."""
+        self.state.expire(clock)
+
+    def deadline(self) -> int | None:
+        """The rule time (ns) after which a term this correlator holds expires; None when it holds none."""
+        seen = self.state.last_seen
+        return min(seen.values()) + self.state.history_ns if seen else None
 
     def to_dict(self) -> dict[str, Any]:
         return {**checkpoint.header("new_terms", fields=self.fields), "state": self.state.to_dict(),

@@ -81,11 +81,15 @@ def _open(src: Source):
 
     try:
         pf = pq.ParquetFile(src.path)
-    except Exception as e:  # pyarrow raises ArrowInvalid, OSError...: the file is damaged
-        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError...: the file is damaged
+        raise _unreadable(src, e) from None
     if SOURCE not in pf.schema_arrow.names:
         raise _foreign(src)
     return pf
+
+
+def _unreadable(src: Source, e: Exception) -> SourceError:
+    return SourceError(src.name, f"not a readable Parquet file ({e})")
 
 
 def _foreign(src: Source) -> SourceError:
@@ -101,7 +105,7 @@ def _schema(src: Source) -> dict[str, pl.DataType]:
     try:
         schema = dict(pl.read_parquet_schema(src.path))
     except Exception as e:  # noqa: BLE001 - Polars raises ComputeError, OSError...: the file is damaged
-        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+        raise _unreadable(src, e) from None
     if SOURCE not in schema:
         raise _foreign(src)
     return schema
@@ -131,6 +135,7 @@ class ParquetOrigin(Origin):
 
     def __init__(self, src: Source, file_no: int, rows: int) -> None:
         self.src, self.name, self.file_no, self.rows = src, src.name, file_no, rows
+        self._starts: list[int] | None = None  # where each row group starts, read from the footer on first use
 
     def documents(self, local: list[int]) -> list[dict]:
         return [orjson.loads(text) for text in self.texts(local)]
@@ -142,9 +147,11 @@ class ParquetOrigin(Origin):
         import pyarrow as pa
 
         pf = _open(self.src)
-        starts = [0]
-        for g in range(pf.num_row_groups):
-            starts.append(starts[-1] + pf.metadata.row_group(g).num_rows)
+        if self._starts is None:  # every rule's alerts read documents: the layout once
+            self._starts = [0]
+            for g in range(pf.num_row_groups):
+                self._starts.append(self._starts[-1] + pf.metadata.row_group(g).num_rows)
+        starts = self._starts
         out: list[bytes] = []
         k = 0
         while k < len(local):
@@ -174,7 +181,7 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
         frame = pl.read_parquet(src.path, columns=direct) if direct else None
         rows = frame.height if frame is not None else pl.scan_parquet(src.path).select(pl.len()).collect().item()
     except Exception as e:  # noqa: BLE001 - a damaged page or footer: the input's error, not a traceback
-        raise SourceError(src.name, f"not a readable Parquet file ({e})") from None
+        raise _unreadable(src, e) from None
     table = frame.to_arrow(compat_level=pl.CompatLevel.newest()) if frame is not None else None
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     types: dict[str, ColumnType | None] = {}

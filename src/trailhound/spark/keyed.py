@@ -342,29 +342,15 @@ def run_key(spec: KeyedSpec, key: list, saved: str | None, units: list[tuple[int
 
 def expire(run: Any, clock: int | None) -> None:
     """Drop what one key's correlator holds that the rule's correlator over all keys drops once its watermark is
-    `clock` (engine/correlate.py: NewTermsRun and SequenceRun expire at their watermark after each batch)."""
-    if clock is None:
-        return
-    if isinstance(run, NewTermsRun):
-        run.state.expire(clock)
-    elif isinstance(run, SequenceRun) and run.maxspan_ns is not None:
-        run.state.expire(clock)
-        if any(run.absent.values()):
-            run._forget_absent(clock - run.maxspan_ns)  # as SequenceRun._decide does at the watermark
+    `clock` (their `expire_at`; samples keep everything until the end)."""
+    if clock is not None and isinstance(run, (NewTermsRun, SequenceRun)):
+        run.expire_at(clock)
 
 
 def deadline(run: Any) -> int | None:
     """The rule time (ns) after which something in a key's state expires (`expire` at a clock past it drops it);
     None when nothing in it ever expires (samples, sequences without maxspan)."""
-    if isinstance(run, NewTermsRun):
-        seen = run.state.last_seen
-        return min(seen.values()) + run.state.history_ns if seen else None
-    if isinstance(run, SequenceRun) and run.maxspan_ns is not None:
-        span = run.maxspan_ns
-        due = [p.start_ts + span for slots in run.state.pending.values() for p in slots if p is not None]
-        due += [times[0] + 2 * span for per_key in run.absent.values() for times in per_key.values() if times]
-        return min(due) if due else None
-    return None
+    return run.deadline() if isinstance(run, (NewTermsRun, SequenceRun)) else None
 
 
 def timeout_ms(due: int, watermark_ms: int) -> int:

@@ -25,7 +25,6 @@ does not grow with the number of events beyond the index lookups.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -209,19 +208,8 @@ def _needle_rows(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> dict[tupl
 
 def _compile_atom(compiler: PolarsCompiler, e: ir.Expr, path: str, element_wise: bool, lowered: bool) -> pl.Expr:
     """An atom's Polars expression over the distinct values (or elements, `element_wise`) of `path`, reading its
-    lower-cased companion when `lowered` (then `compiler` is one that reads it). Under a lock: lazy atoms are
-    compiled while fields are evaluated on threads, and a compiler holds the atom being compiled."""
-    with _COMPILING:
-        if element_wise:
-            compiler._pre = path if lowered else None
-            try:
-                return compiler._scalar_atom(e, {path: pl.col(LOWER_PREFIX + path if lowered else path)})
-            finally:
-                compiler._pre = None
-        return compiler.any_element(e)
-
-
-_COMPILING = threading.Lock()
+    lower-cased companion when `lowered` (then `compiler` is one that reads it, for a whole value)."""
+    return compiler.element_atom(e, path, lowered) if element_wise else compiler.any_element(e)
 
 
 def _owners(items, found: np.ndarray):
@@ -368,9 +356,8 @@ class SharedFilters:
             return atom
         known = self._compiled.atoms.get(key)
         if known is not None and known.true is not None:  # its truth is the constant's, whatever the frame
-            value = bool(known.true[0])
-            atom = self._atoms[key] = replace(known, count=self.height if value else 0)
-            return atom
+            self._adopt(known)
+            return self._atoms[key]
         expr = self._values.any_element(e)
         atom = self._atoms[key] = Atom(expr, None, False, key=key)  # its expression until evaluated, then its value
         self._constants.append((atom, expr))
