@@ -51,9 +51,11 @@ def test_lab_capture_with_the_pack_gives_the_same_alerts_over_parquet(tmp_path):
     files = sorted(out.glob("*.parquet"))
     assert len(files) == 1
     meta = pq.ParquetFile(files[0])
-    assert meta.schema_arrow.metadata[b"trailhound.schema"] == b"1"
+    assert meta.schema_arrow.metadata[b"trailhound.schema"] == b"2"
     names = meta.schema_arrow.names
     assert {"__source", "__file", "__line", "process.name", "event.type", "@timestamp"} <= set(names)
+    # fields of few distinct values keep their codes
+    assert {"__codes.event.type", "__values.event.type", "__counts.event.type", "__codes.process.name"} <= set(names)
     assert str(meta.schema_arrow.field("event.type").type).startswith("large_list")
     want = _alerts([ndjson])
     assert len(want) > 20

@@ -16,7 +16,6 @@ from trailhound.engine.filter.encoding import (
     _SCANS_BEFORE_INDEX,
     _SLICE_LIMIT,
     FieldValues,
-    _codes,
     encode,
     stable_argsort,
 )
@@ -30,6 +29,7 @@ from trailhound.engine.search import (
 )
 from trailhound.lang.parser import parse
 from trailhound.sources import events_from_documents
+from trailhound.sources.dictionary import _codes
 
 from helpers import batch_and_singles
 

@@ -8,6 +8,7 @@ means a literal `d`, `"..."` quotes literal text, `@` is any string and `#` is n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -38,9 +39,41 @@ def check_pattern(kind: str, pattern: str, case_insensitive: bool = False, from_
         plan_wildcard(pattern)
 
 
-@lru_cache(maxsize=1 << 14)
+#: regexes that compiled in a `check_wildcards` batch: not checked again one by one
+_PASSED: set[str] = set()
+
+
+def check_wildcards(patterns: Iterable[str]) -> None:
+    """Check the regexes of many wildcard patterns (as `plan_wildcard` will plan them) in one query of the regex
+    engine: a query per pattern costs ~0.2 ms, 0.07 s of the Linux rule set's compile time, against 0.01 s for one
+    query of all. Those that compile are remembered; if one does not, each is checked alone when it is planned,
+    which says which and why."""
+    todo = []
+    for pattern in dict.fromkeys(patterns):
+        if len(pattern) <= MAX_WILDCARD_LENGTH and (plan := _plan_wildcard(pattern)).kind == "regex" \
+                and plan.text not in _PASSED:
+            todo.append(plan.text)
+    if not todo:
+        return
+    import polars as pl
+
+    try:
+        pl.select([pl.lit("", dtype=pl.String).str.contains(regex).alias(f"r{i}") for i, regex in enumerate(todo)])
+    except pl.exceptions.PolarsError:
+        return
+    if len(_PASSED) + len(todo) > 1 << 16:  # bounded, as the per-pattern cache is
+        _PASSED.clear()
+    _PASSED.update(todo)
+
+
 def _check_regex(regex: str, source: str) -> None:
     """Compile the translated pattern with the regex engine the engine runs (Rust's, in Polars)."""
+    if regex not in _PASSED:
+        _check_regex_alone(regex, source)
+
+
+@lru_cache(maxsize=1 << 14)
+def _check_regex_alone(regex: str, source: str) -> None:
     import polars as pl
 
     try:

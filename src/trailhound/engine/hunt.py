@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import polars as pl
 
 from .._gc import no_gc
+from ..compile.patterns import check_wildcards
 from ..lang import ir
 from ..lang.errors import QueryError
 from ..rules.check import RuleCheck, ecs
@@ -25,6 +26,7 @@ from ..rules.errors import RuleError, reason_of
 from ..rules.exceptions import ExceptionItem, ExceptionList, excluding, items_for
 from ..rules.model import date_math_ms
 from ..sources import EventTable, ReadOptions, load_events
+from ..sources.dictionary import Encoding
 from .filter.frame import FrameOptions
 from .filter.shared import SharedFilters
 from .runs import Hunt, RuleRun
@@ -74,15 +76,16 @@ class _Frame:
     half done, so after a failure the rules go on with fresh work (nothing shared yet): a failure
     costs some repeated work, never another rule's result."""
 
-    def __init__(self, frame: pl.DataFrame) -> None:
+    def __init__(self, frame: pl.DataFrame, encodings: dict[str, Encoding] | None = None) -> None:
         self.current = frame
+        self.encodings = encodings  # columns the store kept encoded (EventTable.encodings)
         self._work: dict[tuple, SharedFilters] = {}
 
     def shared(self, options: FrameOptions) -> SharedFilters:
         key = options.key()
         work = self._work.get(key)
         if work is None:
-            work = self._work[key] = SharedFilters(self.current, options)
+            work = self._work[key] = SharedFilters(self.current, options, encodings=self.encodings)
         return work
 
     def spoil(self) -> None:
@@ -110,6 +113,10 @@ def _register_filters(frame: _Frame, batches: dict[tuple, list[int]], batch_opti
     are evaluated in one pass (one needle scan of its texts, one probe of its distinct values) rather than once per
     batch kind (events, sequences, new_terms) that reads the field. A filter that does not compile is left to its
     batch, which reports it; anything else spoils the shared work (the batches start afresh)."""
+    # the regexes of every wildcard checked in one query of the regex engine, not one each (compile/patterns.py)
+    check_wildcards(p.lower() if e.case_insensitive else p for members in batches.values() for i in members
+                    for f in ir.query_filters(queries[i]) for e in ir.walk(f.condition)
+                    if isinstance(e, ir.Match) and e.kind == "wildcard" for p in e.patterns)
     try:
         for key, members in batches.items():
             shared = frame.shared(batch_options[key])
@@ -155,7 +162,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     started = time.perf_counter()
     table = load_events(paths, sorted(fields), format=input_format, options=read_options)
     load_seconds = time.perf_counter() - started
-    frame = _Frame(table.frame)
+    frame = _Frame(table.lean_frame, table.encodings)
     done = 0
 
     def tick(n: int = 1) -> None:
@@ -203,7 +210,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
     for i, options in singles:
         t0 = time.perf_counter()
         try:
-            runs[i].record(search(queries[i], frame.current, options))
+            runs[i].record(search(queries[i], table.frame, options))
         except Exception as e:  # noqa: BLE001 - a rule that cannot run on this data says why
             runs[i].fail(e)  # a single search shares no work: nothing to spoil
         runs[i].seconds = time.perf_counter() - t0

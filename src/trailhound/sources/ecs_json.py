@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from trailhound._gc import no_gc
 from trailhound.enrich import ProcessTree
+from trailhound.sources.dictionary import Encoding
 from trailhound.sources.ecs_readers import (
     Declaration,
     JsonOrigin,
@@ -423,7 +424,11 @@ class _Loader:
                     kinds = (kinds - {"arr"}) | elements
                 out[name] = (kinds, is_list)
         for name, t in part.types.items():
-            if t is not None:
+            if t is not None and name not in part.columns:  # kept encoded: its distinct values tell
+                distinct = part.encodings[name][0]
+                items = distinct.explode() if t.is_list else distinct
+                out[name] = ({t.base} if items.null_count() < items.len() else set(), t.is_list)
+            elif t is not None:
                 values = pc.list_flatten(part.columns[name]) if t.is_list else part.columns[name]
                 out[name] = ({t.base} if values.null_count < len(values) else set(), t.is_list)
         return out, nested
@@ -441,6 +446,11 @@ class _Loader:
         for part in parts:
             part.origin.start = start
             start += part.origin.rows
+        # columns every part keeps encoded stay so (EventTable makes them when its frame is asked for); the others
+        # are made and converted as usual
+        coded = _encodings(parts, final)
+        whole = final
+        final = {name: t for name, t in final.items() if name not in coded}
         # consecutive parts of the Python reader (JSON text columns) convert in one query: many
         # small inputs cost little more than one big one
         group: list[Part] = []
@@ -457,7 +467,8 @@ class _Loader:
                              "__file")
         report = LoadReport(files, frame.height, [Skipped(*s) for s in self.skips.kept],
                             self.skips.count, self.notes, self.inputs)
-        return EventTable(frame, frozenset(final), report, [p.origin for p in parts])
+        return EventTable(frame, frozenset(whole), report, [p.origin for p in parts], coded,
+                          [*whole, "__row", "__file"])
 
     def _convert(self, parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame:
         """The columns of these parts (of the same column types), one after the other, in their
@@ -472,7 +483,7 @@ class _Loader:
         columns, select = {}, []
         for k, (name, want) in enumerate(final.items()):
             x, have = f"c{k}", part.types.get(name)
-            chunks = [p.columns.get(name, pa.nulls(p.origin.rows, pa.string())) for p in parts]
+            chunks = [c if (c := p.column(name)) is not None else pa.nulls(p.origin.rows, pa.string()) for p in parts]
             columns[x] = chunks[0] if len(chunks) == 1 else pa.chunked_array(
                 [c for chunk in chunks for c in (chunk.chunks if isinstance(chunk, pa.ChunkedArray) else [chunk])],
                 chunks[0].type)
@@ -488,6 +499,27 @@ class _Loader:
         assert isinstance(frame, pl.DataFrame)  # a pa.Table gives one (polars cannot overload on pyarrow's types)
         frame = frame.cast({name: _polars_type(t) for name, t in final.items()})
         return frame.with_columns(file_col)
+
+
+def _encodings(parts: list[Part], final: dict[str, ColumnType]) -> dict[str, Encoding]:
+    """The encoding of each final column whose every part came encoded from the store in its final type (a part
+    without the field is all null, one value), from its parts' encodings (merged when first asked for)."""
+    out = {}
+    for name, want in final.items():
+        got = []
+        for part in parts:
+            if name in part.encodings and part.types.get(name) == want:
+                got.append(part.encodings[name])
+            elif part.types.get(name) is None and (column := part.columns.get(name)) is not None \
+                    and column.null_count == len(column) and any(p.encodings for p in parts):
+                got.append((pl.Series(name, [None], dtype=_polars_type(want)), np.zeros(len(column), dtype=np.uint32),
+                            np.array([len(column)])))
+            else:
+                break
+        else:
+            if got and all(values.dtype == _polars_type(want) for values, _, _ in got):
+                out[name] = Encoding(got)
+    return out
 
 
 def _python_frame(parts: list[Part], final: dict[str, ColumnType]) -> pl.DataFrame | None:

@@ -18,7 +18,7 @@ import re
 import zlib
 from array import array
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # DuckDB is imported where it reads a file: raw logs (auditd, syslog) never need it
     import duckdb
+
+    from trailhound.sources.dictionary import EncodedPart
 
 from trailhound._gc import no_gc
 from trailhound.sources.ecs_values import (
@@ -243,6 +245,16 @@ class Part:
     columns: dict[str, pa.Array | pa.ChunkedArray]
     types: dict[str, ColumnType | None]
     stats: Stats | None = None  # kinds and list-ness of each column, when the reader saw them
+    #: per column the store keeps encoded (sources/parquet.py): its distinct values and each row's code among them;
+    #: such a column is not in `columns` until `column` makes it
+    encodings: dict[str, EncodedPart] = field(default_factory=dict)
+
+    def column(self, name: str) -> pa.Array | pa.ChunkedArray | None:
+        """A column of the part, made from its encoding if it has one (the values gathered by the codes)."""
+        if name not in self.columns and name in self.encodings:
+            values, codes, _ = self.encodings[name]
+            self.columns[name] = values.gather(codes).to_arrow(compat_level=pl.CompatLevel.newest())
+        return self.columns.get(name)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ The schema (version 1, stable; README "Spark and Parquet"):
 * ``__source`` (string): the event document as compact JSON, exactly as the rules see it (after
   normalization and the process tree): what alerts and ``query`` print;
 * ``__file`` (string) and ``__line`` (int64): the input and line the event came from;
-* file metadata ``trailhound.schema = "1"``.
+* (version 2) for each field with few distinct values (at most half the file's rows: `parquet_writer.CODED_SHARE`),
+  ``__codes.<field>`` (uint32): each row's code; ``__values.<field>`` (the field's type): the distinct values in
+  code order in the first rows, null after them; ``__counts.<field>`` (uint32): the rows of each value, alike; file
+  metadata ``trailhound.codes``: JSON, each such field's number of distinct values (a null value among them counts).
+  A hunt reads these instead of the field's column and does not hash every row again (sources/dictionary.py);
+* file metadata ``trailhound.schema = "2"``. Version 1 (without codes) reads as before.
 
 A directory of such files is a data set: the commands take the directory and read its
 ``*.parquet`` files in name order. The typed columns are what make Parquet fast: a query loads
@@ -35,12 +40,20 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from .dictionary import EncodedPart
     from .ecs_values import ColumnType, FieldPath
 
 MAGIC = b"PAR1"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SOURCE, FILE, LINE = "__source", "__file", "__line"
 OWN_COLUMNS = (SOURCE, FILE, LINE)
+CODES, VALUES, COUNTS = "__codes.", "__values.", "__counts."
+CODED = "trailhound.codes"  # file metadata: JSON, {field: its number of distinct values}
+
+
+def is_own(name: str) -> bool:
+    """Whether a column is the store's own (the document, its origin, a field's codes), not an event field."""
+    return name in OWN_COLUMNS or name.startswith((CODES, VALUES, COUNTS))
 
 
 def _not_lines(lines, skip, options):
@@ -113,7 +126,7 @@ def _schema(src: Source) -> dict[str, pl.DataType]:
 
 def field_names(src: Source) -> set[str]:
     """The fields of a Parquet input (its typed columns)."""
-    return {n for n in _schema(src) if n not in OWN_COLUMNS}
+    return {n for n in _schema(src) if not is_own(n)}
 
 
 def column_type(t: pl.DataType) -> ColumnType | None:
@@ -173,23 +186,30 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     import pyarrow as pa
 
     schema = _schema(src)
-    names = set(schema) - set(OWN_COLUMNS)
+    names = {n for n in schema if not is_own(n)}
     direct = [p.name for p in paths if p.name in names and column_type(schema[p.name]) is not None]
     # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
     # without a copy when the loader makes its frame
     try:
-        frame = pl.read_parquet(src.path, columns=direct) if direct else None
+        coded = _coded(src, schema, direct)
+        frame = pl.read_parquet(src.path, columns=[CODES + n if n in coded else n for n in direct]) if direct else None
         rows = frame.height if frame is not None else pl.scan_parquet(src.path).select(pl.len()).collect().item()
+        encodings = _encodings(src, schema, coded, frame) if coded and frame is not None else {}
+    except SourceError:
+        raise
     except Exception as e:  # noqa: BLE001 - a damaged page or footer: the input's error, not a traceback
         raise _unreadable(src, e) from None
-    table = frame.to_arrow(compat_level=pl.CompatLevel.newest()) if frame is not None else None
+    plain = [n for n in direct if n not in encodings]
+    # a coded field has no column here: the loader makes it from its codes where the frame needs it (EventTable)
+    table = frame.select(plain).to_arrow(compat_level=pl.CompatLevel.newest()) if frame is not None else None
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     types: dict[str, ColumnType | None] = {}
     for name in direct:
-        assert table is not None
-        columns[name] = table.column(name)
         types[name] = column_type(schema[name])
-    other = [p for p in paths if p.name not in columns]
+        if name not in encodings:
+            assert table is not None
+            columns[name] = table.column(name)
+    other = [p for p in paths if p.name not in types]
     deeper = [p for p in other if p.name in names or any(n.startswith(p.name + ".") for n in names)]
     if deeper:  # values only the document holds whole: the loader's own reading of them
         json_rows = Rows(deeper)
@@ -202,7 +222,40 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     for p in other:
         if p.name not in columns:  # no such field in this file
             columns[p.name], types[p.name] = pa.nulls(rows, pa.string()), None
-    return Part(ParquetOrigin(src, file_no, rows), columns, types)
+    return Part(ParquetOrigin(src, file_no, rows), columns, types, encodings=encodings)
+
+
+def _coded(src: Source, schema: dict[str, pl.DataType], direct: list[str]) -> dict[str, int]:
+    """The requested fields whose codes the file keeps (version 2), and their numbers of distinct values."""
+    import polars as pl
+
+    if not any(CODES + n in schema for n in direct):
+        return {}
+    counts = orjson.loads(pl.read_parquet_metadata(src.path).get(CODED, "{}"))
+    return {n: counts[n] for n in direct if n in counts and CODES + n in schema and schema.get(VALUES + n) == schema[n]}
+
+
+def _encodings(src: Source, schema: dict[str, pl.DataType], coded: dict[str, int],
+               frame: pl.DataFrame) -> dict[str, EncodedPart]:
+    """Each coded field's distinct values (the first rows of its ``__values`` column) and its codes, checked: a code
+    past the values is a damaged file, never a wrong value."""
+    import polars as pl
+
+    values = pl.read_parquet(src.path, columns=[VALUES + n for n in coded] + [COUNTS + n for n in coded
+                                                                               if COUNTS + n in schema],
+                             n_rows=max(coded.values()))
+    out: dict[str, EncodedPart] = {}
+    for name, count in coded.items():
+        codes = frame.get_column(CODES + name)
+        top = codes.max() if codes.len() else None
+        if codes.null_count() or (isinstance(top, int) and top >= count) or values.height < count:
+            raise SourceError(src.name, f"the codes of {name} do not match its values: a damaged file")
+        counts = values.get_column(COUNTS + name).head(count) if COUNTS + name in values.columns else None
+        if counts is not None and (counts.null_count() or counts.sum() != codes.len()):
+            raise SourceError(src.name, f"the counts of {name} do not match its codes: a damaged file")
+        out[name] = (values.get_column(VALUES + name).head(count).alias(name), codes,
+                     None if counts is None else counts.to_numpy())
+    return out
 
 
 def documents(src: Source) -> Iterator[tuple[dict, int]]:

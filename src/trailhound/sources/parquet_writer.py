@@ -4,11 +4,13 @@ normalize --to parquet DIR`). Apart from the reader because it types the columns
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
+from .dictionary import encode
 from .ecs_readers import dump_document
-from .parquet import FILE, LINE, OWN_COLUMNS, SCHEMA_VERSION, SOURCE
+from .parquet import CODED, CODES, COUNTS, FILE, LINE, SCHEMA_VERSION, SOURCE, VALUES, is_own
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -17,6 +19,10 @@ ROWS_PER_FILE = 250_000
 """Events per Parquet file written: the writer holds one file's events, so this bounds its memory."""
 ROW_GROUP_ROWS = 32_768
 """Rows per row group: a document is read back by reading its group's ``__source``."""
+CODED_SHARE = 0.5
+"""A field's codes are stored when its distinct values are at most this share of the file's rows: below it, its
+codes and distinct values are read faster than its values are read and hashed (a timestamp, nearly one value per
+row, has none)."""
 
 
 class ParquetWriter:
@@ -54,6 +60,8 @@ class ParquetWriter:
 
 def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
     """The Arrow table of these documents in the schema above."""
+    import numpy as np
+    import polars as pl
     import pyarrow as pa
 
     from .ecs_json import events_from_documents
@@ -61,12 +69,26 @@ def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
     table = events_from_documents(docs, None)
     kept = [line - 1 for _, line in table.locations(range(table.frame.height))]
     frame = table.frame.drop("__row", "__file")
-    frame = frame.select([c for c in frame.columns if c not in OWN_COLUMNS])
+    frame = frame.select([c for c in frame.columns if not is_own(c)])
+    coded, extra = {}, []
+    for name in frame.columns:
+        values, codes = encode(frame[name])
+        if frame.height and values.len() <= frame.height * CODED_SHARE:
+            coded[name] = values.len()
+            extra.append(pl.Series(CODES + name, codes, dtype=pl.UInt32))
+            extra.append(values.extend_constant(None, frame.height - values.len()).alias(VALUES + name))
+            extra.append(pl.Series(COUNTS + name, np.bincount(codes, minlength=values.len()), dtype=pl.UInt32)
+                         .extend_constant(None, frame.height - values.len()))
     arrow = frame.to_arrow()
     arrow = arrow.append_column(SOURCE, pa.array([_dumps(docs[k]) for k in kept], pa.large_string()))
     arrow = arrow.append_column(FILE, pa.array([origins[k][0] for k in kept], pa.string()))
     arrow = arrow.append_column(LINE, pa.array([origins[k][1] for k in kept], pa.int64()))
-    return arrow.replace_schema_metadata({"trailhound.schema": SCHEMA_VERSION})
+    if extra:
+        codes_table = pl.DataFrame(extra).to_arrow()
+        for name, column in zip(codes_table.column_names, codes_table.columns):
+            arrow = arrow.append_column(name, column)
+    return arrow.replace_schema_metadata({"trailhound.schema": SCHEMA_VERSION,
+                                          CODED: json.dumps(coded, separators=(",", ":"))})
 
 
 def _dumps(doc: dict) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from trailhound.sources.dictionary import Encoding
 from trailhound.sources.ecs_readers import Origin
 
 MAX_SKIPPED_KEPT = 1000
@@ -53,12 +54,32 @@ class EventTable:
     """
 
     def __init__(self, frame: pl.DataFrame, present: frozenset[str], report: LoadReport,
-                 origins: list[Origin]) -> None:
-        self.frame = frame
+                 origins: list[Origin], encodings: dict[str, Encoding] | None = None,
+                 order: list[str] | None = None) -> None:
+        #: the columns the columnar store kept encoded (sources/dictionary.py): per column, its distinct values and
+        #: each row's code among them. Those missing from `lean_frame` are made when `frame` is first read
+        self.encodings = encodings or {}
+        self.lean_frame = frame
+        self._order = order
+        self._frame = frame if all(n in frame.columns for n in self.encodings) else None
         self.present = present
         self.report = report
         self._origins = origins
         self._starts = [o.start for o in origins]
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """Every column, in order: the fields, ``__row``, ``__file``."""
+        if self._frame is None:
+            made = [pl.lit(values).gather(pl.lit(pl.Series(codes))).alias(name)
+                    for name, encoding in self.encodings.items() if name not in self.lean_frame.columns
+                    for values, codes, _ in [encoding.merged()]]
+            self._frame = self.lean_frame.with_columns(made).select(self._order or self.lean_frame.columns)
+        return self._frame
+
+    @property
+    def height(self) -> int:
+        return self.lean_frame.height
 
     def documents(self, rows: Sequence[int]) -> list[dict]:
         """The original documents (parsed JSON, unchanged) for these ``__row`` values, in order.
@@ -82,8 +103,8 @@ class EventTable:
         rows = [int(r) for r in rows]
         groups: dict[int, list[int]] = {}
         for r in rows:
-            if not 0 <= r < self.frame.height:
-                raise IndexError(f"row {r} out of range (the table has {self.frame.height} rows)")
+            if not 0 <= r < self.height:
+                raise IndexError(f"row {r} out of range (the table has {self.height} rows)")
             # The last input starting at or before r: inputs without rows share a start.
             groups.setdefault(bisect.bisect_right(self._starts, r) - 1, []).append(r)
         found: dict[int, object] = {}

@@ -18,7 +18,7 @@ from ...compile.polars import PolarsCompiler, lowered_columns
 from ...compile.schema import Schema
 from ...lang import ir
 from ...lang.errors import QueryError
-from .frame import ORDER, FrameOptions, columns, prepare
+from .frame import ORDER, FrameOptions, prepare
 from .shared import SharedFilters
 
 
@@ -192,19 +192,19 @@ def _ordered_rows(shared: SharedFilters, positions: np.ndarray,
     """These rows (by position, kept as `__pos`) with ORDER and `fields` prepared, in event order.
     The order keys come from the SharedFilters, which parses the timestamps once per frame,
     unless the rows are few and no order was made yet: then they are sorted on their own."""
-    frame, options = shared.frame, shared.options
+    options = shared.options
     wanted = set(fields) | {options.aliases[a] for a in fields if a in options.aliases}
-    if not shared.has_order() and len(positions) * 8 < frame.height:
+    if not shared.has_order() and len(positions) * 8 < shared.height:
         ts, tb = options.timestamp_field, options.tiebreaker_field
         for f in (ts, tb, options.aliases.get(ts), options.aliases.get(tb) if tb is not None else None):
             if f is not None:
                 wanted.add(f)
-        base = columns(frame, sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+        base = shared.columns(sorted((wanted & shared.names) | {"__row"}), positions)
         return (prepare(base, options, set(fields))[0].with_columns(pl.Series("__pos", positions, dtype=pl.Int64))
                 .sort(ORDER, nulls_last=True).collect())
     keys = shared.order()[0]
     positions = shared.in_event_order(positions)
-    base = columns(frame, sorted((wanted & set(frame.columns)) | {"__row"})).gather(positions)
+    base = shared.columns(sorted((wanted & shared.names) | {"__row"}), positions)
     prepared = prepare(base, options, set(fields))[0].drop("__ts", "__tb").collect()
     return pl.concat([prepared, keys[positions]], how="horizontal").with_columns(
         pl.Series("__pos", positions, dtype=pl.Int64))

@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ...sources.dictionary import encode
+
+__all__ = ["FieldValues", "Items", "encode", "grouped", "stable_argsort"]
+
 #: above this many true distinct values, a mask over all rows beats gathering index slices
 _SLICE_LIMIT = 256
 #: a field's first few row lookups scan its codes (one gather and scan, ~2 ms a million rows); past them, its inverted
@@ -20,10 +24,11 @@ _SCANS_BEFORE_INDEX = 4
 class FieldValues:
     """One field dictionary-encoded: its distinct values (null included) and each row's code."""
 
-    def __init__(self, values: pl.DataFrame, codes: np.ndarray) -> None:
+    def __init__(self, values: pl.DataFrame, codes: np.ndarray, counts: np.ndarray | None = None) -> None:
         self.values = values  # one column, named after the field, values as the compiler reads them
         self.codes = codes  # uint32, one per row
-        self.counts = np.bincount(codes, minlength=values.height)
+        #: each value's number of rows (given when the columnar store kept them)
+        self.counts = np.bincount(codes, minlength=values.height) if counts is None else counts
         self._order: np.ndarray | None = None
         self._starts: np.ndarray | None = None
         self._items: Items | None = None
@@ -104,84 +109,3 @@ def stable_argsort(codes: np.ndarray, n_values: int) -> np.ndarray:
         return np.argsort(codes.astype(np.uint16), kind="stable")
     low = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
     return low[np.argsort((codes[low] >> 16).astype(np.uint16), kind="stable")]
-
-
-def encode(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of a column (null last when present) and each row's index into them.
-
-    Strings and integers by Arrow's hash dictionary-encoding: one pass over the column (Polars' `unique` then an
-    Enum cast hashed every string twice; its `group_by` of integers gathered a row list per value), about 1.5-3x
-    less CPU a field. Which distinct value gets which code is of no consequence to the callers."""
-    if series.dtype == pl.String or series.dtype.is_integer():
-        import pyarrow.compute as pc
-
-        # string views go to Arrow without a copy, and Arrow hashes them faster than large strings
-        encoded = pc.dictionary_encode(series.to_arrow(compat_level=pl.CompatLevel.newest()))
-        distinct = len(encoded.dictionary)
-        values = pl.Series(series.name, encoded.dictionary).cast(series.dtype)
-        indices = encoded.indices
-        if indices.null_count:
-            values = pl.concat([values, pl.Series([None], dtype=series.dtype)])
-        return values, _codes(indices, distinct)
-    if isinstance(series.dtype, pl.List) and (series.dtype.inner == pl.String or series.dtype.inner.is_integer()):
-        return _encode_lists(series)
-    return _encode_grouped(series)
-
-
-def _codes(indices, fill: int) -> np.ndarray:
-    """An Arrow integer array (or chunked array) as uint32 codes, nulls as `fill`, read from its buffers: pyarrow's
-    `to_numpy` and `fill_null` import pandas where it is installed (0.2 s on a hunt that needs nothing of it), and
-    Polars' fill and cast cost ~2 ms a million rows (about 10x this), on every field a hunt encodes."""
-    chunks = indices.chunks if hasattr(indices, "chunks") else [indices]
-    parts = []
-    for chunk in chunks:
-        validity, data = chunk.buffers()[:2]
-        width = chunk.type.bit_width // 8
-        raw = np.frombuffer(data, dtype=np.dtype(f"int{chunk.type.bit_width}"), count=len(chunk),
-                            offset=chunk.offset * width)
-        if chunk.null_count:
-            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + len(chunk),
-                                  bitorder="little")[chunk.offset:].view(bool)
-            parts.append(np.where(valid, raw, fill).astype(np.uint32))
-        else:
-            parts.append(raw.astype(np.uint32))
-    if not parts:
-        return np.empty(0, dtype=np.uint32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _encode_grouped(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """`encode` by a group_by (floats, booleans, lists of other types)."""
-    groups = (pl.DataFrame({"v": series}).with_row_index("__i")
-              .group_by("v").agg(pl.col("__i")))
-    codes = np.empty(series.len(), dtype=np.uint32)
-    idx = groups["__i"].explode().to_numpy()
-    codes[idx] = np.repeat(np.arange(groups.height, dtype=np.uint32), groups["__i"].list.len().to_numpy())
-    return groups["v"], codes
-
-
-def _encode_lists(series: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """`encode` of a list column whose elements Arrow encodes exactly (strings, integers): each element's code,
-    then each array as the bytes of its elements' codes (4 bytes each, so equal bytes are equal arrays), encoded
-    in turn; an array's value is one of the rows that hold it. A null array is its own value, not the empty one."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arrays = series.to_arrow(compat_level=pl.CompatLevel.newest())
-    if arrays.offset or not pa.types.is_large_list(arrays.type):  # not the layout read below: the general way
-        return _encode_grouped(series)
-    elements = pc.dictionary_encode(arrays.values)
-    element_codes = _codes(elements.indices, len(elements.dictionary))
-    offsets = np.frombuffer(arrays.buffers()[1], dtype=np.int64, count=len(arrays) + 1) * 4
-    keys = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(arrays),
-                                            [arrays.buffers()[0], pa.py_buffer(offsets), pa.py_buffer(element_codes)],
-                                            null_count=arrays.null_count)
-    encoded = pc.dictionary_encode(keys)
-    distinct = len(encoded.dictionary)
-    indices = encoded.indices
-    out = _codes(indices, distinct)
-    if indices.null_count:
-        distinct += 1
-    holder = np.empty(distinct, dtype=np.int64)
-    holder[out] = np.arange(len(out))
-    return series.gather(holder), out

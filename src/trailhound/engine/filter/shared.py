@@ -25,6 +25,7 @@ does not grow with the number of events beyond the index lookups.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -38,8 +39,9 @@ from ...compile.polars import LOWER_PREFIX, PolarsCompiler, _insensitive_field, 
 from ...compile.schema import DATE_TYPES, Schema
 from ...compile.semantics import FLIP, is_pushable
 from ...lang import ir
+from ...sources.dictionary import Encoding
 from .encoding import FieldValues, encode, stable_argsort
-from .frame import FrameOptions, columns, prepare
+from .frame import FrameOptions, prepare
 from .plan import AnyOf, Atom, LazyExpr, Node, Planner, conjuncts, exact_strings, expr_nodes, tree_atoms, truth
 
 _WORKERS = min(4, os.cpu_count() or 1)
@@ -120,9 +122,11 @@ _PROBED = pl.lit(None, dtype=pl.Boolean)
 _NARROW_SHARE = 0.25
 
 
-def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom],
+                       falses: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(definitely true, definitely false) of each atom over the rows of `frame` (distinct values or array elements
-    of `path`, with its lower-cased companion if an atom reads it), as atoms × rows (an atom's truths contiguous).
+    of `path`, with its lower-cased companion if an atom reads it), as atoms × rows (an atom's truths contiguous);
+    without the second (None) when `falses` is off (array elements: only what is true of them is read).
 
     Hundreds of wildcard atoms read the same few fields (process.args, process.command_line, file.path), each a
     Polars pass per pattern over tens of thousands of distinct texts, and nearly all of them match few or none. A
@@ -135,7 +139,7 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
     compiled now (LazyExpr): the narrowed ones are never compiled."""
     n, k = frame.height, len(atoms)
     true = np.zeros((k, n), dtype=bool)
-    false = np.zeros((k, n), dtype=bool)
+    false = np.zeros((k, n), dtype=bool) if falses else None
     rows = _needle_rows(frame, path, atoms)
     # the needles are looked for in text columns only (a value the compiler reads otherwise is evaluated whole)
     texts = {lw: (name := LOWER_PREFIX + path if lw else path) in frame.columns and frame[name].dtype == pl.String
@@ -169,14 +173,16 @@ def _evaluate_narrowed(frame: pl.DataFrame, path: str, atoms: list[Atom]) -> tup
             hit = pl.DataFrame({"text": column.gather(where), "pattern": patterns}).select(test).to_series()
             found = hit.fill_null(False).to_numpy()
             true[owner[found], where[found]] = True
-        present = frame[path].is_not_null().to_numpy()
-        false[narrowed] = present & ~true[narrowed]
+        if false is not None:
+            present = frame[path].is_not_null().to_numpy()
+            false[narrowed] = present & ~true[narrowed]
     if whole:
         # with_columns: a constant atom still gets one value per row
         out = frame.with_columns(atoms[j].expression().alias(f"a{i}") for i, j in enumerate(whole)).select(
             f"a{i}" for i in range(len(whole)))
         true[whole] = out.select(pl.all().fill_null(False)).to_numpy().T
-        false[whole] = out.select((~pl.all()).fill_null(False)).to_numpy().T
+        if false is not None:
+            false[whole] = out.select((~pl.all()).fill_null(False)).to_numpy().T
     return true, false
 
 
@@ -244,20 +250,27 @@ class SharedFilters:
     should share its work (engine.hunt: every batch of rules with those options); it lives as long
     as the caller keeps it. A search that raised half-way may leave it half done: start a new one."""
 
-    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None) -> None:
+    def __init__(self, frame: pl.DataFrame, options: FrameOptions, compiled: CompiledAtoms | None = None,
+                 encodings: dict[str, Encoding] | None = None) -> None:
         self.frame = frame
+        #: columns already dictionary-encoded (EventTable.encodings: the columnar store keeps its codes), in `frame`
+        #: or not (EventTable.lean_frame): the filters read them through their codes (`field`, `columns`)
+        self.encodings = {n: e for n, e in (encodings or {}).items() if e.rows == frame.height}
         self.options = options
         self.key = options.key()
         self.height = frame.height
         self.types = options.types()
-        names = set(frame.columns)
+        self._in_frame = set(frame.columns)
+        missing = [pl.Series(n, [], dtype=e.dtype) for n, e in self.encodings.items() if n not in self._in_frame]
+        names = self.names = self._in_frame | set(self.encodings)
         self.source: dict[str, str] = {n: n for n in names}
         for alias, target in options.aliases.items():
             if alias not in names and target in names:
                 self.source[alias] = target
                 if target in self.types and alias not in self.types:
                     self.types[alias] = self.types[target]
-        lf, _ = prepare(frame.head(0), options, set(self.source))
+        head = frame.head(0).with_columns(missing) if missing else frame.head(0)
+        lf, _ = prepare(head, options, set(self.source))
         self.schema = Schema.of_frame(lf, self.types)
         self._fields: dict[str, FieldValues] = {}
         self._atoms: dict[str, Atom] = {}
@@ -269,7 +282,7 @@ class SharedFilters:
         self._lowered_values: dict[str, PolarsCompiler] = {}  # per field: reads its lower-cased companion
         self._order: tuple[pl.DataFrame, np.ndarray] | None = None
         # compiled atoms of earlier frames alike (same options, columns and dtypes): a stream's batches
-        self._compiled = compiled.of(self.key, frame) if compiled is not None else _Compiled()
+        self._compiled = compiled.of(self.key, head) if compiled is not None else _Compiled()
         # a stream of frames alike remembers the atoms' truths per value; one frame (a hunt) has no use for it
         self._remember = compiled is not None
 
@@ -391,12 +404,31 @@ class SharedFilters:
             fv = self._fields[path] = self._encode(path)
         return fv
 
+    def columns(self, names: Sequence[str], positions: np.ndarray | None = None) -> pl.DataFrame:
+        """These columns (of the frame's, `names`), at these row positions (every row when None): a column kept
+        encoded is its distinct values gathered by the codes of those rows."""
+        out = []
+        for name in names:
+            if name in self._in_frame:
+                column = self.frame.get_column(name)
+                out.append(column if positions is None else column.gather(positions))
+            else:
+                values, codes, _ = self.encodings[name].merged()
+                out.append(values.gather(codes if positions is None else codes[positions]).alias(name))
+        return pl.DataFrame(out)
+
     def _encode(self, path: str) -> FieldValues:
-        values, codes = encode(self.frame[self.source[path]])
+        name = self.source[path]
+        known = self.encodings.get(name)
+        counts = None
+        if known is not None and (name not in self._in_frame or known.dtype == self.frame.schema[name]):
+            values, codes, counts = known.merged()
+        else:
+            values, codes = encode(self.frame[name])
         es_type = self.types.get(path)
         if es_type in DATE_TYPES:
             values = pl.select(date_to_ns(pl.lit(values), values.dtype, es_type == "date_nanos")).to_series()
-        return FieldValues(values.alias(path).to_frame(), codes)
+        return FieldValues(values.alias(path).to_frame(), codes, counts)
 
     def _evaluate_pending(self) -> None:
         self._evaluate_constants()
@@ -454,8 +486,9 @@ class SharedFilters:
                 values = values.with_columns(lowered_columns([ir.Match(ir.Field(path), "wildcard", ("",), True)],
                                                              self.schema).values())
             true, false = _evaluate_narrowed(values, path, whole)
-            for j, a in enumerate(whole):
-                a.true, a.false = true[j].copy(), false[j].copy()
+            assert false is not None  # asked for
+            for j, a in enumerate(whole):  # rows of the matrices, each contiguous: no copy to fault in
+                a.true, a.false = true[j], false[j]
         element_wise = [a for a in atoms if a.element_wise and a.lookup is None]
         if element_wise:
             self._evaluate_elements(path, fv, element_wise)
@@ -522,17 +555,23 @@ class SharedFilters:
         frame = items.items.alias(path).to_frame()
         if any(a.lowered for a in atoms):
             frame = frame.with_columns(items.lowered().alias(LOWER_PREFIX + path))
-        mat, _ = _evaluate_narrowed(frame, path, atoms)
+        mat, _ = _evaluate_narrowed(frame, path, atoms, falses=False)
         # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
         # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
         some = np.asarray(mat.any(axis=0), dtype=bool)
         pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
         codes, owners = elem_codes[pairs], vids[pairs]
+        # the atoms true of no array (most) share one pair of read-only truths: a pair each was ~100 MB of fresh
+        # memory over process.args's 400 atoms and 60k arrays
+        nothing, everything = np.zeros(fv.values.height, dtype=bool), np.ones(fv.values.height, dtype=bool)
+        nothing.flags.writeable = everything.flags.writeable = False
         for j, a in enumerate(atoms):
-            a.true = np.zeros(fv.values.height, dtype=bool)
             if len(pairs) and mat[j].any():
+                a.true = np.zeros(fv.values.height, dtype=bool)
                 a.true[owners[mat[j][codes]]] = True
-            a.false = ~a.true
+                a.false = ~a.true
+            else:
+                a.true, a.false = nothing, everything
 
     # ---- event order ---------------------------------------------------------------------
 
@@ -541,7 +580,7 @@ class SharedFilters:
         if self._order is None:
             ts, tb = self.options.timestamp_field, self.options.tiebreaker_field
             wanted = {ts, tb, self.options.aliases.get(ts), self.options.aliases.get(tb) if tb is not None else None}
-            base = columns(self.frame, sorted((set(self.frame.columns) & wanted) | {"__row"}))
+            base = self.columns(sorted((self.names & wanted) | {"__row"}))
             keys = prepare(base, self.options, set())[0].select("__ts", "__tb", "__row").collect()
             by_order = keys.with_row_index("__pos").sort(["__ts", "__tb", "__row"], nulls_last=True)["__pos"]
             self._order = (keys.select("__ts", "__tb"), by_order.to_numpy().astype(np.int64))
@@ -627,7 +666,7 @@ class SharedFilters:
             nodes = expr_nodes(part)
             if nodes:
                 present = [p for p in planner.fallback_fields if p in self.source]
-                base = columns(self.frame, sorted({self.source[p] for p in present} | {"__row"})).gather(rows)
+                base = self.columns(sorted({self.source[p] for p in present} | {"__row"}), rows)
                 sub, _ = prepare(base, self.options, set(present))
                 out = sub.with_columns(n[1].alias(f"e{i}") for i, n in enumerate(nodes)).collect()
                 exprs = {id(n): out[f"e{i}"] for i, n in enumerate(nodes)}
