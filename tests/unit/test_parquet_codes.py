@@ -87,7 +87,7 @@ def test_the_store_loads_the_events_the_ndjson_gives(tmp_path):
     directory, files = _store(tmp_path, docs, 70)
     assert len(files) == 6
     want = events_from_documents(docs)
-    got = load_events([directory])
+    got = load_events([directory], encoded=True)
     names = sorted(want.present)
     assert got.present == want.present
     # the coded fields are not in the lean frame, and the whole frame has them as the documents give them
@@ -102,10 +102,14 @@ def test_the_store_loads_the_events_the_ndjson_gives(tmp_path):
         assert values.gather(codes).to_list() == want.frame[name].to_list(), name
         assert values.n_unique() == values.len()  # one code per distinct value, across the files
         assert counts is not None and counts.tolist() == np.bincount(codes, minlength=values.len()).tolist()
+    # read as values (a query reads every value of its fields): the same frame, no codes
+    plain = load_events([directory])
+    assert not plain.encodings and plain.lean_frame is plain.frame
+    assert plain.frame.select(names).equals(want.frame.select(names))
     # the store's files and an NDJSON of the same events, together: the fields no longer coded in every part
     ndjson = tmp_path / "events.ndjson"
     ndjson.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    both = load_events([directory, ndjson])
+    both = load_events([directory, ndjson], encoded=True)
     assert not both.encodings
     assert both.frame.select(names).equals(pl.concat([want.frame.select(names)] * 2))
 
@@ -114,7 +118,7 @@ def test_batched_searches_read_the_codes_as_they_read_the_values(tmp_path):
     """Event, sequence and sample batches over the lean frame (codes, no columns) and over the whole frame."""
     docs = _docs()
     directory, _ = _store(tmp_path, docs, 70)
-    table = load_events([directory])
+    table = load_events([directory], encoded=True)
     options = SearchOptions(size=1000)
     events = [parse(q) for q in [
         'process where process.name == "ssh"', 'any where process.args : "-*"', 'any where process.args == "bob"',
@@ -179,7 +183,7 @@ def test_codes_that_do_not_match_their_values_are_an_input_error(tmp_path):
     codes[5] = count  # past the values
     pq.write_table(table.set_column(i, "__codes.host.name", pa.array(codes, pa.uint32())), path)
     with pytest.raises(SourceError, match="damaged"):
-        load_events([directory], ["host.name"])
+        load_events([directory], ["host.name"], encoded=True)
 
 
 def test_merging_the_parts_of_a_column():
@@ -215,7 +219,7 @@ def test_wildcard_regexes_checked_together_still_fail_alone(monkeypatch):
 def test_documents_come_back_whole_from_a_coded_store(tmp_path):
     docs = _docs(150)
     directory, _ = _store(tmp_path, docs, 50)
-    got = load_events([directory], ["process.name"])
+    got = load_events([directory], ["process.name"], encoded=True)
     assert "process.name" in got.encodings
     assert got.documents([0, 75, 149]) == [orjson.loads(json.dumps(docs[k])) for k in (0, 75, 149)]
 
@@ -237,7 +241,7 @@ def test_es_eql_qa_batches_over_the_codes_equal_those_over_the_values(tmp_path):
         for k, d in enumerate(table.documents(range(table.frame.height)), 1):
             writer.add(d, cls.name, k)
         writer.close()
-        got = load_events([directory])
+        got = load_events([directory], encoded=True)
         coded += len(got.encodings)
         options = SearchOptions(tiebreaker_field=cls.tiebreaker, es_types=types, aliases=aliases, size=1000)
         queries = [parse(spec.query) for c, spec in es_eql.all_cases() if c.name == cls.name]

@@ -115,6 +115,7 @@ def plan_wildcard(pattern: str) -> WildcardPlan:
     return plan
 
 
+@lru_cache(maxsize=1 << 14)
 def _plan_wildcard(pattern: str) -> WildcardPlan:
     if "*" not in pattern and "?" not in pattern:
         return WildcardPlan("equals", pattern)

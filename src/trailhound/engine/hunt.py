@@ -160,7 +160,7 @@ def hunt(checks: Sequence[RuleCheck], paths: Sequence[str | os.PathLike],
         queries[i] = query
         fields |= wanted
     started = time.perf_counter()
-    table = load_events(paths, sorted(fields), format=input_format, options=read_options)
+    table = load_events(paths, sorted(fields), format=input_format, options=read_options, encoded=True)
     load_seconds = time.perf_counter() - started
     frame = _Frame(table.lean_frame, table.encodings)
     done = 0

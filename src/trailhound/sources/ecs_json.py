@@ -93,7 +93,7 @@ _ALL_SPELLINGS_PARTS = 6
 
 
 def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[str] | None = None, *,
-                format: str | None = None, options: ReadOptions | None = None) -> EventTable:
+                format: str | None = None, options: ReadOptions | None = None, encoded: bool = False) -> EventTable:
     """Load event files (NDJSON, or one JSON array of objects) in order.
 
     An input is a path, "-" for standard input, or a `Source` already opened. Pipes, FIFOs and
@@ -102,8 +102,10 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
     Files in another format (auditd, syslog, ... detected per file, or all read as `format`) go
     through their reader (`formats`) first, then through the process tree (`enrich`), which
     adds the parent and leader fields they lack. `fields` are dotted ECS paths; None loads every leaf
-    field in the data. Raises `SourceError` if a file is missing or unreadable; bad lines are
-    reported in `EventTable.report`, and what each input gave in `report.inputs`.
+    field in the data. `encoded`: the fields the columnar store keeps coded are read as their codes
+    (`EventTable.encodings`, for the shared filters, which read a field through its distinct values) instead of as
+    values. Raises `SourceError` if a file is missing or unreadable; bad lines are reported in `EventTable.report`,
+    and what each input gave in `report.inputs`.
 
     Memory: the frame holds the loaded fields of every event (Arrow columns; while a part is read,
     also its JSON text columns). ECS JSON documents are not kept: `documents()` reads them again
@@ -118,7 +120,7 @@ def load_events(paths: Sequence[str | os.PathLike | Source], fields: Collection[
 
     sources = [p if isinstance(p, Source) else Source.open(os.fspath(p)) for p in parquet.expand(paths)]
     formats = [format_of(src, format) for src in sources]
-    with _Loader(fields) as loader:
+    with _Loader(fields, encoded=encoded) as loader:
         return loader.load_files(sources, formats, options or ReadOptions())
 
 
@@ -149,7 +151,8 @@ class _Loader:
     small NDJSON files) convert in Python where that is exact (`_python_frame`), and then DuckDB is
     not even imported (0.1 s of every `hunt` over auditd or auth logs)."""
 
-    def __init__(self, fields: Collection[str] | None, shared_connection: bool = False) -> None:
+    def __init__(self, fields: Collection[str] | None, shared_connection: bool = False, encoded: bool = False) -> None:
+        self.encoded = encoded  # the store's coded fields read as codes (load_events)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._shared = shared_connection  # this thread's kept connection (`_memory_connection`), never closed here
         self.paths = None if fields is None else _requested_paths(fields)
@@ -277,7 +280,7 @@ class _Loader:
                 if held is None:  # Parquet: columns already typed (sources/parquet.py)
                     from . import parquet
 
-                    part = parquet.read_part(src, file_no, self.paths)
+                    part = parquet.read_part(src, file_no, self.paths, self.encoded)
                     self._count(src, self.inputs[file_no], part.origin.rows, part.origin.rows, self.skips.count)
                 else:
                     docs, numbers, rows = held

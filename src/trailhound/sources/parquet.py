@@ -179,9 +179,11 @@ class ParquetOrigin(Origin):
         return [k + 1 for k in local]
 
 
-def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
+def read_part(src: Source, file_no: int, paths: list[FieldPath], encoded: bool = False) -> Part:
     """The requested fields of a Parquet input, typed as written. A field without a column of its own
-    (the parent of other fields, or a type our writer does not write) is read from ``__source``."""
+    (the parent of other fields, or a type our writer does not write) is read from ``__source``. `encoded`: a field
+    whose codes the file keeps is read as its codes (`Part.encodings`), not as a column: where its values are all
+    read, the column costs less (a query); where they are read through their distinct values, the codes (a hunt)."""
     import polars as pl
     import pyarrow as pa
 
@@ -191,7 +193,7 @@ def read_part(src: Source, file_no: int, paths: list[FieldPath]) -> Part:
     # Polars reads Parquet faster than pyarrow, and its Arrow export (string views) returns to Polars
     # without a copy when the loader makes its frame
     try:
-        coded = _coded(src, schema, direct)
+        coded = _coded(src, schema, direct) if encoded else {}
         frame = pl.read_parquet(src.path, columns=[CODES + n if n in coded else n for n in direct]) if direct else None
         rows = frame.height if frame is not None else pl.scan_parquet(src.path).select(pl.len()).collect().item()
         encodings = _encodings(src, schema, coded, frame) if coded and frame is not None else {}

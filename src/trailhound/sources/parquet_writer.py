@@ -100,5 +100,8 @@ def write_table(table: pa.Table, path: str) -> None:
     import pyarrow.parquet as pq
 
     tmp = path + ".part"
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    # the codes in LZ4, the rest in zstd: a hunt reads every code of the fields it reads, and LZ4 decodes them faster
+    # (the 32 fields of the Linux rules over 1M events: 38-41 against 48-64 ms) for 3 MB more per 250,000 events
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
+                   compression={name: "lz4" if name.startswith(CODES) else "zstd" for name in table.column_names})
     os.replace(tmp, path)
