@@ -79,6 +79,7 @@ def test_the_writer_keeps_the_codes_of_fields_of_few_values(tmp_path):
         codes = frame[f"__codes.{name}"].to_numpy()
         assert frame[f"__values.{name}"].slice(count).null_count() == frame.height - count  # null after them
         assert values.gather(codes).to_list() == frame[name].to_list(), name
+        assert values.arg_sort(nulls_last=True).to_list() == list(range(count)), name  # in order
         assert frame[f"__counts.{name}"].head(count).to_list() == np.bincount(codes, minlength=count).tolist()
 
 
@@ -174,16 +175,32 @@ def test_a_hunt_over_the_store_finds_what_it_finds_over_the_ndjson(tmp_path):
     assert all(hits.values()) and not any(r.error for r in got.runs)
 
 
-def test_codes_that_do_not_match_their_values_are_an_input_error(tmp_path):
+@pytest.mark.parametrize("damage", ["past the values", "negative", "mixed with NDJSON"])
+def test_codes_that_do_not_match_their_values_are_an_input_error(tmp_path, damage):
     directory, (path,) = _store(tmp_path, _docs(100), 100)
     table = pq.read_table(path)
     count = json.loads(table.schema.metadata[b"trailhound.codes"])["host.name"]
     i = table.column_names.index("__codes.host.name")
-    codes = table.column(i).to_numpy().copy()
-    codes[5] = count  # past the values
-    pq.write_table(table.set_column(i, "__codes.host.name", pa.array(codes, pa.uint32())), path)
+    codes = table.column(i).to_numpy().astype(np.int64)
+    codes[5] = count if damage == "past the values" else -1  # -1 would read the last value
+    pq.write_table(table.set_column(i, "__codes.host.name", pa.array(codes, pa.uint32() if damage == "past the values"
+                                                                      else pa.int64())), path)
+    paths = [directory]
+    if damage == "mixed with NDJSON":  # the field is not kept coded: its column is made from the codes
+        ndjson = tmp_path / "more.ndjson"
+        ndjson.write_text(json.dumps(_docs(1)[0]) + "\n")
+        paths.append(ndjson)
     with pytest.raises(SourceError, match="damaged"):
-        load_events([directory], ["host.name"], encoded=True)
+        load_events(paths, ["host.name"], encoded=True)
+
+
+def test_floats_keep_their_column(tmp_path):
+    """0.0 and -0.0 are equal but not the same value: a float field is not coded, so neither is lost."""
+    docs = [{"@timestamp": "2026-01-01T00:00:00Z", "x": {"f": v}, "xs": [v]} for v in [0.0, -0.0] * 20]
+    directory, (path,) = _store(tmp_path, docs, 40)
+    assert not any(n.startswith("__codes.x.") for n in pq.read_schema(path).names)
+    got = load_events([directory], ["x.f", "xs"], encoded=True)
+    assert [str(v) for v in got.frame["x.f"].to_list()] == ["0.0", "-0.0"] * 20
 
 
 def test_merging_the_parts_of_a_column():
@@ -198,6 +215,12 @@ def test_merging_the_parts_of_a_column():
     values, codes, _ = merge([(*encode(p), None) for p in arrays])
     assert values.gather(codes).to_list() == [["x", "y"], [], None, ["x", "y"], ["y"], ["x", "y"], None]
     assert values.len() == 4
+    # the same values in the same order in every part (the store sorts them): the codes are appended as they are
+    same = [(pl.Series(["a", "b", None]), np.array([2, 0, 1, 0], dtype=np.uint32), np.array([2, 1, 1])),
+            (pl.Series(["a", "b", None]), pl.Series([1, 1], dtype=pl.UInt32), np.array([0, 2, 0]))]
+    values, codes, counts = merge(same)
+    assert values.to_list() == ["a", "b", None] and codes.tolist() == [2, 0, 1, 0, 1, 1]
+    assert counts.tolist() == [2, 3, 1]
 
 
 def test_wildcard_regexes_checked_together_still_fail_alone(monkeypatch):

@@ -47,6 +47,14 @@ def merge(parts: list[EncodedPart]) -> tuple[pl.Series, np.ndarray, np.ndarray |
     if len(parts) == 1:
         values, codes, counts = parts[0]
         return values, _numpy_codes(codes), counts
+    first = parts[0][0]
+    if _exact(first.dtype) and all(values.len() == first.len() and values.equals(first) for values, _, _ in parts):
+        # the same values in the same order in every part (the store sorts them): its codes are the column's
+        joined = pl.concat([c if isinstance(c, pl.Series) else pl.Series(c) for _, c, _ in parts], rechunk=True)
+        sums: np.ndarray | None = np.zeros(first.len(), dtype=np.int64)
+        for _, _, counts in parts:
+            sums = None if sums is None or counts is None else sums + counts
+        return first, _numpy_codes(joined), sums
     distinct, of_value = encode(pl.concat([values for values, _, _ in parts]))
     mapped = []
     counted = all(counts is not None for _, _, counts in parts)
@@ -59,6 +67,12 @@ def merge(parts: list[EncodedPart]) -> tuple[pl.Series, np.ndarray, np.ndarray |
             np.add.at(totals, mine, counts)
         start += values.len()
     return distinct, _numpy_codes(pl.concat(mapped, rechunk=True)), totals
+
+
+def _exact(dtype: pl.DataType) -> bool:
+    """Whether values of this type are equal only when they are the same (not floats: 0.0 == -0.0)."""
+    inner = dtype.inner if isinstance(dtype, pl.List) else dtype
+    return inner == pl.String or (inner is not None and inner.is_integer())
 
 
 def _numpy_codes(codes: pl.Series | np.ndarray) -> np.ndarray:

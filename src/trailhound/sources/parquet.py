@@ -234,7 +234,12 @@ def _coded(src: Source, schema: dict[str, pl.DataType], direct: list[str]) -> di
     if not any(CODES + n in schema for n in direct):
         return {}
     counts = orjson.loads(pl.read_parquet_metadata(src.path).get(CODED, "{}"))
-    return {n: counts[n] for n in direct if n in counts and CODES + n in schema and schema.get(VALUES + n) == schema[n]}
+    coded = {n: counts[n] for n in direct if n in counts and CODES + n in schema}
+    for name in coded:  # as the writer writes them, or a damaged file (a negative code would read another value)
+        if (schema[CODES + name] != pl.UInt32 or schema.get(VALUES + name) != schema[name]
+                or schema.get(COUNTS + name, pl.UInt32) != pl.UInt32 or not isinstance(coded[name], int)):
+            raise SourceError(src.name, f"the codes of {name} are not those of the columnar store: a damaged file")
+    return coded
 
 
 def _encodings(src: Source, schema: dict[str, pl.DataType], coded: dict[str, int],

@@ -72,8 +72,17 @@ def events_table(docs: list[dict], origins: list[tuple[str, int]]) -> pa.Table:
     frame = frame.select([c for c in frame.columns if not is_own(c)])
     coded, extra = {}, []
     for name in frame.columns:
+        dtype = frame.schema[name]
+        if (dtype.inner if isinstance(dtype, pl.List) else dtype).is_float():
+            continue  # floats equal without being the same (0.0, -0.0): their column, not codes
         values, codes = encode(frame[name])
         if frame.height and values.len() <= frame.height * CODED_SHARE:
+            # the values in order: files of the same values (most fields of few values) then have the same codes,
+            # and a hunt merging their codes only appends them (sources/dictionary.merge)
+            order = values.arg_sort(nulls_last=True).to_numpy()
+            rank = np.empty(len(order), dtype=np.uint32)
+            rank[order] = np.arange(len(order), dtype=np.uint32)
+            values, codes = values.gather(order), rank[codes]
             coded[name] = values.len()
             extra.append(pl.Series(CODES + name, codes, dtype=pl.UInt32))
             extra.append(values.extend_constant(None, frame.height - values.len()).alias(VALUES + name))

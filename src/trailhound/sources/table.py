@@ -57,7 +57,8 @@ class EventTable:
                  origins: list[Origin], encodings: dict[str, Encoding] | None = None,
                  order: list[str] | None = None) -> None:
         #: the columns the columnar store kept encoded (sources/dictionary.py): per column, its distinct values and
-        #: each row's code among them. Those missing from `lean_frame` are made when `frame` is first read
+        #: each row's code among them. Those missing from `lean_frame` are made when `frame` is first read: the lean
+        #: frame is for the shared filters, given with its encodings (SharedFilters(lean_frame, ..., encodings))
         self.encodings = encodings or {}
         self.lean_frame = frame
         self._order = order

@@ -258,6 +258,8 @@ class SharedFilters:
         #: columns already dictionary-encoded (EventTable.encodings: the columnar store keeps its codes), in `frame`
         #: or not (EventTable.lean_frame): the filters read them through their codes (`field`, `columns`)
         self.encodings = {n: e for n, e in (encodings or {}).items() if e.rows == frame.height}
+        if any(n not in frame.columns and e.rows != frame.height for n, e in (encodings or {}).items()):
+            raise ValueError("a column kept encoded has another number of rows than the frame")
         self.options = options
         self.key = options.key()
         self.height = frame.height
