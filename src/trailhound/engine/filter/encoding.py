@@ -57,7 +57,7 @@ class FieldValues:
             self._scans += scan
             mask = np.zeros(len(self.counts), dtype=bool)
             mask[true_codes] = True
-            return np.flatnonzero(mask[self.codes])
+            return np.flatnonzero(np.take(mask, self.codes))  # take: no 64-bit copy of the codes
         if self._order is None or self._starts is None:
             self._order, self._starts = grouped(self.codes, len(self.counts))
         starts = self._starts

@@ -166,7 +166,7 @@ def truth(node: Node, rows: np.ndarray, owner: Atoms, exprs: dict[int, pl.Series
         if atom.field is None:
             return np.full(len(rows), atom.true[0]), np.full(len(rows), atom.false[0])
         codes = owner.field(atom.field).codes[rows]
-        return atom.true[codes], atom.false[codes]
+        return np.take(atom.true, codes), np.take(atom.false, codes)
     if kind == "expr":
         s = exprs[id(node)]
         return s.fill_null(False).to_numpy(), (~s).fill_null(False).to_numpy()

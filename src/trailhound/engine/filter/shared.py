@@ -227,7 +227,7 @@ def _owners(items, found: np.ndarray):
         return lambda k: k
     mask = np.zeros(items.items.len(), dtype=bool)
     mask[found] = True
-    pairs = np.flatnonzero(mask[items.codes])
+    pairs = np.flatnonzero(np.take(mask, items.codes))
     codes = items.codes[pairs]
     order = np.argsort(codes, kind="stable")
     codes, owners = codes[order], items.owners[pairs[order]]
@@ -563,7 +563,7 @@ class SharedFilters:
         # only the (array, element) pairs of elements some atom is true for are read, once per atom that is true
         # for one: most atoms match no element, and reading every pair per atom cost more than the evaluation
         some = np.asarray(mat.any(axis=0), dtype=bool)
-        pairs = np.flatnonzero(some[elem_codes]) if some.any() else np.empty(0, dtype=np.int64)
+        pairs = np.flatnonzero(np.take(some, elem_codes)) if some.any() else np.empty(0, dtype=np.int64)
         codes, owners = elem_codes[pairs], vids[pairs]
         # the atoms true of no array (most) share one pair of read-only truths: a pair each was ~100 MB of fresh
         # memory over process.args's 400 atoms and 60k arrays
