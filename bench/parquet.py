@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -123,8 +124,10 @@ def main() -> None:
             events = r.get("events", events)
             extra = (f", CPU {r['cpu_seconds']:.2f} s, load {r['load_seconds']:.2f} s, {r['rules']} rules"
                      if case == "hunt" else "")
-            print(f"{case:10} {label:8} best {r['seconds']:.3f} s ({events / r['seconds'] / 1e6:.2f}M events/s)"
-                  f"{extra}, {r['results']} results; runs {r['all']}", flush=True)
+            median = statistics.median(r["all"])
+            print(f"{case:10} {label:8} best {r['seconds']:.3f} s ({events / r['seconds'] / 1e6:.2f}M events/s), median "
+                  f"{median:.3f} s ({events / median / 1e6:.2f}M){extra}, {r['results']} results; runs {r['all']}",
+                  flush=True)
             if case == "hunt":
                 print(f"{'':19} seconds by rule kind {r['kinds']}" +
                       (f"\n{'':19} hits sha256 {r['hits_sha256']}" if "hits_sha256" in r else ""), flush=True)

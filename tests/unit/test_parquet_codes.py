@@ -280,3 +280,20 @@ def test_es_eql_qa_batches_over_the_codes_equal_those_over_the_values(tmp_path):
                     assert [(h.rows, h.join_keys) for h in v.hits] == [(h.rows, h.join_keys) for h in w.hits]
             compared += len(mine)
     assert compared > 400 and coded > 10
+
+
+def test_version_1_files_mix_with_version_2(tmp_path):
+    """A file without codes (schema 1) among files with them: its fields' columns are read, the others' codes."""
+    docs = _docs()
+    directory, files = _store(tmp_path, docs, 70)
+    table = pq.read_table(files[2])
+    plain = table.select([n for n in table.column_names if not n.startswith(("__codes.", "__values.", "__counts."))])
+    pq.write_table(plain.replace_schema_metadata({"trailhound.schema": "1"}), files[2])
+    want = events_from_documents(docs)
+    names = sorted(want.present)
+    got = load_events([directory], encoded=True)
+    assert not got.encodings  # no field is coded in every file
+    assert got.frame.select(names).equals(want.frame.select(names))
+    checks = [check_rule(r) for r in load_rules([write_case(tmp_path / "case", docs, {"r.toml": rule()})[1]]).rules]
+    assert [h.rows for h in hunt(checks, [directory]).runs[0].hits] == \
+        [h.rows for h in hunt(checks, [tmp_path / "case" / "events.ndjson"]).runs[0].hits]
