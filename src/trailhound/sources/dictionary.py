@@ -2,7 +2,7 @@
 
 The engine evaluates a predicate once per distinct value (engine/filter/encoding.py); the columnar store keeps each
 field's codes beside its values (sources/parquet.py), so that a hunt over the store reads small integer columns and
-the few distinct values instead of hashing every row of every field again. Pure functions of their arguments."""
+the few distinct values instead of hashing every row of every field again. No I/O."""
 
 from __future__ import annotations
 

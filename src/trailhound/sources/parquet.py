@@ -12,8 +12,8 @@ The schema (version 1, stable; README "Spark and Parquet"):
   normalization and the process tree): what alerts and ``query`` print;
 * ``__file`` (string) and ``__line`` (int64): the input and line the event came from;
 * (version 2) for each field with few distinct values (at most half the file's rows: `parquet_writer.CODED_SHARE`),
-  ``__codes.<field>`` (uint32): each row's code; ``__values.<field>`` (the field's type): the distinct values in
-  code order in the first rows, null after them; ``__counts.<field>`` (uint32): the rows of each value, alike; file
+  ``__codes.<field>`` (uint32): each row's code; ``__values.<field>`` (the field's type): the distinct values,
+  sorted (null last), in the first rows, null after them (files of the same values share their codes); ``__counts.<field>`` (uint32): the rows of each value, alike; file
   metadata ``trailhound.codes``: JSON, each such field's number of distinct values (a null value among them counts).
   A hunt reads these instead of the field's column and does not hash every row again (sources/dictionary.py);
 * file metadata ``trailhound.schema = "2"``. Version 1 (without codes) reads as before.
