@@ -35,6 +35,12 @@ class Encoding:
                 self._merged, self._parts = merge(self._parts), None
             return self._merged
 
+    def column(self, name: str, positions: np.ndarray | None = None) -> pl.Series:
+        """The column's values at these row positions (every row when None): its distinct values gathered by the
+        codes of those rows."""
+        values, codes, _ = self.merged()
+        return values.gather(codes if positions is None else codes[positions]).alias(name)
+
 
 def merge(parts: list[EncodedPart]) -> tuple[pl.Series, np.ndarray, np.ndarray | None]:
     """One column's encoding from the encodings of its parts, the parts one after the other (files of a store): the

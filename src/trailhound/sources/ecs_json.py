@@ -507,14 +507,16 @@ class _Loader:
 def _encodings(parts: list[Part], final: dict[str, ColumnType]) -> dict[str, Encoding]:
     """The encoding of each final column whose every part came encoded from the store in its final type (a part
     without the field is all null, one value), from its parts' encodings (merged when first asked for)."""
-    out = {}
+    out: dict[str, Encoding] = {}
+    if not any(p.encodings for p in parts):  # no input of the store read as codes
+        return out
     for name, want in final.items():
         got = []
         for part in parts:
             if name in part.encodings and part.types.get(name) == want:
                 got.append(part.encodings[name])
             elif part.types.get(name) is None and (column := part.columns.get(name)) is not None \
-                    and column.null_count == len(column) and any(p.encodings for p in parts):
+                    and column.null_count == len(column):
                 got.append((pl.Series(name, [None], dtype=_polars_type(want)), np.zeros(len(column), dtype=np.uint32),
                             np.array([len(column)])))
             else:

@@ -72,9 +72,8 @@ class EventTable:
     def frame(self) -> pl.DataFrame:
         """Every column, in order: the fields, ``__row``, ``__file``."""
         if self._frame is None:
-            made = [pl.lit(values).gather(pl.lit(pl.Series(codes))).alias(name)
-                    for name, encoding in self.encodings.items() if name not in self.lean_frame.columns
-                    for values, codes, _ in [encoding.merged()]]
+            made = [encoding.column(name) for name, encoding in self.encodings.items()
+                    if name not in self.lean_frame.columns]
             self._frame = self.lean_frame.with_columns(made).select(self._order or self.lean_frame.columns)
         return self._frame
 

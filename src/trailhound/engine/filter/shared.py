@@ -417,8 +417,7 @@ class SharedFilters:
                 column = self.frame.get_column(name)
                 out.append(column if positions is None else column.gather(positions))
             else:
-                values, codes, _ = self.encodings[name].merged()
-                out.append(values.gather(codes if positions is None else codes[positions]).alias(name))
+                out.append(self.encodings[name].column(name, positions))
         return pl.DataFrame(out)
 
     def _encode(self, path: str) -> FieldValues:
