@@ -477,8 +477,8 @@ class _Loader:
         """The columns of these parts (of the same column types), one after the other, in their
         final types, plus ``__file``."""
         part = parts[0]
-        file_col = pl.Series("__file", np.repeat(np.array([p.origin.file_no for p in parts], dtype=np.int32),
-                                                 [p.origin.rows for p in parts]), dtype=pl.Int32)
+        file_col = pl.concat([pl.repeat(p.origin.file_no, p.origin.rows, dtype=pl.Int32, eager=True)
+                              for p in parts]).alias("__file")  # no NumPy array: Polars imports numpy.ma for one
         if not final:
             return pl.DataFrame([file_col])
         if (converted := _python_frame(parts, final)) is not None:
