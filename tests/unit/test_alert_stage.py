@@ -98,18 +98,19 @@ def _dies(i: int):
     os._exit(9)
 
 
-@pytest.mark.parametrize("handler", ["default", "a flag"])
+@pytest.mark.parametrize("handler", ["default", "a flag", "a flag, slow start"])
 def test_leaving_early_stops_the_worker(planned, monkeypatch, handler):
     """A consumer that stops (a closed pipe, an error) does not wait for the worker's remaining work; nor is the
     worker left running when this process has a SIGTERM handler of its own (`watch` set one to a flag), which the
-    forked worker inherits and under which a terminate is a flag it never reads."""
+    forked worker inherits and under which a terminate is a flag it never reads. A terminate that comes before the
+    worker has reset its handlers (on a loaded machine it may not have run yet) still stops it as a terminate."""
     import multiprocessing
     import signal
     import time
 
     from trailhound.engine.hunt import hunt
 
-    previous = signal.signal(signal.SIGTERM, (lambda *_: None) if handler == "a flag" else signal.SIG_DFL)
+    previous = signal.signal(signal.SIGTERM, (lambda *_: None) if handler.startswith("a flag") else signal.SIG_DFL)
     try:
         result = hunt(planned.checks, LAB, planned.rules.exceptions)
         runs = sorted(result.runs, key=lambda r: (-len(r.hits), r.check.rule.name))
@@ -117,6 +118,8 @@ def test_leaving_early_stops_the_worker(planned, monkeypatch, handler):
         monkeypatch.setenv("TRAILHOUND_ALERT_WORKERS", "1")
         monkeypatch.setattr(alert_stage, "PARALLEL_MIN_HITS", 1)
         monkeypatch.setattr(alert_stage, "_in_worker", _sleeps)
+        if handler == "a flag, slow start":
+            monkeypatch.setattr(alert_stage, "_worker_start", _slow_start)
         batches = alert_stage.alert_batches(result, runs, NOW, None, "lines")
         first_run, first = next(batches)
         assert first_run is runs[0] and first is not None and first.lines  # the largest rule, built here
@@ -134,6 +137,17 @@ def test_leaving_early_stops_the_worker(planned, monkeypatch, handler):
         assert worker.exitcode == -signal.SIGTERM  # by the terminate, not the kill that follows one ignored
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _slow_start() -> None:
+    """The worker's start after a second, in which the terminate comes (the test's consumer stops at once)."""
+    import time
+
+    time.sleep(1)
+    _WORKER_START()
+
+
+_WORKER_START = alert_stage._worker_start
 
 
 def _sleeps(i: int):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,13 +42,18 @@ def _in_worker(i: int) -> AlertBatch:
     return build_batch(result, runs[i], now, max_signals, "lines")
 
 
+#: the signals the worker takes with their default action (it ends by them), blocked from its fork until it has
+#: reset them: a terminate that comes earlier waits for that, rather than meeting the parent's handler
+_STOPS = frozenset({signal.SIGTERM, signal.SIGHUP})
+
+
 def _worker_start() -> None:
     """The worker's own signal dispositions: it is forked from a process that may have its own handlers (`watch`
-    sets SIGTERM's to a flag), under which a terminate would be a flag the sleeping worker never reads."""
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    sets SIGTERM's to a flag), under which a terminate would be a flag the sleeping worker never reads. They are
+    blocked from the fork (`alert_batches`) until reset here; one sent in between is delivered now."""
+    for sig in _STOPS:
         signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
 
 
 def _stop(procs: list) -> None:
@@ -107,11 +113,15 @@ def alert_batches(result: Any, runs: Sequence[Any], now: str, max_signals: int |
     procs: list = []
     try:
         owed: dict[int, Future] = {}
+        # the fork (at the first submit) inherits this thread's mask: the worker's stops wait for its start
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
         try:
             for i in sorted(theirs):
                 owed[i] = pool.submit(_in_worker, i)
         except Exception:  # noqa: BLE001 - no process to be had: what was not handed out is built here
             pass
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # the worker's process, to stop it if this ends early (shutdown forgets it; there is no public handle)
         procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False)  # the worker ends with its last batch: this process's pages are its own again
