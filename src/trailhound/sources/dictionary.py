@@ -36,10 +36,15 @@ class Encoding:
             return self._merged
 
     def column(self, name: str, positions: np.ndarray | None = None) -> pl.Series:
-        """The column's values at these row positions (every row when None): its distinct values gathered by the
-        codes of those rows."""
-        values, codes, _ = self.merged()
-        return values.gather(codes if positions is None else codes[positions]).alias(name)
+        """The column's values at these row positions (every row when None)."""
+        return decode(self.merged(), positions).alias(name)
+
+
+def decode(encoded: EncodedPart, positions: np.ndarray | None = None) -> pl.Series:
+    """An encoded column's values at these row positions (every row when None): its distinct values gathered by the
+    codes of those rows."""
+    values, codes, _ = encoded
+    return values.gather(codes if positions is None else codes[positions])
 
 
 def merge(parts: list[EncodedPart]) -> tuple[pl.Series, np.ndarray, np.ndarray | None]:
@@ -54,17 +59,16 @@ def merge(parts: list[EncodedPart]) -> tuple[pl.Series, np.ndarray, np.ndarray |
         values, codes, counts = parts[0]
         return values, _numpy_codes(codes), counts
     first = parts[0][0]
+    counted = [counts for _, _, counts in parts if counts is not None]
+    every_counted = len(counted) == len(parts)
     if _exact(first.dtype) and all(values.len() == first.len() and values.equals(first) for values, _, _ in parts):
         # the same values in the same order in every part (the store sorts them): its codes are the column's
         joined = pl.concat([c if isinstance(c, pl.Series) else pl.Series(c) for _, c, _ in parts], rechunk=True)
-        sums: np.ndarray | None = np.zeros(first.len(), dtype=np.int64)
-        for _, _, counts in parts:
-            sums = None if sums is None or counts is None else sums + counts
+        sums = np.vstack(counted).sum(axis=0, dtype=np.int64) if every_counted else None
         return first, _numpy_codes(joined), sums
     distinct, of_value = encode(pl.concat([values for values, _, _ in parts]))
     mapped = []
-    counted = all(counts is not None for _, _, counts in parts)
-    totals = np.zeros(distinct.len(), dtype=np.int64) if counted else None
+    totals = np.zeros(distinct.len(), dtype=np.int64) if every_counted else None
     start = 0
     for values, codes, counts in parts:
         mine = of_value[start:start + values.len()]

@@ -30,9 +30,8 @@ import pyarrow.compute as pc
 if TYPE_CHECKING:  # DuckDB is imported where it reads a file: raw logs (auditd, syslog) never need it
     import duckdb
 
-    from trailhound.sources.dictionary import EncodedPart
-
 from trailhound._gc import no_gc
+from trailhound.sources.dictionary import EncodedPart, decode
 from trailhound.sources.ecs_values import (
     JSON_KIND,
     MAX_DEPTH,
@@ -252,8 +251,7 @@ class Part:
     def column(self, name: str) -> pa.Array | pa.ChunkedArray | None:
         """A column of the part, made from its encoding if it has one (the values gathered by the codes)."""
         if name not in self.columns and name in self.encodings:
-            values, codes, _ = self.encodings[name]
-            self.columns[name] = values.gather(codes).to_arrow(compat_level=pl.CompatLevel.newest())
+            self.columns[name] = decode(self.encodings[name]).to_arrow(compat_level=pl.CompatLevel.newest())
         return self.columns.get(name)
 
 

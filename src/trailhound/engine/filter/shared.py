@@ -85,11 +85,9 @@ class _Compiled:
         self.lookups: dict[tuple, dict[str, list[int]]] = {}
         #: per filter key: where its candidate rows come from (see SharedFilters._need_plan), by atom key
         self.needs: dict[str, tuple | None] = {}
-        #: a filter's key (its repr) by its id, kept with the filter (a rule's filters live as long as the stream):
-        #: the repr of a large filter costs more than evaluating it over a micro-batch
-        self.keys: dict[int, tuple[ir.EventFilter, str]] = {}
-        #: an expression's key (its repr) by its id, kept with the expression (SharedFilters._expr_key)
-        self.expr_keys: dict[int, tuple[ir.Expr, str]] = {}
+        #: a filter's or an expression's key (its repr) by its id, kept with it (a rule's filters live as long as the
+        #: stream): the repr of a large filter costs more than evaluating it over a micro-batch (SharedFilters._key)
+        self.keys: dict[int, tuple[ir.EventFilter | ir.Expr, str]] = {}
 
 
 class _Truths:
@@ -301,7 +299,7 @@ class SharedFilters:
         or no field the frame has (a constant: rules name many fields the data lacks).
         Its expression is compiled now, so that a query error belongs to the filter being added (a wildcard match on
         a string field is checked now and compiled when some value may satisfy it: see LazyExpr)."""
-        key = self._expr_key(e)  # repr tells 1, 1.0 and True apart, which == does not
+        key = self._key(e)
         atom = self._atoms.get(key)
         if atom is not None:  # rules repeat predicates (process.name == "bash" in dozens): made once
             return atom
@@ -367,7 +365,7 @@ class SharedFilters:
         """The atom of a predicate that reads no field the frame has: one value for every row. Its value is computed
         with the other constants' in one Polars call (`_evaluate_constants`), not one call each: a hunt has a
         hundred and fifty of them (rules name many fields the data lacks)."""
-        key = self._expr_key(e)
+        key = self._key(e)
         atom = self._atoms.get(key)
         if atom is not None:
             return atom
@@ -601,24 +599,17 @@ class SharedFilters:
 
     # ---- filters -------------------------------------------------------------------------
 
-    def _expr_key(self, e: ir.Expr) -> str:
-        """An expression's key (its repr), made once per expression object: an atom's is asked for when its filter
-        is planned and again when its rows are needed, and a repr of a deep expression costs as much as planning."""
-        known = self._compiled.expr_keys.get(id(e))
+    def _key(self, e: ir.EventFilter | ir.Expr) -> str:
+        """A filter's or an expression's key (its repr: it tells 1, 1.0 and True apart, which == does not), made once
+        per object: an atom's is asked for when its filter is planned and again when its rows are needed, and a repr
+        of a deep expression costs as much as planning."""
+        known = self._compiled.keys.get(id(e))
         if known is not None and known[0] is e:
             return known[1]
         key = repr(e)
-        if len(self._compiled.expr_keys) >= _REMEMBERED_VALUES:  # a stream's rules are a few thousand expressions
-            self._compiled.expr_keys.clear()
-        self._compiled.expr_keys[id(e)] = (e, key)
-        return key
-
-    def _key(self, f: ir.EventFilter) -> str:
-        known = self._compiled.keys.get(id(f))
-        if known is not None and known[0] is f:
-            return known[1]
-        key = repr(f)
-        self._compiled.keys[id(f)] = (f, key)
+        if len(self._compiled.keys) >= _REMEMBERED_VALUES:  # a stream's rules are a few thousand expressions
+            self._compiled.keys.clear()
+        self._compiled.keys[id(e)] = (e, key)
         return key
 
     def add(self, f: ir.EventFilter) -> None:
@@ -711,7 +702,7 @@ class SharedFilters:
             e, negated = replace(e, op=FLIP[e.op]), False
         if negated:
             return None
-        return ("atom", self._expr_key(e))
+        return ("atom", self._key(e))
 
     def _need(self, plan: tuple | None):
         """A condition every row matching the filter satisfies: an atom, or an AnyOf of them; None if none is
